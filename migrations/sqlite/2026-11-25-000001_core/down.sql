@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP TABLE webhook_events;
+DROP TABLE members;
+DROP TABLE directory_group_memberships;
+DROP TABLE directory_groups;
+DROP TABLE directory_users;
+DROP TABLE directories;
+DROP TABLE api_tokens;
+DROP TABLE workspaces;

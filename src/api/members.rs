@@ -1,0 +1,306 @@
+//! Workspace members over the API; with directory sync on, the directory owns them (rules 11–12).
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::pagination::{List, PageQuery};
+use super::workspaces::load_workspace;
+use super::{resource, AppState};
+use crate::db::models::MemberRow;
+use crate::db::schema::members;
+use crate::db::DbConnection;
+use crate::directory_sync::members::{audit_member_change, email_key, member_json};
+use crate::domain::{ManagedBy, MemberStatus, Role};
+use crate::ids::new_id;
+use crate::workos::timestamp;
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/workspaces/{ws}/members")
+            .route(web::get().to(list_members))
+            .route(web::post().to(add_member)),
+    )
+    .service(
+        resource("/api/v1/workspaces/{ws}/members/{member}")
+            .route(web::get().to(get_member))
+            .route(web::patch().to(update_member))
+            .route(web::delete().to(remove_member)),
+    );
+}
+
+#[derive(Deserialize)]
+struct MemberQuery {
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+async fn list_members(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<MemberQuery>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let page = query.page.page()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<MemberStatus>()
+                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
+        })
+        .transpose()?;
+    let list = state
+        .read(move |conn| {
+            load_workspace(conn, &caller, &ws)?;
+            let mut q = members::table
+                .filter(members::workspace_id.eq(&ws))
+                .order(members::id)
+                .limit(page.limit + 1)
+                .select(MemberRow::as_select())
+                .into_boxed();
+            if let Some(status) = status {
+                q = q.filter(members::status.eq(status.as_str()));
+            }
+            if let Some(after) = &page.after {
+                q = q.filter(members::id.gt(after.clone()));
+            }
+            Ok(List::from_overfetch(
+                q.load(conn)?,
+                &page,
+                |m: &MemberRow| m.id.clone(),
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(List {
+        data: list.data.iter().map(member_json).collect(),
+        list_metadata: list.list_metadata,
+    }))
+}
+
+/// Loads a member of a workspace the caller may see, else 404.
+pub fn load_member(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    ws: &str,
+    id: &str,
+) -> ApiResult<MemberRow> {
+    load_workspace(conn, caller, ws)?;
+    members::table
+        .find(id)
+        .filter(members::workspace_id.eq(ws))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("member"))
+}
+
+async fn get_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (ws, id) = path.into_inner();
+    let member = state
+        .read(move |conn| load_member(conn, &caller, &ws, &id))
+        .await?;
+    Ok(HttpResponse::Ok().json(member_json(&member)))
+}
+
+fn check_email(email: &str) -> ApiResult<String> {
+    let email = email.trim();
+    let valid = email.len() <= 320
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.contains(char::is_whitespace);
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_field",
+            "email: must be an address such as ada@example.com",
+        ))
+    }
+}
+
+fn check_role(role: &str) -> ApiResult<Role> {
+    role.parse::<Role>()
+        .map_err(|e| ApiError::bad_request("invalid_field", format!("role: {e}")))
+}
+
+fn email_in_use(
+    conn: &mut DbConnection,
+    ws: &str,
+    email: &str,
+    except: Option<&str>,
+) -> ApiResult<()> {
+    let mut q = members::table
+        .filter(members::workspace_id.eq(ws))
+        .filter(members::email_key.eq(email_key(email)))
+        .into_boxed();
+    if let Some(id) = except {
+        q = q.filter(members::id.ne(id.to_string()));
+    }
+    let found: i64 = q.count().get_result(conn)?;
+    if found > 0 {
+        return Err(ApiError::conflict(
+            "email_taken",
+            "another member of this workspace has that email",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    role: Option<String>,
+}
+
+async fn add_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<NewMember>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let body = body.into_inner();
+    let email = check_email(&body.email)?;
+    let role = body.role.as_deref().map(check_role).transpose()?;
+    let member = state
+        .write(move |conn| {
+            let workspace = load_workspace(conn, &caller, &ws)?;
+            if workspace.directory_sync_enabled {
+                return Err(ApiError::managed_by_directory_sync(
+                    "directory sync is on: members are added in the identity provider",
+                ));
+            }
+            email_in_use(conn, &ws, &email, None)?;
+            let now = timestamp::now();
+            let member = MemberRow {
+                id: new_id("mem"),
+                workspace_id: ws.clone(),
+                email_key: email_key(&email),
+                email,
+                first_name: body.first_name,
+                last_name: body.last_name,
+                role: role.map_or(workspace.default_role.clone(), |r| r.as_str().into()),
+                status: MemberStatus::Active.as_str().into(),
+                managed_by: ManagedBy::Manual.as_str().into(),
+                directory_user_id: None,
+                created_at: now,
+                updated_at: now,
+            };
+            diesel::insert_into(members::table)
+                .values(&member)
+                .execute(conn)?;
+            audit_member_change(conn, &caller.cause(), "member.added", None, &member)?;
+            Ok(member)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(member_json(&member)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberChanges {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    role: Option<String>,
+}
+
+async fn update_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<MemberChanges>,
+) -> ApiResult<HttpResponse> {
+    let (ws, id) = path.into_inner();
+    let changes = body.into_inner();
+    let email = changes.email.as_deref().map(check_email).transpose()?;
+    let role = changes.role.as_deref().map(check_role).transpose()?;
+    let member = state
+        .write(move |conn| {
+            let before = load_member(conn, &caller, &ws, &id)?;
+            let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
+            let identity_change =
+                email.is_some() || changes.first_name.is_some() || changes.last_name.is_some();
+            if directory_managed && identity_change {
+                return Err(ApiError::managed_by_directory_sync(
+                    "this member's email and name come from the identity provider",
+                ));
+            }
+            let mut after = before.clone();
+            if let Some(email) = email {
+                email_in_use(conn, &ws, &email, Some(&id))?;
+                after.email_key = email_key(&email);
+                after.email = email;
+            }
+            if let Some(first_name) = changes.first_name {
+                after.first_name = Some(first_name);
+            }
+            if let Some(last_name) = changes.last_name {
+                after.last_name = Some(last_name);
+            }
+            if let Some(role) = role {
+                after.role = role.as_str().into();
+            }
+            if after != before {
+                after.updated_at = timestamp::now();
+                diesel::update(members::table.find(&id))
+                    .set(&after)
+                    .execute(conn)?;
+                let action = if after.role != before.role {
+                    "member.role_changed"
+                } else {
+                    "member.updated"
+                };
+                audit_member_change(conn, &caller.cause(), action, Some(&before), &after)?;
+            }
+            Ok(after)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(member_json(&member)))
+}
+
+async fn remove_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (ws, id) = path.into_inner();
+    state
+        .write(move |conn| {
+            let workspace = load_workspace(conn, &caller, &ws)?;
+            let member = load_member(conn, &caller, &ws, &id)?;
+            if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory.as_str() {
+                return Err(ApiError::managed_by_directory_sync(
+                    "this member is managed by directory sync: remove them in the identity provider",
+                ));
+            }
+            diesel::delete(members::table.find(&id)).execute(conn)?;
+            crate::audit::record(
+                conn,
+                &caller.cause(),
+                crate::audit::AuditRecord {
+                    workspace_id: &ws,
+                    action: "member.removed",
+                    subject_type: "member",
+                    subject_id: &id,
+                    before: Some(member_json(&member)),
+                    after: None,
+                },
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

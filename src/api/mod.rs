@@ -1,0 +1,79 @@
+//! The admin REST API (SPEC §4), the health endpoints and the webhook route.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod members;
+pub mod pagination;
+pub mod workspaces;
+
+use crate::config::Settings;
+use crate::db::{Database, DbConnection};
+use crate::intake::applier::Wakeup;
+use crate::intake::event_store::EventStore;
+use actix_web::{web, HttpRequest, HttpResponse};
+use error::{ApiError, ApiResult};
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    pub settings: Arc<Settings>,
+    pub event_store: EventStore,
+    pub applier_wakeup: Wakeup,
+}
+
+impl AppState {
+    /// Runs `work` in one write transaction off the async workers.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let db = self.db.clone();
+        web::block(move || db.write(work)).await?
+    }
+
+    /// Runs `work` on a connection off the async workers.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let db = self.db.clone();
+        web::block(move || db.read(work)).await?
+    }
+}
+
+/// A route whose other methods answer 405.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::method_not_allowed())
+    }))
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(256 * 1024)
+            .error_handler(|e, _| ApiError::invalid_body(e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::bad_request("invalid_parameter", e.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::bad_request("invalid_parameter", e.to_string()).into()),
+    );
+    health::configure(cfg);
+    crate::intake::endpoint::configure(cfg);
+    workspaces::configure(cfg);
+    members::configure(cfg);
+    events::configure(cfg);
+}
+
+/// The answer for paths that do not exist.
+pub async fn not_found(_req: HttpRequest) -> ApiResult<HttpResponse> {
+    Err(ApiError::not_found("path"))
+}

@@ -1,0 +1,71 @@
+//! `?limit=` (default 100, at most 1000) and `?after=` cursors; lists answer `{data, list_metadata: {after}}`.
+
+use super::error::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// A page request as given in the query string.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub limit: i64,
+    pub after: Option<String>,
+}
+
+impl PageQuery {
+    /// Checks the limit: 1 to 1000, default 100.
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None | Some("") => 100,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        "limit must be a whole number from 1 to 1000",
+                    )
+                })?,
+        };
+        Ok(Page {
+            limit,
+            after: self.after.clone().filter(|a| !a.is_empty()),
+        })
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub list_metadata: ListMetadata,
+}
+
+/// Where the next page starts.
+#[derive(Debug, Serialize)]
+pub struct ListMetadata {
+    pub after: Option<String>,
+}
+
+impl<T> List<T> {
+    /// A page of items fetched with `limit + 1`, so a further page is known to exist.
+    pub fn from_overfetch(mut items: Vec<T>, page: &Page, cursor: impl Fn(&T) -> String) -> Self {
+        let more = items.len() as i64 > page.limit;
+        items.truncate(page.limit as usize);
+        let after = if more {
+            items.last().map(&cursor)
+        } else {
+            None
+        };
+        List {
+            data: items,
+            list_metadata: ListMetadata { after },
+        }
+    }
+}

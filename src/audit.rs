@@ -1,0 +1,67 @@
+//! The audit log (rule 17): every change to members, teams, links, mappings and roles, with its cause.
+
+use crate::db::models::NewAuditEntry;
+use crate::db::schema::audit_log;
+use crate::db::DbConnection;
+use crate::workos::timestamp;
+use diesel::prelude::*;
+use serde::Serialize;
+
+/// What made a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// A broker webhook, by its event id.
+    Event(String),
+    /// A full pull, by its run id.
+    SyncRun(String),
+    /// A request made with a stored API token, by its token id.
+    ApiToken(String),
+    /// A request made with the bootstrap operator token from the configuration.
+    BootstrapOperator,
+}
+
+impl Cause {
+    /// The cause's kind and id as stored.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Cause::Event(id) => ("event", id),
+            Cause::SyncRun(id) => ("sync_run", id),
+            Cause::ApiToken(id) => ("api_token", id),
+            Cause::BootstrapOperator => ("operator", "bootstrap"),
+        }
+    }
+}
+
+/// One change to write to the audit log.
+pub struct AuditRecord<'a> {
+    pub workspace_id: &'a str,
+    pub action: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// Writes an audit entry in the caller's transaction.
+pub fn record(conn: &mut DbConnection, cause: &Cause, entry: AuditRecord<'_>) -> QueryResult<()> {
+    let (cause_type, cause_id) = cause.parts();
+    diesel::insert_into(audit_log::table)
+        .values(NewAuditEntry {
+            workspace_id: entry.workspace_id.to_string(),
+            occurred_at: timestamp::now(),
+            action: entry.action.to_string(),
+            subject_type: entry.subject_type.to_string(),
+            subject_id: entry.subject_id.to_string(),
+            before: entry.before.map(|v| v.to_string()),
+            after: entry.after.map(|v| v.to_string()),
+            cause_type: cause_type.to_string(),
+            cause_id: cause_id.to_string(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A value as JSON for the audit log.
+pub fn json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}

@@ -1,0 +1,125 @@
+//! The `rollcall` command line.
+
+pub mod replay;
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::startup::Application;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Keeps workspaces in step with each customer's identity provider through WorkOS Directory Sync.
+///
+/// Settings come from the environment and from a `.env` file in the working directory; see
+/// `.env.example` for every one of them.
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database, then serve webhooks and the admin API until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Sign sample events with a fresh timestamp and post them, in order, to a running server.
+    ///
+    /// Each path is an event file or a folder; a folder's `*.json` files are sent in name order.
+    Replay(replay::ReplayArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it once: an operator token, or with --workspace a workspace admin's.
+    Create {
+        /// The workspace (ws_…) the token administers; without it, an operator token.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay(args) => replay::run(args).await,
+        Command::Serve => {
+            let settings = load_settings()?;
+            Application::build(settings)?.run_until_stopped().await
+        }
+        Command::Migrate => {
+            let settings = load_settings()?;
+            let db = Database::connect(settings.database.clone(), 2)
+                .with_context(|| format!("opening {}", settings.database.display()))?;
+            let applied = db.migrate()?;
+            println!(
+                "{} migration(s) applied to {}",
+                applied.len(),
+                settings.database.display()
+            );
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { workspace }) => {
+            let settings = load_settings()?;
+            let db = Database::connect(settings.database.clone(), 2)
+                .with_context(|| format!("opening {}", settings.database.display()))?;
+            db.migrate()?;
+            let (id, token) = db.write(|conn| {
+                if let Some(ws) = &workspace {
+                    use crate::db::schema::workspaces;
+                    use diesel::prelude::*;
+                    let found: i64 = workspaces::table.find(ws).count().get_result(conn)?;
+                    anyhow::ensure!(found == 1, "no workspace {ws}");
+                }
+                Ok(crate::api::auth::create_token(conn, workspace.as_deref())?)
+            })?;
+            let kind = if workspace.is_some() {
+                "workspace admin"
+            } else {
+                "operator"
+            };
+            eprintln!("created {kind} token {id}; it is shown only this once:");
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads the settings and starts logging as they say.
+pub fn load_settings() -> anyhow::Result<Settings> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(settings.log_format);
+    Ok(settings)
+}
+
+/// Expands files and folders into the event files to send, in order.
+pub fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            found.sort();
+            anyhow::ensure!(
+                !found.is_empty(),
+                "folder {} holds no .json event files",
+                path.display()
+            );
+            files.extend(found);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            anyhow::bail!("{} is neither a file nor a folder", path.display());
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,179 @@
+//! Rows as Rust types.
+
+use super::schema::*;
+use crate::workos::timestamp::Timestamp;
+use diesel::prelude::*;
+
+/// A customer's workspace.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = workspaces)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub plan: String,
+    pub organization_id: String,
+    pub directory_sync_enabled: bool,
+    pub default_role: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An API token, stored as the SHA-256 of the token; `workspace_id` is `None` for operators.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub workspace_id: Option<String>,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// Rollcall's copy of a broker directory.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = directories, treat_none_as_null = true)]
+pub struct DirectoryRow {
+    pub id: String,
+    pub organization_id: String,
+    pub directory_type: String,
+    pub name: String,
+    pub state: String,
+    pub source_updated_at: Timestamp,
+    pub source_event_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+    pub last_synced_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Rollcall's copy of a directory user, or its tombstone.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = directory_users, treat_none_as_null = true)]
+pub struct DirectoryUserRow {
+    pub id: String,
+    pub directory_id: String,
+    pub idp_id: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub state: String,
+    pub snapshot: String,
+    pub source_updated_at: Timestamp,
+    pub source_event_at: Timestamp,
+    /// Whether any snapshot of this user, even a stale one, was active: such a user has a member.
+    pub ever_active: bool,
+    pub deleted_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Rollcall's copy of a directory group, or its tombstone.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = directory_groups, treat_none_as_null = true)]
+pub struct DirectoryGroupRow {
+    pub id: String,
+    pub directory_id: String,
+    pub idp_id: String,
+    pub name: String,
+    pub snapshot: String,
+    pub source_updated_at: Timestamp,
+    pub source_event_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Whether a user is in a group, as of the newest membership event seen for the pair.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = directory_group_memberships)]
+pub struct GroupMembershipRow {
+    pub group_id: String,
+    pub user_id: String,
+    pub directory_id: String,
+    pub is_member: bool,
+    pub last_event_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A person in a workspace.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = members, treat_none_as_null = true)]
+pub struct MemberRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    /// The email lower-cased: emails are unique per workspace, compared case-insensitively.
+    pub email_key: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub managed_by: String,
+    pub directory_user_id: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A stored webhook delivery.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub struct WebhookEventRow {
+    pub id: i64,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub directory_id: Option<String>,
+    pub event_created_at: Option<Timestamp>,
+    pub body: Vec<u8>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub processed_at: Option<Timestamp>,
+}
+
+/// A webhook delivery about to be stored.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_events, treat_none_as_default_value = false)]
+pub struct NewWebhookEvent {
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub directory_id: Option<String>,
+    pub event_created_at: Option<Timestamp>,
+    pub body: Vec<u8>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntryRow {
+    pub id: i64,
+    pub workspace_id: String,
+    pub occurred_at: Timestamp,
+    pub action: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub cause_type: String,
+    pub cause_id: String,
+}
+
+/// An audit entry about to be written.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
+pub struct NewAuditEntry {
+    pub workspace_id: String,
+    pub occurred_at: Timestamp,
+    pub action: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub cause_type: String,
+    pub cause_id: String,
+}

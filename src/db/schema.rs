@@ -1,0 +1,145 @@
+//! The tables, written by hand with types both backends share: text ids, UTC timestamps, JSON as text.
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        name -> Text,
+        plan -> Text,
+        organization_id -> Text,
+        directory_sync_enabled -> Bool,
+        default_role -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        workspace_id -> Nullable<Text>,
+        token_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    directories (id) {
+        id -> Text,
+        organization_id -> Text,
+        directory_type -> Text,
+        name -> Text,
+        state -> Text,
+        source_updated_at -> Timestamp,
+        source_event_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+        last_synced_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    directory_users (id) {
+        id -> Text,
+        directory_id -> Text,
+        idp_id -> Text,
+        email -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        state -> Text,
+        snapshot -> Text,
+        source_updated_at -> Timestamp,
+        source_event_at -> Timestamp,
+        ever_active -> Bool,
+        deleted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    directory_groups (id) {
+        id -> Text,
+        directory_id -> Text,
+        idp_id -> Text,
+        name -> Text,
+        snapshot -> Text,
+        source_updated_at -> Timestamp,
+        source_event_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    directory_group_memberships (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+        directory_id -> Text,
+        is_member -> Bool,
+        last_event_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    members (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        email_key -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        role -> Text,
+        status -> Text,
+        managed_by -> Text,
+        directory_user_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> BigInt,
+        event_id -> Nullable<Text>,
+        event_type -> Nullable<Text>,
+        directory_id -> Nullable<Text>,
+        event_created_at -> Nullable<Timestamp>,
+        body -> Binary,
+        status -> Text,
+        reason -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        workspace_id -> Text,
+        occurred_at -> Timestamp,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+        cause_type -> Text,
+        cause_id -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    workspaces,
+    api_tokens,
+    directories,
+    directory_users,
+    directory_groups,
+    directory_group_memberships,
+    members,
+    webhook_events,
+    audit_log,
+);

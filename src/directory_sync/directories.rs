@@ -1,0 +1,103 @@
+//! `dsync.activated`, legacy `dsync.deactivated` and `dsync.deleted` (rule 4).
+
+use super::{members, ApplyContext, ApplyError, Effects, Stamp};
+use crate::db::models::{DirectoryRow, DirectoryUserRow};
+use crate::db::schema::{directories, directory_users};
+use crate::db::DbConnection;
+use crate::workos::events::Directory;
+use crate::workos::timestamp;
+use diesel::prelude::*;
+
+/// Attaches the directory to the event's workspace.
+pub fn apply_activated(
+    conn: &mut DbConnection,
+    ctx: &ApplyContext,
+    d: &Directory,
+) -> Result<(), ApplyError> {
+    let state = d.state.clone().unwrap_or_else(|| "active".into());
+    store_directory(conn, ctx, d, &state, false)?;
+    Ok(())
+}
+
+/// Marks the directory inactive; members stay as they are.
+pub fn apply_deactivated(
+    conn: &mut DbConnection,
+    ctx: &ApplyContext,
+    d: &Directory,
+) -> Result<(), ApplyError> {
+    store_directory(conn, ctx, d, "inactive", false)?;
+    Ok(())
+}
+
+/// Tombstones the directory and deprovisions every member it manages.
+pub fn apply_deleted(
+    conn: &mut DbConnection,
+    ctx: &ApplyContext,
+    d: &Directory,
+    effects: &mut Effects,
+) -> Result<(), ApplyError> {
+    if !store_directory(conn, ctx, d, "deleted", true)? {
+        return Ok(());
+    }
+    let users: Vec<DirectoryUserRow> = directory_users::table
+        .filter(directory_users::directory_id.eq(&d.id))
+        .filter(directory_users::ever_active.eq(true))
+        .select(DirectoryUserRow::as_select())
+        .load(conn)?;
+    for user in &users {
+        members::sync_for_user(conn, ctx, user, effects)?;
+    }
+    Ok(())
+}
+
+/// Stores the directory snapshot if it is newer than the stored one; returns whether it was.
+fn store_directory(
+    conn: &mut DbConnection,
+    ctx: &ApplyContext,
+    d: &Directory,
+    state: &str,
+    deleted: bool,
+) -> Result<bool, ApplyError> {
+    let stamp = Stamp::of(d.updated_at(), ctx.event_at);
+    let existing: Option<DirectoryRow> = directories::table
+        .find(&d.id)
+        .select(DirectoryRow::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(existing) = &existing {
+        let stored = Stamp {
+            updated_at: existing.source_updated_at,
+            event_at: existing.source_event_at,
+        };
+        if stamp <= stored {
+            return Ok(false);
+        }
+    }
+    let now = timestamp::now();
+    let row = DirectoryRow {
+        id: d.id.clone(),
+        organization_id: d
+            .organization_id
+            .clone()
+            .unwrap_or_else(|| ctx.workspace.organization_id.clone()),
+        directory_type: d.directory_type.clone().unwrap_or_else(|| "unknown".into()),
+        name: d.name.clone().unwrap_or_default(),
+        state: state.to_string(),
+        source_updated_at: stamp.updated_at,
+        source_event_at: stamp.event_at,
+        deleted_at: deleted.then_some(stamp.event_at),
+        last_synced_at: existing.as_ref().and_then(|e| e.last_synced_at),
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    if existing.is_some() {
+        diesel::update(directories::table.find(&d.id))
+            .set(&row)
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(directories::table)
+            .values(&row)
+            .execute(conn)?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,51 @@
+//! Which workspace an event belongs to, and whether it takes directory changes (rule 7).
+
+use super::SkipReason;
+use crate::db::models::WorkspaceRow;
+use crate::db::schema::{directories, workspaces};
+use crate::db::DbConnection;
+use crate::domain::Plan;
+use crate::workos::events::Event;
+use diesel::prelude::*;
+
+/// The workspace whose `organization_id` matches the event's, if it currently takes directory changes.
+pub fn qualifying_workspace(
+    conn: &mut DbConnection,
+    event: &Event,
+) -> QueryResult<Result<WorkspaceRow, SkipReason>> {
+    let organization_id = match event.organization_id() {
+        Some(org) => Some(org.to_string()),
+        None => match event.directory_id() {
+            Some(directory) => directories::table
+                .find(directory)
+                .select(directories::organization_id)
+                .first::<String>(conn)
+                .optional()?,
+            None => None,
+        },
+    };
+    let Some(organization_id) = organization_id else {
+        let directory = event.directory_id().unwrap_or("(none)").to_string();
+        return Ok(Err(SkipReason::UnknownDirectory(directory)));
+    };
+    let Some(workspace) = workspaces::table
+        .filter(workspaces::organization_id.eq(&organization_id))
+        .select(WorkspaceRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(Err(SkipReason::NoWorkspace(organization_id)));
+    };
+    Ok(check_qualifies(&workspace).map(|()| workspace))
+}
+
+/// Whether a workspace currently takes directory changes: sync on and a plan that includes it.
+pub fn check_qualifies(workspace: &WorkspaceRow) -> Result<(), SkipReason> {
+    if !workspace.directory_sync_enabled {
+        return Err(SkipReason::DirectorySyncOff);
+    }
+    match workspace.plan.parse::<Plan>() {
+        Ok(plan) if plan.includes_directory_sync() => Ok(()),
+        _ => Err(SkipReason::PlanBelowGrowth(workspace.plan.clone())),
+    }
+}

@@ -1,0 +1,255 @@
+//! Applies stored deliveries in arrival order: each in its own savepoint, so one that fails is retried
+//! later (a bounded number of times, then parked as `failed`) without holding up the others.
+
+use crate::db::models::WebhookEventRow;
+use crate::db::schema::webhook_events;
+use crate::db::{Database, DbConnection, DbError};
+use crate::directory_sync::{self, ApplyError, ApplyOutcome};
+use crate::domain::EventStatus;
+use crate::workos::events::Event;
+use crate::workos::timestamp::{self, Timestamp};
+use diesel::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How failed applies are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts before an event is parked as `failed`.
+    pub max_attempts: i32,
+    /// The wait before the first retry; it doubles with each attempt.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempts: i32) -> Duration {
+        let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
+        self.first_backoff.saturating_mul(1 << doublings)
+    }
+}
+
+/// How many deliveries one transaction applies: small enough that intake never waits long behind it.
+const BATCH: i64 = 64;
+
+/// What a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    pub processed: usize,
+    pub failed_attempts: usize,
+}
+
+/// The function that applies one event; the real one is [`directory_sync::apply_event`].
+pub type ApplyFn = fn(&mut DbConnection, &Event, Timestamp) -> Result<ApplyOutcome, ApplyError>;
+
+/// Applies up to one batch of due deliveries; returns what it did.
+pub fn apply_due(
+    db: &Database,
+    policy: RetryPolicy,
+    apply: ApplyFn,
+) -> Result<BatchReport, DbError> {
+    db.write(|conn| {
+        if let DbConnection::Postgresql(c) = conn {
+            // Several instances share the queue: one applies at a time, so rules see each other's writes.
+            let locked: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "pg_try_advisory_xact_lock(7243002)",
+            ))
+            .get_result(c)?;
+            if !locked {
+                return Ok(BatchReport::default());
+            }
+        }
+        let now = timestamp::now();
+        let due: Vec<WebhookEventRow> = webhook_events::table
+            .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
+            .filter(
+                webhook_events::next_attempt_at
+                    .is_null()
+                    .or(webhook_events::next_attempt_at.le(now)),
+            )
+            .order(webhook_events::id)
+            .limit(BATCH)
+            .select(WebhookEventRow::as_select())
+            .load(conn)?;
+        let mut report = BatchReport::default();
+        for row in &due {
+            if !apply_one(conn, row, policy, apply)? {
+                report.failed_attempts += 1;
+            }
+            report.processed += 1;
+        }
+        Ok(report)
+    })
+}
+
+/// Applies one delivery and records its status; returns false when the apply failed.
+fn apply_one(
+    conn: &mut DbConnection,
+    row: &WebhookEventRow,
+    policy: RetryPolicy,
+    apply: ApplyFn,
+) -> Result<bool, DbError> {
+    let now = timestamp::now();
+    let settle = |conn: &mut DbConnection, status: EventStatus, reason: Option<String>| {
+        diesel::update(webhook_events::table.find(row.id))
+            .set((
+                webhook_events::status.eq(status.as_str()),
+                webhook_events::reason.eq(reason),
+                webhook_events::attempts.eq(row.attempts + 1),
+                webhook_events::next_attempt_at.eq(None::<Timestamp>),
+                webhook_events::processed_at.eq(Some(now)),
+            ))
+            .execute(conn)
+    };
+    if let Some(first) = earlier_delivery(conn, row)? {
+        settle(
+            conn,
+            EventStatus::Duplicate,
+            Some(format!("already received as delivery {first}")),
+        )?;
+        return Ok(true);
+    }
+    let event = match Event::parse(&row.body) {
+        Ok(event) => event,
+        Err(e) => {
+            settle(conn, EventStatus::Invalid, Some(e.0))?;
+            return Ok(true);
+        }
+    };
+    // A nested transaction is a savepoint: a failed apply leaves nothing behind.
+    match conn.transaction(|c| apply(c, &event, row.received_at)) {
+        Ok(outcome) => {
+            let (status, reason) = match outcome {
+                ApplyOutcome::Applied => (EventStatus::Applied, None),
+                ApplyOutcome::Ignored => (
+                    EventStatus::Ignored,
+                    Some("nothing to apply for this event type".into()),
+                ),
+                ApplyOutcome::Skipped(why) => (EventStatus::Skipped, Some(why.to_string())),
+                ApplyOutcome::Conflict(what) => (EventStatus::Conflict, Some(what)),
+            };
+            settle(conn, status, reason)?;
+            Ok(true)
+        }
+        Err(error) => {
+            let attempts = row.attempts + 1;
+            let parked = attempts >= policy.max_attempts;
+            tracing::warn!(
+                delivery = row.id, event_id = ?row.event_id, attempts, parked, error = %error,
+                "applying a webhook event failed"
+            );
+            let next = (!parked).then(|| now + policy.backoff(attempts));
+            let status = if parked {
+                EventStatus::Failed
+            } else {
+                EventStatus::Received
+            };
+            diesel::update(webhook_events::table.find(row.id))
+                .set((
+                    webhook_events::status.eq(status.as_str()),
+                    webhook_events::reason.eq(Some(error.to_string())),
+                    webhook_events::attempts.eq(attempts),
+                    webhook_events::next_attempt_at.eq(next),
+                    webhook_events::processed_at.eq(Some(now)),
+                ))
+                .execute(conn)?;
+            Ok(false)
+        }
+    }
+}
+
+/// The first delivery of the same event id, if this one is a redelivery.
+fn earlier_delivery(conn: &mut DbConnection, row: &WebhookEventRow) -> QueryResult<Option<i64>> {
+    let Some(event_id) = &row.event_id else {
+        return Ok(None);
+    };
+    webhook_events::table
+        .filter(webhook_events::event_id.eq(event_id))
+        .filter(webhook_events::id.lt(row.id))
+        .select(webhook_events::id)
+        .order(webhook_events::id)
+        .first(conn)
+        .optional()
+}
+
+/// Wakes the applier when deliveries arrive.
+#[derive(Clone, Default)]
+pub struct Wakeup {
+    inner: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Wakeup {
+    /// Signals that there may be work.
+    pub fn notify(&self) {
+        let (flag, condvar) = &*self.inner;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        condvar.notify_one();
+    }
+
+    /// Waits for a signal or the timeout.
+    fn wait(&self, timeout: Duration) {
+        let (flag, condvar) = &*self.inner;
+        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut guard, _) = condvar
+            .wait_timeout_while(guard, timeout, |pending| !*pending)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard = false;
+    }
+}
+
+/// The background applier thread.
+pub struct Applier {
+    stop: Arc<AtomicBool>,
+    wakeup: Wakeup,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Applier {
+    /// Starts applying deliveries as they arrive (and every second, for retries and other instances).
+    pub fn start(db: Database, policy: RetryPolicy, wakeup: Wakeup) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, wakeup) = (stop.clone(), wakeup.clone());
+            std::thread::Builder::new()
+                .name("event-applier".into())
+                .spawn(move || run(db, policy, wakeup, stop))
+                .expect("the applier thread starts")
+        };
+        Self {
+            stop,
+            wakeup,
+            thread: Some(thread),
+        }
+    }
+
+    /// Finishes the batch in hand and stops.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wakeup.notify();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: Database, policy: RetryPolicy, wakeup: Wakeup, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        match apply_due(&db, policy, directory_sync::apply_event) {
+            Ok(report) if report.processed > 0 => continue,
+            Ok(_) => wakeup.wait(Duration::from_secs(1)),
+            Err(e) => {
+                tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");
+                wakeup.wait(Duration::from_secs(2));
+            }
+        }
+    }
+}

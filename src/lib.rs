@@ -1,0 +1,14 @@
+//! Rollcall keeps a SaaS product's workspaces in step with each customer's identity provider.
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod directory_sync;
+pub mod domain;
+pub mod ids;
+pub mod intake;
+pub mod startup;
+pub mod telemetry;
+pub mod workos;

@@ -1,0 +1,126 @@
+//! Building and running the service: database, migrations, event store, applier and HTTP server.
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::db::Database;
+use crate::intake::applier::{Applier, RetryPolicy, Wakeup};
+use crate::intake::event_store::EventStore;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A built service, bound to its port, ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Database,
+    applier: Applier,
+    event_store_writer: std::thread::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects and migrates the database, starts the background work and binds the listener.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, RetryPolicy::default())
+    }
+
+    /// As [`Application::build`], with the applier's retry policy given.
+    pub fn build_with(settings: Settings, retry: RetryPolicy) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let db = Database::connect(settings.database.clone(), settings.db_pool_size)
+            .with_context(|| format!("opening {}", settings.database.display()))?;
+        let applied = db.migrate().context("migrating the database")?;
+        tracing::info!(
+            backend = settings.database.backend(),
+            database = %settings.database.display(),
+            migrations_applied = applied.len(),
+            "database ready"
+        );
+        if settings.webhook_secrets.is_empty() {
+            tracing::warn!(
+                "WORKOS_WEBHOOK_SECRETS is not set: every webhook will be refused with 401"
+            );
+        } else {
+            tracing::info!(
+                secrets = settings.webhook_secrets.len(),
+                "webhook secrets configured"
+            );
+        }
+        if settings.operator_token.is_none() {
+            tracing::warn!("ROLLCALL_OPERATOR_TOKEN is not set: only tokens made with `rollcall token create` can use the API");
+        }
+        let wakeup = Wakeup::default();
+        let retry = RetryPolicy {
+            max_attempts: settings.apply_max_attempts,
+            ..retry
+        };
+        let applier = Applier::start(db.clone(), retry, wakeup.clone());
+        let (event_store, event_store_writer) = {
+            let wakeup = wakeup.clone();
+            EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            settings: Arc::new(settings),
+            event_store,
+            applier_wakeup: wakeup,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(tracing_actix())
+                .app_data(state.clone())
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            db,
+            applier,
+            event_store_writer,
+        })
+    }
+
+    /// The port the service listens on (useful when bound to port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The service's database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Serves until SIGTERM or SIGINT: stops taking requests, finishes those in flight, drains the event
+    /// store, lets the applier finish its batch, and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            server,
+            applier,
+            event_store_writer,
+            ..
+        } = self;
+        server.await?;
+        tracing::info!("HTTP server stopped; finishing background work");
+        tokio::task::spawn_blocking(move || {
+            // The server's handles to the event store are gone with it, so the writer drains and ends.
+            let _ = event_store_writer.join();
+            applier.stop();
+        })
+        .await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%s %r %Dms").log_target("rollcall::http")
+}

@@ -1,0 +1,469 @@
+//! The `dsync.*` event envelope and the directory objects it carries, in every shape the broker has sent.
+
+use super::timestamp::{self, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a correctly signed body is not an event Rollcall can store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPayload(pub String);
+
+/// A broker event: the envelope plus its typed payload.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `event_…`, or `wh_…` in older deliveries.
+    pub id: String,
+    /// The event type, such as `dsync.user.created`.
+    pub event_type: String,
+    /// When the broker created the event; absent in some legacy payloads.
+    pub created_at: Option<Timestamp>,
+    pub payload: EventPayload,
+}
+
+/// What an event asks Rollcall to apply.
+#[derive(Debug, Clone)]
+pub enum EventPayload {
+    DirectoryActivated(Directory),
+    DirectoryDeleted(Directory),
+    /// Legacy `dsync.deactivated`: the directory is inactive.
+    DirectoryDeactivated(Directory),
+    UserCreated(DirectoryUser),
+    UserUpdated(DirectoryUser),
+    UserDeleted(DirectoryUser),
+    GroupCreated(DirectoryGroup),
+    GroupUpdated(DirectoryGroup),
+    GroupDeleted(DirectoryGroup),
+    GroupUserAdded(GroupMembershipChange),
+    GroupUserRemoved(GroupMembershipChange),
+    /// `dsync.token.*` and any type Rollcall has nothing to apply for.
+    NothingToApply,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+impl Event {
+    /// Reads an event from the raw request body.
+    pub fn parse(body: &[u8]) -> Result<Event, InvalidPayload> {
+        let envelope: Envelope = serde_json::from_slice(body)
+            .map_err(|e| InvalidPayload(format!("not an event envelope: {e}")))?;
+        if envelope.id.trim().is_empty() {
+            return Err(InvalidPayload("the event id is empty".into()));
+        }
+        let created_at = match envelope.created_at.as_deref() {
+            None => None,
+            Some(text) => Some(timestamp::parse(text).ok_or_else(|| {
+                InvalidPayload(format!("created_at {text:?} is not a timestamp"))
+            })?),
+        };
+        let payload = EventPayload::parse(&envelope.event, envelope.data)?;
+        Ok(Event {
+            id: envelope.id,
+            event_type: envelope.event,
+            created_at,
+            payload,
+        })
+    }
+
+    /// The directory the event concerns, where the payload names one.
+    pub fn directory_id(&self) -> Option<&str> {
+        match &self.payload {
+            EventPayload::DirectoryActivated(d)
+            | EventPayload::DirectoryDeleted(d)
+            | EventPayload::DirectoryDeactivated(d) => Some(&d.id),
+            EventPayload::UserCreated(u)
+            | EventPayload::UserUpdated(u)
+            | EventPayload::UserDeleted(u) => Some(&u.directory_id),
+            EventPayload::GroupCreated(g)
+            | EventPayload::GroupUpdated(g)
+            | EventPayload::GroupDeleted(g) => Some(&g.directory_id),
+            EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => {
+                Some(&m.directory_id)
+            }
+            EventPayload::NothingToApply => None,
+        }
+    }
+
+    /// The broker organization named in the payload, if any (older payloads name none).
+    pub fn organization_id(&self) -> Option<&str> {
+        match &self.payload {
+            EventPayload::DirectoryActivated(d)
+            | EventPayload::DirectoryDeleted(d)
+            | EventPayload::DirectoryDeactivated(d) => d.organization_id.as_deref(),
+            EventPayload::UserCreated(u)
+            | EventPayload::UserUpdated(u)
+            | EventPayload::UserDeleted(u) => u.organization_id.as_deref(),
+            EventPayload::GroupCreated(g)
+            | EventPayload::GroupUpdated(g)
+            | EventPayload::GroupDeleted(g) => g.organization_id.as_deref(),
+            EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => m
+                .group
+                .organization_id
+                .as_deref()
+                .or(m.user.organization_id.as_deref()),
+            EventPayload::NothingToApply => None,
+        }
+    }
+}
+
+impl EventPayload {
+    fn parse(event_type: &str, data: serde_json::Value) -> Result<EventPayload, InvalidPayload> {
+        fn typed<T: serde::de::DeserializeOwned + Validate>(
+            event_type: &str,
+            data: serde_json::Value,
+        ) -> Result<T, InvalidPayload> {
+            let value: T = serde_json::from_value(data)
+                .map_err(|e| InvalidPayload(format!("{event_type} data: {e}")))?;
+            value
+                .validate()
+                .map_err(|e| InvalidPayload(format!("{event_type} data: {e}")))?;
+            Ok(value)
+        }
+        use EventPayload::*;
+        Ok(match event_type {
+            "dsync.activated" => DirectoryActivated(typed(event_type, data)?),
+            "dsync.deleted" => DirectoryDeleted(typed(event_type, data)?),
+            "dsync.deactivated" => DirectoryDeactivated(typed(event_type, data)?),
+            "dsync.user.created" => UserCreated(typed(event_type, data)?),
+            "dsync.user.updated" => UserUpdated(typed(event_type, data)?),
+            "dsync.user.deleted" => UserDeleted(typed(event_type, data)?),
+            "dsync.group.created" => GroupCreated(typed(event_type, data)?),
+            "dsync.group.updated" => GroupUpdated(typed(event_type, data)?),
+            "dsync.group.deleted" => GroupDeleted(typed(event_type, data)?),
+            "dsync.group.user_added" => GroupUserAdded(typed(event_type, data)?),
+            "dsync.group.user_removed" => GroupUserRemoved(typed(event_type, data)?),
+            _ => NothingToApply,
+        })
+    }
+}
+
+trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
+fn check_time(field: &str, value: &Option<String>) -> Result<(), String> {
+    match value {
+        Some(text) if timestamp::parse(text).is_none() => {
+            Err(format!("{field} {text:?} is not a timestamp"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A broker directory (`directory_…`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Directory {
+    pub id: String,
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// The provider, an open set such as `okta scim v2.0`.
+    #[serde(rename = "type", default)]
+    pub directory_type: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl Validate for Directory {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        check_time("created_at", &self.created_at)?;
+        check_time("updated_at", &self.updated_at)
+    }
+}
+
+impl Directory {
+    /// When the broker last changed this directory.
+    pub fn updated_at(&self) -> Option<Timestamp> {
+        self.updated_at.as_deref().and_then(timestamp::parse)
+    }
+}
+
+/// One of the deprecated `emails[]` entries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserEmail {
+    #[serde(default)]
+    pub primary: Option<bool>,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A person in the customer's directory, as the broker sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    pub id: String,
+    pub directory_id: String,
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    #[serde(default)]
+    pub idp_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub emails: Vec<UserEmail>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Deprecated and often empty; filled by some list responses.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub groups: Vec<serde_json::Value>,
+}
+
+impl Validate for DirectoryUser {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        non_empty("directory_id", &self.directory_id)?;
+        check_time("created_at", &self.created_at)?;
+        check_time("updated_at", &self.updated_at)
+    }
+}
+
+impl DirectoryUser {
+    /// The user's email: `email`, else the primary (or first) of the legacy `emails[]`.
+    pub fn primary_email(&self) -> Option<&str> {
+        let usable = |e: &&str| !e.trim().is_empty();
+        self.email.as_deref().filter(usable).or_else(|| {
+            let values = || {
+                self.emails
+                    .iter()
+                    .filter_map(|e| Some((e, e.value.as_deref()?)))
+            };
+            values()
+                .find(|(e, _)| e.primary == Some(true))
+                .or_else(|| values().next())
+                .map(|(_, v)| v)
+                .filter(usable)
+        })
+    }
+
+    /// `active` in the directory; `inactive` and legacy `suspended` are not.
+    pub fn is_active(&self) -> bool {
+        self.state
+            .as_deref()
+            .unwrap_or("active")
+            .eq_ignore_ascii_case("active")
+    }
+
+    /// The state Rollcall records: legacy `suspended` reads as `inactive`.
+    pub fn normalized_state(&self) -> &str {
+        if self.is_active() {
+            "active"
+        } else {
+            "inactive"
+        }
+    }
+
+    /// When the broker last changed this user.
+    pub fn updated_at(&self) -> Option<Timestamp> {
+        self.updated_at.as_deref().and_then(timestamp::parse)
+    }
+}
+
+/// A group in the customer's directory, as the broker sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryGroup {
+    pub id: String,
+    pub directory_id: String,
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    #[serde(default)]
+    pub idp_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl Validate for DirectoryGroup {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        non_empty("directory_id", &self.directory_id)?;
+        check_time("created_at", &self.created_at)?;
+        check_time("updated_at", &self.updated_at)
+    }
+}
+
+impl DirectoryGroup {
+    /// When the broker last changed this group.
+    pub fn updated_at(&self) -> Option<Timestamp> {
+        self.updated_at.as_deref().and_then(timestamp::parse)
+    }
+}
+
+/// The payload of `dsync.group.user_added` and `dsync.group.user_removed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupMembershipChange {
+    pub directory_id: String,
+    pub user: DirectoryUser,
+    pub group: DirectoryGroup,
+}
+
+impl Validate for GroupMembershipChange {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("directory_id", &self.directory_id)?;
+        self.user.validate().map_err(|e| format!("user: {e}"))?;
+        self.group.validate().map_err(|e| format!("group: {e}"))
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        Err(format!("{field} is empty"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn fixtures() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/workos/fixtures")
+    }
+
+    /// Every webhook payload the SDKs have shipped, from 2021 to 2026.
+    fn webhook_fixtures() -> Vec<(String, Vec<u8>)> {
+        let mut found = Vec::new();
+        for dir in [
+            "go-generated",
+            "kotlin-legacy-5631ebf2",
+            "node",
+            "ruby",
+            "elixir",
+            "workos-rust-v0.2",
+        ] {
+            for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let body = std::fs::read(&path).unwrap();
+                let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                    continue;
+                };
+                if value
+                    .get("event")
+                    .and_then(|e| e.as_str())
+                    .is_some_and(|e| e.starts_with("dsync.") || e == "<EVENT_TYPE>")
+                {
+                    found.push((path.display().to_string(), body));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_sdk_webhook_fixture_parses() {
+        let fixtures = webhook_fixtures();
+        assert!(fixtures.len() >= 25, "found only {}", fixtures.len());
+        for (path, body) in fixtures {
+            // Kotlin's tests reuse one body for several types.
+            let body = String::from_utf8(body)
+                .unwrap()
+                .replace("<EVENT_TYPE>", "dsync.user.created");
+            let event = Event::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"));
+            if event.event_type.starts_with("dsync.")
+                && !event.event_type.starts_with("dsync.token")
+            {
+                assert!(event.directory_id().is_some(), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_user_without_email_takes_the_primary_of_emails() {
+        let body =
+            std::fs::read(fixtures().join("ruby/webhook_payload_dsync_user_created.txt")).unwrap();
+        let event = Event::parse(&body).unwrap();
+        let EventPayload::UserCreated(user) = event.payload else {
+            panic!("not a user.created");
+        };
+        assert_eq!(user.email, None);
+        assert_eq!(user.primary_email(), Some("blair@foo-corp.com"));
+        assert!(user.is_active());
+        assert_eq!(event.id, "wh_123");
+    }
+
+    #[test]
+    fn suspended_reads_as_inactive() {
+        let body = std::fs::read(fixtures().join("workos-rust-v0.2/directory_user_updated_1.json"))
+            .unwrap();
+        let event = Event::parse(&body).unwrap();
+        let EventPayload::UserUpdated(user) = event.payload else {
+            panic!("not a user.updated");
+        };
+        assert_eq!(user.state.as_deref(), Some("suspended"));
+        assert_eq!(user.normalized_state(), "inactive");
+    }
+
+    #[test]
+    fn membership_events_carry_both_objects() {
+        let body =
+            std::fs::read(fixtures().join("go-generated/dsync_group_user_added.json")).unwrap();
+        let event = Event::parse(&body).unwrap();
+        let EventPayload::GroupUserAdded(change) = event.payload else {
+            panic!("not a user_added");
+        };
+        assert_eq!(change.group.name.as_deref(), Some("Developers"));
+        assert_eq!(
+            change.user.primary_email(),
+            Some("marcelina.davis@example.com")
+        );
+    }
+
+    #[test]
+    fn unknown_types_need_only_an_envelope() {
+        let event =
+            Event::parse(br#"{"id":"event_1","event":"kitten.created","data":{"x":1}}"#).unwrap();
+        assert!(matches!(event.payload, EventPayload::NothingToApply));
+        assert_eq!(event.created_at, None);
+    }
+
+    #[test]
+    fn bodies_that_are_not_events_are_invalid() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            br#"{"id":"","event":"dsync.user.created"}"#,
+            br#"{"id":"event_1","event":"dsync.user.created","data":{"directory_id":"d"}}"#,
+            br#"{"id":"event_1","event":"dsync.user.created","data":{"id":"u","directory_id":"d","updated_at":"later"}}"#,
+            br#"{"id":"event_1","event":"dsync.user.created","created_at":"soon","data":{"id":"u","directory_id":"d"}}"#,
+        ] {
+            assert!(Event::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

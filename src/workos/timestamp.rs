@@ -1,0 +1,74 @@
+//! The broker's timestamps come in three formats over the years; all are read as UTC.
+
+use chrono::{DateTime, NaiveDateTime};
+
+/// A UTC instant without a zone, the form Rollcall stores on both backends.
+pub type Timestamp = NaiveDateTime;
+
+/// Parses `2021-06-25T19:07:33.155Z`, `2021-07-31T05:10:19+0000` and `2023-04-28 20:05:31.093`.
+pub fn parse(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.naive_utc());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.naive_utc());
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// The current time as Rollcall stores it.
+pub fn now() -> Timestamp {
+    chrono::Utc::now().naive_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> Timestamp {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn reads_the_three_formats_of_the_broker() {
+        assert_eq!(
+            parse("2021-06-25T19:07:33.155Z"),
+            Some(utc("2021-06-25 19:07:33.155"))
+        );
+        assert_eq!(
+            parse("2021-07-31T05:10:19+0000"),
+            Some(utc("2021-07-31 05:10:19"))
+        );
+        assert_eq!(
+            parse("2023-04-28 20:05:31.093"),
+            Some(utc("2023-04-28 20:05:31.093"))
+        );
+    }
+
+    #[test]
+    fn converts_offsets_to_utc() {
+        assert_eq!(
+            parse("2021-07-31T07:10:19+0200"),
+            Some(utc("2021-07-31 05:10:19"))
+        );
+        assert_eq!(
+            parse("2021-07-31T07:10:19+02:00"),
+            Some(utc("2021-07-31 05:10:19"))
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_time() {
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("yesterday"), None);
+        assert_eq!(parse("2021-13-45T00:00:00Z"), None);
+    }
+}
