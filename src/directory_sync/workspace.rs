@@ -41,11 +41,12 @@ pub fn qualifying_workspace(
 
 /// Whether a workspace currently takes directory changes: sync on and a plan that includes it.
 pub fn check_qualifies(workspace: &WorkspaceRow) -> Result<(), SkipReason> {
+    match workspace.plan.parse::<Plan>() {
+        Ok(plan) if plan.includes_directory_sync() => {}
+        _ => return Err(SkipReason::PlanBelowGrowth(workspace.plan.clone())),
+    }
     if !workspace.directory_sync_enabled {
         return Err(SkipReason::DirectorySyncOff);
     }
-    match workspace.plan.parse::<Plan>() {
-        Ok(plan) if plan.includes_directory_sync() => Ok(()),
-        _ => Err(SkipReason::PlanBelowGrowth(workspace.plan.clone())),
-    }
+    Ok(())
 }

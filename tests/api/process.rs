@@ -1,0 +1,116 @@
+//! The `rollcall` binary as an operator runs it: start-up errors, help, and a clean stop on SIGTERM.
+
+use crate::helpers::{Backend, TestDatabase, SECRET};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rollcall() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_the_cause() {
+    let output = rollcall()
+        .arg("migrate")
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to the database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+}
+
+#[test]
+fn a_bad_setting_is_named() {
+    let output = rollcall()
+        .arg("serve")
+        .env("DATABASE_URL", "mysql://db/x")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for command in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["replay", "--help"],
+        vec!["migrate", "--help"],
+        vec!["token", "create", "--help"],
+    ] {
+        let output = rollcall().args(&command).output().unwrap();
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let mut child = rollcall()
+        .arg("serve")
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(exit.success(), "{exit:?}\n{log}");
+    for fact in [
+        "database ready",
+        "webhook secrets configured",
+        "listening",
+        "stopped cleanly",
+    ] {
+        assert!(log.contains(fact), "missing {fact:?} in\n{log}");
+    }
+}

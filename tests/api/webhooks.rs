@@ -1,0 +1,230 @@
+//! `POST /webhooks/workos`: signatures, durability, duplicates, bad input.
+
+use crate::broker::{at, event, TestDirectory};
+use crate::helpers::{spawn_app_with, Backend, TestApp, SECRET};
+use reqwest::{Method, StatusCode};
+use rollcall::workos::signature;
+use serde_json::Value;
+
+fn sample_event() -> (TestDirectory, Value) {
+    let dir = TestDirectory::new();
+    let user = dir.user(
+        "directory_user_a",
+        "idp-a",
+        Some("ada@example.com"),
+        "Ada",
+        "active",
+        &at(1),
+    );
+    (dir, event("dsync.user.created", user, &at(1)))
+}
+
+async fn stored_count(app: &TestApp) -> usize {
+    let (status, body) = app.op(Method::GET, "/api/v1/events?limit=1000", None).await;
+    assert_eq!(status, StatusCode::OK);
+    body["data"].as_array().unwrap().len()
+}
+
+async fn assert_refused(app: &TestApp, body: &[u8], header: Option<&str>) {
+    let response = app.post_webhook_with(body, header).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "header {header:?}"
+    );
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_signature");
+}
+
+async fn a_valid_signature_is_accepted_and_stored(app: TestApp) {
+    let (_, event) = sample_event();
+    let response = app.post_webhook(event.to_string().as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Durable before the answer: the row is there the moment the 200 arrives.
+    assert_eq!(stored_count(&app).await, 1);
+    let deliveries = app.deliveries(event["id"].as_str().unwrap()).await;
+    assert_eq!(deliveries.len(), 1);
+}
+
+async fn bad_signatures_are_refused_and_nothing_is_stored(app: TestApp) {
+    let (_, event) = sample_event();
+    let body = event.to_string();
+    let now = signature::now_ms();
+    let wrong_secret = signature::sign("not-the-secret", now, body.as_bytes());
+    assert_refused(&app, body.as_bytes(), Some(&wrong_secret)).await;
+
+    let good = signature::sign(SECRET, now, body.as_bytes());
+    let tampered = body.replace("Ada", "Eve");
+    assert_refused(&app, tampered.as_bytes(), Some(&good)).await;
+
+    // The same object serialised differently is different bytes.
+    let reserialised = serde_json::to_string_pretty(&event).unwrap();
+    assert_refused(&app, reserialised.as_bytes(), Some(&good)).await;
+
+    let stale = signature::sign(SECRET, now - 181_000, body.as_bytes());
+    assert_refused(&app, body.as_bytes(), Some(&stale)).await;
+    let future = signature::sign(SECRET, now + 181_000, body.as_bytes());
+    assert_refused(&app, body.as_bytes(), Some(&future)).await;
+    let in_seconds = signature::sign(SECRET, now / 1000, body.as_bytes());
+    assert_refused(&app, body.as_bytes(), Some(&in_seconds)).await;
+
+    assert_refused(&app, body.as_bytes(), None).await;
+    for garbage in ["garbage", "t=, v1=", "v1=abc", "t=123", "t=now, v1=00"] {
+        assert_refused(&app, body.as_bytes(), Some(garbage)).await;
+    }
+    assert_eq!(stored_count(&app).await, 0);
+
+    // Still within tolerance either side: accepted.
+    let slightly_late = signature::sign(SECRET, now - 170_000, body.as_bytes());
+    assert_eq!(
+        app.post_webhook_with(body.as_bytes(), Some(&slightly_late))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn a_signed_body_that_is_not_an_event_is_kept_for_operators(app: TestApp) {
+    for body in [
+        &b"{\"hello\": \"world\"}"[..],
+        b"not json at all",
+        b"{\"id\":\"event_1\",\"event\":\"dsync.user.created\",\"data\":{}}",
+    ] {
+        let response = app.post_webhook(body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_payload");
+    }
+    let (status, body) = app
+        .op(Method::GET, "/api/v1/events?status=invalid", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = body["data"].as_array().unwrap();
+    assert_eq!(kept.len(), 3);
+    let id = kept[0]["id"].as_i64().unwrap();
+    let (_, one) = app
+        .op(Method::GET, &format!("/api/v1/events/{id}"), None)
+        .await;
+    assert!(
+        one["body"].as_str().unwrap().contains("dsync.user.created"),
+        "{one}"
+    );
+    assert!(one["reason"].as_str().unwrap().contains("data"), "{one}");
+}
+
+async fn a_body_over_the_limit_is_413(app: TestApp) {
+    let (_, mut event) = sample_event();
+    event["data"]["raw_attributes"]["padding"] = Value::String("x".repeat(1 << 20));
+    let response = app.post_webhook(event.to_string().as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(stored_count(&app).await, 0);
+}
+
+async fn duplicate_delivery_changes_nothing(app: TestApp) {
+    let (dir, created) = sample_event();
+    let ws = app.synced_workspace(&dir.organization_id).await;
+    app.deliver(std::slice::from_ref(&created)).await;
+    let members_before = app.members(&ws).await;
+    let audit_before = crate::helpers::audit_entries(&app.db);
+    assert_eq!(members_before.len(), 1);
+
+    app.deliver(&[created.clone(), created.clone()]).await;
+    assert_eq!(app.members(&ws).await, members_before);
+    let deliveries = app.deliveries(created["id"].as_str().unwrap()).await;
+    let statuses: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["applied", "duplicate", "duplicate"]);
+    assert_eq!(crate::helpers::audit_entries(&app.db), audit_before);
+}
+
+async fn token_events_and_unknown_types_are_acknowledged_and_ignored(app: TestApp) {
+    let token = event(
+        "dsync.token.created",
+        serde_json::json!({"id": "token_1"}),
+        &at(1),
+    );
+    let unknown = event("kitten.created", serde_json::json!({"id": "meow"}), &at(1));
+    app.deliver(&[token.clone(), unknown.clone()]).await;
+    for e in [token, unknown] {
+        let deliveries = app.deliveries(e["id"].as_str().unwrap()).await;
+        assert_eq!(deliveries[0]["status"], "ignored");
+    }
+}
+
+crate::on_both_backends!(
+    a_valid_signature_is_accepted_and_stored,
+    bad_signatures_are_refused_and_nothing_is_stored,
+    a_signed_body_that_is_not_an_event_is_kept_for_operators,
+    a_body_over_the_limit_is_413,
+    duplicate_delivery_changes_nothing,
+    token_events_and_unknown_types_are_acknowledged_and_ignored,
+);
+
+async fn rotation(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.webhook_secrets = vec!["old-secret".into(), "new-secret".into()]
+    })
+    .await;
+    let (_, event) = sample_event();
+    for secret in ["old-secret", "new-secret"] {
+        let body =
+            crate::broker::event("dsync.token.created", event["data"].clone(), &at(1)).to_string();
+        let header = signature::sign(secret, signature::now_ms(), body.as_bytes());
+        assert_eq!(
+            app.post_webhook_with(body.as_bytes(), Some(&header))
+                .await
+                .status(),
+            StatusCode::OK,
+            "{secret}"
+        );
+    }
+    let body = event.to_string();
+    let retired = signature::sign(SECRET, signature::now_ms(), body.as_bytes());
+    assert_eq!(
+        app.post_webhook_with(body.as_bytes(), Some(&retired))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn no_secret_configured_refuses_everything(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.webhook_secrets.clear()).await;
+    let (_, event) = sample_event();
+    let response = app.post_webhook(event.to_string().as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no webhook secret"),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_secret_verifies_during_rotation_sqlite() {
+    rotation(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_secret_verifies_during_rotation_postgres() {
+    rotation(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_configured_refuses_everything_sqlite() {
+    no_secret_configured_refuses_everything(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_configured_refuses_everything_postgres() {
+    no_secret_configured_refuses_everything(Backend::Postgres).await
+}
