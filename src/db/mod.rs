@@ -9,6 +9,7 @@ pub mod schema;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -183,7 +184,15 @@ pub struct Database {
     pool: r2d2::Pool<ConnectionManager>,
     target: DatabaseTarget,
     /// SQLite has one writer at a time: writes in this process queue here instead of failing busy.
-    sqlite_writer: Option<Arc<Mutex<()>>>,
+    sqlite_writer: Option<Arc<WriterGate>>,
+}
+
+/// The single SQLite writer slot. Webhook intake waits here with priority: background work checks
+/// [`Database::urgent_writer_waiting`] and steps aside, so acknowledgements never queue behind it.
+#[derive(Default)]
+struct WriterGate {
+    slot: Mutex<()>,
+    urgent_waiting: AtomicUsize,
 }
 
 impl Database {
@@ -200,7 +209,7 @@ impl Database {
                 target: target.clone(),
             })?;
         let sqlite_writer =
-            matches!(target, DatabaseTarget::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
+            matches!(target, DatabaseTarget::Sqlite(_)).then(|| Arc::new(WriterGate::default()));
         Ok(Self {
             pool,
             target,
@@ -235,6 +244,34 @@ impl Database {
         conn.transaction(work)
     }
 
+    /// As [`Database::write`], ahead of background writers that check [`Database::urgent_writer_waiting`].
+    pub fn write_urgent<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        let mut conn = self.conn()?;
+        let _writer = self.sqlite_writer.as_ref().map(|gate| {
+            gate.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+            let guard = gate
+                .slot
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            gate.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+            guard
+        });
+        conn.transaction(work)
+    }
+
+    /// Whether an urgent write waits for the SQLite writer slot (never on PostgreSQL).
+    pub fn urgent_writer_waiting(&self) -> bool {
+        self.sqlite_writer
+            .as_ref()
+            .is_some_and(|gate| gate.urgent_waiting.load(Ordering::SeqCst) > 0)
+    }
+
     /// Runs `work` on a pooled connection without a transaction.
     pub fn read<T, E>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
     where
@@ -246,9 +283,11 @@ impl Database {
 
     /// Holds the SQLite writer slot (nothing on PostgreSQL) for writes done outside [`Database::write`].
     pub fn writer_lock(&self) -> Option<MutexGuard<'_, ()>> {
-        self.sqlite_writer
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        self.sqlite_writer.as_ref().map(|gate| {
+            gate.slot
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 
     /// Whether the database answers.

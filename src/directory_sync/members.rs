@@ -62,12 +62,18 @@ pub fn sync_for_user(
     }) else {
         return Ok(());
     };
-    let claimant_ids: Vec<&str> = claimants.iter().map(|u| u.id.as_str()).collect();
-    let linked: Vec<MemberRow> = members::table
-        .filter(members::workspace_id.eq(&ctx.workspace.id))
-        .filter(members::directory_user_id.eq_any(&claimant_ids))
-        .select(MemberRow::as_select())
-        .load(conn)?;
+    // One equality lookup per record (almost always one): a plain `=` keeps PostgreSQL on the index even
+    // while its statistics still describe an empty table.
+    let mut linked: Vec<MemberRow> = Vec::new();
+    for claimant in &claimants {
+        linked.extend(
+            members::table
+                .filter(members::directory_user_id.eq(&claimant.id))
+                .filter(members::workspace_id.eq(&ctx.workspace.id))
+                .select(MemberRow::as_select())
+                .load::<MemberRow>(conn)?,
+        );
+    }
     let status = desired_status(conn, owner)?;
     let linked_member = linked
         .iter()

@@ -57,6 +57,10 @@ pub fn apply_due(
     policy: RetryPolicy,
     apply: ApplyFn,
 ) -> Result<BatchReport, DbError> {
+    // Intake goes first: acknowledging the broker matters more than applying a moment sooner.
+    while db.urgent_writer_waiting() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
     db.write(|conn| {
         if let DbConnection::Postgresql(c) = conn {
             // Several instances share the queue: one applies at a time, so rules see each other's writes.
@@ -82,6 +86,9 @@ pub fn apply_due(
             .load(conn)?;
         let mut report = BatchReport::default();
         for row in &due {
+            if report.processed > 0 && db.urgent_writer_waiting() {
+                break;
+            }
             if !apply_one(conn, row, policy, apply)? {
                 report.failed_attempts += 1;
             }
@@ -175,10 +182,8 @@ fn earlier_delivery(conn: &mut DbConnection, row: &WebhookEventRow) -> QueryResu
     webhook_events::table
         .filter(webhook_events::event_id.eq(event_id))
         .filter(webhook_events::id.lt(row.id))
-        .select(webhook_events::id)
-        .order(webhook_events::id)
+        .select(diesel::dsl::min(webhook_events::id))
         .first(conn)
-        .optional()
 }
 
 /// Wakes the applier when deliveries arrive.

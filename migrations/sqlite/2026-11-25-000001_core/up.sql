@@ -106,7 +106,7 @@ CREATE TABLE webhook_events (
     processed_at TIMESTAMP
 );
 CREATE INDEX webhook_events_status ON webhook_events (status, id);
-CREATE INDEX webhook_events_event_id ON webhook_events (event_id);
+CREATE INDEX webhook_events_event_id ON webhook_events (event_id, id);
 
 CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
