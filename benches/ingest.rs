@@ -216,18 +216,9 @@ fn ceiling(target: DatabaseTarget, count: usize, per_commit: usize) -> f64 {
     let bodies = events(count, "org_ceiling", "directory_ceiling");
     let rows: Vec<NewWebhookEvent> = bodies
         .into_iter()
-        .enumerate()
-        .map(|(i, body)| NewWebhookEvent {
-            event_id: Some(format!("event_ceiling_{i}")),
-            event_type: Some("dsync.user.created".into()),
-            directory_id: Some("directory_ceiling".into()),
-            event_created_at: None,
-            body,
-            status: "received".into(),
-            reason: None,
-            attempts: 0,
-            next_attempt_at: None,
-            received_at: timestamp::now(),
+        .map(|body| {
+            let event = rollcall::workos::events::Event::parse(&body).unwrap();
+            NewWebhookEvent::received(&event, body, timestamp::now())
         })
         .collect();
     let started = Instant::now();

@@ -51,6 +51,15 @@ fn parse_event_id(text: &str) -> ApiResult<i64> {
     text.parse().map_err(|_| ApiError::not_found("event"))
 }
 
+fn load_event(conn: &mut crate::db::DbConnection, id: i64) -> ApiResult<WebhookEventRow> {
+    webhook_events::table
+        .find(id)
+        .select(WebhookEventRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("event"))
+}
+
 async fn list_events(
     state: web::Data<AppState>,
     caller: Caller,
@@ -109,16 +118,7 @@ async fn get_event(
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
     let id = parse_event_id(&path.into_inner())?;
-    let event = state
-        .read(move |conn| {
-            webhook_events::table
-                .find(id)
-                .select(WebhookEventRow::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or_else(|| ApiError::not_found("event"))
-        })
-        .await?;
+    let event = state.read(move |conn| load_event(conn, id)).await?;
     Ok(HttpResponse::Ok().json(event_json(&event, true)))
 }
 
@@ -138,12 +138,7 @@ async fn retry_event(
     let id = parse_event_id(&path.into_inner())?;
     let event = state
         .write(move |conn| {
-            let event: WebhookEventRow = webhook_events::table
-                .find(id)
-                .select(WebhookEventRow::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or_else(|| ApiError::not_found("event"))?;
+            let event = load_event(conn, id)?;
             if !RETRYABLE.iter().any(|s| s.as_str() == event.status) {
                 return Err(ApiError::conflict(
                     "not_retryable",
@@ -157,10 +152,7 @@ async fn retry_event(
                     webhook_events::next_attempt_at.eq(None::<crate::workos::timestamp::Timestamp>),
                 ))
                 .execute(conn)?;
-            Ok(webhook_events::table
-                .find(id)
-                .select(WebhookEventRow::as_select())
-                .first(conn)?)
+            load_event(conn, id)
         })
         .await?;
     tracing::info!(delivery = event.id, event_id = ?event.event_id, "event queued again by an operator");

@@ -147,6 +147,44 @@ pub struct NewWebhookEvent {
     pub received_at: Timestamp,
 }
 
+impl NewWebhookEvent {
+    /// A delivery of an event, waiting to be applied.
+    pub fn received(
+        event: &crate::workos::events::Event,
+        body: Vec<u8>,
+        received_at: Timestamp,
+    ) -> Self {
+        Self {
+            event_id: Some(event.id.clone()),
+            event_type: Some(event.event_type.clone()),
+            directory_id: event.directory_id().map(str::to_string),
+            event_created_at: event.created_at,
+            body,
+            status: crate::domain::EventStatus::Received.as_str().into(),
+            reason: None,
+            attempts: 0,
+            next_attempt_at: None,
+            received_at,
+        }
+    }
+
+    /// A correctly signed body that is not an event: kept for operators, never applied.
+    pub fn invalid(body: Vec<u8>, reason: String, received_at: Timestamp) -> Self {
+        Self {
+            event_id: None,
+            event_type: None,
+            directory_id: None,
+            event_created_at: None,
+            body,
+            status: crate::domain::EventStatus::Invalid.as_str().into(),
+            reason: Some(reason),
+            attempts: 0,
+            next_attempt_at: None,
+            received_at,
+        }
+    }
+}
+
 /// One audit entry.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_log)]

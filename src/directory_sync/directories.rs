@@ -64,14 +64,12 @@ fn store_directory(
         .select(DirectoryRow::as_select())
         .first(conn)
         .optional()?;
-    if let Some(existing) = &existing {
-        let stored = Stamp {
-            updated_at: existing.source_updated_at,
-            event_at: existing.source_event_at,
-        };
-        if stamp <= stored {
-            return Ok(false);
-        }
+    if !stamp.supersedes(
+        existing
+            .as_ref()
+            .map(|e| (e.source_updated_at, e.source_event_at)),
+    ) {
+        return Ok(false);
     }
     let now = timestamp::now();
     let row = DirectoryRow {

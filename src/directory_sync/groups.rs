@@ -22,14 +22,12 @@ pub fn apply_group_snapshot(
         .select(DirectoryGroupRow::as_select())
         .first(conn)
         .optional()?;
-    if let Some(existing) = &existing {
-        let stored = Stamp {
-            updated_at: existing.source_updated_at,
-            event_at: existing.source_event_at,
-        };
-        if stamp <= stored {
-            return Ok(false);
-        }
+    if !stamp.supersedes(
+        existing
+            .as_ref()
+            .map(|e| (e.source_updated_at, e.source_event_at)),
+    ) {
+        return Ok(false);
     }
     let now = timestamp::now();
     let row = DirectoryGroupRow {

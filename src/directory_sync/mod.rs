@@ -31,6 +31,16 @@ impl Stamp {
             event_at,
         }
     }
+
+    /// Whether a snapshot with this stamp replaces one stored with `stored` (none stored: it does).
+    pub fn supersedes(self, stored: Option<(Timestamp, Timestamp)>) -> bool {
+        stored.is_none_or(|(updated_at, event_at)| {
+            self > Stamp {
+                updated_at,
+                event_at,
+            }
+        })
+    }
 }
 
 /// Why an event was stored but not applied (rule 7).

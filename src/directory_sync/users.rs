@@ -30,7 +30,9 @@ pub fn apply_user_snapshot(
         .optional()?;
     let now = timestamp::now();
     let row = match existing {
-        Some(existing) if stamp <= stored_stamp(&existing) => {
+        Some(existing)
+            if !stamp.supersedes(Some((existing.source_updated_at, existing.source_event_at))) =>
+        {
             if existing.ever_active || !active_with_email {
                 return Ok(());
             }
@@ -75,12 +77,4 @@ pub fn apply_user_snapshot(
         }
     };
     members::sync_for_user(conn, ctx, &row, effects)
-}
-
-/// The stamp of the stored snapshot.
-pub fn stored_stamp(row: &DirectoryUserRow) -> Stamp {
-    Stamp {
-        updated_at: row.source_updated_at,
-        event_at: row.source_event_at,
-    }
 }

@@ -3,7 +3,6 @@
 use crate::api::error::ApiError;
 use crate::api::{resource, AppState};
 use crate::db::models::NewWebhookEvent;
-use crate::domain::EventStatus;
 use crate::intake::event_store::StoreError;
 use crate::workos::events::Event;
 use crate::workos::signature::{self, SignatureError};
@@ -84,35 +83,9 @@ async fn receive_webhook(
     }
     let received_at = timestamp::now();
     let (row, invalid) = match Event::parse(&body) {
-        Ok(event) => (
-            NewWebhookEvent {
-                event_id: Some(event.id.clone()),
-                event_type: Some(event.event_type.clone()),
-                directory_id: event.directory_id().map(str::to_string),
-                event_created_at: event.created_at,
-                body,
-                status: EventStatus::Received.as_str().into(),
-                reason: None,
-                attempts: 0,
-                next_attempt_at: None,
-                received_at,
-            },
-            None,
-        ),
+        Ok(event) => (NewWebhookEvent::received(&event, body, received_at), None),
         Err(why) => (
-            // Kept for operators to inspect; never applied.
-            NewWebhookEvent {
-                event_id: None,
-                event_type: None,
-                directory_id: None,
-                event_created_at: None,
-                body,
-                status: EventStatus::Invalid.as_str().into(),
-                reason: Some(why.0.clone()),
-                attempts: 0,
-                next_attempt_at: None,
-                received_at,
-            },
+            NewWebhookEvent::invalid(body, why.0.clone(), received_at),
             Some(why),
         ),
     };

@@ -74,42 +74,35 @@ impl Event {
 
     /// The directory the event concerns, where the payload names one.
     pub fn directory_id(&self) -> Option<&str> {
-        match &self.payload {
-            EventPayload::DirectoryActivated(d)
-            | EventPayload::DirectoryDeleted(d)
-            | EventPayload::DirectoryDeactivated(d) => Some(&d.id),
-            EventPayload::UserCreated(u)
-            | EventPayload::UserUpdated(u)
-            | EventPayload::UserDeleted(u) => Some(&u.directory_id),
-            EventPayload::GroupCreated(g)
-            | EventPayload::GroupUpdated(g)
-            | EventPayload::GroupDeleted(g) => Some(&g.directory_id),
-            EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => {
-                Some(&m.directory_id)
-            }
-            EventPayload::NothingToApply => None,
-        }
+        self.scope().map(|(directory, _)| directory)
     }
 
     /// The broker organization named in the payload, if any (older payloads name none).
     pub fn organization_id(&self) -> Option<&str> {
-        match &self.payload {
+        self.scope().and_then(|(_, organization)| organization)
+    }
+
+    /// The directory and, where named, the organization of the payload.
+    fn scope(&self) -> Option<(&str, Option<&str>)> {
+        Some(match &self.payload {
             EventPayload::DirectoryActivated(d)
             | EventPayload::DirectoryDeleted(d)
-            | EventPayload::DirectoryDeactivated(d) => d.organization_id.as_deref(),
+            | EventPayload::DirectoryDeactivated(d) => (&d.id, d.organization_id.as_deref()),
             EventPayload::UserCreated(u)
             | EventPayload::UserUpdated(u)
-            | EventPayload::UserDeleted(u) => u.organization_id.as_deref(),
+            | EventPayload::UserDeleted(u) => (&u.directory_id, u.organization_id.as_deref()),
             EventPayload::GroupCreated(g)
             | EventPayload::GroupUpdated(g)
-            | EventPayload::GroupDeleted(g) => g.organization_id.as_deref(),
-            EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => m
-                .group
-                .organization_id
-                .as_deref()
-                .or(m.user.organization_id.as_deref()),
-            EventPayload::NothingToApply => None,
-        }
+            | EventPayload::GroupDeleted(g) => (&g.directory_id, g.organization_id.as_deref()),
+            EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => (
+                &m.directory_id,
+                m.group
+                    .organization_id
+                    .as_deref()
+                    .or(m.user.organization_id.as_deref()),
+            ),
+            EventPayload::NothingToApply => return None,
+        })
     }
 }
 

@@ -222,17 +222,9 @@ fn a_failing_event_is_retried_then_parked_without_blocking_others(backend: Backe
         .collect();
     let rows: Vec<NewWebhookEvent> = events
         .iter()
-        .map(|e| NewWebhookEvent {
-            event_id: Some(e["id"].as_str().unwrap().into()),
-            event_type: Some(e["event"].as_str().unwrap().into()),
-            directory_id: Some(dir.id.clone()),
-            event_created_at: None,
-            body: e.to_string().into_bytes(),
-            status: "received".into(),
-            reason: None,
-            attempts: 0,
-            next_attempt_at: None,
-            received_at: timestamp::now(),
+        .map(|e| {
+            let body = e.to_string().into_bytes();
+            NewWebhookEvent::received(&Event::parse(&body).unwrap(), body, timestamp::now())
         })
         .collect();
     rollcall::intake::event_store::insert_batch(&db, &rows).unwrap();
