@@ -5,6 +5,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod members;
+pub mod openapi;
 pub mod pagination;
 pub mod workspaces;
 
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     workspaces::configure(cfg);
     members::configure(cfg);
     events::configure(cfg);
+    openapi::configure(cfg);
 }
 
 /// The answer for paths that do not exist.
