@@ -238,6 +238,12 @@ async fn update_member(
                     "this member's email and name come from the identity provider",
                 ));
             }
+            let role_change = role.is_some_and(|r| r.as_str() != before.role);
+            if directory_managed && role_change && crate::directory_sync::roles::has_mappings(conn, &ws)? {
+                return Err(ApiError::managed_by_directory_sync(
+                    "this workspace maps directory groups to roles: change the mapping or the member's groups",
+                ));
+            }
             let mut after = before.clone();
             if let Some(email) = email {
                 email_in_use(conn, &ws, &email, Some(&id))?;

@@ -1,12 +1,16 @@
 //! The admin REST API (SPEC §4), the health endpoints and the webhook route.
 
+pub mod audit_log;
 pub mod auth;
+pub mod directory_groups;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod members;
 pub mod openapi;
 pub mod pagination;
+pub mod role_mappings;
+pub mod teams;
 pub mod workspaces;
 
 use crate::config::Settings;
@@ -72,6 +76,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     workspaces::configure(cfg);
     members::configure(cfg);
     events::configure(cfg);
+    teams::configure(cfg);
+    directory_groups::configure(cfg);
+    role_mappings::configure(cfg);
+    audit_log::configure(cfg);
     openapi::configure(cfg);
 }
 

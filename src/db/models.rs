@@ -215,3 +215,49 @@ pub struct NewAuditEntry {
     pub cause_type: String,
     pub cause_id: String,
 }
+
+/// A team of a workspace.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = teams)]
+pub struct TeamRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// The name lower-cased: names are unique per workspace, compared case-insensitively.
+    pub name_key: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One reason a member is in a team.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Queryable, Selectable, Insertable)]
+#[diesel(table_name = team_member_sources)]
+pub struct TeamMemberSourceRow {
+    pub team_id: String,
+    pub member_id: String,
+    /// `manual` or `directory_group`.
+    pub source_type: String,
+    /// The directory group for a `directory_group` source; empty for a manual one.
+    pub group_id: String,
+    pub created_at: Timestamp,
+}
+
+/// A directory group linked to a team.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = team_links)]
+pub struct TeamLinkRow {
+    pub team_id: String,
+    pub group_id: String,
+    pub workspace_id: String,
+    pub created_at: Timestamp,
+}
+
+/// A directory group mapped to a role.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = role_mappings)]
+pub struct RoleMappingRow {
+    pub workspace_id: String,
+    pub group_id: String,
+    pub role: String,
+    pub created_at: Timestamp,
+}

@@ -132,7 +132,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        name_key -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_member_sources (team_id, member_id, source_type, group_id) {
+        team_id -> Text,
+        member_id -> Text,
+        source_type -> Text,
+        group_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_links (team_id, group_id) {
+        team_id -> Text,
+        group_id -> Text,
+        workspace_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_mappings (workspace_id, group_id) {
+        workspace_id -> Text,
+        group_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    teams,
+    team_member_sources,
+    team_links,
+    role_mappings,
     workspaces,
     api_tokens,
     directories,

@@ -1,8 +1,8 @@
 //! `dsync.activated`, legacy `dsync.deactivated` and `dsync.deleted` (rule 4).
 
-use super::{members, ApplyContext, ApplyError, Effects, Stamp};
+use super::{members, teams, ApplyContext, ApplyError, Effects, Stamp};
 use crate::db::models::{DirectoryRow, DirectoryUserRow};
-use crate::db::schema::{directories, directory_users};
+use crate::db::schema::{directories, directory_groups, directory_users};
 use crate::db::DbConnection;
 use crate::workos::events::Directory;
 use crate::workos::timestamp;
@@ -46,6 +46,13 @@ pub fn apply_deleted(
         .load(conn)?;
     for user in &users {
         members::sync_for_user(conn, ctx, user, effects)?;
+    }
+    let groups: Vec<String> = directory_groups::table
+        .filter(directory_groups::directory_id.eq(&d.id))
+        .select(directory_groups::id)
+        .load(conn)?;
+    for group in groups {
+        teams::drop_group(conn, &ctx.cause, &ctx.workspace, &group)?;
     }
     Ok(())
 }

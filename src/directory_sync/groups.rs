@@ -1,6 +1,6 @@
 //! `dsync.group.*`: Rollcall's copy of directory groups and of who is in them (rules 6, 10).
 
-use super::{users, ApplyContext, ApplyError, Effects, Stamp};
+use super::{teams, users, ApplyContext, ApplyError, Effects, Stamp};
 use crate::db::models::{DirectoryGroupRow, GroupMembershipRow};
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups};
 use crate::db::DbConnection;
@@ -51,6 +51,9 @@ pub fn apply_group_snapshot(
             .values(&row)
             .execute(conn)?;
     }
+    if deleted {
+        teams::drop_group(conn, &ctx.cause, &ctx.workspace, &group.id)?;
+    }
     Ok(true)
 }
 
@@ -65,14 +68,18 @@ pub fn apply_membership(
 ) -> Result<(), ApplyError> {
     users::apply_user_snapshot(conn, ctx, &change.user, false, effects)?;
     apply_group_snapshot(conn, ctx, &change.group, false)?;
-    set_membership(
+    let group = &change.group.id;
+    if set_membership(
         conn,
         ctx,
-        &change.group.id,
+        group,
         &change.user.id,
         &change.directory_id,
         is_member,
-    )?;
+    )? {
+        let user = std::slice::from_ref(&change.user.id);
+        teams::reconcile_directory_users(conn, &ctx.cause, &ctx.workspace, user)?;
+    }
     Ok(())
 }
 

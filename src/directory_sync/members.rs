@@ -1,6 +1,6 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
-use super::{ApplyContext, ApplyError, Effects};
+use super::{teams, ApplyContext, ApplyError, Effects};
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::db::schema::{directories, directory_users, members};
@@ -79,11 +79,28 @@ pub fn sync_for_user(
         .iter()
         .find(|m| m.directory_user_id.as_deref() == Some(owner.id.as_str()))
         .or(linked.first());
-    if let Some(member) = linked_member {
-        return update_member(conn, ctx, member, owner, status, "member.updated", effects);
-    }
+    let member = match linked_member {
+        Some(member) => update_member(conn, ctx, member, owner, status, "member.updated", effects)?,
+        None => match match_by_email(conn, ctx, owner, status, effects)? {
+            Some(member) => member,
+            None => return Ok(()),
+        },
+    };
+    teams::reconcile_member(conn, &ctx.cause, &ctx.workspace, &member)?;
+    Ok(())
+}
+
+/// Adopts the member with the owner's email, or creates one; `None` when there is no email or the email
+/// belongs to another live directory record (a conflict, recorded).
+fn match_by_email(
+    conn: &mut DbConnection,
+    ctx: &ApplyContext,
+    owner: &DirectoryUserRow,
+    status: MemberStatus,
+    effects: &mut Effects,
+) -> Result<Option<MemberRow>, ApplyError> {
     let Some(email) = owner.email.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
     let by_email: Option<MemberRow> = members::table
         .filter(members::workspace_id.eq(&ctx.workspace.id))
@@ -93,13 +110,13 @@ pub fn sync_for_user(
         .optional()?;
     match by_email {
         Some(member) if can_adopt(conn, &member)? => {
-            update_member(conn, ctx, &member, owner, status, "member.adopted", effects)
+            update_member(conn, ctx, &member, owner, status, "member.adopted", effects).map(Some)
         }
         Some(member) => {
             record_conflict(conn, ctx, &member, owner, email, effects)?;
-            Ok(())
+            Ok(None)
         }
-        None => create_member(conn, ctx, owner, email, status),
+        None => create_member(conn, ctx, owner, email, status).map(Some),
     }
 }
 
@@ -151,7 +168,7 @@ fn create_member(
     owner: &DirectoryUserRow,
     email: &str,
     status: MemberStatus,
-) -> Result<(), ApplyError> {
+) -> Result<MemberRow, ApplyError> {
     let now = timestamp::now();
     let member = MemberRow {
         id: new_id("mem"),
@@ -171,7 +188,7 @@ fn create_member(
         .values(&member)
         .execute(conn)?;
     audit_member_change(conn, &ctx.cause, "member.provisioned", None, &member)?;
-    Ok(())
+    Ok(member)
 }
 
 fn update_member(
@@ -182,7 +199,7 @@ fn update_member(
     status: MemberStatus,
     action: &str,
     effects: &mut Effects,
-) -> Result<(), ApplyError> {
+) -> Result<MemberRow, ApplyError> {
     let mut next = MemberRow {
         first_name: owner.first_name.clone(),
         last_name: owner.last_name.clone(),
@@ -201,7 +218,7 @@ fn update_member(
         }
     }
     if next == *member {
-        return Ok(());
+        return Ok(next);
     }
     next.updated_at = timestamp::now();
     diesel::update(members::table.find(&member.id))
@@ -213,7 +230,7 @@ fn update_member(
         (true, _) => action,
     };
     audit_member_change(conn, &ctx.cause, action, Some(member), &next)?;
-    Ok(())
+    Ok(next)
 }
 
 fn email_taken(

@@ -7,6 +7,8 @@
 pub mod directories;
 pub mod groups;
 pub mod members;
+pub mod roles;
+pub mod teams;
 pub mod users;
 pub mod workspace;
 

@@ -4,6 +4,8 @@ mod admin_api;
 mod apply_rules;
 mod broker;
 mod helpers;
+mod openapi;
 mod process;
 mod samples;
+mod teams;
 mod webhooks;

@@ -1,0 +1,67 @@
+//! `GET …/directory-groups`: the directory groups an admin can link to teams or map to roles.
+
+use super::auth::Caller;
+use super::error::ApiResult;
+use super::pagination::{List, PageQuery};
+use super::workspaces::load_workspace;
+use super::{resource, AppState};
+use crate::db::models::DirectoryGroupRow;
+use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
+use crate::directory_sync::teams::workspace_groups;
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/workspaces/{ws}/directory-groups")
+            .route(web::get().to(list_directory_groups)),
+    );
+}
+
+async fn list_directory_groups(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let page = query.page()?;
+    let body = state
+        .read(move |conn| {
+            let workspace = load_workspace(conn, &caller, &ws)?;
+            let mut q = workspace_groups(&workspace)
+                .order(directory_groups::id)
+                .limit(page.limit + 1)
+                .select(DirectoryGroupRow::as_select());
+            if let Some(after) = &page.after {
+                q = q.filter(directory_groups::id.gt(after.clone()));
+            }
+            let list =
+                List::from_overfetch(q.load(conn)?, &page, |g: &DirectoryGroupRow| g.id.clone());
+            let mut data: Vec<Value> = Vec::with_capacity(list.data.len());
+            for group in &list.data {
+                let member_count: i64 = memberships::table
+                    .filter(memberships::group_id.eq(&group.id))
+                    .filter(memberships::is_member.eq(true))
+                    .count()
+                    .get_result(conn)?;
+                let linked_team_ids: Vec<String> = team_links::table
+                    .filter(team_links::group_id.eq(&group.id))
+                    .filter(team_links::workspace_id.eq(&workspace.id))
+                    .order(team_links::team_id)
+                    .select(team_links::team_id)
+                    .load(conn)?;
+                data.push(json!({
+                    "id": group.id, "name": group.name, "directory_id": group.directory_id,
+                    "member_count": member_count, "linked_team_ids": linked_team_ids,
+                }));
+            }
+            Ok(List {
+                data,
+                list_metadata: list.list_metadata,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

@@ -1,0 +1,225 @@
+//! Roles from directory groups (rule 11): the highest role among the mappings of a member's groups, else
+//! the workspace's default; `owner` is never assigned or removed by the directory.
+
+use super::teams;
+use crate::audit::{self, AuditRecord, Cause};
+use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
+use crate::db::schema::{members, role_mappings};
+use crate::db::DbConnection;
+use crate::directory_sync::members::audit_member_change;
+use crate::domain::{ManagedBy, Role};
+use crate::workos::timestamp;
+use diesel::prelude::*;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// The workspace's role mappings, by group.
+pub fn mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<Vec<RoleMappingRow>> {
+    role_mappings::table
+        .filter(role_mappings::workspace_id.eq(workspace_id))
+        .order(role_mappings::group_id)
+        .select(RoleMappingRow::as_select())
+        .load(conn)
+}
+
+/// Whether the workspace maps any group to a role (then roles of directory members are not edited by hand).
+pub fn has_mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<bool> {
+    let count: i64 = role_mappings::table
+        .filter(role_mappings::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// The role the mappings give someone in `groups`, if the workspace has mappings at all.
+fn mapped_role(
+    mappings: &[RoleMappingRow],
+    default_role: &str,
+    groups: &[String],
+) -> Option<String> {
+    if mappings.is_empty() {
+        return None;
+    }
+    let best = mappings
+        .iter()
+        .filter(|m| groups.contains(&m.group_id))
+        .filter_map(|m| m.role.parse::<Role>().ok())
+        .max();
+    Some(best.map_or(default_role.to_string(), |r| r.as_str().to_string()))
+}
+
+/// Whether the directory decides this member's role.
+fn directory_decides(member: &MemberRow) -> bool {
+    member.managed_by == ManagedBy::Directory.as_str() && member.role != Role::Owner.as_str()
+}
+
+fn set_role(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    member: &MemberRow,
+    role: String,
+) -> QueryResult<()> {
+    if member.role == role {
+        return Ok(());
+    }
+    let after = MemberRow {
+        role,
+        updated_at: timestamp::now(),
+        ..member.clone()
+    };
+    diesel::update(members::table.find(&member.id))
+        .set((
+            members::role.eq(&after.role),
+            members::updated_at.eq(after.updated_at),
+        ))
+        .execute(conn)?;
+    audit_member_change(conn, cause, "member.role_changed", Some(member), &after)
+}
+
+/// Recomputes one member's role from the groups they are in.
+pub fn recompute(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    member: &MemberRow,
+    groups: &[String],
+) -> QueryResult<()> {
+    if !directory_decides(member) {
+        return Ok(());
+    }
+    let mappings = mappings(conn, &workspace.id)?;
+    match mapped_role(&mappings, &workspace.default_role, groups) {
+        Some(role) => set_role(conn, cause, member, role),
+        None => Ok(()),
+    }
+}
+
+/// Replaces the workspace's mappings with `wanted` (group, role), audits the differences and recomputes
+/// every directory member's role.
+pub fn replace_mappings(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    wanted: &[(String, Role)],
+) -> QueryResult<Vec<RoleMappingRow>> {
+    let before: HashMap<String, String> = mappings(conn, &workspace.id)?
+        .into_iter()
+        .map(|m| (m.group_id, m.role))
+        .collect();
+    let after: HashMap<String, String> = wanted
+        .iter()
+        .map(|(g, r)| (g.clone(), r.as_str().to_string()))
+        .collect();
+    diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
+        .execute(conn)?;
+    let now = timestamp::now();
+    let rows: Vec<RoleMappingRow> = wanted
+        .iter()
+        .map(|(group_id, role)| RoleMappingRow {
+            workspace_id: workspace.id.clone(),
+            group_id: group_id.clone(),
+            role: role.as_str().to_string(),
+            created_at: now,
+        })
+        .collect();
+    for row in &rows {
+        diesel::insert_into(role_mappings::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
+    groups.sort();
+    groups.dedup();
+    let entries = groups
+        .into_iter()
+        .filter(|g| before.get(*g) != after.get(*g))
+        .map(|g| AuditRecord {
+            workspace_id: &workspace.id,
+            action: match (before.contains_key(g), after.contains_key(g)) {
+                (false, _) => "role_mapping.created",
+                (true, false) => "role_mapping.removed",
+                (true, true) => "role_mapping.changed",
+            },
+            subject_type: "role_mapping",
+            subject_id: g,
+            before: before
+                .get(g)
+                .map(|role| json!({ "group_id": g, "role": role })),
+            after: after
+                .get(g)
+                .map(|role| json!({ "group_id": g, "role": role })),
+        })
+        .collect();
+    audit::record_many(conn, cause, entries)?;
+    recompute_workspace(conn, cause, workspace)?;
+    mappings(conn, &workspace.id)
+}
+
+/// Recomputes the role of every directory member of the workspace from the current mappings.
+pub fn recompute_workspace(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+) -> QueryResult<()> {
+    let mappings = mappings(conn, &workspace.id)?;
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    // Only mapped groups matter: gather, per directory user, the mapped groups they are in.
+    let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
+    for mapping in &mappings {
+        for user in teams::users_in_group(conn, &mapping.group_id)? {
+            groups_by_user
+                .entry(user)
+                .or_default()
+                .push(mapping.group_id.clone());
+        }
+    }
+    let directory_members: Vec<MemberRow> = members::table
+        .filter(members::workspace_id.eq(&workspace.id))
+        .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
+        .select(MemberRow::as_select())
+        .load(conn)?;
+    for member in directory_members.iter().filter(|m| directory_decides(m)) {
+        let groups = member
+            .directory_user_id
+            .as_ref()
+            .and_then(|u| groups_by_user.get(u))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(role) = mapped_role(&mappings, &workspace.default_role, &groups) {
+            set_role(conn, cause, member, role)?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops a deleted group's mapping, if it had one (the members' roles are recomputed by the caller).
+pub fn drop_group_mapping(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    group_id: &str,
+) -> QueryResult<()> {
+    let existing: Option<RoleMappingRow> = role_mappings::table
+        .find((&workspace.id, group_id))
+        .select(RoleMappingRow::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(mapping) = existing {
+        diesel::delete(role_mappings::table.find((&workspace.id, group_id))).execute(conn)?;
+        audit::record(
+            conn,
+            cause,
+            AuditRecord {
+                workspace_id: &workspace.id,
+                action: "role_mapping.removed",
+                subject_type: "role_mapping",
+                subject_id: group_id,
+                before: Some(json!({ "group_id": group_id, "role": mapping.role })),
+                after: None,
+            },
+        )?;
+    }
+    Ok(())
+}
