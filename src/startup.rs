@@ -3,7 +3,7 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::Database;
-use crate::intake::applier::{Applier, RetryPolicy, Wakeup};
+use crate::intake::applier::{Applier, ApplierStopper, RetryPolicy, Wakeup};
 use crate::intake::event_store::EventStore;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -99,6 +99,14 @@ impl Application {
         &self.db
     }
 
+    /// A handle that stops the service from elsewhere (tests, embedding programs).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            server: self.server.handle(),
+            applier: self.applier.stopper(),
+        }
+    }
+
     /// Serves until SIGTERM or SIGINT: stops taking requests, finishes those in flight, drains the event
     /// store, lets the applier finish its batch, and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -118,6 +126,22 @@ impl Application {
         .await?;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Stops a running [`Application`] without waiting for it.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: actix_web::dev::ServerHandle,
+    applier: ApplierStopper,
+}
+
+impl ShutdownHandle {
+    /// Stops taking requests and stops the applier; in-flight work finishes in the background.
+    pub fn stop(&self) {
+        // The stop command is sent at once; the returned future only waits for completion.
+        drop(self.server.stop(true));
+        self.applier.stop();
     }
 }
 

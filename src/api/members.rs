@@ -292,6 +292,7 @@ async fn remove_member(
                     "this member is managed by directory sync: remove them in the identity provider",
                 ));
             }
+            crate::directory_sync::teams::leave_all_teams(conn, &caller.cause(), &ws, &id)?;
             diesel::delete(members::table.find(&id)).execute(conn)?;
             crate::audit::record(
                 conn,

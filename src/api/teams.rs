@@ -429,8 +429,7 @@ async fn add_team_member(
                     conn,
                     &caller.cause(),
                     &workspace.id,
-                    &team.id,
-                    &[(member.id.clone(), TeamMembershipSource::Manual)],
+                    std::slice::from_ref(&manual),
                 )?;
             }
             let shown = team_members_json(conn, &team.id, std::slice::from_ref(&member.id))?;

@@ -85,34 +85,74 @@ fn source_entry<'a>(
     }
 }
 
-/// Adds sources (skipping any already there) and audits each one added.
+/// Adds sources (skipping any already there) and audits each one added; returns how many.
 pub fn add_sources(
     conn: &mut DbConnection,
     cause: &Cause,
     workspace_id: &str,
-    team_id: &str,
-    additions: &[(String, TeamMembershipSource)],
+    rows: &[TeamMemberSourceRow],
 ) -> QueryResult<usize> {
-    let rows: Vec<TeamMemberSourceRow> = additions
+    insert_sources(conn, rows)?;
+    audit_sources(conn, cause, workspace_id, rows, "team_member.source_added")?;
+    Ok(rows.len())
+}
+
+/// Removes sources and audits each one that was there; returns how many were.
+pub fn remove_sources(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace_id: &str,
+    rows: &[TeamMemberSourceRow],
+) -> QueryResult<usize> {
+    let mut removed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = (
+            &row.team_id,
+            &row.member_id,
+            &row.source_type,
+            &row.group_id,
+        );
+        if diesel::delete(sources::table.find(key)).execute(conn)? > 0 {
+            removed.push(row.clone());
+        }
+    }
+    audit_sources(
+        conn,
+        cause,
+        workspace_id,
+        &removed,
+        "team_member.source_removed",
+    )?;
+    Ok(removed.len())
+}
+
+fn audit_sources(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace_id: &str,
+    rows: &[TeamMemberSourceRow],
+    action: &str,
+) -> QueryResult<()> {
+    let entries = rows
         .iter()
-        .map(|(member, source)| source.row(team_id, member))
-        .collect();
-    insert_sources(conn, &rows)?;
-    let entries = additions
-        .iter()
-        .map(|(member, source)| {
+        .map(|row| {
+            let source = TeamMembershipSource::of(row);
+            let (before, after) = if action == "team_member.source_added" {
+                (None, Some(&source))
+            } else {
+                (Some(&source), None)
+            };
             source_entry(
                 workspace_id,
-                member,
-                "team_member.source_added",
-                team_id,
-                None,
-                Some(source),
+                &row.member_id,
+                action,
+                &row.team_id,
+                before,
+                after,
             )
         })
         .collect();
-    audit::record_many(conn, cause, entries)?;
-    Ok(additions.len())
+    audit::record_many(conn, cause, entries)
 }
 
 /// Inserts source rows in batches, skipping any already there.
@@ -141,28 +181,22 @@ pub fn remove_source(
     source: &TeamMembershipSource,
 ) -> QueryResult<bool> {
     let row = source.row(team_id, member_id);
-    let removed = diesel::delete(sources::table.find((
-        &row.team_id,
-        &row.member_id,
-        &row.source_type,
-        &row.group_id,
-    )))
-    .execute(conn)?;
-    if removed > 0 {
-        audit::record(
-            conn,
-            cause,
-            source_entry(
-                workspace_id,
-                member_id,
-                "team_member.source_removed",
-                team_id,
-                Some(source),
-                None,
-            ),
-        )?;
-    }
-    Ok(removed > 0)
+    Ok(remove_sources(conn, cause, workspace_id, std::slice::from_ref(&row))? > 0)
+}
+
+/// Takes a member out of every team, auditing each source removed (a member being deleted).
+pub fn leave_all_teams(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace_id: &str,
+    member_id: &str,
+) -> QueryResult<()> {
+    let existing: Vec<TeamMemberSourceRow> = sources::table
+        .filter(sources::member_id.eq(member_id))
+        .select(TeamMemberSourceRow::as_select())
+        .load(conn)?;
+    remove_sources(conn, cause, workspace_id, &existing)?;
+    Ok(())
 }
 
 /// The groups a member's directory user is in now (deleted groups excluded).
@@ -207,37 +241,24 @@ pub fn reconcile_member(
         .filter(sources::member_id.eq(&member.id))
         .select(TeamMemberSourceRow::as_select())
         .load(conn)?;
-    for row in &existing {
-        let source = TeamMembershipSource::of(row);
-        let keep = match &source {
+    let mut leaving = Vec::new();
+    for row in existing {
+        let keep = match TeamMembershipSource::of(&row) {
             TeamMembershipSource::Manual => active,
             TeamMembershipSource::DirectoryGroup(group) => {
-                desired.remove(&(row.team_id.clone(), group.clone()))
+                desired.remove(&(row.team_id.clone(), group))
             }
         };
         if !keep {
-            remove_source(
-                conn,
-                cause,
-                &workspace.id,
-                &row.team_id,
-                &member.id,
-                &source,
-            )?;
+            leaving.push(row);
         }
     }
-    for (team, group) in desired {
-        add_sources(
-            conn,
-            cause,
-            &workspace.id,
-            &team,
-            &[(
-                member.id.clone(),
-                TeamMembershipSource::DirectoryGroup(group),
-            )],
-        )?;
-    }
+    remove_sources(conn, cause, &workspace.id, &leaving)?;
+    let joining: Vec<TeamMemberSourceRow> = desired
+        .into_iter()
+        .map(|(team, group)| TeamMembershipSource::DirectoryGroup(group).row(&team, &member.id))
+        .collect();
+    add_sources(conn, cause, &workspace.id, &joining)?;
     roles::recompute(conn, cause, workspace, member, &groups)
 }
 
@@ -428,15 +449,8 @@ pub fn link_group(
         .select(members::id)
         .load(conn)?;
     let source = TeamMembershipSource::DirectoryGroup(group_id.to_string());
-    let additions: Vec<(String, TeamMembershipSource)> =
-        newcomers.into_iter().map(|m| (m, source.clone())).collect();
-    Ok(add_sources(
-        conn,
-        cause,
-        &workspace.id,
-        team_id,
-        &additions,
-    )?)
+    let rows: Vec<TeamMemberSourceRow> = newcomers.iter().map(|m| source.row(team_id, m)).collect();
+    Ok(add_sources(conn, cause, &workspace.id, &rows)?)
 }
 
 /// Rule 9: unlinks a directory group from a team, keeping or removing the members who came through it;

@@ -236,6 +236,14 @@ impl Applier {
         }
     }
 
+    /// A handle that asks the applier to stop without waiting for it.
+    pub fn stopper(&self) -> ApplierStopper {
+        ApplierStopper {
+            stop: self.stop.clone(),
+            wakeup: self.wakeup.clone(),
+        }
+    }
+
     /// Finishes the batch in hand and stops.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -243,6 +251,20 @@ impl Applier {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Asks an [`Applier`] to stop after the batch in hand.
+#[derive(Clone)]
+pub struct ApplierStopper {
+    stop: Arc<AtomicBool>,
+    wakeup: Wakeup,
+}
+
+impl ApplierStopper {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wakeup.notify();
     }
 }
 

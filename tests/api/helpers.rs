@@ -66,7 +66,7 @@ impl TestDatabase {
 
     /// Connects and migrates.
     pub fn open(&self) -> Database {
-        let db = Database::connect(self.target.clone(), 4).expect("connect to the test database");
+        let db = Database::connect(self.target.clone(), 2).expect("connect to the test database");
         db.migrate().expect("migrate the test database");
         db
     }
@@ -88,6 +88,7 @@ pub const SECRET: &str = "whsec_test_secret";
 /// The service under test.
 pub struct TestApp {
     pub address: String,
+    shutdown: rollcall::startup::ShutdownHandle,
     pub client: reqwest::Client,
     pub db: Database,
     _database: TestDatabase,
@@ -100,6 +101,8 @@ pub fn test_settings(target: DatabaseTarget) -> Settings {
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.webhook_secrets = vec![SECRET.to_string()];
     settings.operator_token = Some(OPERATOR_TOKEN.to_string());
+    // Many tests run at once against one PostgreSQL server: keep each one's share of connections small.
+    settings.db_pool_size = 4;
     settings
 }
 
@@ -118,12 +121,21 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     let app = Application::build_with(settings, retry).expect("the service builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.database().clone();
+    let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        shutdown,
         client: reqwest::Client::new(),
         db,
         _database: database,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Let the background threads end, so their database connections close with the test.
+        self.shutdown.stop();
     }
 }
 

@@ -9,9 +9,11 @@ CREATE TABLE teams (
 );
 
 -- Why a member is in a team: one row per source; group_id is '' for a manual source.
+-- No foreign keys here: linking a large group writes thousands of rows at once, and the code that deletes
+-- teams and members deletes their sources in the same transaction.
 CREATE TABLE team_member_sources (
-    team_id TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
-    member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    team_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
     source_type TEXT NOT NULL,
     group_id TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
@@ -21,7 +23,7 @@ CREATE INDEX team_member_sources_member ON team_member_sources (member_id);
 CREATE INDEX team_member_sources_group ON team_member_sources (group_id, team_id);
 
 CREATE TABLE team_links (
-    team_id TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+    team_id TEXT NOT NULL,
     group_id TEXT NOT NULL,
     workspace_id TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,

@@ -1,0 +1,246 @@
+//! What the benchmarks share: scratch databases, the real service, and many concurrent signed senders.
+
+#![allow(dead_code)]
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use rollcall::config::Settings;
+use rollcall::db::{Database, DatabaseTarget};
+use rollcall::startup::Application;
+use rollcall::workos::signature;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "bench-secret";
+pub const OPERATOR: &str = "bench-operator";
+
+/// A number from the environment, else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and gets a quick smoke pass.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The backends to measure: `BENCH_BACKENDS`, default both.
+pub fn backends() -> Vec<String> {
+    std::env::var("BENCH_BACKENDS")
+        .unwrap_or_else(|_| "sqlite,postgresql".into())
+        .split(',')
+        .map(|b| b.trim().to_string())
+        .collect()
+}
+
+/// A fresh database: a temporary SQLite file or a PostgreSQL schema, removed when dropped.
+pub struct Scratch {
+    pub target: DatabaseTarget,
+    _dir: Option<tempfile::TempDir>,
+    drop_schema: Option<(String, String)>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some((url, schema)) = &self.drop_schema {
+            if let Ok(mut c) = diesel::PgConnection::establish(url) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+pub fn scratch(backend: &str) -> Scratch {
+    if backend == "sqlite" {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db").display().to_string();
+        Scratch {
+            target: DatabaseTarget::Sqlite(path),
+            _dir: Some(dir),
+            drop_schema: None,
+        }
+    } else {
+        let url = std::env::var("BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+        diesel::PgConnection::establish(&url)
+            .expect("PostgreSQL for the benchmark")
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Scratch {
+            target: DatabaseTarget::Postgres(format!("{url}{sep}options=-csearch_path%3D{schema}")),
+            _dir: None,
+            drop_schema: Some((url, schema)),
+        }
+    }
+}
+
+/// The service on `target`, listening on a free port; returns its base URL and database.
+pub fn start_service(target: DatabaseTarget) -> (String, Database) {
+    let mut settings = Settings::from_lookup(|_| None).unwrap();
+    settings.database = target;
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.webhook_secrets = vec![SECRET.into()];
+    settings.operator_token = Some(OPERATOR.into());
+    settings.db_pool_size = 16;
+    let app = Application::build(settings).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let db = app.database().clone();
+    tokio::spawn(app.run_until_stopped());
+    (base, db)
+}
+
+/// An operator call; panics unless the status is `expect`.
+pub async fn operator(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<serde_json::Value>,
+    expect: u16,
+) -> serde_json::Value {
+    let mut request = client.request(method, &url).bearer_auth(OPERATOR);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, expect, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Creates a workspace for `organization` with directory sync on; returns its id.
+pub async fn synced_workspace(client: &reqwest::Client, base: &str, organization: &str) -> String {
+    let ws = operator(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/workspaces"),
+        Some(json!({"name": "Bench", "plan": "enterprise", "organization_id": organization})),
+        201,
+    )
+    .await;
+    let ws = ws["id"].as_str().unwrap().to_string();
+    operator(
+        client,
+        reqwest::Method::PUT,
+        format!("{base}/api/v1/workspaces/{ws}/directory-sync"),
+        Some(json!({"enabled": true})),
+        200,
+    )
+    .await;
+    ws
+}
+
+/// What a burst of webhooks measured.
+pub struct Delivery {
+    pub events_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub applied_per_s: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Signs every body now and posts them from `senders` concurrent tasks; then waits until all are applied.
+pub async fn deliver_all(
+    base: &str,
+    db: &Database,
+    bodies: Vec<Vec<u8>>,
+    senders: usize,
+) -> Delivery {
+    let count = bodies.len();
+    let now = signature::now_ms();
+    let signed: Vec<(Vec<u8>, String)> = bodies
+        .into_iter()
+        .map(|body| {
+            let header = signature::sign(SECRET, now, &body);
+            (body, header)
+        })
+        .collect();
+    let queue = Arc::new(Mutex::new(signed));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(senders)
+        .build()
+        .unwrap();
+    let url = format!("{base}/webhooks/workos");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let Some((body, header)) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("WorkOS-Signature", header)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the webhook is sent");
+                assert_eq!(response.status(), 200);
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    wait_applied(db).await;
+    Delivery {
+        events_per_s: count as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        applied_per_s: count as f64 / started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Waits until no stored event waits for the applier.
+pub async fn wait_applied(db: &Database) {
+    loop {
+        let db = db.clone();
+        let waiting = tokio::task::spawn_blocking(move || {
+            use diesel::prelude::*;
+            use rollcall::db::schema::webhook_events as e;
+            db.read(|c| {
+                e::table
+                    .filter(e::status.eq("received"))
+                    .count()
+                    .get_result::<i64>(c)
+                    .map_err(rollcall::db::DbError::from)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        if waiting == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A two-thread runtime like the service's machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
