@@ -44,21 +44,7 @@ pub struct AuditRecord<'a> {
 
 /// Writes an audit entry in the caller's transaction.
 pub fn record(conn: &mut DbConnection, cause: &Cause, entry: AuditRecord<'_>) -> QueryResult<()> {
-    let (cause_type, cause_id) = cause.parts();
-    diesel::insert_into(audit_log::table)
-        .values(NewAuditEntry {
-            workspace_id: entry.workspace_id.to_string(),
-            occurred_at: timestamp::now(),
-            action: entry.action.to_string(),
-            subject_type: entry.subject_type.to_string(),
-            subject_id: entry.subject_id.to_string(),
-            before: entry.before.map(|v| v.to_string()),
-            after: entry.after.map(|v| v.to_string()),
-            cause_type: cause_type.to_string(),
-            cause_id: cause_id.to_string(),
-        })
-        .execute(conn)?;
-    Ok(())
+    record_many(conn, cause, vec![entry])
 }
 
 /// Writes many audit entries of one cause in the caller's transaction, in batches.

@@ -2,7 +2,7 @@
 //! first, with what caused it (rule 17).
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::pagination::{List, PageQuery};
 use super::workspaces::{load_workspace, time_json};
 use super::{resource, AppState};
@@ -44,15 +44,7 @@ async fn list_audit_log(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let page = query.page()?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| {
-            a.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_parameter", "after: not a cursor from this list")
-            })
-        })
-        .transpose()?;
+    let after = page.after_id()?;
     let body = state
         .read(move |conn| {
             load_workspace(conn, &caller, &ws)?;

@@ -75,15 +75,7 @@ async fn list_events(
                 .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
         })
         .transpose()?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| {
-            a.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_parameter", "after: not a cursor from this list")
-            })
-        })
-        .transpose()?;
+    let after = page.after_id()?;
     let list = state
         .read(move |conn| {
             // Newest first: the cursor is the last id seen.

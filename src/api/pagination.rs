@@ -40,6 +40,20 @@ impl PageQuery {
     }
 }
 
+impl Page {
+    /// The cursor of a list ordered by a numeric id.
+    pub fn after_id(&self) -> Result<Option<i64>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|a| {
+                a.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("invalid_parameter", "after: not a cursor from this list")
+                })
+            })
+            .transpose()
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Serialize)]
 pub struct List<T> {
