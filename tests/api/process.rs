@@ -129,3 +129,42 @@ fn healthy(port: u16) -> bool {
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
+
+#[test]
+fn token_create_prints_a_token_that_is_stored_hashed() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let output = rollcall()
+        .args(["token", "create"])
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("rc_") && token.len() > 40, "{token}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("operator token"));
+    let db = database.open();
+    let hashes: Vec<String> = db
+        .read(|c| {
+            use diesel::prelude::*;
+            rollcall::db::schema::api_tokens::table
+                .select(rollcall::db::schema::api_tokens::token_hash)
+                .load(c)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap();
+    assert_eq!(hashes, [rollcall::api::auth::hash_token(&token)]);
+    let missing = rollcall()
+        .args(["token", "create", "--workspace", "ws_nope"])
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no workspace ws_nope"));
+}
