@@ -25,8 +25,8 @@ pub fn document() -> Value {
         workspace_paths(),
         member_paths(),
         team_paths(),
-        directory_group_paths(),
-        role_and_audit_paths(),
+        directory_paths(),
+        audit_paths(),
         event_paths(),
     ]
     .into_iter()
@@ -44,16 +44,7 @@ pub fn document() -> Value {
                 `?after=`, and answer `{data, list_metadata: {after}}`; `after` is null on the last page. \
                 A method a path does not take answers 405 `method_not_allowed`.",
         },
-        "tags": [
-            { "name": "service", "description": "Liveness, readiness and this document." },
-            { "name": "webhooks", "description": "Signed `dsync.*` deliveries from the broker." },
-            { "name": "workspaces", "description": "Workspaces, their admin tokens and their directory-sync setting." },
-            { "name": "members", "description": "Workspace members; with directory sync on, the directory owns them." },
-            { "name": "teams", "description": "Teams, why each member is in each, and the directory groups linked to them." },
-            { "name": "directory", "description": "Directory groups and the roles they map to." },
-            { "name": "audit", "description": "Every change, with its cause." },
-            { "name": "events", "description": "Stored webhook deliveries, for operators." },
-        ],
+        "tags": tags(),
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -70,6 +61,32 @@ pub fn document() -> Value {
             "schemas": schemas(),
         },
     })
+}
+
+/// The groups operations are listed in.
+fn tags() -> Value {
+    [
+        ("service", "Liveness, readiness and this document."),
+        ("webhooks", "Signed `dsync.*` deliveries from the broker."),
+        (
+            "workspaces",
+            "Workspaces, their admin tokens and their directory-sync setting.",
+        ),
+        (
+            "members",
+            "Workspace members; with directory sync on, the directory owns them.",
+        ),
+        (
+            "teams",
+            "Teams, why each member is in each, and the directory groups linked to them.",
+        ),
+        ("directory", "Directory groups and the roles they map to."),
+        ("audit", "Every change, with its cause."),
+        ("events", "Stored webhook deliveries, for operators."),
+    ]
+    .into_iter()
+    .map(|(name, description)| json!({ "name": name, "description": description }))
+    .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -122,28 +139,28 @@ fn array(items: Value) -> Value {
     json!({ "type": "array", "items": items })
 }
 
-/// An object with every listed property required; extra properties may be added later.
-fn object(properties: &[(&str, Value)]) -> Value {
-    json!({
-        "type": "object",
-        "required": properties.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
-        "properties": properties.iter().map(|(name, s)| (name.to_string(), s.clone())).collect::<Map<_, _>>(),
-    })
-}
-
-/// A request body object: `required` fields must be there, and with `closed` no other field is accepted
-/// (the handler denies unknown fields).
-fn request_object(required: &[&str], closed: bool, properties: &[(&str, Value)]) -> Value {
-    let mut schema = json!({
-        "type": "object",
-        "properties": properties.iter().map(|(name, s)| (name.to_string(), s.clone())).collect::<Map<_, _>>(),
-    });
+/// An object with these properties, of which `required` must be there.
+fn object_with(required: &[&str], properties: &[(&str, Value)]) -> Value {
+    let properties: Map<String, Value> = properties
+        .iter()
+        .map(|(name, schema)| (name.to_string(), schema.clone()))
+        .collect();
+    let mut schema = json!({ "type": "object", "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
     }
-    if closed {
-        schema["additionalProperties"] = Value::Bool(false);
-    }
+    schema
+}
+
+/// An object with every listed property always there; answers may gain properties later.
+fn object(properties: &[(&str, Value)]) -> Value {
+    let required: Vec<&str> = properties.iter().map(|(name, _)| *name).collect();
+    object_with(&required, properties)
+}
+
+/// `schema` taking no other properties: the handler denies unknown fields.
+fn closed(mut schema: Value) -> Value {
+    schema["additionalProperties"] = Value::Bool(false);
     schema
 }
 
@@ -251,14 +268,23 @@ impl Operation {
     }
 
     /// `?limit=` and `?after=`, after any other parameters.
-    fn paged(mut self) -> Self {
+    fn paged(self) -> Self {
+        self.paged_with("after")
+    }
+
+    /// `?limit=` and `?after=` for a list whose cursor is a numeric id.
+    fn paged_by_id(self) -> Self {
+        self.paged_with("after_id")
+    }
+
+    fn paged_with(mut self, after: &str) -> Self {
         let parameters = self
             .0
             .entry("parameters")
             .or_insert_with(|| json!([]))
             .as_array_mut()
             .expect("parameters are a list");
-        parameters.extend([parameter_ref("limit"), parameter_ref("after")]);
+        parameters.extend([parameter_ref("limit"), parameter_ref(after)]);
         self.fails(StatusCode::BAD_REQUEST, &["invalid_parameter"])
     }
 
@@ -287,6 +313,24 @@ impl Operation {
     /// An answer without a body.
     fn answers_empty(self, status: StatusCode, description: &str) -> Self {
         self.respond(status, json!({ "description": description }))
+    }
+
+    /// Links the `status` answer to the operations that take what it returns: `parameters` maps each of
+    /// their parameters to a runtime expression such as `$response.body#/id`.
+    fn links(mut self, status: StatusCode, parameters: &[(&str, &str)], targets: &[&str]) -> Self {
+        let parameters: Map<String, Value> = parameters
+            .iter()
+            .map(|(name, expression)| (name.to_string(), json!(expression)))
+            .collect();
+        let links: Map<String, Value> = targets
+            .iter()
+            .map(|target| {
+                let link = json!({ "operationId": target, "parameters": parameters });
+                (target.to_string(), link)
+            })
+            .collect();
+        self.0["responses"][status.as_str()]["links"] = Value::Object(links);
+        self
     }
 
     /// A problem with one of these codes.
@@ -389,11 +433,47 @@ fn parameters() -> Map<String, Value> {
             string(),
         ),
     );
+    parameters.insert(
+        "after_id".into(),
+        query_parameter(
+            "after",
+            "The previous page's `list_metadata.after`, a numeric id.",
+            integer(),
+        ),
+    );
     parameters
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Paths
+
+/// The operations on one workspace that take nothing but its id.
+const WORKSPACE_OPERATIONS: [&str; 13] = [
+    "get_workspace",
+    "update_workspace",
+    "create_admin_token",
+    "get_directory_sync",
+    "set_directory_sync",
+    "list_members",
+    "add_member",
+    "list_teams",
+    "create_team",
+    "list_directory_groups",
+    "get_role_mappings",
+    "put_role_mappings",
+    "list_audit_log",
+];
+
+/// The operations on one team that take nothing but its workspace's id and its own.
+const TEAM_OPERATIONS: [&str; 7] = [
+    "get_team",
+    "rename_team",
+    "delete_team",
+    "list_team_members",
+    "add_team_member",
+    "list_linked_groups",
+    "link_directory_group",
+];
 
 fn service_paths() -> Vec<(&'static str, Value)> {
     vec![
@@ -457,7 +537,7 @@ fn service_paths() -> Vec<(&'static str, Value)> {
                     .answers(
                         StatusCode::OK,
                         "Stored (whether applied, duplicate, skipped or of an unknown type).",
-                        object(&[("received", string())]),
+                        schema_ref("WebhookReceipt"),
                     )
                     .fails(StatusCode::BAD_REQUEST, &["invalid_payload"])
                     .fails(StatusCode::UNAUTHORIZED, &["invalid_signature"])
@@ -496,6 +576,11 @@ fn workspace_paths() -> Vec<(&'static str, Value)> {
                         .operator_only()
                         .body(schema_ref("NewWorkspace"))
                         .answers(StatusCode::CREATED, "Created.", workspace())
+                        .links(
+                            StatusCode::CREATED,
+                            &[("ws", "$response.body#/id")],
+                            &WORKSPACE_OPERATIONS,
+                        )
                         .checks_body()
                         .fails(StatusCode::CONFLICT, &["organization_taken"])
                         .authenticated(),
@@ -591,7 +676,7 @@ fn member_paths() -> Vec<(&'static str, Value)> {
                         .parameters(vec![query_parameter(
                             "status",
                             "Only members with this status.",
-                            one_of(MemberStatus::ALL.iter().map(|s| s.as_str())),
+                            schema_ref("MemberStatus"),
                         )])
                         .paged()
                         .answers(StatusCode::OK, "A page of members.", list_of("Member"))
@@ -604,6 +689,11 @@ fn member_paths() -> Vec<(&'static str, Value)> {
                         .describe("With directory sync on, members come from the identity provider (409).")
                         .body(schema_ref("NewMember"))
                         .answers(StatusCode::CREATED, "Added.", member())
+                        .links(
+                            StatusCode::CREATED,
+                            &[("ws", "$request.path.ws"), ("member", "$response.body#/id")],
+                            &["get_member", "update_member", "remove_member"],
+                        )
                         .checks_body()
                         .finds()
                         .fails(
@@ -645,7 +735,10 @@ fn member_paths() -> Vec<(&'static str, Value)> {
                 (
                     "delete",
                     operation("remove_member", "members", "Remove a member")
-                        .describe("With directory sync on, a directory-managed member is removed in the identity provider (409).")
+                        .describe(
+                            "With directory sync on, a directory-managed member is removed in the identity \
+                             provider (409); leftover manual members can still be removed here.",
+                        )
                         .answers_empty(StatusCode::NO_CONTENT, "Removed.")
                         .finds()
                         .fails(StatusCode::CONFLICT, &["managed_by_directory_sync"])
@@ -674,8 +767,13 @@ fn team_paths() -> Vec<(&'static str, Value)> {
                 (
                     "post",
                     operation("create_team", "teams", "Create a team")
-                        .body(schema_ref("NewTeam"))
+                        .body(schema_ref("TeamName"))
                         .answers(StatusCode::CREATED, "Created.", team())
+                        .links(
+                            StatusCode::CREATED,
+                            &[("ws", "$request.path.ws"), ("team", "$response.body#/id")],
+                            &TEAM_OPERATIONS,
+                        )
                         .checks_body()
                         .finds()
                         .fails(StatusCode::CONFLICT, &["team_name_taken"])
@@ -696,8 +794,8 @@ fn team_paths() -> Vec<(&'static str, Value)> {
                 ),
                 (
                     "patch",
-                    operation("update_team", "teams", "Rename a team")
-                        .body(schema_ref("TeamChanges"))
+                    operation("rename_team", "teams", "Rename a team")
+                        .body(schema_ref("TeamName"))
                         .answers(StatusCode::OK, "The renamed team.", team())
                         .checks_body()
                         .finds()
@@ -729,8 +827,17 @@ fn team_paths() -> Vec<(&'static str, Value)> {
                     "post",
                     operation("add_team_member", "teams", "Add a member to a team by hand")
                         .describe("Adds a `manual` source; a deprovisioned member cannot be added (409).")
-                        .body(schema_ref("NewTeamMember"))
+                        .body(schema_ref("TeamMemberRef"))
                         .answers(StatusCode::CREATED, "Added.", schema_ref("TeamMember"))
+                        .links(
+                            StatusCode::CREATED,
+                            &[
+                                ("ws", "$request.path.ws"),
+                                ("team", "$request.path.team"),
+                                ("member", "$response.body#/member_id"),
+                            ],
+                            &["remove_team_member"],
+                        )
                         .answers(
                             StatusCode::OK,
                             "The member already had a manual source in this team.",
@@ -764,7 +871,7 @@ fn team_paths() -> Vec<(&'static str, Value)> {
             vec![
                 (
                     "get",
-                    operation("list_team_links", "teams", "List the directory groups linked to a team")
+                    operation("list_linked_groups", "teams", "List the directory groups linked to a team")
                         .paged()
                         .answers(StatusCode::OK, "A page of linked groups.", list_of("TeamLink"))
                         .finds()
@@ -777,8 +884,17 @@ fn team_paths() -> Vec<(&'static str, Value)> {
                             "Needs directory sync on and at least one directory group in the workspace; adds \
                              every active member of the group, who then follow the group.",
                         )
-                        .body(schema_ref("NewTeamLink"))
+                        .body(schema_ref("GroupRef"))
                         .answers(StatusCode::CREATED, "Linked.", schema_ref("CreatedTeamLink"))
+                        .links(
+                            StatusCode::CREATED,
+                            &[
+                                ("ws", "$request.path.ws"),
+                                ("team", "$request.path.team"),
+                                ("group", "$response.body#/group_id"),
+                            ],
+                            &["unlink_directory_group"],
+                        )
                         .fails(StatusCode::BAD_REQUEST, &["invalid_body"])
                         .finds()
                         .fails(
@@ -818,52 +934,45 @@ fn team_paths() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn directory_group_paths() -> Vec<(&'static str, Value)> {
-    vec![path(
-        "/api/v1/workspaces/{ws}/directory-groups",
-        &["ws"],
-        vec![(
-            "get",
-            operation(
-                "list_directory_groups",
-                "directory",
-                "List the workspace's directory groups",
-            )
-            .paged()
-            .answers(
-                StatusCode::OK,
-                "A page of groups.",
-                list_of("DirectoryGroup"),
-            )
-            .finds()
-            .authenticated(),
-        )],
-    )]
-}
-
-fn role_and_audit_paths() -> Vec<(&'static str, Value)> {
-    let mappings = || object(&[("data", array(schema_ref("RoleMapping")))]);
+fn directory_paths() -> Vec<(&'static str, Value)> {
     vec![
+        path(
+            "/api/v1/workspaces/{ws}/directory-groups",
+            &["ws"],
+            vec![(
+                "get",
+                operation(
+                    "list_directory_groups",
+                    "directory",
+                    "List the workspace's directory groups",
+                )
+                .paged()
+                .answers(StatusCode::OK, "A page of groups.", list_of("DirectoryGroup"))
+                .finds()
+                .authenticated(),
+            )],
+        ),
         path(
             "/api/v1/workspaces/{ws}/role-mappings",
             &["ws"],
             vec![
                 (
                     "get",
-                    operation("list_role_mappings", "directory", "List role mappings")
-                        .answers(StatusCode::OK, "Every mapping.", mappings())
+                    operation("get_role_mappings", "directory", "List role mappings")
+                        .answers(StatusCode::OK, "Every mapping.", schema_ref("RoleMappings"))
                         .finds()
                         .authenticated(),
                 ),
                 (
                     "put",
-                    operation("replace_role_mappings", "directory", "Replace the role mappings")
+                    operation("put_role_mappings", "directory", "Replace the role mappings")
                         .describe(
-                            "Replaces the whole set; directory-managed members' roles are recomputed. Each \
-                             group must be one of the workspace's directory groups (400 `unknown_group`).",
+                            "Replaces the whole set; directory-managed members' roles are recomputed. A \
+                             group may appear once, and must be one of the workspace's directory groups \
+                             (400 `unknown_group`).",
                         )
                         .body(array(schema_ref("RoleMapping")))
-                        .answers(StatusCode::OK, "The new set.", mappings())
+                        .answers(StatusCode::OK, "The new set.", schema_ref("RoleMappings"))
                         .fails(
                             StatusCode::BAD_REQUEST,
                             &["invalid_body", "invalid_field", "unknown_group"],
@@ -873,19 +982,26 @@ fn role_and_audit_paths() -> Vec<(&'static str, Value)> {
                 ),
             ],
         ),
-        path(
-            "/api/v1/workspaces/{ws}/audit-log",
-            &["ws"],
-            vec![(
-                "get",
-                operation("list_audit_log", "audit", "Read the audit log, newest first")
-                    .paged()
-                    .answers(StatusCode::OK, "A page of entries.", list_of("AuditEntry"))
-                    .finds()
-                    .authenticated(),
-            )],
-        ),
     ]
+}
+
+fn audit_paths() -> Vec<(&'static str, Value)> {
+    vec![path(
+        "/api/v1/workspaces/{ws}/audit-log",
+        &["ws"],
+        vec![(
+            "get",
+            operation(
+                "list_audit_log",
+                "audit",
+                "Read the audit log, newest first",
+            )
+            .paged_by_id()
+            .answers(StatusCode::OK, "A page of entries.", list_of("AuditEntry"))
+            .finds()
+            .authenticated(),
+        )],
+    )]
 }
 
 fn event_paths() -> Vec<(&'static str, Value)> {
@@ -905,7 +1021,7 @@ fn event_paths() -> Vec<(&'static str, Value)> {
                     "Only deliveries with this status.",
                     schema_ref("EventStatus"),
                 )])
-                .paged()
+                .paged_by_id()
                 .answers(StatusCode::OK, "A page of deliveries.", list_of("Event"))
                 .operator_only()
                 .authenticated(),
@@ -935,6 +1051,11 @@ fn event_paths() -> Vec<(&'static str, Value)> {
                 )
                 .describe("Only `failed`, `skipped` and `conflict` deliveries can be retried.")
                 .answers(StatusCode::ACCEPTED, "Queued again.", schema_ref("Event"))
+                .links(
+                    StatusCode::ACCEPTED,
+                    &[("id", "$response.body#/id")],
+                    &["get_event"],
+                )
                 .operator_only()
                 .finds()
                 .fails(StatusCode::CONFLICT, &["not_retryable"])
@@ -948,57 +1069,98 @@ fn event_paths() -> Vec<(&'static str, Value)> {
 // Schemas
 
 fn schemas() -> Map<String, Value> {
-    let plan = || one_of(Plan::ALL.iter().map(|p| p.as_str()));
-    let role = || one_of(Role::ALL.iter().map(|r| r.as_str()));
-    // The directory never assigns `owner`.
-    let directory_role = || {
-        one_of(
-            Role::ALL
-                .iter()
-                .filter(|r| **r != Role::Owner)
-                .map(|r| r.as_str()),
-        )
-    };
-    let name = || json!({ "type": "string", "minLength": 1, "maxLength": 200 });
-    let ids = || array(string());
     [
+        common_schemas(),
+        workspace_schemas(),
+        member_schemas(),
+        team_schemas(),
+        directory_and_audit_schemas(),
+        event_schemas(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(name, schema)| (name.to_string(), schema))
+    .collect()
+}
+
+/// `schema` with a description.
+fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
+}
+
+/// A name as admins give it: trimmed, 1 to 200 characters.
+fn name() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 200 })
+}
+
+fn email() -> Value {
+    json!({ "type": "string", "format": "email", "maxLength": 320 })
+}
+
+fn role() -> Value {
+    one_of(Role::ALL.iter().map(|r| r.as_str()))
+}
+
+/// A role the directory may give: any but `owner`.
+fn directory_role() -> Value {
+    one_of(
+        Role::ALL
+            .iter()
+            .filter(|r| **r != Role::Owner)
+            .map(|r| r.as_str()),
+    )
+}
+
+fn plan() -> Value {
+    one_of(Plan::ALL.iter().map(|p| p.as_str()))
+}
+
+fn common_schemas() -> Vec<(&'static str, Value)> {
+    vec![
         (
             "Problem",
-            json!({
-                "type": "object",
-                "description": "An RFC 9457 problem; `code` is stable, `detail` is for people.",
-                "required": ["type", "status", "title", "code", "detail"],
-                "properties": {
-                    "type": string(),
-                    "status": { "type": "integer" },
-                    "title": string(),
-                    "code": string(),
-                    "detail": string(),
-                },
-            }),
+            described(
+                object(&[
+                    ("type", string()),
+                    ("status", json!({ "type": "integer" })),
+                    ("title", string()),
+                    ("code", string()),
+                    ("detail", string()),
+                ]),
+                "An RFC 9457 problem; `code` is stable, `detail` is for people.",
+            ),
         ),
         (
             "ListMetadata",
             object(&[(
                 "after",
-                nullable(json!({
-                    "type": "string",
-                    "description": "Pass as `?after=` for the next page; null on the last page.",
-                })),
+                described(
+                    nullable(string()),
+                    "Pass as `?after=` for the next page; null on the last page.",
+                ),
             )]),
+        ),
+        (
+            "WebhookReceipt",
+            object(&[("received", described(string(), "The event's id."))]),
         ),
         ("Health", object(&[("status", one_of(["ok"]))])),
         (
             "Readiness",
-            json!({
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": one_of(["ready", "unavailable"]),
-                    "database": one_of(["ok", "unreachable"]),
-                },
-            }),
+            object_with(
+                &["status"],
+                &[
+                    ("status", one_of(["ready", "unavailable"])),
+                    ("database", one_of(["ok", "unreachable"])),
+                ],
+            ),
         ),
+    ]
+}
+
+fn workspace_schemas() -> Vec<(&'static str, Value)> {
+    vec![
         (
             "Workspace",
             object(&[
@@ -1014,19 +1176,17 @@ fn schemas() -> Map<String, Value> {
         ),
         (
             "NewWorkspace",
-            request_object(
+            object_with(
                 &["name", "plan", "organization_id"],
-                false,
                 &[
                     ("name", name()),
                     ("plan", plan()),
                     (
                         "organization_id",
-                        json!({
-                            "type": "string",
-                            "pattern": "^\\S+$",
-                            "description": "The broker's organization (`org_…`); one workspace each.",
-                        }),
+                        described(
+                            json!({ "type": "string", "pattern": "^\\S+$" }),
+                            "The broker's organization (`org_…`); one workspace each.",
+                        ),
                     ),
                     ("default_role", directory_role()),
                 ],
@@ -1034,24 +1194,20 @@ fn schemas() -> Map<String, Value> {
         ),
         (
             "WorkspaceChanges",
-            request_object(
+            closed(object_with(
                 &[],
-                true,
                 &[
                     ("name", name()),
                     ("plan", plan()),
                     ("default_role", directory_role()),
                 ],
-            ),
+            )),
         ),
         (
             "AdminToken",
             object(&[
                 ("id", string()),
-                (
-                    "token",
-                    json!({ "type": "string", "description": "Shown only here." }),
-                ),
+                ("token", described(string(), "Shown only here.")),
             ]),
         ),
         (
@@ -1073,8 +1229,19 @@ fn schemas() -> Map<String, Value> {
         ),
         (
             "DirectorySyncSetting",
-            request_object(&["enabled"], false, &[("enabled", boolean())]),
+            object_with(&["enabled"], &[("enabled", boolean())]),
         ),
+    ]
+}
+
+fn member_schemas() -> Vec<(&'static str, Value)> {
+    let changes = [
+        ("email", email()),
+        ("first_name", string()),
+        ("last_name", string()),
+        ("role", role()),
+    ];
+    vec![
         (
             "Member",
             object(&[
@@ -1085,7 +1252,10 @@ fn schemas() -> Map<String, Value> {
                 ("last_name", nullable(string())),
                 ("role", role()),
                 ("status", schema_ref("MemberStatus")),
-                ("managed_by", one_of(ManagedBy::ALL.iter().map(|m| m.as_str()))),
+                (
+                    "managed_by",
+                    one_of(ManagedBy::ALL.iter().map(|m| m.as_str())),
+                ),
                 ("directory_user_id", nullable(string())),
                 ("created_at", timestamp()),
                 ("updated_at", timestamp()),
@@ -1095,42 +1265,14 @@ fn schemas() -> Map<String, Value> {
             "MemberStatus",
             one_of(MemberStatus::ALL.iter().map(|s| s.as_str())),
         ),
-        (
-            "NewMember",
-            request_object(
-                &["email"],
-                true,
-                &[
-                    ("email", json!({ "type": "string", "format": "email", "maxLength": 320 })),
-                    ("first_name", string()),
-                    ("last_name", string()),
-                    ("role", role()),
-                ],
-            ),
-        ),
-        (
-            "MemberChanges",
-            request_object(
-                &[],
-                true,
-                &[
-                    ("email", json!({ "type": "string", "format": "email", "maxLength": 320 })),
-                    ("first_name", string()),
-                    ("last_name", string()),
-                    ("role", role()),
-                ],
-            ),
-        ),
-        (
-            "DirectoryGroup",
-            object(&[
-                ("id", string()),
-                ("name", string()),
-                ("directory_id", string()),
-                ("member_count", integer()),
-                ("linked_team_ids", ids()),
-            ]),
-        ),
+        ("NewMember", closed(object_with(&["email"], &changes))),
+        ("MemberChanges", closed(object_with(&[], &changes))),
+    ]
+}
+
+fn team_schemas() -> Vec<(&'static str, Value)> {
+    let ids = || array(string());
+    vec![
         (
             "Team",
             object(&[
@@ -1143,14 +1285,7 @@ fn schemas() -> Map<String, Value> {
                 ("updated_at", timestamp()),
             ]),
         ),
-        (
-            "NewTeam",
-            request_object(&["name"], true, &[("name", name())]),
-        ),
-        (
-            "TeamChanges",
-            request_object(&["name"], true, &[("name", name())]),
-        ),
+        ("TeamName", closed(object(&[("name", name())]))),
         (
             "TeamMember",
             object(&[
@@ -1179,47 +1314,64 @@ fn schemas() -> Map<String, Value> {
         ("ManualSource", object(&[("type", one_of(["manual"]))])),
         (
             "DirectoryGroupSource",
-            object(&[("type", one_of(["directory_group"])), ("group_id", string())]),
-        ),
-        (
-            "NewTeamMember",
-            request_object(&["member_id"], true, &[("member_id", string())]),
-        ),
-        (
-            "TeamLink",
             object(&[
+                ("type", one_of(["directory_group"])),
                 ("group_id", string()),
-                ("name", string()),
-                ("directory_id", string()),
-                ("linked_at", timestamp()),
             ]),
         ),
+        ("TeamMemberRef", closed(object(&[("member_id", string())]))),
         (
-            "NewTeamLink",
-            request_object(&["group_id"], true, &[("group_id", string())]),
-        ),
-        (
-            "CreatedTeamLink",
+            "TeamLink",
             object(&[
                 ("team_id", string()),
                 ("group_id", string()),
                 ("name", string()),
                 ("directory_id", string()),
                 ("linked_at", timestamp()),
-                (
-                    "members_added",
-                    json!({ "type": "integer", "description": "Active members of the group added to the team." }),
-                ),
+            ]),
+        ),
+        ("GroupRef", closed(object(&[("group_id", string())]))),
+        (
+            "CreatedTeamLink",
+            json!({
+                "allOf": [
+                    schema_ref("TeamLink"),
+                    object(&[(
+                        "members_added",
+                        described(
+                            json!({ "type": "integer" }),
+                            "Active members of the group added to the team.",
+                        ),
+                    )]),
+                ],
+            }),
+        ),
+    ]
+}
+
+fn directory_and_audit_schemas() -> Vec<(&'static str, Value)> {
+    let ids = || array(string());
+    vec![
+        (
+            "DirectoryGroup",
+            object(&[
+                ("id", string()),
+                ("name", string()),
+                ("directory_id", string()),
+                ("member_count", integer()),
+                ("linked_team_ids", ids()),
             ]),
         ),
         (
             "RoleMapping",
-            json!({
-                "type": "object",
-                "required": ["group_id", "role"],
-                "additionalProperties": false,
-                "properties": { "group_id": string(), "role": directory_role() },
-            }),
+            closed(object(&[
+                ("group_id", string()),
+                ("role", directory_role()),
+            ])),
+        ),
+        (
+            "RoleMappings",
+            object(&[("data", array(schema_ref("RoleMapping")))]),
         ),
         (
             "AuditEntry",
@@ -1237,16 +1389,24 @@ fn schemas() -> Map<String, Value> {
         (
             "AuditCause",
             object(&[
-                ("type", one_of(["event", "sync_run", "api_token", "operator"])),
+                (
+                    "type",
+                    one_of(["event", "sync_run", "api_token", "operator"]),
+                ),
                 (
                     "id",
-                    json!({
-                        "type": "string",
-                        "description": "The event id, sync run id or token id; `bootstrap` for the configured operator token.",
-                    }),
+                    described(
+                        string(),
+                        "The event, sync run or token id; `bootstrap` for the configured operator token.",
+                    ),
                 ),
             ]),
         ),
+    ]
+}
+
+fn event_schemas() -> Vec<(&'static str, Value)> {
+    vec![
         (
             "EventStatus",
             one_of(EventStatus::ALL.iter().map(|s| s.as_str())),
@@ -1272,12 +1432,9 @@ fn schemas() -> Map<String, Value> {
             json!({
                 "allOf": [
                     schema_ref("Event"),
-                    object(&[("body", json!({ "type": "string", "description": "The raw delivery as received." }))]),
+                    object(&[("body", described(string(), "The raw delivery as received."))]),
                 ],
             }),
         ),
     ]
-    .into_iter()
-    .map(|(name, schema)| (name.to_string(), schema))
-    .collect()
 }

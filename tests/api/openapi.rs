@@ -3,16 +3,69 @@
 use crate::helpers::TestApp;
 use reqwest::{Method, StatusCode};
 use rollcall::api::openapi::document;
-use serde_json::Value;
-
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+use serde_json::{json, Value};
+use std::collections::HashSet;
 
 /// Any change to the API shows up in review as a change to `snapshots/api__openapi__document.snap`.
 #[test]
 fn the_document_matches_its_snapshot() {
     insta::assert_json_snapshot!("document", document());
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// One operation of the document.
+struct Operation<'a> {
+    /// `METHOD /path/{param}`, for messages.
+    name: String,
+    template: &'a str,
+    op: &'a Value,
+    /// The path's shared parameters and the operation's own, resolved.
+    parameters: Vec<&'a Value>,
+}
+
+impl<'a> Operation<'a> {
+    fn id(&self) -> &'a str {
+        self.op["operationId"].as_str().expect("an operationId")
+    }
+
+    fn responses(&self) -> &'a serde_json::Map<String, Value> {
+        self.op["responses"].as_object().expect("responses")
+    }
+
+    fn takes(&self, parameter: &str) -> bool {
+        self.parameters.iter().any(|p| p["name"] == parameter)
+    }
+}
+
+/// Follows a `$ref` within the document.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(target) => doc
+            .pointer(target.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{target} does not resolve")),
+        None => value,
+    }
+}
+
+fn operations(doc: &Value) -> Vec<Operation<'_>> {
+    let mut found = Vec::new();
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        let shared = item["parameters"].as_array().into_iter().flatten();
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let own = op["parameters"].as_array().into_iter().flatten();
+            found.push(Operation {
+                name: format!("{} {template}", method.to_uppercase()),
+                template,
+                op,
+                parameters: shared.clone().chain(own).map(|p| resolve(doc, p)).collect(),
+            });
+        }
+    }
+    found
 }
 
 /// Every `$ref` in `value`, wherever it is.
@@ -26,16 +79,6 @@ fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
         }
         Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
         _ => {}
-    }
-}
-
-/// Follows a `$ref` within the document.
-fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
-    match value.get("$ref").and_then(Value::as_str) {
-        Some(target) => doc
-            .pointer(target.trim_start_matches('#'))
-            .unwrap_or_else(|| panic!("{target} does not resolve")),
-        None => value,
     }
 }
 
@@ -58,66 +101,92 @@ fn every_reference_resolves_to_a_component() {
 }
 
 #[test]
-fn every_path_has_operations_with_answers_and_declared_parameters() {
+fn every_path_has_an_operation() {
     let doc = document();
     assert_eq!(doc["openapi"], "3.0.3");
-    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
-    let mut operation_ids = std::collections::HashSet::new();
     for (template, item) in paths {
-        let operations: Vec<(&str, &Value)> = METHODS
-            .iter()
-            .filter_map(|m| item.get(*m).map(|op| (*m, op)))
+        assert!(
+            METHODS.iter().any(|m| item.get(*m).is_some()),
+            "{template} has no operation"
+        );
+    }
+}
+
+#[test]
+fn every_operation_has_answers_its_path_parameters_and_its_security() {
+    let doc = document();
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let mut ids = HashSet::new();
+    for operation in operations(&doc) {
+        let name = &operation.name;
+        assert!(
+            ids.insert(operation.id()),
+            "{} is used twice",
+            operation.id()
+        );
+        assert!(
+            operation.responses().keys().any(|s| s.starts_with('2')),
+            "{name} has no success answer"
+        );
+
+        // Each `{name}` of the template is a declared path parameter, and nothing else is.
+        let mut declared: Vec<&str> = (operation.parameters.iter())
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().expect("a parameter name"))
             .collect();
-        assert!(!operations.is_empty(), "{template} has no operation");
-        let shared = item["parameters"].as_array().cloned().unwrap_or_default();
-        for (method, op) in operations {
-            let name = format!("{} {template}", method.to_uppercase());
-            let responses = op["responses"].as_object();
-            assert!(
-                responses.is_some_and(|r| !r.is_empty()),
-                "{name} has no responses"
-            );
-            assert!(
-                responses.unwrap().keys().any(|s| s.starts_with('2')),
-                "{name} has no success"
-            );
-            let id = op["operationId"].as_str().expect("an operationId");
-            assert!(operation_ids.insert(id.to_string()), "{id} is used twice");
+        declared.sort_unstable();
+        let mut in_template: Vec<&str> = (operation.template.split('/'))
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        in_template.sort_unstable();
+        assert_eq!(declared, in_template, "{name}: path parameters");
 
-            // Each `{name}` of the template is a declared path parameter, and nothing else is.
-            let own = op["parameters"].as_array().cloned().unwrap_or_default();
-            let mut declared: Vec<&str> = shared
-                .iter()
-                .chain(own.iter())
-                .map(|p| resolve(&doc, p))
-                .filter(|p| p["in"] == "path")
-                .map(|p| p["name"].as_str().expect("a parameter name"))
-                .collect();
-            declared.sort_unstable();
-            let mut in_template: Vec<&str> = template
-                .split('/')
-                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-                .collect();
-            in_template.sort_unstable();
-            assert_eq!(declared, in_template, "{name}: path parameters");
+        // The admin API takes a bearer token; the service's own routes and the webhook do not.
+        if operation.template.starts_with("/api/v1/") {
+            assert_eq!(
+                operation.op["security"],
+                json!([{ "bearer": [] }]),
+                "{name}"
+            );
+            assert!(operation.responses().contains_key("401"), "{name}: no 401");
+        } else {
+            assert_eq!(operation.op["security"], json!([]), "{name}");
+        }
+    }
+}
 
-            // The admin API takes a bearer token; the service's own routes and the webhook do not.
-            let expected = if template.starts_with("/api/v1/") {
-                serde_json::json!([{ "bearer": [] }])
-            } else {
-                serde_json::json!([])
-            };
-            assert_eq!(op["security"], expected, "{name}: security");
-            if template.starts_with("/api/v1/") {
-                assert!(
-                    responses.unwrap().contains_key("401"),
-                    "{name} does not answer 401"
-                );
+#[test]
+fn every_link_names_an_operation_and_parameters_it_takes() {
+    let doc = document();
+    let all = operations(&doc);
+    let mut links = 0;
+    for operation in &all {
+        for (status, response) in operation.responses() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
+                links += 1;
+                let from = format!("{} {status}", operation.name);
+                let target = all
+                    .iter()
+                    .find(|o| o.op["operationId"] == link["operationId"])
+                    .unwrap_or_else(|| panic!("{from} links to an unknown operation"));
+                for parameter in link["parameters"].as_object().expect("parameters").keys() {
+                    assert!(
+                        target.takes(parameter),
+                        "{from}: {} takes no {parameter}",
+                        target.name
+                    );
+                }
             }
         }
     }
+    assert!(links > 0);
 }
 
 async fn the_server_serves_the_document_without_a_token(app: TestApp) {
