@@ -72,6 +72,7 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(api::reject_nul))
                 .wrap(tracing_actix())
                 .app_data(state.clone())
                 .configure(api::configure)

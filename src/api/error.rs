@@ -123,6 +123,9 @@ impl ResponseError for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
+        if error.is_invalid_text() {
+            return Self::invalid_body("text must not contain NUL characters");
+        }
         if error.is_unavailable() {
             tracing::error!(error = %error, "database unavailable");
             Self::unavailable()

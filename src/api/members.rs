@@ -116,7 +116,7 @@ fn check_email(email: &str) -> ApiResult<String> {
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         })
-        && !email.contains(char::is_whitespace);
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control());
     if valid {
         Ok(email.to_string())
     } else {
@@ -124,6 +124,19 @@ fn check_email(email: &str) -> ApiResult<String> {
             "invalid_field",
             "email: must be an address such as ada@example.com",
         ))
+    }
+}
+
+/// A first or last name: at most 200 characters, no control characters.
+fn check_person_name(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    match value {
+        Some(v) if v.chars().count() > 200 || v.contains(char::is_control) => {
+            Err(ApiError::bad_request(
+                "invalid_field",
+                format!("{field}: at most 200 characters, without control characters"),
+            ))
+        }
+        other => Ok(other),
     }
 }
 
@@ -173,6 +186,8 @@ async fn add_member(
     let ws = path.into_inner();
     let body = body.into_inner();
     let email = check_email(&body.email)?;
+    let first_name = check_person_name("first_name", body.first_name)?;
+    let last_name = check_person_name("last_name", body.last_name)?;
     let role = body.role.as_deref().map(check_role).transpose()?;
     let member = state
         .write(move |conn| {
@@ -189,8 +204,8 @@ async fn add_member(
                 workspace_id: ws.clone(),
                 email_key: email_key(&email),
                 email,
-                first_name: body.first_name,
-                last_name: body.last_name,
+                first_name,
+                last_name,
                 role: role.map_or(workspace.default_role.clone(), |r| r.as_str().into()),
                 status: MemberStatus::Active.as_str().into(),
                 managed_by: ManagedBy::Manual.as_str().into(),
@@ -226,13 +241,14 @@ async fn update_member(
     let (ws, id) = path.into_inner();
     let changes = body.into_inner();
     let email = changes.email.as_deref().map(check_email).transpose()?;
+    let first_name = check_person_name("first_name", changes.first_name)?;
+    let last_name = check_person_name("last_name", changes.last_name)?;
     let role = changes.role.as_deref().map(check_role).transpose()?;
     let member = state
         .write(move |conn| {
             let before = load_member(conn, &caller, &ws, &id)?;
             let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
-            let identity_change =
-                email.is_some() || changes.first_name.is_some() || changes.last_name.is_some();
+            let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
             if directory_managed && identity_change {
                 return Err(ApiError::managed_by_directory_sync(
                     "this member's email and name come from the identity provider",
@@ -250,10 +266,10 @@ async fn update_member(
                 after.email_key = email_key(&email);
                 after.email = email;
             }
-            if let Some(first_name) = changes.first_name {
+            if let Some(first_name) = first_name {
                 after.first_name = Some(first_name);
             }
-            if let Some(last_name) = changes.last_name {
+            if let Some(last_name) = last_name {
                 after.last_name = Some(last_name);
             }
             if let Some(role) = role {

@@ -49,6 +49,33 @@ impl AppState {
     }
 }
 
+/// A name as admins give it: trimmed, 1 to 200 characters, no control characters.
+pub fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.contains(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "name: must be 1 to 200 characters, without control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Refuses a path or query string holding a NUL byte, which no stored text can hold.
+pub async fn reject_nul(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.uri().to_string().to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "the path or query holds a NUL character",
+        )
+        .into());
+    }
+    next.call(req).await
+}
+
 /// A route whose other methods answer 405.
 pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {

@@ -334,8 +334,21 @@ impl Operation {
     }
 
     /// A problem with one of these codes.
+    /// A problem answer; codes already listed for the same status are kept.
     fn fails(self, status: StatusCode, codes: &[&str]) -> Self {
-        self.respond(status, problem(status, codes))
+        let listed: Vec<String> = self.0["responses"][status.as_str()]["content"]
+            ["application/problem+json"]["schema"]["allOf"][1]["properties"]["code"]["enum"]
+            .as_array()
+            .map(|codes| {
+                codes
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut all: Vec<&str> = listed.iter().map(String::as_str).collect();
+        all.extend(codes.iter().filter(|c| !listed.iter().any(|l| l == *c)));
+        self.respond(status, problem(status, &all))
     }
 
     /// 400 for a body that is not JSON of the right shape, and for a field with a bad value.
@@ -356,6 +369,8 @@ impl Operation {
     /// An `/api/v1` operation: bearer token, 401 without a valid one, 503 and 500.
     fn authenticated(self) -> Value {
         let mut op = self
+            // A NUL byte in the path or query is refused on every route.
+            .fails(StatusCode::BAD_REQUEST, &["invalid_parameter"])
             .respond(StatusCode::UNAUTHORIZED, response_ref("Unauthorized"))
             .respond(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -372,7 +387,9 @@ impl Operation {
 
     /// An operation anyone may call.
     fn public(self) -> Value {
-        let mut op = self.0;
+        let mut op = self
+            .fails(StatusCode::BAD_REQUEST, &["invalid_parameter"])
+            .0;
         op.insert("security".into(), json!([]));
         Value::Object(op)
     }

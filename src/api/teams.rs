@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::{List, Page, PageQuery};
 use super::workspaces::{load_workspace, time_json};
-use super::{resource, AppState};
+use super::{check_name, resource, AppState};
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
 use crate::db::schema::{
@@ -102,13 +102,7 @@ fn check_team_name(
     name: &str,
     except: Option<&str>,
 ) -> ApiResult<(String, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "name: must be 1 to 200 characters",
-        ));
-    }
+    let name = check_name(name)?;
     let key = name.to_lowercase();
     let mut q = teams::table
         .filter(teams::workspace_id.eq(ws))

@@ -3,7 +3,7 @@
 use super::auth::{create_token, Caller};
 use super::error::{ApiError, ApiResult};
 use super::pagination::{List, PageQuery};
-use super::{resource, AppState};
+use super::{check_name, resource, AppState};
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{DirectoryRow, WorkspaceRow};
 use crate::db::schema::{directories, workspaces};
@@ -78,17 +78,6 @@ fn parse_field<T: std::str::FromStr<Err = String>>(field: &str, value: &str) -> 
         .map_err(|e| ApiError::bad_request("invalid_field", format!("{field}: {e}")))
 }
 
-fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "name: must be 1 to 200 characters",
-        ));
-    }
-    Ok(name.to_string())
-}
-
 /// The default role of directory members: any role but `owner`, which the directory never assigns.
 fn check_default_role(value: &str) -> ApiResult<Role> {
     match parse_field::<Role>("default_role", value)? {
@@ -118,7 +107,9 @@ async fn create_workspace(
     let name = check_name(&body.name)?;
     let plan: Plan = parse_field("plan", &body.plan)?;
     let organization_id = body.organization_id.trim().to_string();
-    if organization_id.is_empty() || organization_id.contains(char::is_whitespace) {
+    if organization_id.is_empty()
+        || organization_id.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
         return Err(ApiError::bad_request(
             "invalid_field",
             "organization_id: must be the broker's org_… id",

@@ -141,6 +141,12 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the database refused text it cannot store (PostgreSQL and NUL characters).
+    pub fn is_invalid_text(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("invalid byte sequence"))
+    }
+
     /// Whether the database itself is unreachable, as opposed to a statement failing.
     pub fn is_unavailable(&self) -> bool {
         match self {

@@ -177,7 +177,8 @@ impl NewWebhookEvent {
             event_created_at: None,
             body,
             status: crate::domain::EventStatus::Invalid.as_str().into(),
-            reason: Some(reason),
+            // The reason may quote the body; PostgreSQL text cannot hold NUL.
+            reason: Some(reason.replace('\0', "\\u0000")),
             attempts: 0,
             next_attempt_at: None,
             received_at,

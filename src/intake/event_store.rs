@@ -68,15 +68,24 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
         }
         let (events, senders): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.event, p.stored)).unzip();
-        let result = insert_batch(&db, &events).map_err(|e| {
-            tracing::error!(error = %e, deliveries = events.len(), "could not store webhook deliveries; answering 503 so the broker retries");
-            StoreError::Database(e.to_string())
-        });
-        if result.is_ok() {
-            on_commit(events.len());
+        let results = match insert_batch(&db, &events) {
+            Ok(()) => events.iter().map(|_| Ok(())).collect(),
+            // One delivery the database refuses must not fail the others: store them one by one.
+            Err(_) if events.len() > 1 => events
+                .iter()
+                .map(|event| insert_batch(&db, std::slice::from_ref(event)))
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        let stored = results.iter().filter(|r| r.is_ok()).count();
+        if stored > 0 {
+            on_commit(stored);
         }
-        for sender in senders {
-            let _ = sender.send(result.clone());
+        for (sender, result) in senders.into_iter().zip(results) {
+            let _ = sender.send(result.map_err(|e| {
+                tracing::error!(error = %e, "could not store a webhook delivery; answering 503 so the broker retries");
+                StoreError::Database(e.to_string())
+            }));
         }
     }
 }

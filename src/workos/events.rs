@@ -57,6 +57,8 @@ impl Event {
         if envelope.id.trim().is_empty() {
             return Err(InvalidPayload("the event id is empty".into()));
         }
+        no_nul(&[("id", Some(&envelope.id)), ("event", Some(&envelope.event))])
+            .map_err(InvalidPayload)?;
         let created_at = match envelope.created_at.as_deref() {
             None => None,
             Some(text) => Some(timestamp::parse(text).ok_or_else(|| {
@@ -180,6 +182,13 @@ pub struct Directory {
 impl Validate for Directory {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
+        no_nul(&[
+            ("id", Some(&self.id)),
+            ("organization_id", self.organization_id.as_ref()),
+            ("type", self.directory_type.as_ref()),
+            ("name", self.name.as_ref()),
+            ("state", self.state.as_ref()),
+        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -237,6 +246,16 @@ impl Validate for DirectoryUser {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
         non_empty("directory_id", &self.directory_id)?;
+        no_nul(&[
+            ("id", Some(&self.id)),
+            ("directory_id", Some(&self.directory_id)),
+            ("organization_id", self.organization_id.as_ref()),
+            ("idp_id", self.idp_id.as_ref()),
+            ("email", self.primary_email().map(str::to_string).as_ref()),
+            ("first_name", self.first_name.as_ref()),
+            ("last_name", self.last_name.as_ref()),
+            ("state", self.state.as_ref()),
+        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -304,6 +323,13 @@ impl Validate for DirectoryGroup {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
         non_empty("directory_id", &self.directory_id)?;
+        no_nul(&[
+            ("id", Some(&self.id)),
+            ("directory_id", Some(&self.directory_id)),
+            ("organization_id", self.organization_id.as_ref()),
+            ("idp_id", self.idp_id.as_ref()),
+            ("name", self.name.as_ref()),
+        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -329,6 +355,17 @@ impl Validate for GroupMembershipChange {
         non_empty("directory_id", &self.directory_id)?;
         self.user.validate().map_err(|e| format!("user: {e}"))?;
         self.group.validate().map_err(|e| format!("group: {e}"))
+    }
+}
+
+/// Text Rollcall stores must not hold NUL characters (PostgreSQL text cannot).
+fn no_nul(fields: &[(&str, Option<&String>)]) -> Result<(), String> {
+    match fields
+        .iter()
+        .find(|(_, v)| v.is_some_and(|v| v.contains('\0')))
+    {
+        Some((field, _)) => Err(format!("{field} contains a NUL character")),
+        None => Ok(()),
     }
 }
 
@@ -466,6 +503,8 @@ mod tests {
             br#"{"id":"event_1","event":"dsync.user.created","data":{"directory_id":"d"}}"#,
             br#"{"id":"event_1","event":"dsync.user.created","data":{"id":"u","directory_id":"d","updated_at":"later"}}"#,
             br#"{"id":"event_1","event":"dsync.user.created","created_at":"soon","data":{"id":"u","directory_id":"d"}}"#,
+            br#"{"id":"event_\u0000","event":"dsync.user.created","data":{"id":"u","directory_id":"d"}}"#,
+            br#"{"id":"event_1","event":"dsync.user.created","data":{"id":"u","directory_id":"d","email":"a\u0000@b.c"}}"#,
         ] {
             assert!(Event::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }

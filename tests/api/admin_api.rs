@@ -486,7 +486,57 @@ async fn health_and_readiness_answer(app: TestApp) {
     );
 }
 
+async fn nul_characters_are_bad_input_on_every_backend(app: TestApp) {
+    let ws = app
+        .create_workspace(&TestDirectory::new().organization_id, "free")
+        .await;
+    for path in [
+        format!("/api/v1/workspaces/a%00b"),
+        "/api/v1/workspaces?after=%00".to_string(),
+        format!("/api/v1/workspaces/{ws}/teams?after=x%00"),
+    ] {
+        let (status, problem) = app.op(Method::GET, &path, None).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_parameter")),
+            "{path}"
+        );
+    }
+    let bodies = [
+        (
+            "/api/v1/workspaces".to_string(),
+            json!({"name": "a\u{0}b", "plan": "free", "organization_id": "org_nul"}),
+        ),
+        (
+            "/api/v1/workspaces".to_string(),
+            json!({"name": "ok", "plan": "free", "organization_id": "org_\u{0}"}),
+        ),
+        (
+            format!("/api/v1/workspaces/{ws}/members"),
+            json!({"email": "a\u{0}@b.c"}),
+        ),
+        (
+            format!("/api/v1/workspaces/{ws}/members"),
+            json!({"email": "a@b.c", "first_name": "A\u{0}"}),
+        ),
+        (
+            format!("/api/v1/workspaces/{ws}/teams"),
+            json!({"name": "t\u{0}"}),
+        ),
+    ];
+    for (path, body) in bodies {
+        let (status, problem) = app.op(Method::POST, &path, Some(body.clone())).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_field")),
+            "{path} {body}"
+        );
+    }
+    assert!(app.members(&ws).await.is_empty());
+}
+
 crate::on_both_backends!(
+    nul_characters_are_bad_input_on_every_backend,
     members_are_locked_while_directory_sync_is_on,
     directory_sync_needs_growth,
     a_workspace_admin_cannot_see_or_touch_another_workspace,
