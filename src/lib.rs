@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dev_broker;
 pub mod directory_sync;
 pub mod domain;
 pub mod ids;

@@ -30,6 +30,8 @@ pub enum Command {
     ///
     /// Each path is an event file or a folder; a folder's `*.json` files are sent in name order.
     Replay(replay::ReplayArgs),
+    /// Serve a local broker: the pull API and signed webhooks, for development, demos and tests.
+    DevBroker(crate::dev_broker::DevBrokerArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -49,6 +51,7 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
+        Command::DevBroker(args) => crate::dev_broker::run(args).await,
         Command::Serve => {
             let settings = load_settings()?;
             Application::build(settings)?.run_until_stopped().await

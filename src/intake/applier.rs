@@ -268,7 +268,18 @@ impl ApplierStopper {
     }
 }
 
+/// Lowers the calling thread's CPU priority, so acknowledging webhooks wins the cores when both are busy.
+fn yield_cpu_to_intake() {
+    // On Linux, PRIO_PROCESS with id 0 names the calling thread only.
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 fn run(db: Database, policy: RetryPolicy, wakeup: Wakeup, stop: Arc<AtomicBool>) {
+    yield_cpu_to_intake();
     while !stop.load(Ordering::SeqCst) {
         match apply_due(&db, policy, directory_sync::apply_event) {
             Ok(report) if report.processed > 0 => continue,

@@ -491,7 +491,7 @@ async fn nul_characters_are_bad_input_on_every_backend(app: TestApp) {
         .create_workspace(&TestDirectory::new().organization_id, "free")
         .await;
     for path in [
-        format!("/api/v1/workspaces/a%00b"),
+        "/api/v1/workspaces/a%00b".to_string(),
         "/api/v1/workspaces?after=%00".to_string(),
         format!("/api/v1/workspaces/{ws}/teams?after=x%00"),
     ] {

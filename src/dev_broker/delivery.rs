@@ -1,0 +1,352 @@
+//! The events the broker generated and their webhook deliveries: each is signed with the webhook secret
+//! and posted to the webhook URL by a background task, with the configured drops, duplicates, delays and
+//! reordering; a non-2xx answer is retried with backoff.
+
+use super::faults::Faults;
+use super::objects::BrokerEvent;
+use crate::workos::signature;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Where events go and how they are signed.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: String,
+}
+
+/// How failed deliveries are retried: `retries` more attempts, waiting `backoff`, then twice that, and so on.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// No webhook URL is configured.
+    NotSent,
+    /// Waiting, in flight or being retried.
+    Pending,
+    /// Every copy was answered 2xx.
+    Delivered,
+    /// Dropped on purpose.
+    Dropped,
+    /// A copy was still refused after the last retry.
+    Failed,
+}
+
+/// An event's delivery so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    /// Sent twice on purpose.
+    pub duplicated: bool,
+    /// Copies answered 2xx.
+    pub copies_delivered: u32,
+    /// POSTs made, retries included.
+    pub attempts: u32,
+    /// The last HTTP status received, if any.
+    pub last_status: Option<u16>,
+    #[serde(skip)]
+    copies_pending: u32,
+    #[serde(skip)]
+    copy_failed: bool,
+}
+
+/// One generated event, newest last in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    pub event: BrokerEvent,
+    pub delivery: Delivery,
+}
+
+/// Every event generated, with its delivery.
+#[derive(Default)]
+pub struct EventLog {
+    records: Mutex<Vec<EventRecord>>,
+}
+
+impl EventLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<EventRecord>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends events; returns their sequence numbers.
+    pub fn append(&self, events: Vec<BrokerEvent>, will_send: bool) -> Vec<u64> {
+        let mut records = self.lock();
+        events
+            .into_iter()
+            .map(|event| {
+                let seq = records.len() as u64 + 1;
+                records.push(EventRecord {
+                    seq,
+                    event,
+                    delivery: Delivery {
+                        state: if will_send {
+                            DeliveryState::Pending
+                        } else {
+                            DeliveryState::NotSent
+                        },
+                        duplicated: false,
+                        copies_delivered: 0,
+                        attempts: 0,
+                        last_status: None,
+                        copies_pending: 0,
+                        copy_failed: false,
+                    },
+                });
+                seq
+            })
+            .collect()
+    }
+
+    /// The records after `since`, oldest first.
+    pub fn since(&self, since: u64) -> Vec<EventRecord> {
+        self.lock().iter().skip(since as usize).cloned().collect()
+    }
+
+    /// How many events are not yet delivered, dropped or failed.
+    pub fn pending(&self) -> usize {
+        self.lock()
+            .iter()
+            .filter(|r| r.delivery.state == DeliveryState::Pending)
+            .count()
+    }
+
+    /// Counts by delivery state.
+    pub fn summary(&self) -> EventSummary {
+        let records = self.lock();
+        let mut summary = EventSummary::default();
+        for r in records.iter() {
+            summary.total += 1;
+            match r.delivery.state {
+                DeliveryState::NotSent => summary.not_sent += 1,
+                DeliveryState::Pending => summary.pending += 1,
+                DeliveryState::Delivered => summary.delivered += 1,
+                DeliveryState::Dropped => summary.dropped += 1,
+                DeliveryState::Failed => summary.failed += 1,
+            }
+            if r.delivery.duplicated {
+                summary.duplicated += 1;
+            }
+        }
+        summary
+    }
+
+    fn event(&self, seq: u64) -> Option<BrokerEvent> {
+        self.lock().get(seq as usize - 1).map(|r| r.event.clone())
+    }
+
+    fn update(&self, seq: u64, f: impl FnOnce(&mut Delivery)) {
+        if let Some(r) = self.lock().get_mut(seq as usize - 1) {
+            f(&mut r.delivery);
+        }
+    }
+}
+
+/// Events by delivery state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSummary {
+    pub total: u64,
+    pub not_sent: u64,
+    pub pending: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub duplicated: u64,
+}
+
+/// How long a reordering window waits for more events before it is shuffled and sent.
+const REORDER_WAIT: Duration = Duration::from_millis(50);
+
+/// Posts events to the webhook URL.
+pub struct Deliverer {
+    pub log: Arc<EventLog>,
+    pub faults: Arc<RwLock<Faults>>,
+    pub target: WebhookTarget,
+    pub retry: RetryPolicy,
+    pub rng: Mutex<StdRng>,
+    pub client: reqwest::Client,
+}
+
+impl Deliverer {
+    /// Sends the events queued on `queue` until `stop` is cancelled or the queue closes.
+    pub async fn run(
+        self: Arc<Self>,
+        mut queue: mpsc::UnboundedReceiver<u64>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = queue.recv() => match next {
+                    Some(seq) => seq,
+                    None => return,
+                },
+            };
+            let faults = self
+                .faults
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut batch = vec![first];
+            if faults.reorder {
+                let wait = tokio::time::sleep(REORDER_WAIT);
+                tokio::pin!(wait);
+                while batch.len() < faults.reorder_window {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        next = queue.recv() => match next {
+                            Some(seq) => batch.push(seq),
+                            None => break,
+                        },
+                    }
+                }
+                batch.shuffle(&mut *self.rng.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+            for seq in batch {
+                self.send(seq, &faults, &stop).await;
+            }
+        }
+    }
+
+    async fn send(self: &Arc<Self>, seq: u64, faults: &Faults, stop: &CancellationToken) {
+        let (dropped, delays) = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let dropped = rng.random_bool(faults.drop);
+            let copies = if rng.random_bool(faults.duplicate) {
+                2
+            } else {
+                1
+            };
+            let delays: Vec<u64> = (0..copies)
+                .map(|_| {
+                    if faults.delay_ms > 0 {
+                        rng.random_range(0..=faults.delay_ms)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            (dropped, delays)
+        };
+        if dropped {
+            self.log.update(seq, |d| d.state = DeliveryState::Dropped);
+            return;
+        }
+        self.log.update(seq, |d| {
+            d.duplicated = delays.len() > 1;
+            d.copies_pending = delays.len() as u32;
+        });
+        for delay in delays {
+            if delay == 0 {
+                // The first attempt goes out in order; retries happen on the side, as the broker's do.
+                if !self.attempt(seq).await {
+                    let me = self.clone();
+                    let stop = stop.clone();
+                    tokio::spawn(async move { me.retry_copy(seq, stop).await });
+                } else {
+                    self.copy_done(seq, true);
+                }
+            } else {
+                let me = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                    }
+                    if me.attempt(seq).await {
+                        me.copy_done(seq, true);
+                    } else {
+                        me.retry_copy(seq, stop).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Retries a copy whose first attempt failed.
+    async fn retry_copy(&self, seq: u64, stop: CancellationToken) {
+        let mut wait = self.retry.backoff;
+        for _ in 0..self.retry.retries {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if self.attempt(seq).await {
+                self.copy_done(seq, true);
+                return;
+            }
+            wait *= 2;
+        }
+        self.copy_done(seq, false);
+    }
+
+    fn copy_done(&self, seq: u64, delivered: bool) {
+        self.log.update(seq, |d| {
+            d.copies_pending = d.copies_pending.saturating_sub(1);
+            if delivered {
+                d.copies_delivered += 1;
+            } else {
+                d.copy_failed = true;
+            }
+            if d.copies_pending == 0 {
+                d.state = if d.copy_failed {
+                    DeliveryState::Failed
+                } else {
+                    DeliveryState::Delivered
+                };
+            }
+        });
+    }
+
+    /// One signed POST; true on a 2xx answer.
+    async fn attempt(&self, seq: u64) -> bool {
+        let Some(event) = self.log.event(seq) else {
+            return false;
+        };
+        let body = serde_json::to_vec(&event).expect("an event serializes");
+        let header = signature::sign(&self.target.secret, signature::now_ms(), &body);
+        let result = self
+            .client
+            .post(&self.target.url)
+            .header("content-type", "application/json")
+            .header("WorkOS-Signature", header)
+            .body(body)
+            .send()
+            .await;
+        let status = match result {
+            Ok(response) => Some(response.status()),
+            Err(error) => {
+                tracing::debug!(%error, event = %event.id, "webhook delivery failed");
+                None
+            }
+        };
+        self.log.update(seq, |d| {
+            d.attempts += 1;
+            d.last_status = status.map(|s| s.as_u16());
+        });
+        status.is_some_and(|s| s.is_success())
+    }
+}
