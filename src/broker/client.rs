@@ -1,0 +1,562 @@
+//! The broker client: requests, retries, pagination and the listings built on them.
+
+use super::rate_limit::RateLimiter;
+use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
+use rand::Rng;
+use reqwest::header::RETRY_AFTER;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the client talks to the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// Such as `https://api.workos.com`, without a trailing path.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub api_key: String,
+    /// The timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Retries after the first attempt of a request (429, 5xx, transport errors).
+    pub max_retries: u32,
+    /// `/directory_users` requests per second per directory (the broker allows 4).
+    pub user_listing_rate_per_directory: f64,
+    /// The first backoff wait; doubled for each next retry, with jitter.
+    pub backoff_base: Duration,
+    /// The longest backoff wait.
+    pub backoff_max: Duration,
+    /// The longest `Retry-After` honoured.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.workos.com".into(),
+            api_key: String::new(),
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            user_listing_rate_per_directory: 4.0,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A complete listing: every page was read.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    /// HTTP requests made for it, retries included.
+    pub requests: u32,
+    /// Always true on `Ok`: an incomplete listing is returned as an error.
+    pub complete: bool,
+}
+
+/// Users, groups and memberships of one directory.
+#[derive(Debug, Clone)]
+pub struct UsersWithGroups {
+    pub users: Vec<DirectoryUser>,
+    pub groups: Vec<DirectoryGroup>,
+    /// `(group id, user id)` pairs.
+    pub memberships: BTreeSet<(String, String)>,
+    /// HTTP requests made, retries included.
+    pub requests: u32,
+    /// True when memberships came from the users' `groups[]` (no `?group=` requests).
+    pub from_user_groups: bool,
+}
+
+/// Counters of one client, for metrics.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    requests: AtomicU64,
+    rate_limited: AtomicU64,
+    retries: AtomicU64,
+    group_member_requests: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestStatsSnapshot {
+    /// HTTP requests sent (including retries).
+    pub requests: u64,
+    /// 429 answers seen.
+    pub rate_limited: u64,
+    /// Requests retried.
+    pub retries: u64,
+    /// `/directory_users?group=` requests sent.
+    pub group_member_requests: u64,
+}
+
+impl RequestStats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+    pub fn group_member_requests(&self) -> u64 {
+        self.group_member_requests.load(Ordering::Relaxed)
+    }
+    pub fn snapshot(&self) -> RequestStatsSnapshot {
+        RequestStatsSnapshot {
+            requests: self.requests(),
+            rate_limited: self.rate_limited(),
+            retries: self.retries(),
+            group_member_requests: self.group_member_requests(),
+        }
+    }
+}
+
+/// What went wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("GET {path}: {status} from the broker: the API key was refused (not retried)")]
+    Unauthorized { path: String, status: u16 },
+    #[error("GET {path}: 404 from the broker: not found: {body}")]
+    NotFound { path: String, body: String },
+    #[error("GET {path}: 422 from the broker: invalid request: {body}")]
+    Invalid { path: String, body: String },
+    #[error("GET {path}: {status} from the broker: {body}")]
+    Status {
+        path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("GET {path}: the answer is not a list page: {message}")]
+    Decode { path: String, message: String },
+    #[error("GET {path}: gave up after {attempts} attempts; last: {last}")]
+    RetriesExhausted {
+        path: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error(
+        "GET {path}: cursor {cursor:?} came back twice after {items} items in {requests} requests; \
+         the listing is incomplete"
+    )]
+    RepeatedCursor {
+        path: String,
+        cursor: String,
+        items: usize,
+        requests: u32,
+    },
+    #[error("listing {path} stopped after {items} items in {requests} requests, so it is incomplete: {cause}")]
+    Incomplete {
+        path: String,
+        items: usize,
+        requests: u32,
+        cause: Box<BrokerError>,
+    },
+    #[error("building the broker client: {0}")]
+    Build(String),
+}
+
+impl BrokerError {
+    /// The error under any `Incomplete` wrapper.
+    pub fn root(&self) -> &BrokerError {
+        match self {
+            BrokerError::Incomplete { cause, .. } => cause.root(),
+            other => other,
+        }
+    }
+
+    /// Items read before a listing stopped (0 when nothing is known).
+    pub fn items_so_far(&self) -> usize {
+        match self {
+            BrokerError::Incomplete { items, .. } | BrokerError::RepeatedCursor { items, .. } => {
+                *items
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListMetadata {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default, alias = "listMetadata")]
+    list_metadata: Option<ListMetadata>,
+}
+
+/// Why one attempt failed, and whether to try again.
+enum Attempt {
+    Fatal(BrokerError),
+    Retry {
+        cause: String,
+        wait: Option<Duration>,
+    },
+}
+
+/// A client of the broker's pull API; cheap to clone, clones share the rate limit and the counters.
+#[derive(Clone)]
+pub struct BrokerClient {
+    http: reqwest::Client,
+    settings: Arc<BrokerSettings>,
+    limiter: Arc<RateLimiter>,
+    stats: Arc<RequestStats>,
+}
+
+impl std::fmt::Debug for BrokerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerClient")
+            .field("base_url", &self.settings.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerClient {
+    pub fn new(settings: BrokerSettings) -> Result<Self, BrokerError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(|e| BrokerError::Build(e.to_string()))?;
+        let mut settings = settings;
+        settings.base_url = settings.base_url.trim_end_matches('/').to_owned();
+        Ok(Self {
+            http,
+            limiter: Arc::new(RateLimiter::new(settings.user_listing_rate_per_directory)),
+            settings: Arc::new(settings),
+            stats: Arc::new(RequestStats::default()),
+        })
+    }
+
+    /// The counters of this client and its clones.
+    pub fn stats(&self) -> Arc<RequestStats> {
+        self.stats.clone()
+    }
+
+    /// Every directory, or those of one organization.
+    pub async fn list_directories(
+        &self,
+        organization_id: Option<&str>,
+    ) -> Result<Listing<Directory>, BrokerError> {
+        let query: Vec<(&str, &str)> = organization_id
+            .map(|org| vec![("organization_id", org)])
+            .unwrap_or_default();
+        self.list_all("/directories", &query, None).await
+    }
+
+    /// Every user of a directory.
+    pub async fn list_users(
+        &self,
+        directory_id: &str,
+    ) -> Result<Listing<DirectoryUser>, BrokerError> {
+        self.list_all(
+            "/directory_users",
+            &[("directory", directory_id)],
+            Some(directory_id),
+        )
+        .await
+    }
+
+    /// Every group of a directory.
+    pub async fn list_groups(
+        &self,
+        directory_id: &str,
+    ) -> Result<Listing<DirectoryGroup>, BrokerError> {
+        self.list_all("/directory_groups", &[("directory", directory_id)], None)
+            .await
+    }
+
+    /// Every member of a group; `directory_id` names the rate limit these requests count against.
+    pub async fn list_group_members(
+        &self,
+        group_id: &str,
+        directory_id: &str,
+    ) -> Result<Listing<DirectoryUser>, BrokerError> {
+        self.list_all(
+            "/directory_users",
+            &[("group", group_id)],
+            Some(directory_id),
+        )
+        .await
+    }
+
+    /// Users, groups and memberships of a directory. Memberships come from the users' `groups[]` when
+    /// the broker filled it (some user has groups and every entry names a listed group); otherwise
+    /// each group's members are listed.
+    pub async fn users_with_groups(
+        &self,
+        directory_id: &str,
+    ) -> Result<UsersWithGroups, BrokerError> {
+        let users = self.list_users(directory_id).await?;
+        let groups = self.list_groups(directory_id).await?;
+        let mut requests = users.requests + groups.requests;
+        if let Some(memberships) = memberships_from_user_groups(&users.items, &groups.items) {
+            return Ok(UsersWithGroups {
+                users: users.items,
+                groups: groups.items,
+                memberships,
+                requests,
+                from_user_groups: true,
+            });
+        }
+        let mut memberships = BTreeSet::new();
+        for group in &groups.items {
+            let members = self.list_group_members(&group.id, directory_id).await?;
+            requests += members.requests;
+            for user in members.items {
+                memberships.insert((group.id.clone(), user.id));
+            }
+        }
+        Ok(UsersWithGroups {
+            users: users.items,
+            groups: groups.items,
+            memberships,
+            requests,
+            from_user_groups: false,
+        })
+    }
+
+    fn describe(path: &str, query: &[(&str, &str)]) -> String {
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    }
+
+    /// Reads every page of a list, oldest first.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        rate_key: Option<&str>,
+    ) -> Result<Listing<T>, BrokerError> {
+        let described = Self::describe(path, query);
+        let mut items = Vec::new();
+        let mut requests = 0u32;
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut page_query: Vec<(&str, &str)> = query.to_vec();
+            page_query.push(("limit", "100"));
+            page_query.push(("order", "asc"));
+            if let Some(cursor) = &after {
+                page_query.push(("after", cursor));
+            }
+            let page: Page<T> = match self
+                .get_page(path, &page_query, rate_key, &mut requests)
+                .await
+            {
+                Ok(page) => page,
+                Err(cause) => {
+                    return Err(BrokerError::Incomplete {
+                        path: described,
+                        items: items.len(),
+                        requests,
+                        cause: Box::new(cause),
+                    })
+                }
+            };
+            items.extend(page.data);
+            let next = page
+                .list_metadata
+                .and_then(|m| m.after)
+                .filter(|cursor| !cursor.is_empty());
+            match next {
+                None => {
+                    return Ok(Listing {
+                        items,
+                        requests,
+                        complete: true,
+                    })
+                }
+                Some(cursor) => {
+                    if !seen.insert(cursor.clone()) {
+                        return Err(BrokerError::RepeatedCursor {
+                            path: described,
+                            cursor,
+                            items: items.len(),
+                            requests,
+                        });
+                    }
+                    after = Some(cursor);
+                }
+            }
+        }
+    }
+
+    /// One page, with retries.
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        rate_key: Option<&str>,
+        requests: &mut u32,
+    ) -> Result<Page<T>, BrokerError> {
+        let described = Self::describe(path, query);
+        let url = format!("{}{path}", self.settings.base_url);
+        let mut attempt = 0u32;
+        loop {
+            if let Some(key) = rate_key {
+                self.limiter.acquire(key).await;
+            }
+            *requests += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if query.iter().any(|(k, _)| *k == "group") && path == "/directory_users" {
+                self.stats
+                    .group_member_requests
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let outcome = self.attempt(&url, &described, query).await;
+            let (cause, wait) = match outcome {
+                Ok(page) => return Ok(page),
+                Err(Attempt::Fatal(error)) => return Err(error),
+                Err(Attempt::Retry { cause, wait }) => (cause, wait),
+            };
+            if attempt >= self.settings.max_retries {
+                return Err(BrokerError::RetriesExhausted {
+                    path: described,
+                    attempts: attempt + 1,
+                    last: cause,
+                });
+            }
+            let wait = wait.unwrap_or_else(|| self.backoff(attempt));
+            tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "retrying a broker request");
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        described: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Page<T>, Attempt> {
+        let response = self
+            .http
+            .get(url)
+            .query(query)
+            .bearer_auth(&self.settings.api_key)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(Attempt::Retry {
+                    cause: format!("transport error: {error}"),
+                    wait: None,
+                })
+            }
+        };
+        let status = response.status();
+        let path = described.to_owned();
+        if status.is_success() {
+            let body = response.bytes().await.map_err(|error| Attempt::Retry {
+                cause: format!("{status}, reading the body failed: {error}"),
+                wait: None,
+            })?;
+            return serde_json::from_slice(&body).map_err(|error| {
+                Attempt::Fatal(BrokerError::Decode {
+                    path,
+                    message: error.to_string(),
+                })
+            });
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s).min(self.settings.retry_after_cap));
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(500).collect();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(Attempt::Fatal(BrokerError::Unauthorized {
+                    path,
+                    status: status.as_u16(),
+                }))
+            }
+            StatusCode::NOT_FOUND => Err(Attempt::Fatal(BrokerError::NotFound { path, body })),
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                Err(Attempt::Fatal(BrokerError::Invalid { path, body }))
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                Err(Attempt::Retry {
+                    cause: format!("429 Too Many Requests: {body}"),
+                    wait: retry_after,
+                })
+            }
+            s if s.is_server_error() => Err(Attempt::Retry {
+                cause: format!("{s}: {body}"),
+                wait: None,
+            }),
+            s => Err(Attempt::Fatal(BrokerError::Status {
+                path,
+                status: s.as_u16(),
+                body,
+            })),
+        }
+    }
+
+    /// Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let full = self
+            .settings
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.settings.backoff_max);
+        let factor = rand::rng().random_range(0.5..=1.0);
+        full.mul_f64(factor)
+    }
+}
+
+/// Memberships from the users' `groups[]`, when the broker filled it: some user has groups, and every
+/// entry names a listed group (by id, or by name or `idp_id` when it is a string). None otherwise.
+fn memberships_from_user_groups(
+    users: &[DirectoryUser],
+    groups: &[DirectoryGroup],
+) -> Option<BTreeSet<(String, String)>> {
+    if !users.iter().any(|u| !u.groups.is_empty()) {
+        return None;
+    }
+    let mut by_key: HashMap<&str, &str> = HashMap::new();
+    for group in groups {
+        for key in [group.name.as_deref(), group.idp_id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            by_key.entry(key).or_insert(&group.id);
+        }
+    }
+    for group in groups {
+        by_key.insert(&group.id, &group.id);
+    }
+    let mut memberships = BTreeSet::new();
+    for user in users {
+        for entry in &user.groups {
+            let key = match entry {
+                serde_json::Value::String(s) => s.as_str(),
+                serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str())?,
+                _ => return None,
+            };
+            let group_id = by_key.get(key)?;
+            memberships.insert(((*group_id).to_owned(), user.id.clone()));
+        }
+    }
+    Some(memberships)
+}

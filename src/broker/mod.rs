@@ -1,0 +1,12 @@
+//! A client for the broker's (WorkOS Directory Sync) pull API: complete listings of directories, users,
+//! groups and group members, with cursor pagination, retries with backoff, `Retry-After` on 429, and a
+//! client-side rate limit on `/directory_users` per directory.
+
+mod client;
+mod rate_limit;
+
+pub use client::{
+    BrokerClient, BrokerError, BrokerSettings, Listing, RequestStats, RequestStatsSnapshot,
+    UsersWithGroups,
+};
+pub use rate_limit::RateLimiter;
