@@ -7,6 +7,7 @@
 pub mod directories;
 pub mod groups;
 pub mod members;
+pub mod reconcile;
 pub mod roles;
 pub mod teams;
 pub mod users;
