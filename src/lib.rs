@@ -12,5 +12,6 @@ pub mod domain;
 pub mod ids;
 pub mod intake;
 pub mod startup;
+pub mod sync_runs;
 pub mod telemetry;
 pub mod workos;

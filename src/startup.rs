@@ -64,11 +64,32 @@ impl Application {
             .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
+        let sync_runner = match &settings.workos_api_key {
+            Some(api_key) => {
+                let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
+                    base_url: settings.workos_api_base.clone(),
+                    api_key: api_key.clone(),
+                    ..crate::broker::BrokerSettings::default()
+                })
+                .context("building the broker client")?;
+                tracing::info!(api = %settings.workos_api_base, "full pulls enabled");
+                Some(crate::sync_runs::SyncRunner::new(
+                    db.clone(),
+                    client,
+                    settings.mass_deprovision_threshold,
+                ))
+            }
+            None => {
+                tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");
+                None
+            }
+        };
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             event_store,
             applier_wakeup: wakeup,
+            sync_runner,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -10,6 +10,7 @@ pub mod members;
 pub mod openapi;
 pub mod pagination;
 pub mod role_mappings;
+pub mod sync_runs;
 pub mod teams;
 pub mod workspaces;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub event_store: EventStore,
     pub applier_wakeup: Wakeup,
+    /// Full pulls; none when `WORKOS_API_KEY` is not set.
+    pub sync_runner: Option<crate::sync_runs::SyncRunner>,
 }
 
 impl AppState {
@@ -107,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     directory_groups::configure(cfg);
     role_mappings::configure(cfg);
     audit_log::configure(cfg);
+    sync_runs::configure(cfg);
     openapi::configure(cfg);
 }
 

@@ -28,6 +28,7 @@ pub fn document() -> Value {
         directory_paths(),
         audit_paths(),
         event_paths(),
+        sync_run_paths(),
     ]
     .into_iter()
     .flatten()
@@ -420,6 +421,8 @@ fn parameters() -> Map<String, Value> {
         ("member", "The member (`mem_…`)."),
         ("team", "The team."),
         ("group", "The directory group (`directory_group_…`)."),
+        ("dir", "The directory (`directory_…`)."),
+        ("run", "The sync run (`run_…`)."),
     ]
     .into_iter()
     .map(|(name, description)| (name.to_string(), path_parameter(name, description)))
@@ -1082,6 +1085,62 @@ fn event_paths() -> Vec<(&'static str, Value)> {
     ]
 }
 
+fn sync_run_paths() -> Vec<(&'static str, Value)> {
+    vec![
+        path(
+            "/api/v1/directories/{dir}/resync",
+            &["dir"],
+            vec![(
+                "post",
+                operation(
+                    "resync_directory",
+                    "sync runs",
+                    "Start a full pull of a directory",
+                )
+                .describe("`?force=true` applies deprovisioning that a previous run held back.")
+                .parameters(vec![query_parameter(
+                    "force",
+                    "Apply everything, even past the mass-deprovision guard.",
+                    json!({ "type": "boolean", "default": false }),
+                )])
+                .answers(
+                    StatusCode::ACCEPTED,
+                    "The run is queued.",
+                    object_with(&["run_id"], &[("run_id", string())]),
+                )
+                .links(
+                    StatusCode::ACCEPTED,
+                    &[("run", "$response.body#/run_id")],
+                    &["get_sync_run"],
+                )
+                .operator_only()
+                .finds()
+                .fails(
+                    StatusCode::CONFLICT,
+                    &["sync_in_progress", "broker_not_configured"],
+                )
+                .authenticated(),
+            )],
+        ),
+        path(
+            "/api/v1/sync-runs/{run}",
+            &["run"],
+            vec![(
+                "get",
+                operation(
+                    "get_sync_run",
+                    "sync runs",
+                    "Get a sync run with its progress and counts",
+                )
+                .answers(StatusCode::OK, "The run.", schema_ref("SyncRun"))
+                .operator_only()
+                .finds()
+                .authenticated(),
+            )],
+        ),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Schemas
 
@@ -1093,6 +1152,7 @@ fn schemas() -> Map<String, Value> {
         team_schemas(),
         directory_and_audit_schemas(),
         event_schemas(),
+        sync_run_schemas(),
     ]
     .into_iter()
     .flatten()
@@ -1420,6 +1480,46 @@ fn directory_and_audit_schemas() -> Vec<(&'static str, Value)> {
             ]),
         ),
     ]
+}
+
+fn sync_run_schemas() -> Vec<(&'static str, Value)> {
+    let count = || integer();
+    vec![(
+        "SyncRun",
+        object(&[
+            ("id", string()),
+            ("directory_id", string()),
+            ("trigger", string()),
+            ("force", json!({ "type": "boolean" })),
+            (
+                "status",
+                one_of(["queued", "running", "succeeded", "failed", "held"]),
+            ),
+            (
+                "progress",
+                object(&[("phase", string()), ("requests", integer())]),
+            ),
+            (
+                "counts",
+                nullable(object(&[
+                    ("users_created", count()),
+                    ("users_updated", count()),
+                    ("users_deleted", count()),
+                    ("groups_created", count()),
+                    ("groups_updated", count()),
+                    ("groups_deleted", count()),
+                    ("memberships_added", count()),
+                    ("memberships_removed", count()),
+                    ("deprovisioned", count()),
+                    ("held", count()),
+                ])),
+            ),
+            ("error", nullable(string())),
+            ("created_at", timestamp()),
+            ("started_at", nullable(timestamp())),
+            ("finished_at", nullable(timestamp())),
+        ]),
+    )]
 }
 
 fn event_schemas() -> Vec<(&'static str, Value)> {

@@ -262,3 +262,24 @@ pub struct RoleMappingRow {
     pub role: String,
     pub created_at: Timestamp,
 }
+
+/// One full pull of one directory.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_runs, treat_none_as_default_value = false)]
+pub struct SyncRunRow {
+    pub id: String,
+    pub directory_id: String,
+    /// `on_demand`, `schedule`, `activated` or `sync_enabled`.
+    pub trigger: String,
+    pub force: bool,
+    /// `queued`, `running`, `succeeded`, `failed` or `held`.
+    pub status: String,
+    /// What the run changed, as JSON.
+    pub counts: Option<String>,
+    pub error: Option<String>,
+    /// Requests made to the broker.
+    pub requests: i32,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}

@@ -171,7 +171,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_runs (id) {
+        id -> Text,
+        directory_id -> Text,
+        trigger -> Text,
+        force -> Bool,
+        status -> Text,
+        counts -> Nullable<Text>,
+        error -> Nullable<Text>,
+        requests -> Integer,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    sync_runs,
     teams,
     team_member_sources,
     team_links,

@@ -360,3 +360,115 @@ crate::on_both_backends!(
     an_empty_listing_of_a_populated_directory_is_held,
     a_webhook_applied_mid_pull_wins,
 );
+
+/// Starts a resync through the API and waits for the run to end; returns the run.
+async fn resync(app: &TestApp, directory_id: &str, force: bool) -> serde_json::Value {
+    let (status, started) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/directories/{directory_id}/resync?force={force}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{started}");
+    let run = started["run_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = app
+            .op(Method::GET, &format!("/api/v1/sync-runs/{run}"), None)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        if !matches!(body["status"].as_str(), Some("queued" | "running")) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not end: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn operators_resync_a_directory_through_the_api(backend: crate::helpers::Backend) {
+    let broker = broker(30, None, Faults::default()).await;
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_base = broker.base_url.clone();
+    })
+    .await;
+    let ws = attach(&app, &broker).await;
+    let run = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["trigger"], "on_demand");
+    assert_eq!(run["counts"]["users_created"], 30);
+    assert!(run["progress"]["requests"].as_i64().unwrap() >= 2);
+    let (members, truth) = active_members_and_truth(&app, &ws, &broker).await;
+    assert_eq!(members, truth);
+    let (_, sync) = app
+        .op(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/directory-sync"),
+            None,
+        )
+        .await;
+    assert!(
+        sync["directories"][0]["last_synced_at"].is_string(),
+        "{sync}"
+    );
+    // A listing that keeps failing ends the run failed, and changes nothing.
+    broker
+        .set_faults(&rollcall::dev_broker::FaultsUpdate {
+            rate_500: Some(1.0),
+            ..Default::default()
+        })
+        .expect("valid faults");
+    let audit_before = crate::helpers::audit_entries(&app.db);
+    let failed = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("listing"),
+        "{failed}"
+    );
+    assert_eq!(crate::helpers::audit_entries(&app.db), audit_before);
+    assert_eq!(active_members_and_truth(&app, &ws, &broker).await.0, truth);
+    let (status, body) = app
+        .op(
+            Method::POST,
+            "/api/v1/directories/directory_unknown/resync",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (reqwest::StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = app
+        .op(Method::GET, "/api/v1/sync-runs/run_unknown", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_resync_a_directory_through_the_api_sqlite() {
+    operators_resync_a_directory_through_the_api(crate::helpers::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_resync_a_directory_through_the_api_postgres() {
+    operators_resync_a_directory_through_the_api(crate::helpers::Backend::Postgres).await
+}
+
+async fn resync_needs_a_broker_api_key(app: TestApp) {
+    let (status, body) = app
+        .op(Method::POST, "/api/v1/directories/directory_x/resync", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (reqwest::StatusCode::CONFLICT, Some("broker_not_configured"))
+    );
+}
+
+mod without_a_key {
+    use super::*;
+    crate::on_both_backends!(resync_needs_a_broker_api_key);
+}

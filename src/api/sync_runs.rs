@@ -1,0 +1,95 @@
+//! `POST /api/v1/directories/{dir}/resync` and `GET /api/v1/sync-runs/{run}`: full pulls for operators.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::workspaces::time_json;
+use super::{resource, AppState};
+use crate::db::models::SyncRunRow;
+use crate::db::schema::sync_runs;
+use crate::sync_runs::StartError;
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/directories/{dir}/resync").route(web::post().to(resync_directory)),
+    )
+    .service(resource("/api/v1/sync-runs/{run}").route(web::get().to(get_sync_run)));
+}
+
+#[derive(Deserialize)]
+struct ResyncQuery {
+    force: Option<bool>,
+}
+
+async fn resync_directory(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<ResyncQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require_operator()?;
+    let runner = state.sync_runner.as_ref().ok_or_else(|| {
+        ApiError::conflict(
+            "broker_not_configured",
+            "WORKOS_API_KEY is not set, so the broker cannot be pulled",
+        )
+    })?;
+    let run_id = runner
+        .start(
+            &path.into_inner(),
+            "on_demand",
+            query.force.unwrap_or(false),
+        )
+        .await
+        .map_err(|e| match e {
+            StartError::UnknownDirectory => ApiError::not_found("directory"),
+            StartError::InProgress => ApiError::conflict("sync_in_progress", e.to_string()),
+            StartError::Db(e) => e.into(),
+        })?;
+    Ok(HttpResponse::Accepted().json(json!({ "run_id": run_id })))
+}
+
+/// A run as operators see it.
+fn sync_run_json(run: &SyncRunRow) -> Value {
+    let phase = match run.status.as_str() {
+        "queued" => "waiting to start",
+        "running" => "listing and applying",
+        _ => "done",
+    };
+    json!({
+        "id": run.id,
+        "directory_id": run.directory_id,
+        "trigger": run.trigger,
+        "force": run.force,
+        "status": run.status,
+        "progress": { "phase": phase, "requests": run.requests },
+        "counts": run.counts.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        "error": run.error,
+        "created_at": time_json(&run.created_at),
+        "started_at": run.started_at.as_ref().map(time_json),
+        "finished_at": run.finished_at.as_ref().map(time_json),
+    })
+}
+
+async fn get_sync_run(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require_operator()?;
+    let id = path.into_inner();
+    let run = state
+        .read(move |conn| {
+            sync_runs::table
+                .find(&id)
+                .select(SyncRunRow::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| ApiError::not_found("sync run"))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(sync_run_json(&run)))
+}
