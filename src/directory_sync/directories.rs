@@ -106,3 +106,34 @@ fn store_directory(
     }
     Ok(true)
 }
+
+/// Records a directory the broker lists but no webhook has announced yet (the full pull found it);
+/// returns whether it was new.
+pub fn attach_listed(conn: &mut DbConnection, d: &Directory) -> QueryResult<bool> {
+    let Some(organization_id) = d.organization_id.clone() else {
+        return Ok(false);
+    };
+    let known: i64 = directories::table.find(&d.id).count().get_result(conn)?;
+    if known > 0 {
+        return Ok(false);
+    }
+    let now = timestamp::now();
+    let updated_at = d.updated_at().unwrap_or(now);
+    diesel::insert_into(directories::table)
+        .values(DirectoryRow {
+            id: d.id.clone(),
+            organization_id,
+            directory_type: d.directory_type.clone().unwrap_or_else(|| "unknown".into()),
+            name: d.name.clone().unwrap_or_default(),
+            state: d.state.clone().unwrap_or_else(|| "active".into()),
+            source_updated_at: updated_at,
+            // Any webhook about it is newer than this listing.
+            source_event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            deleted_at: None,
+            last_synced_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .execute(conn)?;
+    Ok(true)
+}

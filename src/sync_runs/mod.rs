@@ -8,6 +8,7 @@ use crate::broker::BrokerClient;
 use crate::db::models::{DirectoryRow, SyncRunRow, WorkspaceRow};
 use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{Database, DbConnection, DbError, PooledConnection};
+use crate::directory_sync::directories::attach_listed;
 use crate::directory_sync::reconcile::{reconcile_directory, DeprovisionGuard, DirectoryListing};
 use crate::directory_sync::{workspace::check_qualifies, ApplyContext, ApplyError};
 use crate::ids::new_id;
@@ -88,10 +89,23 @@ impl SyncRunner {
             started_at: None,
             finished_at: None,
         };
+        // A directory no webhook has announced yet may still be known to the broker.
+        let listed = match self.client.list_directories(None).await {
+            Ok(listing) => listing.items.into_iter().find(|d| d.id == directory_id),
+            Err(e) => {
+                tracing::warn!(directory = %directory_id, error = %e, "could not list the broker's directories");
+                None
+            }
+        };
         let queued = {
             let (db, run) = (self.db.clone(), run.clone());
             tokio::task::spawn_blocking(move || {
                 db.write(|conn| {
+                    if let Some(directory) = &listed {
+                        if attach_listed(conn, directory)? {
+                            tracing::info!(directory = %directory.id, "directory attached from the broker's listing");
+                        }
+                    }
                     let known: i64 = directories::table
                         .find(&run.directory_id)
                         .count()

@@ -458,6 +458,42 @@ async fn operators_resync_a_directory_through_the_api_postgres() {
     operators_resync_a_directory_through_the_api(crate::helpers::Backend::Postgres).await
 }
 
+async fn a_directory_no_webhook_announced_is_found_by_the_pull(backend: crate::helpers::Backend) {
+    let broker = broker(12, None, Faults::default()).await;
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_base = broker.base_url.clone();
+    })
+    .await;
+    let ws = app.synced_workspace("org_dev").await;
+    let run = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (_, sync) = app
+        .op(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/directory-sync"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        sync["directories"][0]["id"],
+        broker.directory_id.as_str(),
+        "{sync}"
+    );
+    let (members, truth) = active_members_and_truth(&app, &ws, &broker).await;
+    assert_eq!(members, truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_no_webhook_announced_is_found_by_the_pull_sqlite() {
+    a_directory_no_webhook_announced_is_found_by_the_pull(crate::helpers::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_no_webhook_announced_is_found_by_the_pull_postgres() {
+    a_directory_no_webhook_announced_is_found_by_the_pull(crate::helpers::Backend::Postgres).await
+}
+
 async fn resync_needs_a_broker_api_key(app: TestApp) {
     let (status, body) = app
         .op(Method::POST, "/api/v1/directories/directory_x/resync", None)
