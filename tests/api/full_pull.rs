@@ -508,3 +508,35 @@ mod without_a_key {
     use super::*;
     crate::on_both_backends!(resync_needs_a_broker_api_key);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgresql_never_pull_the_same_directory_at_once() {
+    // 4 user listings a second keep each run busy for a few seconds: long enough to overlap.
+    let broker = broker(250, None, Faults::default()).await;
+    let point_at_broker = |s: &mut rollcall::config::Settings| {
+        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_base = broker.base_url.clone();
+    };
+    let first =
+        crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, point_at_broker).await;
+    let second = crate::helpers::spawn_app_on(first.db.target().clone(), point_at_broker).await;
+    attach(&first, &broker).await;
+    let (a, b) = tokio::join!(
+        resync(&first, &broker.directory_id, false),
+        resync(&second, &broker.directory_id, false)
+    );
+    let mut statuses = [
+        a["status"].as_str().unwrap().to_string(),
+        b["status"].as_str().unwrap().to_string(),
+    ];
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "succeeded"], "{a}\n{b}");
+    let failed = if a["status"] == "failed" { &a } else { &b };
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("another Rollcall instance"),
+        "{failed}"
+    );
+}

@@ -91,7 +91,8 @@ pub struct TestApp {
     shutdown: rollcall::startup::ShutdownHandle,
     pub client: reqwest::Client,
     pub db: Database,
-    _database: TestDatabase,
+    /// The database this app created; `None` for a second instance sharing another app's.
+    _database: Option<TestDatabase>,
 }
 
 /// Settings for a test service on `target`, listening on a free port.
@@ -112,7 +113,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::new(backend);
-    let mut settings = test_settings(database.target.clone());
+    let mut app = spawn_app_on(database.target.clone(), adjust).await;
+    app._database = Some(database);
+    app
+}
+
+/// Another instance of the service on an existing database, as several processes share one PostgreSQL.
+pub async fn spawn_app_on(target: DatabaseTarget, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(target);
     adjust(&mut settings);
     let retry = RetryPolicy {
         max_attempts: 3,
@@ -128,7 +136,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         shutdown,
         client: reqwest::Client::new(),
         db,
-        _database: database,
+        _database: None,
     }
 }
 
