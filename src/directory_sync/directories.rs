@@ -78,23 +78,11 @@ fn store_directory(
     ) {
         return Ok(false);
     }
-    let now = timestamp::now();
-    let row = DirectoryRow {
-        id: d.id.clone(),
-        organization_id: d
-            .organization_id
-            .clone()
-            .unwrap_or_else(|| ctx.workspace.organization_id.clone()),
-        directory_type: d.directory_type.clone().unwrap_or_else(|| "unknown".into()),
-        name: d.name.clone().unwrap_or_default(),
-        state: state.to_string(),
-        source_updated_at: stamp.updated_at,
-        source_event_at: stamp.event_at,
-        deleted_at: deleted.then_some(stamp.event_at),
-        last_synced_at: existing.as_ref().and_then(|e| e.last_synced_at),
-        created_at: existing.as_ref().map_or(now, |e| e.created_at),
-        updated_at: now,
-    };
+    let organization_id = d
+        .organization_id
+        .clone()
+        .unwrap_or_else(|| ctx.workspace.organization_id.clone());
+    let row = directory_row(d, organization_id, state, stamp, deleted, existing.as_ref());
     if existing.is_some() {
         diesel::update(directories::table.find(&d.id))
             .set(&row)
@@ -107,6 +95,31 @@ fn store_directory(
     Ok(true)
 }
 
+/// The stored form of a directory snapshot with its stamp, keeping what the stored row had of its own.
+fn directory_row(
+    d: &Directory,
+    organization_id: String,
+    state: &str,
+    stamp: Stamp,
+    deleted: bool,
+    existing: Option<&DirectoryRow>,
+) -> DirectoryRow {
+    let now = timestamp::now();
+    DirectoryRow {
+        id: d.id.clone(),
+        organization_id,
+        directory_type: d.directory_type.clone().unwrap_or_else(|| "unknown".into()),
+        name: d.name.clone().unwrap_or_default(),
+        state: state.to_string(),
+        source_updated_at: stamp.updated_at,
+        source_event_at: stamp.event_at,
+        deleted_at: deleted.then_some(stamp.event_at),
+        last_synced_at: existing.and_then(|e| e.last_synced_at),
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: now,
+    }
+}
+
 /// Records a directory the broker lists but no webhook has announced yet (the full pull found it);
 /// returns whether it was new.
 pub fn attach_listed(conn: &mut DbConnection, d: &Directory) -> QueryResult<bool> {
@@ -117,23 +130,14 @@ pub fn attach_listed(conn: &mut DbConnection, d: &Directory) -> QueryResult<bool
     if known > 0 {
         return Ok(false);
     }
-    let now = timestamp::now();
-    let updated_at = d.updated_at().unwrap_or(now);
+    // Any webhook about it is newer than this listing.
+    let stamp = Stamp {
+        updated_at: d.updated_at().unwrap_or_else(timestamp::now),
+        event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+    };
+    let state = d.state.as_deref().unwrap_or("active");
     diesel::insert_into(directories::table)
-        .values(DirectoryRow {
-            id: d.id.clone(),
-            organization_id,
-            directory_type: d.directory_type.clone().unwrap_or_else(|| "unknown".into()),
-            name: d.name.clone().unwrap_or_default(),
-            state: d.state.clone().unwrap_or_else(|| "active".into()),
-            source_updated_at: updated_at,
-            // Any webhook about it is newer than this listing.
-            source_event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
-            deleted_at: None,
-            last_synced_at: None,
-            created_at: now,
-            updated_at: now,
-        })
+        .values(directory_row(d, organization_id, state, stamp, false, None))
         .execute(conn)?;
     Ok(true)
 }
