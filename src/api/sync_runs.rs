@@ -48,6 +48,7 @@ async fn resync_directory(
             StartError::UnknownDirectory => ApiError::not_found("directory"),
             StartError::InProgress => ApiError::conflict("sync_in_progress", e.to_string()),
             StartError::Db(e) => e.into(),
+            StartError::Queue(e) => ApiError::internal(e),
         })?;
     Ok(HttpResponse::Accepted().json(json!({ "run_id": run_id })))
 }

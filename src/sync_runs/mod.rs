@@ -25,6 +25,8 @@ pub enum StartError {
     UnknownDirectory,
     #[error("a run of this directory is already in progress")]
     InProgress,
+    #[error("the run could not be queued: {0}")]
+    Queue(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -120,7 +122,7 @@ impl SyncRunner {
                 })
             })
             .await
-            .map_err(|e| DbError::Migration(e.to_string()))?
+            .map_err(|e| StartError::Queue(e.to_string()))?
         };
         match queued {
             Ok(true) => {}
