@@ -279,9 +279,11 @@ fn lock_directory(
     let held = match &mut *conn {
         DbConnection::Postgresql(c) => {
             let locked: bool = diesel::select(
-                diesel::dsl::sql::<Bool>("pg_try_advisory_lock(7243003, hashtext(")
-                    .bind::<Text, _>(&run.directory_id)
-                    .sql("))"),
+                diesel::dsl::sql::<Bool>(
+                    "pg_try_advisory_lock(7243003, hashtext(current_schema() || '/' || ",
+                )
+                .bind::<Text, _>(&run.directory_id)
+                .sql("))"),
             )
             .get_result(c)?;
             if !locked {
