@@ -27,6 +27,9 @@ pub struct Settings {
     pub operator_token: Option<String>,
     /// `RESYNC_INTERVAL`: how often every directory is pulled in full; `0` turns it off.
     pub resync_interval: Duration,
+    /// `WORKOS_USER_LISTING_RATE`: user-listing requests per second per directory the pull allows itself
+    /// (the broker allows 4); `0` removes the limit, for a local dev broker.
+    pub user_listing_rate: f64,
     /// `ROLLCALL_MASS_DEPROVISION_THRESHOLD`: the share of active members a pull may deprovision unheld.
     pub mass_deprovision_threshold: f64,
     /// `ROLLCALL_APPLY_MAX_ATTEMPTS`: attempts before a failing event is parked.
@@ -102,6 +105,16 @@ impl Settings {
             })?;
         let resync_interval = parse_duration(&parse_or("RESYNC_INTERVAL", "1h"))
             .map_err(|p| fail("RESYNC_INTERVAL", p))?;
+        let user_listing_rate = parse_or("WORKOS_USER_LISTING_RATE", "4")
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| {
+                fail(
+                    "WORKOS_USER_LISTING_RATE",
+                    "must be requests per second, such as 4 (0: no limit)".into(),
+                )
+            })?;
         let mass_deprovision_threshold = parse_or("ROLLCALL_MASS_DEPROVISION_THRESHOLD", "0.2")
             .parse::<f64>()
             .ok()
@@ -153,6 +166,7 @@ impl Settings {
             webhook_body_limit,
             operator_token: get("ROLLCALL_OPERATOR_TOKEN"),
             resync_interval,
+            user_listing_rate,
             mass_deprovision_threshold,
             apply_max_attempts,
             log_format,
@@ -210,6 +224,7 @@ mod tests {
         assert_eq!(s.webhook_tolerance, Duration::from_secs(180));
         assert_eq!(s.webhook_body_limit, 1 << 20);
         assert_eq!(s.resync_interval, Duration::from_secs(3600));
+        assert_eq!(s.user_listing_rate, 4.0);
     }
 
     #[test]
@@ -224,6 +239,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("ROLLCALL_BIND", "nowhere"),
             ("RESYNC_INTERVAL", "soon"),
+            ("WORKOS_USER_LISTING_RATE", "-1"),
             ("ROLLCALL_MASS_DEPROVISION_THRESHOLD", "2"),
             ("ROLLCALL_LOG_FORMAT", "xml"),
             ("WORKOS_API_BASE", "ftp://x"),

@@ -69,10 +69,11 @@ impl Application {
                 let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
                     base_url: settings.workos_api_base.clone(),
                     api_key: api_key.clone(),
+                    user_listing_rate_per_directory: settings.user_listing_rate,
                     ..crate::broker::BrokerSettings::default()
                 })
                 .context("building the broker client")?;
-                tracing::info!(api = %settings.workos_api_base, "full pulls enabled");
+                tracing::info!(api = %settings.workos_api_base, user_listing_rate = settings.user_listing_rate, "full pulls enabled");
                 Some(crate::sync_runs::SyncRunner::new(
                     db.clone(),
                     client,
