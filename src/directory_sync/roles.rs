@@ -88,7 +88,22 @@ pub fn recompute(
         return Ok(());
     }
     let mappings = mappings(conn, &workspace.id)?;
-    match mapped_role(&mappings, &workspace.default_role, groups) {
+    recompute_with(conn, cause, workspace, member, groups, &mappings)
+}
+
+/// Recomputes one member's role from the groups they are in, given the workspace's mappings.
+pub fn recompute_with(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    member: &MemberRow,
+    groups: &[String],
+    mappings: &[RoleMappingRow],
+) -> QueryResult<()> {
+    if !directory_decides(member) {
+        return Ok(());
+    }
+    match mapped_role(mappings, &workspace.default_role, groups) {
         Some(role) => set_role(conn, cause, member, role),
         None => Ok(()),
     }

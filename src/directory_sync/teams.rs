@@ -13,7 +13,7 @@ use crate::domain::MemberStatus;
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Why a member is in a team.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -199,67 +199,124 @@ pub fn leave_all_teams(
     Ok(())
 }
 
-/// The groups a member's directory user is in now (deleted groups excluded).
-pub fn groups_of(conn: &mut DbConnection, member: &MemberRow) -> QueryResult<Vec<String>> {
-    let Some(user_id) = &member.directory_user_id else {
-        return Ok(Vec::new());
-    };
-    memberships::table
+/// The groups each of these directory users is in now (deleted groups excluded).
+fn groups_of_users(
+    conn: &mut DbConnection,
+    user_ids: &[&str],
+) -> QueryResult<HashMap<String, Vec<String>>> {
+    let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(by_user);
+    }
+    let pairs: Vec<(String, String)> = memberships::table
         .inner_join(directory_groups::table.on(directory_groups::id.eq(memberships::group_id)))
-        .filter(memberships::user_id.eq(user_id))
+        .filter(memberships::user_id.eq_any(user_ids))
         .filter(memberships::is_member.eq(true))
         .filter(directory_groups::deleted_at.is_null())
-        .select(memberships::group_id)
-        .load(conn)
+        .select((memberships::user_id, memberships::group_id))
+        .load(conn)?;
+    for (user, group) in pairs {
+        by_user.entry(user).or_default().push(group);
+    }
+    Ok(by_user)
 }
 
 /// Brings one member's group-derived team sources and role in line with the directory.
-///
-/// An active member has a `directory_group` source for every linked group they are in, and no other;
-/// a deprovisioned member has no source at all (manual ones included: each removal is audited, so an admin
-/// can see what to restore). Manual sources of active members are left alone.
 pub fn reconcile_member(
     conn: &mut DbConnection,
     cause: &Cause,
     workspace: &WorkspaceRow,
     member: &MemberRow,
 ) -> QueryResult<()> {
-    let groups = groups_of(conn, member)?;
-    let active = member.status == MemberStatus::Active.as_str();
-    let mut desired: HashSet<(String, String)> = HashSet::new();
-    if active {
-        for group in &groups {
-            let teams: Vec<String> = team_links::table
-                .filter(team_links::group_id.eq(group))
-                .filter(team_links::workspace_id.eq(&workspace.id))
-                .select(team_links::team_id)
-                .load(conn)?;
-            desired.extend(teams.into_iter().map(|team| (team, group.clone())));
-        }
+    reconcile_members(conn, cause, workspace, std::slice::from_ref(member))
+}
+
+/// Brings members' group-derived team sources and roles in line with the directory, a batch at a time.
+///
+/// An active member has a `directory_group` source for every linked group they are in, and no other;
+/// a deprovisioned member has no source at all (manual ones included: each removal is audited, so an admin
+/// can see what to restore). Manual sources of active members are left alone.
+pub fn reconcile_members(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    members: &[MemberRow],
+) -> QueryResult<()> {
+    if members.is_empty() {
+        return Ok(());
     }
-    let existing: Vec<TeamMemberSourceRow> = sources::table
-        .filter(sources::member_id.eq(&member.id))
-        .select(TeamMemberSourceRow::as_select())
+    let mut teams_of_group: HashMap<String, Vec<String>> = HashMap::new();
+    let links: Vec<(String, String)> = team_links::table
+        .filter(team_links::workspace_id.eq(&workspace.id))
+        .select((team_links::group_id, team_links::team_id))
         .load(conn)?;
-    let mut leaving = Vec::new();
-    for row in existing {
-        let keep = match TeamMembershipSource::of(&row) {
-            TeamMembershipSource::Manual => active,
-            TeamMembershipSource::DirectoryGroup(group) => {
-                desired.remove(&(row.team_id.clone(), group))
+    for (group, team) in links {
+        teams_of_group.entry(group).or_default().push(team);
+    }
+    let mappings = roles::mappings(conn, &workspace.id)?;
+    for batch in members.chunks(500) {
+        let user_ids: Vec<&str> = batch
+            .iter()
+            .filter_map(|m| m.directory_user_id.as_deref())
+            .collect();
+        let groups_by_user = groups_of_users(conn, &user_ids)?;
+        let member_ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
+        let mut existing_by_member: HashMap<String, Vec<TeamMemberSourceRow>> = HashMap::new();
+        let existing: Vec<TeamMemberSourceRow> = sources::table
+            .filter(sources::member_id.eq_any(&member_ids))
+            .select(TeamMemberSourceRow::as_select())
+            .load(conn)?;
+        for row in existing {
+            existing_by_member
+                .entry(row.member_id.clone())
+                .or_default()
+                .push(row);
+        }
+        let no_groups = Vec::new();
+        let mut leaving = Vec::new();
+        let mut joining = Vec::new();
+        for member in batch {
+            let groups = member
+                .directory_user_id
+                .as_ref()
+                .and_then(|u| groups_by_user.get(u))
+                .unwrap_or(&no_groups);
+            let active = member.status == MemberStatus::Active.as_str();
+            let mut desired: HashSet<(String, String)> = HashSet::new();
+            if active {
+                for group in groups {
+                    for team in teams_of_group.get(group).into_iter().flatten() {
+                        desired.insert((team.clone(), group.clone()));
+                    }
+                }
             }
-        };
-        if !keep {
-            leaving.push(row);
+            for row in existing_by_member.remove(&member.id).unwrap_or_default() {
+                let keep = match TeamMembershipSource::of(&row) {
+                    TeamMembershipSource::Manual => active,
+                    TeamMembershipSource::DirectoryGroup(group) => {
+                        desired.remove(&(row.team_id.clone(), group))
+                    }
+                };
+                if !keep {
+                    leaving.push(row);
+                }
+            }
+            joining.extend(desired.into_iter().map(|(team, group)| {
+                TeamMembershipSource::DirectoryGroup(group).row(&team, &member.id)
+            }));
+        }
+        remove_sources(conn, cause, &workspace.id, &leaving)?;
+        add_sources(conn, cause, &workspace.id, &joining)?;
+        for member in batch {
+            let groups = member
+                .directory_user_id
+                .as_ref()
+                .and_then(|u| groups_by_user.get(u))
+                .unwrap_or(&no_groups);
+            roles::recompute_with(conn, cause, workspace, member, groups, &mappings)?;
         }
     }
-    remove_sources(conn, cause, &workspace.id, &leaving)?;
-    let joining: Vec<TeamMemberSourceRow> = desired
-        .into_iter()
-        .map(|(team, group)| TeamMembershipSource::DirectoryGroup(group).row(&team, &member.id))
-        .collect();
-    add_sources(conn, cause, &workspace.id, &joining)?;
-    roles::recompute(conn, cause, workspace, member, &groups)
+    Ok(())
 }
 
 /// Reconciles the members (in `workspace`) of the given directory users.
@@ -269,15 +326,13 @@ pub fn reconcile_directory_users(
     workspace: &WorkspaceRow,
     user_ids: &[String],
 ) -> QueryResult<()> {
-    for user_id in user_ids {
+    for batch in user_ids.chunks(500) {
         let found: Vec<MemberRow> = members::table
-            .filter(members::directory_user_id.eq(user_id))
+            .filter(members::directory_user_id.eq_any(batch))
             .filter(members::workspace_id.eq(&workspace.id))
             .select(MemberRow::as_select())
             .load(conn)?;
-        for member in &found {
-            reconcile_member(conn, cause, workspace, member)?;
-        }
+        reconcile_members(conn, cause, workspace, &found)?;
     }
     Ok(())
 }

@@ -1,0 +1,253 @@
+//! The full pull at scale: `rollcall serve` pulls a `rollcall dev-broker` directory (100,000 users, 1,000 groups,
+//! about 300,000 memberships by default) with no rate limit, twice: the first pull brings everything in, the
+//! second finds nothing changed. Both run as separate processes, so the peak memory is the service's own.
+//!
+//! `cargo bench --bench pull` (env: BENCH_USERS, BENCH_GROUPS, BENCH_BACKENDS).
+
+mod support;
+
+use diesel::prelude::*;
+use reqwest::Method;
+use rollcall::db::{Database, DatabaseTarget, DbError};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{
+    backends, env_or, measuring, operator, runtime, scratch, synced_workspace, OPERATOR,
+};
+
+const API_KEY: &str = "sk_test_bench";
+const DIRECTORY: &str = "directory_dev";
+const ORGANIZATION: &str = "org_dev";
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// The most memory the process has held (VmHWM), in MiB.
+    fn peak_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Process(command.spawn().expect("the rollcall binary starts"))
+}
+
+async fn wait_until_up(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while client.get(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{url} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts a pull and waits for its end; returns the finished run and the wall time.
+async fn pull(client: &reqwest::Client, base: &str) -> (Value, Duration) {
+    let started = Instant::now();
+    let accepted = operator(
+        client,
+        Method::POST,
+        format!("{base}/api/v1/directories/{DIRECTORY}/resync"),
+        None,
+        202,
+    )
+    .await;
+    let run = accepted["run_id"].as_str().unwrap().to_string();
+    loop {
+        let body = operator(
+            client,
+            Method::GET,
+            format!("{base}/api/v1/sync-runs/{run}"),
+            None,
+            200,
+        )
+        .await;
+        match body["status"].as_str() {
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(25)).await,
+            Some("succeeded") => return (body, started.elapsed()),
+            other => panic!("the pull ended {other:?}: {body}"),
+        }
+    }
+}
+
+/// Rows in the tables a pull writes, and the newest change among them: equal before and after a pull that
+/// wrote nothing.
+fn footprint(db: &Database) -> Vec<(i64, Option<String>)> {
+    let tables = [
+        ("directory_users", "updated_at"),
+        ("directory_groups", "updated_at"),
+        ("directory_group_memberships", "updated_at"),
+        ("members", "updated_at"),
+        ("team_member_sources", "created_at"),
+        ("audit_log", "occurred_at"),
+    ];
+    db.read(|conn| {
+        let mut out = Vec::new();
+        for (table, column) in tables {
+            #[derive(QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                newest: Option<String>,
+            }
+            let query =
+                format!("SELECT COUNT(*) AS n, CAST(MAX({column}) AS TEXT) AS newest FROM {table}");
+            let row: Row =
+                rollcall::on_backend!(conn, |c| diesel::sql_query(&query).get_result(c))?;
+            out.push((row.n, row.newest));
+        }
+        Ok::<_, DbError>(out)
+    })
+    .unwrap()
+}
+
+struct Figures {
+    backend: String,
+    memberships: u64,
+    requests: u64,
+    first: Duration,
+    second: Duration,
+    peak: f64,
+    rows_written: usize,
+}
+
+fn measure(backend: &str, users: usize, groups: usize) -> Figures {
+    let db_scratch = scratch(backend);
+    let database_url = match &db_scratch.target {
+        DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        DatabaseTarget::Postgres(url) => url.clone(),
+    };
+    let broker_port = free_port();
+    let broker_base = format!("http://127.0.0.1:{broker_port}");
+    let _broker = spawn(
+        &[
+            "dev-broker",
+            "--bind",
+            &format!("127.0.0.1:{broker_port}"),
+            "--api-key",
+            API_KEY,
+            "--users",
+            &users.to_string(),
+            "--groups",
+            &groups.to_string(),
+            "--memberships-per-user",
+            "3",
+        ],
+        &[],
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let service = spawn(
+        &["serve"],
+        &[
+            ("DATABASE_URL", database_url),
+            ("ROLLCALL_BIND", format!("127.0.0.1:{port}")),
+            ("ROLLCALL_OPERATOR_TOKEN", OPERATOR.to_string()),
+            ("WORKOS_API_KEY", API_KEY.to_string()),
+            ("WORKOS_API_BASE", broker_base.clone()),
+            ("WORKOS_USER_LISTING_RATE", "0".to_string()),
+            ("RESYNC_INTERVAL", "0".to_string()),
+        ],
+    );
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let (first, first_run, second, second_run, before, after) = rt.block_on(async {
+        wait_until_up(&client, &format!("{broker_base}/_dev/state")).await;
+        wait_until_up(&client, &format!("{base}/healthz")).await;
+        synced_workspace(&client, &base, ORGANIZATION).await;
+        let (first_run, first) = pull(&client, &base).await;
+        let db = Database::connect(db_scratch.target.clone(), 2).unwrap();
+        let before = footprint(&db);
+        let (second_run, second) = pull(&client, &base).await;
+        let after = footprint(&db);
+        (first, first_run, second, second_run, before, after)
+    });
+    let counts = &first_run["counts"];
+    assert_eq!(
+        counts["users_created"].as_u64(),
+        Some(users as u64),
+        "{first_run}"
+    );
+    assert_eq!(
+        second_run["counts"]["users_updated"].as_u64(),
+        Some(0),
+        "{second_run}"
+    );
+    let rows_written = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    Figures {
+        backend: backend.to_string(),
+        memberships: counts["memberships_added"].as_u64().unwrap_or(0),
+        requests: first_run["progress"]["requests"].as_u64().unwrap_or(0),
+        first,
+        second,
+        peak: service.peak_mib(),
+        rows_written,
+    }
+}
+
+fn main() {
+    let (users, groups) = if measuring() {
+        (
+            env_or("BENCH_USERS", 100_000),
+            env_or("BENCH_GROUPS", 1_000),
+        )
+    } else {
+        (200, 10)
+    };
+    println!(
+        "\nFull pull of a dev-broker directory ({users} users, {groups} groups, no rate limit)\n"
+    );
+    println!(
+        "| backend | memberships | requests | first pull | second pull | peak memory | second/first | tables changed by the second | at 4 req/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for backend in backends() {
+        let f = measure(&backend, users, groups);
+        println!(
+            "| {} | {} | {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} | {} | {:.0} min |",
+            f.backend,
+            f.memberships,
+            f.requests,
+            f.first.as_secs_f64(),
+            f.second.as_secs_f64(),
+            f.peak,
+            f.second.as_secs_f64() / f.first.as_secs_f64(),
+            f.rows_written,
+            f.requests as f64 / 4.0 / 60.0,
+        );
+    }
+}
