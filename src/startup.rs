@@ -3,8 +3,10 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::Database;
-use crate::intake::applier::{Applier, ApplierStopper, RetryPolicy, Wakeup};
+use crate::intake::applier::{ActivationHook, Applier, ApplierStopper, RetryPolicy, Wakeup};
 use crate::intake::event_store::EventStore;
+use crate::metrics::Metrics;
+use crate::sync_runs::{schedule, SyncRunner};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -17,6 +19,8 @@ pub struct Application {
     db: Database,
     applier: Applier,
     event_store_writer: std::thread::JoinHandle<()>,
+    /// The schedule and the task that starts runs for activated directories; aborted at stop.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -55,7 +59,55 @@ impl Application {
             max_attempts: settings.apply_max_attempts,
             ..retry
         };
-        let applier = Applier::start(db.clone(), retry, wakeup.clone());
+        let metrics = Metrics::default();
+        let sync_runner = match &settings.workos_api_key {
+            Some(api_key) => {
+                let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
+                    base_url: settings.workos_api_base.clone(),
+                    api_key: api_key.clone(),
+                    ..crate::broker::BrokerSettings::default()
+                })
+                .context("building the broker client")?
+                .with_metrics(metrics.clone());
+                tracing::info!(api = %settings.workos_api_base, "full pulls enabled");
+                Some(
+                    SyncRunner::new(db.clone(), client, settings.mass_deprovision_threshold)
+                        .with_metrics(metrics.clone()),
+                )
+            }
+            None => {
+                tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");
+                None
+            }
+        };
+        let mut background = Vec::new();
+        let on_activated: Option<ActivationHook> = match &sync_runner {
+            Some(runner) => {
+                let (activated, task) = schedule::spawn_activation_runs(runner.clone());
+                background.push(task);
+                Some(Arc::new(move |directory: &str| {
+                    // The receiving task only ends with the service.
+                    let _ = activated.send(directory.to_string());
+                }))
+            }
+            None => None,
+        };
+        match (&sync_runner, settings.resync_interval) {
+            (None, _) => tracing::info!(
+                "scheduled full pulls are off: they need WORKOS_API_KEY (RESYNC_INTERVAL is not used)"
+            ),
+            (Some(_), interval) if interval.is_zero() => {
+                tracing::info!("scheduled full pulls are off: RESYNC_INTERVAL is 0")
+            }
+            (Some(runner), interval) => {
+                tracing::info!(
+                    interval_secs = interval.as_secs_f64(),
+                    "every qualifying directory is pulled in full each RESYNC_INTERVAL"
+                );
+                background.push(schedule::spawn_schedule(runner.clone(), interval));
+            }
+        }
+        let applier = Applier::start_with(db.clone(), retry, wakeup.clone(), on_activated);
         let (event_store, event_store_writer) = {
             let wakeup = wakeup.clone();
             EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
@@ -64,32 +116,13 @@ impl Application {
             .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
-        let sync_runner = match &settings.workos_api_key {
-            Some(api_key) => {
-                let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
-                    base_url: settings.workos_api_base.clone(),
-                    api_key: api_key.clone(),
-                    ..crate::broker::BrokerSettings::default()
-                })
-                .context("building the broker client")?;
-                tracing::info!(api = %settings.workos_api_base, "full pulls enabled");
-                Some(crate::sync_runs::SyncRunner::new(
-                    db.clone(),
-                    client,
-                    settings.mass_deprovision_threshold,
-                ))
-            }
-            None => {
-                tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");
-                None
-            }
-        };
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             event_store,
             applier_wakeup: wakeup,
             sync_runner,
+            metrics,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -108,6 +141,7 @@ impl Application {
             db,
             applier,
             event_store_writer,
+            background,
         })
     }
 
@@ -136,9 +170,15 @@ impl Application {
             server,
             applier,
             event_store_writer,
+            background,
             ..
         } = self;
-        server.await?;
+        let served = server.await;
+        // No new runs start from here on; runs in progress end with the process.
+        for task in background {
+            task.abort();
+        }
+        served?;
         tracing::info!("HTTP server stopped; finishing background work");
         tokio::task::spawn_blocking(move || {
             // The server's handles to the event store are gone with it, so the writer drains and ends.
