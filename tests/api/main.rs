@@ -8,5 +8,6 @@ mod helpers;
 mod openapi;
 mod process;
 mod samples;
+mod schedule;
 mod teams;
 mod webhooks;
