@@ -3,6 +3,7 @@
 mod admin_api;
 mod apply_rules;
 mod broker;
+mod cli;
 mod full_pull;
 mod helpers;
 mod openapi;
