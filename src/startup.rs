@@ -82,6 +82,10 @@ impl Application {
         };
         let mut background = Vec::new();
         let on_activated: Option<ActivationHook> = match &sync_runner {
+            Some(_) if !settings.pull_on_activation => {
+                tracing::info!("ROLLCALL_PULL_ON_ACTIVATION is false: activated directories and workspaces turning directory sync on are not pulled until the schedule or an operator does");
+                None
+            }
             Some(runner) => {
                 let (activated, task) = schedule::spawn_activation_runs(runner.clone());
                 background.push(task);

@@ -369,7 +369,11 @@ async fn set_directory_sync(
         })
         .await?;
     // Rule 16: turning directory sync on pulls the workspace's known directories, in the background.
-    if let (Some(organization), Some(runner)) = (turned_on, state.sync_runner.clone()) {
+    let runner = state
+        .sync_runner
+        .clone()
+        .filter(|_| state.settings.pull_on_activation);
+    if let (Some(organization), Some(runner)) = (turned_on, runner) {
         tokio::spawn(async move {
             start_for_organization(&runner, &organization).await;
         });

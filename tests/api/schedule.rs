@@ -68,6 +68,7 @@ async fn app_for(backend: Backend, broker: &DevBrokerHandle, interval: Duration)
         s.workos_api_key = Some(key);
         s.workos_api_base = base;
         s.resync_interval = interval;
+        s.pull_on_activation = true;
     })
     .await
 }
