@@ -81,6 +81,14 @@ impl SyncRunner {
         &self.db
     }
 
+    /// Whether a run of the directory is queued or running in this process.
+    pub fn is_running(&self, directory_id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(directory_id)
+    }
+
     /// Queues a run of the directory and starts it in the background; returns the run's id.
     pub async fn start(
         &self,
