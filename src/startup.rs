@@ -6,7 +6,7 @@ use crate::db::Database;
 use crate::intake::applier::{ActivationHook, Applier, ApplierStopper, RetryPolicy, Wakeup};
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
-use crate::sync_runs::{schedule, SyncRunner};
+use crate::sync_runs::schedule;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -67,19 +67,20 @@ impl Application {
                     api_key: api_key.clone(),
                     ..crate::broker::BrokerSettings::default()
                 })
-                .context("building the broker client")?
-                .with_metrics(metrics.clone());
+                .context("building the broker client")?;
                 tracing::info!(api = %settings.workos_api_base, "full pulls enabled");
-                Some(
-                    SyncRunner::new(db.clone(), client, settings.mass_deprovision_threshold)
-                        .with_metrics(metrics.clone()),
-                )
+                Some(crate::sync_runs::SyncRunner::new(
+                    db.clone(),
+                    client,
+                    settings.mass_deprovision_threshold,
+                ))
             }
             None => {
                 tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");
                 None
             }
         };
+        let sync_runner = sync_runner.map(|runner| runner.with_metrics(metrics.clone()));
         let mut background = Vec::new();
         let on_activated: Option<ActivationHook> = match &sync_runner {
             Some(_) if !settings.pull_on_activation => {

@@ -70,8 +70,9 @@ impl SyncRunner {
         }
     }
 
-    /// The runner, counting its runs into `metrics`.
+    /// The runner, counting its runs and its broker requests into `metrics`.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.client = self.client.with_metrics(metrics.clone());
         self.metrics = metrics;
         self
     }
