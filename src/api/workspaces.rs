@@ -357,7 +357,8 @@ async fn set_directory_sync(
                 ));
             }
             let mut after = before.clone();
-            let turned_on = (enabled && !before.directory_sync_enabled).then(|| before.organization_id.clone());
+            let turned_on = (enabled && !before.directory_sync_enabled)
+                .then(|| before.organization_id.clone());
             if before.directory_sync_enabled != enabled {
                 after.directory_sync_enabled = enabled;
                 after.updated_at = timestamp::now();
