@@ -34,6 +34,9 @@ pub struct Settings {
     pub mass_deprovision_threshold: f64,
     /// `ROLLCALL_APPLY_MAX_ATTEMPTS`: attempts before a failing event is parked.
     pub apply_max_attempts: i32,
+    /// `ROLLCALL_PULL_ON_ACTIVATION`: pull a directory in full once its `dsync.activated` is applied, and a
+    /// workspace's directories when it turns directory sync on.
+    pub pull_on_activation: bool,
     /// `ROLLCALL_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -135,6 +138,19 @@ impl Settings {
                     "must be a whole number from 1 to 100".into(),
                 )
             })?;
+        let pull_on_activation = match parse_or("ROLLCALL_PULL_ON_ACTIVATION", "true")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            other => {
+                return Err(fail(
+                    "ROLLCALL_PULL_ON_ACTIVATION",
+                    format!("{other:?} is not true or false"),
+                ))
+            }
+        };
         let db_pool_size = parse_or("ROLLCALL_DB_POOL_SIZE", "8")
             .parse::<u32>()
             .ok()
@@ -169,6 +185,7 @@ impl Settings {
             user_listing_rate,
             mass_deprovision_threshold,
             apply_max_attempts,
+            pull_on_activation,
             log_format,
         })
     }
@@ -249,6 +266,15 @@ mod tests {
             assert_eq!(error.setting, name);
             assert!(error.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn pulls_on_activation_unless_turned_off() {
+        assert!(settings(&[]).unwrap().pull_on_activation);
+        let off = settings(&[("ROLLCALL_PULL_ON_ACTIVATION", "false")]).unwrap();
+        assert!(!off.pull_on_activation);
+        let error = settings(&[("ROLLCALL_PULL_ON_ACTIVATION", "maybe")]).unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_PULL_ON_ACTIVATION");
     }
 
     #[test]

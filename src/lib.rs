@@ -11,6 +11,7 @@ pub mod directory_sync;
 pub mod domain;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod startup;
 pub mod sync_runs;
 pub mod telemetry;

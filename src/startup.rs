@@ -3,8 +3,10 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::Database;
-use crate::intake::applier::{Applier, ApplierStopper, RetryPolicy, Wakeup};
+use crate::intake::applier::{ActivationHook, Applier, ApplierStopper, RetryPolicy, Wakeup};
 use crate::intake::event_store::EventStore;
+use crate::metrics::Metrics;
+use crate::sync_runs::schedule;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -17,6 +19,8 @@ pub struct Application {
     db: Database,
     applier: Applier,
     event_store_writer: std::thread::JoinHandle<()>,
+    /// The schedule and the task that starts runs for activated directories; aborted at stop.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -55,15 +59,7 @@ impl Application {
             max_attempts: settings.apply_max_attempts,
             ..retry
         };
-        let applier = Applier::start(db.clone(), retry, wakeup.clone());
-        let (event_store, event_store_writer) = {
-            let wakeup = wakeup.clone();
-            EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
-        };
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
-        let port = listener.local_addr()?.port();
-        tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
+        let metrics = Metrics::default();
         let sync_runner = match &settings.workos_api_key {
             Some(api_key) => {
                 let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
@@ -85,12 +81,54 @@ impl Application {
                 None
             }
         };
+        let sync_runner = sync_runner.map(|runner| runner.with_metrics(metrics.clone()));
+        let mut background = Vec::new();
+        let on_activated: Option<ActivationHook> = match &sync_runner {
+            Some(_) if !settings.pull_on_activation => {
+                tracing::info!("ROLLCALL_PULL_ON_ACTIVATION is false: activated directories and workspaces turning directory sync on are not pulled until the schedule or an operator does");
+                None
+            }
+            Some(runner) => {
+                let (activated, task) = schedule::spawn_activation_runs(runner.clone());
+                background.push(task);
+                Some(Arc::new(move |directory: &str| {
+                    // The receiving task only ends with the service.
+                    let _ = activated.send(directory.to_string());
+                }))
+            }
+            None => None,
+        };
+        match (&sync_runner, settings.resync_interval) {
+            (None, _) => tracing::info!(
+                "scheduled full pulls are off: they need WORKOS_API_KEY (RESYNC_INTERVAL is not used)"
+            ),
+            (Some(_), interval) if interval.is_zero() => {
+                tracing::info!("scheduled full pulls are off: RESYNC_INTERVAL is 0")
+            }
+            (Some(runner), interval) => {
+                tracing::info!(
+                    interval_secs = interval.as_secs_f64(),
+                    "every qualifying directory is pulled in full each RESYNC_INTERVAL"
+                );
+                background.push(schedule::spawn_schedule(runner.clone(), interval));
+            }
+        }
+        let applier = Applier::start_with(db.clone(), retry, wakeup.clone(), on_activated);
+        let (event_store, event_store_writer) = {
+            let wakeup = wakeup.clone();
+            EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             event_store,
             applier_wakeup: wakeup,
             sync_runner,
+            metrics,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -109,6 +147,7 @@ impl Application {
             db,
             applier,
             event_store_writer,
+            background,
         })
     }
 
@@ -137,9 +176,15 @@ impl Application {
             server,
             applier,
             event_store_writer,
+            background,
             ..
         } = self;
-        server.await?;
+        let served = server.await;
+        // No new runs start from here on; runs in progress end with the process.
+        for task in background {
+            task.abort();
+        }
+        served?;
         tracing::info!("HTTP server stopped; finishing background work");
         tokio::task::spawn_blocking(move || {
             // The server's handles to the event store are gone with it, so the writer drains and ends.

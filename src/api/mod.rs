@@ -30,6 +30,8 @@ pub struct AppState {
     pub applier_wakeup: Wakeup,
     /// Full pulls; none when `WORKOS_API_KEY` is not set.
     pub sync_runner: Option<crate::sync_runs::SyncRunner>,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| ApiError::bad_request("invalid_parameter", e.to_string()).into()),
     );
     health::configure(cfg);
+    crate::metrics::configure(cfg);
     crate::intake::endpoint::configure(cfg);
     workspaces::configure(cfg);
     members::configure(cfg);

@@ -5,6 +5,7 @@
 //! `tests/api/openapi.rs` snapshots the document, so API changes show up in review.
 
 use super::resource;
+use super::sync_runs::RUN_STATUSES;
 use crate::domain::{EventStatus, ManagedBy, MemberStatus, Plan, Role};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -84,6 +85,11 @@ fn tags() -> Value {
         ("directory", "Directory groups and the roles they map to."),
         ("audit", "Every change, with its cause."),
         ("events", "Stored webhook deliveries, for operators."),
+        (
+            "sync runs",
+            "Full pulls of a directory: on demand, every `RESYNC_INTERVAL`, after `dsync.activated` and \
+             when a workspace turns directory sync on.",
+        ),
     ]
     .into_iter()
     .map(|(name, description)| json!({ "name": name, "description": description }))
@@ -518,6 +524,29 @@ fn service_paths() -> Vec<(&'static str, Value)> {
                         StatusCode::SERVICE_UNAVAILABLE,
                         "The database does not answer.",
                         schema_ref("Readiness"),
+                    )
+                    .public(),
+            )],
+        ),
+        path(
+            "/metrics",
+            &[],
+            vec![(
+                "get",
+                operation("metrics", "service", "Counters and gauges for Prometheus")
+                    .describe(
+                        "The Prometheus text exposition format, version 0.0.4: \
+                         `rollcall_sync_runs_total{status}`, `rollcall_sync_runs_started_total{trigger}`, \
+                         `rollcall_sync_runs_running`, `rollcall_broker_requests_total{endpoint}`, \
+                         `rollcall_broker_rate_limited_total`, `rollcall_broker_retries_total` and \
+                         `rollcall_webhooks_received_total{outcome}`. Counts are this process's since it started.",
+                    )
+                    .respond(
+                        StatusCode::OK,
+                        json!({
+                            "description": "Every series, one sample a line.",
+                            "content": { "text/plain": { "schema": string() } },
+                        }),
                     )
                     .public(),
             )],
@@ -1123,6 +1152,34 @@ fn sync_run_paths() -> Vec<(&'static str, Value)> {
             )],
         ),
         path(
+            "/api/v1/sync-runs",
+            &[],
+            vec![(
+                "get",
+                operation(
+                    "list_sync_runs",
+                    "sync runs",
+                    "List sync runs, newest first",
+                )
+                .parameters(vec![
+                    query_parameter(
+                        "directory",
+                        "Only runs of this directory (`directory_…`).",
+                        string(),
+                    ),
+                    query_parameter(
+                        "status",
+                        "Only runs with this status.",
+                        one_of(RUN_STATUSES),
+                    ),
+                ])
+                .paged()
+                .answers(StatusCode::OK, "A page of runs.", list_of("SyncRun"))
+                .operator_only()
+                .authenticated(),
+            )],
+        ),
+        path(
             "/api/v1/sync-runs/{run}",
             &["run"],
             vec![(
@@ -1489,7 +1546,14 @@ fn sync_run_schemas() -> Vec<(&'static str, Value)> {
         object(&[
             ("id", string()),
             ("directory_id", string()),
-            ("trigger", string()),
+            (
+                "trigger",
+                described(
+                    one_of(["on_demand", "scheduled", "directory_activated", "sync_enabled"]),
+                    "What started the run: an operator, the schedule, an applied `dsync.activated`, or \
+                     the workspace turning directory sync on.",
+                ),
+            ),
             ("force", json!({ "type": "boolean" })),
             (
                 "status",

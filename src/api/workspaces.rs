@@ -10,6 +10,7 @@ use crate::db::schema::{directories, workspaces};
 use crate::db::DbConnection;
 use crate::domain::{Plan, Role};
 use crate::ids::new_id;
+use crate::sync_runs::schedule::start_for_organization;
 use crate::workos::timestamp::{self, Timestamp};
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
@@ -344,7 +345,7 @@ async fn set_directory_sync(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let enabled = body.enabled;
-    let body = state
+    let (body, turned_on) = state
         .write(move |conn| {
             let before = load_workspace(conn, &caller, &id)?;
             let plan: Plan = before.plan.parse().unwrap_or(Plan::Free);
@@ -356,6 +357,8 @@ async fn set_directory_sync(
                 ));
             }
             let mut after = before.clone();
+            let turned_on = (enabled && !before.directory_sync_enabled)
+                .then(|| before.organization_id.clone());
             if before.directory_sync_enabled != enabled {
                 after.directory_sync_enabled = enabled;
                 after.updated_at = timestamp::now();
@@ -363,8 +366,18 @@ async fn set_directory_sync(
                 let action = if enabled { "directory_sync.enabled" } else { "directory_sync.disabled" };
                 audit_workspace(conn, &caller.cause(), action, Some(&before), &after)?;
             }
-            directory_sync_json(conn, &after)
+            Ok((directory_sync_json(conn, &after)?, turned_on))
         })
         .await?;
+    // Rule 16: turning directory sync on pulls the workspace's known directories, in the background.
+    let runner = state
+        .sync_runner
+        .clone()
+        .filter(|_| state.settings.pull_on_activation);
+    if let (Some(organization), Some(runner)) = (turned_on, runner) {
+        tokio::spawn(async move {
+            start_for_organization(&runner, &organization).await;
+        });
+    }
     Ok(HttpResponse::Ok().json(body))
 }

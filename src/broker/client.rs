@@ -1,6 +1,7 @@
 //! The broker client: requests, retries, pagination and the listings built on them.
 
 use super::rate_limit::RateLimiter;
+use crate::metrics::Metrics;
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
 use rand::Rng;
 use reqwest::header::RETRY_AFTER;
@@ -210,6 +211,7 @@ pub struct BrokerClient {
     settings: Arc<BrokerSettings>,
     limiter: Arc<RateLimiter>,
     stats: Arc<RequestStats>,
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for BrokerClient {
@@ -234,7 +236,14 @@ impl BrokerClient {
             limiter: Arc::new(RateLimiter::new(settings.user_listing_rate_per_directory)),
             settings: Arc::new(settings),
             stats: Arc::new(RequestStats::default()),
+            metrics: None,
         })
+    }
+
+    /// The client, also counting requests by endpoint, 429s and retries into the service's metrics.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The counters of this client and its clones.
@@ -412,6 +421,9 @@ impl BrokerClient {
             }
             *requests += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.broker_request(path);
+            }
             if query.iter().any(|(k, _)| *k == "group") && path == "/directory_users" {
                 self.stats
                     .group_member_requests
@@ -433,6 +445,9 @@ impl BrokerClient {
             let wait = wait.unwrap_or_else(|| self.backoff(attempt));
             tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "retrying a broker request");
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.broker_retry();
+            }
             attempt += 1;
             tokio::time::sleep(wait).await;
         }
@@ -496,6 +511,9 @@ impl BrokerClient {
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &self.metrics {
+                    metrics.broker_rate_limited();
+                }
                 Err(Attempt::Retry {
                     cause: format!("429 Too Many Requests: {body}"),
                     wait: retry_after,

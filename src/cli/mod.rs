@@ -1,6 +1,8 @@
 //! The `rollcall` command line.
 
+pub mod demo;
 pub mod replay;
+pub mod resync;
 
 use crate::config::Settings;
 use crate::db::Database;
@@ -26,6 +28,13 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Pull one directory in full through a running server, with a progress bar, and print the counts.
+    ///
+    /// Calls POST /api/v1/directories/{ID}/resync with an operator token, then follows the run until it
+    /// ends. Exits 0 when the run succeeded; non-zero when it failed or was held (rerun with --force to
+    /// release a held run), or when the server refused or could not be reached.
+    Resync(resync::ResyncArgs),
+    Demo(demo::DemoArgs),
     /// Sign sample events with a fresh timestamp and post them, in order, to a running server.
     ///
     /// Each path is an event file or a folder; a folder's `*.json` files are sent in name order.
@@ -51,6 +60,8 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
+        Command::Resync(args) => resync::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::DevBroker(args) => crate::dev_broker::run(args).await,
         Command::Serve => {
             let settings = load_settings()?;

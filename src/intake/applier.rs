@@ -42,11 +42,19 @@ impl RetryPolicy {
 const BATCH: i64 = 64;
 
 /// What a batch did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
     pub processed: usize,
     pub failed_attempts: usize,
+    /// Directories whose `dsync.activated` was applied in the batch (committed once the report is returned).
+    pub activated: Vec<String>,
 }
+
+/// Told each directory whose `dsync.activated` was applied, after the batch that applied it commits.
+pub type ActivationHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The event type that announces a directory became active.
+const DIRECTORY_ACTIVATED: &str = "dsync.activated";
 
 /// The function that applies one event; the real one is [`directory_sync::apply_event`].
 pub type ApplyFn = fn(&mut DbConnection, &Event, Timestamp) -> Result<ApplyOutcome, ApplyError>;
@@ -90,8 +98,10 @@ pub fn apply_due(
             if report.processed > 0 && db.urgent_writer_waiting() {
                 break;
             }
-            if !apply_one(conn, row, policy, apply)? {
-                report.failed_attempts += 1;
+            match apply_one(conn, row, policy, apply)? {
+                Settled::Failed => report.failed_attempts += 1,
+                Settled::Activated(directory) => report.activated.push(directory),
+                Settled::Done => {}
             }
             report.processed += 1;
         }
@@ -99,13 +109,21 @@ pub fn apply_due(
     })
 }
 
-/// Applies one delivery and records its status; returns false when the apply failed.
+/// What became of one delivery.
+enum Settled {
+    Done,
+    /// A `dsync.activated` was applied to this directory.
+    Activated(String),
+    Failed,
+}
+
+/// Applies one delivery and records its status.
 fn apply_one(
     conn: &mut DbConnection,
     row: &WebhookEventRow,
     policy: RetryPolicy,
     apply: ApplyFn,
-) -> Result<bool, DbError> {
+) -> Result<Settled, DbError> {
     let now = timestamp::now();
     let settle = |conn: &mut DbConnection, status: EventStatus, reason: Option<String>| {
         diesel::update(webhook_events::table.find(row.id))
@@ -124,18 +142,22 @@ fn apply_one(
             EventStatus::Duplicate,
             Some(format!("already received as delivery {first}")),
         )?;
-        return Ok(true);
+        return Ok(Settled::Done);
     }
     let event = match Event::parse(&row.body) {
         Ok(event) => event,
         Err(e) => {
             settle(conn, EventStatus::Invalid, Some(e.0))?;
-            return Ok(true);
+            return Ok(Settled::Done);
         }
     };
     // A nested transaction is a savepoint: a failed apply leaves nothing behind.
     match conn.transaction(|c| apply(c, &event, row.received_at)) {
         Ok(outcome) => {
+            let activated = (matches!(outcome, ApplyOutcome::Applied)
+                && event.event_type == DIRECTORY_ACTIVATED)
+                .then(|| event.directory_id().map(str::to_string))
+                .flatten();
             let (status, reason) = match outcome {
                 ApplyOutcome::Applied => (EventStatus::Applied, None),
                 ApplyOutcome::Ignored => (
@@ -146,7 +168,7 @@ fn apply_one(
                 ApplyOutcome::Conflict(what) => (EventStatus::Conflict, Some(what)),
             };
             settle(conn, status, reason)?;
-            Ok(true)
+            Ok(activated.map_or(Settled::Done, Settled::Activated))
         }
         Err(error) => {
             let attempts = row.attempts + 1;
@@ -170,7 +192,7 @@ fn apply_one(
                     webhook_events::processed_at.eq(Some(now)),
                 ))
                 .execute(conn)?;
-            Ok(false)
+            Ok(Settled::Failed)
         }
     }
 }
@@ -222,12 +244,22 @@ pub struct Applier {
 impl Applier {
     /// Starts applying deliveries as they arrive (and every second, for retries and other instances).
     pub fn start(db: Database, policy: RetryPolicy, wakeup: Wakeup) -> Self {
+        Self::start_with(db, policy, wakeup, None)
+    }
+
+    /// As [`Applier::start`]; `on_activated` is told each directory a `dsync.activated` activated.
+    pub fn start_with(
+        db: Database,
+        policy: RetryPolicy,
+        wakeup: Wakeup,
+        on_activated: Option<ActivationHook>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (stop, wakeup) = (stop.clone(), wakeup.clone());
             std::thread::Builder::new()
                 .name("event-applier".into())
-                .spawn(move || run(db, policy, wakeup, stop))
+                .spawn(move || run(db, policy, wakeup, stop, on_activated))
                 .expect("the applier thread starts")
         };
         Self {
@@ -279,11 +311,24 @@ fn yield_cpu_to_intake() {
     }
 }
 
-fn run(db: Database, policy: RetryPolicy, wakeup: Wakeup, stop: Arc<AtomicBool>) {
+fn run(
+    db: Database,
+    policy: RetryPolicy,
+    wakeup: Wakeup,
+    stop: Arc<AtomicBool>,
+    on_activated: Option<ActivationHook>,
+) {
     yield_cpu_to_intake();
     while !stop.load(Ordering::SeqCst) {
         match apply_due(&db, policy, directory_sync::apply_event) {
-            Ok(report) if report.processed > 0 => continue,
+            Ok(report) if report.processed > 0 => {
+                if let Some(hook) = &on_activated {
+                    for directory in &report.activated {
+                        hook(directory);
+                    }
+                }
+                continue;
+            }
             Ok(_) => wakeup.wait(Duration::from_secs(1)),
             Err(e) => {
                 tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");

@@ -56,6 +56,23 @@ async fn receive_webhook(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = receive(req, payload, &state).await;
+    let outcome = match &answer {
+        Ok(_) => "accepted",
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        Err(_) => "bad_request",
+    };
+    state.metrics.webhook_received(outcome);
+    answer
+}
+
+async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
     let settings = &state.settings;
     let body = read_body(&req, payload, settings.webhook_body_limit).await?;
     let header = req

@@ -3,6 +3,8 @@
 //! One run per directory at a time: within a process through a set of running directories, across
 //! processes sharing PostgreSQL through an advisory lock held for the whole run.
 
+pub mod schedule;
+
 use crate::audit::Cause;
 use crate::broker::BrokerClient;
 use crate::db::models::{DirectoryRow, SyncRunRow, WorkspaceRow};
@@ -12,6 +14,7 @@ use crate::directory_sync::directories::attach_listed;
 use crate::directory_sync::reconcile::{reconcile_directory, DeprovisionGuard, DirectoryListing};
 use crate::directory_sync::{workspace::check_qualifies, ApplyContext, ApplyError};
 use crate::ids::new_id;
+use crate::metrics::Metrics;
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
@@ -53,6 +56,7 @@ pub struct SyncRunner {
     client: BrokerClient,
     max_share: f64,
     running: Arc<Mutex<HashSet<String>>>,
+    metrics: Metrics,
 }
 
 impl SyncRunner {
@@ -62,7 +66,28 @@ impl SyncRunner {
             client,
             max_share,
             running: Arc::default(),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The runner, counting its runs and its broker requests into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.client = self.client.with_metrics(metrics.clone());
+        self.metrics = metrics;
+        self
+    }
+
+    /// The database the runner writes to.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Whether a run of the directory is queued or running in this process.
+    pub fn is_running(&self, directory_id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(directory_id)
     }
 
     /// Queues a run of the directory and starts it in the background; returns the run's id.
@@ -134,6 +159,7 @@ impl SyncRunner {
                 };
             }
         }
+        self.metrics.run_started(trigger);
         let runner = self.clone();
         let id = run.id.clone();
         tokio::spawn(async move {
@@ -162,6 +188,7 @@ impl SyncRunner {
             ),
             Err(error) => ("failed", None, Some(error.to_string()), 0),
         };
+        self.metrics.run_finished(status);
         match &error {
             Some(e) => {
                 tracing::warn!(run = %run.id, directory = %run.directory_id, error = %e, "sync run failed; nothing was deleted")

@@ -104,6 +104,8 @@ pub fn test_settings(target: DatabaseTarget) -> Settings {
     settings.operator_token = Some(OPERATOR_TOKEN.to_string());
     // Many tests run at once against one PostgreSQL server: keep each one's share of connections small.
     settings.db_pool_size = 4;
+    // Pulls start only when a test asks: tests of the automatic triggers turn them on.
+    settings.pull_on_activation = false;
     settings
 }
 

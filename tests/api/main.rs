@@ -3,10 +3,12 @@
 mod admin_api;
 mod apply_rules;
 mod broker;
+mod cli;
 mod full_pull;
 mod helpers;
 mod openapi;
 mod process;
 mod samples;
+mod schedule;
 mod teams;
 mod webhooks;

@@ -1,0 +1,310 @@
+//! `rollcall demo`: a dev broker with a sample directory and the service on SQLite, wired together in one
+//! process, with a workspace synced and an operator token made, so a newcomer can try the API at once.
+
+use crate::config::{LogFormat, Settings};
+use crate::db::{DatabaseTarget, DbError};
+use crate::dev_broker::{
+    DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource,
+    GenerateOptions, WebhookTarget,
+};
+use crate::startup::Application;
+use anyhow::Context;
+use clap::Args;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+/// The organization of the sample directory and of the demo workspace.
+const ORGANIZATION: &str = "org_demo";
+/// The sample directory.
+const DIRECTORY: &str = "directory_demo";
+
+/// Try Rollcall in one command: a local broker with a sample directory, and the service, wired together.
+///
+/// Starts a dev broker (the broker's pull API and signed webhooks) holding a generated directory, and
+/// the Rollcall service on a SQLite file, pointed at each other with a shared webhook secret. Then, as
+/// an operator would over the API, it creates a workspace on the growth plan for the directory's
+/// organization, turns directory sync on, pulls the directory in full and waits for that run. It prints
+/// the service and broker URLs, a new operator token, the workspace id and commands to paste, and runs
+/// until Ctrl-C or SIGTERM. Changes made at the broker (POST /_dev/random-changes) reach the service as
+/// webhooks. Nothing is read from the environment but RUST_LOG.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the service listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Where the dev broker listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub broker_bind: SocketAddr,
+    /// The database: a SQLite file (kept between runs) or a DATABASE_URL.
+    #[arg(long, default_value = "rollcall-demo.db")]
+    pub database: String,
+    /// Users in the sample directory.
+    #[arg(long, default_value_t = 300)]
+    pub users: u32,
+    /// Groups in the sample directory.
+    #[arg(long, default_value_t = 8)]
+    pub groups: u32,
+    /// Seeds the sample directory: the same seed gives the same people.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// The address itself, or with port 0 a free port on the same host.
+fn concrete(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe =
+        TcpListener::bind(addr).with_context(|| format!("finding a free port on {addr}"))?;
+    Ok(probe.local_addr()?)
+}
+
+/// The URL to reach an address on, loopback for an unspecified one.
+fn url_of(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}")
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    crate::telemetry::init_with_default(LogFormat::Text, "warn,rollcall=info,rollcall::http=warn");
+    let database =
+        DatabaseTarget::parse(&args.database).map_err(|p| anyhow::anyhow!("--database: {p}"))?;
+    // The broker needs the service's URL for webhooks and the service the broker's for pulls: the
+    // service's port is settled first.
+    let service_addr = concrete(args.bind)?;
+    let service = url_of(service_addr);
+    let secret = format!("whsec_demo_{:032x}", rand::random::<u128>());
+    let broker = DevBroker::start(DevBrokerConfig {
+        bind: args.broker_bind,
+        api_key: format!("sk_test_demo_{:016x}", rand::random::<u64>()),
+        directory: DirectorySettings {
+            id: DIRECTORY.into(),
+            organization_id: ORGANIZATION.into(),
+            name: "Demo Directory".into(),
+            domain: "demo.example.com".into(),
+            ..DirectorySettings::default()
+        },
+        source: DirectorySource::Generate(GenerateOptions {
+            users: args.users,
+            groups: args.groups,
+            memberships_per_user: 2.0,
+            inactive_share: 0.05,
+        }),
+        seed: args.seed,
+        webhook: Some(WebhookTarget {
+            url: format!("{service}/webhooks/workos"),
+            secret: secret.clone(),
+        }),
+        ..DevBrokerConfig::default()
+    })
+    .await
+    .context("starting the dev broker")?;
+
+    let mut settings = Settings::from_lookup(|_| None)?;
+    settings.database = database.clone();
+    settings.bind = service_addr;
+    settings.webhook_secrets = vec![secret];
+    settings.workos_api_key = Some(broker.api_key.clone());
+    settings.workos_api_base = broker.base_url.clone();
+    settings.operator_token = None;
+    let app = Application::build(settings)?;
+    let token = {
+        let db = app.database().clone();
+        tokio::task::spawn_blocking(move || {
+            db.write(|c| Ok::<_, DbError>(crate::api::auth::create_token(c, None)?))
+        })
+        .await??
+        .1
+    };
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    match set_up(&service, &token, &broker).await {
+        Ok(workspace) => print_welcome(&service, &broker, &database, &token, &workspace),
+        Err(error) => {
+            shutdown.stop();
+            let _ = server.await;
+            broker.stop().await;
+            return Err(error);
+        }
+    }
+    // The service stops on Ctrl-C or SIGTERM by itself; the broker goes with it.
+    let served = server.await;
+    broker.stop().await;
+    served.context("the service stopped unexpectedly")??;
+    Ok(())
+}
+
+/// What the demo set up.
+struct Workspace {
+    id: String,
+    run: Value,
+}
+
+/// Creates (or finds) the workspace, turns directory sync on, pulls the directory and waits for the run.
+async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow::Result<Workspace> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let api = format!("{service}/api/v1");
+    let call = |method: Method, url: String, body: Option<Value>| {
+        let mut request = client.request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.context("calling the service")?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Ok::<_, anyhow::Error>((status, body))
+        }
+    };
+    let (status, body) = call(
+        Method::POST,
+        format!("{api}/workspaces"),
+        Some(json!({ "name": "Demo Co", "plan": "growth", "organization_id": ORGANIZATION })),
+    )
+    .await?;
+    let id = match status {
+        StatusCode::CREATED => body["id"].as_str().map(str::to_string),
+        // The database is kept between runs: the workspace is already there.
+        StatusCode::CONFLICT => {
+            let (_, list) = call(Method::GET, format!("{api}/workspaces?limit=1000"), None).await?;
+            list["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|w| w["organization_id"] == ORGANIZATION)
+                .and_then(|w| w["id"].as_str())
+                .map(str::to_string)
+        }
+        _ => anyhow::bail!("creating the demo workspace: {status} {body}"),
+    }
+    .context("the demo workspace has no id")?;
+    let (status, body) = call(
+        Method::PATCH,
+        format!("{api}/workspaces/{id}"),
+        Some(json!({ "plan": "growth" })),
+    )
+    .await?;
+    anyhow::ensure!(status.is_success(), "setting the plan: {status} {body}");
+    let (status, body) = call(
+        Method::PUT,
+        format!("{api}/workspaces/{id}/directory-sync"),
+        Some(json!({ "enabled": true })),
+    )
+    .await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "turning directory sync on: {status} {body}"
+    );
+
+    // Pull the directory in full: the first pull finds it in the broker's listing.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let run_id = loop {
+        let (status, body) = call(
+            Method::POST,
+            format!("{api}/directories/{}/resync", broker.directory_id),
+            None,
+        )
+        .await?;
+        match status {
+            StatusCode::ACCEPTED => {
+                break body["run_id"]
+                    .as_str()
+                    .context("the resync named no run")?
+                    .to_string()
+            }
+            // Turning sync on may have started one already: wait for it, then pull once more.
+            StatusCode::CONFLICT if body["code"] == "sync_in_progress" => {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "a sync run did not end in 5 minutes"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => anyhow::bail!("starting the first sync: {status} {body}"),
+        }
+    };
+    eprintln!(
+        "pulling {} users from the dev broker…",
+        broker.counts().users
+    );
+    let run = loop {
+        let (status, run) = call(Method::GET, format!("{api}/sync-runs/{run_id}"), None).await?;
+        anyhow::ensure!(status.is_success(), "reading run {run_id}: {status} {run}");
+        if ["succeeded", "failed", "held"].contains(&run["status"].as_str().unwrap_or("")) {
+            break run;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "run {run_id} did not end in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Ok(Workspace { id, run })
+}
+
+fn print_welcome(
+    service: &str,
+    broker: &DevBrokerHandle,
+    database: &DatabaseTarget,
+    token: &str,
+    workspace: &Workspace,
+) {
+    let counts = broker.counts();
+    let run = &workspace.run;
+    let (ws, dir) = (&workspace.id, &broker.directory_id);
+    let auth = format!("-H 'authorization: Bearer {token}'");
+    let created = &run["counts"]["users_created"];
+    println!();
+    println!("Rollcall demo is running.");
+    println!();
+    println!(
+        "service:        {service}   (database: {})",
+        database.display()
+    );
+    println!(
+        "dev broker:     {}   (directory {dir} of {ORGANIZATION}: {} users, {} groups, {} memberships)",
+        broker.base_url, counts.users, counts.groups, counts.memberships
+    );
+    println!("operator token: {token}");
+    println!("workspace:      {ws}");
+    println!(
+        "first sync:     run {} {} ({} users created)",
+        run["id"].as_str().unwrap_or("?"),
+        run["status"].as_str().unwrap_or("?"),
+        if created.is_null() {
+            json!(0)
+        } else {
+            created.clone()
+        }
+    );
+    if run["status"] == "held" {
+        println!(
+            "                held: it would deprovision too many members; \
+             `rollcall resync --directory {dir} --force --url {service} --token …` releases it"
+        );
+    }
+    println!();
+    println!("Try:");
+    println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
+    println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/directory-groups");
+    println!("  curl -s -X POST {auth} {service}/api/v1/directories/{dir}/resync");
+    println!("  curl -s {service}/metrics");
+    println!(
+        "  curl -s -X POST {}/_dev/random-changes -H 'content-type: application/json' -d '{{\"count\":20}}'   # the broker sends webhooks",
+        broker.base_url
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+}

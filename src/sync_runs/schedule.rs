@@ -1,0 +1,166 @@
+//! When full pulls start on their own (rule 16): every `RESYNC_INTERVAL`, after a `dsync.activated` is
+//! applied, and when a workspace turns directory sync on. A directory already being pulled is skipped.
+
+use super::{StartError, SyncRunner};
+use crate::db::models::WorkspaceRow;
+use crate::db::schema::{directories, workspaces};
+use crate::db::{DbConnection, DbError};
+use crate::directory_sync::workspace::check_qualifies;
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The trigger of a run started by the schedule.
+pub const SCHEDULED: &str = "scheduled";
+/// The trigger of a run started by an applied `dsync.activated`.
+pub const DIRECTORY_ACTIVATED: &str = "directory_activated";
+/// The trigger of a run started by a workspace turning directory sync on.
+pub const SYNC_ENABLED: &str = "sync_enabled";
+/// The trigger of a run an operator asked for.
+pub const ON_DEMAND: &str = "on_demand";
+
+/// Known, non-deleted directories whose workspace takes directory changes (sync on, plan growth or
+/// above), in id order.
+pub fn scheduled_directories(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    let known: Vec<(String, String)> = directories::table
+        .filter(directories::deleted_at.is_null())
+        .select((directories::id, directories::organization_id))
+        .order(directories::id)
+        .load(conn)?;
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    let qualifying: HashSet<String> = workspaces::table
+        .filter(workspaces::directory_sync_enabled.eq(true))
+        .select(WorkspaceRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .filter(|w| check_qualifies(w).is_ok())
+        .map(|w| w.organization_id)
+        .collect();
+    Ok(known
+        .into_iter()
+        .filter(|(_, organization)| qualifying.contains(organization))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// The known, non-deleted directories of an organization, in id order.
+pub fn organization_directories(
+    conn: &mut DbConnection,
+    organization_id: &str,
+) -> QueryResult<Vec<String>> {
+    directories::table
+        .filter(directories::organization_id.eq(organization_id))
+        .filter(directories::deleted_at.is_null())
+        .select(directories::id)
+        .order(directories::id)
+        .load(conn)
+}
+
+/// Starts a run of each directory; one already running is skipped. Returns the runs started.
+pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &str) -> Vec<String> {
+    let mut started = Vec::new();
+    for directory in directories {
+        match runner.start(directory, trigger, false).await {
+            Ok(run) => {
+                tracing::info!(%run, %directory, trigger, "sync run started");
+                started.push(run);
+            }
+            Err(StartError::InProgress) => {
+                tracing::debug!(%directory, trigger, "a run of this directory is in progress; skipped")
+            }
+            Err(error) => {
+                tracing::warn!(%directory, trigger, %error, "could not start a sync run")
+            }
+        }
+    }
+    started
+}
+
+/// How many scheduled runs go at once. Each run holds database connections for as long as it lasts, so
+/// the schedule works through the directories a few at a time instead of starting them all together.
+pub const SCHEDULED_AT_ONCE: usize = 2;
+
+/// Starts a run of the directory and waits until it ends (or until the run already in progress ends).
+async fn run_to_end(runner: &SyncRunner, directory: &str, trigger: &str) {
+    start_runs(runner, &[directory.to_string()], trigger).await;
+    while runner.is_running(directory) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts a `scheduled` run of every qualifying directory every `interval`, the first one `interval`
+/// after start-up, [`SCHEDULED_AT_ONCE`] at a time. Runs until the task is aborted.
+pub fn spawn_schedule(runner: SyncRunner, interval: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        // A tick missed while runs were being started is not made up for.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let db = runner.database().clone();
+            let due = tokio::task::spawn_blocking(move || {
+                db.read(|c| Ok::<_, DbError>(scheduled_directories(c)?))
+            })
+            .await;
+            match due {
+                Ok(Ok(due)) => {
+                    tracing::debug!(directories = due.len(), "scheduled full pulls are due");
+                    futures_util::stream::iter(&due)
+                        .for_each_concurrent(SCHEDULED_AT_ONCE, |directory| {
+                            run_to_end(&runner, directory, SCHEDULED)
+                        })
+                        .await;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "scheduled pulls: the directories could not be read; trying at the next interval")
+                }
+                Err(error) => tracing::warn!(%error, "scheduled pulls: the lookup did not finish"),
+            }
+        }
+    })
+}
+
+/// A sender the applier's thread can use to ask for a `directory_activated` run, and the task that
+/// starts those runs. The task ends when every sender is gone.
+pub fn spawn_activation_runs(
+    runner: SyncRunner,
+) -> (mpsc::UnboundedSender<String>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        while let Some(directory) = rx.recv().await {
+            start_runs(
+                &runner,
+                std::slice::from_ref(&directory),
+                DIRECTORY_ACTIVATED,
+            )
+            .await;
+        }
+    });
+    (tx, task)
+}
+
+/// Starts a `sync_enabled` run of each known directory of the organization.
+pub async fn start_for_organization(runner: &SyncRunner, organization_id: &str) -> Vec<String> {
+    let db = runner.database().clone();
+    let organization = organization_id.to_string();
+    let found = tokio::task::spawn_blocking(move || {
+        db.read(|c| Ok::<_, DbError>(organization_directories(c, &organization)?))
+    })
+    .await;
+    match found {
+        Ok(Ok(directories)) => start_runs(runner, &directories, SYNC_ENABLED).await,
+        Ok(Err(error)) => {
+            tracing::warn!(organization = %organization_id, %error, "could not read the organization's directories");
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(organization = %organization_id, %error, "the directory lookup did not finish");
+            Vec::new()
+        }
+    }
+}
