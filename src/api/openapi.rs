@@ -1561,7 +1561,14 @@ fn sync_run_schemas() -> Vec<(&'static str, Value)> {
             ),
             (
                 "progress",
-                object(&[("phase", string()), ("requests", integer())]),
+                object(&[
+                    (
+                        "phase",
+                        one_of(["queued", "listing", "reconciling teams", "done"]),
+                    ),
+                    ("requests", integer()),
+                    ("users_listed", integer()),
+                ]),
             ),
             (
                 "counts",

@@ -58,18 +58,17 @@ async fn resync_directory(
 
 /// A run as operators see it.
 fn sync_run_json(run: &SyncRunRow) -> Value {
-    let phase = match run.status.as_str() {
-        "queued" => "waiting to start",
-        "running" => "listing and applying",
-        _ => "done",
-    };
     json!({
         "id": run.id,
         "directory_id": run.directory_id,
         "trigger": run.trigger,
         "force": run.force,
         "status": run.status,
-        "progress": { "phase": phase, "requests": run.requests },
+        "progress": {
+            "phase": run.phase,
+            "requests": run.requests,
+            "users_listed": run.users_listed,
+        },
         "counts": run.counts.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
         "error": run.error,
         "created_at": time_json(&run.created_at),

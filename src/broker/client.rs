@@ -72,6 +72,23 @@ pub struct UsersWithGroups {
     pub from_user_groups: bool,
 }
 
+/// One page of a directory's listing, as [`BrokerClient::stream_directory`] hands it on.
+#[derive(Debug, Clone)]
+pub enum ListedPage {
+    /// Groups: every group comes before any user.
+    Groups(Vec<DirectoryGroup>),
+    /// Users, with the `(group id, user id)` memberships their `groups[]` name, where the broker filled it.
+    Users {
+        users: Vec<DirectoryUser>,
+        memberships: Vec<(String, String)>,
+    },
+    /// Members of one group, listed because the users' `groups[]` was empty or unusable.
+    GroupMembers {
+        group_id: String,
+        user_ids: Vec<String>,
+    },
+}
+
 /// Counters of one client, for metrics.
 #[derive(Debug, Default)]
 pub struct RequestStats {
@@ -159,6 +176,8 @@ pub enum BrokerError {
     },
     #[error("building the broker client: {0}")]
     Build(String),
+    #[error("the listing was abandoned: what it was handed to stopped taking pages")]
+    Abandoned,
 }
 
 impl BrokerError {
@@ -298,40 +317,101 @@ impl BrokerClient {
         .await
     }
 
-    /// Users, groups and memberships of a directory. Memberships come from the users' `groups[]` when
-    /// the broker filled it (some user has groups and every entry names a listed group); otherwise
-    /// each group's members are listed.
+    /// Users, groups and memberships of a directory, read whole (see [`Self::stream_directory`]).
     pub async fn users_with_groups(
         &self,
         directory_id: &str,
     ) -> Result<UsersWithGroups, BrokerError> {
-        let users = self.list_users(directory_id).await?;
-        let groups = self.list_groups(directory_id).await?;
-        let mut requests = users.requests + groups.requests;
-        if let Some(memberships) = memberships_from_user_groups(&users.items, &groups.items) {
-            return Ok(UsersWithGroups {
-                users: users.items,
-                groups: groups.items,
-                memberships,
-                requests,
-                from_user_groups: true,
-            });
+        let (sender, mut pages) = tokio::sync::mpsc::channel(4);
+        let mut listed = UsersWithGroups {
+            users: Vec::new(),
+            groups: Vec::new(),
+            memberships: BTreeSet::new(),
+            requests: 0,
+            from_user_groups: false,
+        };
+        let collect = async {
+            while let Some((page, _)) = pages.recv().await {
+                match page {
+                    ListedPage::Groups(groups) => listed.groups.extend(groups),
+                    ListedPage::Users { users, memberships } => {
+                        listed.users.extend(users);
+                        listed.memberships.extend(memberships);
+                    }
+                    ListedPage::GroupMembers { group_id, user_ids } => listed
+                        .memberships
+                        .extend(user_ids.into_iter().map(|u| (group_id.clone(), u))),
+                }
+            }
+        };
+        let (streamed, ()) = tokio::join!(self.stream_directory(directory_id, sender), collect);
+        (listed.requests, listed.from_user_groups) = streamed?;
+        Ok(listed)
+    }
+
+    /// Lists a directory a page at a time, sending each page with the requests made so far: groups
+    /// first, then users. Memberships come from the users' `groups[]` when the broker filled it (some
+    /// user has groups and every entry names a listed group); otherwise each group's members are listed
+    /// after the users. A closed receiver stops the listing. Returns the requests made and whether the
+    /// users' `groups[]` gave the memberships.
+    pub async fn stream_directory(
+        &self,
+        directory_id: &str,
+        pages: tokio::sync::mpsc::Sender<(ListedPage, u32)>,
+    ) -> Result<(u32, bool), BrokerError> {
+        let mut requests = 0u32;
+        let send = |page: ListedPage, made: u32| {
+            let pages = pages.clone();
+            async move {
+                pages
+                    .send((page, made))
+                    .await
+                    .map_err(|_| BrokerError::Abandoned)
+            }
+        };
+        let mut groups: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+        let mut pager = self.pager("/directory_groups", &[("directory", directory_id)], None);
+        while let Some(page) = pager.next::<DirectoryGroup>(&mut requests).await? {
+            groups.extend(
+                page.iter()
+                    .map(|g| (g.id.clone(), g.name.clone(), g.idp_id.clone())),
+            );
+            send(ListedPage::Groups(page), requests).await?;
         }
-        let mut memberships = BTreeSet::new();
-        for group in &groups.items {
-            let members = self.list_group_members(&group.id, directory_id).await?;
-            requests += members.requests;
-            for user in members.items {
-                memberships.insert((group.id.clone(), user.id));
+        let keys = GroupKeys::new(&groups);
+        let (mut some_groups, mut usable) = (false, true);
+        let mut pager = self.pager(
+            "/directory_users",
+            &[("directory", directory_id)],
+            Some(directory_id),
+        );
+        while let Some(users) = pager.next::<DirectoryUser>(&mut requests).await? {
+            let mut memberships = Vec::new();
+            for user in &users {
+                some_groups |= !user.groups.is_empty();
+                match keys.resolve(user) {
+                    Some(pairs) => memberships.extend(pairs),
+                    None => usable = false,
+                }
+            }
+            send(ListedPage::Users { users, memberships }, requests).await?;
+        }
+        let from_user_groups = some_groups && usable;
+        if !from_user_groups {
+            for (group_id, _, _) in &groups {
+                let mut pager = self.pager(
+                    "/directory_users",
+                    &[("group", group_id)],
+                    Some(directory_id),
+                );
+                while let Some(users) = pager.next::<DirectoryUser>(&mut requests).await? {
+                    let user_ids = users.into_iter().map(|u| u.id).collect();
+                    let group_id = group_id.clone();
+                    send(ListedPage::GroupMembers { group_id, user_ids }, requests).await?;
+                }
             }
         }
-        Ok(UsersWithGroups {
-            users: users.items,
-            groups: groups.items,
-            memberships,
-            requests,
-            from_user_groups: false,
-        })
+        Ok((requests, from_user_groups))
     }
 
     fn describe(path: &str, query: &[(&str, &str)]) -> String {
@@ -350,57 +430,36 @@ impl BrokerClient {
         query: &[(&str, &str)],
         rate_key: Option<&str>,
     ) -> Result<Listing<T>, BrokerError> {
-        let described = Self::describe(path, query);
         let mut items = Vec::new();
         let mut requests = 0u32;
-        let mut seen = HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut page_query: Vec<(&str, &str)> = query.to_vec();
-            page_query.push(("limit", "100"));
-            page_query.push(("order", "asc"));
-            if let Some(cursor) = &after {
-                page_query.push(("after", cursor));
-            }
-            let page: Page<T> = match self
-                .get_page(path, &page_query, rate_key, &mut requests)
-                .await
-            {
-                Ok(page) => page,
-                Err(cause) => {
-                    return Err(BrokerError::Incomplete {
-                        path: described,
-                        items: items.len(),
-                        requests,
-                        cause: Box::new(cause),
-                    })
-                }
-            };
-            items.extend(page.data);
-            let next = page
-                .list_metadata
-                .and_then(|m| m.after)
-                .filter(|cursor| !cursor.is_empty());
-            match next {
-                None => {
-                    return Ok(Listing {
-                        items,
-                        requests,
-                        complete: true,
-                    })
-                }
-                Some(cursor) => {
-                    if !seen.insert(cursor.clone()) {
-                        return Err(BrokerError::RepeatedCursor {
-                            path: described,
-                            cursor,
-                            items: items.len(),
-                            requests,
-                        });
-                    }
-                    after = Some(cursor);
-                }
-            }
+        let mut pager = self.pager(path, query, rate_key);
+        while let Some(page) = pager.next(&mut requests).await? {
+            items.extend(page);
+        }
+        Ok(Listing {
+            items,
+            requests,
+            complete: true,
+        })
+    }
+
+    /// Reads a list a page at a time, oldest first.
+    fn pager<'a>(
+        &'a self,
+        path: &'a str,
+        query: &[(&'a str, &'a str)],
+        rate_key: Option<&'a str>,
+    ) -> Pager<'a> {
+        Pager {
+            client: self,
+            path,
+            query: query.to_vec(),
+            rate_key,
+            described: Self::describe(path, query),
+            items: 0,
+            seen: HashSet::new(),
+            after: None,
+            done: false,
         }
     }
 
@@ -543,38 +602,105 @@ impl BrokerClient {
     }
 }
 
-/// Memberships from the users' `groups[]`, when the broker filled it: some user has groups, and every
-/// entry names a listed group (by id, or by name or `idp_id` when it is a string). None otherwise.
-fn memberships_from_user_groups(
-    users: &[DirectoryUser],
-    groups: &[DirectoryGroup],
-) -> Option<BTreeSet<(String, String)>> {
-    if !users.iter().any(|u| !u.groups.is_empty()) {
-        return None;
-    }
-    let mut by_key: HashMap<&str, &str> = HashMap::new();
-    for group in groups {
-        for key in [group.name.as_deref(), group.idp_id.as_deref()]
-            .into_iter()
-            .flatten()
+/// A list read a page at a time: follows `after` cursors and stops on a repeated one.
+struct Pager<'a> {
+    client: &'a BrokerClient,
+    path: &'a str,
+    query: Vec<(&'a str, &'a str)>,
+    rate_key: Option<&'a str>,
+    described: String,
+    items: usize,
+    seen: HashSet<String>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl Pager<'_> {
+    /// The next page, or `None` after the last; requests made are counted into `requests`.
+    async fn next<T: DeserializeOwned>(
+        &mut self,
+        requests: &mut u32,
+    ) -> Result<Option<Vec<T>>, BrokerError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut page_query = self.query.clone();
+        page_query.push(("limit", "100"));
+        page_query.push(("order", "asc"));
+        if let Some(cursor) = &self.after {
+            page_query.push(("after", cursor));
+        }
+        let page: Page<T> = match self
+            .client
+            .get_page(self.path, &page_query, self.rate_key, requests)
+            .await
         {
-            by_key.entry(key).or_insert(&group.id);
+            Ok(page) => page,
+            Err(cause) => {
+                return Err(BrokerError::Incomplete {
+                    path: self.described.clone(),
+                    items: self.items,
+                    requests: *requests,
+                    cause: Box::new(cause),
+                })
+            }
+        };
+        self.items += page.data.len();
+        match page
+            .list_metadata
+            .and_then(|m| m.after)
+            .filter(|cursor| !cursor.is_empty())
+        {
+            None => self.done = true,
+            Some(cursor) => {
+                if !self.seen.insert(cursor.clone()) {
+                    return Err(BrokerError::RepeatedCursor {
+                        path: self.described.clone(),
+                        cursor,
+                        items: self.items,
+                        requests: *requests,
+                    });
+                }
+                self.after = Some(cursor);
+            }
         }
+        Ok(Some(page.data))
     }
-    for group in groups {
-        by_key.insert(&group.id, &group.id);
-    }
-    let mut memberships = BTreeSet::new();
-    for user in users {
-        for entry in &user.groups {
-            let key = match entry {
-                serde_json::Value::String(s) => s.as_str(),
-                serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str())?,
-                _ => return None,
-            };
-            let group_id = by_key.get(key)?;
-            memberships.insert(((*group_id).to_owned(), user.id.clone()));
+}
+
+/// Resolves the entries of users' `groups[]` (a group id, name or `idp_id`, or an object with an `id`) to
+/// listed groups.
+struct GroupKeys<'a> {
+    by_key: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> GroupKeys<'a> {
+    fn new(groups: &'a [(String, Option<String>, Option<String>)]) -> Self {
+        let mut by_key: HashMap<&str, &str> = HashMap::new();
+        for (id, name, idp_id) in groups {
+            for key in [name.as_deref(), idp_id.as_deref()].into_iter().flatten() {
+                by_key.entry(key).or_insert(id);
+            }
         }
+        for (id, _, _) in groups {
+            by_key.insert(id, id);
+        }
+        Self { by_key }
     }
-    Some(memberships)
+
+    /// The user's `(group id, user id)` memberships, or `None` if an entry names no listed group.
+    fn resolve(&self, user: &DirectoryUser) -> Option<Vec<(String, String)>> {
+        user.groups
+            .iter()
+            .map(|entry| {
+                let key = match entry {
+                    serde_json::Value::String(s) => s.as_str(),
+                    serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str())?,
+                    _ => return None,
+                };
+                let group_id = self.by_key.get(key)?;
+                Some(((*group_id).to_owned(), user.id.clone()))
+            })
+            .collect()
+    }
 }

@@ -303,6 +303,23 @@ impl Database {
     }
 }
 
+/// Serializes applying directory changes across instances sharing a PostgreSQL schema: the applier's
+/// batches and a pull's pages each take this transaction-scoped lock, so every rule sees the others'
+/// writes. `wait`: block until it is free, else try once. Always true on SQLite, whose writes are already
+/// one at a time. The lock is per schema: deployments in other schemas of the same database have their own.
+pub fn lock_apply(conn: &mut DbConnection, wait: bool) -> QueryResult<bool> {
+    match conn {
+        DbConnection::Postgresql(c) if wait => c
+            .batch_execute("SELECT pg_advisory_xact_lock(7243002, hashtext(current_schema()))")
+            .map(|()| true),
+        DbConnection::Postgresql(c) => diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "pg_try_advisory_xact_lock(7243002, hashtext(current_schema()))",
+        ))
+        .get_result(c),
+        DbConnection::Sqlite(_) => Ok(true),
+    }
+}
+
 fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     let migration_error =
         |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());

@@ -282,4 +282,8 @@ pub struct SyncRunRow {
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// What a running pull is doing: `queued`, `listing`, `finishing`, `reconciling teams` or `done`.
+    pub phase: String,
+    /// Users listed so far, all applied.
+    pub users_listed: i32,
 }

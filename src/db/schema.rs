@@ -184,6 +184,8 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        phase -> Text,
+        users_listed -> Integer,
     }
 }
 

@@ -169,8 +169,23 @@ fn create_member(
     email: &str,
     status: MemberStatus,
 ) -> Result<MemberRow, ApplyError> {
+    let member = new_member(ctx, owner, email, status);
+    diesel::insert_into(members::table)
+        .values(&member)
+        .execute(conn)?;
+    audit_member_change(conn, &ctx.cause, "member.provisioned", None, &member)?;
+    Ok(member)
+}
+
+/// The member provisioned for a directory user: the workspace's default role, managed by the directory.
+pub fn new_member(
+    ctx: &ApplyContext,
+    owner: &DirectoryUserRow,
+    email: &str,
+    status: MemberStatus,
+) -> MemberRow {
     let now = timestamp::now();
-    let member = MemberRow {
+    MemberRow {
         id: new_id("mem"),
         workspace_id: ctx.workspace.id.clone(),
         email: email.trim().to_string(),
@@ -183,12 +198,7 @@ fn create_member(
         directory_user_id: Some(owner.id.clone()),
         created_at: now,
         updated_at: now,
-    };
-    diesel::insert_into(members::table)
-        .values(&member)
-        .execute(conn)?;
-    audit_member_change(conn, &ctx.cause, "member.provisioned", None, &member)?;
-    Ok(member)
+    }
 }
 
 fn update_member(

@@ -1,19 +1,27 @@
 //! The full pull's apply step (rules 14 and 15): bring Rollcall's copy of one directory to exactly the
 //! broker's complete listing, through the same rules as webhooks.
 //!
-//! Records the listing lacks are deleted only if nothing touched them after the pull began (a webhook
-//! applied mid-pull wins). Deprovisioning more than the allowed share of the directory's active members
-//! is held back unless forced: the rest is applied and the run reports `held`.
+//! A [`DirectoryPull`] takes the listing a page at a time, as it arrives, so a directory of any size is
+//! applied in short transactions and in bounded memory. Pages only add and update: a record changes only
+//! when the listed snapshot is newer than the stored one, so a pull over an unchanged directory writes
+//! nothing. New users with nothing to match are inserted in bulk; every other change goes through the
+//! per-record rules webhooks use. Deleting, and deprovisioning a listed user, waits for [`DirectoryPull::finish`],
+//! which only a complete listing reaches: records the listing lacks are deleted only if nothing touched them
+//! after the pull began (a webhook applied mid-pull wins), and deprovisioning more than the allowed share of
+//! the directory's active members is held back unless forced.
 
-use super::{groups, teams, users, ApplyContext, ApplyError, Effects, Stamp};
-use crate::db::models::{DirectoryGroupRow, DirectoryUserRow, GroupMembershipRow, MemberRow};
+use super::{groups, members, teams, users, ApplyContext, ApplyError, Effects, Stamp};
+use crate::audit::{self, AuditRecord};
+use crate::broker::ListedPage;
+use crate::db::models::{DirectoryUserRow, GroupMembershipRow, MemberRow};
 use crate::db::schema::{
-    directory_group_memberships as memberships, directory_groups, directory_users,
+    directories, directory_group_memberships as memberships, directory_groups, directory_users,
     members as member_rows,
 };
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
+use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -53,187 +61,679 @@ pub struct ReconcileCounts {
     pub held: usize,
 }
 
-/// Applies a complete listing; `ctx.event_at` must be when the pull began.
+/// Applies a complete listing at once, in the caller's transaction; `ctx.event_at` must be when the pull
+/// began. The same steps as a pull that streams its pages.
 pub fn reconcile_directory(
     conn: &mut DbConnection,
     ctx: &ApplyContext,
     listing: &DirectoryListing<'_>,
     guard: DeprovisionGuard,
 ) -> Result<ReconcileCounts, ApplyError> {
-    let started_at = ctx.event_at;
-    // Listed snapshots carry the broker's `updated_at` and no event time of their own: they replace a
-    // stored one only when strictly newer, so a pull over an unchanged directory writes nothing.
-    let listed_ctx = ApplyContext {
-        workspace: ctx.workspace.clone(),
-        cause: ctx.cause.clone(),
-        event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
-    };
-    let mut counts = ReconcileCounts::default();
-    let mut effects = Effects::default();
-    let local_users: HashMap<String, DirectoryUserRow> = directory_users::table
-        .filter(directory_users::directory_id.eq(listing.directory_id))
-        .select(DirectoryUserRow::as_select())
-        .load::<DirectoryUserRow>(conn)?
-        .into_iter()
-        .map(|u| (u.id.clone(), u))
-        .collect();
-    let active_members: HashMap<String, MemberRow> = member_rows::table
-        .filter(member_rows::workspace_id.eq(&ctx.workspace.id))
-        .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-        .filter(member_rows::directory_user_id.is_not_null())
-        .select(MemberRow::as_select())
-        .load::<MemberRow>(conn)?
-        .into_iter()
-        .filter_map(|m| Some((m.directory_user_id.clone()?, m)))
-        .collect();
-    let listed: HashSet<&str> = listing.users.iter().map(|u| u.id.as_str()).collect();
-    let untouched = |row: &DirectoryUserRow| row.updated_at < started_at;
-    let doomed: Vec<&DirectoryUserRow> = local_users
-        .values()
-        .filter(|u| u.deleted_at.is_none() && !listed.contains(u.id.as_str()) && untouched(u))
-        .collect();
-    // Rule 15: count what would be deprovisioned before applying anything.
-    let deactivated: Vec<&DirectoryUser> = listing
-        .users
-        .iter()
-        .filter(|u| !u.is_active() && active_members.contains_key(&u.id))
-        .collect();
-    let would_deprovision = doomed
-        .iter()
-        .filter(|u| active_members.contains_key(&u.id))
-        .count()
-        + deactivated.len();
-    let allowed = (guard.max_share * active_members.len() as f64).floor() as usize;
-    let hold = !guard.force && would_deprovision > allowed && would_deprovision >= guard.min_count;
-    if hold {
-        counts.held = would_deprovision;
+    let mut pull = DirectoryPull::begin(conn, ctx, listing.directory_id, guard)?;
+    pull.apply(conn, ListedPage::Groups(listing.groups.to_vec()))?;
+    for page in listing.users.chunks(100) {
+        pull.apply(
+            conn,
+            ListedPage::Users {
+                users: page.to_vec(),
+                memberships: Vec::new(),
+            },
+        )?;
     }
-
-    for group in listing.groups {
-        let existed = directory_groups::table
-            .find(&group.id)
-            .count()
-            .get_result::<i64>(conn)?
-            > 0;
-        if groups::apply_group_snapshot(conn, &listed_ctx, group, false)? {
-            if existed {
-                counts.groups_updated += 1;
-            } else {
-                counts.groups_created += 1;
-            }
-        }
-    }
-    for user in listing.users {
-        if hold && !user.is_active() && active_members.contains_key(&user.id) {
-            continue;
-        }
-        let before = local_users.get(&user.id);
-        let stored_before = before.map(|b| (b.source_updated_at, b.source_event_at));
-        let changed = Stamp::of(user.updated_at(), listed_ctx.event_at).supersedes(stored_before);
-        users::apply_user_snapshot(conn, &listed_ctx, user, false, &mut effects)?;
-        match (before, changed) {
-            (None, _) => counts.users_created += 1,
-            (Some(_), true) => counts.users_updated += 1,
-            _ => {}
-        }
-        if active_members.contains_key(&user.id) && !user.is_active() {
-            counts.deprovisioned += 1;
-        }
-    }
-    // Memberships the broker lists that Rollcall lacks, then those it has that the broker does not list.
-    let local_pairs: Vec<GroupMembershipRow> = memberships::table
-        .filter(memberships::directory_id.eq(listing.directory_id))
-        .select(GroupMembershipRow::as_select())
-        .load(conn)?;
-    let local: HashMap<(String, String), &GroupMembershipRow> = local_pairs
-        .iter()
-        .map(|m| ((m.group_id.clone(), m.user_id.clone()), m))
-        .collect();
-    let mut touched_users: BTreeSet<String> = BTreeSet::new();
+    let mut by_group: HashMap<&str, Vec<String>> = HashMap::new();
     for (group, user) in listing.memberships {
-        let missing = match local.get(&(group.clone(), user.clone())) {
-            None => true,
-            Some(m) => !m.is_member && m.updated_at < started_at,
-        };
-        if missing && groups::set_membership(conn, ctx, group, user, listing.directory_id, true)? {
-            counts.memberships_added += 1;
-            touched_users.insert(user.clone());
-        }
+        by_group.entry(group).or_default().push(user.clone());
     }
-    for m in &local_pairs {
-        let pair = (m.group_id.clone(), m.user_id.clone());
-        if m.is_member
-            && m.updated_at < started_at
-            && !listing.memberships.contains(&pair)
-            && groups::set_membership(
-                conn,
-                ctx,
-                &m.group_id,
-                &m.user_id,
-                listing.directory_id,
-                false,
-            )?
-        {
-            counts.memberships_removed += 1;
-            touched_users.insert(m.user_id.clone());
-        }
+    for (group_id, user_ids) in by_group {
+        let group_id = group_id.to_string();
+        pull.apply(conn, ListedPage::GroupMembers { group_id, user_ids })?;
     }
-    let touched: Vec<String> = touched_users.into_iter().collect();
-    teams::reconcile_directory_users(conn, &ctx.cause, &ctx.workspace, &touched)?;
+    pull.finish(conn)?;
+    while pull.reconcile_teams(conn, 500)? {}
+    Ok(pull.counts)
+}
 
-    // Deletions: users and groups absent from the complete listing, untouched since the pull began.
-    if !hold {
-        for user in doomed {
-            let snapshot: DirectoryUser =
-                serde_json::from_str(&user.snapshot).unwrap_or_else(|_| DirectoryUser {
-                    id: user.id.clone(),
-                    directory_id: user.directory_id.clone(),
-                    organization_id: None,
-                    idp_id: Some(user.idp_id.clone()),
-                    email: user.email.clone(),
-                    emails: Vec::new(),
-                    first_name: user.first_name.clone(),
-                    last_name: user.last_name.clone(),
-                    state: Some(user.state.clone()),
-                    created_at: None,
-                    updated_at: None,
-                    groups: Vec::new(),
-                });
-            // The deletion is stamped with the pull, so it supersedes the stored snapshot.
-            let deletion = DirectoryUser {
-                updated_at: None,
-                ..snapshot
-            };
-            users::apply_user_snapshot(conn, ctx, &deletion, true, &mut effects)?;
-            counts.users_deleted += 1;
-            if active_members.contains_key(&user.id) {
-                counts.deprovisioned += 1;
+/// Short ids for the strings a pull remembers, so a directory of 100,000 users and 300,000 memberships
+/// stays small in memory.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// One pull of one directory, fed the broker's listing a page at a time.
+pub struct DirectoryPull {
+    directory_id: String,
+    /// The pull's cause, stamped with when it began: deletions and memberships it decides.
+    ctx: ApplyContext,
+    /// Listed snapshots carry the broker's `updated_at` and no event time of their own: they replace a
+    /// stored one only when strictly newer.
+    listed_ctx: ApplyContext,
+    guard: DeprovisionGuard,
+    directory_deleted: bool,
+    /// Active directory members of the workspace when the pull began: the base of the guard's share.
+    active_at_start: usize,
+    users: Interner,
+    groups: Interner,
+    listed_users: HashSet<u32>,
+    listed_groups: HashSet<u32>,
+    listed_memberships: HashSet<(u32, u32)>,
+    /// Listed deactivations of active members, applied by `finish` unless held.
+    deactivations: Vec<DirectoryUser>,
+    /// Users whose memberships the pull changed: their teams and roles follow in `reconcile_teams`.
+    touched: BTreeSet<u32>,
+    /// Rows written since PostgreSQL's statistics were last brought up to date.
+    written_since_analyze: usize,
+    written_at_analyze: usize,
+    pub users_listed: usize,
+    pub counts: ReconcileCounts,
+}
+
+/// A stored user as a page needs it.
+struct StoredUser {
+    stamp: (Timestamp, Timestamp),
+    ever_active: bool,
+}
+
+impl DirectoryPull {
+    /// Starts a pull of `directory_id`; `ctx.event_at` must be when it began (before the listing).
+    pub fn begin(
+        conn: &mut DbConnection,
+        ctx: &ApplyContext,
+        directory_id: &str,
+        guard: DeprovisionGuard,
+    ) -> Result<Self, ApplyError> {
+        let directory_deleted = directories::table
+            .find(directory_id)
+            .select(directories::deleted_at)
+            .first::<Option<Timestamp>>(conn)
+            .optional()?
+            .flatten()
+            .is_some();
+        let active_at_start: i64 = member_rows::table
+            .filter(member_rows::workspace_id.eq(&ctx.workspace.id))
+            .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
+            .filter(member_rows::directory_user_id.is_not_null())
+            .count()
+            .get_result(conn)?;
+        Ok(Self {
+            directory_id: directory_id.to_string(),
+            ctx: ApplyContext {
+                workspace: ctx.workspace.clone(),
+                cause: ctx.cause.clone(),
+                event_at: ctx.event_at,
+            },
+            listed_ctx: ApplyContext {
+                workspace: ctx.workspace.clone(),
+                cause: ctx.cause.clone(),
+                event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            },
+            guard,
+            directory_deleted,
+            active_at_start: active_at_start as usize,
+            users: Interner::default(),
+            groups: Interner::default(),
+            listed_users: HashSet::new(),
+            listed_groups: HashSet::new(),
+            listed_memberships: HashSet::new(),
+            deactivations: Vec::new(),
+            touched: BTreeSet::new(),
+            written_since_analyze: 0,
+            written_at_analyze: 0,
+            users_listed: 0,
+            counts: ReconcileCounts::default(),
+        })
+    }
+
+    /// Applies one page of the listing in the caller's transaction.
+    pub fn apply(&mut self, conn: &mut DbConnection, page: ListedPage) -> Result<(), ApplyError> {
+        crate::db::lock_apply(conn, true)?;
+        match page {
+            ListedPage::Groups(groups) => self.apply_groups(conn, &groups)?,
+            ListedPage::Users { users, memberships } => {
+                self.apply_users(conn, &users)?;
+                self.add_memberships(conn, &memberships)?;
+            }
+            ListedPage::GroupMembers { group_id, user_ids } => {
+                let pairs: Vec<(String, String)> = user_ids
+                    .into_iter()
+                    .map(|u| (group_id.clone(), u))
+                    .collect();
+                self.add_memberships(conn, &pairs)?;
             }
         }
+        self.refresh_statistics(conn)?;
+        Ok(())
     }
-    let listed_groups: HashSet<&str> = listing.groups.iter().map(|g| g.id.as_str()).collect();
-    let gone_groups: Vec<DirectoryGroupRow> = directory_groups::table
-        .filter(directory_groups::directory_id.eq(listing.directory_id))
-        .filter(directory_groups::deleted_at.is_null())
-        .filter(directory_groups::updated_at.lt(started_at))
-        .select(DirectoryGroupRow::as_select())
-        .load::<DirectoryGroupRow>(conn)?
-        .into_iter()
-        .filter(|g| !listed_groups.contains(g.id.as_str()))
-        .collect();
-    for group in gone_groups {
-        let deletion = DirectoryGroup {
-            id: group.id.clone(),
-            directory_id: group.directory_id.clone(),
-            organization_id: None,
-            idp_id: Some(group.idp_id.clone()),
-            name: Some(group.name.clone()),
-            created_at: None,
-            updated_at: None,
+
+    fn apply_groups(
+        &mut self,
+        conn: &mut DbConnection,
+        listed: &[DirectoryGroup],
+    ) -> Result<(), ApplyError> {
+        let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
+        let stored: HashMap<String, (Timestamp, Timestamp)> = directory_groups::table
+            .filter(directory_groups::id.eq_any(&ids))
+            .select((
+                directory_groups::id,
+                directory_groups::source_updated_at,
+                directory_groups::source_event_at,
+            ))
+            .load::<(String, Timestamp, Timestamp)>(conn)?
+            .into_iter()
+            .map(|(id, updated_at, event_at)| (id, (updated_at, event_at)))
+            .collect();
+        for group in listed {
+            let id = self.groups.intern(&group.id);
+            self.listed_groups.insert(id);
+            let before = stored.get(&group.id).copied();
+            if Stamp::of(group.updated_at(), self.listed_ctx.event_at).supersedes(before)
+                && groups::apply_group_snapshot(conn, &self.listed_ctx, group, false)?
+            {
+                self.written_since_analyze += 1;
+                if before.is_some() {
+                    self.counts.groups_updated += 1;
+                } else {
+                    self.counts.groups_created += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_users(
+        &mut self,
+        conn: &mut DbConnection,
+        listed: &[DirectoryUser],
+    ) -> Result<(), ApplyError> {
+        let ids: Vec<&str> = listed.iter().map(|u| u.id.as_str()).collect();
+        let stored: HashMap<String, StoredUser> = directory_users::table
+            .filter(directory_users::id.eq_any(&ids))
+            .select((
+                directory_users::id,
+                directory_users::source_updated_at,
+                directory_users::source_event_at,
+                directory_users::ever_active,
+            ))
+            .load::<(String, Timestamp, Timestamp, bool)>(conn)?
+            .into_iter()
+            .map(|(id, updated_at, event_at, ever_active)| {
+                let stamp = (updated_at, event_at);
+                (id, StoredUser { stamp, ever_active })
+            })
+            .collect();
+        let with_active_member: HashSet<String> = member_rows::table
+            .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
+            .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
+            .filter(member_rows::directory_user_id.eq_any(&ids))
+            .select(member_rows::directory_user_id.assume_not_null())
+            .load(conn)?
+            .into_iter()
+            .collect();
+        let newcomers: Vec<&DirectoryUser> = listed
+            .iter()
+            .filter(|u| !stored.contains_key(&u.id))
+            .collect();
+        let (taken_idp_ids, taken_emails) = self.taken(conn, &newcomers)?;
+        let (mut page_idp_ids, mut page_emails) = (HashSet::new(), HashSet::new());
+        let mut bulk: Vec<&DirectoryUser> = Vec::new();
+        let mut one_by_one: Vec<&DirectoryUser> = Vec::new();
+        for user in listed {
+            let id = self.users.intern(&user.id);
+            self.listed_users.insert(id);
+            self.users_listed += 1;
+            let active_with_email = user.is_active() && user.primary_email().is_some();
+            let stamp = Stamp::of(user.updated_at(), self.listed_ctx.event_at);
+            match stored.get(&user.id) {
+                Some(before) => {
+                    let newer = stamp.supersedes(Some(before.stamp));
+                    if newer && !user.is_active() && with_active_member.contains(&user.id) {
+                        // Deprovisioning waits for the complete listing and the guard.
+                        self.deactivations.push(user.clone());
+                        continue;
+                    }
+                    if newer {
+                        self.counts.users_updated += 1;
+                    }
+                    if newer || (active_with_email && !before.ever_active) {
+                        one_by_one.push(user);
+                    }
+                }
+                None => {
+                    self.counts.users_created += 1;
+                    let idp_id = user.idp_id.as_deref().unwrap_or_default();
+                    let unmatched_idp = idp_id.is_empty()
+                        || (!taken_idp_ids.contains(idp_id) && page_idp_ids.insert(idp_id));
+                    let free_email = !active_with_email
+                        || user
+                            .primary_email()
+                            .map(members::email_key)
+                            .is_some_and(|key| {
+                                !taken_emails.contains(&key) && page_emails.insert(key)
+                            });
+                    if !self.directory_deleted && unmatched_idp && free_email {
+                        bulk.push(user);
+                    } else {
+                        one_by_one.push(user);
+                    }
+                }
+            }
+        }
+        self.insert_newcomers(conn, &bulk)?;
+        let mut effects = Effects::default();
+        for user in one_by_one {
+            users::apply_user_snapshot(conn, &self.listed_ctx, user, false, &mut effects)?;
+            self.written_since_analyze += 1;
+        }
+        Ok(())
+    }
+
+    /// Of these new users, the `idp_id`s another stored record of the directory has (a returning user)
+    /// and the email keys a member of the workspace holds (adoption or a conflict): those go through the
+    /// per-record rules.
+    fn taken(
+        &self,
+        conn: &mut DbConnection,
+        newcomers: &[&DirectoryUser],
+    ) -> QueryResult<(HashSet<String>, HashSet<String>)> {
+        let idp_ids: Vec<&str> = newcomers
+            .iter()
+            .filter_map(|u| u.idp_id.as_deref())
+            .filter(|i| !i.is_empty())
+            .collect();
+        let emails: Vec<String> = newcomers
+            .iter()
+            .filter_map(|u| u.primary_email().map(members::email_key))
+            .collect();
+        let taken_idp_ids = if idp_ids.is_empty() {
+            HashSet::new()
+        } else {
+            directory_users::table
+                .filter(directory_users::directory_id.eq(&self.directory_id))
+                .filter(directory_users::idp_id.eq_any(&idp_ids))
+                .select(directory_users::idp_id)
+                .load(conn)?
+                .into_iter()
+                .collect()
         };
-        if groups::apply_group_snapshot(conn, ctx, &deletion, true)? {
-            counts.groups_deleted += 1;
+        let taken_emails = if emails.is_empty() {
+            HashSet::new()
+        } else {
+            member_rows::table
+                .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
+                .filter(member_rows::email_key.eq_any(&emails))
+                .select(member_rows::email_key)
+                .load(conn)?
+                .into_iter()
+                .collect()
+        };
+        Ok((taken_idp_ids, taken_emails))
+    }
+
+    /// New users that match no stored record and no member: their rows, and a member for each active one
+    /// with an email, written in bulk (what the per-record rules would write for each).
+    fn insert_newcomers(
+        &mut self,
+        conn: &mut DbConnection,
+        newcomers: &[&DirectoryUser],
+    ) -> Result<(), ApplyError> {
+        if newcomers.is_empty() {
+            return Ok(());
+        }
+        let now = timestamp::now();
+        let rows: Vec<DirectoryUserRow> = newcomers
+            .iter()
+            .map(|u| {
+                let stamp = Stamp::of(u.updated_at(), self.listed_ctx.event_at);
+                users::user_row(u, stamp, false, now)
+            })
+            .collect();
+        let provisioned: Vec<MemberRow> = rows
+            .iter()
+            .filter(|row| row.ever_active)
+            .filter_map(|row| {
+                let email = row.email.as_deref()?;
+                Some(members::new_member(
+                    &self.listed_ctx,
+                    row,
+                    email,
+                    MemberStatus::Active,
+                ))
+            })
+            .collect();
+        for chunk in rows.chunks(100) {
+            crate::on_backend!(conn, |c| diesel::insert_into(directory_users::table)
+                .values(chunk)
+                .execute(c))?;
+        }
+        for chunk in provisioned.chunks(100) {
+            crate::on_backend!(conn, |c| diesel::insert_into(member_rows::table)
+                .values(chunk)
+                .execute(c))?;
+        }
+        let entries = provisioned
+            .iter()
+            .map(|m| AuditRecord {
+                workspace_id: &m.workspace_id,
+                action: "member.provisioned",
+                subject_type: "member",
+                subject_id: &m.id,
+                before: None,
+                after: Some(members::member_json(m)),
+            })
+            .collect();
+        audit::record_many(conn, &self.ctx.cause, entries)?;
+        self.written_since_analyze += rows.len() + 2 * provisioned.len();
+        Ok(())
+    }
+
+    /// Records listed memberships, adding those Rollcall lacks (or holds as removed from before the pull).
+    fn add_memberships(
+        &mut self,
+        conn: &mut DbConnection,
+        listed: &[(String, String)],
+    ) -> Result<(), ApplyError> {
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let user_ids: Vec<&str> = listed
+            .iter()
+            .map(|(_, u)| u.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let stored: HashMap<(String, String), (bool, Timestamp)> = memberships::table
+            .filter(memberships::user_id.eq_any(&user_ids))
+            .select((
+                memberships::group_id,
+                memberships::user_id,
+                memberships::is_member,
+                memberships::updated_at,
+            ))
+            .load::<(String, String, bool, Timestamp)>(conn)?
+            .into_iter()
+            .map(|(g, u, is_member, updated_at)| ((g, u), (is_member, updated_at)))
+            .collect();
+        let now = timestamp::now();
+        let mut new_rows = Vec::new();
+        for (group, user) in listed {
+            let pair = (self.groups.intern(group), self.users.intern(user));
+            if !self.listed_memberships.insert(pair) {
+                continue;
+            }
+            match stored.get(&(group.clone(), user.clone())) {
+                None => new_rows.push(GroupMembershipRow {
+                    group_id: group.clone(),
+                    user_id: user.clone(),
+                    directory_id: self.directory_id.clone(),
+                    is_member: true,
+                    last_event_at: self.ctx.event_at,
+                    updated_at: now,
+                }),
+                Some((false, updated_at)) if *updated_at < self.ctx.event_at => {
+                    if groups::set_membership(
+                        conn,
+                        &self.ctx,
+                        group,
+                        user,
+                        &self.directory_id,
+                        true,
+                    )? {
+                        self.counts.memberships_added += 1;
+                        self.touched.insert(pair.1);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for chunk in new_rows.chunks(500) {
+            crate::on_backend!(conn, |c| diesel::insert_into(memberships::table)
+                .values(chunk)
+                .execute(c))?;
+        }
+        for row in &new_rows {
+            self.touched.insert(self.users.intern(&row.user_id));
+        }
+        self.counts.memberships_added += new_rows.len();
+        self.written_since_analyze += new_rows.len();
+        Ok(())
+    }
+
+    /// On PostgreSQL, refreshes the planner's statistics each time the pulled tables have grown by as
+    /// much again: tables that were empty when last analysed would otherwise be scanned whole per lookup.
+    fn refresh_statistics(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
+        if self.written_since_analyze < self.written_at_analyze.max(2_000) {
+            return Ok(());
+        }
+        if let DbConnection::Postgresql(c) = conn {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute(
+                "ANALYZE directory_users, members, directory_group_memberships, team_member_sources",
+            )?;
+        }
+        self.written_at_analyze += self.written_since_analyze;
+        self.written_since_analyze = 0;
+        Ok(())
+    }
+
+    /// After the complete listing: removes memberships, users and groups the listing lacks (if untouched
+    /// since the pull began), and applies the listed deactivations, unless the guard holds deprovisioning
+    /// back. Then [`Self::reconcile_teams`] brings teams and roles in line.
+    pub fn finish(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
+        crate::db::lock_apply(conn, true)?;
+        self.remove_unlisted_memberships(conn)?;
+        let doomed = self.unlisted_users(conn)?;
+        let doomed_active = self.with_active_member(conn, &doomed)?;
+        // Rule 15: count what would be deprovisioned before deprovisioning anything.
+        let would_deprovision = doomed_active.len() + self.deactivations.len();
+        let allowed = (self.guard.max_share * self.active_at_start as f64).floor() as usize;
+        let hold = !self.guard.force
+            && would_deprovision > allowed
+            && would_deprovision >= self.guard.min_count;
+        if hold {
+            self.counts.held = would_deprovision;
+        } else {
+            let mut effects = Effects::default();
+            for user in std::mem::take(&mut self.deactivations) {
+                users::apply_user_snapshot(conn, &self.listed_ctx, &user, false, &mut effects)?;
+                self.counts.users_updated += 1;
+                self.counts.deprovisioned += 1;
+            }
+            for id in &doomed {
+                if self.delete_user(conn, id, &mut effects)? {
+                    self.counts.users_deleted += 1;
+                    if doomed_active.contains(id) {
+                        self.counts.deprovisioned += 1;
+                    }
+                }
+            }
+        }
+        self.delete_unlisted_groups(conn)
+    }
+
+    /// Removes stored memberships the listing lacks, unless changed since the pull began.
+    fn remove_unlisted_memberships(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
+        let mut after = (String::new(), String::new());
+        loop {
+            let (group, user) = &after;
+            let batch: Vec<(String, String)> = memberships::table
+                .filter(memberships::directory_id.eq(&self.directory_id))
+                .filter(memberships::is_member.eq(true))
+                .filter(memberships::updated_at.lt(self.ctx.event_at))
+                .filter(
+                    memberships::group_id.gt(group).or(memberships::group_id
+                        .eq(group)
+                        .and(memberships::user_id.gt(user))),
+                )
+                .order((memberships::group_id, memberships::user_id))
+                .select((memberships::group_id, memberships::user_id))
+                .limit(10_000)
+                .load(conn)?;
+            let Some(last) = batch.last().cloned() else {
+                return Ok(());
+            };
+            for (group, user) in &batch {
+                let listed = match (self.groups.get(group), self.users.get(user)) {
+                    (Some(g), Some(u)) => self.listed_memberships.contains(&(g, u)),
+                    _ => false,
+                };
+                if !listed
+                    && groups::set_membership(
+                        conn,
+                        &self.ctx,
+                        group,
+                        user,
+                        &self.directory_id,
+                        false,
+                    )?
+                {
+                    self.counts.memberships_removed += 1;
+                    let id = self.users.intern(user);
+                    self.touched.insert(id);
+                }
+            }
+            after = last;
         }
     }
-    Ok(counts)
+
+    /// Stored live users the listing lacks, untouched since the pull began.
+    fn unlisted_users(&self, conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+        let stored: Vec<String> = directory_users::table
+            .filter(directory_users::directory_id.eq(&self.directory_id))
+            .filter(directory_users::deleted_at.is_null())
+            .filter(directory_users::updated_at.lt(self.ctx.event_at))
+            .select(directory_users::id)
+            .load(conn)?;
+        Ok(stored
+            .into_iter()
+            .filter(|id| {
+                self.users
+                    .get(id)
+                    .is_none_or(|i| !self.listed_users.contains(&i))
+            })
+            .collect())
+    }
+
+    /// Which of these directory users have an active member in the workspace.
+    fn with_active_member(
+        &self,
+        conn: &mut DbConnection,
+        user_ids: &[String],
+    ) -> QueryResult<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in user_ids.chunks(500) {
+            found.extend(
+                member_rows::table
+                    .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
+                    .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
+                    .filter(member_rows::directory_user_id.eq_any(chunk))
+                    .select(member_rows::directory_user_id.assume_not_null())
+                    .load::<String>(conn)?,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Deletes a user the listing lacks; the deletion is stamped with the pull, so it supersedes the stored
+    /// snapshot. Returns whether there was a user to delete.
+    fn delete_user(
+        &mut self,
+        conn: &mut DbConnection,
+        id: &str,
+        effects: &mut Effects,
+    ) -> Result<bool, ApplyError> {
+        let Some(row) = directory_users::table
+            .find(id)
+            .select(DirectoryUserRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(false);
+        };
+        let Ok(snapshot) = serde_json::from_str::<DirectoryUser>(&row.snapshot) else {
+            tracing::warn!(user = %id, "the stored snapshot of a user the pull would delete does not parse; left as is");
+            return Ok(false);
+        };
+        let deletion = DirectoryUser {
+            updated_at: None,
+            ..snapshot
+        };
+        users::apply_user_snapshot(conn, &self.ctx, &deletion, true, effects)?;
+        Ok(true)
+    }
+
+    fn delete_unlisted_groups(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
+        let gone: Vec<(String, String, String)> = directory_groups::table
+            .filter(directory_groups::directory_id.eq(&self.directory_id))
+            .filter(directory_groups::deleted_at.is_null())
+            .filter(directory_groups::updated_at.lt(self.ctx.event_at))
+            .select((
+                directory_groups::id,
+                directory_groups::idp_id,
+                directory_groups::name,
+            ))
+            .load(conn)?;
+        for (id, idp_id, name) in gone {
+            if self
+                .groups
+                .get(&id)
+                .is_some_and(|g| self.listed_groups.contains(&g))
+            {
+                continue;
+            }
+            let deletion = DirectoryGroup {
+                id,
+                directory_id: self.directory_id.clone(),
+                organization_id: None,
+                idp_id: Some(idp_id),
+                name: Some(name),
+                created_at: None,
+                updated_at: None,
+            };
+            if groups::apply_group_snapshot(conn, &self.ctx, &deletion, true)? {
+                self.counts.groups_deleted += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the teams and roles of up to `limit` users whose memberships the pull changed in line;
+    /// returns whether any are left.
+    pub fn reconcile_teams(
+        &mut self,
+        conn: &mut DbConnection,
+        limit: usize,
+    ) -> Result<bool, ApplyError> {
+        crate::db::lock_apply(conn, true)?;
+        let batch: Vec<u32> = self.touched.iter().take(limit).copied().collect();
+        for id in &batch {
+            self.touched.remove(id);
+        }
+        let user_ids: Vec<String> = batch
+            .iter()
+            .map(|id| self.users.name(*id).to_string())
+            .collect();
+        teams::reconcile_directory_users(conn, &self.ctx.cause, &self.ctx.workspace, &user_ids)?;
+        Ok(!self.touched.is_empty())
+    }
 }

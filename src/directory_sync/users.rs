@@ -48,22 +48,11 @@ pub fn apply_user_snapshot(
             }
         }
         existing => {
-            let row = DirectoryUserRow {
-                id: user.id.clone(),
-                directory_id: user.directory_id.clone(),
-                idp_id: user.idp_id.clone().unwrap_or_default(),
-                email: email.map(str::to_string),
-                first_name: user.first_name.clone(),
-                last_name: user.last_name.clone(),
-                state: user.normalized_state().to_string(),
-                snapshot: serde_json::to_string(user).unwrap_or_default(),
-                source_updated_at: stamp.updated_at,
-                source_event_at: stamp.event_at,
-                ever_active: existing.as_ref().is_some_and(|e| e.ever_active) || active_with_email,
-                deleted_at: deleted.then_some(stamp.event_at),
-                created_at: existing.as_ref().map_or(now, |e| e.created_at),
-                updated_at: now,
-            };
+            let mut row = user_row(user, stamp, deleted, now);
+            if let Some(existing) = &existing {
+                row.ever_active |= existing.ever_active;
+                row.created_at = existing.created_at;
+            }
             if existing.is_some() {
                 diesel::update(directory_users::table.find(&user.id))
                     .set(&row)
@@ -77,4 +66,30 @@ pub fn apply_user_snapshot(
         }
     };
     members::sync_for_user(conn, ctx, &row, effects)
+}
+
+/// The stored row of a user snapshot with this stamp, as first stored at `now`.
+pub fn user_row(
+    user: &DirectoryUser,
+    stamp: Stamp,
+    deleted: bool,
+    now: timestamp::Timestamp,
+) -> DirectoryUserRow {
+    let email = user.primary_email();
+    DirectoryUserRow {
+        id: user.id.clone(),
+        directory_id: user.directory_id.clone(),
+        idp_id: user.idp_id.clone().unwrap_or_default(),
+        email: email.map(str::to_string),
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone(),
+        state: user.normalized_state().to_string(),
+        snapshot: serde_json::to_string(user).unwrap_or_default(),
+        source_updated_at: stamp.updated_at,
+        source_event_at: stamp.event_at,
+        ever_active: !deleted && user.is_active() && email.is_some(),
+        deleted_at: deleted.then_some(stamp.event_at),
+        created_at: now,
+        updated_at: now,
+    }
 }

@@ -70,16 +70,9 @@ pub fn apply_due(
         std::thread::sleep(Duration::from_micros(200));
     }
     db.write(|conn| {
-        if let DbConnection::Postgresql(c) = conn {
-            // Several instances share the queue: one applies at a time, so rules see each other's writes.
-            // The lock is per schema: deployments in other schemas of the same database have their own.
-            let locked: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "pg_try_advisory_xact_lock(7243002, hashtext(current_schema()))",
-            ))
-            .get_result(c)?;
-            if !locked {
-                return Ok(BatchReport::default());
-            }
+        // Several instances share the queue: one applies at a time, so rules see each other's writes.
+        if !crate::db::lock_apply(conn, false)? {
+            return Ok(BatchReport::default());
         }
         let now = timestamp::now();
         let due: Vec<WebhookEventRow> = webhook_events::table

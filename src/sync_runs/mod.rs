@@ -7,11 +7,12 @@ pub mod schedule;
 
 use crate::audit::Cause;
 use crate::broker::BrokerClient;
+use crate::broker::ListedPage;
 use crate::db::models::{DirectoryRow, SyncRunRow, WorkspaceRow};
 use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{Database, DbConnection, DbError, PooledConnection};
 use crate::directory_sync::directories::attach_listed;
-use crate::directory_sync::reconcile::{reconcile_directory, DeprovisionGuard, DirectoryListing};
+use crate::directory_sync::reconcile::{DeprovisionGuard, DirectoryPull, ReconcileCounts};
 use crate::directory_sync::{workspace::check_qualifies, ApplyContext, ApplyError};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
@@ -46,6 +47,12 @@ enum RunError {
 impl From<diesel::result::Error> for RunError {
     fn from(e: diesel::result::Error) -> Self {
         RunError::Db(e.into())
+    }
+}
+
+impl From<ApplyError> for RunError {
+    fn from(ApplyError::Db(e): ApplyError) -> Self {
+        e.into()
     }
 }
 
@@ -115,6 +122,8 @@ impl SyncRunner {
             created_at: timestamp::now(),
             started_at: None,
             finished_at: None,
+            phase: "queued".into(),
+            users_listed: 0,
         };
         // A directory no webhook has announced yet may still be known to the broker.
         let listed = match self.client.list_directories(None).await {
@@ -179,16 +188,13 @@ impl SyncRunner {
 
     async fn execute(&self, run: SyncRunRow) {
         let outcome = self.pull(&run).await;
-        let (status, counts, error, requests) = match outcome {
-            Ok((held, counts, requests)) => (
-                if held { "held" } else { "succeeded" },
-                Some(counts),
-                None,
-                requests,
-            ),
-            Err(error) => ("failed", None, Some(error.to_string()), 0),
+        let (status, finished) = match &outcome {
+            Ok(pulled) if pulled.counts.held > 0 => ("held", Some(pulled)),
+            Ok(pulled) => ("succeeded", Some(pulled)),
+            Err(_) => ("failed", None),
         };
         self.metrics.run_finished(status);
+        let error = outcome.as_ref().err().map(|e| e.to_string());
         match &error {
             Some(e) => {
                 tracing::warn!(run = %run.id, directory = %run.directory_id, error = %e, "sync run failed; nothing was deleted")
@@ -197,28 +203,36 @@ impl SyncRunner {
                 tracing::info!(run = %run.id, directory = %run.directory_id, status, "sync run finished")
             }
         }
+        // A failed run keeps the counts and requests its progress last recorded.
+        let counts = finished.map(|p| serde_json::to_string(&p.counts).unwrap_or_default());
+        let requests = finished.map(|p| p.requests as i32);
         let db = self.db.clone();
         let id = run.id.clone();
         let _ = tokio::task::spawn_blocking(move || {
             db.write(|conn| {
-                diesel::update(sync_runs::table.find(&id))
-                    .set((
-                        sync_runs::status.eq(status),
-                        sync_runs::counts.eq(counts),
-                        sync_runs::error.eq(error),
-                        sync_runs::requests.eq(requests),
-                        sync_runs::finished_at.eq(Some(timestamp::now())),
-                    ))
-                    .execute(conn)
-                    .map_err(DbError::from)
+                let finished = diesel::update(sync_runs::table.find(&id)).set((
+                    sync_runs::status.eq(status),
+                    sync_runs::error.eq(error),
+                    sync_runs::phase.eq("done"),
+                    sync_runs::finished_at.eq(Some(timestamp::now())),
+                ));
+                finished.execute(conn)?;
+                if let (Some(counts), Some(requests)) = (counts, requests) {
+                    diesel::update(sync_runs::table.find(&id))
+                        .set((
+                            sync_runs::counts.eq(counts),
+                            sync_runs::requests.eq(requests),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok::<_, DbError>(())
             })
         })
         .await;
     }
 
-    /// Lists the directory and applies the listing; returns whether deprovisioning was held, the counts and
-    /// the requests made.
-    async fn pull(&self, run: &SyncRunRow) -> Result<(bool, String, i32), RunError> {
+    /// Lists the directory and applies it as its pages arrive, then finishes the pull (rules 14, 15).
+    async fn pull(&self, run: &SyncRunRow) -> Result<Pulled, RunError> {
         let started_at = timestamp::now();
         let lock = {
             let (db, run) = (self.db.clone(), run.clone());
@@ -226,44 +240,150 @@ impl SyncRunner {
                 .await
                 .map_err(|e| RunError::Message(e.to_string()))??
         };
-        let listing = self
+        let guard = DeprovisionGuard {
+            max_share: self.max_share,
+            min_count: 10,
+            force: run.force,
+        };
+        // A few pages in flight: the listing runs ahead of applying by that much, no more.
+        let (sender, pages) = tokio::sync::mpsc::channel(8);
+        let applying = {
+            let (db, run) = (self.db.clone(), run.clone());
+            tokio::task::spawn_blocking(move || apply_pages(&db, &run, started_at, guard, pages))
+        };
+        let listed = self
             .client
-            .users_with_groups(&run.directory_id)
+            .stream_directory(&run.directory_id, sender)
+            .await;
+        let applied = applying
             .await
-            .map_err(|e| RunError::Message(format!("listing the directory failed: {e}")))?;
-        let requests = listing.requests as i32;
-        let (db, run, force, max_share) = (self.db.clone(), run.clone(), run.force, self.max_share);
-        let result = tokio::task::spawn_blocking(move || {
-            db.write(|conn| {
-                let ctx = context(conn, &run, started_at)?;
-                let listed = DirectoryListing {
-                    directory_id: &run.directory_id,
-                    users: &listing.users,
-                    groups: &listing.groups,
-                    memberships: &listing.memberships,
-                };
-                let guard = DeprovisionGuard {
-                    max_share,
-                    min_count: 10,
-                    force,
-                };
-                let counts = reconcile_directory(conn, &ctx, &listed, guard)
-                    .map_err(|ApplyError::Db(e)| RunError::from(e))?;
-                diesel::update(directories::table.find(&run.directory_id))
-                    .set(directories::last_synced_at.eq(Some(timestamp::now())))
-                    .execute(conn)?;
-                Ok::<_, RunError>((
-                    counts.held > 0,
-                    serde_json::to_string(&counts).unwrap_or_default(),
-                    requests,
-                ))
-            })
-        })
-        .await
-        .map_err(|e| RunError::Message(e.to_string()))?;
+            .map_err(|e| RunError::Message(e.to_string()))?;
+        let (pull, requests) = match (listed, applied) {
+            (_, Err(e)) => return Err(e),
+            (Err(e), Ok(_)) => {
+                return Err(RunError::Message(format!(
+                    "listing the directory failed: {e}"
+                )))
+            }
+            (Ok((requests, _)), Ok(pull)) => (pull, requests),
+        };
+        let (db, run) = (self.db.clone(), run.clone());
+        let finished = tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests))
+            .await
+            .map_err(|e| RunError::Message(e.to_string()))?;
         drop(lock);
-        result
+        finished
     }
+}
+
+/// What a finished pull did.
+struct Pulled {
+    counts: ReconcileCounts,
+    requests: u32,
+}
+
+/// Applies listed pages as they arrive, several to a transaction, recording the run's progress with them;
+/// returns the pull, ready to finish once the listing is known to be complete.
+fn apply_pages(
+    db: &Database,
+    run: &SyncRunRow,
+    started_at: timestamp::Timestamp,
+    guard: DeprovisionGuard,
+    mut pages: tokio::sync::mpsc::Receiver<(ListedPage, u32)>,
+) -> Result<DirectoryPull, RunError> {
+    let mut pull = db.write(|conn| {
+        let ctx = context(conn, run, started_at)?;
+        record_progress(conn, run, "listing", 0, 0, None)?;
+        Ok::<_, RunError>(DirectoryPull::begin(conn, &ctx, &run.directory_id, guard)?)
+    })?;
+    while let Some(first) = pages.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < 10 {
+            match pages.try_recv() {
+                Ok(page) => batch.push(page),
+                Err(_) => break,
+            }
+        }
+        yield_to_intake(db);
+        db.write(|conn| {
+            let mut requests = 0;
+            for (page, made) in batch {
+                pull.apply(conn, page)?;
+                requests = made;
+            }
+            let counts = Some(&pull.counts);
+            record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
+            Ok::<_, RunError>(())
+        })?;
+    }
+    Ok(pull)
+}
+
+/// Ends a pull whose listing was complete: deletions and the guard, then teams and roles in batches.
+fn finish(
+    db: &Database,
+    run: &SyncRunRow,
+    mut pull: DirectoryPull,
+    requests: u32,
+) -> Result<Pulled, RunError> {
+    yield_to_intake(db);
+    db.write(|conn| {
+        pull.finish(conn)?;
+        let counts = Some(&pull.counts);
+        record_progress(
+            conn,
+            run,
+            "reconciling teams",
+            requests,
+            pull.users_listed,
+            counts,
+        )?;
+        Ok::<_, RunError>(())
+    })?;
+    loop {
+        yield_to_intake(db);
+        if !db.write(|conn| Ok::<_, RunError>(pull.reconcile_teams(conn, 500)?))? {
+            break;
+        }
+    }
+    db.write(|conn| {
+        diesel::update(directories::table.find(&run.directory_id))
+            .set(directories::last_synced_at.eq(Some(timestamp::now())))
+            .execute(conn)
+            .map_err(RunError::from)
+    })?;
+    Ok(Pulled {
+        counts: pull.counts,
+        requests,
+    })
+}
+
+/// Webhook intake goes first: acknowledging the broker matters more than a pull's next page.
+fn yield_to_intake(db: &Database) {
+    while db.urgent_writer_waiting() {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// Records a running pull's progress on its run.
+fn record_progress(
+    conn: &mut DbConnection,
+    run: &SyncRunRow,
+    phase: &str,
+    requests: u32,
+    users_listed: usize,
+    counts: Option<&ReconcileCounts>,
+) -> QueryResult<()> {
+    let counts = counts.map(|c| serde_json::to_string(c).unwrap_or_default());
+    diesel::update(sync_runs::table.find(&run.id))
+        .set((
+            sync_runs::phase.eq(phase),
+            sync_runs::requests.eq(requests as i32),
+            sync_runs::users_listed.eq(users_listed as i32),
+            sync_runs::counts.eq(counts),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The workspace the run's directory belongs to, if it takes directory changes.
@@ -295,32 +415,66 @@ fn context(
     })
 }
 
-/// Marks the run running and, on PostgreSQL, takes the directory's advisory lock on a connection held
-/// until the returned guard is dropped.
+/// On PostgreSQL, the directory's session advisory lock, on a connection held for the whole run and
+/// released when dropped (the connection goes back to the pool, so the lock must not go with it).
+struct DirectoryLock {
+    conn: PooledConnection,
+    directory_id: String,
+}
+
+/// Calls `function` (`pg_try_advisory_lock` or `pg_advisory_unlock`) on the directory's pull lock.
+fn directory_lock_call(
+    conn: &mut DbConnection,
+    function: &str,
+    directory_id: &str,
+) -> QueryResult<bool> {
+    let DbConnection::Postgresql(c) = conn else {
+        return Ok(true);
+    };
+    diesel::select(
+        diesel::dsl::sql::<Bool>(function)
+            .sql("(7243003, hashtext(current_schema() || '/' || ")
+            .bind::<Text, _>(directory_id)
+            .sql("))"),
+    )
+    .get_result(c)
+}
+
+impl Drop for DirectoryLock {
+    fn drop(&mut self) {
+        match directory_lock_call(&mut self.conn, "pg_advisory_unlock", &self.directory_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(directory = %self.directory_id, "the directory's pull lock was not held at the end of the run")
+            }
+            Err(e) => {
+                tracing::error!(directory = %self.directory_id, error = %e, "could not release the directory's pull lock")
+            }
+        }
+    }
+}
+
+/// Marks the run running and, on PostgreSQL, takes the directory's advisory lock, held until the returned
+/// guard is dropped.
 fn lock_directory(
     db: &Database,
     run: &SyncRunRow,
     started_at: timestamp::Timestamp,
-) -> Result<Option<PooledConnection>, RunError> {
+) -> Result<Option<DirectoryLock>, RunError> {
     let mut conn = db.conn()?;
-    let held = match &mut *conn {
-        DbConnection::Postgresql(c) => {
-            let locked: bool = diesel::select(
-                diesel::dsl::sql::<Bool>(
-                    "pg_try_advisory_lock(7243003, hashtext(current_schema() || '/' || ",
-                )
-                .bind::<Text, _>(&run.directory_id)
-                .sql("))"),
-            )
-            .get_result(c)?;
-            if !locked {
+    let lock = match &mut *conn {
+        DbConnection::Postgresql(_) => {
+            if !directory_lock_call(&mut conn, "pg_try_advisory_lock", &run.directory_id)? {
                 return Err(RunError::Message(
                     "another Rollcall instance is pulling this directory".into(),
                 ));
             }
-            true
+            Some(DirectoryLock {
+                conn,
+                directory_id: run.directory_id.clone(),
+            })
         }
-        DbConnection::Sqlite(_) => false,
+        DbConnection::Sqlite(_) => None,
     };
     db.write(|c| {
         diesel::update(sync_runs::table.find(&run.id))
@@ -331,5 +485,5 @@ fn lock_directory(
             .execute(c)
             .map_err(DbError::from)
     })?;
-    Ok(held.then_some(conn))
+    Ok(lock)
 }

@@ -539,4 +539,10 @@ async fn two_instances_on_one_postgresql_never_pull_the_same_directory_at_once()
             .contains("another Rollcall instance"),
         "{failed}"
     );
+    // The lock goes with the run, not with the pooled connection it was taken on: each instance can pull
+    // the directory again, one after the other.
+    for app in [&first, &second, &first] {
+        let run = resync(app, &broker.directory_id, false).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
 }

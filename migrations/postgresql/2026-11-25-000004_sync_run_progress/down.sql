@@ -1,0 +1,2 @@
+ALTER TABLE sync_runs DROP COLUMN users_listed;
+ALTER TABLE sync_runs DROP COLUMN phase;
