@@ -571,29 +571,23 @@ impl DirectoryPull {
         self.delete_unlisted_groups(conn)
     }
 
-    /// Removes stored memberships the listing lacks, unless changed since the pull began.
+    /// Removes stored memberships the listing lacks, unless changed since the pull began; a group at a
+    /// time, through the index on the group.
     fn remove_unlisted_memberships(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
-        let mut after = (String::new(), String::new());
-        loop {
-            let (group, user) = &after;
-            let batch: Vec<(String, String)> = memberships::table
-                .filter(memberships::directory_id.eq(&self.directory_id))
+        let stored_groups: Vec<String> = directory_groups::table
+            .filter(directory_groups::directory_id.eq(&self.directory_id))
+            .select(directory_groups::id)
+            .load(conn)?;
+        for group in stored_groups {
+            let in_group: Vec<String> = memberships::table
+                .filter(memberships::group_id.eq(&group))
                 .filter(memberships::is_member.eq(true))
                 .filter(memberships::updated_at.lt(self.ctx.event_at))
-                .filter(
-                    memberships::group_id.gt(group).or(memberships::group_id
-                        .eq(group)
-                        .and(memberships::user_id.gt(user))),
-                )
-                .order((memberships::group_id, memberships::user_id))
-                .select((memberships::group_id, memberships::user_id))
-                .limit(10_000)
+                .select(memberships::user_id)
                 .load(conn)?;
-            let Some(last) = batch.last().cloned() else {
-                return Ok(());
-            };
-            for (group, user) in &batch {
-                let listed = match (self.groups.get(group), self.users.get(user)) {
+            let listed_group = self.groups.get(&group);
+            for user in in_group {
+                let listed = match (listed_group, self.users.get(&user)) {
                     (Some(g), Some(u)) => self.listed_memberships.contains(&(g, u)),
                     _ => false,
                 };
@@ -601,19 +595,19 @@ impl DirectoryPull {
                     && groups::set_membership(
                         conn,
                         &self.ctx,
-                        group,
-                        user,
+                        &group,
+                        &user,
                         &self.directory_id,
                         false,
                     )?
                 {
                     self.counts.memberships_removed += 1;
-                    let id = self.users.intern(user);
+                    let id = self.users.intern(&user);
                     self.touched.insert(id);
                 }
             }
-            after = last;
         }
+        Ok(())
     }
 
     /// Stored live users the listing lacks, untouched since the pull began.
