@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,10 +51,6 @@ struct Progress {
     requests: Option<u64>,
     #[serde(default)]
     users_listed: Option<u64>,
-    #[serde(default)]
-    users_applied: Option<u64>,
-    #[serde(default)]
-    users_total: Option<u64>,
 }
 
 /// The service's URL when none is given: where `ROLLCALL_BIND` says it listens, reached on loopback
@@ -118,7 +114,6 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let bar = ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
-    let mut sized = false;
     let mut failures = 0;
     let run = loop {
         let answer = client
@@ -163,24 +158,10 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
             .and_then(|p| p.phase.clone())
             .unwrap_or_else(|| run.status.clone());
         let requests = progress.and_then(|p| p.requests).unwrap_or(0);
-        match progress.and_then(|p| p.users_total) {
-            Some(total) if total > 0 => {
-                if !sized {
-                    bar.set_length(total);
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} users  {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                    sized = true;
-                }
-                let done = progress
-                    .and_then(|p| p.users_applied.filter(|n| *n > 0).or(p.users_listed))
-                    .unwrap_or(0);
-                bar.set_position(done.min(total));
-            }
-            _ => {}
-        }
-        bar.set_message(format!("{phase} · {requests} requests"));
+        let users = progress.and_then(|p| p.users_listed).unwrap_or(0);
+        bar.set_message(format!(
+            "{phase} · {users} users listed and applied · {requests} requests"
+        ));
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -249,22 +230,21 @@ mod tests {
     fn a_run_is_read_leniently() {
         let run: Run = serde_json::from_value(json!({
             "status": "running",
-            "progress": {"phase": "listing users", "requests": 3, "users_total": null}
+            "progress": {"phase": "listing", "requests": 3, "users_listed": null}
         }))
         .unwrap();
         let progress = run.progress.unwrap();
-        assert_eq!(progress.phase.as_deref(), Some("listing users"));
-        assert_eq!(progress.users_total, None);
+        assert_eq!(progress.phase.as_deref(), Some("listing"));
+        assert_eq!(progress.users_listed, None);
         let run: Run =
             serde_json::from_value(json!({"status": "queued", "progress": null})).unwrap();
         assert!(run.progress.is_none());
         let run: Run = serde_json::from_value(json!({
             "status": "running",
-            "progress": {"phase": "applying", "requests": 9, "users_listed": 300, "users_applied": 120,
-                         "users_total": 300, "something_new": true}
+            "progress": {"phase": "listing", "requests": 9, "users_listed": 300, "something_new": true}
         }))
         .unwrap();
-        assert_eq!(run.progress.unwrap().users_applied, Some(120));
+        assert_eq!(run.progress.unwrap().users_listed, Some(300));
     }
 
     #[test]
