@@ -125,12 +125,35 @@ impl SyncRunner {
             phase: "queued".into(),
             users_listed: 0,
         };
-        // A directory no webhook has announced yet may still be known to the broker.
-        let listed = match self.client.list_directories(None).await {
-            Ok(listing) => listing.items.into_iter().find(|d| d.id == directory_id),
+        // A directory no webhook has announced yet may still be known to the broker: only then is its list
+        // of directories asked for.
+        let known = {
+            let (db, id) = (self.db.clone(), directory_id.to_string());
+            tokio::task::spawn_blocking(move || {
+                db.read(|conn| {
+                    directories::table
+                        .find(&id)
+                        .count()
+                        .get_result::<i64>(conn)
+                        .map_err(DbError::from)
+                })
+            })
+            .await
+            .map_err(|e| StartError::Queue(e.to_string()))
+            .and_then(|known| Ok(known? > 0))
+        };
+        let listed = match known {
+            Ok(true) => None,
+            Ok(false) => match self.client.list_directories(None).await {
+                Ok(listing) => listing.items.into_iter().find(|d| d.id == directory_id),
+                Err(e) => {
+                    tracing::warn!(directory = %directory_id, error = %e, "could not list the broker's directories");
+                    None
+                }
+            },
             Err(e) => {
-                tracing::warn!(directory = %directory_id, error = %e, "could not list the broker's directories");
-                None
+                self.release(directory_id);
+                return Err(e);
             }
         };
         let queued = {
