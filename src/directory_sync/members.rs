@@ -294,16 +294,21 @@ pub fn audit_member_change(
     before: Option<&MemberRow>,
     after: &MemberRow,
 ) -> QueryResult<()> {
-    audit::record(
-        conn,
-        cause,
-        AuditRecord {
-            workspace_id: &after.workspace_id,
-            action,
-            subject_type: "member",
-            subject_id: &after.id,
-            before: before.map(member_json),
-            after: Some(member_json(after)),
-        },
-    )
+    audit::record(conn, cause, member_change(action, before, after))
+}
+
+/// The audit entry of a change to a member.
+pub fn member_change<'a>(
+    action: &'a str,
+    before: Option<&MemberRow>,
+    after: &'a MemberRow,
+) -> AuditRecord<'a> {
+    AuditRecord {
+        workspace_id: &after.workspace_id,
+        action,
+        subject_type: "member",
+        subject_id: &after.id,
+        before: before.map(member_json),
+        after: Some(member_json(after)),
+    }
 }

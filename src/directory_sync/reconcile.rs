@@ -11,7 +11,7 @@
 //! the directory's active members is held back unless forced.
 
 use super::{groups, members, teams, users, ApplyContext, ApplyError, Effects, Stamp};
-use crate::audit::{self, AuditRecord};
+use crate::audit;
 use crate::broker::ListedPage;
 use crate::db::models::{DirectoryUserRow, GroupMembershipRow, MemberRow};
 use crate::db::schema::{
@@ -433,14 +433,7 @@ impl DirectoryPull {
         }
         let entries = provisioned
             .iter()
-            .map(|m| AuditRecord {
-                workspace_id: &m.workspace_id,
-                action: "member.provisioned",
-                subject_type: "member",
-                subject_id: &m.id,
-                before: None,
-                after: Some(members::member_json(m)),
-            })
+            .map(|m| members::member_change("member.provisioned", None, m))
             .collect();
         audit::record_many(conn, &self.ctx.cause, entries)?;
         self.written_since_analyze += rows.len() + 2 * provisioned.len();

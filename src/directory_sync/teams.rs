@@ -273,14 +273,17 @@ pub fn reconcile_members(
                 .push(row);
         }
         let no_groups = Vec::new();
-        let mut leaving = Vec::new();
-        let mut joining = Vec::new();
-        for member in batch {
-            let groups = member
+        let groups_of = |member: &MemberRow| {
+            member
                 .directory_user_id
                 .as_ref()
                 .and_then(|u| groups_by_user.get(u))
-                .unwrap_or(&no_groups);
+                .unwrap_or(&no_groups)
+        };
+        let mut leaving = Vec::new();
+        let mut joining = Vec::new();
+        for member in batch {
+            let groups = groups_of(member);
             let active = member.status == MemberStatus::Active.as_str();
             let mut desired: HashSet<(String, String)> = HashSet::new();
             if active {
@@ -308,12 +311,7 @@ pub fn reconcile_members(
         remove_sources(conn, cause, &workspace.id, &leaving)?;
         add_sources(conn, cause, &workspace.id, &joining)?;
         for member in batch {
-            let groups = member
-                .directory_user_id
-                .as_ref()
-                .and_then(|u| groups_by_user.get(u))
-                .unwrap_or(&no_groups);
-            roles::recompute_with(conn, cause, workspace, member, groups, &mappings)?;
+            roles::recompute_with(conn, cause, workspace, member, groups_of(member), &mappings)?;
         }
     }
     Ok(())

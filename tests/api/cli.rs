@@ -63,28 +63,8 @@ fn resync(app: &TestApp, directory: &str) -> Command {
     command
 }
 
-macro_rules! on_both_backends_by_name {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends_by_name!(
+crate::on_both_backends!(
+    backend:
     resync_follows_the_run_and_prints_its_counts,
     a_held_resync_fails_until_forced,
     resync_explains_what_the_server_refused,

@@ -328,15 +328,23 @@ pub fn waiting_events(db: &Database) -> i64 {
     .expect("count waiting events")
 }
 
-/// Declares each listed `async fn(TestApp)` as a test on SQLite and on PostgreSQL.
+/// Declares each listed `async fn(TestApp)` as a test on SQLite and on PostgreSQL; with `backend:` first,
+/// each listed `async fn(Backend)`, for tests that start their own services.
 #[macro_export]
 macro_rules! on_both_backends {
+    (backend: $($name:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@each |backend| backend; $($name),+);
+    };
     ($($name:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@each |backend| $crate::helpers::spawn_app(backend).await; $($name),+);
+    };
+    (@each |$backend:ident| $argument:expr; $($name:ident),+) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await).await
+                    let $backend = $crate::helpers::Backend::Sqlite;
+                    super::$name($argument).await
                 }
             )+
         }
@@ -344,7 +352,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await).await
+                    let $backend = $crate::helpers::Backend::Postgres;
+                    super::$name($argument).await
                 }
             )+
         }

@@ -15,29 +15,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// Declares each listed `async fn(Backend)` as a test on SQLite and on PostgreSQL.
-macro_rules! on_both_backends_by_name {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends_by_name!(
+crate::on_both_backends!(
+    backend:
     the_schedule_pulls_every_qualifying_directory,
     an_activated_directory_is_pulled,
     turning_directory_sync_on_pulls_the_workspace_directories,
