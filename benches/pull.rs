@@ -9,11 +9,14 @@ mod support;
 use diesel::prelude::*;
 use reqwest::Method;
 use rollcall::db::{Database, DatabaseTarget, DbError};
+use rollcall::workos::signature;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    backends, env_or, measuring, operator, runtime, scratch, synced_workspace, OPERATOR,
+    backends, env_or, measuring, operator, runtime, scratch, synced_workspace, OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
@@ -143,6 +146,55 @@ struct Figures {
     second: Duration,
     peak: f64,
     rows_written: usize,
+    acks: usize,
+    ack_p50_ms: f64,
+    ack_p99_ms: f64,
+    ack_max_ms: f64,
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Signed webhooks, one every 20 ms, while a pull runs: each one's acknowledgement time. They name an
+/// organization no workspace has, so they are stored (durably, before the 200) and then skipped.
+async fn webhooks_during(
+    client: reqwest::Client,
+    base: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<Duration> {
+    let mut acks = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let body = serde_json::json!({
+            "id": format!("event_during_pull_{n}"), "event": "dsync.user.created",
+            "created_at": "2026-03-02T10:00:00.000Z",
+            "data": {"object": "directory_user", "id": format!("directory_user_elsewhere_{n}"),
+                "directory_id": "directory_elsewhere", "organization_id": "org_elsewhere",
+                "email": format!("p{n}@elsewhere.example"), "state": "active",
+                "created_at": "2026-03-02T10:00:00.000Z", "updated_at": "2026-03-02T10:00:00.000Z"}
+        })
+        .to_string();
+        let header = signature::sign(SECRET, signature::now_ms(), body.as_bytes());
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/webhooks/workos"))
+            .header("content-type", "application/json")
+            .header("WorkOS-Signature", header)
+            .body(body)
+            .send()
+            .await
+            .expect("the webhook is sent");
+        assert_eq!(response.status(), 200);
+        acks.push(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acks
 }
 
 fn measure(backend: &str, users: usize, groups: usize) -> Figures {
@@ -181,20 +233,26 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
             ("WORKOS_API_BASE", broker_base.clone()),
             ("WORKOS_USER_LISTING_RATE", "0".to_string()),
             ("RESYNC_INTERVAL", "0".to_string()),
+            ("WORKOS_WEBHOOK_SECRETS", SECRET.to_string()),
         ],
     );
     let rt = runtime();
     let client = reqwest::Client::new();
-    let (first, first_run, second, second_run, before, after) = rt.block_on(async {
+    let (first, first_run, second, second_run, before, after, acks) = rt.block_on(async {
         wait_until_up(&client, &format!("{broker_base}/_dev/state")).await;
         wait_until_up(&client, &format!("{base}/healthz")).await;
         synced_workspace(&client, &base, ORGANIZATION).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let webhooks = tokio::spawn(webhooks_during(client.clone(), base.clone(), stop.clone()));
         let (first_run, first) = pull(&client, &base).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut acks = webhooks.await.unwrap();
+        acks.sort();
         let db = Database::connect(db_scratch.target.clone(), 2).unwrap();
         let before = footprint(&db);
         let (second_run, second) = pull(&client, &base).await;
         let after = footprint(&db);
-        (first, first_run, second, second_run, before, after)
+        (first, first_run, second, second_run, before, after, acks)
     });
     let counts = &first_run["counts"];
     assert_eq!(
@@ -216,6 +274,10 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
         second,
         peak: service.peak_mib(),
         rows_written,
+        acks: acks.len(),
+        ack_p50_ms: percentile_ms(&acks, 0.50),
+        ack_p99_ms: percentile_ms(&acks, 0.99),
+        ack_max_ms: percentile_ms(&acks, 1.0),
     }
 }
 
@@ -235,6 +297,7 @@ fn main() {
         "| backend | memberships | requests | first pull | second pull | peak memory | second/first | tables changed by the second | at 4 req/s |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut during = Vec::new();
     for backend in backends() {
         let f = measure(&backend, users, groups);
         println!(
@@ -249,5 +312,15 @@ fn main() {
             f.rows_written,
             f.requests as f64 / 4.0 / 60.0,
         );
+        during.push(format!(
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            f.backend, f.acks, f.ack_p50_ms, f.ack_p99_ms, f.ack_max_ms
+        ));
+    }
+    println!("\nWebhook acknowledgements during the first pull (one every 20 ms)\n");
+    println!("| backend | webhooks | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in during {
+        println!("{row}");
     }
 }
