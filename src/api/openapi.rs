@@ -1583,6 +1583,7 @@ fn sync_run_schemas() -> Vec<(&'static str, Value)> {
                     ("memberships_removed", count()),
                     ("deprovisioned", count()),
                     ("held", count()),
+                    ("conflicts", count()),
                 ])),
             ),
             ("error", nullable(string())),

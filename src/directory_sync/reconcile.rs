@@ -59,6 +59,8 @@ pub struct ReconcileCounts {
     pub deprovisioned: usize,
     /// Deprovisions held back by the guard.
     pub held: usize,
+    /// Email changes not applied because another member holds the email (each in the audit log).
+    pub conflicts: usize,
 }
 
 /// Applies a complete listing at once, in the caller's transaction; `ctx.event_at` must be when the pull
@@ -345,6 +347,7 @@ impl DirectoryPull {
             users::apply_user_snapshot(conn, &self.listed_ctx, user, false, &mut effects)?;
             self.written_since_analyze += 1;
         }
+        self.counts.conflicts += effects.conflicts.len();
         Ok(())
     }
 
@@ -535,7 +538,23 @@ impl DirectoryPull {
     pub fn finish(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
         crate::db::lock_apply(conn, true)?;
         self.remove_unlisted_memberships(conn)?;
-        let doomed = self.unlisted_users(conn)?;
+        let stored = self.stored_users(conn)?;
+        if teams::derives_from_groups(conn, &self.ctx.workspace)? {
+            // Teams and roles follow from groups: every user's are checked, not only those whose
+            // memberships this pull changed, so whatever an earlier failed pull left behind is repaired.
+            for id in &stored {
+                let id = self.users.intern(id);
+                self.touched.insert(id);
+            }
+        }
+        let doomed: Vec<String> = stored
+            .into_iter()
+            .filter(|id| {
+                self.users
+                    .get(id)
+                    .is_none_or(|i| !self.listed_users.contains(&i))
+            })
+            .collect();
         let doomed_active = self.with_active_member(conn, &doomed)?;
         // Rule 15: count what would be deprovisioned before deprovisioning anything.
         let would_deprovision = doomed_active.len() + self.deactivations.len();
@@ -603,22 +622,14 @@ impl DirectoryPull {
         Ok(())
     }
 
-    /// Stored live users the listing lacks, untouched since the pull began.
-    fn unlisted_users(&self, conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-        let stored: Vec<String> = directory_users::table
+    /// Stored live users of the directory untouched since the pull began.
+    fn stored_users(&self, conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+        directory_users::table
             .filter(directory_users::directory_id.eq(&self.directory_id))
             .filter(directory_users::deleted_at.is_null())
             .filter(directory_users::updated_at.lt(self.ctx.event_at))
             .select(directory_users::id)
-            .load(conn)?;
-        Ok(stored
-            .into_iter()
-            .filter(|id| {
-                self.users
-                    .get(id)
-                    .is_none_or(|i| !self.listed_users.contains(&i))
-            })
-            .collect())
+            .load(conn)
     }
 
     /// Which of these directory users have an active member in the workspace.

@@ -221,6 +221,25 @@ fn groups_of_users(
     Ok(by_user)
 }
 
+/// Whether anything in the workspace follows from directory groups: a link, a role mapping, or a source
+/// left through a group.
+pub fn derives_from_groups(conn: &mut DbConnection, workspace: &WorkspaceRow) -> QueryResult<bool> {
+    let links: i64 = team_links::table
+        .filter(team_links::workspace_id.eq(&workspace.id))
+        .count()
+        .get_result(conn)?;
+    if links > 0 || roles::has_mappings(conn, &workspace.id)? {
+        return Ok(true);
+    }
+    let group_sources: i64 = sources::table
+        .inner_join(members::table.on(members::id.eq(sources::member_id)))
+        .filter(members::workspace_id.eq(&workspace.id))
+        .filter(sources::source_type.eq(DIRECTORY_GROUP))
+        .count()
+        .get_result(conn)?;
+    Ok(group_sources > 0)
+}
+
 /// Brings one member's group-derived team sources and role in line with the directory.
 pub fn reconcile_member(
     conn: &mut DbConnection,

@@ -278,24 +278,35 @@ impl SyncRunner {
             .client
             .stream_directory(&run.directory_id, sender)
             .await;
-        let applied = applying
+        let (pull, applied) = applying
             .await
             .map_err(|e| RunError::Message(e.to_string()))?;
-        let (pull, requests) = match (listed, applied) {
-            (_, Err(e)) => return Err(e),
-            (Err(e), Ok(_)) => {
-                return Err(RunError::Message(format!(
-                    "listing the directory failed: {e}"
-                )))
+        let failure = match (listed, applied) {
+            (_, Err(e)) => e,
+            (Err(e), Ok(())) => RunError::Message(format!("listing the directory failed: {e}")),
+            (Ok((requests, _)), Ok(())) => {
+                let pull =
+                    pull.ok_or_else(|| RunError::Message("the pull did not begin".into()))?;
+                let (db, run) = (self.db.clone(), run.clone());
+                let finished =
+                    tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests))
+                        .await
+                        .map_err(|e| RunError::Message(e.to_string()))?;
+                drop(lock);
+                return finished;
             }
-            (Ok((requests, _)), Ok(pull)) => (pull, requests),
         };
-        let (db, run) = (self.db.clone(), run.clone());
-        let finished = tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests))
-            .await
-            .map_err(|e| RunError::Message(e.to_string()))?;
+        // Nothing is deleted, but memberships the applied pages added still decide teams and roles.
+        if let Some(mut pull) = pull {
+            let db = self.db.clone();
+            let reconciled =
+                tokio::task::spawn_blocking(move || reconcile_teams(&db, &mut pull)).await;
+            if let Ok(Err(e)) = reconciled {
+                tracing::warn!(run = %run.id, error = %e, "teams and roles of the users a failed pull changed could not be reconciled; the next pull repairs them");
+            }
+        }
         drop(lock);
-        finished
+        Err(failure)
     }
 }
 
@@ -306,19 +317,24 @@ struct Pulled {
 }
 
 /// Applies listed pages as they arrive, several to a transaction, recording the run's progress with them;
-/// returns the pull, ready to finish once the listing is known to be complete.
+/// returns the pull (also after a failure, so the teams of the users its pages changed can follow), ready
+/// to finish once the listing is known to be complete.
 fn apply_pages(
     db: &Database,
     run: &SyncRunRow,
     started_at: timestamp::Timestamp,
     guard: DeprovisionGuard,
     mut pages: tokio::sync::mpsc::Receiver<(ListedPage, u32)>,
-) -> Result<DirectoryPull, RunError> {
-    let mut pull = db.write(|conn| {
+) -> (Option<DirectoryPull>, Result<(), RunError>) {
+    let begun = db.write(|conn| {
         let ctx = context(conn, run, started_at)?;
         record_progress(conn, run, "listing", 0, 0, None)?;
         Ok::<_, RunError>(DirectoryPull::begin(conn, &ctx, &run.directory_id, guard)?)
-    })?;
+    });
+    let mut pull = match begun {
+        Ok(pull) => pull,
+        Err(e) => return (None, Err(e)),
+    };
     while let Some(first) = pages.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 10 {
@@ -328,7 +344,7 @@ fn apply_pages(
             }
         }
         yield_to_intake(db);
-        db.write(|conn| {
+        let applied = db.write(|conn| {
             let mut requests = 0;
             for (page, made) in batch {
                 pull.apply(conn, page)?;
@@ -337,9 +353,12 @@ fn apply_pages(
             let counts = Some(&pull.counts);
             record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
             Ok::<_, RunError>(())
-        })?;
+        });
+        if let Err(e) = applied {
+            return (Some(pull), Err(e));
+        }
     }
-    Ok(pull)
+    (Some(pull), Ok(()))
 }
 
 /// Ends a pull whose listing was complete: deletions and the guard, then teams and roles in batches.
@@ -363,12 +382,7 @@ fn finish(
         )?;
         Ok::<_, RunError>(())
     })?;
-    loop {
-        yield_to_intake(db);
-        if !db.write(|conn| Ok::<_, RunError>(pull.reconcile_teams(conn, 500)?))? {
-            break;
-        }
-    }
+    reconcile_teams(db, &mut pull)?;
     db.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
             .set(directories::last_synced_at.eq(Some(timestamp::now())))
@@ -379,6 +393,16 @@ fn finish(
         counts: pull.counts,
         requests,
     })
+}
+
+/// Teams and roles of the users whose memberships the pull changed, 500 to a transaction.
+fn reconcile_teams(db: &Database, pull: &mut DirectoryPull) -> Result<(), RunError> {
+    loop {
+        yield_to_intake(db);
+        if !db.write(|conn| Ok::<_, RunError>(pull.reconcile_teams(conn, 500)?))? {
+            return Ok(());
+        }
+    }
 }
 
 /// Webhook intake goes first: acknowledging the broker matters more than a pull's next page.

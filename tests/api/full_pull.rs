@@ -907,6 +907,8 @@ struct PassThrough {
     failed: std::sync::atomic::AtomicU32,
     /// The highest page of a user listing asked for.
     deepest: std::sync::atomic::AtomicU32,
+    /// A group whose member listing is answered 500, every time.
+    fail_group: std::sync::Mutex<Option<String>>,
 }
 
 impl PassThrough {
@@ -942,6 +944,14 @@ async fn pass_through(
     >::from_query(request.query_string())
     .map(|q| q.into_inner())
     .unwrap_or_default();
+    let failing_group = state.fail_group.lock().unwrap().clone();
+    if request.path() == "/directory_users"
+        && failing_group.is_some()
+        && query.get("group") == failing_group.as_ref()
+    {
+        return actix_web::HttpResponse::InternalServerError()
+            .json(json!({ "message": "Internal Server Error" }));
+    }
     if request.path() == "/directory_users" && query.contains_key("directory") {
         let page = state.page_of(query.get("after"));
         if page == state.fail_page.load(Ordering::SeqCst) {
@@ -984,6 +994,7 @@ impl FailingPage {
             cursors: Default::default(),
             failed: 0.into(),
             deepest: 0.into(),
+            fail_group: Default::default(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1014,6 +1025,13 @@ impl FailingPage {
         self.state.fail_page.store(page, Ordering::SeqCst);
         self.state.failed.store(0, Ordering::SeqCst);
         self.state.deepest.store(0, Ordering::SeqCst);
+    }
+}
+
+impl FailingPage {
+    /// Fails every member listing of this group from now on; `None`: none.
+    fn fail_group(&self, group: Option<&str>) {
+        *self.state.fail_group.lock().unwrap() = group.map(str::to_string);
     }
 }
 
@@ -1296,4 +1314,137 @@ async fn a_listing_that_fails_on_page_7_deletes_nothing_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_fails_on_page_7_deletes_nothing_postgres() {
     a_listing_that_fails_on_page_7_deletes_nothing(crate::helpers::Backend::Postgres).await
+}
+
+/// A pull that fails after adding memberships still brings those users' teams and roles in line; and a
+/// pull repairs a team source lost behind Rollcall's back.
+async fn teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next(
+    backend: crate::helpers::Backend,
+) {
+    let broker = broker(40, None, Faults::default()).await;
+    let proxy = FailingPage::start(&broker.base_url).await;
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_base = proxy.base_url.clone();
+        s.user_listing_rate = 0.0;
+    })
+    .await;
+    let ws = attach(&app, &broker).await;
+    let first = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+
+    // The first listed group feeds a team and the admin role.
+    let truth = broker.truth();
+    let (group, last_group) = (
+        truth.groups.first().unwrap().id.clone(),
+        truth.groups.last().unwrap().id.clone(),
+    );
+    let (status, team) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/teams"),
+            Some(json!({ "name": "Admins" })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{team}");
+    let team = team["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
+            Some(json!({ "group_id": group })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .op(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/role-mappings"),
+            Some(json!([{ "group_id": group, "role": "admin" }])),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+
+    // At the broker, with no webhook: an active user outside the group joins it. The next pull lists that
+    // group's members, then fails on the last group's.
+    let newcomer = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.state == "active"
+                && u.email.is_some()
+                && !truth.memberships.contains(&(group.clone(), u.id.clone()))
+        })
+        .expect("an active user outside the group");
+    let email = newcomer.email.clone().unwrap().to_lowercase();
+    let added = reqwest::Client::new()
+        .post(format!("{}/_dev/groups/{group}/members", broker.base_url))
+        .json(&json!({ "user_id": newcomer.id }))
+        .send()
+        .await
+        .unwrap();
+    assert!(added.status().is_success());
+    let member = app
+        .member(&ws, &email)
+        .await
+        .expect("the newcomer's member");
+    assert_ne!(member["role"], "admin", "{member}");
+    assert!(!team_roster(&app, &ws, &team)
+        .await
+        .iter()
+        .any(|(e, _)| *e == email));
+
+    proxy.fail_group(Some(&last_group));
+    let failed = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let member = app.member(&ws, &email).await.unwrap();
+    assert_eq!(member["role"], "admin", "{member}");
+    assert!(
+        team_roster(&app, &ws, &team)
+            .await
+            .iter()
+            .any(|(e, _)| *e == email),
+        "the newcomer is in the group's team after the failed pull"
+    );
+
+    // A source lost behind Rollcall's back (the membership stays recorded) comes back with the next pull.
+    let member_id = member["id"].as_str().unwrap().to_string();
+    app.db
+        .write(|c| {
+            use rollcall::db::schema::team_member_sources as sources;
+            diesel::delete(sources::table.filter(sources::member_id.eq(&member_id)))
+                .execute(c)
+                .map_err(DbError::from)
+        })
+        .unwrap();
+    assert!(!team_roster(&app, &ws, &team)
+        .await
+        .iter()
+        .any(|(e, _)| *e == email));
+    proxy.fail_group(None);
+    let repaired = resync(&app, &broker.directory_id, false).await;
+    assert_eq!(repaired["status"], "succeeded", "{repaired}");
+    assert!(
+        team_roster(&app, &ws, &team)
+            .await
+            .iter()
+            .any(|(e, _)| *e == email),
+        "the next pull restores the team source"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next_sqlite() {
+    teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next(
+        crate::helpers::Backend::Sqlite,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next_postgres() {
+    teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next(
+        crate::helpers::Backend::Postgres,
+    )
+    .await
 }
