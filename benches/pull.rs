@@ -2,7 +2,10 @@
 //! about 300,000 memberships by default) with no rate limit, twice: the first pull brings everything in, the
 //! second finds nothing changed. Both run as separate processes, so the peak memory is the service's own.
 //!
-//! `cargo bench --bench pull` (env: BENCH_USERS, BENCH_GROUPS, BENCH_BACKENDS).
+//! A third pull, after linking BENCH_LINKED_GROUPS groups to teams and mapping two to roles, shows what
+//! checking every user's teams and roles costs.
+//!
+//! `cargo bench --bench pull` (env: BENCH_USERS, BENCH_GROUPS, BENCH_LINKED_GROUPS, BENCH_BACKENDS).
 
 mod support;
 
@@ -146,6 +149,9 @@ struct Figures {
     second: Duration,
     peak: f64,
     rows_written: usize,
+    /// A pull with nothing changed once `linked` groups feed teams and two map to roles.
+    third: Duration,
+    third_changed: usize,
     acks: usize,
     ack_p50_ms: f64,
     ack_p99_ms: f64,
@@ -197,7 +203,76 @@ async fn webhooks_during(
     acks
 }
 
-fn measure(backend: &str, users: usize, groups: usize) -> Figures {
+/// How many tables a pull changed, from their footprints before and after.
+fn changed(before: &[(i64, Option<String>)], after: &[(i64, Option<String>)]) -> usize {
+    before.iter().zip(after).filter(|(b, a)| b != a).count()
+}
+
+/// The one workspace's id.
+async fn workspace_of(client: &reqwest::Client, base: &str) -> String {
+    let list = operator(
+        client,
+        Method::GET,
+        format!("{base}/api/v1/workspaces"),
+        None,
+        200,
+    )
+    .await;
+    list["data"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// Links the first `linked` directory groups to a team each and maps two of them to roles.
+async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, linked: usize) {
+    let groups = operator(
+        client,
+        Method::GET,
+        format!("{base}/api/v1/workspaces/{ws}/directory-groups?limit={linked}"),
+        None,
+        200,
+    )
+    .await;
+    let groups: Vec<String> = groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect();
+    for (i, group) in groups.iter().enumerate() {
+        let team = operator(
+            client,
+            Method::POST,
+            format!("{base}/api/v1/workspaces/{ws}/teams"),
+            Some(serde_json::json!({ "name": format!("Team {i}") })),
+            201,
+        )
+        .await;
+        let team = team["id"].as_str().unwrap();
+        operator(
+            client,
+            Method::POST,
+            format!("{base}/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
+            Some(serde_json::json!({ "group_id": group })),
+            201,
+        )
+        .await;
+    }
+    let mappings: Vec<Value> = groups
+        .iter()
+        .take(2)
+        .zip(["admin", "builder"])
+        .map(|(g, role)| serde_json::json!({ "group_id": g, "role": role }))
+        .collect();
+    operator(
+        client,
+        Method::PUT,
+        format!("{base}/api/v1/workspaces/{ws}/role-mappings"),
+        Some(Value::Array(mappings)),
+        200,
+    )
+    .await;
+}
+
+fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures {
     let db_scratch = scratch(backend);
     let database_url = match &db_scratch.target {
         DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
@@ -238,7 +313,7 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
     );
     let rt = runtime();
     let client = reqwest::Client::new();
-    let (first, first_run, second, second_run, before, after, acks) = rt.block_on(async {
+    let (first, first_run, second, second_run, changed, acks, third) = rt.block_on(async {
         wait_until_up(&client, &format!("{broker_base}/_dev/state")).await;
         wait_until_up(&client, &format!("{base}/healthz")).await;
         synced_workspace(&client, &base, ORGANIZATION).await;
@@ -252,7 +327,15 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
         let before = footprint(&db);
         let (second_run, second) = pull(&client, &base).await;
         let after = footprint(&db);
-        (first, first_run, second, second_run, before, after, acks)
+        let second_changed = changed(&before, &after);
+        // Teams and roles from groups: then every pull checks every user's.
+        let ws = workspace_of(&client, &base).await;
+        link_teams_and_roles(&client, &base, &ws, linked).await;
+        let before = footprint(&db);
+        let (_, third) = pull(&client, &base).await;
+        let third_changed = changed(&before, &footprint(&db));
+        let changed = (second_changed, third_changed);
+        (first, first_run, second, second_run, changed, acks, third)
     });
     let counts = &first_run["counts"];
     assert_eq!(
@@ -265,7 +348,6 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
         Some(0),
         "{second_run}"
     );
-    let rows_written = before.iter().zip(&after).filter(|(b, a)| b != a).count();
     Figures {
         backend: backend.to_string(),
         memberships: counts["memberships_added"].as_u64().unwrap_or(0),
@@ -273,7 +355,9 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
         first,
         second,
         peak: service.peak_mib(),
-        rows_written,
+        rows_written: changed.0,
+        third,
+        third_changed: changed.1,
         acks: acks.len(),
         ack_p50_ms: percentile_ms(&acks, 0.50),
         ack_p99_ms: percentile_ms(&acks, 0.99),
@@ -282,26 +366,27 @@ fn measure(backend: &str, users: usize, groups: usize) -> Figures {
 }
 
 fn main() {
-    let (users, groups) = if measuring() {
+    let (users, groups, linked) = if measuring() {
         (
             env_or("BENCH_USERS", 100_000),
             env_or("BENCH_GROUPS", 1_000),
+            env_or("BENCH_LINKED_GROUPS", 20),
         )
     } else {
-        (200, 10)
+        (200, 10, 3)
     };
     println!(
         "\nFull pull of a dev-broker directory ({users} users, {groups} groups, no rate limit)\n"
     );
     println!(
-        "| backend | memberships | requests | first pull | second pull | peak memory | second/first | tables changed by the second | at 4 req/s |"
+        "| backend | memberships | requests | first pull | second pull | peak memory | second/first | tables changed by the second | at 4 req/s | pull with {linked} groups linked, 2 mapped | tables it changed |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut during = Vec::new();
     for backend in backends() {
-        let f = measure(&backend, users, groups);
+        let f = measure(&backend, users, groups, linked);
         println!(
-            "| {} | {} | {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} | {} | {:.0} min |",
+            "| {} | {} | {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} | {} | {:.0} min | {:.1} s | {} |",
             f.backend,
             f.memberships,
             f.requests,
@@ -311,6 +396,8 @@ fn main() {
             f.second.as_secs_f64() / f.first.as_secs_f64(),
             f.rows_written,
             f.requests as f64 / 4.0 / 60.0,
+            f.third.as_secs_f64(),
+            f.third_changed,
         );
         during.push(format!(
             "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",

@@ -90,6 +90,7 @@ pub fn reconcile_directory(
         let group_id = group_id.to_string();
         pull.apply(conn, ListedPage::GroupMembers { group_id, user_ids })?;
     }
+    while pull.remove_unlisted_memberships(conn, 100)? {}
     pull.finish(conn)?;
     while pull.reconcile_teams(conn, 500)? {}
     Ok(pull.counts)
@@ -144,6 +145,8 @@ pub struct DirectoryPull {
     deactivations: Vec<DirectoryUser>,
     /// Users whose memberships the pull changed: their teams and roles follow in `reconcile_teams`.
     touched: BTreeSet<u32>,
+    /// Groups whose stored memberships are still to be compared with the listing, once it is complete.
+    groups_to_check: Option<Vec<String>>,
     /// Rows written since PostgreSQL's statistics were last brought up to date.
     written_since_analyze: usize,
     written_at_analyze: usize,
@@ -200,6 +203,7 @@ impl DirectoryPull {
             listed_memberships: HashSet::new(),
             deactivations: Vec::new(),
             touched: BTreeSet::new(),
+            groups_to_check: None,
             written_since_analyze: 0,
             written_at_analyze: 0,
             users_listed: 0,
@@ -532,12 +536,11 @@ impl DirectoryPull {
         Ok(())
     }
 
-    /// After the complete listing: removes memberships, users and groups the listing lacks (if untouched
-    /// since the pull began), and applies the listed deactivations, unless the guard holds deprovisioning
-    /// back. Then [`Self::reconcile_teams`] brings teams and roles in line.
+    /// After the complete listing and [`Self::remove_unlisted_memberships`]: removes users and groups the
+    /// listing lacks (if untouched since the pull began), and applies the listed deactivations, unless the
+    /// guard holds deprovisioning back. Then [`Self::reconcile_teams`] brings teams and roles in line.
     pub fn finish(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
         crate::db::lock_apply(conn, true)?;
-        self.remove_unlisted_memberships(conn)?;
         let stored = self.stored_users(conn)?;
         if teams::derives_from_groups(conn, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose
@@ -583,14 +586,27 @@ impl DirectoryPull {
         self.delete_unlisted_groups(conn)
     }
 
-    /// Removes stored memberships the listing lacks, unless changed since the pull began; a group at a
-    /// time, through the index on the group.
-    fn remove_unlisted_memberships(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
-        let stored_groups: Vec<String> = directory_groups::table
-            .filter(directory_groups::directory_id.eq(&self.directory_id))
-            .select(directory_groups::id)
-            .load(conn)?;
-        for group in stored_groups {
+    /// After the complete listing, before [`Self::finish`]: removes stored memberships the listing lacks,
+    /// unless changed since the pull began, for up to `limit` of the directory's groups (a group at a time,
+    /// through the index on the group); returns whether groups are left.
+    pub fn remove_unlisted_memberships(
+        &mut self,
+        conn: &mut DbConnection,
+        limit: usize,
+    ) -> Result<bool, ApplyError> {
+        crate::db::lock_apply(conn, true)?;
+        let left = match &mut self.groups_to_check {
+            Some(left) => left,
+            None => self.groups_to_check.insert(
+                directory_groups::table
+                    .filter(directory_groups::directory_id.eq(&self.directory_id))
+                    .select(directory_groups::id)
+                    .load(conn)?,
+            ),
+        };
+        let batch: Vec<String> = left.drain(..limit.min(left.len())).collect();
+        let more = !left.is_empty();
+        for group in batch {
             let in_group: Vec<String> = memberships::table
                 .filter(memberships::group_id.eq(&group))
                 .filter(memberships::is_member.eq(true))
@@ -619,7 +635,7 @@ impl DirectoryPull {
                 }
             }
         }
-        Ok(())
+        Ok(more)
     }
 
     /// Stored live users of the directory untouched since the pull began.

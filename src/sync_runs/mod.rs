@@ -310,6 +310,10 @@ impl SyncRunner {
     }
 }
 
+/// Listed pages applied in one transaction at most: enough to spread each commit over some work, few
+/// enough that a webhook waiting for the writer is not held up for long.
+const PAGES_PER_TRANSACTION: usize = 10;
+
 /// What a finished pull did.
 struct Pulled {
     counts: ReconcileCounts,
@@ -337,7 +341,7 @@ fn apply_pages(
     };
     while let Some(first) = pages.blocking_recv() {
         let mut batch = vec![first];
-        while batch.len() < 10 {
+        while batch.len() < PAGES_PER_TRANSACTION {
             match pages.try_recv() {
                 Ok(page) => batch.push(page),
                 Err(_) => break,
@@ -368,6 +372,12 @@ fn finish(
     mut pull: DirectoryPull,
     requests: u32,
 ) -> Result<Pulled, RunError> {
+    loop {
+        yield_to_intake(db);
+        if !db.write(|conn| Ok::<_, RunError>(pull.remove_unlisted_memberships(conn, 100)?))? {
+            break;
+        }
+    }
     yield_to_intake(db);
     db.write(|conn| {
         pull.finish(conn)?;
