@@ -96,6 +96,17 @@ pub fn reconcile_directory(
     Ok(pull.counts)
 }
 
+/// On PostgreSQL, brings the planner's statistics of the tables a pull looks up in batches up to date.
+fn analyze(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(
+            "ANALYZE directory_users, members, directory_group_memberships, team_member_sources, team_links",
+        )?;
+    }
+    Ok(())
+}
+
 /// Short ids for the strings a pull remembers, so a directory of 100,000 users and 300,000 memberships
 /// stays small in memory.
 #[derive(Default)]
@@ -525,12 +536,7 @@ impl DirectoryPull {
         if self.written_since_analyze < self.written_at_analyze.max(2_000) {
             return Ok(());
         }
-        if let DbConnection::Postgresql(c) = conn {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute(
-                "ANALYZE directory_users, members, directory_group_memberships, team_member_sources",
-            )?;
-        }
+        analyze(conn)?;
         self.written_at_analyze += self.written_since_analyze;
         self.written_since_analyze = 0;
         Ok(())
@@ -541,6 +547,9 @@ impl DirectoryPull {
     /// guard holds deprovisioning back. Then [`Self::reconcile_teams`] brings teams and roles in line.
     pub fn finish(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
         crate::db::lock_apply(conn, true)?;
+        // Teams and roles are looked up in batches next: plans from current statistics, whatever was
+        // written since the last analysis, by this pull or by admins.
+        analyze(conn)?;
         let stored = self.stored_users(conn)?;
         if teams::derives_from_groups(conn, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose
