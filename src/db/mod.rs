@@ -113,12 +113,10 @@ impl DatabaseTarget {
         match self {
             Self::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
-                // WAL lets readers run beside the writer; FULL makes every commit durable. A 16 MiB page
-                // cache (the default is 2 MiB) keeps a directory's indexes in memory during a full pull.
+                // WAL lets readers run beside the writer; FULL makes every commit durable.
                 conn.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA cache_size = -16384;",
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
