@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    backends, env_or, measuring, operator, runtime, scratch, synced_workspace, OPERATOR, SECRET,
+    backends, env_or, measuring, operator, post_signed, runtime, scratch, synced_workspace,
+    OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
@@ -189,17 +190,8 @@ async fn webhooks_during(
         })
         .to_string();
         let header = signature::sign(SECRET, signature::now_ms(), body.as_bytes());
-        let sent = Instant::now();
-        let response = client
-            .post(format!("{base}/webhooks/workos"))
-            .header("content-type", "application/json")
-            .header("WorkOS-Signature", header)
-            .body(body)
-            .send()
-            .await
-            .expect("the webhook is sent");
-        assert_eq!(response.status(), 200);
-        acks.push(sent.elapsed());
+        let url = format!("{base}/webhooks/workos");
+        acks.push(post_signed(&client, &url, body.into_bytes(), header).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     acks

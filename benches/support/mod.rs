@@ -181,17 +181,7 @@ pub async fn deliver_all(
                 let Some((body, header)) = queue.lock().unwrap().pop() else {
                     break;
                 };
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("WorkOS-Signature", header)
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("the webhook is sent");
-                assert_eq!(response.status(), 200);
-                latencies.push(sent.elapsed());
+                latencies.push(post_signed(&client, &url, body, header).await);
             }
             latencies
         }));
@@ -209,6 +199,26 @@ pub async fn deliver_all(
         p99_ms: percentile(&latencies, 0.99),
         applied_per_s: count as f64 / started.elapsed().as_secs_f64(),
     }
+}
+
+/// Posts one signed webhook; returns how long its acknowledgement took, which must be a 200.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    header: String,
+) -> Duration {
+    let sent = Instant::now();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("WorkOS-Signature", header)
+        .body(body)
+        .send()
+        .await
+        .expect("the webhook is sent");
+    assert_eq!(response.status(), 200);
+    sent.elapsed()
 }
 
 /// Waits until no stored event waits for the applier.

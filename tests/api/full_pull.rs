@@ -190,7 +190,9 @@ async fn a_first_pull_brings_the_broker_directory_in(app: TestApp) {
     );
 }
 
-async fn lossy_webhooks_then_one_pull_match_the_broker(app: TestApp) {
+/// A dev broker of `users` users whose webhooks to `app` drop 30%, duplicate 10% and reorder the rest, its
+/// directory attached and pulled once; returns it and the workspace.
+async fn lossy_broker_pulled_once(app: &TestApp, users: u32) -> (DevBrokerHandle, String) {
     let faults = Faults {
         drop: 0.3,
         duplicate: 0.1,
@@ -201,16 +203,21 @@ async fn lossy_webhooks_then_one_pull_match_the_broker(app: TestApp) {
         url: format!("{}/webhooks/workos", app.address),
         secret: crate::helpers::SECRET.into(),
     };
-    let broker = broker(40, Some(target), faults).await;
-    let ws = attach(&app, &broker).await;
+    let broker = broker(users, Some(target), faults).await;
+    let ws = attach(app, &broker).await;
     pull(
-        &app,
+        app,
         &ws,
         &broker.directory_id,
         &listing(&broker).await,
         timestamp::now(),
         GUARD,
     );
+    (broker, ws)
+}
+
+async fn lossy_webhooks_then_one_pull_match_the_broker(app: TestApp) {
+    let (broker, ws) = lossy_broker_pulled_once(&app, 40).await;
     broker.random_changes(60);
     assert!(
         broker.settle(Duration::from_secs(20)).await,
@@ -399,26 +406,7 @@ fn pick_user(
 }
 
 async fn lossy_webhooks_then_one_pull_match_teams_and_roles(app: TestApp) {
-    let faults = Faults {
-        drop: 0.3,
-        duplicate: 0.1,
-        reorder: true,
-        ..Faults::default()
-    };
-    let target = WebhookTarget {
-        url: format!("{}/webhooks/workos", app.address),
-        secret: crate::helpers::SECRET.into(),
-    };
-    let broker = broker(60, Some(target), faults).await;
-    let ws = attach(&app, &broker).await;
-    pull(
-        &app,
-        &ws,
-        &broker.directory_id,
-        &listing(&broker).await,
-        timestamp::now(),
-        GUARD,
-    );
+    let (broker, ws) = lossy_broker_pulled_once(&app, 60).await;
 
     // An admin sets up teams linked to directory groups, and maps groups to roles.
     let truth = broker.truth();
