@@ -167,6 +167,9 @@ pub fn replace_mappings(
         .collect();
     audit::record_many(conn, cause, entries)?;
     recompute_workspace(conn, cause, workspace)?;
+    if !before.is_empty() && after.is_empty() {
+        return_to_default_role(conn, cause, workspace)?;
+    }
     mappings(conn, &workspace.id)
 }
 
@@ -209,7 +212,26 @@ pub fn recompute_workspace(
     Ok(())
 }
 
-/// Drops a deleted group's mapping, if it had one (the members' roles are recomputed by the caller).
+/// The last mapping went: the roles mappings gave return to the workspace's default (rule 11's "else
+/// `default_role`"), so no mapped privilege outlives its mapping. From then on admins set roles by hand.
+fn return_to_default_role(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+) -> QueryResult<()> {
+    let directory_members: Vec<MemberRow> = members::table
+        .filter(members::workspace_id.eq(&workspace.id))
+        .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
+        .select(MemberRow::as_select())
+        .load(conn)?;
+    for member in directory_members.iter().filter(|m| directory_decides(m)) {
+        set_role(conn, cause, member, workspace.default_role.clone())?;
+    }
+    Ok(())
+}
+
+/// Drops a deleted group's mapping, if it had one (the members' roles are recomputed by the caller; the
+/// last mapping gone, they return to the default role).
 pub fn drop_group_mapping(
     conn: &mut DbConnection,
     cause: &Cause,
@@ -235,6 +257,9 @@ pub fn drop_group_mapping(
                 after: None,
             },
         )?;
+        if !has_mappings(conn, &workspace.id)? {
+            return_to_default_role(conn, cause, workspace)?;
+        }
     }
     Ok(())
 }

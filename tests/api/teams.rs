@@ -358,10 +358,10 @@ async fn a_deleted_group_leaves_its_teams(app: TestApp) {
     assert_eq!(shown["linked_group_ids"], json!([org.group_id("ops")]));
     let (_, mappings) = app.op(Method::GET, &org.path("/role-mappings"), None).await;
     assert_eq!(mappings["data"], json!([]));
-    // With no mappings left, roles stay as they were.
+    // The group held the last mapping: the admin role it gave does not outlive it.
     assert_eq!(
         app.member(&org.ws, "gus@example.com").await.unwrap()["role"],
-        "admin"
+        "viewer"
     );
 }
 
@@ -479,9 +479,12 @@ async fn roles_follow_mappings_and_groups(app: TestApp) {
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("managed_by_directory_sync"))
     );
-    // An owner is never touched by the directory.
+    // The last mapping gone, the roles mappings gave return to the default: no mapped privilege stays.
+    assert_eq!(role("kit").await, "builder");
     app.op(Method::PUT, &org.path("/role-mappings"), Some(json!([])))
         .await;
+    assert_eq!(role("kit").await, "viewer", "back to the default role");
+    // An owner is never touched by the directory.
     let (status, _) = app
         .op(
             Method::PATCH,
