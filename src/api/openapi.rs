@@ -1224,8 +1224,14 @@ fn described(mut schema: Value, description: &str) -> Value {
 }
 
 /// A name as admins give it: trimmed, 1 to 200 characters.
+/// 1 to 200 characters, not only spaces, no control characters (as `check_name` accepts them).
 fn name() -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": 200 })
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    })
 }
 
 fn email() -> Value {
@@ -1318,7 +1324,7 @@ fn workspace_schemas() -> Vec<(&'static str, Value)> {
                     (
                         "organization_id",
                         described(
-                            json!({ "type": "string", "pattern": "^\\S+$" }),
+                            json!({ "type": "string", "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$" }),
                             "The broker's organization (`org_…`); one workspace each.",
                         ),
                     ),
