@@ -59,10 +59,7 @@ async fn list_audit_log(
             }
             let list =
                 List::from_overfetch(q.load(conn)?, &page, |e: &AuditEntryRow| e.id.to_string());
-            Ok(List {
-                data: list.data.iter().map(audit_entry_json).collect::<Vec<_>>(),
-                list_metadata: list.list_metadata,
-            })
+            Ok(list.map(audit_entry_json))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))

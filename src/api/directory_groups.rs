@@ -1,7 +1,7 @@
 //! `GET …/directory-groups`: the directory groups an admin can link to teams or map to roles.
 
 use super::auth::Caller;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::pagination::{List, PageQuery};
 use super::workspaces::load_workspace;
 use super::{resource, AppState};
@@ -10,7 +10,7 @@ use crate::db::schema::{directory_group_memberships as memberships, directory_gr
 use crate::directory_sync::teams::workspace_groups;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -39,8 +39,7 @@ async fn list_directory_groups(
             }
             let list =
                 List::from_overfetch(q.load(conn)?, &page, |g: &DirectoryGroupRow| g.id.clone());
-            let mut data: Vec<Value> = Vec::with_capacity(list.data.len());
-            for group in &list.data {
+            list.try_map(|group| {
                 let member_count: i64 = memberships::table
                     .filter(memberships::group_id.eq(&group.id))
                     .filter(memberships::is_member.eq(true))
@@ -52,14 +51,10 @@ async fn list_directory_groups(
                     .order(team_links::team_id)
                     .select(team_links::team_id)
                     .load(conn)?;
-                data.push(json!({
+                Ok::<_, ApiError>(json!({
                     "id": group.id, "name": group.name, "directory_id": group.directory_id,
                     "member_count": member_count, "linked_team_ids": linked_team_ids,
-                }));
-            }
-            Ok(List {
-                data,
-                list_metadata: list.list_metadata,
+                }))
             })
         })
         .await?;

@@ -97,10 +97,7 @@ async fn list_events(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(List {
-        data: list.data.iter().map(|e| event_json(e, false)).collect(),
-        list_metadata: list.list_metadata,
-    }))
+    Ok(HttpResponse::Ok().json(list.map(|e| event_json(e, false))))
 }
 
 async fn get_event(

@@ -75,10 +75,7 @@ async fn list_members(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(List {
-        data: list.data.iter().map(member_json).collect(),
-        list_metadata: list.list_metadata,
-    }))
+    Ok(HttpResponse::Ok().json(list.map(member_json)))
 }
 
 /// Loads a member of a workspace the caller may see, else 404.

@@ -82,4 +82,20 @@ impl<T> List<T> {
             list_metadata: ListMetadata { after },
         }
     }
+
+    /// The same page with each item turned into what the API shows.
+    pub fn map<U>(self, show: impl FnMut(&T) -> U) -> List<U> {
+        List {
+            data: self.data.iter().map(show).collect(),
+            list_metadata: self.list_metadata,
+        }
+    }
+
+    /// As [`List::map`], for a conversion that can fail (one that reads more rows).
+    pub fn try_map<U, E>(self, show: impl FnMut(&T) -> Result<U, E>) -> Result<List<U>, E> {
+        Ok(List {
+            data: self.data.iter().map(show).collect::<Result<_, E>>()?,
+            list_metadata: self.list_metadata,
+        })
+    }
 }

@@ -143,8 +143,5 @@ async fn list_sync_runs(
             Ok(List::from_overfetch(rows, &page, |r| r.id.clone()))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(List {
-        data: list.data.iter().map(sync_run_json).collect(),
-        list_metadata: list.list_metadata,
-    }))
+    Ok(HttpResponse::Ok().json(list.map(sync_run_json)))
 }

@@ -165,15 +165,7 @@ async fn list_teams(
                 q = q.filter(teams::id.gt(after.clone()));
             }
             let list = List::from_overfetch(q.load(conn)?, &page, |t: &TeamRow| t.id.clone());
-            let data = list
-                .data
-                .iter()
-                .map(|t| team_json(conn, t))
-                .collect::<ApiResult<Vec<Value>>>()?;
-            Ok(List {
-                data,
-                list_metadata: list.list_metadata,
-            })
+            list.try_map(|t| team_json(conn, t))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -514,15 +506,7 @@ async fn list_linked_groups(
             }
             let list =
                 List::from_overfetch(q.load(conn)?, &page, |l: &TeamLinkRow| l.group_id.clone());
-            let data = list
-                .data
-                .iter()
-                .map(|l| linked_group_json(conn, l))
-                .collect::<ApiResult<Vec<Value>>>()?;
-            Ok(List {
-                data,
-                list_metadata: list.list_metadata,
-            })
+            list.try_map(|l| linked_group_json(conn, l))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))

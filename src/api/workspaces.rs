@@ -200,10 +200,7 @@ async fn list_workspaces(
             Ok(List::from_overfetch(rows, &page, |w| w.id.clone()))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(List {
-        data: list.data.iter().map(workspace_json).collect(),
-        list_metadata: list.list_metadata,
-    }))
+    Ok(HttpResponse::Ok().json(list.map(workspace_json)))
 }
 
 async fn get_workspace(
