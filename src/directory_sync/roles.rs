@@ -76,23 +76,8 @@ fn set_role(
     audit_member_change(conn, cause, "member.role_changed", Some(member), &after)
 }
 
-/// Recomputes one member's role from the groups they are in.
-pub fn recompute(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    workspace: &WorkspaceRow,
-    member: &MemberRow,
-    groups: &[String],
-) -> QueryResult<()> {
-    if !directory_decides(member) {
-        return Ok(());
-    }
-    let mappings = mappings(conn, &workspace.id)?;
-    recompute_with(conn, cause, workspace, member, groups, &mappings)
-}
-
 /// Recomputes one member's role from the groups they are in, given the workspace's mappings.
-pub fn recompute_with(
+pub fn recompute(
     conn: &mut DbConnection,
     cause: &Cause,
     workspace: &WorkspaceRow,
@@ -193,23 +178,15 @@ pub fn recompute_workspace(
                 .push(mapping.group_id.clone());
         }
     }
-    let directory_members: Vec<MemberRow> = members::table
-        .filter(members::workspace_id.eq(&workspace.id))
-        .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
-        .select(MemberRow::as_select())
-        .load(conn)?;
-    for member in directory_members.iter().filter(|m| directory_decides(m)) {
+    set_directory_roles(conn, cause, workspace, |member| {
         let groups = member
             .directory_user_id
             .as_ref()
             .and_then(|u| groups_by_user.get(u))
             .cloned()
             .unwrap_or_default();
-        if let Some(role) = mapped_role(&mappings, &workspace.default_role, &groups) {
-            set_role(conn, cause, member, role)?;
-        }
-    }
-    Ok(())
+        mapped_role(&mappings, &workspace.default_role, &groups)
+    })
 }
 
 /// The last mapping went: the roles mappings gave return to the workspace's default (rule 11's "else
@@ -219,13 +196,27 @@ fn return_to_default_role(
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
+    set_directory_roles(conn, cause, workspace, |_| {
+        Some(workspace.default_role.clone())
+    })
+}
+
+/// Sets the role `role_of` gives each member whose role the directory decides (`None`: left as is).
+fn set_directory_roles(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    role_of: impl Fn(&MemberRow) -> Option<String>,
+) -> QueryResult<()> {
     let directory_members: Vec<MemberRow> = members::table
         .filter(members::workspace_id.eq(&workspace.id))
         .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
         .select(MemberRow::as_select())
         .load(conn)?;
     for member in directory_members.iter().filter(|m| directory_decides(m)) {
-        set_role(conn, cause, member, workspace.default_role.clone())?;
+        if let Some(role) = role_of(member) {
+            set_role(conn, cause, member, role)?;
+        }
     }
     Ok(())
 }

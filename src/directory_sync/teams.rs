@@ -330,7 +330,7 @@ pub fn reconcile_members(
         remove_sources(conn, cause, &workspace.id, &leaving)?;
         add_sources(conn, cause, &workspace.id, &joining)?;
         for member in batch {
-            roles::recompute_with(conn, cause, workspace, member, groups_of(member), &mappings)?;
+            roles::recompute(conn, cause, workspace, member, groups_of(member), &mappings)?;
         }
     }
     Ok(())
