@@ -299,14 +299,7 @@ impl DirectoryPull {
                 (id, StoredUser { stamp, ever_active })
             })
             .collect();
-        let with_active_member: HashSet<String> = member_rows::table
-            .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
-            .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-            .filter(member_rows::directory_user_id.eq_any(&ids))
-            .select(member_rows::directory_user_id.assume_not_null())
-            .load(conn)?
-            .into_iter()
-            .collect();
+        let with_active_member = self.with_active_member(conn, &ids)?;
         let newcomers: Vec<&DirectoryUser> = listed
             .iter()
             .filter(|u| !stored.contains_key(&u.id))
@@ -661,15 +654,16 @@ impl DirectoryPull {
     fn with_active_member(
         &self,
         conn: &mut DbConnection,
-        user_ids: &[String],
+        user_ids: &[impl AsRef<str>],
     ) -> QueryResult<HashSet<String>> {
         let mut found = HashSet::new();
         for chunk in user_ids.chunks(500) {
+            let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
             found.extend(
                 member_rows::table
                     .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
                     .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-                    .filter(member_rows::directory_user_id.eq_any(chunk))
+                    .filter(member_rows::directory_user_id.eq_any(&chunk))
                     .select(member_rows::directory_user_id.assume_not_null())
                     .load::<String>(conn)?,
             );
