@@ -250,6 +250,21 @@ impl Database {
         conn.transaction(work)
     }
 
+    /// As [`Database::write`] for background work: first lets any urgent write waiting for the SQLite writer
+    /// slot (a webhook's acknowledgement) go ahead.
+    pub fn write_behind_urgent<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        while self.urgent_writer_waiting() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.write(work)
+    }
+
     /// As [`Database::write`], ahead of background writers that check [`Database::urgent_writer_waiting`].
     pub fn write_urgent<T, E>(
         &self,

@@ -66,10 +66,7 @@ pub fn apply_due(
     apply: ApplyFn,
 ) -> Result<BatchReport, DbError> {
     // Intake goes first: acknowledging the broker matters more than applying a moment sooner.
-    while db.urgent_writer_waiting() {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    db.write(|conn| {
+    db.write_behind_urgent(|conn| {
         // Several instances share the queue: one applies at a time, so rules see each other's writes.
         if !crate::db::lock_apply(conn, false)? {
             return Ok(BatchReport::default());

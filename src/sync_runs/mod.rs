@@ -299,8 +299,10 @@ impl SyncRunner {
         // Nothing is deleted, but memberships the applied pages added still decide teams and roles.
         if let Some(mut pull) = pull {
             let db = self.db.clone();
-            let reconciled =
-                tokio::task::spawn_blocking(move || reconcile_teams(&db, &mut pull)).await;
+            let reconciled = tokio::task::spawn_blocking(move || {
+                in_transactions(&db, |conn| pull.reconcile_teams(conn, 500))
+            })
+            .await;
             if let Ok(Err(e)) = reconciled {
                 tracing::warn!(run = %run.id, error = %e, "teams and roles of the users a failed pull changed could not be reconciled; the next pull repairs them");
             }
@@ -347,8 +349,7 @@ fn apply_pages(
                 Err(_) => break,
             }
         }
-        yield_to_intake(db);
-        let applied = db.write(|conn| {
+        let applied = db.write_behind_urgent(|conn| {
             let mut requests = 0;
             for (page, made) in batch {
                 pull.apply(conn, page)?;
@@ -372,14 +373,8 @@ fn finish(
     mut pull: DirectoryPull,
     requests: u32,
 ) -> Result<Pulled, RunError> {
-    loop {
-        yield_to_intake(db);
-        if !db.write(|conn| Ok::<_, RunError>(pull.remove_unlisted_memberships(conn, 100)?))? {
-            break;
-        }
-    }
-    yield_to_intake(db);
-    db.write(|conn| {
+    in_transactions(db, |conn| pull.remove_unlisted_memberships(conn, 100))?;
+    db.write_behind_urgent(|conn| {
         pull.finish(conn)?;
         let counts = Some(&pull.counts);
         record_progress(
@@ -392,7 +387,7 @@ fn finish(
         )?;
         Ok::<_, RunError>(())
     })?;
-    reconcile_teams(db, &mut pull)?;
+    in_transactions(db, |conn| pull.reconcile_teams(conn, 500))?;
     db.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
             .set(directories::last_synced_at.eq(Some(timestamp::now())))
@@ -405,21 +400,13 @@ fn finish(
     })
 }
 
-/// Teams and roles of the users whose memberships the pull changed, 500 to a transaction.
-fn reconcile_teams(db: &Database, pull: &mut DirectoryPull) -> Result<(), RunError> {
-    loop {
-        yield_to_intake(db);
-        if !db.write(|conn| Ok::<_, RunError>(pull.reconcile_teams(conn, 500)?))? {
-            return Ok(());
-        }
-    }
-}
-
-/// Webhook intake goes first: acknowledging the broker matters more than a pull's next page.
-fn yield_to_intake(db: &Database) {
-    while db.urgent_writer_waiting() {
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    }
+/// Runs `step` a transaction at a time until it says nothing is left.
+fn in_transactions(
+    db: &Database,
+    mut step: impl FnMut(&mut DbConnection) -> Result<bool, ApplyError>,
+) -> Result<(), RunError> {
+    while db.write_behind_urgent(|conn| Ok::<_, RunError>(step(conn)?))? {}
+    Ok(())
 }
 
 /// Records a running pull's progress on its run.
