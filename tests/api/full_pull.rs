@@ -420,40 +420,10 @@ async fn lossy_webhooks_then_one_pull_match_teams_and_roles(app: TestApp) {
         ("Product", vec![g[1].clone(), g[2].clone()]),
         ("Support", vec![g[3].clone()]),
     ] {
-        let (status, team) = app
-            .op(
-                Method::POST,
-                &format!("/api/v1/workspaces/{ws}/teams"),
-                Some(json!({ "name": name })),
-            )
-            .await;
-        assert_eq!(status, reqwest::StatusCode::CREATED, "{team}");
-        let team = team["id"].as_str().unwrap().to_string();
-        for group in &linked {
-            let (status, body) = app
-                .op(
-                    Method::POST,
-                    &format!("/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
-                    Some(json!({ "group_id": group })),
-                )
-                .await;
-            assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-        }
+        let team = team_following(&app, &ws, name, &linked).await;
         setup.teams.push((team, linked));
     }
-    let mappings: Vec<serde_json::Value> = setup
-        .mappings
-        .iter()
-        .map(|(group, role)| json!({ "group_id": group, "role": role }))
-        .collect();
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &format!("/api/v1/workspaces/{ws}/role-mappings"),
-            Some(json!(mappings)),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    map_roles(&app, &ws, &setup.mappings).await;
     let default_role = default_role(&app, &ws).await;
     assert_eq!(default_role, "viewer");
     let owners = owners(&app, &ws).await;
@@ -1029,6 +999,46 @@ impl Drop for FailingPage {
     }
 }
 
+/// A new team named `name` with `groups` linked to it; returns its id.
+async fn team_following(app: &TestApp, ws: &str, name: &str, groups: &[String]) -> String {
+    let (status, team) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/teams"),
+            Some(json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{team}");
+    let team = team["id"].as_str().unwrap().to_string();
+    for group in groups {
+        let (status, body) = app
+            .op(
+                Method::POST,
+                &format!("/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
+                Some(json!({ "group_id": group })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+    team
+}
+
+/// Replaces the workspace's role mappings with these `(group, role)` pairs.
+async fn map_roles(app: &TestApp, ws: &str, mappings: &[(String, &str)]) {
+    let mappings: Vec<serde_json::Value> = mappings
+        .iter()
+        .map(|(group, role)| json!({ "group_id": group, "role": role }))
+        .collect();
+    let (status, body) = app
+        .op(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/role-mappings"),
+            Some(json!(mappings)),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+}
+
 /// Every audit entry of a workspace, newest first, read a page at a time.
 async fn audit_log(app: &TestApp, ws: &str) -> Vec<serde_json::Value> {
     let mut entries = Vec::new();
@@ -1116,23 +1126,7 @@ async fn a_listing_that_fails_on_page_7_deletes_nothing(backend: crate::helpers:
     // A team follows a directory group.
     let truth = broker.truth();
     let group = truth.groups[0].id.clone();
-    let (status, team) = app
-        .op(
-            Method::POST,
-            &format!("/api/v1/workspaces/{ws}/teams"),
-            Some(json!({ "name": "Followers" })),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{team}");
-    let team = team["id"].as_str().unwrap().to_string();
-    let (status, body) = app
-        .op(
-            Method::POST,
-            &format!("/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
-            Some(json!({ "group_id": group })),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let team = team_following(&app, &ws, "Followers", std::slice::from_ref(&group)).await;
 
     // At the broker, with no webhook to tell Rollcall: users on the first pages are deactivated, users on
     // the first and the last pages deleted, and members leave the team's group.
@@ -1327,31 +1321,8 @@ async fn teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next(
         truth.groups.first().unwrap().id.clone(),
         truth.groups.last().unwrap().id.clone(),
     );
-    let (status, team) = app
-        .op(
-            Method::POST,
-            &format!("/api/v1/workspaces/{ws}/teams"),
-            Some(json!({ "name": "Admins" })),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{team}");
-    let team = team["id"].as_str().unwrap().to_string();
-    let (status, body) = app
-        .op(
-            Method::POST,
-            &format!("/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
-            Some(json!({ "group_id": group })),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &format!("/api/v1/workspaces/{ws}/role-mappings"),
-            Some(json!([{ "group_id": group, "role": "admin" }])),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let team = team_following(&app, &ws, "Admins", std::slice::from_ref(&group)).await;
+    map_roles(&app, &ws, &[(group.clone(), "admin")]).await;
 
     // At the broker, with no webhook: an active user outside the group joins it. The next pull lists that
     // group's members, then fails on the last group's.
