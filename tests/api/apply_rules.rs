@@ -313,6 +313,43 @@ async fn a_stale_update_after_delete_does_not_resurrect(app: TestApp) {
     );
 }
 
+/// Rule 13: a downgrade below growth suspends application: events are skipped, members stay as they are.
+async fn a_downgraded_workspace_keeps_its_members_and_skips_events(app: TestApp) {
+    let dir = TestDirectory::new();
+    let ws = app.synced_workspace(&dir.organization_id).await;
+    let user = |state: &str, minute: u32| {
+        dir.user(
+            "directory_user_ada",
+            "idp-ada",
+            Some("ada@example.com"),
+            "Ada",
+            state,
+            &at(minute),
+        )
+    };
+    app.deliver(&[event("dsync.user.created", user("active", 1), &at(1))])
+        .await;
+    let before = app.member(&ws, "ada@example.com").await.unwrap();
+    assert_eq!(before["status"], "active");
+    let (status, body) = app
+        .op(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/workspaces/{ws}"),
+            Some(serde_json::json!({ "plan": "starter" })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let deleted = event("dsync.user.deleted", user("inactive", 2), &at(2));
+    app.deliver(std::slice::from_ref(&deleted)).await;
+    let delivery = &app.deliveries(deleted["id"].as_str().unwrap()).await[0];
+    assert_eq!(delivery["status"], "skipped", "{delivery}");
+    assert!(
+        delivery["reason"].as_str().unwrap().contains("starter"),
+        "{delivery}"
+    );
+    assert_eq!(app.member(&ws, "ada@example.com").await.unwrap(), before);
+}
+
 async fn a_returning_user_with_a_new_id_is_matched_by_idp_id(app: TestApp) {
     let dir = TestDirectory::new();
     let ws = app.synced_workspace(&dir.organization_id).await;
@@ -657,6 +694,7 @@ async fn a_membership_event_for_unseen_objects_creates_them(app: TestApp) {
 
 crate::on_both_backends!(
     a_stale_update_after_delete_does_not_resurrect,
+    a_downgraded_workspace_keeps_its_members_and_skips_events,
     a_returning_user_with_a_new_id_is_matched_by_idp_id,
     events_for_workspaces_that_do_not_qualify_are_skipped,
     an_email_change_onto_another_member_is_a_conflict,
