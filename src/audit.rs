@@ -53,29 +53,44 @@ pub fn record_many(
     cause: &Cause,
     entries: Vec<AuditRecord<'_>>,
 ) -> QueryResult<()> {
-    let (cause_type, cause_id) = cause.parts();
     let now = timestamp::now();
     let rows: Vec<NewAuditEntry> = entries
         .into_iter()
-        .map(|entry| NewAuditEntry {
-            workspace_id: entry.workspace_id.to_string(),
-            occurred_at: now,
-            action: entry.action.to_string(),
-            subject_type: entry.subject_type.to_string(),
-            subject_id: entry.subject_id.to_string(),
-            before: entry.before.map(|v| v.to_string()),
-            after: entry.after.map(|v| v.to_string()),
-            cause_type: cause_type.to_string(),
-            cause_id: cause_id.to_string(),
-        })
+        .map(|entry| self::entry(cause, entry, now))
         .collect();
+    insert_entries(conn, &rows)?;
+    Ok(())
+}
+
+/// The stored form of one audit entry.
+pub fn entry(
+    cause: &Cause,
+    record: AuditRecord<'_>,
+    occurred_at: timestamp::Timestamp,
+) -> NewAuditEntry {
+    let (cause_type, cause_id) = cause.parts();
+    NewAuditEntry {
+        workspace_id: record.workspace_id.to_string(),
+        occurred_at,
+        action: record.action.to_string(),
+        subject_type: record.subject_type.to_string(),
+        subject_id: record.subject_id.to_string(),
+        before: record.before.map(|v| v.to_string()),
+        after: record.after.map(|v| v.to_string()),
+        cause_type: cause_type.to_string(),
+        cause_id: cause_id.to_string(),
+    }
+}
+
+/// Inserts audit entries in batches; returns how many.
+pub fn insert_entries(conn: &mut DbConnection, rows: &[NewAuditEntry]) -> QueryResult<usize> {
     // 9 values a row keeps each statement well inside both backends' bind limits.
     for chunk in rows.chunks(1000) {
         crate::on_backend!(conn, |c| diesel::insert_into(audit_log::table)
             .values(chunk)
             .execute(c))?;
     }
-    Ok(())
+    Ok(rows.len())
 }
 
 /// A value as JSON for the audit log.

@@ -1,12 +1,14 @@
-//! `GET /metrics`: counters and gauges in the Prometheus text exposition format (version 0.0.4).
+//! `GET /metrics`: counters, gauges and a histogram in the Prometheus text exposition format (version 0.0.4).
 //!
 //! A small fixed registry of atomics: every series is known up front, so a scrape lists each one (at 0
-//! until it moves) and counting never allocates or locks.
+//! until it moves) and counting never allocates or locks. The applier's backlog is read from the database
+//! at each scrape, so it covers every instance sharing it.
 
 use actix_web::{web, HttpResponse};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +33,41 @@ pub const WEBHOOK_OUTCOMES: [&str; 5] = [
     "unavailable",
 ];
 
+/// Upper bounds of the apply-lag histogram's buckets, in seconds.
+pub const APPLY_LAG_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Observations counted into fixed buckets.
+#[derive(Default)]
+struct Histogram {
+    /// Observations at or below each bound of [`APPLY_LAG_BUCKETS`] (not cumulative).
+    buckets: [AtomicU64; APPLY_LAG_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        if let Some(i) = APPLY_LAG_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            bump(&self.buckets[i]);
+        }
+        bump(&self.count);
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The applier's backlog as the database shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    /// Stored deliveries not applied yet, new or waiting for a retry.
+    pub waiting: i64,
+    /// How long the oldest of them has waited since it was received (0 when none waits).
+    pub oldest_age: Duration,
+}
+
 #[derive(Default)]
 struct Registry {
     runs_finished: [AtomicU64; RUN_STATUSES.len()],
@@ -42,6 +79,7 @@ struct Registry {
     broker_rate_limited: AtomicU64,
     broker_retries: AtomicU64,
     webhooks: [AtomicU64; WEBHOOK_OUTCOMES.len()],
+    apply_lag: Histogram,
 }
 
 /// The service's metrics; cheap to clone, clones count into the same registry.
@@ -106,13 +144,19 @@ impl Metrics {
         }
     }
 
+    /// This process applied a delivery received `waited` ago.
+    pub fn delivery_applied(&self, waited: Duration) {
+        self.0.apply_lag.observe(waited);
+    }
+
     /// Sync runs queued or running in this process.
     pub fn runs_running(&self) -> i64 {
         self.0.runs_running.load(Ordering::Relaxed)
     }
 
-    /// Every series in the text exposition format.
-    pub fn render(&self) -> String {
+    /// Every series in the text exposition format, with the backlog (none: the database did not answer,
+    /// and its gauges have no sample) and whether the applier runs.
+    pub fn render(&self, backlog: Option<Backlog>, applier_running: bool) -> String {
         let r = &self.0;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = Exposition::default();
@@ -209,6 +253,57 @@ impl Metrics {
                 load(counter),
             );
         }
+        out.family(
+            "rollcall_apply_lag_seconds",
+            "histogram",
+            "Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied.",
+        );
+        let lag = &r.apply_lag;
+        let mut cumulative = 0;
+        for (bound, counter) in APPLY_LAG_BUCKETS.iter().zip(&lag.buckets) {
+            cumulative += load(counter);
+            out.sample(
+                "rollcall_apply_lag_seconds_bucket",
+                &[("le", &bound.to_string())],
+                cumulative,
+            );
+        }
+        let count = load(&lag.count);
+        out.sample(
+            "rollcall_apply_lag_seconds_bucket",
+            &[("le", "+Inf")],
+            count,
+        );
+        out.sample_float(
+            "rollcall_apply_lag_seconds_sum",
+            load(&lag.sum_micros) as f64 / 1e6,
+        );
+        out.sample("rollcall_apply_lag_seconds_count", &[], count);
+        out.family(
+            "rollcall_deliveries_waiting",
+            "gauge",
+            "Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database).",
+        );
+        if let Some(backlog) = backlog {
+            out.sample_signed("rollcall_deliveries_waiting", backlog.waiting);
+        }
+        out.family(
+            "rollcall_oldest_waiting_delivery_age_seconds",
+            "gauge",
+            "How long the oldest delivery not applied yet has waited since it was received (0 when none waits).",
+        );
+        if let Some(backlog) = backlog {
+            out.sample_float(
+                "rollcall_oldest_waiting_delivery_age_seconds",
+                backlog.oldest_age.as_secs_f64(),
+            );
+        }
+        out.family(
+            "rollcall_applier_running",
+            "gauge",
+            "1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied).",
+        );
+        out.sample_signed("rollcall_applier_running", i64::from(applier_running));
         out.0
     }
 }
@@ -230,6 +325,10 @@ impl Exposition {
     }
 
     fn sample_signed(&mut self, name: &str, value: i64) {
+        let _ = writeln!(self.0, "{name} {value}");
+    }
+
+    fn sample_float(&mut self, name: &str, value: f64) {
         let _ = writeln!(self.0, "{name} {value}");
     }
 
@@ -266,9 +365,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn metrics(state: web::Data<crate::api::AppState>) -> HttpResponse {
+    let db = state.db.clone();
+    let backlog = match web::block(move || db.read(crate::intake::applier::backlog)).await {
+        Ok(Ok(backlog)) => Some(backlog),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "/metrics could not read the backlog from the database");
+            None
+        }
+        Err(_) => None,
+    };
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
-        .body(state.metrics.render())
+        .body(state.metrics.render(backlog, state.applier.running()))
 }
 
 /// The value of one series in a scrape, such as `rollcall_sync_runs_total{status="succeeded"}`.
@@ -288,7 +396,7 @@ mod tests {
 
     #[test]
     fn every_series_is_listed_from_the_start() {
-        let text = Metrics::default().render();
+        let text = Metrics::default().render(Some(Backlog::default()), true);
         let expected = "\
 # HELP rollcall_sync_runs_total Sync runs finished, by how they ended.
 # TYPE rollcall_sync_runs_total counter
@@ -322,6 +430,32 @@ rollcall_webhooks_received_total{outcome=\"unauthorized\"} 0
 rollcall_webhooks_received_total{outcome=\"bad_request\"} 0
 rollcall_webhooks_received_total{outcome=\"too_large\"} 0
 rollcall_webhooks_received_total{outcome=\"unavailable\"} 0
+# HELP rollcall_apply_lag_seconds Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied.
+# TYPE rollcall_apply_lag_seconds histogram
+rollcall_apply_lag_seconds_bucket{le=\"0.005\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.01\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.025\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.05\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.1\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.25\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"0.5\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"1\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"2.5\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"5\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"10\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"30\"} 0
+rollcall_apply_lag_seconds_bucket{le=\"+Inf\"} 0
+rollcall_apply_lag_seconds_sum 0
+rollcall_apply_lag_seconds_count 0
+# HELP rollcall_deliveries_waiting Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database).
+# TYPE rollcall_deliveries_waiting gauge
+rollcall_deliveries_waiting 0
+# HELP rollcall_oldest_waiting_delivery_age_seconds How long the oldest delivery not applied yet has waited since it was received (0 when none waits).
+# TYPE rollcall_oldest_waiting_delivery_age_seconds gauge
+rollcall_oldest_waiting_delivery_age_seconds 0
+# HELP rollcall_applier_running 1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied).
+# TYPE rollcall_applier_running gauge
+rollcall_applier_running 1
 ";
         assert_eq!(text, expected);
     }
@@ -339,7 +473,7 @@ rollcall_webhooks_received_total{outcome=\"unavailable\"} 0
         metrics.broker_rate_limited();
         metrics.broker_retry();
         metrics.webhook_received("too_large");
-        let text = metrics.render();
+        let text = metrics.render(None, false);
         let value = |series: &str| sample_value(&text, series);
         assert_eq!(
             value("rollcall_sync_runs_started_total{trigger=\"scheduled\"}"),
@@ -371,11 +505,49 @@ rollcall_webhooks_received_total{outcome=\"unavailable\"} 0
     }
 
     #[test]
+    fn the_apply_lag_histogram_is_cumulative() {
+        let metrics = Metrics::default();
+        for millis in [3, 3, 40, 700, 45_000] {
+            metrics.delivery_applied(Duration::from_millis(millis));
+        }
+        let text = metrics.render(None, true);
+        let value = |series: &str| sample_value(&text, series);
+        assert_eq!(
+            value("rollcall_apply_lag_seconds_bucket{le=\"0.005\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value("rollcall_apply_lag_seconds_bucket{le=\"0.05\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value("rollcall_apply_lag_seconds_bucket{le=\"1\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            value("rollcall_apply_lag_seconds_bucket{le=\"30\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            value("rollcall_apply_lag_seconds_bucket{le=\"+Inf\"}"),
+            Some(5.0)
+        );
+        assert_eq!(value("rollcall_apply_lag_seconds_count"), Some(5.0));
+        assert_eq!(value("rollcall_apply_lag_seconds_sum"), Some(45.746));
+        assert_eq!(
+            value("rollcall_deliveries_waiting"),
+            None,
+            "no backlog without the database"
+        );
+        assert_eq!(value("rollcall_applier_running"), Some(1.0));
+    }
+
+    #[test]
     fn unknown_names_are_counted_apart() {
         let metrics = Metrics::default();
         metrics.run_started("manual \"test\"");
         metrics.broker_request("/organizations");
-        let text = metrics.render();
+        let text = metrics.render(None, false);
         assert!(text.contains("rollcall_sync_runs_started_total{trigger=\"other\"} 1\n"));
         assert!(text.contains("rollcall_broker_requests_total{endpoint=\"other\"} 1\n"));
     }
@@ -393,7 +565,7 @@ rollcall_webhooks_received_total{outcome=\"unavailable\"} 0
 
     #[test]
     fn every_line_is_a_comment_or_a_sample() {
-        let text = Metrics::default().render();
+        let text = Metrics::default().render(Some(Backlog::default()), true);
         for line in text.lines() {
             if line.starts_with('#') {
                 let parts: Vec<&str> = line.splitn(4, ' ').collect();

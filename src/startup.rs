@@ -3,7 +3,9 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::Database;
-use crate::intake::applier::{ActivationHook, Applier, ApplierStopper, RetryPolicy, Wakeup};
+use crate::intake::applier::{
+    ActivationHook, Applier, ApplierOptions, ApplierStopper, RetryPolicy, Wakeup,
+};
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
 use crate::sync_runs::schedule;
@@ -113,7 +115,15 @@ impl Application {
                 background.push(schedule::spawn_schedule(runner.clone(), interval));
             }
         }
-        let applier = Applier::start_with(db.clone(), retry, wakeup.clone(), on_activated);
+        let applier = Applier::start(
+            db.clone(),
+            ApplierOptions {
+                policy: retry,
+                wakeup: wakeup.clone(),
+                on_activated,
+                metrics: metrics.clone(),
+            },
+        );
         let (event_store, event_store_writer) = {
             let wakeup = wakeup.clone();
             EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
@@ -127,6 +137,7 @@ impl Application {
             settings: Arc::new(settings),
             event_store,
             applier_wakeup: wakeup,
+            applier: applier.health(),
             sync_runner,
             metrics,
         });

@@ -138,7 +138,8 @@ async fn retry_event(
                 .set((
                     webhook_events::status.eq(EventStatus::Received.as_str()),
                     webhook_events::attempts.eq(0),
-                    webhook_events::next_attempt_at.eq(None::<crate::workos::timestamp::Timestamp>),
+                    // Due now: the applier takes deliveries waiting for a retry by this time.
+                    webhook_events::next_attempt_at.eq(Some(crate::workos::timestamp::now())),
                 ))
                 .execute(conn)?;
             load_event(conn, id)

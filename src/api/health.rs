@@ -1,4 +1,4 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the database answers too).
+//! `GET /healthz` (the process answers) and `GET /readyz` (the applier runs and the database answers too).
 
 use super::{resource, AppState};
 use actix_web::{web, HttpResponse};
@@ -14,6 +14,11 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.applier.running() {
+        tracing::warn!("not ready: the applier has stopped; deliveries are stored but not applied");
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "applier": "stopped" }));
+    }
     let db = state.db.clone();
     match web::block(move || db.ping()).await {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),

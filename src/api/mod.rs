@@ -16,7 +16,7 @@ pub mod workspaces;
 
 use crate::config::Settings;
 use crate::db::{Database, DbConnection};
-use crate::intake::applier::Wakeup;
+use crate::intake::applier::{ApplierHealth, Wakeup};
 use crate::intake::event_store::EventStore;
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::{ApiError, ApiResult};
@@ -28,6 +28,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub event_store: EventStore,
     pub applier_wakeup: Wakeup,
+    /// Whether the applier runs (`/readyz` and `/metrics` say so).
+    pub applier: ApplierHealth,
     /// Full pulls; none when `WORKOS_API_KEY` is not set.
     pub sync_runner: Option<crate::sync_runs::SyncRunner>,
     /// What `/metrics` reports.

@@ -96,12 +96,10 @@ async fn put_role_mappings(
                     ));
                 }
             }
-            Ok(roles::replace_mappings(
-                conn,
-                &caller.cause(),
-                &workspace,
-                &wanted,
-            )?)
+            let cause = caller.cause();
+            Ok(crate::directory_sync::with_store(conn, |store| {
+                roles::replace_mappings(store, &cause, &workspace, &wanted)
+            })?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(mappings_json(&rows)))

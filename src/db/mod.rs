@@ -2,6 +2,13 @@
 //!
 //! Queries are written once against [`DbConnection`]; the few statements that differ per backend go through
 //! [`on_backend!`](crate::on_backend), which runs the same diesel code on the concrete connection.
+//!
+//! **One writer, one order.** Every change to members, teams, sources, links, mappings and roles, whoever
+//! makes it (the applier, a pull, an admin request), is made in a [`Database::write`] transaction, and every
+//! such transaction holds the same lock from its first statement to its commit: on SQLite the process's
+//! single writer slot (a second `serve` on the same file is refused, see [`InstanceLock`]), on PostgreSQL a
+//! transaction-scoped advisory lock per schema, shared by every instance. Each writer therefore reads what
+//! the previous one committed, and any mix of them ends as some serial order of them would.
 
 pub mod models;
 pub mod schema;
@@ -240,14 +247,19 @@ impl Database {
         run_migrations(&mut conn)
     }
 
-    /// Runs `work` in one transaction, queued behind other writers of this process on SQLite.
+    /// Runs `work` in one transaction that holds the serialization lock from its first statement: queued
+    /// behind every other writer of this database (of this process on SQLite, of every instance on
+    /// PostgreSQL).
     pub fn write<T, E>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
         let mut conn = self.conn()?;
         let _writer = self.writer_lock();
-        conn.transaction(work)
+        conn.transaction(|conn| {
+            lock_writes(conn)?;
+            work(conn)
+        })
     }
 
     /// As [`Database::write`] for background work: first lets any urgent write waiting for the SQLite writer
@@ -265,8 +277,11 @@ impl Database {
         self.write(work)
     }
 
-    /// As [`Database::write`], ahead of background writers that check [`Database::urgent_writer_waiting`].
-    pub fn write_urgent<T, E>(
+    /// Stores webhook deliveries: ahead of background writers that check
+    /// [`Database::urgent_writer_waiting`], and without the serialization lock (deliveries change no
+    /// directory state). On PostgreSQL these transactions take their own lock instead, so delivery ids are
+    /// handed out in commit order and the applier's cursor never passes one still being committed.
+    pub fn write_deliveries<T, E>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     ) -> Result<T, E>
@@ -283,7 +298,14 @@ impl Database {
             gate.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
             guard
         });
-        conn.transaction(work)
+        conn.transaction(|conn| {
+            if let DbConnection::Postgresql(c) = conn {
+                c.batch_execute(
+                    "SELECT pg_advisory_xact_lock(7243004, hashtext(current_schema()))",
+                )?;
+            }
+            work(conn)
+        })
     }
 
     /// Whether an urgent write waits for the SQLite writer slot (never on PostgreSQL).
@@ -318,20 +340,15 @@ impl Database {
     }
 }
 
-/// Serializes applying directory changes across instances sharing a PostgreSQL schema: the applier's
-/// batches and a pull's pages each take this transaction-scoped lock, so every rule sees the others'
-/// writes. `wait`: block until it is free, else try once. Always true on SQLite, whose writes are already
-/// one at a time. The lock is per schema: deployments in other schemas of the same database have their own.
-pub fn lock_apply(conn: &mut DbConnection, wait: bool) -> QueryResult<bool> {
+/// Takes the serialization lock for the rest of the caller's transaction: on PostgreSQL a
+/// transaction-scoped advisory lock, per schema (deployments in other schemas of the same database have
+/// their own); nothing on SQLite, whose writes are already one at a time.
+fn lock_writes(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
-        DbConnection::Postgresql(c) if wait => c
-            .batch_execute("SELECT pg_advisory_xact_lock(7243002, hashtext(current_schema()))")
-            .map(|()| true),
-        DbConnection::Postgresql(c) => diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-            "pg_try_advisory_xact_lock(7243002, hashtext(current_schema()))",
-        ))
-        .get_result(c),
-        DbConnection::Sqlite(_) => Ok(true),
+        DbConnection::Postgresql(c) => {
+            c.batch_execute("SELECT pg_advisory_xact_lock(7243002, hashtext(current_schema()))")
+        }
+        DbConnection::Sqlite(_) => Ok(()),
     }
 }
 

@@ -30,7 +30,7 @@ pub struct ApiTokenRow {
 
 /// Rollcall's copy of a broker directory.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = directories, treat_none_as_null = true)]
+#[diesel(table_name = directories, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryRow {
     pub id: String,
     pub organization_id: String,
@@ -47,7 +47,7 @@ pub struct DirectoryRow {
 
 /// Rollcall's copy of a directory user, or its tombstone.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = directory_users, treat_none_as_null = true)]
+#[diesel(table_name = directory_users, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryUserRow {
     pub id: String,
     pub directory_id: String,
@@ -68,7 +68,7 @@ pub struct DirectoryUserRow {
 
 /// Rollcall's copy of a directory group, or its tombstone.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = directory_groups, treat_none_as_null = true)]
+#[diesel(table_name = directory_groups, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryGroupRow {
     pub id: String,
     pub directory_id: String,
@@ -84,7 +84,7 @@ pub struct DirectoryGroupRow {
 
 /// Whether a user is in a group, as of the newest membership event seen for the pair.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = directory_group_memberships)]
+#[diesel(table_name = directory_group_memberships, treat_none_as_default_value = false)]
 pub struct GroupMembershipRow {
     pub group_id: String,
     pub user_id: String,
@@ -96,7 +96,7 @@ pub struct GroupMembershipRow {
 
 /// A person in a workspace.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = members, treat_none_as_null = true)]
+#[diesel(table_name = members, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct MemberRow {
     pub id: String,
     pub workspace_id: String,
@@ -232,7 +232,7 @@ pub struct TeamRow {
 
 /// One reason a member is in a team.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Queryable, Selectable, Insertable)]
-#[diesel(table_name = team_member_sources)]
+#[diesel(table_name = team_member_sources, treat_none_as_default_value = false)]
 pub struct TeamMemberSourceRow {
     pub team_id: String,
     pub member_id: String,

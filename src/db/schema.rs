@@ -189,7 +189,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    apply_cursor (id) {
+        id -> Integer,
+        applied_through -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    apply_cursor,
     sync_runs,
     teams,
     team_member_sources,

@@ -1,5 +1,6 @@
 //! `dsync.activated`, legacy `dsync.deactivated` and `dsync.deleted` (rule 4).
 
+use super::store::Store;
 use super::{members, teams, ApplyContext, ApplyError, Effects, Stamp};
 use crate::db::models::{DirectoryRow, DirectoryUserRow};
 use crate::db::schema::{directories, directory_groups, directory_users};
@@ -10,67 +11,71 @@ use diesel::prelude::*;
 
 /// Attaches the directory to the event's workspace.
 pub fn apply_activated(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     d: &Directory,
 ) -> Result<(), ApplyError> {
     let state = d.state.clone().unwrap_or_else(|| "active".into());
-    store_directory(conn, ctx, d, &state, false)?;
+    store_directory(store, ctx, d, &state, false)?;
     Ok(())
 }
 
 /// Marks the directory inactive; members stay as they are.
 pub fn apply_deactivated(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     d: &Directory,
 ) -> Result<(), ApplyError> {
-    store_directory(conn, ctx, d, "inactive", false)?;
+    store_directory(store, ctx, d, "inactive", false)?;
     Ok(())
 }
 
 /// Tombstones the directory and deprovisions every member it manages.
 pub fn apply_deleted(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     d: &Directory,
     effects: &mut Effects,
 ) -> Result<(), ApplyError> {
-    if !store_directory(conn, ctx, d, "deleted", true)? {
+    if !store_directory(store, ctx, d, "deleted", true)? {
         return Ok(());
     }
-    let users: Vec<DirectoryUserRow> = directory_users::table
-        .filter(directory_users::directory_id.eq(&d.id))
-        .filter(directory_users::ever_active.eq(true))
-        .select(DirectoryUserRow::as_select())
-        .load(conn)?;
-    for user in &users {
-        members::sync_for_user(conn, ctx, user, effects)?;
+    let users = store.load_users(|conn| {
+        directory_users::table
+            .filter(directory_users::directory_id.eq(&d.id))
+            .filter(directory_users::ever_active.eq(true))
+            .select(DirectoryUserRow::as_select())
+            .load(conn)
+    })?;
+    for batch in users.chunks(500) {
+        let ids: Vec<&str> = batch.iter().map(|u| u.id.as_str()).collect();
+        store.prefetch_members_of_users(&ids)?;
+        for user in batch {
+            members::sync_for_user(store, ctx, user, effects)?;
+        }
     }
-    let groups: Vec<String> = directory_groups::table
-        .filter(directory_groups::directory_id.eq(&d.id))
-        .select(directory_groups::id)
-        .load(conn)?;
+    let groups: Vec<String> = store.read(|conn| {
+        directory_groups::table
+            .filter(directory_groups::directory_id.eq(&d.id))
+            .select(directory_groups::id)
+            .load(conn)
+    })?;
     for group in groups {
-        teams::drop_group(conn, &ctx.cause, &ctx.workspace, &group)?;
+        teams::drop_group(store, &ctx.cause, &ctx.workspace, &group)?;
     }
     Ok(())
 }
 
 /// Stores the directory snapshot if it is newer than the stored one; returns whether it was.
 fn store_directory(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     d: &Directory,
     state: &str,
     deleted: bool,
 ) -> Result<bool, ApplyError> {
     let stamp = Stamp::of(d.updated_at(), ctx.event_at);
-    let existing: Option<DirectoryRow> = directories::table
-        .find(&d.id)
-        .select(DirectoryRow::as_select())
-        .first(conn)
-        .optional()?;
+    let existing = store.directory(&d.id)?;
     if !stamp.supersedes(
         existing
             .as_ref()
@@ -83,15 +88,7 @@ fn store_directory(
         .clone()
         .unwrap_or_else(|| ctx.workspace.organization_id.clone());
     let row = directory_row(d, organization_id, state, stamp, deleted, existing.as_ref());
-    if existing.is_some() {
-        diesel::update(directories::table.find(&d.id))
-            .set(&row)
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(directories::table)
-            .values(&row)
-            .execute(conn)?;
-    }
+    store.put_directory(row);
     Ok(true)
 }
 

@@ -1,27 +1,21 @@
 //! `dsync.group.*`: Rollcall's copy of directory groups and of who is in them (rules 6, 10).
 
+use super::store::Store;
 use super::{teams, users, ApplyContext, ApplyError, Effects, Stamp};
 use crate::db::models::{DirectoryGroupRow, GroupMembershipRow};
-use crate::db::schema::{directory_group_memberships as memberships, directory_groups};
-use crate::db::DbConnection;
 use crate::workos::events::{DirectoryGroup, GroupMembershipChange};
 use crate::workos::timestamp;
-use diesel::prelude::*;
 
 /// Stores a group snapshot if it is newer than the stored one (a deletion leaves a tombstone); returns
 /// whether it was.
 pub fn apply_group_snapshot(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     group: &DirectoryGroup,
     deleted: bool,
 ) -> Result<bool, ApplyError> {
     let stamp = Stamp::of(group.updated_at(), ctx.event_at);
-    let existing: Option<DirectoryGroupRow> = directory_groups::table
-        .find(&group.id)
-        .select(DirectoryGroupRow::as_select())
-        .first(conn)
-        .optional()?;
+    let existing = store.group(&group.id)?;
     if !stamp.supersedes(
         existing
             .as_ref()
@@ -30,7 +24,7 @@ pub fn apply_group_snapshot(
         return Ok(false);
     }
     let now = timestamp::now();
-    let row = DirectoryGroupRow {
+    store.put_group(DirectoryGroupRow {
         id: group.id.clone(),
         directory_id: group.directory_id.clone(),
         idp_id: group.idp_id.clone().unwrap_or_default(),
@@ -41,18 +35,9 @@ pub fn apply_group_snapshot(
         deleted_at: deleted.then_some(stamp.event_at),
         created_at: existing.as_ref().map_or(now, |e| e.created_at),
         updated_at: now,
-    };
-    if existing.is_some() {
-        diesel::update(directory_groups::table.find(&group.id))
-            .set(&row)
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(directory_groups::table)
-            .values(&row)
-            .execute(conn)?;
-    }
+    });
     if deleted {
-        teams::drop_group(conn, &ctx.cause, &ctx.workspace, &group.id)?;
+        teams::drop_group(store, &ctx.cause, &ctx.workspace, &group.id)?;
     }
     Ok(true)
 }
@@ -60,17 +45,17 @@ pub fn apply_group_snapshot(
 /// `user_added` / `user_removed`: records the pair's membership if this event is the newest seen for it.
 /// The user and group in the payload are applied as snapshots too, so unseen ones are created.
 pub fn apply_membership(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     change: &GroupMembershipChange,
     is_member: bool,
     effects: &mut Effects,
 ) -> Result<(), ApplyError> {
-    users::apply_user_snapshot(conn, ctx, &change.user, false, effects)?;
-    apply_group_snapshot(conn, ctx, &change.group, false)?;
+    users::apply_user_snapshot(store, ctx, &change.user, false, effects)?;
+    apply_group_snapshot(store, ctx, &change.group, false)?;
     let group = &change.group.id;
     if set_membership(
-        conn,
+        store,
         ctx,
         group,
         &change.user.id,
@@ -78,7 +63,7 @@ pub fn apply_membership(
         is_member,
     )? {
         let user = std::slice::from_ref(&change.user.id);
-        teams::reconcile_directory_users(conn, &ctx.cause, &ctx.workspace, user)?;
+        teams::reconcile_directory_users(store, &ctx.cause, &ctx.workspace, user)?;
     }
     Ok(())
 }
@@ -86,43 +71,27 @@ pub fn apply_membership(
 /// Records whether a user is in a group as of `ctx.event_at`; returns whether that was newer than what
 /// was stored.
 pub fn set_membership(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     group_id: &str,
     user_id: &str,
     directory_id: &str,
     is_member: bool,
 ) -> Result<bool, ApplyError> {
-    let key = (group_id, user_id);
-    let existing: Option<GroupMembershipRow> = memberships::table
-        .find(key)
-        .select(GroupMembershipRow::as_select())
-        .first(conn)
-        .optional()?;
-    let now = timestamp::now();
-    match existing {
-        Some(existing) if existing.last_event_at >= ctx.event_at => return Ok(false),
-        Some(_) => {
-            diesel::update(memberships::table.find(key))
-                .set((
-                    memberships::is_member.eq(is_member),
-                    memberships::last_event_at.eq(ctx.event_at),
-                    memberships::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-        }
-        None => {
-            diesel::insert_into(memberships::table)
-                .values(GroupMembershipRow {
-                    group_id: group_id.to_string(),
-                    user_id: user_id.to_string(),
-                    directory_id: directory_id.to_string(),
-                    is_member,
-                    last_event_at: ctx.event_at,
-                    updated_at: now,
-                })
-                .execute(conn)?;
-        }
+    let existing = store.membership(group_id, user_id)?;
+    if existing
+        .as_ref()
+        .is_some_and(|e| e.last_event_at >= ctx.event_at)
+    {
+        return Ok(false);
     }
+    store.put_membership(GroupMembershipRow {
+        group_id: group_id.to_string(),
+        user_id: user_id.to_string(),
+        directory_id: existing.map_or_else(|| directory_id.to_string(), |e| e.directory_id),
+        is_member,
+        last_event_at: ctx.event_at,
+        updated_at: timestamp::now(),
+    });
     Ok(true)
 }

@@ -1,13 +1,13 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
+use super::store::Store;
 use super::{teams, ApplyContext, ApplyError, Effects};
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{DirectoryUserRow, MemberRow};
-use crate::db::schema::{directories, directory_users, members};
 use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus};
 use crate::ids::new_id;
-use crate::workos::timestamp::{self, Timestamp};
+use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -39,7 +39,7 @@ pub fn member_json(m: &MemberRow) -> serde_json::Value {
 /// id); the newest of those records that was ever active speaks for them. Their member is found by link,
 /// then by email (a manual member, or one whose directory record is gone, is adopted), else created.
 pub fn sync_for_user(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     user: &DirectoryUserRow,
     effects: &mut Effects,
@@ -47,11 +47,7 @@ pub fn sync_for_user(
     let claimants: Vec<DirectoryUserRow> = if user.idp_id.is_empty() {
         vec![user.clone()]
     } else {
-        directory_users::table
-            .filter(directory_users::directory_id.eq(&user.directory_id))
-            .filter(directory_users::idp_id.eq(&user.idp_id))
-            .select(DirectoryUserRow::as_select())
-            .load(conn)?
+        store.users_with_idp(&user.directory_id, &user.idp_id)?
     };
     let Some(owner) = claimants.iter().filter(|u| u.ever_active).max_by(|a, b| {
         (a.source_updated_at, a.source_event_at, &a.id).cmp(&(
@@ -62,38 +58,32 @@ pub fn sync_for_user(
     }) else {
         return Ok(());
     };
-    // One equality lookup per record (almost always one): a plain `=` keeps PostgreSQL on the index even
-    // while its statistics still describe an empty table.
     let mut linked: Vec<MemberRow> = Vec::new();
     for claimant in &claimants {
-        linked.extend(
-            members::table
-                .filter(members::directory_user_id.eq(&claimant.id))
-                .filter(members::workspace_id.eq(&ctx.workspace.id))
-                .select(MemberRow::as_select())
-                .load::<MemberRow>(conn)?,
-        );
+        linked.extend(store.members_of_user(&ctx.workspace.id, &claimant.id)?);
     }
-    let status = desired_status(conn, owner)?;
+    let status = desired_status(store, owner)?;
     let linked_member = linked
         .iter()
         .find(|m| m.directory_user_id.as_deref() == Some(owner.id.as_str()))
         .or(linked.first());
     let member = match linked_member {
-        Some(member) => update_member(conn, ctx, member, owner, status, "member.updated", effects)?,
-        None => match match_by_email(conn, ctx, owner, status, effects)? {
+        Some(member) => {
+            update_member(store, ctx, member, owner, status, "member.updated", effects)?
+        }
+        None => match match_by_email(store, ctx, owner, status, effects)? {
             Some(member) => member,
             None => return Ok(()),
         },
     };
-    teams::reconcile_member(conn, &ctx.cause, &ctx.workspace, &member)?;
+    teams::reconcile_member(store, &ctx.cause, &ctx.workspace, &member)?;
     Ok(())
 }
 
 /// Adopts the member with the owner's email, or creates one; `None` when there is no email or the email
 /// belongs to another live directory record (a conflict, recorded).
 fn match_by_email(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     owner: &DirectoryUserRow,
     status: MemberStatus,
@@ -102,33 +92,30 @@ fn match_by_email(
     let Some(email) = owner.email.as_deref() else {
         return Ok(None);
     };
-    let by_email: Option<MemberRow> = members::table
-        .filter(members::workspace_id.eq(&ctx.workspace.id))
-        .filter(members::email_key.eq(email_key(email)))
-        .select(MemberRow::as_select())
-        .first(conn)
-        .optional()?;
-    match by_email {
-        Some(member) if can_adopt(conn, &member)? => {
-            update_member(conn, ctx, &member, owner, status, "member.adopted", effects).map(Some)
-        }
+    match store.member_with_email(&ctx.workspace.id, &email_key(email))? {
+        Some(member) if can_adopt(store, &member)? => update_member(
+            store,
+            ctx,
+            &member,
+            owner,
+            status,
+            "member.adopted",
+            effects,
+        )
+        .map(Some),
         Some(member) => {
-            record_conflict(conn, ctx, &member, owner, email, effects)?;
+            record_conflict(store, ctx, &member, owner, email, effects);
             Ok(None)
         }
-        None => create_member(conn, ctx, owner, email, status).map(Some),
+        None => Ok(Some(create_member(store, ctx, owner, email, status))),
     }
 }
 
 /// Active while the directory record is active, not deleted, and its directory not deleted.
-fn desired_status(conn: &mut DbConnection, owner: &DirectoryUserRow) -> QueryResult<MemberStatus> {
-    let directory_deleted = directories::table
-        .find(&owner.directory_id)
-        .select(directories::deleted_at)
-        .first::<Option<Timestamp>>(conn)
-        .optional()?
-        .flatten()
-        .is_some();
+fn desired_status(store: &mut Store<'_>, owner: &DirectoryUserRow) -> QueryResult<MemberStatus> {
+    let directory_deleted = store
+        .directory(&owner.directory_id)?
+        .is_some_and(|d| d.deleted_at.is_some());
     let active = owner.deleted_at.is_none() && owner.state == "active" && !directory_deleted;
     Ok(if active {
         MemberStatus::Active
@@ -138,43 +125,36 @@ fn desired_status(conn: &mut DbConnection, owner: &DirectoryUserRow) -> QueryRes
 }
 
 /// A member found by email may be taken over unless another live directory record owns it.
-fn can_adopt(conn: &mut DbConnection, member: &MemberRow) -> QueryResult<bool> {
+fn can_adopt(store: &mut Store<'_>, member: &MemberRow) -> QueryResult<bool> {
     if member.managed_by == ManagedBy::Manual.as_str() {
         return Ok(true);
     }
     let Some(linked) = &member.directory_user_id else {
         return Ok(true);
     };
-    let record: Option<(Option<Timestamp>, Option<Timestamp>)> = directory_users::table
-        .left_join(directories::table.on(directories::id.eq(directory_users::directory_id)))
-        .filter(directory_users::id.eq(linked))
-        .select((
-            directory_users::deleted_at,
-            directories::deleted_at.nullable(),
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(match record {
-        None => true,
-        Some((user_deleted, directory_deleted)) => {
-            user_deleted.is_some() || directory_deleted.is_some()
-        }
-    })
+    let Some(record) = store.user(linked)? else {
+        return Ok(true);
+    };
+    let directory_deleted = store
+        .directory(&record.directory_id)?
+        .is_some_and(|d| d.deleted_at.is_some());
+    Ok(record.deleted_at.is_some() || directory_deleted)
 }
 
 fn create_member(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     owner: &DirectoryUserRow,
     email: &str,
     status: MemberStatus,
-) -> Result<MemberRow, ApplyError> {
+) -> MemberRow {
     let member = new_member(ctx, owner, email, status);
-    diesel::insert_into(members::table)
-        .values(&member)
-        .execute(conn)?;
-    audit_member_change(conn, &ctx.cause, "member.provisioned", None, &member)?;
-    Ok(member)
+    store.audit(
+        &ctx.cause,
+        member_change("member.provisioned", None, &member),
+    );
+    store.put_member(member.clone());
+    member
 }
 
 /// The member provisioned for a directory user: the workspace's default role, managed by the directory.
@@ -202,7 +182,7 @@ pub fn new_member(
 }
 
 fn update_member(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     member: &MemberRow,
     owner: &DirectoryUserRow,
@@ -220,8 +200,12 @@ fn update_member(
     };
     if let Some(email) = owner.email.as_deref() {
         let key = email_key(email);
-        if key != member.email_key && email_taken(conn, &member.workspace_id, &key, &member.id)? {
-            record_conflict(conn, ctx, member, owner, email, effects)?;
+        let taken = key != member.email_key
+            && store
+                .member_with_email(&member.workspace_id, &key)?
+                .is_some_and(|holder| holder.id != member.id);
+        if taken {
+            record_conflict(store, ctx, member, owner, email, effects);
         } else {
             next.email = email.trim().to_string();
             next.email_key = key;
@@ -231,48 +215,30 @@ fn update_member(
         return Ok(next);
     }
     next.updated_at = timestamp::now();
-    diesel::update(members::table.find(&member.id))
-        .set(&next)
-        .execute(conn)?;
     let action = match (member.status == next.status, status) {
         (false, MemberStatus::Deprovisioned) => "member.deprovisioned",
         (false, MemberStatus::Active) => "member.reprovisioned",
         (true, _) => action,
     };
-    audit_member_change(conn, &ctx.cause, action, Some(member), &next)?;
+    store.audit(&ctx.cause, member_change(action, Some(member), &next));
+    store.put_member(next.clone());
     Ok(next)
-}
-
-fn email_taken(
-    conn: &mut DbConnection,
-    workspace_id: &str,
-    key: &str,
-    except: &str,
-) -> QueryResult<bool> {
-    let found: i64 = members::table
-        .filter(members::workspace_id.eq(workspace_id))
-        .filter(members::email_key.eq(key))
-        .filter(members::id.ne(except))
-        .count()
-        .get_result(conn)?;
-    Ok(found > 0)
 }
 
 /// An email that would merge two members is not applied; the audit log and the event say so.
 fn record_conflict(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     member: &MemberRow,
     owner: &DirectoryUserRow,
     email: &str,
     effects: &mut Effects,
-) -> Result<(), ApplyError> {
+) {
     effects.conflicts.push(format!(
         "directory user {} has email {email}, which member {} already holds; not merged",
         owner.id, member.id
     ));
-    audit::record(
-        conn,
+    store.audit(
         &ctx.cause,
         AuditRecord {
             workspace_id: &member.workspace_id,
@@ -282,8 +248,7 @@ fn record_conflict(
             before: Some(member_json(member)),
             after: Some(json!({ "directory_user_id": owner.id, "email": email })),
         },
-    )?;
-    Ok(())
+    );
 }
 
 /// Writes the audit entry of a change to a member.

@@ -10,18 +10,15 @@
 //! after the pull began (a webhook applied mid-pull wins), and deprovisioning more than the allowed share of
 //! the directory's active members is held back unless forced.
 
-use super::{groups, members, teams, users, ApplyContext, ApplyError, Effects, Stamp};
-use crate::audit;
+use super::store::Store;
+use super::{groups, prefetch_users, teams, users, ApplyContext, ApplyError, Effects, Stamp};
 use crate::broker::ListedPage;
-use crate::db::models::{DirectoryUserRow, GroupMembershipRow, MemberRow};
 use crate::db::schema::{
-    directories, directory_group_memberships as memberships, directory_groups, directory_users,
-    members as member_rows,
+    directory_group_memberships as memberships, directory_groups, directory_users,
 };
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
-use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -71,29 +68,31 @@ pub fn reconcile_directory(
     listing: &DirectoryListing<'_>,
     guard: DeprovisionGuard,
 ) -> Result<ReconcileCounts, ApplyError> {
-    let mut pull = DirectoryPull::begin(conn, ctx, listing.directory_id, guard)?;
-    pull.apply(conn, ListedPage::Groups(listing.groups.to_vec()))?;
-    for page in listing.users.chunks(100) {
-        pull.apply(
-            conn,
-            ListedPage::Users {
-                users: page.to_vec(),
-                memberships: Vec::new(),
-            },
-        )?;
-    }
-    let mut by_group: HashMap<&str, Vec<String>> = HashMap::new();
-    for (group, user) in listing.memberships {
-        by_group.entry(group).or_default().push(user.clone());
-    }
-    for (group_id, user_ids) in by_group {
-        let group_id = group_id.to_string();
-        pull.apply(conn, ListedPage::GroupMembers { group_id, user_ids })?;
-    }
-    while pull.remove_unlisted_memberships(conn, 100)? {}
-    pull.finish(conn)?;
-    while pull.reconcile_teams(conn, 500)? {}
-    Ok(pull.counts)
+    super::with_store(conn, |store| {
+        let mut pull = DirectoryPull::begin(store, ctx, listing.directory_id, guard)?;
+        pull.apply(store, ListedPage::Groups(listing.groups.to_vec()))?;
+        for page in listing.users.chunks(100) {
+            pull.apply(
+                store,
+                ListedPage::Users {
+                    users: page.to_vec(),
+                    memberships: Vec::new(),
+                },
+            )?;
+        }
+        let mut by_group: HashMap<&str, Vec<String>> = HashMap::new();
+        for (group, user) in listing.memberships {
+            by_group.entry(group).or_default().push(user.clone());
+        }
+        for (group_id, user_ids) in by_group {
+            let group_id = group_id.to_string();
+            pull.apply(store, ListedPage::GroupMembers { group_id, user_ids })?;
+        }
+        while pull.remove_unlisted_memberships(store, 100)? {}
+        pull.finish(store)?;
+        while pull.reconcile_teams(store, 500)? {}
+        Ok(pull.counts)
+    })
 }
 
 /// On PostgreSQL, brings the planner's statistics of the tables a pull looks up in batches up to date.
@@ -144,7 +143,6 @@ pub struct DirectoryPull {
     /// stored one only when strictly newer.
     listed_ctx: ApplyContext,
     guard: DeprovisionGuard,
-    directory_deleted: bool,
     /// Active directory members of the workspace when the pull began: the base of the guard's share.
     active_at_start: usize,
     users: Interner,
@@ -165,33 +163,24 @@ pub struct DirectoryPull {
     pub counts: ReconcileCounts,
 }
 
-/// A stored user as a page needs it.
-struct StoredUser {
-    stamp: (Timestamp, Timestamp),
-    ever_active: bool,
-}
-
 impl DirectoryPull {
     /// Starts a pull of `directory_id`; `ctx.event_at` must be when it began (before the listing).
     pub fn begin(
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         ctx: &ApplyContext,
         directory_id: &str,
         guard: DeprovisionGuard,
     ) -> Result<Self, ApplyError> {
-        let directory_deleted = directories::table
-            .find(directory_id)
-            .select(directories::deleted_at)
-            .first::<Option<Timestamp>>(conn)
-            .optional()?
-            .flatten()
-            .is_some();
-        let active_at_start: i64 = member_rows::table
-            .filter(member_rows::workspace_id.eq(&ctx.workspace.id))
-            .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-            .filter(member_rows::directory_user_id.is_not_null())
-            .count()
-            .get_result(conn)?;
+        use crate::db::schema::members as member_rows;
+        let workspace_id = ctx.workspace.id.clone();
+        let active_at_start: i64 = store.read(|conn| {
+            member_rows::table
+                .filter(member_rows::workspace_id.eq(&workspace_id))
+                .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
+                .filter(member_rows::directory_user_id.is_not_null())
+                .count()
+                .get_result(conn)
+        })?;
         Ok(Self {
             directory_id: directory_id.to_string(),
             ctx: ApplyContext {
@@ -205,7 +194,6 @@ impl DirectoryPull {
                 event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
             },
             guard,
-            directory_deleted,
             active_at_start: active_at_start as usize,
             users: Interner::default(),
             groups: Interner::default(),
@@ -222,52 +210,44 @@ impl DirectoryPull {
         })
     }
 
-    /// Applies one page of the listing in the caller's transaction.
-    pub fn apply(&mut self, conn: &mut DbConnection, page: ListedPage) -> Result<(), ApplyError> {
-        crate::db::lock_apply(conn, true)?;
+    /// Applies one page of the listing to the caller's store.
+    pub fn apply(&mut self, store: &mut Store<'_>, page: ListedPage) -> Result<(), ApplyError> {
+        let written_before = store.written();
         match page {
-            ListedPage::Groups(groups) => self.apply_groups(conn, &groups)?,
+            ListedPage::Groups(groups) => self.apply_groups(store, &groups)?,
             ListedPage::Users { users, memberships } => {
-                self.apply_users(conn, &users)?;
-                self.add_memberships(conn, &memberships)?;
+                self.apply_users(store, &users)?;
+                self.add_memberships(store, &memberships)?;
             }
             ListedPage::GroupMembers { group_id, user_ids } => {
                 let pairs: Vec<(String, String)> = user_ids
                     .into_iter()
                     .map(|u| (group_id.clone(), u))
                     .collect();
-                self.add_memberships(conn, &pairs)?;
+                self.add_memberships(store, &pairs)?;
             }
         }
-        self.refresh_statistics(conn)?;
+        self.written_since_analyze += store.written() - written_before;
+        self.refresh_statistics(store)?;
         Ok(())
     }
 
     fn apply_groups(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         listed: &[DirectoryGroup],
     ) -> Result<(), ApplyError> {
         let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
-        let stored: HashMap<String, (Timestamp, Timestamp)> = directory_groups::table
-            .filter(directory_groups::id.eq_any(&ids))
-            .select((
-                directory_groups::id,
-                directory_groups::source_updated_at,
-                directory_groups::source_event_at,
-            ))
-            .load::<(String, Timestamp, Timestamp)>(conn)?
-            .into_iter()
-            .map(|(id, updated_at, event_at)| (id, (updated_at, event_at)))
-            .collect();
+        store.prefetch_groups(&ids)?;
         for group in listed {
             let id = self.groups.intern(&group.id);
             self.listed_groups.insert(id);
-            let before = stored.get(&group.id).copied();
+            let before = store
+                .group(&group.id)?
+                .map(|g| (g.source_updated_at, g.source_event_at));
             if Stamp::of(group.updated_at(), self.listed_ctx.event_at).supersedes(before)
-                && groups::apply_group_snapshot(conn, &self.listed_ctx, group, false)?
+                && groups::apply_group_snapshot(store, &self.listed_ctx, group, false)?
             {
-                self.written_since_analyze += 1;
                 if before.is_some() {
                     self.counts.groups_updated += 1;
                 } else {
@@ -280,44 +260,23 @@ impl DirectoryPull {
 
     fn apply_users(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         listed: &[DirectoryUser],
     ) -> Result<(), ApplyError> {
-        let ids: Vec<&str> = listed.iter().map(|u| u.id.as_str()).collect();
-        let stored: HashMap<String, StoredUser> = directory_users::table
-            .filter(directory_users::id.eq_any(&ids))
-            .select((
-                directory_users::id,
-                directory_users::source_updated_at,
-                directory_users::source_event_at,
-                directory_users::ever_active,
-            ))
-            .load::<(String, Timestamp, Timestamp, bool)>(conn)?
-            .into_iter()
-            .map(|(id, updated_at, event_at, ever_active)| {
-                let stamp = (updated_at, event_at);
-                (id, StoredUser { stamp, ever_active })
-            })
-            .collect();
-        let with_active_member = self.with_active_member(conn, &ids)?;
-        let newcomers: Vec<&DirectoryUser> = listed
-            .iter()
-            .filter(|u| !stored.contains_key(&u.id))
-            .collect();
-        let (taken_idp_ids, taken_emails) = self.taken(conn, &newcomers)?;
-        let (mut page_idp_ids, mut page_emails) = (HashSet::new(), HashSet::new());
-        let mut bulk: Vec<&DirectoryUser> = Vec::new();
-        let mut one_by_one: Vec<&DirectoryUser> = Vec::new();
+        let page: Vec<&DirectoryUser> = listed.iter().collect();
+        prefetch_users(store, &self.ctx.workspace.id, &page)?;
+        let mut effects = Effects::default();
         for user in listed {
             let id = self.users.intern(&user.id);
             self.listed_users.insert(id);
             self.users_listed += 1;
             let active_with_email = user.is_active() && user.primary_email().is_some();
             let stamp = Stamp::of(user.updated_at(), self.listed_ctx.event_at);
-            match stored.get(&user.id) {
+            match store.user(&user.id)? {
                 Some(before) => {
-                    let newer = stamp.supersedes(Some(before.stamp));
-                    if newer && !user.is_active() && with_active_member.contains(&user.id) {
+                    let newer =
+                        stamp.supersedes(Some((before.source_updated_at, before.source_event_at)));
+                    if newer && !user.is_active() && self.has_active_member(store, &user.id)? {
                         // Deprovisioning waits for the complete listing and the guard.
                         self.deactivations.push(user.clone());
                         continue;
@@ -326,135 +285,36 @@ impl DirectoryPull {
                         self.counts.users_updated += 1;
                     }
                     if newer || (active_with_email && !before.ever_active) {
-                        one_by_one.push(user);
+                        users::apply_user_snapshot(
+                            store,
+                            &self.listed_ctx,
+                            user,
+                            false,
+                            &mut effects,
+                        )?;
                     }
                 }
                 None => {
                     self.counts.users_created += 1;
-                    let idp_id = user.idp_id.as_deref().unwrap_or_default();
-                    let unmatched_idp = idp_id.is_empty()
-                        || (!taken_idp_ids.contains(idp_id) && page_idp_ids.insert(idp_id));
-                    let free_email = !active_with_email
-                        || user
-                            .primary_email()
-                            .map(members::email_key)
-                            .is_some_and(|key| {
-                                !taken_emails.contains(&key) && page_emails.insert(key)
-                            });
-                    if !self.directory_deleted && unmatched_idp && free_email {
-                        bulk.push(user);
-                    } else {
-                        one_by_one.push(user);
-                    }
+                    users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
                 }
             }
-        }
-        self.insert_newcomers(conn, &bulk)?;
-        let mut effects = Effects::default();
-        for user in one_by_one {
-            users::apply_user_snapshot(conn, &self.listed_ctx, user, false, &mut effects)?;
-            self.written_since_analyze += 1;
         }
         self.counts.conflicts += effects.conflicts.len();
         Ok(())
     }
 
-    /// Of these new users, the `idp_id`s another stored record of the directory has (a returning user)
-    /// and the email keys a member of the workspace holds (adoption or a conflict): those go through the
-    /// per-record rules.
-    fn taken(
-        &self,
-        conn: &mut DbConnection,
-        newcomers: &[&DirectoryUser],
-    ) -> QueryResult<(HashSet<String>, HashSet<String>)> {
-        let idp_ids: Vec<&str> = newcomers
+    fn has_active_member(&self, store: &mut Store<'_>, user_id: &str) -> QueryResult<bool> {
+        Ok(store
+            .members_of_user(&self.ctx.workspace.id, user_id)?
             .iter()
-            .filter_map(|u| u.idp_id.as_deref())
-            .filter(|i| !i.is_empty())
-            .collect();
-        let emails: Vec<String> = newcomers
-            .iter()
-            .filter_map(|u| u.primary_email().map(members::email_key))
-            .collect();
-        let taken_idp_ids = if idp_ids.is_empty() {
-            HashSet::new()
-        } else {
-            directory_users::table
-                .filter(directory_users::directory_id.eq(&self.directory_id))
-                .filter(directory_users::idp_id.eq_any(&idp_ids))
-                .select(directory_users::idp_id)
-                .load(conn)?
-                .into_iter()
-                .collect()
-        };
-        let taken_emails = if emails.is_empty() {
-            HashSet::new()
-        } else {
-            member_rows::table
-                .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
-                .filter(member_rows::email_key.eq_any(&emails))
-                .select(member_rows::email_key)
-                .load(conn)?
-                .into_iter()
-                .collect()
-        };
-        Ok((taken_idp_ids, taken_emails))
-    }
-
-    /// New users that match no stored record and no member: their rows, and a member for each active one
-    /// with an email, written in bulk (what the per-record rules would write for each).
-    fn insert_newcomers(
-        &mut self,
-        conn: &mut DbConnection,
-        newcomers: &[&DirectoryUser],
-    ) -> Result<(), ApplyError> {
-        if newcomers.is_empty() {
-            return Ok(());
-        }
-        let now = timestamp::now();
-        let rows: Vec<DirectoryUserRow> = newcomers
-            .iter()
-            .map(|u| {
-                let stamp = Stamp::of(u.updated_at(), self.listed_ctx.event_at);
-                users::user_row(u, stamp, false, now)
-            })
-            .collect();
-        let provisioned: Vec<MemberRow> = rows
-            .iter()
-            .filter(|row| row.ever_active)
-            .filter_map(|row| {
-                let email = row.email.as_deref()?;
-                Some(members::new_member(
-                    &self.listed_ctx,
-                    row,
-                    email,
-                    MemberStatus::Active,
-                ))
-            })
-            .collect();
-        for chunk in rows.chunks(100) {
-            crate::on_backend!(conn, |c| diesel::insert_into(directory_users::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        for chunk in provisioned.chunks(100) {
-            crate::on_backend!(conn, |c| diesel::insert_into(member_rows::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        let entries = provisioned
-            .iter()
-            .map(|m| members::member_change("member.provisioned", None, m))
-            .collect();
-        audit::record_many(conn, &self.ctx.cause, entries)?;
-        self.written_since_analyze += rows.len() + 2 * provisioned.len();
-        Ok(())
+            .any(|m| m.status == MemberStatus::Active.as_str()))
     }
 
     /// Records listed memberships, adding those Rollcall lacks (or holds as removed from before the pull).
     fn add_memberships(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         listed: &[(String, String)],
     ) -> Result<(), ApplyError> {
         if listed.is_empty() {
@@ -466,70 +326,33 @@ impl DirectoryPull {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let stored: HashMap<(String, String), (bool, Timestamp)> = memberships::table
-            .filter(memberships::user_id.eq_any(&user_ids))
-            .select((
-                memberships::group_id,
-                memberships::user_id,
-                memberships::is_member,
-                memberships::updated_at,
-            ))
-            .load::<(String, String, bool, Timestamp)>(conn)?
-            .into_iter()
-            .map(|(g, u, is_member, updated_at)| ((g, u), (is_member, updated_at)))
-            .collect();
-        let now = timestamp::now();
-        let mut new_rows = Vec::new();
+        store.prefetch_memberships_of_users(&user_ids)?;
         for (group, user) in listed {
             let pair = (self.groups.intern(group), self.users.intern(user));
             if !self.listed_memberships.insert(pair) {
                 continue;
             }
-            match stored.get(&(group.clone(), user.clone())) {
-                None => new_rows.push(GroupMembershipRow {
-                    group_id: group.clone(),
-                    user_id: user.clone(),
-                    directory_id: self.directory_id.clone(),
-                    is_member: true,
-                    last_event_at: self.ctx.event_at,
-                    updated_at: now,
-                }),
-                Some((false, updated_at)) if *updated_at < self.ctx.event_at => {
-                    if groups::set_membership(
-                        conn,
-                        &self.ctx,
-                        group,
-                        user,
-                        &self.directory_id,
-                        true,
-                    )? {
-                        self.counts.memberships_added += 1;
-                        self.touched.insert(pair.1);
-                    }
-                }
-                Some(_) => {}
+            let add = match store.membership(group, user)? {
+                None => true,
+                Some(stored) => !stored.is_member && stored.updated_at < self.ctx.event_at,
+            };
+            if add
+                && groups::set_membership(store, &self.ctx, group, user, &self.directory_id, true)?
+            {
+                self.counts.memberships_added += 1;
+                self.touched.insert(pair.1);
             }
         }
-        for chunk in new_rows.chunks(500) {
-            crate::on_backend!(conn, |c| diesel::insert_into(memberships::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        for row in &new_rows {
-            self.touched.insert(self.users.intern(&row.user_id));
-        }
-        self.counts.memberships_added += new_rows.len();
-        self.written_since_analyze += new_rows.len();
         Ok(())
     }
 
     /// On PostgreSQL, refreshes the planner's statistics each time the pulled tables have grown by as
     /// much again: tables that were empty when last analysed would otherwise be scanned whole per lookup.
-    fn refresh_statistics(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
+    fn refresh_statistics(&mut self, store: &mut Store<'_>) -> QueryResult<()> {
         if self.written_since_analyze < self.written_at_analyze.max(2_000) {
             return Ok(());
         }
-        analyze(conn)?;
+        store.read(analyze)?;
         self.written_at_analyze += self.written_since_analyze;
         self.written_since_analyze = 0;
         Ok(())
@@ -538,13 +361,12 @@ impl DirectoryPull {
     /// After the complete listing and [`Self::remove_unlisted_memberships`]: removes users and groups the
     /// listing lacks (if untouched since the pull began), and applies the listed deactivations, unless the
     /// guard holds deprovisioning back. Then [`Self::reconcile_teams`] brings teams and roles in line.
-    pub fn finish(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
-        crate::db::lock_apply(conn, true)?;
+    pub fn finish(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
         // Teams and roles are looked up in batches next: plans from current statistics, whatever was
         // written since the last analysis, by this pull or by admins.
-        analyze(conn)?;
-        let stored = self.stored_users(conn)?;
-        if teams::derives_from_groups(conn, &self.ctx.workspace)? {
+        store.read(analyze)?;
+        let stored = self.stored_users(store)?;
+        if teams::derives_from_groups(store, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose
             // memberships this pull changed, so whatever an earlier failed pull left behind is repaired.
             for id in &stored {
@@ -560,7 +382,7 @@ impl DirectoryPull {
                     .is_none_or(|i| !self.listed_users.contains(&i))
             })
             .collect();
-        let doomed_active = self.with_active_member(conn, &doomed)?;
+        let doomed_active = self.with_active_member(store, &doomed)?;
         // Rule 15: count what would be deprovisioned before deprovisioning anything.
         let would_deprovision = doomed_active.len() + self.deactivations.len();
         let allowed = (self.guard.max_share * self.active_at_start as f64).floor() as usize;
@@ -571,21 +393,28 @@ impl DirectoryPull {
             self.counts.held = would_deprovision;
         } else {
             let mut effects = Effects::default();
-            for user in std::mem::take(&mut self.deactivations) {
-                users::apply_user_snapshot(conn, &self.listed_ctx, &user, false, &mut effects)?;
+            let deactivations = std::mem::take(&mut self.deactivations);
+            let page: Vec<&DirectoryUser> = deactivations.iter().collect();
+            prefetch_users(store, &self.ctx.workspace.id, &page)?;
+            for user in &deactivations {
+                users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
                 self.counts.users_updated += 1;
                 self.counts.deprovisioned += 1;
             }
-            for id in &doomed {
-                if self.delete_user(conn, id, &mut effects)? {
-                    self.counts.users_deleted += 1;
-                    if doomed_active.contains(id) {
-                        self.counts.deprovisioned += 1;
+            for batch in doomed.chunks(500) {
+                let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+                store.prefetch_users(&ids)?;
+                for id in batch {
+                    if self.delete_user(store, id, &mut effects)? {
+                        self.counts.users_deleted += 1;
+                        if doomed_active.contains(id) {
+                            self.counts.deprovisioned += 1;
+                        }
                     }
                 }
             }
         }
-        self.delete_unlisted_groups(conn)
+        self.delete_unlisted_groups(store)
     }
 
     /// After the complete listing, before [`Self::finish`]: removes stored memberships the listing lacks,
@@ -593,46 +422,53 @@ impl DirectoryPull {
     /// through the index on the group); returns whether groups are left.
     pub fn remove_unlisted_memberships(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         limit: usize,
     ) -> Result<bool, ApplyError> {
-        crate::db::lock_apply(conn, true)?;
-        let left = match &mut self.groups_to_check {
-            Some(left) => left,
-            None => self.groups_to_check.insert(
+        if self.groups_to_check.is_none() {
+            let directory_id = self.directory_id.clone();
+            let all: Vec<String> = store.read(|conn| {
                 directory_groups::table
-                    .filter(directory_groups::directory_id.eq(&self.directory_id))
+                    .filter(directory_groups::directory_id.eq(&directory_id))
                     .select(directory_groups::id)
-                    .load(conn)?,
-            ),
-        };
+                    .load(conn)
+            })?;
+            self.groups_to_check = Some(all);
+        }
+        let left = self.groups_to_check.as_mut().expect("set above");
         let batch: Vec<String> = left.drain(..limit.min(left.len())).collect();
         let more = !left.is_empty();
         for group in batch {
-            let in_group: Vec<String> = memberships::table
-                .filter(memberships::group_id.eq(&group))
-                .filter(memberships::is_member.eq(true))
-                .filter(memberships::updated_at.lt(self.ctx.event_at))
-                .select(memberships::user_id)
-                .load(conn)?;
+            let started = self.ctx.event_at;
+            let in_group: Vec<String> = store.read(|conn| {
+                memberships::table
+                    .filter(memberships::group_id.eq(&group))
+                    .filter(memberships::is_member.eq(true))
+                    .filter(memberships::updated_at.lt(started))
+                    .select(memberships::user_id)
+                    .load(conn)
+            })?;
             let listed_group = self.groups.get(&group);
-            for user in in_group {
-                let listed = match (listed_group, self.users.get(&user)) {
-                    (Some(g), Some(u)) => self.listed_memberships.contains(&(g, u)),
-                    _ => false,
-                };
-                if !listed
-                    && groups::set_membership(
-                        conn,
-                        &self.ctx,
-                        &group,
-                        &user,
-                        &self.directory_id,
-                        false,
-                    )?
-                {
+            let unlisted: Vec<&String> = in_group
+                .iter()
+                .filter(|user| match (listed_group, self.users.get(user)) {
+                    (Some(g), Some(u)) => !self.listed_memberships.contains(&(g, u)),
+                    _ => true,
+                })
+                .collect();
+            let ids: Vec<&str> = unlisted.iter().map(|u| u.as_str()).collect();
+            store.prefetch_memberships_of_users(&ids)?;
+            for user in unlisted {
+                if groups::set_membership(
+                    store,
+                    &self.ctx,
+                    &group,
+                    user,
+                    &self.directory_id,
+                    false,
+                )? {
                     self.counts.memberships_removed += 1;
-                    let id = self.users.intern(&user);
+                    let id = self.users.intern(user);
                     self.touched.insert(id);
                 }
             }
@@ -641,32 +477,32 @@ impl DirectoryPull {
     }
 
     /// Stored live users of the directory untouched since the pull began.
-    fn stored_users(&self, conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-        directory_users::table
-            .filter(directory_users::directory_id.eq(&self.directory_id))
-            .filter(directory_users::deleted_at.is_null())
-            .filter(directory_users::updated_at.lt(self.ctx.event_at))
-            .select(directory_users::id)
-            .load(conn)
+    fn stored_users(&self, store: &mut Store<'_>) -> QueryResult<Vec<String>> {
+        store.read(|conn| {
+            directory_users::table
+                .filter(directory_users::directory_id.eq(&self.directory_id))
+                .filter(directory_users::deleted_at.is_null())
+                .filter(directory_users::updated_at.lt(self.ctx.event_at))
+                .select(directory_users::id)
+                .load(conn)
+        })
     }
 
     /// Which of these directory users have an active member in the workspace.
     fn with_active_member(
         &self,
-        conn: &mut DbConnection,
-        user_ids: &[impl AsRef<str>],
+        store: &mut Store<'_>,
+        user_ids: &[String],
     ) -> QueryResult<HashSet<String>> {
         let mut found = HashSet::new();
         for chunk in user_ids.chunks(500) {
-            let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
-            found.extend(
-                member_rows::table
-                    .filter(member_rows::workspace_id.eq(&self.ctx.workspace.id))
-                    .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-                    .filter(member_rows::directory_user_id.eq_any(&chunk))
-                    .select(member_rows::directory_user_id.assume_not_null())
-                    .load::<String>(conn)?,
-            );
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            store.prefetch_members_of_users(&ids)?;
+            for id in chunk {
+                if self.has_active_member(store, id)? {
+                    found.insert(id.clone());
+                }
+            }
         }
         Ok(found)
     }
@@ -675,16 +511,11 @@ impl DirectoryPull {
     /// snapshot. Returns whether there was a user to delete.
     fn delete_user(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         id: &str,
         effects: &mut Effects,
     ) -> Result<bool, ApplyError> {
-        let Some(row) = directory_users::table
-            .find(id)
-            .select(DirectoryUserRow::as_select())
-            .first(conn)
-            .optional()?
-        else {
+        let Some(row) = store.user(id)? else {
             return Ok(false);
         };
         let Ok(snapshot) = serde_json::from_str::<DirectoryUser>(&row.snapshot) else {
@@ -695,21 +526,23 @@ impl DirectoryPull {
             updated_at: None,
             ..snapshot
         };
-        users::apply_user_snapshot(conn, &self.ctx, &deletion, true, effects)?;
+        users::apply_user_snapshot(store, &self.ctx, &deletion, true, effects)?;
         Ok(true)
     }
 
-    fn delete_unlisted_groups(&mut self, conn: &mut DbConnection) -> Result<(), ApplyError> {
-        let gone: Vec<(String, String, String)> = directory_groups::table
-            .filter(directory_groups::directory_id.eq(&self.directory_id))
-            .filter(directory_groups::deleted_at.is_null())
-            .filter(directory_groups::updated_at.lt(self.ctx.event_at))
-            .select((
-                directory_groups::id,
-                directory_groups::idp_id,
-                directory_groups::name,
-            ))
-            .load(conn)?;
+    fn delete_unlisted_groups(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
+        let gone: Vec<(String, String, String)> = store.read(|conn| {
+            directory_groups::table
+                .filter(directory_groups::directory_id.eq(&self.directory_id))
+                .filter(directory_groups::deleted_at.is_null())
+                .filter(directory_groups::updated_at.lt(self.ctx.event_at))
+                .select((
+                    directory_groups::id,
+                    directory_groups::idp_id,
+                    directory_groups::name,
+                ))
+                .load(conn)
+        })?;
         for (id, idp_id, name) in gone {
             if self
                 .groups
@@ -727,7 +560,7 @@ impl DirectoryPull {
                 created_at: None,
                 updated_at: None,
             };
-            if groups::apply_group_snapshot(conn, &self.ctx, &deletion, true)? {
+            if groups::apply_group_snapshot(store, &self.ctx, &deletion, true)? {
                 self.counts.groups_deleted += 1;
             }
         }
@@ -738,10 +571,9 @@ impl DirectoryPull {
     /// returns whether any are left.
     pub fn reconcile_teams(
         &mut self,
-        conn: &mut DbConnection,
+        store: &mut Store<'_>,
         limit: usize,
     ) -> Result<bool, ApplyError> {
-        crate::db::lock_apply(conn, true)?;
         let batch: Vec<u32> = self.touched.iter().take(limit).copied().collect();
         for id in &batch {
             self.touched.remove(id);
@@ -750,7 +582,7 @@ impl DirectoryPull {
             .iter()
             .map(|id| self.users.name(*id).to_string())
             .collect();
-        teams::reconcile_directory_users(conn, &self.ctx.cause, &self.ctx.workspace, &user_ids)?;
+        teams::reconcile_directory_users(store, &self.ctx.cause, &self.ctx.workspace, &user_ids)?;
         Ok(!self.touched.is_empty())
     }
 }

@@ -1,12 +1,13 @@
 //! Roles from directory groups (rule 11): the highest role among the mappings of a member's groups, else
 //! the workspace's default; `owner` is never assigned or removed by the directory.
 
+use super::store::Store;
 use super::teams;
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::{members, role_mappings};
 use crate::db::DbConnection;
-use crate::directory_sync::members::audit_member_change;
+use crate::directory_sync::members::member_change;
 use crate::domain::{ManagedBy, Role};
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -53,32 +54,25 @@ fn directory_decides(member: &MemberRow) -> bool {
     member.managed_by == ManagedBy::Directory.as_str() && member.role != Role::Owner.as_str()
 }
 
-fn set_role(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    member: &MemberRow,
-    role: String,
-) -> QueryResult<()> {
+fn set_role(store: &mut Store<'_>, cause: &Cause, member: &MemberRow, role: String) {
     if member.role == role {
-        return Ok(());
+        return;
     }
     let after = MemberRow {
         role,
         updated_at: timestamp::now(),
         ..member.clone()
     };
-    diesel::update(members::table.find(&member.id))
-        .set((
-            members::role.eq(&after.role),
-            members::updated_at.eq(after.updated_at),
-        ))
-        .execute(conn)?;
-    audit_member_change(conn, cause, "member.role_changed", Some(member), &after)
+    store.audit(
+        cause,
+        member_change("member.role_changed", Some(member), &after),
+    );
+    store.put_member(after);
 }
 
 /// Recomputes one member's role from the groups they are in, given the workspace's mappings.
 pub fn recompute(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     member: &MemberRow,
@@ -88,97 +82,103 @@ pub fn recompute(
     if !directory_decides(member) {
         return Ok(());
     }
-    match mapped_role(mappings, &workspace.default_role, groups) {
-        Some(role) => set_role(conn, cause, member, role),
-        None => Ok(()),
+    if let Some(role) = mapped_role(mappings, &workspace.default_role, groups) {
+        set_role(store, cause, member, role);
     }
+    Ok(())
 }
 
 /// Replaces the workspace's mappings with `wanted` (group, role), audits the differences and recomputes
 /// every directory member's role.
 pub fn replace_mappings(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     wanted: &[(String, Role)],
 ) -> QueryResult<Vec<RoleMappingRow>> {
-    let before: HashMap<String, String> = mappings(conn, &workspace.id)?
-        .into_iter()
-        .map(|m| (m.group_id, m.role))
-        .collect();
-    let after: HashMap<String, String> = wanted
-        .iter()
-        .map(|(g, r)| (g.clone(), r.as_str().to_string()))
-        .collect();
-    diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
-        .execute(conn)?;
-    let now = timestamp::now();
-    let rows: Vec<RoleMappingRow> = wanted
-        .iter()
-        .map(|(group_id, role)| RoleMappingRow {
-            workspace_id: workspace.id.clone(),
-            group_id: group_id.clone(),
-            role: role.as_str().to_string(),
-            created_at: now,
-        })
-        .collect();
-    for row in &rows {
-        diesel::insert_into(role_mappings::table)
-            .values(row)
+    let emptied = store.direct(|conn| {
+        let before: HashMap<String, String> = mappings(conn, &workspace.id)?
+            .into_iter()
+            .map(|m| (m.group_id, m.role))
+            .collect();
+        let after: HashMap<String, String> = wanted
+            .iter()
+            .map(|(g, r)| (g.clone(), r.as_str().to_string()))
+            .collect();
+        diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
             .execute(conn)?;
+        let now = timestamp::now();
+        let rows: Vec<RoleMappingRow> = wanted
+            .iter()
+            .map(|(group_id, role)| RoleMappingRow {
+                workspace_id: workspace.id.clone(),
+                group_id: group_id.clone(),
+                role: role.as_str().to_string(),
+                created_at: now,
+            })
+            .collect();
+        for row in &rows {
+            diesel::insert_into(role_mappings::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
+        groups.sort();
+        groups.dedup();
+        let entries = groups
+            .into_iter()
+            .filter(|g| before.get(*g) != after.get(*g))
+            .map(|g| AuditRecord {
+                workspace_id: &workspace.id,
+                action: match (before.contains_key(g), after.contains_key(g)) {
+                    (false, _) => "role_mapping.created",
+                    (true, false) => "role_mapping.removed",
+                    (true, true) => "role_mapping.changed",
+                },
+                subject_type: "role_mapping",
+                subject_id: g,
+                before: before
+                    .get(g)
+                    .map(|role| json!({ "group_id": g, "role": role })),
+                after: after
+                    .get(g)
+                    .map(|role| json!({ "group_id": g, "role": role })),
+            })
+            .collect();
+        audit::record_many(conn, cause, entries)?;
+        Ok(!before.is_empty() && after.is_empty())
+    })?;
+    recompute_workspace(store, cause, workspace)?;
+    if emptied {
+        return_to_default_role(store, cause, workspace)?;
     }
-    let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
-    groups.sort();
-    groups.dedup();
-    let entries = groups
-        .into_iter()
-        .filter(|g| before.get(*g) != after.get(*g))
-        .map(|g| AuditRecord {
-            workspace_id: &workspace.id,
-            action: match (before.contains_key(g), after.contains_key(g)) {
-                (false, _) => "role_mapping.created",
-                (true, false) => "role_mapping.removed",
-                (true, true) => "role_mapping.changed",
-            },
-            subject_type: "role_mapping",
-            subject_id: g,
-            before: before
-                .get(g)
-                .map(|role| json!({ "group_id": g, "role": role })),
-            after: after
-                .get(g)
-                .map(|role| json!({ "group_id": g, "role": role })),
-        })
-        .collect();
-    audit::record_many(conn, cause, entries)?;
-    recompute_workspace(conn, cause, workspace)?;
-    if !before.is_empty() && after.is_empty() {
-        return_to_default_role(conn, cause, workspace)?;
-    }
-    mappings(conn, &workspace.id)
+    store.read(|conn| mappings(conn, &workspace.id))
 }
 
 /// Recomputes the role of every directory member of the workspace from the current mappings.
 pub fn recompute_workspace(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    let mappings = mappings(conn, &workspace.id)?;
+    let mappings = store.role_mappings(&workspace.id)?;
     if mappings.is_empty() {
         return Ok(());
     }
     // Only mapped groups matter: gather, per directory user, the mapped groups they are in.
-    let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
-    for mapping in &mappings {
-        for user in teams::users_in_group(conn, &mapping.group_id)? {
-            groups_by_user
-                .entry(user)
-                .or_default()
-                .push(mapping.group_id.clone());
+    let groups_by_user = store.read(|conn| {
+        let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
+        for mapping in &mappings {
+            for user in teams::users_in_group(conn, &mapping.group_id)? {
+                groups_by_user
+                    .entry(user)
+                    .or_default()
+                    .push(mapping.group_id.clone());
+            }
         }
-    }
-    set_directory_roles(conn, cause, workspace, |member| {
+        Ok(groups_by_user)
+    })?;
+    set_directory_roles(store, cause, workspace, |member| {
         let groups = member
             .directory_user_id
             .as_ref()
@@ -191,66 +191,66 @@ pub fn recompute_workspace(
 
 /// The last mapping went: the roles mappings gave return to the workspace's default (rule 11's "else
 /// `default_role`"), so no mapped privilege outlives its mapping. From then on admins set roles by hand.
-fn return_to_default_role(
-    conn: &mut DbConnection,
+pub fn return_to_default_role(
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    set_directory_roles(conn, cause, workspace, |_| {
+    set_directory_roles(store, cause, workspace, |_| {
         Some(workspace.default_role.clone())
     })
 }
 
 /// Sets the role `role_of` gives each member whose role the directory decides (`None`: left as is).
 fn set_directory_roles(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     role_of: impl Fn(&MemberRow) -> Option<String>,
 ) -> QueryResult<()> {
-    let directory_members: Vec<MemberRow> = members::table
-        .filter(members::workspace_id.eq(&workspace.id))
-        .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
-        .select(MemberRow::as_select())
-        .load(conn)?;
+    let directory_members = store.load_members(|conn| {
+        members::table
+            .filter(members::workspace_id.eq(&workspace.id))
+            .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
+            .select(MemberRow::as_select())
+            .load(conn)
+    })?;
     for member in directory_members.iter().filter(|m| directory_decides(m)) {
         if let Some(role) = role_of(member) {
-            set_role(conn, cause, member, role)?;
+            set_role(store, cause, member, role);
         }
     }
     Ok(())
 }
 
-/// Drops a deleted group's mapping, if it had one (the members' roles are recomputed by the caller; the
-/// last mapping gone, they return to the default role).
-pub fn drop_group_mapping(
+/// Deletes a deleted group's mapping, if it had one; returns whether that was the workspace's last (then
+/// the caller returns the mapped roles to the default with [`return_to_default_role`]).
+pub fn delete_group_mapping(
     conn: &mut DbConnection,
     cause: &Cause,
     workspace: &WorkspaceRow,
     group_id: &str,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     let existing: Option<RoleMappingRow> = role_mappings::table
         .find((&workspace.id, group_id))
         .select(RoleMappingRow::as_select())
         .first(conn)
         .optional()?;
-    if let Some(mapping) = existing {
-        diesel::delete(role_mappings::table.find((&workspace.id, group_id))).execute(conn)?;
-        audit::record(
-            conn,
-            cause,
-            AuditRecord {
-                workspace_id: &workspace.id,
-                action: "role_mapping.removed",
-                subject_type: "role_mapping",
-                subject_id: group_id,
-                before: Some(json!({ "group_id": group_id, "role": mapping.role })),
-                after: None,
-            },
-        )?;
-        if !has_mappings(conn, &workspace.id)? {
-            return_to_default_role(conn, cause, workspace)?;
-        }
-    }
-    Ok(())
+    let Some(mapping) = existing else {
+        return Ok(false);
+    };
+    diesel::delete(role_mappings::table.find((&workspace.id, group_id))).execute(conn)?;
+    audit::record(
+        conn,
+        cause,
+        AuditRecord {
+            workspace_id: &workspace.id,
+            action: "role_mapping.removed",
+            subject_type: "role_mapping",
+            subject_id: group_id,
+            before: Some(json!({ "group_id": group_id, "role": mapping.role })),
+            after: None,
+        },
+    )?;
+    Ok(!has_mappings(conn, &workspace.id)?)
 }

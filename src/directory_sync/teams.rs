@@ -2,6 +2,7 @@
 //! links and member status change.
 
 use super::roles;
+use super::store::Store;
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{MemberRow, TeamMemberSourceRow, WorkspaceRow};
 use crate::db::schema::{
@@ -10,13 +11,13 @@ use crate::db::schema::{
 };
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
-use crate::workos::timestamp;
+use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// Why a member is in a team.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TeamMembershipSource {
     /// Added by an admin.
     Manual,
@@ -47,18 +48,56 @@ impl TeamMembershipSource {
         }
     }
 
-    /// The stored row of this source.
-    pub fn row(&self, team_id: &str, member_id: &str) -> TeamMemberSourceRow {
-        let (source_type, group_id) = match self {
+    /// The stored `source_type` and `group_id` of this source.
+    fn stored(&self) -> (&'static str, &str) {
+        match self {
             Self::Manual => (MANUAL, ""),
             Self::DirectoryGroup(group_id) => (DIRECTORY_GROUP, group_id.as_str()),
-        };
-        TeamMemberSourceRow {
+        }
+    }
+
+    /// The stored row of this source.
+    pub fn row(&self, team_id: &str, member_id: &str) -> TeamMemberSourceRow {
+        SourceKey {
             team_id: team_id.to_string(),
+            source: self.clone(),
+        }
+        .row(member_id, timestamp::now())
+    }
+}
+
+/// One reason a member is in one team.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceKey {
+    pub team_id: String,
+    pub source: TeamMembershipSource,
+}
+
+impl SourceKey {
+    /// The source a stored row records.
+    pub fn of(row: &TeamMemberSourceRow) -> Self {
+        Self {
+            team_id: row.team_id.clone(),
+            source: TeamMembershipSource::of(row),
+        }
+    }
+
+    pub fn source_type(&self) -> &'static str {
+        self.source.stored().0
+    }
+
+    pub fn group_id(&self) -> &str {
+        self.source.stored().1
+    }
+
+    /// The stored row of this source for a member, first recorded at `created_at`.
+    pub fn row(&self, member_id: &str, created_at: Timestamp) -> TeamMemberSourceRow {
+        TeamMemberSourceRow {
+            team_id: self.team_id.clone(),
             member_id: member_id.to_string(),
-            source_type: source_type.to_string(),
-            group_id: group_id.to_string(),
-            created_at: timestamp::now(),
+            source_type: self.source_type().to_string(),
+            group_id: self.group_id().to_string(),
+            created_at,
         }
     }
 }
@@ -85,6 +124,9 @@ fn source_entry<'a>(
     }
 }
 
+const SOURCE_ADDED: &str = "team_member.source_added";
+const SOURCE_REMOVED: &str = "team_member.source_removed";
+
 /// Adds sources (skipping any already there) and audits each one added; returns how many.
 pub fn add_sources(
     conn: &mut DbConnection,
@@ -93,7 +135,7 @@ pub fn add_sources(
     rows: &[TeamMemberSourceRow],
 ) -> QueryResult<usize> {
     insert_sources(conn, rows)?;
-    audit_sources(conn, cause, workspace_id, rows, "team_member.source_added")?;
+    audit_sources(conn, cause, workspace_id, rows, SOURCE_ADDED)?;
     Ok(rows.len())
 }
 
@@ -116,13 +158,7 @@ pub fn remove_sources(
             removed.push(row.clone());
         }
     }
-    audit_sources(
-        conn,
-        cause,
-        workspace_id,
-        &removed,
-        "team_member.source_removed",
-    )?;
+    audit_sources(conn, cause, workspace_id, &removed, SOURCE_REMOVED)?;
     Ok(removed.len())
 }
 
@@ -137,7 +173,7 @@ fn audit_sources(
         .iter()
         .map(|row| {
             let source = TeamMembershipSource::of(row);
-            let (before, after) = if action == "team_member.source_added" {
+            let (before, after) = if action == SOURCE_ADDED {
                 (None, Some(&source))
             } else {
                 (Some(&source), None)
@@ -155,8 +191,8 @@ fn audit_sources(
     audit::record_many(conn, cause, entries)
 }
 
-/// Inserts source rows in batches, skipping any already there.
-fn insert_sources(conn: &mut DbConnection, rows: &[TeamMemberSourceRow]) -> QueryResult<()> {
+/// Inserts source rows in batches, skipping any already there; returns how many were given.
+pub fn insert_sources(conn: &mut DbConnection, rows: &[TeamMemberSourceRow]) -> QueryResult<usize> {
     for chunk in rows.chunks(1000) {
         match conn {
             DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(sources::table)
@@ -168,7 +204,7 @@ fn insert_sources(conn: &mut DbConnection, rows: &[TeamMemberSourceRow]) -> Quer
                 .execute(c)?,
         };
     }
-    Ok(())
+    Ok(rows.len())
 }
 
 /// Removes one source and audits it; returns whether it was there.
@@ -199,64 +235,42 @@ pub fn leave_all_teams(
     Ok(())
 }
 
-/// The groups each of these directory users is in now (deleted groups excluded).
-fn groups_of_users(
-    conn: &mut DbConnection,
-    user_ids: &[&str],
-) -> QueryResult<HashMap<String, Vec<String>>> {
-    let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-    if user_ids.is_empty() {
-        return Ok(by_user);
-    }
-    let pairs: Vec<(String, String)> = memberships::table
-        .inner_join(directory_groups::table.on(directory_groups::id.eq(memberships::group_id)))
-        .filter(memberships::user_id.eq_any(user_ids))
-        .filter(memberships::is_member.eq(true))
-        .filter(directory_groups::deleted_at.is_null())
-        .select((memberships::user_id, memberships::group_id))
-        .load(conn)?;
-    for (user, group) in pairs {
-        by_user.entry(user).or_default().push(group);
-    }
-    Ok(by_user)
-}
-
 /// Whether anything in the workspace follows from directory groups: a link, a role mapping, or a source
 /// left through a group.
-pub fn derives_from_groups(conn: &mut DbConnection, workspace: &WorkspaceRow) -> QueryResult<bool> {
-    let links: i64 = team_links::table
-        .filter(team_links::workspace_id.eq(&workspace.id))
-        .count()
-        .get_result(conn)?;
-    if links > 0 || roles::has_mappings(conn, &workspace.id)? {
+pub fn derives_from_groups(store: &mut Store<'_>, workspace: &WorkspaceRow) -> QueryResult<bool> {
+    if !store.team_links(&workspace.id)?.is_empty()
+        || !store.role_mappings(&workspace.id)?.is_empty()
+    {
         return Ok(true);
     }
-    let group_sources: i64 = sources::table
-        .inner_join(members::table.on(members::id.eq(sources::member_id)))
-        .filter(members::workspace_id.eq(&workspace.id))
-        .filter(sources::source_type.eq(DIRECTORY_GROUP))
-        .count()
-        .get_result(conn)?;
+    let group_sources: i64 = store.read(|conn| {
+        sources::table
+            .inner_join(members::table.on(members::id.eq(sources::member_id)))
+            .filter(members::workspace_id.eq(&workspace.id))
+            .filter(sources::source_type.eq(DIRECTORY_GROUP))
+            .count()
+            .get_result(conn)
+    })?;
     Ok(group_sources > 0)
 }
 
 /// Brings one member's group-derived team sources and role in line with the directory.
 pub fn reconcile_member(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     member: &MemberRow,
 ) -> QueryResult<()> {
-    reconcile_members(conn, cause, workspace, std::slice::from_ref(member))
+    reconcile_members(store, cause, workspace, std::slice::from_ref(member))
 }
 
-/// Brings members' group-derived team sources and roles in line with the directory, a batch at a time.
+/// Brings members' group-derived team sources and roles in line with the directory.
 ///
 /// An active member has a `directory_group` source for every linked group they are in, and no other;
 /// a deprovisioned member has no source at all (manual ones included: each removal is audited, so an admin
 /// can see what to restore). Manual sources of active members are left alone.
 pub fn reconcile_members(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     members: &[MemberRow],
@@ -264,73 +278,72 @@ pub fn reconcile_members(
     if members.is_empty() {
         return Ok(());
     }
-    let mut teams_of_group: HashMap<String, Vec<String>> = HashMap::new();
-    let links: Vec<(String, String)> = team_links::table
-        .filter(team_links::workspace_id.eq(&workspace.id))
-        .select((team_links::group_id, team_links::team_id))
-        .load(conn)?;
-    for (group, team) in links {
+    let links = store.team_links(&workspace.id)?;
+    let mut teams_of_group: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (group, team) in &links {
         teams_of_group.entry(group).or_default().push(team);
     }
-    let mappings = roles::mappings(conn, &workspace.id)?;
-    for batch in members.chunks(500) {
-        let user_ids: Vec<&str> = batch
+    let mappings = store.role_mappings(&workspace.id)?;
+    // Without links or mappings, groups decide nothing: they are not even looked up.
+    let from_groups = !links.is_empty() || !mappings.is_empty();
+    let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    store.prefetch_sources(&member_ids)?;
+    if from_groups {
+        let users: Vec<&str> = members
             .iter()
             .filter_map(|m| m.directory_user_id.as_deref())
             .collect();
-        let groups_by_user = groups_of_users(conn, &user_ids)?;
-        let member_ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
-        let mut existing_by_member: HashMap<String, Vec<TeamMemberSourceRow>> = HashMap::new();
-        let existing: Vec<TeamMemberSourceRow> = sources::table
-            .filter(sources::member_id.eq_any(&member_ids))
-            .select(TeamMemberSourceRow::as_select())
-            .load(conn)?;
-        for row in existing {
-            existing_by_member
-                .entry(row.member_id.clone())
-                .or_default()
-                .push(row);
-        }
-        let no_groups = Vec::new();
-        let groups_of = |member: &MemberRow| {
-            member
-                .directory_user_id
-                .as_ref()
-                .and_then(|u| groups_by_user.get(u))
-                .unwrap_or(&no_groups)
+        store.prefetch_memberships_of_users(&users)?;
+    }
+    for member in members {
+        let groups = match (&member.directory_user_id, from_groups) {
+            (Some(user), true) => store.live_groups_of_user(user)?,
+            _ => Vec::new(),
         };
-        let mut leaving = Vec::new();
-        let mut joining = Vec::new();
-        for member in batch {
-            let groups = groups_of(member);
-            let active = member.status == MemberStatus::Active.as_str();
-            let mut desired: HashSet<(String, String)> = HashSet::new();
-            if active {
-                for group in groups {
-                    for team in teams_of_group.get(group).into_iter().flatten() {
-                        desired.insert((team.clone(), group.clone()));
-                    }
+        let active = member.status == MemberStatus::Active.as_str();
+        let mut desired: BTreeSet<SourceKey> = BTreeSet::new();
+        if active {
+            for group in &groups {
+                for team in teams_of_group.get(group.as_str()).into_iter().flatten() {
+                    desired.insert(SourceKey {
+                        team_id: team.to_string(),
+                        source: TeamMembershipSource::DirectoryGroup(group.clone()),
+                    });
                 }
             }
-            for row in existing_by_member.remove(&member.id).unwrap_or_default() {
-                let keep = match TeamMembershipSource::of(&row) {
-                    TeamMembershipSource::Manual => active,
-                    TeamMembershipSource::DirectoryGroup(group) => {
-                        desired.remove(&(row.team_id.clone(), group))
-                    }
-                };
-                if !keep {
-                    leaving.push(row);
-                }
-            }
-            joining.extend(desired.into_iter().map(|(team, group)| {
-                TeamMembershipSource::DirectoryGroup(group).row(&team, &member.id)
-            }));
         }
-        remove_sources(conn, cause, &workspace.id, &leaving)?;
-        add_sources(conn, cause, &workspace.id, &joining)?;
-        for member in batch {
-            roles::recompute(conn, cause, workspace, member, groups_of(member), &mappings)?;
+        for key in store.sources(&member.id)? {
+            let keep = match &key.source {
+                TeamMembershipSource::Manual => active,
+                TeamMembershipSource::DirectoryGroup(_) => desired.remove(&key),
+            };
+            if !keep && store.remove_source(&member.id, &key)? {
+                let entry = source_entry(
+                    &workspace.id,
+                    &member.id,
+                    SOURCE_REMOVED,
+                    &key.team_id,
+                    Some(&key.source),
+                    None,
+                );
+                store.audit(cause, entry);
+            }
+        }
+        for key in desired {
+            if store.add_source(&member.id, key.clone())? {
+                let entry = source_entry(
+                    &workspace.id,
+                    &member.id,
+                    SOURCE_ADDED,
+                    &key.team_id,
+                    None,
+                    Some(&key.source),
+                );
+                store.audit(cause, entry);
+            }
+        }
+        if let Some(current) = store.member(&member.id)? {
+            roles::recompute(store, cause, workspace, &current, &groups, &mappings)?;
         }
     }
     Ok(())
@@ -338,18 +351,19 @@ pub fn reconcile_members(
 
 /// Reconciles the members (in `workspace`) of the given directory users.
 pub fn reconcile_directory_users(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     user_ids: &[String],
 ) -> QueryResult<()> {
     for batch in user_ids.chunks(500) {
-        let found: Vec<MemberRow> = members::table
-            .filter(members::directory_user_id.eq_any(batch))
-            .filter(members::workspace_id.eq(&workspace.id))
-            .select(MemberRow::as_select())
-            .load(conn)?;
-        reconcile_members(conn, cause, workspace, &found)?;
+        let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+        store.prefetch_members_of_users(&ids)?;
+        let mut found = Vec::new();
+        for user in batch {
+            found.extend(store.members_of_user(&workspace.id, user)?);
+        }
+        reconcile_members(store, cause, workspace, &found)?;
     }
     Ok(())
 }
@@ -366,54 +380,56 @@ pub fn users_in_group(conn: &mut DbConnection, group_id: &str) -> QueryResult<Ve
 /// Rule 10 (and rule 4 for a whole directory): a deleted group's links and role mappings go, and its
 /// members are reconciled, so those whose only source it was leave those teams.
 pub fn drop_group(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     group_id: &str,
 ) -> QueryResult<()> {
-    let links: Vec<String> = team_links::table
-        .filter(team_links::group_id.eq(group_id))
-        .filter(team_links::workspace_id.eq(&workspace.id))
-        .select(team_links::team_id)
-        .load(conn)?;
-    diesel::delete(
-        team_links::table
+    let (users, holders, last_mapping_gone) = store.direct(|conn| {
+        let links: Vec<String> = team_links::table
             .filter(team_links::group_id.eq(group_id))
-            .filter(team_links::workspace_id.eq(&workspace.id)),
-    )
-    .execute(conn)?;
-    let entries = links
-        .iter()
-        .map(|team| AuditRecord {
-            workspace_id: &workspace.id,
-            action: "team_link.removed",
-            subject_type: "team",
-            subject_id: team,
-            before: Some(json!({ "group_id": group_id })),
-            after: None,
-        })
-        .collect();
-    audit::record_many(conn, cause, entries)?;
-    roles::drop_group_mapping(conn, cause, workspace, group_id)?;
-    let users = users_in_group(conn, group_id)?;
-    reconcile_directory_users(conn, cause, workspace, &users)?;
-    // Anyone still holding a source through the group, whatever the membership records say.
-    let holders: Vec<String> = sources::table
-        .filter(sources::group_id.eq(group_id))
-        .select(sources::member_id)
-        .distinct()
-        .load(conn)?;
+            .filter(team_links::workspace_id.eq(&workspace.id))
+            .select(team_links::team_id)
+            .load(conn)?;
+        diesel::delete(
+            team_links::table
+                .filter(team_links::group_id.eq(group_id))
+                .filter(team_links::workspace_id.eq(&workspace.id)),
+        )
+        .execute(conn)?;
+        let entries = links
+            .iter()
+            .map(|team| AuditRecord {
+                workspace_id: &workspace.id,
+                action: "team_link.removed",
+                subject_type: "team",
+                subject_id: team,
+                before: Some(json!({ "group_id": group_id })),
+                after: None,
+            })
+            .collect();
+        audit::record_many(conn, cause, entries)?;
+        let last_mapping_gone = roles::delete_group_mapping(conn, cause, workspace, group_id)?;
+        let users = users_in_group(conn, group_id)?;
+        // Anyone still holding a source through the group, whatever the membership records say.
+        let holders: Vec<String> = sources::table
+            .filter(sources::group_id.eq(group_id))
+            .select(sources::member_id)
+            .distinct()
+            .load(conn)?;
+        Ok((users, holders, last_mapping_gone))
+    })?;
+    if last_mapping_gone {
+        roles::return_to_default_role(store, cause, workspace)?;
+    }
+    reconcile_directory_users(store, cause, workspace, &users)?;
+    let mut held = Vec::new();
     for member_id in holders {
-        let member: Option<MemberRow> = members::table
-            .find(&member_id)
-            .select(MemberRow::as_select())
-            .first(conn)
-            .optional()?;
-        if let Some(member) = member {
-            reconcile_member(conn, cause, workspace, &member)?;
+        if let Some(member) = store.member(&member_id)? {
+            held.push(member);
         }
     }
-    Ok(())
+    reconcile_members(store, cause, workspace, &held)
 }
 
 /// Why a directory group cannot be linked to or unlinked from a team.
@@ -571,7 +587,7 @@ pub fn unlink_group(
                 Some(&TeamMembershipSource::Manual),
             )
         }
-        UnlinkMembers::Remove => ("team_member.source_removed", None),
+        UnlinkMembers::Remove => (SOURCE_REMOVED, None),
     };
     diesel::delete(through_group).execute(conn)?;
     let entries = holders

@@ -1,12 +1,10 @@
 //! `dsync.user.created`, `.updated` and `.deleted`: Rollcall's copy of each directory user (rules 3, 6).
 
+use super::store::Store;
 use super::{members, ApplyContext, ApplyError, Effects, Stamp};
 use crate::db::models::DirectoryUserRow;
-use crate::db::schema::directory_users;
-use crate::db::DbConnection;
 use crate::workos::events::DirectoryUser;
 use crate::workos::timestamp;
-use diesel::prelude::*;
 
 /// Stores a user snapshot if it is newer than the stored one (a deletion leaves a tombstone), then brings
 /// the user's member in line.
@@ -14,7 +12,7 @@ use diesel::prelude::*;
 /// A stale snapshot changes nothing, except that an active one records that the user was once active: such
 /// a user has a member whatever order the events came in.
 pub fn apply_user_snapshot(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     ctx: &ApplyContext,
     user: &DirectoryUser,
     deleted: bool,
@@ -23,11 +21,7 @@ pub fn apply_user_snapshot(
     let stamp = Stamp::of(user.updated_at(), ctx.event_at);
     let email = user.primary_email();
     let active_with_email = !deleted && user.is_active() && email.is_some();
-    let existing: Option<DirectoryUserRow> = directory_users::table
-        .find(&user.id)
-        .select(DirectoryUserRow::as_select())
-        .first(conn)
-        .optional()?;
+    let existing = store.user(&user.id)?;
     let now = timestamp::now();
     let row = match existing {
         Some(existing)
@@ -36,14 +30,9 @@ pub fn apply_user_snapshot(
             if existing.ever_active || !active_with_email {
                 return Ok(());
             }
-            diesel::update(directory_users::table.find(&user.id))
-                .set((
-                    directory_users::ever_active.eq(true),
-                    directory_users::updated_at.eq(now),
-                ))
-                .execute(conn)?;
             DirectoryUserRow {
                 ever_active: true,
+                updated_at: now,
                 ..existing
             }
         }
@@ -53,19 +42,11 @@ pub fn apply_user_snapshot(
                 row.ever_active |= existing.ever_active;
                 row.created_at = existing.created_at;
             }
-            if existing.is_some() {
-                diesel::update(directory_users::table.find(&user.id))
-                    .set(&row)
-                    .execute(conn)?;
-            } else {
-                diesel::insert_into(directory_users::table)
-                    .values(&row)
-                    .execute(conn)?;
-            }
             row
         }
     };
-    members::sync_for_user(conn, ctx, &row, effects)
+    store.put_user(row.clone());
+    members::sync_for_user(store, ctx, &row, effects)
 }
 
 /// The stored row of a user snapshot with this stamp, as first stored at `now`.

@@ -1,26 +1,21 @@
 //! Which workspace an event belongs to, and whether it takes directory changes (rule 7).
 
+use super::store::Store;
 use super::SkipReason;
 use crate::db::models::WorkspaceRow;
-use crate::db::schema::{directories, workspaces};
-use crate::db::DbConnection;
 use crate::domain::Plan;
 use crate::workos::events::Event;
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 /// The workspace whose `organization_id` matches the event's, if it currently takes directory changes.
 pub fn qualifying_workspace(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     event: &Event,
 ) -> QueryResult<Result<WorkspaceRow, SkipReason>> {
     let organization_id = match event.organization_id() {
         Some(org) => Some(org.to_string()),
         None => match event.directory_id() {
-            Some(directory) => directories::table
-                .find(directory)
-                .select(directories::organization_id)
-                .first::<String>(conn)
-                .optional()?,
+            Some(directory) => store.directory(directory)?.map(|d| d.organization_id),
             None => None,
         },
     };
@@ -28,12 +23,7 @@ pub fn qualifying_workspace(
         let directory = event.directory_id().unwrap_or("(none)").to_string();
         return Ok(Err(SkipReason::UnknownDirectory(directory)));
     };
-    let Some(workspace) = workspaces::table
-        .filter(workspaces::organization_id.eq(&organization_id))
-        .select(WorkspaceRow::as_select())
-        .first(conn)
-        .optional()?
-    else {
+    let Some(workspace) = store.workspace_of_organization(&organization_id)? else {
         return Ok(Err(SkipReason::NoWorkspace(organization_id)));
     };
     Ok(check_qualifies(&workspace).map(|()| workspace))

@@ -1,14 +1,27 @@
-//! Applies stored deliveries in arrival order: each in its own savepoint, so one that fails is retried
-//! later (a bounded number of times, then parked as `failed`) without holding up the others.
+//! Applies stored deliveries in the order they arrived, a batch at a time.
+//!
+//! The queue is the delivery log itself, read from a cursor: `apply_cursor` holds the id of the last
+//! delivery the applier took, so finding new work is a range read of the primary key that never passes
+//! over applied history, whether or not the table has been vacuumed. Deliveries waiting for a retry are
+//! found through an index that holds only them.
+//!
+//! A batch is applied as a set, in one transaction holding the serialization lock: what it needs is loaded
+//! in a few queries, the rules run per event in arrival order (rule 6), and the changes are written back in
+//! bulk. A batch that fails is applied again one delivery at a time, each in its own savepoint, so a
+//! delivery that fails is retried later (a bounded number of times, then parked as `failed`) without
+//! holding up the others.
 
 use crate::db::models::WebhookEventRow;
-use crate::db::schema::webhook_events;
+use crate::db::schema::{apply_cursor, webhook_events};
 use crate::db::{Database, DbConnection, DbError};
+use crate::directory_sync::store::Store;
 use crate::directory_sync::{self, ApplyError, ApplyOutcome};
 use crate::domain::EventStatus;
+use crate::metrics::Metrics;
 use crate::workos::events::Event;
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -38,16 +51,21 @@ impl RetryPolicy {
     }
 }
 
-/// How many deliveries one transaction applies: small enough that intake never waits long behind it.
-const BATCH: i64 = 64;
+/// The most deliveries one transaction applies.
+const BATCH: i64 = 500;
 
 /// What a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
+    /// Deliveries given an outcome or a failed attempt.
     pub processed: usize,
+    /// New deliveries the cursor moved past (some need nothing done: stored invalid, or waiting for a retry).
+    pub taken: usize,
     pub failed_attempts: usize,
     /// Directories whose `dsync.activated` was applied in the batch (committed once the report is returned).
     pub activated: Vec<String>,
+    /// For each delivery settled, how long it waited from being received to being applied.
+    pub waited: Vec<Duration>,
 }
 
 /// Told each directory whose `dsync.activated` was applied, after the batch that applied it commits.
@@ -57,9 +75,9 @@ pub type ActivationHook = Arc<dyn Fn(&str) + Send + Sync>;
 const DIRECTORY_ACTIVATED: &str = "dsync.activated";
 
 /// The function that applies one event; the real one is [`directory_sync::apply_event`].
-pub type ApplyFn = fn(&mut DbConnection, &Event, Timestamp) -> Result<ApplyOutcome, ApplyError>;
+pub type ApplyFn = fn(&mut Store<'_>, &Event, Timestamp) -> Result<ApplyOutcome, ApplyError>;
 
-/// Applies up to one batch of due deliveries; returns what it did.
+/// Applies up to one batch of due deliveries: new ones after the cursor, and retries whose time has come.
 pub fn apply_due(
     db: &Database,
     policy: RetryPolicy,
@@ -67,136 +85,251 @@ pub fn apply_due(
 ) -> Result<BatchReport, DbError> {
     // Intake goes first: acknowledging the broker matters more than applying a moment sooner.
     db.write_behind_urgent(|conn| {
-        // Several instances share the queue: one applies at a time, so rules see each other's writes.
-        if !crate::db::lock_apply(conn, false)? {
-            return Ok(BatchReport::default());
-        }
         let now = timestamp::now();
-        let due: Vec<WebhookEventRow> = webhook_events::table
+        let cursor: i64 = apply_cursor::table
+            .find(1)
+            .select(apply_cursor::applied_through)
+            .first(conn)?;
+        let mut due: Vec<WebhookEventRow> = webhook_events::table
+            .filter(webhook_events::next_attempt_at.le(now))
             .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
-            .filter(
-                webhook_events::next_attempt_at
-                    .is_null()
-                    .or(webhook_events::next_attempt_at.le(now)),
-            )
-            .order(webhook_events::id)
+            .order(webhook_events::next_attempt_at)
             .limit(BATCH)
             .select(WebhookEventRow::as_select())
             .load(conn)?;
-        let mut report = BatchReport::default();
-        for row in &due {
-            if report.processed > 0 && db.urgent_writer_waiting() {
-                break;
-            }
-            match apply_one(conn, row, policy, apply)? {
-                Settled::Failed => report.failed_attempts += 1,
-                Settled::Activated(directory) => report.activated.push(directory),
-                Settled::Done => {}
-            }
-            report.processed += 1;
+        let fresh: Vec<WebhookEventRow> = webhook_events::table
+            .filter(webhook_events::id.gt(cursor))
+            .order(webhook_events::id)
+            .limit(BATCH - due.len() as i64)
+            .select(WebhookEventRow::as_select())
+            .load(conn)?;
+        let taken_through = fresh.last().map(|row| row.id);
+        let taken = fresh.len();
+        // Stored as something else (invalid), or waiting for a retry that is not due: nothing to do now.
+        due.extend(fresh.into_iter().filter(|row| {
+            row.status == EventStatus::Received.as_str() && row.next_attempt_at.is_none()
+        }));
+        due.sort_by_key(|row| row.id);
+        let mut report = apply_deliveries(conn, &due, policy, apply, now)?;
+        report.taken = taken;
+        if let Some(through) = taken_through {
+            diesel::update(apply_cursor::table.find(1))
+                .set(apply_cursor::applied_through.eq(through))
+                .execute(conn)?;
         }
         Ok(report)
     })
 }
 
 /// What became of one delivery.
-enum Settled {
-    Done,
-    /// A `dsync.activated` was applied to this directory.
-    Activated(String),
-    Failed,
+enum Settlement {
+    /// An outcome, final until an operator retries it.
+    Settled {
+        status: EventStatus,
+        reason: Option<String>,
+        /// The directory a `dsync.activated` activated.
+        activated: Option<String>,
+    },
+    /// Applying failed; retried later or parked.
+    Failed(String),
 }
 
-/// Applies one delivery and records its status.
-fn apply_one(
+impl Settlement {
+    fn of(outcome: ApplyOutcome, event: &Event) -> Self {
+        let activated = (matches!(outcome, ApplyOutcome::Applied)
+            && event.event_type == DIRECTORY_ACTIVATED)
+            .then(|| event.directory_id().map(str::to_string))
+            .flatten();
+        let (status, reason) = match outcome {
+            ApplyOutcome::Applied => (EventStatus::Applied, None),
+            ApplyOutcome::Ignored => (
+                EventStatus::Ignored,
+                Some("nothing to apply for this event type".into()),
+            ),
+            ApplyOutcome::Skipped(why) => (EventStatus::Skipped, Some(why.to_string())),
+            ApplyOutcome::Conflict(what) => (EventStatus::Conflict, Some(what)),
+        };
+        Settlement::Settled {
+            status,
+            reason,
+            activated,
+        }
+    }
+
+    fn final_status(status: EventStatus, reason: String) -> Self {
+        Settlement::Settled {
+            status,
+            reason: Some(reason),
+            activated: None,
+        }
+    }
+}
+
+/// Applies deliveries (in id order) and records what became of each.
+fn apply_deliveries(
     conn: &mut DbConnection,
-    row: &WebhookEventRow,
+    rows: &[WebhookEventRow],
     policy: RetryPolicy,
     apply: ApplyFn,
-) -> Result<Settled, DbError> {
-    let now = timestamp::now();
-    let settle = |conn: &mut DbConnection, status: EventStatus, reason: Option<String>| {
-        diesel::update(webhook_events::table.find(row.id))
+    now: Timestamp,
+) -> QueryResult<BatchReport> {
+    let first_of = first_deliveries(conn, rows)?;
+    let mut settled: HashMap<i64, Settlement> = HashMap::new();
+    let mut events: Vec<(&WebhookEventRow, Event)> = Vec::new();
+    for row in rows {
+        let first = row.event_id.as_ref().and_then(|id| first_of.get(id));
+        if let Some(first) = first.filter(|first| **first < row.id) {
+            let reason = format!("already received as delivery {first}");
+            settled.insert(
+                row.id,
+                Settlement::final_status(EventStatus::Duplicate, reason),
+            );
+            continue;
+        }
+        match Event::parse(&row.body) {
+            Ok(event) => events.push((row, event)),
+            Err(e) => {
+                settled.insert(row.id, Settlement::final_status(EventStatus::Invalid, e.0));
+            }
+        }
+    }
+    // A nested transaction is a savepoint: a failed apply leaves nothing behind.
+    match conn.transaction(|c| apply_set(c, &events, apply)) {
+        Ok(outcomes) => settled.extend(outcomes),
+        Err(_) if events.len() > 1 => {
+            for one in events.chunks(1) {
+                let outcome = conn
+                    .transaction(|c| apply_set(c, one, apply))
+                    .unwrap_or_else(|error| {
+                        vec![(one[0].0.id, Settlement::Failed(error.to_string()))]
+                    });
+                settled.extend(outcome);
+            }
+        }
+        Err(error) => {
+            if let Some((row, _)) = events.first() {
+                settled.insert(row.id, Settlement::Failed(error.to_string()));
+            }
+        }
+    }
+    record_settlements(conn, rows, settled, policy, now)
+}
+
+/// Applies events as one set over one store; returns each delivery's outcome.
+fn apply_set(
+    conn: &mut DbConnection,
+    events: &[(&WebhookEventRow, Event)],
+    apply: ApplyFn,
+) -> Result<Vec<(i64, Settlement)>, ApplyError> {
+    directory_sync::with_store(conn, |store| {
+        let all: Vec<&Event> = events.iter().map(|(_, event)| event).collect();
+        directory_sync::prefetch_events(store, &all)?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (row, event) in events {
+            let outcome = apply(store, event, row.received_at)?;
+            outcomes.push((row.id, Settlement::of(outcome, event)));
+        }
+        Ok(outcomes)
+    })
+}
+
+/// The first delivery of each event id among these deliveries (a later one is a redelivery).
+fn first_deliveries(
+    conn: &mut DbConnection,
+    rows: &[WebhookEventRow],
+) -> QueryResult<HashMap<String, i64>> {
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r.event_id.as_deref()).collect();
+    let mut first = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let found: Vec<(Option<String>, Option<i64>)> = webhook_events::table
+            .filter(webhook_events::event_id.eq_any(chunk))
+            .group_by(webhook_events::event_id)
+            .select((
+                webhook_events::event_id,
+                diesel::dsl::min(webhook_events::id),
+            ))
+            .load(conn)?;
+        first.extend(found.into_iter().filter_map(|(e, id)| Some((e?, id?))));
+    }
+    Ok(first)
+}
+
+/// Records each delivery's status; the common case (applied, no reason) in one statement.
+fn record_settlements(
+    conn: &mut DbConnection,
+    rows: &[WebhookEventRow],
+    mut settled: HashMap<i64, Settlement>,
+    policy: RetryPolicy,
+    now: Timestamp,
+) -> QueryResult<BatchReport> {
+    let mut report = BatchReport::default();
+    let mut applied = Vec::new();
+    for row in rows {
+        let Some(settlement) = settled.remove(&row.id) else {
+            continue;
+        };
+        report.processed += 1;
+        match settlement {
+            Settlement::Settled {
+                status,
+                reason,
+                activated,
+            } => {
+                report.activated.extend(activated);
+                report
+                    .waited
+                    .push((now - row.received_at).to_std().unwrap_or(Duration::ZERO));
+                if status == EventStatus::Applied && reason.is_none() {
+                    applied.push(row.id);
+                    continue;
+                }
+                diesel::update(webhook_events::table.find(row.id))
+                    .set((
+                        webhook_events::status.eq(status.as_str()),
+                        webhook_events::reason.eq(reason),
+                        webhook_events::attempts.eq(row.attempts + 1),
+                        webhook_events::next_attempt_at.eq(None::<Timestamp>),
+                        webhook_events::processed_at.eq(Some(now)),
+                    ))
+                    .execute(conn)?;
+            }
+            Settlement::Failed(error) => {
+                report.failed_attempts += 1;
+                let attempts = row.attempts + 1;
+                let parked = attempts >= policy.max_attempts;
+                tracing::warn!(
+                    delivery = row.id, event_id = ?row.event_id, attempts, parked, error = %error,
+                    "applying a webhook event failed"
+                );
+                let (status, next) = if parked {
+                    (EventStatus::Failed, None)
+                } else {
+                    (EventStatus::Received, Some(now + policy.backoff(attempts)))
+                };
+                diesel::update(webhook_events::table.find(row.id))
+                    .set((
+                        webhook_events::status.eq(status.as_str()),
+                        webhook_events::reason.eq(Some(error)),
+                        webhook_events::attempts.eq(attempts),
+                        webhook_events::next_attempt_at.eq(next),
+                        webhook_events::processed_at.eq(Some(now)),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+    }
+    for chunk in applied.chunks(1000) {
+        diesel::update(webhook_events::table.filter(webhook_events::id.eq_any(chunk)))
             .set((
-                webhook_events::status.eq(status.as_str()),
-                webhook_events::reason.eq(reason),
-                webhook_events::attempts.eq(row.attempts + 1),
+                webhook_events::status.eq(EventStatus::Applied.as_str()),
+                webhook_events::reason.eq(None::<String>),
+                webhook_events::attempts.eq(webhook_events::attempts + 1),
                 webhook_events::next_attempt_at.eq(None::<Timestamp>),
                 webhook_events::processed_at.eq(Some(now)),
             ))
-            .execute(conn)
-    };
-    if let Some(first) = earlier_delivery(conn, row)? {
-        settle(
-            conn,
-            EventStatus::Duplicate,
-            Some(format!("already received as delivery {first}")),
-        )?;
-        return Ok(Settled::Done);
+            .execute(conn)?;
     }
-    let event = match Event::parse(&row.body) {
-        Ok(event) => event,
-        Err(e) => {
-            settle(conn, EventStatus::Invalid, Some(e.0))?;
-            return Ok(Settled::Done);
-        }
-    };
-    // A nested transaction is a savepoint: a failed apply leaves nothing behind.
-    match conn.transaction(|c| apply(c, &event, row.received_at)) {
-        Ok(outcome) => {
-            let activated = (matches!(outcome, ApplyOutcome::Applied)
-                && event.event_type == DIRECTORY_ACTIVATED)
-                .then(|| event.directory_id().map(str::to_string))
-                .flatten();
-            let (status, reason) = match outcome {
-                ApplyOutcome::Applied => (EventStatus::Applied, None),
-                ApplyOutcome::Ignored => (
-                    EventStatus::Ignored,
-                    Some("nothing to apply for this event type".into()),
-                ),
-                ApplyOutcome::Skipped(why) => (EventStatus::Skipped, Some(why.to_string())),
-                ApplyOutcome::Conflict(what) => (EventStatus::Conflict, Some(what)),
-            };
-            settle(conn, status, reason)?;
-            Ok(activated.map_or(Settled::Done, Settled::Activated))
-        }
-        Err(error) => {
-            let attempts = row.attempts + 1;
-            let parked = attempts >= policy.max_attempts;
-            tracing::warn!(
-                delivery = row.id, event_id = ?row.event_id, attempts, parked, error = %error,
-                "applying a webhook event failed"
-            );
-            let next = (!parked).then(|| now + policy.backoff(attempts));
-            let status = if parked {
-                EventStatus::Failed
-            } else {
-                EventStatus::Received
-            };
-            diesel::update(webhook_events::table.find(row.id))
-                .set((
-                    webhook_events::status.eq(status.as_str()),
-                    webhook_events::reason.eq(Some(error.to_string())),
-                    webhook_events::attempts.eq(attempts),
-                    webhook_events::next_attempt_at.eq(next),
-                    webhook_events::processed_at.eq(Some(now)),
-                ))
-                .execute(conn)?;
-            Ok(Settled::Failed)
-        }
-    }
-}
-
-/// The first delivery of the same event id, if this one is a redelivery.
-fn earlier_delivery(conn: &mut DbConnection, row: &WebhookEventRow) -> QueryResult<Option<i64>> {
-    let Some(event_id) = &row.event_id else {
-        return Ok(None);
-    };
-    webhook_events::table
-        .filter(webhook_events::event_id.eq(event_id))
-        .filter(webhook_events::id.lt(row.id))
-        .select(diesel::dsl::min(webhook_events::id))
-        .first(conn)
+    Ok(report)
 }
 
 /// Wakes the applier when deliveries arrive.
@@ -224,37 +357,68 @@ impl Wakeup {
     }
 }
 
+/// Whether the applier thread is running: false once it has ended, whether asked to or not (a panic).
+#[derive(Clone, Default)]
+pub struct ApplierHealth(Arc<AtomicBool>);
+
+impl ApplierHealth {
+    /// Whether the applier is running.
+    pub fn running(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Marks the applier stopped when its thread ends, however it ends.
+struct RunningFlag(ApplierHealth);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0 .0.store(false, Ordering::SeqCst);
+        if std::thread::panicking() {
+            tracing::error!("the applier stopped after a panic; deliveries are stored but not applied until the service restarts");
+        }
+    }
+}
+
 /// The background applier thread.
 pub struct Applier {
     stop: Arc<AtomicBool>,
     wakeup: Wakeup,
+    health: ApplierHealth,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the applier needs besides the database.
+#[derive(Clone, Default)]
+pub struct ApplierOptions {
+    pub policy: RetryPolicy,
+    pub wakeup: Wakeup,
+    /// Told each directory a `dsync.activated` activated.
+    pub on_activated: Option<ActivationHook>,
+    /// Where the time from receipt to applied is recorded.
+    pub metrics: Metrics,
 }
 
 impl Applier {
     /// Starts applying deliveries as they arrive (and every second, for retries and other instances).
-    pub fn start(db: Database, policy: RetryPolicy, wakeup: Wakeup) -> Self {
-        Self::start_with(db, policy, wakeup, None)
-    }
-
-    /// As [`Applier::start`]; `on_activated` is told each directory a `dsync.activated` activated.
-    pub fn start_with(
-        db: Database,
-        policy: RetryPolicy,
-        wakeup: Wakeup,
-        on_activated: Option<ActivationHook>,
-    ) -> Self {
+    pub fn start(db: Database, options: ApplierOptions) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let health = ApplierHealth(Arc::new(AtomicBool::new(true)));
+        let wakeup = options.wakeup.clone();
         let thread = {
-            let (stop, wakeup) = (stop.clone(), wakeup.clone());
+            let (stop, flag) = (stop.clone(), RunningFlag(health.clone()));
             std::thread::Builder::new()
                 .name("event-applier".into())
-                .spawn(move || run(db, policy, wakeup, stop, on_activated))
+                .spawn(move || {
+                    let _flag = flag;
+                    run(db, options, stop)
+                })
                 .expect("the applier thread starts")
         };
         Self {
             stop,
             wakeup,
+            health,
             thread: Some(thread),
         }
     }
@@ -265,6 +429,11 @@ impl Applier {
             stop: self.stop.clone(),
             wakeup: self.wakeup.clone(),
         }
+    }
+
+    /// Whether the applier thread is still running.
+    pub fn health(&self) -> ApplierHealth {
+        self.health.clone()
     }
 
     /// Finishes the batch in hand and stops.
@@ -301,29 +470,59 @@ fn yield_cpu_to_intake() {
     }
 }
 
-fn run(
-    db: Database,
-    policy: RetryPolicy,
-    wakeup: Wakeup,
-    stop: Arc<AtomicBool>,
-    on_activated: Option<ActivationHook>,
-) {
+fn run(db: Database, options: ApplierOptions, stop: Arc<AtomicBool>) {
     yield_cpu_to_intake();
     while !stop.load(Ordering::SeqCst) {
-        match apply_due(&db, policy, directory_sync::apply_event) {
-            Ok(report) if report.processed > 0 => {
-                if let Some(hook) = &on_activated {
+        match apply_due(&db, options.policy, directory_sync::apply_event) {
+            Ok(report) if report.processed > 0 || report.taken > 0 => {
+                for waited in &report.waited {
+                    options.metrics.delivery_applied(*waited);
+                }
+                if let Some(hook) = &options.on_activated {
                     for directory in &report.activated {
                         hook(directory);
                     }
                 }
                 continue;
             }
-            Ok(_) => wakeup.wait(Duration::from_secs(1)),
+            Ok(_) => options.wakeup.wait(Duration::from_secs(1)),
             Err(e) => {
                 tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");
-                wakeup.wait(Duration::from_secs(2));
+                options.wakeup.wait(Duration::from_secs(2));
             }
         }
     }
+}
+
+/// The backlog as the database shows it, for every instance sharing it.
+pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbError> {
+    let cursor: i64 = apply_cursor::table
+        .find(1)
+        .select(apply_cursor::applied_through)
+        .first(conn)?;
+    let received = EventStatus::Received.as_str();
+    let (new, new_oldest): (i64, Option<Timestamp>) = webhook_events::table
+        .filter(webhook_events::id.gt(cursor))
+        .filter(webhook_events::status.eq(received))
+        .filter(webhook_events::next_attempt_at.is_null())
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(webhook_events::received_at),
+        ))
+        .first(conn)?;
+    let (retrying, retrying_oldest): (i64, Option<Timestamp>) = webhook_events::table
+        .filter(webhook_events::next_attempt_at.is_not_null())
+        .filter(webhook_events::status.eq(received))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(webhook_events::received_at),
+        ))
+        .first(conn)?;
+    let oldest = [new_oldest, retrying_oldest].into_iter().flatten().min();
+    Ok(crate::metrics::Backlog {
+        waiting: new + retrying,
+        oldest_age: oldest
+            .and_then(|t| (timestamp::now() - t).to_std().ok())
+            .unwrap_or_default(),
+    })
 }

@@ -92,7 +92,7 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
 
 /// Inserts deliveries in one transaction, ahead of background writers.
 pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<(), DbError> {
-    db.write_urgent(|conn| {
+    db.write_deliveries(|conn| {
         on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
             .values(events)
             .execute(c))?;

@@ -13,7 +13,8 @@ use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{Database, DbConnection, DbError, PooledConnection};
 use crate::directory_sync::directories::attach_listed;
 use crate::directory_sync::reconcile::{DeprovisionGuard, DirectoryPull, ReconcileCounts};
-use crate::directory_sync::{workspace::check_qualifies, ApplyContext, ApplyError};
+use crate::directory_sync::store::Store;
+use crate::directory_sync::{with_store, workspace::check_qualifies, ApplyContext, ApplyError};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::workos::timestamp;
@@ -300,7 +301,7 @@ impl SyncRunner {
         if let Some(mut pull) = pull {
             let db = self.db.clone();
             let reconciled = tokio::task::spawn_blocking(move || {
-                in_transactions(&db, |conn| pull.reconcile_teams(conn, 500))
+                in_transactions(&db, |store| pull.reconcile_teams(store, 500))
             })
             .await;
             if let Ok(Err(e)) = reconciled {
@@ -335,7 +336,9 @@ fn apply_pages(
     let begun = db.write(|conn| {
         let ctx = context(conn, run, started_at)?;
         record_progress(conn, run, "listing", 0, 0, None)?;
-        Ok::<_, RunError>(DirectoryPull::begin(conn, &ctx, &run.directory_id, guard)?)
+        with_store(conn, |store| {
+            Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &run.directory_id, guard)?)
+        })
     });
     let mut pull = match begun {
         Ok(pull) => pull,
@@ -351,10 +354,13 @@ fn apply_pages(
         }
         let applied = db.write_behind_urgent(|conn| {
             let mut requests = 0;
-            for (page, made) in batch {
-                pull.apply(conn, page)?;
-                requests = made;
-            }
+            with_store(conn, |store| {
+                for (page, made) in batch {
+                    pull.apply(store, page)?;
+                    requests = made;
+                }
+                Ok::<_, RunError>(())
+            })?;
             let counts = Some(&pull.counts);
             record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
             Ok::<_, RunError>(())
@@ -373,9 +379,9 @@ fn finish(
     mut pull: DirectoryPull,
     requests: u32,
 ) -> Result<Pulled, RunError> {
-    in_transactions(db, |conn| pull.remove_unlisted_memberships(conn, 100))?;
+    in_transactions(db, |store| pull.remove_unlisted_memberships(store, 100))?;
     db.write_behind_urgent(|conn| {
-        pull.finish(conn)?;
+        with_store(conn, |store| pull.finish(store))?;
         let counts = Some(&pull.counts);
         record_progress(
             conn,
@@ -387,7 +393,7 @@ fn finish(
         )?;
         Ok::<_, RunError>(())
     })?;
-    in_transactions(db, |conn| pull.reconcile_teams(conn, 500))?;
+    in_transactions(db, |store| pull.reconcile_teams(store, 500))?;
     db.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
             .set(directories::last_synced_at.eq(Some(timestamp::now())))
@@ -403,9 +409,9 @@ fn finish(
 /// Runs `step` a transaction at a time until it says nothing is left.
 fn in_transactions(
     db: &Database,
-    mut step: impl FnMut(&mut DbConnection) -> Result<bool, ApplyError>,
+    mut step: impl FnMut(&mut Store<'_>) -> Result<bool, ApplyError>,
 ) -> Result<(), RunError> {
-    while db.write_behind_urgent(|conn| Ok::<_, RunError>(step(conn)?))? {}
+    while db.write_behind_urgent(|conn| Ok::<_, RunError>(with_store(conn, &mut step)?))? {}
     Ok(())
 }
 

@@ -10,7 +10,8 @@ use rollcall::db::schema::{
     directory_group_memberships, directory_users, members, webhook_events, workspaces,
 };
 use rollcall::db::{Database, DbConnection, DbError};
-use rollcall::directory_sync::{apply_event, ApplyError, ApplyOutcome};
+use rollcall::directory_sync::store::Store;
+use rollcall::directory_sync::{apply_event, with_store, ApplyError, ApplyOutcome};
 use rollcall::intake::applier::{apply_due, RetryPolicy};
 use rollcall::workos::events::Event;
 use rollcall::workos::timestamp;
@@ -45,7 +46,8 @@ fn insert_workspace(db: &Database, organization_id: &str) -> String {
 fn apply_json(db: &Database, event: &Value) -> ApplyOutcome {
     let parsed = Event::parse(event.to_string().as_bytes()).unwrap();
     db.write(|c| {
-        apply_event(c, &parsed, timestamp::now()).map_err(|ApplyError::Db(e)| DbError::from(e))
+        with_store(c, |store| apply_event(store, &parsed, timestamp::now()))
+            .map_err(|ApplyError::Db(e)| DbError::from(e))
     })
     .unwrap()
 }
@@ -189,11 +191,11 @@ fn every_order_ends_in_the_same_state_postgres() {
 
 /// Fails every event whose user is called "Poison", after it has written: the savepoint must undo that.
 fn poisoned_apply(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     event: &Event,
     received_at: timestamp::Timestamp,
 ) -> Result<ApplyOutcome, ApplyError> {
-    let outcome = apply_event(conn, event, received_at)?;
+    let outcome = apply_event(store, event, received_at)?;
     if let rollcall::workos::events::EventPayload::UserCreated(u) = &event.payload {
         if u.first_name.as_deref() == Some("Poison") {
             return Err(ApplyError::Db(diesel::result::Error::RollbackTransaction));

@@ -1,0 +1,2 @@
+DROP INDEX webhook_events_retry;
+DROP TABLE apply_cursor;
