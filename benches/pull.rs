@@ -11,75 +11,20 @@ mod support;
 
 use diesel::prelude::*;
 use reqwest::Method;
-use rollcall::db::{Database, DatabaseTarget, DbError};
+use rollcall::db::{Database, DbError};
 use rollcall::workos::signature;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    backends, env_or, measuring, operator, post_signed, runtime, scratch, synced_workspace,
-    OPERATOR, SECRET,
+    backends, database_url, env_or, free_port, measuring, operator, percentile_ms, post_signed,
+    runtime, scratch, spawn, synced_workspace, wait_until_up, OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
 const DIRECTORY: &str = "directory_dev";
 const ORGANIZATION: &str = "org_dev";
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Process {
-    /// The most memory the process has held (VmHWM), in MiB.
-    fn peak_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    Process(command.spawn().expect("the rollcall binary starts"))
-}
-
-async fn wait_until_up(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while client.get(url).send().await.is_err() {
-        assert!(Instant::now() < deadline, "{url} never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Starts a pull and waits for its end; returns the finished run and the wall time.
 async fn pull(client: &reqwest::Client, base: &str) -> (Value, Duration) {
@@ -159,14 +104,6 @@ struct Figures {
     ack_p50_ms: f64,
     ack_p99_ms: f64,
     ack_max_ms: f64,
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
 }
 
 /// Signed webhooks, one every 20 ms, while a pull runs: each one's acknowledgement time. They name an
@@ -268,10 +205,7 @@ async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, li
 
 fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures {
     let db_scratch = scratch(backend);
-    let database_url = match &db_scratch.target {
-        DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
-        DatabaseTarget::Postgres(url) => url.clone(),
-    };
+    let database_url = database_url(&db_scratch.target);
     let broker_port = free_port();
     let broker_base = format!("http://127.0.0.1:{broker_port}");
     let _broker = spawn(

@@ -2,7 +2,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::db::Database;
+use crate::db::{Database, InstanceLock};
 use crate::intake::applier::{
     ActivationHook, Applier, ApplierOptions, ApplierStopper, RetryPolicy, Wakeup,
 };
@@ -19,6 +19,8 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Database,
+    /// On SQLite, keeps other `serve` processes off the file while this one runs.
+    _instance_lock: Option<InstanceLock>,
     applier: Applier,
     event_store_writer: std::thread::JoinHandle<()>,
     /// The schedule and the task that starts runs for activated directories; aborted at stop.
@@ -34,6 +36,7 @@ impl Application {
     /// As [`Application::build`], with the applier's retry policy given.
     pub fn build_with(settings: Settings, retry: RetryPolicy) -> anyhow::Result<Self> {
         use anyhow::Context;
+        let instance_lock = InstanceLock::acquire(&settings.database)?;
         let db = Database::connect(settings.database.clone(), settings.db_pool_size)
             .with_context(|| format!("opening {}", settings.database.display()))?;
         let applied = db.migrate().context("migrating the database")?;
@@ -156,6 +159,7 @@ impl Application {
             port,
             server,
             db,
+            _instance_lock: instance_lock,
             applier,
             event_store_writer,
             background,
@@ -188,6 +192,8 @@ impl Application {
             applier,
             event_store_writer,
             background,
+            // Held until the service has stopped.
+            _instance_lock,
             ..
         } = self;
         let served = server.await;

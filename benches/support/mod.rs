@@ -9,6 +9,7 @@ use rollcall::db::{Database, DatabaseTarget};
 use rollcall::startup::Application;
 use rollcall::workos::signature;
 use serde_json::json;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,11 +145,6 @@ pub struct Delivery {
     pub applied_per_s: f64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 /// Signs every body now and posts them from `senders` concurrent tasks; then waits until all are applied.
 pub async fn deliver_all(
     base: &str,
@@ -195,8 +191,8 @@ pub async fn deliver_all(
     wait_applied(db).await;
     Delivery {
         events_per_s: count as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
+        p50_ms: percentile_ms(&latencies, 0.50),
+        p99_ms: percentile_ms(&latencies, 0.99),
         applied_per_s: count as f64 / started.elapsed().as_secs_f64(),
     }
 }
@@ -253,4 +249,75 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A child process killed when dropped.
+pub struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// The most memory the process has held (VmHWM), in MiB.
+    pub fn peak_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Process(command.spawn().expect("the rollcall binary starts"))
+}
+
+pub async fn wait_until_up(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while client.get(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{url} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `DATABASE_URL` of a scratch database.
+pub fn database_url(target: &DatabaseTarget) -> String {
+    match target {
+        DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        DatabaseTarget::Postgres(url) => url.clone(),
+    }
+}
+
+/// The `p` quantile of sorted durations, in milliseconds (NaN when there are none).
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
 }

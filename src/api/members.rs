@@ -33,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize)]
 struct MemberQuery {
     status: Option<String>,
+    /// Only the member with this email, compared case-insensitively.
+    email: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -53,6 +55,7 @@ async fn list_members(
                 .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
         })
         .transpose()?;
+    let email = query.email.as_deref().map(email_key);
     let list = state
         .read(move |conn| {
             load_workspace(conn, &caller, &ws)?;
@@ -64,6 +67,9 @@ async fn list_members(
                 .into_boxed();
             if let Some(status) = status {
                 q = q.filter(members::status.eq(status.as_str()));
+            }
+            if let Some(email) = email {
+                q = q.filter(members::email_key.eq(email));
             }
             if let Some(after) = &page.after {
                 q = q.filter(members::id.gt(after.clone()));

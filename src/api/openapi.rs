@@ -722,11 +722,18 @@ fn member_paths() -> Vec<(&'static str, Value)> {
                 (
                     "get",
                     operation("list_members", "members", "List members")
-                        .parameters(vec![query_parameter(
-                            "status",
-                            "Only members with this status.",
-                            schema_ref("MemberStatus"),
-                        )])
+                        .parameters(vec![
+                            query_parameter(
+                                "status",
+                                "Only members with this status.",
+                                schema_ref("MemberStatus"),
+                            ),
+                            query_parameter(
+                                "email",
+                                "Only the member with this email, compared case-insensitively.",
+                                json!({ "type": "string" }),
+                            ),
+                        ])
                         .paged()
                         .answers(StatusCode::OK, "A page of members.", list_of("Member"))
                         .finds()

@@ -17,7 +17,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A connection to either backend.
@@ -127,9 +127,15 @@ impl DatabaseTarget {
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Self::Postgres(url) => Ok(DbConnection::Postgresql(diesel::PgConnection::establish(
-                url,
-            )?)),
+            Self::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url)?;
+                // Plan each execution of a prepared statement for its values and the tables as they are
+                // now. A generic plan is kept once chosen, and one chosen while a table was nearly empty
+                // (a sequential scan) stays long after it has grown, until an ANALYZE: with autovacuum
+                // off or behind, a burst into a new deployment would be applied slower and slower.
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+                Ok(DbConnection::Postgresql(conn))
+            }
         }
     }
 }
@@ -145,6 +151,8 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("migrations failed: {0}")]
     Migration(String),
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl DbError {
@@ -196,17 +204,54 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 pub struct Database {
     pool: r2d2::Pool<ConnectionManager>,
     target: DatabaseTarget,
-    /// SQLite has one writer at a time: writes in this process queue here instead of failing busy.
+    /// SQLite has one writer at a time: every write of this process goes through this one connection.
     sqlite_writer: Option<Arc<WriterGate>>,
+    /// How much the tables have grown since PostgreSQL's statistics were last refreshed.
+    growth: Arc<Mutex<Growth>>,
 }
 
-/// The single SQLite writer slot. Webhook intake waits here with priority: background work checks
-/// [`Database::urgent_writer_waiting`] and steps aside, so acknowledgements never queue behind it.
+/// Rows written since the planner's statistics were last refreshed, and how many the tables held then.
+#[derive(Default)]
+struct Growth {
+    /// Rows in the tables at the last refresh; unknown until first asked.
+    base: Option<u64>,
+    written_since: u64,
+}
+
+/// The tables looked up by lists of ids, and the columns of those lookups, whose statistics must follow
+/// their growth on PostgreSQL (only those columns: the snapshots and bodies are costly to sample).
+const ANALYZED_COLUMNS: [(&str, &str); 7] = [
+    ("directory_users", "id, directory_id, idp_id, deleted_at"),
+    ("directory_groups", "id, directory_id, deleted_at"),
+    (
+        "directory_group_memberships",
+        "group_id, user_id, is_member",
+    ),
+    (
+        "members",
+        "id, workspace_id, email_key, directory_user_id, status, managed_by",
+    ),
+    (
+        "team_member_sources",
+        "team_id, member_id, source_type, group_id",
+    ),
+    ("team_links", "team_id, group_id, workspace_id"),
+    ("webhook_events", "id, event_id, status, next_attempt_at"),
+];
+
+/// The single SQLite writer: one connection that every write of this process uses, one transaction at a
+/// time. Being the only connection that writes, it keeps its page cache from one transaction to the next
+/// (SQLite drops a connection's cache whenever another connection has written). Webhook intake waits here
+/// with priority: background work checks [`Database::urgent_writer_waiting`] and steps aside, so
+/// acknowledgements never queue behind it.
 #[derive(Default)]
 struct WriterGate {
-    slot: Mutex<()>,
+    connection: Mutex<Option<DbConnection>>,
     urgent_waiting: AtomicUsize,
 }
+
+/// The page cache of the SQLite writer connection (the pooled readers keep SQLite's default).
+const SQLITE_WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 impl Database {
     /// Connects, reporting the real cause when the database cannot be reached.
@@ -227,6 +272,7 @@ impl Database {
             pool,
             target,
             sqlite_writer,
+            growth: Arc::default(),
         })
     }
 
@@ -240,11 +286,42 @@ impl Database {
         Ok(self.pool.get()?)
     }
 
+    /// Runs `work` on the connection that writes: on SQLite the one writer connection, held for the
+    /// duration (`urgent`: ahead of background writers); on PostgreSQL a pooled connection.
+    fn with_writer<T, E>(
+        &self,
+        urgent: bool,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let Some(gate) = &self.sqlite_writer else {
+            let mut conn = self.conn()?;
+            return work(&mut conn);
+        };
+        if urgent {
+            gate.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut slot = gate
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if urgent {
+            gate.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        if slot.is_none() {
+            let mut conn = self.target.establish()?;
+            conn.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))
+                .map_err(DbError::from)?;
+            *slot = Some(conn);
+        }
+        work(slot.as_mut().expect("opened above"))
+    }
+
     /// Applies the pending migrations of this backend.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
-        let mut conn = self.conn()?;
-        let _writer = self.writer_lock();
-        run_migrations(&mut conn)
+        self.with_writer(false, run_migrations)
     }
 
     /// Runs `work` in one transaction that holds the serialization lock from its first statement: queued
@@ -254,16 +331,16 @@ impl Database {
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        let mut conn = self.conn()?;
-        let _writer = self.writer_lock();
-        conn.transaction(|conn| {
-            lock_writes(conn)?;
-            work(conn)
+        self.with_writer(false, |conn| {
+            conn.transaction(|conn| {
+                lock_writes(conn)?;
+                work(conn)
+            })
         })
     }
 
     /// As [`Database::write`] for background work: first lets any urgent write waiting for the SQLite writer
-    /// slot (a webhook's acknowledgement) go ahead.
+    /// (a webhook's acknowledgement) go ahead.
     pub fn write_behind_urgent<T, E>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -288,31 +365,54 @@ impl Database {
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        let mut conn = self.conn()?;
-        let _writer = self.sqlite_writer.as_ref().map(|gate| {
-            gate.urgent_waiting.fetch_add(1, Ordering::SeqCst);
-            let guard = gate
-                .slot
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            gate.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
-            guard
-        });
-        conn.transaction(|conn| {
-            if let DbConnection::Postgresql(c) = conn {
-                c.batch_execute(
-                    "SELECT pg_advisory_xact_lock(7243004, hashtext(current_schema()))",
-                )?;
-            }
-            work(conn)
+        self.with_writer(true, |conn| {
+            conn.transaction(|conn| {
+                if let DbConnection::Postgresql(c) = conn {
+                    c.batch_execute(
+                        "SELECT pg_advisory_xact_lock(7243004, hashtext(current_schema()))",
+                    )?;
+                }
+                work(conn)
+            })
         })
     }
 
-    /// Whether an urgent write waits for the SQLite writer slot (never on PostgreSQL).
+    /// Whether an urgent write waits for the SQLite writer (never on PostgreSQL).
     pub fn urgent_writer_waiting(&self) -> bool {
         self.sqlite_writer
             .as_ref()
             .is_some_and(|gate| gate.urgent_waiting.load(Ordering::SeqCst) > 0)
+    }
+
+    /// On PostgreSQL, after committing `written` rows: refreshes the planner's statistics once the tables
+    /// have grown by as much again as they held at the last refresh (at least 1,000 rows). Lookups by lists
+    /// of ids (`= ANY`) use their indexes only when the planner knows how few rows each id matches; without
+    /// statistics it guesses 0.5% of the table per id, and a batch of 500 ids becomes a sequential scan.
+    /// Autovacuum's own analysis may run rarely or not at all. Runs on a pooled connection, outside any
+    /// transaction and lock; a failure is logged, not returned (the statistics only speed things up).
+    pub fn keep_statistics_current(&self, written: usize) {
+        if !matches!(self.target, DatabaseTarget::Postgres(_)) {
+            return;
+        }
+        let mut growth = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+        let refreshed = (|| {
+            let mut conn = self.conn()?;
+            let base = match growth.base {
+                Some(base) => base,
+                None => *growth.base.insert(rows_in_analyzed_tables(&mut conn)?),
+            };
+            growth.written_since += written as u64;
+            if growth.written_since < base.max(1_000) {
+                return Ok::<_, DbError>(());
+            }
+            analyze(&mut conn)?;
+            growth.base = Some(base + growth.written_since);
+            growth.written_since = 0;
+            Ok(())
+        })();
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "could not refresh PostgreSQL's statistics; lookups may be slower until it can");
+        }
     }
 
     /// Runs `work` on a pooled connection without a transaction.
@@ -322,15 +422,6 @@ impl Database {
     {
         let mut conn = self.conn()?;
         work(&mut conn)
-    }
-
-    /// Holds the SQLite writer slot (nothing on PostgreSQL) for writes done outside [`Database::write`].
-    pub fn writer_lock(&self) -> Option<MutexGuard<'_, ()>> {
-        self.sqlite_writer.as_ref().map(|gate| {
-            gate.slot
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        })
     }
 
     /// Whether the database answers.
@@ -349,6 +440,77 @@ fn lock_writes(conn: &mut DbConnection) -> QueryResult<()> {
             c.batch_execute("SELECT pg_advisory_xact_lock(7243002, hashtext(current_schema()))")
         }
         DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// On PostgreSQL, refreshes the planner's statistics of the columns looked up by lists of ids.
+pub fn analyze(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            let tables: Vec<String> = ANALYZED_COLUMNS
+                .iter()
+                .map(|(table, columns)| format!("{table} ({columns})"))
+                .collect();
+            c.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// The rows the analysed tables of this schema held when last analysed (0 for those never analysed).
+fn rows_in_analyzed_tables(conn: &mut DbConnection) -> QueryResult<u64> {
+    let names = ANALYZED_COLUMNS
+        .map(|(table, _)| format!("'{table}'"))
+        .join(", ");
+    let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "(SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::BIGINT FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relname IN ({names}))"
+    )))
+    .get_result(conn)?;
+    Ok(rows.max(0) as u64)
+}
+
+/// Keeps a second `rollcall serve` off a SQLite file that one already serves: every change goes through one
+/// serialization point, and on SQLite that point is the serving process's single writer, which another
+/// process would bypass. Held for the life of the service (released when the process ends, however it
+/// ends); `None` on PostgreSQL, where several instances share the database safely.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+impl InstanceLock {
+    /// Takes the lock of `target`'s SQLite file, or says who holds it.
+    pub fn acquire(target: &DatabaseTarget) -> Result<Option<Self>, DbError> {
+        let DatabaseTarget::Sqlite(path) = target else {
+            return Ok(None);
+        };
+        let lock_path = format!("{path}.serve-lock");
+        let in_use = |why: String| DbError::InUse(format!("cannot lock {lock_path}: {why}"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| in_use(e.to_string()))?;
+        // SAFETY: flock takes a file descriptor this function owns (through `file`) and plain flags.
+        let taken = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)
+        };
+        if taken != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(DbError::InUse(format!(
+                    "another `rollcall serve` is already using the SQLite file {path}: SQLite takes one \
+                     service per file. Stop the other one, or run several instances on PostgreSQL \
+                     (DATABASE_URL=postgres://…)"
+                )));
+            }
+            return Err(in_use(error.to_string()));
+        }
+        Ok(Some(Self { _file: file }))
     }
 }
 

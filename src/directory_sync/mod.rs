@@ -202,6 +202,7 @@ pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<
     store.prefetch_workspaces(&organizations.into_iter().collect::<Vec<_>>())?;
     let mut by_workspace: Vec<(String, Vec<&DirectoryUser>)> = Vec::new();
     let mut groups: BTreeSet<&str> = BTreeSet::new();
+    let mut joining: BTreeSet<&str> = BTreeSet::new();
     for (event, organization) in events.iter().zip(&organization_of) {
         let Some(organization) = organization else {
             continue;
@@ -221,6 +222,7 @@ pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<
             }
             EventPayload::GroupUserAdded(m) | EventPayload::GroupUserRemoved(m) => {
                 groups.insert(&m.group.id);
+                joining.insert(&m.user.id);
                 Some(&m.user)
             }
             _ => None,
@@ -233,6 +235,7 @@ pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<
         }
     }
     store.prefetch_groups(&groups.into_iter().collect::<Vec<_>>())?;
+    store.prefetch_memberships_of_users(&joining.into_iter().collect::<Vec<_>>())?;
     for (workspace_id, users) in by_workspace {
         prefetch_users(store, &workspace_id, &users)?;
     }

@@ -95,17 +95,6 @@ pub fn reconcile_directory(
     })
 }
 
-/// On PostgreSQL, brings the planner's statistics of the tables a pull looks up in batches up to date.
-fn analyze(conn: &mut DbConnection) -> QueryResult<()> {
-    if let DbConnection::Postgresql(c) = conn {
-        use diesel::connection::SimpleConnection;
-        c.batch_execute(
-            "ANALYZE directory_users, members, directory_group_memberships, team_member_sources, team_links",
-        )?;
-    }
-    Ok(())
-}
-
 /// Short ids for the strings a pull remembers, so a directory of 100,000 users and 300,000 memberships
 /// stays small in memory.
 #[derive(Default)]
@@ -156,9 +145,6 @@ pub struct DirectoryPull {
     touched: BTreeSet<u32>,
     /// Groups whose stored memberships are still to be compared with the listing, once it is complete.
     groups_to_check: Option<Vec<String>>,
-    /// Rows written since PostgreSQL's statistics were last brought up to date.
-    written_since_analyze: usize,
-    written_at_analyze: usize,
     pub users_listed: usize,
     pub counts: ReconcileCounts,
 }
@@ -203,8 +189,6 @@ impl DirectoryPull {
             deactivations: Vec::new(),
             touched: BTreeSet::new(),
             groups_to_check: None,
-            written_since_analyze: 0,
-            written_at_analyze: 0,
             users_listed: 0,
             counts: ReconcileCounts::default(),
         })
@@ -212,7 +196,6 @@ impl DirectoryPull {
 
     /// Applies one page of the listing to the caller's store.
     pub fn apply(&mut self, store: &mut Store<'_>, page: ListedPage) -> Result<(), ApplyError> {
-        let written_before = store.written();
         match page {
             ListedPage::Groups(groups) => self.apply_groups(store, &groups)?,
             ListedPage::Users { users, memberships } => {
@@ -227,8 +210,6 @@ impl DirectoryPull {
                 self.add_memberships(store, &pairs)?;
             }
         }
-        self.written_since_analyze += store.written() - written_before;
-        self.refresh_statistics(store)?;
         Ok(())
     }
 
@@ -346,25 +327,13 @@ impl DirectoryPull {
         Ok(())
     }
 
-    /// On PostgreSQL, refreshes the planner's statistics each time the pulled tables have grown by as
-    /// much again: tables that were empty when last analysed would otherwise be scanned whole per lookup.
-    fn refresh_statistics(&mut self, store: &mut Store<'_>) -> QueryResult<()> {
-        if self.written_since_analyze < self.written_at_analyze.max(2_000) {
-            return Ok(());
-        }
-        store.read(analyze)?;
-        self.written_at_analyze += self.written_since_analyze;
-        self.written_since_analyze = 0;
-        Ok(())
-    }
-
     /// After the complete listing and [`Self::remove_unlisted_memberships`]: removes users and groups the
     /// listing lacks (if untouched since the pull began), and applies the listed deactivations, unless the
     /// guard holds deprovisioning back. Then [`Self::reconcile_teams`] brings teams and roles in line.
     pub fn finish(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
         // Teams and roles are looked up in batches next: plans from current statistics, whatever was
         // written since the last analysis, by this pull or by admins.
-        store.read(analyze)?;
+        store.read(crate::db::analyze)?;
         let stored = self.stored_users(store)?;
         if teams::derives_from_groups(store, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose

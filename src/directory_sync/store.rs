@@ -290,21 +290,30 @@ impl<'c> Store<'c> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for chunk in wanted.chunks(LOOKUP_CHUNK) {
-            let idp_ids: Vec<&str> = chunk.iter().map(|(_, i)| i.as_str()).collect();
-            let found: Vec<DirectoryUserRow> = directory_users::table
-                .filter(directory_users::idp_id.eq_any(&idp_ids))
-                .select(DirectoryUserRow::as_select())
-                .load(self.db()?)?;
-            for key in chunk {
-                self.c.users_by_idp.insert(key.clone(), BTreeSet::new());
-            }
-            for row in found {
-                let key = (row.directory_id.clone(), row.idp_id.clone());
-                if let Some(ids) = self.c.users_by_idp.get_mut(&key) {
-                    ids.insert(row.id.clone());
+        // Through the index on (directory, idp_id): one directory's pairs at a time.
+        let mut by_directory: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (directory, idp_id) in &wanted {
+            by_directory.entry(directory).or_default().push(idp_id);
+        }
+        for (directory, idp_ids) in by_directory {
+            for chunk in idp_ids.chunks(LOOKUP_CHUNK) {
+                let found: Vec<DirectoryUserRow> = directory_users::table
+                    .filter(directory_users::directory_id.eq(directory))
+                    .filter(directory_users::idp_id.eq_any(chunk))
+                    .select(DirectoryUserRow::as_select())
+                    .load(self.db()?)?;
+                for idp_id in chunk {
+                    self.c
+                        .users_by_idp
+                        .insert((directory.to_string(), idp_id.to_string()), BTreeSet::new());
                 }
-                self.c.users.remember(row.id.clone(), Some(row));
+                for row in found {
+                    let key = (row.directory_id.clone(), row.idp_id.clone());
+                    if let Some(ids) = self.c.users_by_idp.get_mut(&key) {
+                        ids.insert(row.id.clone());
+                    }
+                    self.c.users.remember(row.id.clone(), Some(row));
+                }
             }
         }
         Ok(())

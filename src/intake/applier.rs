@@ -66,6 +66,8 @@ pub struct BatchReport {
     pub activated: Vec<String>,
     /// For each delivery settled, how long it waited from being received to being applied.
     pub waited: Vec<Duration>,
+    /// Rows the batch wrote besides the deliveries' own.
+    pub written: usize,
 }
 
 /// Told each directory whose `dsync.activated` was applied, after the batch that applied it commits.
@@ -194,16 +196,23 @@ fn apply_deliveries(
         }
     }
     // A nested transaction is a savepoint: a failed apply leaves nothing behind.
+    let mut written = 0;
     match conn.transaction(|c| apply_set(c, &events, apply)) {
-        Ok(outcomes) => settled.extend(outcomes),
+        Ok(applied) => {
+            settled.extend(applied.outcomes);
+            written += applied.written;
+        }
         Err(_) if events.len() > 1 => {
             for one in events.chunks(1) {
-                let outcome = conn
-                    .transaction(|c| apply_set(c, one, apply))
-                    .unwrap_or_else(|error| {
-                        vec![(one[0].0.id, Settlement::Failed(error.to_string()))]
-                    });
-                settled.extend(outcome);
+                match conn.transaction(|c| apply_set(c, one, apply)) {
+                    Ok(applied) => {
+                        settled.extend(applied.outcomes);
+                        written += applied.written;
+                    }
+                    Err(error) => {
+                        settled.insert(one[0].0.id, Settlement::Failed(error.to_string()));
+                    }
+                }
             }
         }
         Err(error) => {
@@ -212,7 +221,9 @@ fn apply_deliveries(
             }
         }
     }
-    record_settlements(conn, rows, settled, policy, now)
+    let mut report = record_settlements(conn, rows, settled, policy, now)?;
+    report.written = written;
+    Ok(report)
 }
 
 /// Applies events as one set over one store; returns each delivery's outcome.
@@ -220,7 +231,7 @@ fn apply_set(
     conn: &mut DbConnection,
     events: &[(&WebhookEventRow, Event)],
     apply: ApplyFn,
-) -> Result<Vec<(i64, Settlement)>, ApplyError> {
+) -> Result<Applied, ApplyError> {
     directory_sync::with_store(conn, |store| {
         let all: Vec<&Event> = events.iter().map(|(_, event)| event).collect();
         directory_sync::prefetch_events(store, &all)?;
@@ -229,8 +240,19 @@ fn apply_set(
             let outcome = apply(store, event, row.received_at)?;
             outcomes.push((row.id, Settlement::of(outcome, event)));
         }
-        Ok(outcomes)
+        store.flush()?;
+        Ok(Applied {
+            outcomes,
+            written: store.written(),
+        })
     })
+}
+
+/// What applying a set of events did.
+struct Applied {
+    outcomes: Vec<(i64, Settlement)>,
+    /// Rows written.
+    written: usize,
 }
 
 /// The first delivery of each event id among these deliveries (a later one is a redelivery).
@@ -475,6 +497,7 @@ fn run(db: Database, options: ApplierOptions, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         match apply_due(&db, options.policy, directory_sync::apply_event) {
             Ok(report) if report.processed > 0 || report.taken > 0 => {
+                db.keep_statistics_current(report.taken + report.written);
                 for waited in &report.waited {
                     options.metrics.delivery_applied(*waited);
                 }
@@ -494,25 +517,27 @@ fn run(db: Database, options: ApplierOptions, stop: Arc<AtomicBool>) {
     }
 }
 
-/// The backlog as the database shows it, for every instance sharing it.
+/// The backlog as the database shows it, for every instance sharing it: deliveries past the applier's
+/// cursor (read through the primary key; the oldest is the first), and those waiting for a retry (through
+/// their own index).
 pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbError> {
     let cursor: i64 = apply_cursor::table
         .find(1)
         .select(apply_cursor::applied_through)
         .first(conn)?;
-    let received = EventStatus::Received.as_str();
-    let (new, new_oldest): (i64, Option<Timestamp>) = webhook_events::table
+    let new: i64 = webhook_events::table
         .filter(webhook_events::id.gt(cursor))
-        .filter(webhook_events::status.eq(received))
-        .filter(webhook_events::next_attempt_at.is_null())
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(webhook_events::received_at),
-        ))
-        .first(conn)?;
+        .count()
+        .get_result(conn)?;
+    let new_oldest: Option<Timestamp> = webhook_events::table
+        .filter(webhook_events::id.gt(cursor))
+        .order(webhook_events::id)
+        .select(webhook_events::received_at)
+        .first(conn)
+        .optional()?;
     let (retrying, retrying_oldest): (i64, Option<Timestamp>) = webhook_events::table
         .filter(webhook_events::next_attempt_at.is_not_null())
-        .filter(webhook_events::status.eq(received))
+        .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::min(webhook_events::received_at),

@@ -354,19 +354,21 @@ fn apply_pages(
         }
         let applied = db.write_behind_urgent(|conn| {
             let mut requests = 0;
-            with_store(conn, |store| {
+            let written = with_store(conn, |store| {
                 for (page, made) in batch {
                     pull.apply(store, page)?;
                     requests = made;
                 }
-                Ok::<_, RunError>(())
+                store.flush()?;
+                Ok::<_, RunError>(store.written())
             })?;
             let counts = Some(&pull.counts);
             record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
-            Ok::<_, RunError>(())
+            Ok::<_, RunError>(written)
         });
-        if let Err(e) = applied {
-            return (Some(pull), Err(e));
+        match applied {
+            Ok(written) => db.keep_statistics_current(written),
+            Err(e) => return (Some(pull), Err(e)),
         }
     }
     (Some(pull), Ok(()))

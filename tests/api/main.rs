@@ -6,6 +6,8 @@ mod broker;
 mod cli;
 mod full_pull;
 mod helpers;
+mod instances;
+mod one_writer;
 mod openapi;
 mod process;
 mod samples;

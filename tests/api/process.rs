@@ -1,11 +1,13 @@
-//! The `rollcall` binary as an operator runs it: start-up errors, help, and a clean stop on SIGTERM.
+//! The `rollcall` binary as an operator runs it: start-up errors, help, a clean stop on SIGTERM, and one
+//! service per SQLite file.
 
 use crate::helpers::{Backend, TestDatabase, SECRET};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn rollcall() -> Command {
+/// The `rollcall` binary with an empty environment.
+pub fn rollcall() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
     command
         .env_clear()
@@ -116,7 +118,58 @@ fn serve_stops_cleanly_on_sigterm() {
     }
 }
 
-fn healthy(port: u16) -> bool {
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A `rollcall serve` process, killed when dropped.
+pub struct Serving(pub std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_is_refused() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let serve = |port: u16| {
+        let mut command = rollcall();
+        command
+            .arg("serve")
+            .env("DATABASE_URL", format!("sqlite://{path}"))
+            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    let port = free_port();
+    let _first = Serving(serve(port).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthy(port) {
+        assert!(Instant::now() < deadline, "the first server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = serve(free_port()).output().unwrap();
+    assert!(!second.status.success(), "a second serve must not start");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another `rollcall serve` is already using the SQLite file")
+            && stderr.contains(path.as_str())
+            && stderr.contains("PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(healthy(port), "the first server keeps serving");
+}
+
+/// Whether a service answers `/healthz` on the port.
+pub fn healthy(port: u16) -> bool {
     use std::io::Write;
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;

@@ -1,0 +1,218 @@
+//! Several `rollcall serve` processes on one PostgreSQL, webhooks spread across them: every delivery is
+//! applied exactly once, and each member's changes are applied in the order their deliveries arrived.
+
+use crate::broker::{at, event, TestDirectory};
+use crate::helpers::{Backend, TestDatabase, OPERATOR_TOKEN, SECRET};
+use crate::process::{free_port, healthy, rollcall, Serving};
+use diesel::prelude::*;
+use rollcall::db::schema::{audit_log, webhook_events};
+use rollcall::db::DbError;
+use rollcall::workos::signature;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// People whose records change; each gets a sequence of changes.
+const PEOPLE: usize = 40;
+/// Snapshots per person after the first, each a new name.
+const RENAMES: usize = 6;
+
+fn serve(url: &str, port: u16) -> Serving {
+    Serving(
+        rollcall()
+            .arg("serve")
+            .env("DATABASE_URL", url)
+            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+            .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+            .env("ROLLCALL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("ROLLCALL_DB_POOL_SIZE", "4")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rollcall serve starts"),
+    )
+}
+
+async fn post_signed(client: &reqwest::Client, port: u16, body: &Value) {
+    let body = body.to_string();
+    let header = signature::sign(SECRET, signature::now_ms(), body.as_bytes());
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/workos"))
+        .header("content-type", "application/json")
+        .header("WorkOS-Signature", header)
+        .body(body)
+        .send()
+        .await
+        .expect("the webhook is sent");
+    assert_eq!(response.status(), 200);
+}
+
+async fn operator(
+    client: &reqwest::Client,
+    port: u16,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    let response = client
+        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_apply_every_delivery_once_in_arrival_order() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let url = match &database.target {
+        rollcall::db::DatabaseTarget::Postgres(url) => url.clone(),
+        other => unreachable!("{other:?}"),
+    };
+    let ports = [free_port(), free_port()];
+    let _processes: Vec<Serving> = ports.iter().map(|port| serve(&url, *port)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in ports {
+        while !healthy(port) {
+            assert!(
+                Instant::now() < deadline,
+                "instance on {port} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let client = reqwest::Client::new();
+    let dir = TestDirectory::new();
+    let ws = operator(
+        &client,
+        ports[0],
+        reqwest::Method::POST,
+        "/api/v1/workspaces",
+        json!({ "name": "Shared", "plan": "growth", "organization_id": dir.organization_id }),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    operator(
+        &client,
+        ports[1],
+        reqwest::Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/directory-sync"),
+        json!({ "enabled": true }),
+    )
+    .await;
+
+    // Each person's snapshots are sent one after another, each to the other instance than the last; the
+    // people are sent at once, so both instances take deliveries all the time.
+    let senders: Vec<_> = (0..PEOPLE)
+        .map(|person| {
+            let (client, dir) = (client.clone(), dir.clone());
+            tokio::spawn(async move {
+                for version in 0..=RENAMES {
+                    let minute = version as u32 + 1;
+                    let user = dir.user(
+                        &format!("directory_user_{person}_{}", dir.tag),
+                        &format!("idp-{person}"),
+                        Some(&format!("person{person}@example.com")),
+                        &format!("Name {version}"),
+                        "active",
+                        &at(minute),
+                    );
+                    let kind = if version == 0 {
+                        "dsync.user.created"
+                    } else {
+                        "dsync.user.updated"
+                    };
+                    let port = ports[(person + version) % 2];
+                    post_signed(&client, port, &event(kind, user, &at(minute))).await;
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let db = rollcall::db::Database::connect(database.target.clone(), 2).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let deliveries = loop {
+        let rows: Vec<(i64, Option<String>, String, i32)> = db
+            .read(|c| {
+                webhook_events::table
+                    .order(webhook_events::id)
+                    .select((
+                        webhook_events::id,
+                        webhook_events::event_id,
+                        webhook_events::status,
+                        webhook_events::attempts,
+                    ))
+                    .load(c)
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+        if rows.iter().all(|(_, _, status, _)| status != "received") {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still waiting after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(deliveries.len(), PEOPLE * (RENAMES + 1));
+    // Exactly once: each delivery applied by one instance, in one attempt.
+    for (id, _, status, attempts) in &deliveries {
+        assert_eq!(
+            (status.as_str(), *attempts),
+            ("applied", 1),
+            "delivery {id}"
+        );
+    }
+    // In arrival order: each member's audit entries follow their deliveries' order, every rename seen.
+    let delivery_of: HashMap<String, i64> = deliveries
+        .iter()
+        .map(|(id, event_id, _, _)| (event_id.clone().unwrap(), *id))
+        .collect();
+    let entries: Vec<(String, String, String)> = db
+        .read(|c| {
+            audit_log::table
+                .filter(audit_log::workspace_id.eq(&ws))
+                .filter(audit_log::subject_type.eq("member"))
+                .order(audit_log::id)
+                .select((
+                    audit_log::subject_id,
+                    audit_log::cause_id,
+                    audit_log::action,
+                ))
+                .load(c)
+                .map_err(DbError::from)
+        })
+        .unwrap();
+    let mut by_member: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (member, cause, _) in &entries {
+        by_member
+            .entry(member)
+            .or_default()
+            .push(delivery_of[cause.as_str()]);
+    }
+    assert_eq!(by_member.len(), PEOPLE);
+    for (member, order) in by_member {
+        assert_eq!(
+            order.len(),
+            RENAMES + 1,
+            "member {member}: one entry per snapshot"
+        );
+        assert!(
+            order.windows(2).all(|pair| pair[0] < pair[1]),
+            "member {member}: applied out of arrival order: {order:?}"
+        );
+    }
+}
