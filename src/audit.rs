@@ -84,13 +84,25 @@ pub fn entry(
 
 /// Inserts audit entries in batches; returns how many.
 pub fn insert_entries(conn: &mut DbConnection, rows: &[NewAuditEntry]) -> QueryResult<usize> {
-    // 9 values a row keeps each statement well inside both backends' bind limits.
-    for chunk in rows.chunks(1000) {
-        crate::on_backend!(conn, |c| diesel::insert_into(audit_log::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(rows.len())
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    crate::insert_rows!(
+        conn,
+        audit_log,
+        rows,
+        [
+            workspace_id: Text = "text",
+            occurred_at: Timestamp = "timestamp",
+            action: Text = "text",
+            subject_type: Text = "text",
+            subject_id: Text = "text",
+            before: Nullable<Text> = "text",
+            after: Nullable<Text> = "text",
+            cause_type: Text = "text",
+            cause_id: Text = "text",
+        ],
+        "",
+        |c, chunk| diesel::insert_into(audit_log::table).values(chunk).execute(c)?
+    )
 }
 
 /// A value as JSON for the audit log.

@@ -3,13 +3,14 @@
 use super::rate_limit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
+use futures_util::TryStreamExt;
 use rand::Rng;
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,6 +199,15 @@ impl BrokerError {
             _ => 0,
         }
     }
+}
+
+/// Groups whose members are listed at once.
+const GROUPS_LISTED_AT_ONCE: usize = 4;
+
+/// A listed user read for its id alone (a group's members): the rest of the object is skipped unread.
+#[derive(Deserialize)]
+struct ListedId {
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -398,18 +408,31 @@ impl BrokerClient {
         }
         let from_user_groups = some_groups && usable;
         if !from_user_groups {
-            for (group_id, _, _) in &groups {
-                let mut pager = self.pager(
-                    "/directory_users",
-                    &[("group", group_id)],
-                    Some(directory_id),
-                );
-                while let Some(users) = pager.next::<DirectoryUser>(&mut requests).await? {
-                    let user_ids = users.into_iter().map(|u| u.id).collect();
-                    let group_id = group_id.clone();
-                    send(ListedPage::GroupMembers { group_id, user_ids }, requests).await?;
-                }
-            }
+            // A few groups at a time: each group's pages follow one another, but while one waits for the
+            // broker another's page is on its way (the rate limit still spaces every request).
+            let made = AtomicU32::new(requests);
+            let (made, send) = (&made, &send);
+            futures_util::stream::iter(groups.iter().map(Ok))
+                .try_for_each_concurrent(GROUPS_LISTED_AT_ONCE, |(group_id, _, _)| async move {
+                    let mut pager = self.pager(
+                        "/directory_users",
+                        &[("group", group_id)],
+                        Some(directory_id),
+                    );
+                    let mut own = 0;
+                    loop {
+                        let before = own;
+                        let Some(members) = pager.next::<ListedId>(&mut own).await? else {
+                            return Ok(());
+                        };
+                        let total = made.fetch_add(own - before, Ordering::Relaxed) + own - before;
+                        let user_ids = members.into_iter().map(|u| u.id).collect();
+                        let group_id = group_id.clone();
+                        send(ListedPage::GroupMembers { group_id, user_ids }, total).await?;
+                    }
+                })
+                .await?;
+            requests = made.load(Ordering::Relaxed);
         }
         Ok((requests, from_user_groups))
     }

@@ -38,6 +38,75 @@ macro_rules! on_backend {
     };
 }
 
+/// Inserts rows (a slice of `Insertable` structs whose fields are named as the listed columns), a chunk per
+/// statement. On PostgreSQL each column goes as one array and the rows come from `unnest`, so the
+/// statement's text is the same whatever the number of rows, is prepared once, and PostgreSQL parses no
+/// statement with thousands of parameters. `$conflict` is what follows on PostgreSQL (see
+/// [`on_conflict_update`]); `|$c, $chunk| $sqlite` writes a chunk on SQLite.
+#[macro_export]
+macro_rules! insert_rows {
+    ($conn:expr, $table:ident, $rows:expr,
+     [$($column:ident: $sql_type:ty = $pg_type:literal),+ $(,)?],
+     $conflict:expr,
+     |$c:ident, $chunk:ident| $sqlite:expr) => {{
+        let rows = $rows;
+        match $conn {
+            $crate::db::DbConnection::Postgresql(pg) => {
+                let sql = $crate::db::unnest_insert(
+                    stringify!($table),
+                    &[$((stringify!($column), $pg_type)),+],
+                    $conflict,
+                );
+                for chunk in rows.chunks(5_000) {
+                    diesel::RunQueryDsl::execute(
+                        diesel::sql_query(&sql)
+                            .into_boxed::<diesel::pg::Pg>()
+                            $(.bind::<diesel::sql_types::Array<$sql_type>, _>(
+                                chunk.iter().map(|row| &row.$column).collect::<Vec<_>>(),
+                            ))+,
+                        pg,
+                    )?;
+                }
+            }
+            $crate::db::DbConnection::Sqlite($c) => {
+                // Well inside SQLite's limit on bound values.
+                for $chunk in rows.chunks(500) {
+                    $sqlite;
+                }
+            }
+        }
+        Ok::<usize, diesel::result::Error>(rows.len())
+    }};
+}
+
+/// `INSERT INTO table (columns) SELECT * FROM unnest($1::type[], …) conflict`.
+pub fn unnest_insert(table: &str, columns: &[(&str, &str)], conflict: &str) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pg_type))| format!("${}::{pg_type}[]", i + 1))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) SELECT * FROM unnest({}) {conflict}",
+        names.join(", "),
+        arrays.join(", ")
+    )
+}
+
+/// `ON CONFLICT (keys) DO UPDATE SET column = excluded.column, …`.
+pub fn on_conflict_update(keys: &[&str], columns: &[&str]) -> String {
+    let set: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "ON CONFLICT ({}) DO UPDATE SET {}",
+        keys.join(", "),
+        set.join(", ")
+    )
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgresql");
 
@@ -127,15 +196,9 @@ impl DatabaseTarget {
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Self::Postgres(url) => {
-                let mut conn = diesel::PgConnection::establish(url)?;
-                // Plan each execution of a prepared statement for its values and the tables as they are
-                // now. A generic plan is kept once chosen, and one chosen while a table was nearly empty
-                // (a sequential scan) stays long after it has grown, until an ANALYZE: with autovacuum
-                // off or behind, a burst into a new deployment would be applied slower and slower.
-                conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-                Ok(DbConnection::Postgresql(conn))
-            }
+            Self::Postgres(url) => Ok(DbConnection::Postgresql(diesel::PgConnection::establish(
+                url,
+            )?)),
         }
     }
 }
@@ -388,7 +451,9 @@ impl Database {
     /// have grown by as much again as they held at the last refresh (at least 1,000 rows). Lookups by lists
     /// of ids (`= ANY`) use their indexes only when the planner knows how few rows each id matches; without
     /// statistics it guesses 0.5% of the table per id, and a batch of 500 ids becomes a sequential scan.
-    /// Autovacuum's own analysis may run rarely or not at all. Runs on a pooled connection, outside any
+    /// A prepared statement keeps the plan it was first given until the statistics change, so one planned
+    /// while a table was nearly empty would scan it long after it has grown. Autovacuum's own analysis may
+    /// run rarely or not at all. Runs on a pooled connection, outside any
     /// transaction and lock; a failure is logged, not returned (the statistics only speed things up).
     pub fn keep_statistics_current(&self, written: usize) {
         if !matches!(self.target, DatabaseTarget::Postgres(_)) {

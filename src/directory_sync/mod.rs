@@ -297,7 +297,7 @@ pub fn prefetch_users(
     store.prefetch_sources(&member_ids.iter().map(String::as_str).collect::<Vec<_>>())?;
     if !store.team_links(workspace_id)?.is_empty() || !store.role_mappings(workspace_id)?.is_empty()
     {
-        store.prefetch_memberships_of_users(&people)?;
+        store.prefetch_groups_of_users(&people)?;
     }
     Ok(())
 }

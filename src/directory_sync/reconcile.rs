@@ -19,6 +19,7 @@ use crate::db::schema::{
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
+use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -70,15 +71,11 @@ pub fn reconcile_directory(
 ) -> Result<ReconcileCounts, ApplyError> {
     super::with_store(conn, |store| {
         let mut pull = DirectoryPull::begin(store, ctx, listing.directory_id, guard)?;
-        pull.apply(store, ListedPage::Groups(listing.groups.to_vec()))?;
+        pull.apply(store, vec![ListedPage::Groups(listing.groups.to_vec())])?;
         for page in listing.users.chunks(100) {
-            pull.apply(
-                store,
-                ListedPage::Users {
-                    users: page.to_vec(),
-                    memberships: Vec::new(),
-                },
-            )?;
+            let users = page.to_vec();
+            let memberships = Vec::new();
+            pull.apply(store, vec![ListedPage::Users { users, memberships }])?;
         }
         let mut by_group: HashMap<&str, Vec<String>> = HashMap::new();
         for (group, user) in listing.memberships {
@@ -86,7 +83,7 @@ pub fn reconcile_directory(
         }
         for (group_id, user_ids) in by_group {
             let group_id = group_id.to_string();
-            pull.apply(store, ListedPage::GroupMembers { group_id, user_ids })?;
+            pull.apply(store, vec![ListedPage::GroupMembers { group_id, user_ids }])?;
         }
         while pull.remove_unlisted_memberships(store, 100)? {}
         pull.finish(store)?;
@@ -121,6 +118,13 @@ impl Interner {
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
+}
+
+/// A stored user as a listed page is compared with it.
+#[derive(Clone, Copy)]
+struct StoredUser {
+    stamp: (Timestamp, Timestamp),
+    ever_active: bool,
 }
 
 /// One pull of one directory, fed the broker's listing a page at a time.
@@ -194,23 +198,31 @@ impl DirectoryPull {
         })
     }
 
-    /// Applies one page of the listing to the caller's store.
-    pub fn apply(&mut self, store: &mut Store<'_>, page: ListedPage) -> Result<(), ApplyError> {
-        match page {
-            ListedPage::Groups(groups) => self.apply_groups(store, &groups)?,
-            ListedPage::Users { users, memberships } => {
-                self.apply_users(store, &users)?;
-                self.add_memberships(store, &memberships)?;
-            }
-            ListedPage::GroupMembers { group_id, user_ids } => {
-                let pairs: Vec<(String, String)> = user_ids
-                    .into_iter()
-                    .map(|u| (group_id.clone(), u))
-                    .collect();
-                self.add_memberships(store, &pairs)?;
+    /// Applies pages of the listing to the caller's store, loading what they need together.
+    pub fn apply(
+        &mut self,
+        store: &mut Store<'_>,
+        pages: Vec<ListedPage>,
+    ) -> Result<(), ApplyError> {
+        let mut users = Vec::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for page in pages {
+            match page {
+                ListedPage::Groups(groups) => self.apply_groups(store, &groups)?,
+                ListedPage::Users {
+                    users: listed,
+                    memberships,
+                } => {
+                    users.extend(listed);
+                    pairs.extend(memberships);
+                }
+                ListedPage::GroupMembers { group_id, user_ids } => {
+                    pairs.extend(user_ids.into_iter().map(|u| (group_id.clone(), u)));
+                }
             }
         }
-        Ok(())
+        self.apply_users(store, &users)?;
+        self.add_memberships(store, &pairs)
     }
 
     fn apply_groups(
@@ -244,45 +256,89 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         listed: &[DirectoryUser],
     ) -> Result<(), ApplyError> {
-        let page: Vec<&DirectoryUser> = listed.iter().collect();
-        prefetch_users(store, &self.ctx.workspace.id, &page)?;
-        let mut effects = Effects::default();
+        if listed.is_empty() {
+            return Ok(());
+        }
+        // Compared by their stamps first: only users that are new or changed go through the rules, and
+        // only what those need is loaded.
+        let ids: Vec<&str> = listed.iter().map(|u| u.id.as_str()).collect();
+        let stored = self.stored_stamps(store, &ids)?;
+        let mut changed: Vec<&DirectoryUser> = Vec::new();
+        let mut leaving: Vec<&DirectoryUser> = Vec::new();
         for user in listed {
             let id = self.users.intern(&user.id);
             self.listed_users.insert(id);
             self.users_listed += 1;
             let active_with_email = user.is_active() && user.primary_email().is_some();
             let stamp = Stamp::of(user.updated_at(), self.listed_ctx.event_at);
-            match store.user(&user.id)? {
-                Some(before) => {
-                    let newer =
-                        stamp.supersedes(Some((before.source_updated_at, before.source_event_at)));
-                    if newer && !user.is_active() && self.has_active_member(store, &user.id)? {
-                        // Deprovisioning waits for the complete listing and the guard.
-                        self.deactivations.push(user.clone());
-                        continue;
-                    }
-                    if newer {
-                        self.counts.users_updated += 1;
-                    }
-                    if newer || (active_with_email && !before.ever_active) {
-                        users::apply_user_snapshot(
-                            store,
-                            &self.listed_ctx,
-                            user,
-                            false,
-                            &mut effects,
-                        )?;
-                    }
+            match stored.get(user.id.as_str()) {
+                Some(before) if stamp.supersedes(Some(before.stamp)) && !user.is_active() => {
+                    leaving.push(user)
                 }
+                Some(before) if stamp.supersedes(Some(before.stamp)) => {
+                    self.counts.users_updated += 1;
+                    changed.push(user);
+                }
+                Some(before) if active_with_email && !before.ever_active => changed.push(user),
+                Some(_) => {}
                 None => {
                     self.counts.users_created += 1;
-                    users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
+                    changed.push(user);
                 }
             }
         }
+        let workspace = self.ctx.workspace.id.clone();
+        prefetch_users(store, &workspace, &[changed.as_slice(), &leaving].concat())?;
+        let mut effects = Effects::default();
+        for user in leaving {
+            if self.has_active_member(store, &user.id)? {
+                // Deprovisioning waits for the complete listing and the guard.
+                self.deactivations.push(user.clone());
+            } else {
+                self.counts.users_updated += 1;
+                changed.push(user);
+            }
+        }
+        for user in changed {
+            users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
+        }
         self.counts.conflicts += effects.conflicts.len();
         Ok(())
+    }
+
+    /// The stored stamps of these users (those stored).
+    fn stored_stamps<'a>(
+        &self,
+        store: &mut Store<'_>,
+        ids: &[&'a str],
+    ) -> QueryResult<HashMap<&'a str, StoredUser>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let rows: Vec<(String, Timestamp, Timestamp, bool)> = store.read(|conn| {
+                directory_users::table
+                    .filter(directory_users::id.eq_any(chunk))
+                    .select((
+                        directory_users::id,
+                        directory_users::source_updated_at,
+                        directory_users::source_event_at,
+                        directory_users::ever_active,
+                    ))
+                    .load(conn)
+            })?;
+            let by_id: HashMap<String, StoredUser> = rows
+                .into_iter()
+                .map(|(id, updated_at, event_at, ever_active)| {
+                    let stamp = (updated_at, event_at);
+                    (id, StoredUser { stamp, ever_active })
+                })
+                .collect();
+            for id in chunk {
+                if let Some(stored) = by_id.get(*id) {
+                    found.insert(*id, *stored);
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn has_active_member(&self, store: &mut Store<'_>, user_id: &str) -> QueryResult<bool> {
@@ -301,13 +357,11 @@ impl DirectoryPull {
         if listed.is_empty() {
             return Ok(());
         }
-        let user_ids: Vec<&str> = listed
+        let pairs: Vec<(&str, &str)> = listed
             .iter()
-            .map(|(_, u)| u.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .map(|(g, u)| (g.as_str(), u.as_str()))
             .collect();
-        store.prefetch_memberships_of_users(&user_ids)?;
+        store.prefetch_memberships(&pairs)?;
         for (group, user) in listed {
             let pair = (self.groups.intern(group), self.users.intern(user));
             if !self.listed_memberships.insert(pair) {
@@ -342,6 +396,9 @@ impl DirectoryPull {
                 let id = self.users.intern(id);
                 self.touched.insert(id);
             }
+        } else {
+            // No link, mapping or group source: memberships decide no team and no role.
+            self.touched.clear();
         }
         let doomed: Vec<String> = stored
             .into_iter()
@@ -407,39 +464,34 @@ impl DirectoryPull {
         let left = self.groups_to_check.as_mut().expect("set above");
         let batch: Vec<String> = left.drain(..limit.min(left.len())).collect();
         let more = !left.is_empty();
-        for group in batch {
-            let started = self.ctx.event_at;
-            let in_group: Vec<String> = store.read(|conn| {
-                memberships::table
-                    .filter(memberships::group_id.eq(&group))
-                    .filter(memberships::is_member.eq(true))
-                    .filter(memberships::updated_at.lt(started))
-                    .select(memberships::user_id)
-                    .load(conn)
-            })?;
-            let listed_group = self.groups.get(&group);
-            let unlisted: Vec<&String> = in_group
-                .iter()
-                .filter(|user| match (listed_group, self.users.get(user)) {
+        let started = self.ctx.event_at;
+        let in_groups: Vec<(String, String)> = store.read(|conn| {
+            memberships::table
+                .filter(memberships::group_id.eq_any(&batch))
+                .filter(memberships::is_member.eq(true))
+                .filter(memberships::updated_at.lt(started))
+                .select((memberships::group_id, memberships::user_id))
+                .load(conn)
+        })?;
+        let unlisted: Vec<&(String, String)> = in_groups
+            .iter()
+            .filter(
+                |(group, user)| match (self.groups.get(group), self.users.get(user)) {
                     (Some(g), Some(u)) => !self.listed_memberships.contains(&(g, u)),
                     _ => true,
-                })
-                .collect();
-            let ids: Vec<&str> = unlisted.iter().map(|u| u.as_str()).collect();
-            store.prefetch_memberships_of_users(&ids)?;
-            for user in unlisted {
-                if groups::set_membership(
-                    store,
-                    &self.ctx,
-                    &group,
-                    user,
-                    &self.directory_id,
-                    false,
-                )? {
-                    self.counts.memberships_removed += 1;
-                    let id = self.users.intern(user);
-                    self.touched.insert(id);
-                }
+                },
+            )
+            .collect();
+        let pairs: Vec<(&str, &str)> = unlisted
+            .iter()
+            .map(|(g, u)| (g.as_str(), u.as_str()))
+            .collect();
+        store.prefetch_memberships(&pairs)?;
+        for (group, user) in unlisted {
+            if groups::set_membership(store, &self.ctx, group, user, &self.directory_id, false)? {
+                self.counts.memberships_removed += 1;
+                let id = self.users.intern(user);
+                self.touched.insert(id);
             }
         }
         Ok(more)

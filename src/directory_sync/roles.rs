@@ -178,7 +178,8 @@ pub fn recompute_workspace(
         }
         Ok(groups_by_user)
     })?;
-    set_directory_roles(store, cause, workspace, |member| {
+    let mapped: Vec<&String> = groups_by_user.keys().collect();
+    set_directory_roles(store, cause, workspace, &mapped, |member| {
         let groups = member
             .directory_user_id
             .as_ref()
@@ -196,31 +197,61 @@ pub fn return_to_default_role(
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    set_directory_roles(store, cause, workspace, |_| {
+    set_directory_roles(store, cause, workspace, &[], |_| {
         Some(workspace.default_role.clone())
     })
 }
 
-/// Sets the role `role_of` gives each member whose role the directory decides (`None`: left as is).
+/// Sets the role `role_of` gives each member whose role the directory decides (`None`: left as is), among
+/// the only members a change of mappings can move: those of the directory users in `mapped` (who may gain
+/// a mapped role) and those holding a role other than the default (who may lose one). A batch at a time,
+/// so a large workspace is never held in memory whole.
 fn set_directory_roles(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
+    mapped: &[&String],
     role_of: impl Fn(&MemberRow) -> Option<String>,
 ) -> QueryResult<()> {
-    let directory_members = store.load_members(|conn| {
+    let directory_members = || {
         members::table
-            .filter(members::workspace_id.eq(&workspace.id))
+            .filter(members::workspace_id.eq(workspace.id.clone()))
             .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
             .select(MemberRow::as_select())
-            .load(conn)
-    })?;
-    for member in directory_members.iter().filter(|m| directory_decides(m)) {
-        if let Some(role) = role_of(member) {
-            set_role(store, cause, member, role);
+            .into_boxed()
+    };
+    let set_batch = |store: &mut Store<'_>, batch: &[MemberRow]| -> QueryResult<()> {
+        for member in batch.iter().filter(|m| directory_decides(m)) {
+            if let Some(role) = role_of(member) {
+                set_role(store, cause, member, role);
+            }
         }
+        store.release()
+    };
+    for chunk in mapped.chunks(500) {
+        let batch = store.load_members(|conn| {
+            directory_members()
+                .filter(members::directory_user_id.eq_any(chunk))
+                .load(conn)
+        })?;
+        set_batch(store, &batch)?;
     }
-    Ok(())
+    let mut after = String::new();
+    loop {
+        let batch = store.load_members(|conn| {
+            directory_members()
+                .filter(members::role.ne(workspace.default_role.clone()))
+                .filter(members::id.gt(after.clone()))
+                .order(members::id)
+                .limit(1000)
+                .load(conn)
+        })?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.id.clone();
+        set_batch(store, &batch)?;
+    }
 }
 
 /// Deletes a deleted group's mapping, if it had one; returns whether that was the workspace's last (then

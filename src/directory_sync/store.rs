@@ -19,14 +19,13 @@ use crate::db::schema::{
 use crate::db::DbConnection;
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text, Timestamp as SqlTimestamp};
 use diesel::upsert::excluded;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 
 /// Ids looked up with one `IN (…)` list at most.
 const LOOKUP_CHUNK: usize = 500;
-/// Rows written with one statement at most (well inside both backends' limits on bound values).
-const WRITE_CHUNK: usize = 500;
 
 /// The cached rows of one table: each key known to be there (with its row) or known to be absent, and the
 /// keys changed since the last flush, in the order they were first changed.
@@ -149,6 +148,12 @@ impl<'c> Store<'c> {
         let result = work(self.conn);
         self.c = Cached::default();
         result
+    }
+
+    /// Writes everything pending and forgets what was cached, so a long pass over many rows holds no more
+    /// than a batch of them.
+    pub fn release(&mut self) -> QueryResult<()> {
+        self.direct(|_| Ok(()))
     }
 
     /// Runs a read the store does not model, once everything pending is written.
@@ -395,10 +400,9 @@ impl<'c> Store<'c> {
             .put((row.group_id.clone(), row.user_id.clone()), row);
     }
 
-    /// Loads every membership record of these users, and the groups they name.
+    /// Loads every membership record of these users.
     pub fn prefetch_memberships_of_users(&mut self, user_ids: &[&str]) -> QueryResult<()> {
         let wanted = unknown(user_ids, |u| self.c.memberships_of_user.contains_key(*u));
-        let mut groups = BTreeSet::new();
         for chunk in wanted.chunks(LOOKUP_CHUNK) {
             let found: Vec<GroupMembershipRow> = memberships::table
                 .filter(memberships::user_id.eq_any(chunk))
@@ -413,20 +417,70 @@ impl<'c> Store<'c> {
                 if let Some(of_user) = self.c.memberships_of_user.get_mut(&row.user_id) {
                     of_user.insert(row.group_id.clone());
                 }
-                groups.insert(row.group_id.clone());
                 self.c
                     .memberships
                     .remember((row.group_id.clone(), row.user_id.clone()), Some(row));
             }
         }
+        Ok(())
+    }
+
+    /// Loads every membership record of these users and the groups they name: what
+    /// [`Store::live_groups_of_user`] reads.
+    pub fn prefetch_groups_of_users(&mut self, user_ids: &[&str]) -> QueryResult<()> {
+        self.prefetch_memberships_of_users(user_ids)?;
+        let groups: BTreeSet<String> = user_ids
+            .iter()
+            .filter_map(|u| self.c.memberships_of_user.get(*u))
+            .flatten()
+            .cloned()
+            .collect();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
         self.prefetch_groups(&groups)
+    }
+
+    /// Loads the membership records of these `(group, user)` pairs, one group at a time.
+    pub fn prefetch_memberships(&mut self, pairs: &[(&str, &str)]) -> QueryResult<()> {
+        let mut by_group: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (group, user) in pairs {
+            let key = (group.to_string(), user.to_string());
+            let known = self.c.memberships.knows(&key)
+                || self
+                    .c
+                    .memberships_of_user
+                    .get(*user)
+                    .is_some_and(|groups| !groups.contains(*group));
+            if !known {
+                by_group.entry(group).or_default().insert(user);
+            }
+        }
+        for (group, users) in by_group {
+            let users: Vec<&str> = users.into_iter().collect();
+            for chunk in users.chunks(LOOKUP_CHUNK) {
+                let found: Vec<GroupMembershipRow> = memberships::table
+                    .filter(memberships::group_id.eq(group))
+                    .filter(memberships::user_id.eq_any(chunk))
+                    .select(GroupMembershipRow::as_select())
+                    .load(self.db()?)?;
+                for row in found {
+                    self.c
+                        .memberships
+                        .remember((row.group_id.clone(), row.user_id.clone()), Some(row));
+                }
+                for user in chunk {
+                    self.c
+                        .memberships
+                        .remember((group.to_string(), user.to_string()), None);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The live (not deleted) groups a user is in now.
     pub fn live_groups_of_user(&mut self, user_id: &str) -> QueryResult<Vec<String>> {
         if !self.c.memberships_of_user.contains_key(user_id) {
-            self.prefetch_memberships_of_users(&[user_id])?;
+            self.prefetch_groups_of_users(&[user_id])?;
         }
         let candidates: Vec<String> = self
             .c
@@ -786,7 +840,7 @@ impl<'c> Store<'c> {
             })
             .map(|m| m.id.as_str())
             .collect();
-        for chunk in moving.chunks(WRITE_CHUNK) {
+        for chunk in moving.chunks(LOOKUP_CHUNK) {
             diesel::update(members::table.filter(members::id.eq_any(chunk)))
                 .set(
                     members::email_key.eq(diesel::dsl::sql::<diesel::sql_types::Text>(
@@ -869,19 +923,22 @@ fn remember_all<V: Clone>(
     }
 }
 
-/// Inserts rows, or updates every listed column of those already there, `WRITE_CHUNK` rows a statement.
+/// Inserts rows, or updates the listed columns of those already there.
 macro_rules! upsert {
-    ($conn:expr, $table:ident, $rows:expr, ($($key:ident),+), [$($column:ident),+ $(,)?]) => {{
-        let rows = $rows;
-        for chunk in rows.chunks(WRITE_CHUNK) {
-            crate::on_backend!($conn, |c| diesel::insert_into($table::table)
+    ($conn:expr, $table:ident, $rows:expr, ($($key:ident),+),
+     [$($column:ident: $sql_type:ty = $pg_type:literal),+ $(,)?],
+     update [$($changed:ident),+ $(,)?]) => {{
+        let conflict = crate::db::on_conflict_update(
+            &[$(stringify!($key)),+],
+            &[$(stringify!($changed)),+],
+        );
+        crate::insert_rows!($conn, $table, $rows, [$($column: $sql_type = $pg_type),+], &conflict,
+            |c, chunk| diesel::insert_into($table::table)
                 .values(chunk)
                 .on_conflict(($($table::$key),+))
                 .do_update()
-                .set(($($table::$column.eq(excluded($table::$column))),+))
-                .execute(c))?;
-        }
-        Ok(rows.len())
+                .set(($($table::$changed.eq(excluded($table::$changed))),+))
+                .execute(c)?)
     }};
 }
 
@@ -892,6 +949,19 @@ fn upsert_directories(conn: &mut DbConnection, rows: &[DirectoryRow]) -> QueryRe
         rows,
         (id),
         [
+            id: Text = "text",
+            organization_id: Text = "text",
+            directory_type: Text = "text",
+            name: Text = "text",
+            state: Text = "text",
+            source_updated_at: SqlTimestamp = "timestamp",
+            source_event_at: SqlTimestamp = "timestamp",
+            deleted_at: Nullable<SqlTimestamp> = "timestamp",
+            last_synced_at: Nullable<SqlTimestamp> = "timestamp",
+            created_at: SqlTimestamp = "timestamp",
+            updated_at: SqlTimestamp = "timestamp",
+        ],
+        update [
             organization_id,
             directory_type,
             name,
@@ -912,6 +982,18 @@ fn upsert_groups(conn: &mut DbConnection, rows: &[DirectoryGroupRow]) -> QueryRe
         rows,
         (id),
         [
+            id: Text = "text",
+            directory_id: Text = "text",
+            idp_id: Text = "text",
+            name: Text = "text",
+            snapshot: Text = "text",
+            source_updated_at: SqlTimestamp = "timestamp",
+            source_event_at: SqlTimestamp = "timestamp",
+            deleted_at: Nullable<SqlTimestamp> = "timestamp",
+            created_at: SqlTimestamp = "timestamp",
+            updated_at: SqlTimestamp = "timestamp",
+        ],
+        update [
             directory_id,
             idp_id,
             name,
@@ -931,6 +1013,22 @@ fn upsert_users(conn: &mut DbConnection, rows: &[DirectoryUserRow]) -> QueryResu
         rows,
         (id),
         [
+            id: Text = "text",
+            directory_id: Text = "text",
+            idp_id: Text = "text",
+            email: Nullable<Text> = "text",
+            first_name: Nullable<Text> = "text",
+            last_name: Nullable<Text> = "text",
+            state: Text = "text",
+            snapshot: Text = "text",
+            source_updated_at: SqlTimestamp = "timestamp",
+            source_event_at: SqlTimestamp = "timestamp",
+            ever_active: Bool = "bool",
+            deleted_at: Nullable<SqlTimestamp> = "timestamp",
+            created_at: SqlTimestamp = "timestamp",
+            updated_at: SqlTimestamp = "timestamp",
+        ],
+        update [
             directory_id,
             idp_id,
             email,
@@ -948,12 +1046,21 @@ fn upsert_users(conn: &mut DbConnection, rows: &[DirectoryUserRow]) -> QueryResu
 }
 
 fn upsert_memberships(conn: &mut DbConnection, rows: &[GroupMembershipRow]) -> QueryResult<usize> {
+    use crate::db::schema::directory_group_memberships;
     upsert!(
         conn,
-        memberships,
+        directory_group_memberships,
         rows,
         (group_id, user_id),
-        [is_member, last_event_at, updated_at]
+        [
+            group_id: Text = "text",
+            user_id: Text = "text",
+            directory_id: Text = "text",
+            is_member: Bool = "bool",
+            last_event_at: SqlTimestamp = "timestamp",
+            updated_at: SqlTimestamp = "timestamp",
+        ],
+        update [is_member, last_event_at, updated_at]
     )
 }
 
@@ -964,6 +1071,20 @@ fn upsert_members(conn: &mut DbConnection, rows: &[MemberRow]) -> QueryResult<us
         rows,
         (id),
         [
+            id: Text = "text",
+            workspace_id: Text = "text",
+            email: Text = "text",
+            email_key: Text = "text",
+            first_name: Nullable<Text> = "text",
+            last_name: Nullable<Text> = "text",
+            role: Text = "text",
+            status: Text = "text",
+            managed_by: Text = "text",
+            directory_user_id: Nullable<Text> = "text",
+            created_at: SqlTimestamp = "timestamp",
+            updated_at: SqlTimestamp = "timestamp",
+        ],
+        update [
             email,
             email_key,
             first_name,

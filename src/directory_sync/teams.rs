@@ -193,18 +193,24 @@ fn audit_sources(
 
 /// Inserts source rows in batches, skipping any already there; returns how many were given.
 pub fn insert_sources(conn: &mut DbConnection, rows: &[TeamMemberSourceRow]) -> QueryResult<usize> {
-    for chunk in rows.chunks(1000) {
-        match conn {
-            DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(sources::table)
-                .values(chunk)
-                .execute(c)?,
-            DbConnection::Postgresql(c) => diesel::insert_into(sources::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
-    }
-    Ok(rows.len())
+    use crate::db::schema::team_member_sources;
+    use diesel::sql_types::{Text, Timestamp};
+    crate::insert_rows!(
+        conn,
+        team_member_sources,
+        rows,
+        [
+            team_id: Text = "text",
+            member_id: Text = "text",
+            source_type: Text = "text",
+            group_id: Text = "text",
+            created_at: Timestamp = "timestamp",
+        ],
+        "ON CONFLICT DO NOTHING",
+        |c, chunk| diesel::insert_or_ignore_into(team_member_sources::table)
+            .values(chunk)
+            .execute(c)?
+    )
 }
 
 /// Removes one source and audits it; returns whether it was there.
@@ -293,7 +299,7 @@ pub fn reconcile_members(
             .iter()
             .filter_map(|m| m.directory_user_id.as_deref())
             .collect();
-        store.prefetch_memberships_of_users(&users)?;
+        store.prefetch_groups_of_users(&users)?;
     }
     for member in members {
         let groups = match (&member.directory_user_id, from_groups) {
@@ -356,6 +362,7 @@ pub fn reconcile_directory_users(
     workspace: &WorkspaceRow,
     user_ids: &[String],
 ) -> QueryResult<()> {
+    let many = user_ids.len() > 500;
     for batch in user_ids.chunks(500) {
         let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
         store.prefetch_members_of_users(&ids)?;
@@ -364,6 +371,10 @@ pub fn reconcile_directory_users(
             found.extend(store.members_of_user(&workspace.id, user)?);
         }
         reconcile_members(store, cause, workspace, &found)?;
+        if many {
+            // A whole group or directory: hold one batch in memory at a time.
+            store.release()?;
+        }
     }
     Ok(())
 }

@@ -313,9 +313,16 @@ impl SyncRunner {
     }
 }
 
-/// Listed pages applied in one transaction at most: enough to spread each commit over some work, few
-/// enough that a webhook waiting for the writer is not held up for long.
-const PAGES_PER_TRANSACTION: usize = 10;
+/// Listed pages applied in one transaction at most: enough to spread each commit and each batch of lookups
+/// over some work, few enough that webhooks are not held up for long. On SQLite a webhook's
+/// acknowledgement waits for the single writer, so its transactions stay short; on PostgreSQL only the
+/// webhooks' application waits (for the serialization lock), so they can be longer.
+fn pages_per_transaction(db: &Database) -> usize {
+    match db.target() {
+        crate::db::DatabaseTarget::Sqlite(_) => 10,
+        crate::db::DatabaseTarget::Postgres(_) => 40,
+    }
+}
 
 /// What a finished pull did.
 struct Pulled {
@@ -346,7 +353,7 @@ fn apply_pages(
     };
     while let Some(first) = pages.blocking_recv() {
         let mut batch = vec![first];
-        while batch.len() < PAGES_PER_TRANSACTION {
+        while batch.len() < pages_per_transaction(db) {
             match pages.try_recv() {
                 Ok(page) => batch.push(page),
                 Err(_) => break,
@@ -355,10 +362,8 @@ fn apply_pages(
         let applied = db.write_behind_urgent(|conn| {
             let mut requests = 0;
             let written = with_store(conn, |store| {
-                for (page, made) in batch {
-                    pull.apply(store, page)?;
-                    requests = made;
-                }
+                requests = batch.iter().map(|(_, made)| *made).max().unwrap_or(0);
+                pull.apply(store, batch.into_iter().map(|(page, _)| page).collect())?;
                 store.flush()?;
                 Ok::<_, RunError>(store.written())
             })?;
