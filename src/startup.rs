@@ -228,6 +228,11 @@ impl ShutdownHandle {
         drop(self.server.stop(true));
         self.applier.stop();
     }
+
+    /// Stops only the applier: webhooks are still stored and acknowledged, and `/readyz` answers 503.
+    pub fn stop_applier(&self) {
+        self.applier.stop();
+    }
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

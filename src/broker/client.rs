@@ -362,8 +362,10 @@ impl BrokerClient {
     /// Lists a directory a page at a time, sending each page with the requests made so far: groups
     /// first, then users. Memberships come from the users' `groups[]` when the broker filled it (some
     /// user has groups and every entry names a listed group); otherwise each group's members are listed
-    /// after the users. A closed receiver stops the listing. Returns the requests made and whether the
-    /// users' `groups[]` gave the memberships.
+    /// too. When the first page of users names no group at all (the broker's way since 2026-05), the
+    /// groups' members are listed beside the rest of the users; otherwise only once the users' listing
+    /// has shown that it must. A closed receiver stops the listing. Returns the requests made and whether
+    /// the users' `groups[]` gave the memberships.
     pub async fn stream_directory(
         &self,
         directory_id: &str,
@@ -389,29 +391,57 @@ impl BrokerClient {
             send(ListedPage::Groups(page), requests).await?;
         }
         let keys = GroupKeys::new(&groups);
-        let (mut some_groups, mut usable) = (false, true);
-        let mut pager = self.pager(
-            "/directory_users",
-            &[("directory", directory_id)],
-            Some(directory_id),
-        );
-        while let Some(users) = pager.next::<DirectoryUser>(&mut requests).await? {
-            let mut memberships = Vec::new();
-            for user in &users {
-                some_groups |= !user.groups.is_empty();
-                match keys.resolve(user) {
-                    Some(pairs) => memberships.extend(pairs),
-                    None => usable = false,
+        let made = AtomicU32::new(requests);
+        let (made, send, keys, groups) = (&made, &send, &keys, &groups);
+        // Some(true): list each group's members; decided by the users' listing.
+        let (decide, mut decided) = tokio::sync::watch::channel(None::<bool>);
+        let users = async move {
+            let (mut some_groups, mut usable) = (false, true);
+            let mut pager = self.pager(
+                "/directory_users",
+                &[("directory", directory_id)],
+                Some(directory_id),
+            );
+            let mut own = 0;
+            loop {
+                let before = own;
+                let Some(users) = pager.next::<DirectoryUser>(&mut own).await? else {
+                    break;
+                };
+                let total = made.fetch_add(own - before, Ordering::Relaxed) + own - before;
+                if before == 0 && users.iter().all(|u| u.groups.is_empty()) {
+                    decide.send_replace(Some(true));
                 }
+                let mut memberships = Vec::new();
+                for user in &users {
+                    some_groups |= !user.groups.is_empty();
+                    match keys.resolve(user) {
+                        Some(pairs) => memberships.extend(pairs),
+                        None => usable = false,
+                    }
+                }
+                send(ListedPage::Users { users, memberships }, total).await?;
             }
-            send(ListedPage::Users { users, memberships }, requests).await?;
-        }
-        let from_user_groups = some_groups && usable;
-        if !from_user_groups {
+            let from_user_groups = some_groups && usable;
+            if decide.borrow().is_none() {
+                decide.send_replace(Some(!from_user_groups));
+            }
+            Ok::<_, BrokerError>(from_user_groups)
+        };
+        let members = async move {
+            let list = loop {
+                if let Some(list) = *decided.borrow_and_update() {
+                    break list;
+                }
+                if decided.changed().await.is_err() {
+                    return Ok(());
+                }
+            };
+            if !list {
+                return Ok(());
+            }
             // A few groups at a time: each group's pages follow one another, but while one waits for the
             // broker another's page is on its way (the rate limit still spaces every request).
-            let made = AtomicU32::new(requests);
-            let (made, send) = (&made, &send);
             futures_util::stream::iter(groups.iter().map(Ok))
                 .try_for_each_concurrent(GROUPS_LISTED_AT_ONCE, |(group_id, _, _)| async move {
                     let mut pager = self.pager(
@@ -431,10 +461,10 @@ impl BrokerClient {
                         send(ListedPage::GroupMembers { group_id, user_ids }, total).await?;
                     }
                 })
-                .await?;
-            requests = made.load(Ordering::Relaxed);
-        }
-        Ok((requests, from_user_groups))
+                .await
+        };
+        let (from_user_groups, ()) = tokio::try_join!(users, members)?;
+        Ok((made.load(Ordering::Relaxed), from_user_groups))
     }
 
     fn describe(path: &str, query: &[(&str, &str)]) -> String {

@@ -439,9 +439,10 @@ impl<'c> Store<'c> {
         self.prefetch_groups(&groups)
     }
 
-    /// Loads the membership records of these `(group, user)` pairs, one group at a time.
+    /// Loads the membership records of these `(group, user)` pairs: one lookup for every group named and a
+    /// chunk of the users (a superset of the pairs, through the index on the user).
     pub fn prefetch_memberships(&mut self, pairs: &[(&str, &str)]) -> QueryResult<()> {
-        let mut by_group: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut wanted: BTreeSet<(&str, &str)> = BTreeSet::new();
         for (group, user) in pairs {
             let key = (group.to_string(), user.to_string());
             let known = self.c.memberships.knows(&key)
@@ -451,28 +452,37 @@ impl<'c> Store<'c> {
                     .get(*user)
                     .is_some_and(|groups| !groups.contains(*group));
             if !known {
-                by_group.entry(group).or_default().insert(user);
+                wanted.insert((group, user));
             }
         }
-        for (group, users) in by_group {
-            let users: Vec<&str> = users.into_iter().collect();
-            for chunk in users.chunks(LOOKUP_CHUNK) {
-                let found: Vec<GroupMembershipRow> = memberships::table
-                    .filter(memberships::group_id.eq(group))
-                    .filter(memberships::user_id.eq_any(chunk))
-                    .select(GroupMembershipRow::as_select())
-                    .load(self.db()?)?;
-                for row in found {
-                    self.c
-                        .memberships
-                        .remember((row.group_id.clone(), row.user_id.clone()), Some(row));
-                }
-                for user in chunk {
-                    self.c
-                        .memberships
-                        .remember((group.to_string(), user.to_string()), None);
-                }
+        let groups: Vec<&str> = wanted
+            .iter()
+            .map(|(g, _)| *g)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let users: Vec<&str> = wanted
+            .iter()
+            .map(|(_, u)| *u)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in users.chunks(LOOKUP_CHUNK) {
+            let found: Vec<GroupMembershipRow> = memberships::table
+                .filter(memberships::user_id.eq_any(chunk))
+                .filter(memberships::group_id.eq_any(&groups))
+                .select(GroupMembershipRow::as_select())
+                .load(self.db()?)?;
+            for row in found {
+                self.c
+                    .memberships
+                    .remember((row.group_id.clone(), row.user_id.clone()), Some(row));
             }
+        }
+        for (group, user) in wanted {
+            self.c
+                .memberships
+                .remember((group.to_string(), user.to_string()), None);
         }
         Ok(())
     }

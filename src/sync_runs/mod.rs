@@ -224,7 +224,14 @@ impl SyncRunner {
                 tracing::warn!(run = %run.id, directory = %run.directory_id, error = %e, "sync run failed; nothing was deleted")
             }
             None => {
-                tracing::info!(run = %run.id, directory = %run.directory_id, status, "sync run finished")
+                let timings = finished.map(|p| p.timings).unwrap_or_default();
+                tracing::info!(
+                    run = %run.id, directory = %run.directory_id, status,
+                    listing_ms = timings.listing.as_millis() as u64,
+                    comparing_ms = timings.comparing.as_millis() as u64,
+                    reconciling_ms = timings.reconciling.as_millis() as u64,
+                    "sync run finished"
+                )
             }
         }
         // A failed run keeps the counts and requests its progress last recorded.
@@ -258,6 +265,7 @@ impl SyncRunner {
     /// Lists the directory and applies it as its pages arrive, then finishes the pull (rules 14, 15).
     async fn pull(&self, run: &SyncRunRow) -> Result<Pulled, RunError> {
         let started_at = timestamp::now();
+        let started = std::time::Instant::now();
         let lock = {
             let (db, run) = (self.db.clone(), run.clone());
             tokio::task::spawn_blocking(move || lock_directory(&db, &run, started_at))
@@ -289,8 +297,9 @@ impl SyncRunner {
                 let pull =
                     pull.ok_or_else(|| RunError::Message("the pull did not begin".into()))?;
                 let (db, run) = (self.db.clone(), run.clone());
+                let listing = started.elapsed();
                 let finished =
-                    tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests))
+                    tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests, listing))
                         .await
                         .map_err(|e| RunError::Message(e.to_string()))?;
                 drop(lock);
@@ -328,6 +337,17 @@ fn pages_per_transaction(db: &Database) -> usize {
 struct Pulled {
     counts: ReconcileCounts,
     requests: u32,
+    /// How long each step took, for the log: listing and applying the pages, then the listing-wide
+    /// comparison (memberships, users and groups the listing lacks, the guard), then teams and roles.
+    timings: Timings,
+}
+
+/// How long a pull's steps took.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timings {
+    listing: std::time::Duration,
+    comparing: std::time::Duration,
+    reconciling: std::time::Duration,
 }
 
 /// Applies listed pages as they arrive, several to a transaction, recording the run's progress with them;
@@ -385,7 +405,9 @@ fn finish(
     run: &SyncRunRow,
     mut pull: DirectoryPull,
     requests: u32,
+    listing: std::time::Duration,
 ) -> Result<Pulled, RunError> {
+    let started = std::time::Instant::now();
     in_transactions(db, |store| pull.remove_unlisted_memberships(store, 100))?;
     db.write_behind_urgent(|conn| {
         with_store(conn, |store| pull.finish(store))?;
@@ -400,6 +422,7 @@ fn finish(
         )?;
         Ok::<_, RunError>(())
     })?;
+    let comparing = started.elapsed();
     in_transactions(db, |store| pull.reconcile_teams(store, 500))?;
     db.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
@@ -410,6 +433,11 @@ fn finish(
     Ok(Pulled {
         counts: pull.counts,
         requests,
+        timings: Timings {
+            listing,
+            comparing,
+            reconciling: started.elapsed() - comparing,
+        },
     })
 }
 

@@ -471,6 +471,29 @@ async fn lists_page_with_cursors(app: TestApp) {
             .map(|i| format!("p{i}@example.com"))
             .collect::<Vec<_>>()
     );
+    let (status, found) = app
+        .op(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/members?email=P3@Example.com"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let emails: Vec<_> = found["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["p3@example.com"]);
+    let (_, none) = app
+        .op(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/members?email=nobody@example.com"),
+            None,
+        )
+        .await;
+    assert_eq!(none["data"], json!([]));
 }
 
 async fn health_and_readiness_answer(app: TestApp) {

@@ -169,6 +169,11 @@ impl TestApp {
         request.send().await.expect("the webhook request is sent")
     }
 
+    /// Stops this instance's applier; webhooks are still acknowledged and stored.
+    pub fn stop_applier(&self) {
+        self.shutdown.stop_applier();
+    }
+
     /// Sends events in order, each signed, and waits until all are applied.
     pub async fn deliver(&self, events: &[Value]) {
         for event in events {
