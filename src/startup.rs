@@ -46,6 +46,8 @@ impl Application {
             migrations_applied = applied.len(),
             "database ready"
         );
+        crate::sync_runs::end_interrupted_runs(&db)
+            .context("ending sync runs a stopped process left unfinished")?;
         if settings.webhook_secrets.is_empty() {
             tracing::warn!(
                 "WORKOS_WEBHOOK_SECRETS is not set: every webhook will be refused with 401"

@@ -126,6 +126,12 @@ impl From<DbError> for ApiError {
         if error.is_invalid_text() {
             return Self::invalid_body("text must not contain NUL characters");
         }
+        if error.is_unique_violation() {
+            return Self::conflict(
+                "conflict",
+                "another request created the same record at the same time; read it again and retry",
+            );
+        }
         if error.is_unavailable() {
             tracing::error!(error = %error, "database unavailable");
             Self::unavailable()

@@ -9,7 +9,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -381,13 +381,10 @@ impl BrokerClient {
                     .map_err(|_| BrokerError::Abandoned)
             }
         };
-        let mut groups: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+        let mut groups: Vec<String> = Vec::new();
         let mut pager = self.pager("/directory_groups", &[("directory", directory_id)], None);
         while let Some(page) = pager.next::<DirectoryGroup>(&mut requests).await? {
-            groups.extend(
-                page.iter()
-                    .map(|g| (g.id.clone(), g.name.clone(), g.idp_id.clone())),
-            );
+            groups.extend(page.iter().map(|g| g.id.clone()));
             send(ListedPage::Groups(page), requests).await?;
         }
         let keys = GroupKeys::new(&groups);
@@ -443,7 +440,7 @@ impl BrokerClient {
             // A few groups at a time: each group's pages follow one another, but while one waits for the
             // broker another's page is on its way (the rate limit still spaces every request).
             futures_util::stream::iter(groups.iter().map(Ok))
-                .try_for_each_concurrent(GROUPS_LISTED_AT_ONCE, |(group_id, _, _)| async move {
+                .try_for_each_concurrent(GROUPS_LISTED_AT_ONCE, |group_id| async move {
                     let mut pager = self.pager(
                         "/directory_users",
                         &[("group", group_id)],
@@ -605,9 +602,7 @@ impl BrokerClient {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s).min(self.settings.retry_after_cap));
+            .and_then(|v| retry_after(v, chrono::Utc::now(), self.settings.retry_after_cap));
         let body = response.text().await.unwrap_or_default();
         let body: String = body.chars().take(500).collect();
         match status {
@@ -723,22 +718,39 @@ impl Pager<'_> {
 
 /// Resolves the entries of users' `groups[]` (a group id, name or `idp_id`, or an object with an `id`) to
 /// listed groups.
+/// The wait a `Retry-After` value asks for, capped: seconds (fractions allowed) or an HTTP date. `None`
+/// for a value that is neither; a date in the past is no wait. Never panics, whatever the header says.
+fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>, cap: Duration) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        if seconds.is_nan() || seconds < 0.0 {
+            return None;
+        }
+        // Compared before converting: a huge or infinite value is the cap, not a panic.
+        return Some(if seconds >= cap.as_secs_f64() {
+            cap
+        } else {
+            Duration::from_secs_f64(seconds)
+        });
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = (at.with_timezone(&chrono::Utc) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(cap))
+}
+
 struct GroupKeys<'a> {
-    by_key: HashMap<&'a str, &'a str>,
+    ids: HashSet<&'a str>,
 }
 
 impl<'a> GroupKeys<'a> {
-    fn new(groups: &'a [(String, Option<String>, Option<String>)]) -> Self {
-        let mut by_key: HashMap<&str, &str> = HashMap::new();
-        for (id, name, idp_id) in groups {
-            for key in [name.as_deref(), idp_id.as_deref()].into_iter().flatten() {
-                by_key.entry(key).or_insert(id);
-            }
+    /// Entries are resolved by the group's id only: names (and IdP ids) need not be unique, and a user
+    /// put in the wrong one of two same-named groups would get the wrong teams and roles.
+    fn new(groups: &'a [String]) -> Self {
+        Self {
+            ids: groups.iter().map(String::as_str).collect(),
         }
-        for (id, _, _) in groups {
-            by_key.insert(id, id);
-        }
-        Self { by_key }
     }
 
     /// The user's `(group id, user id)` memberships, or `None` if an entry names no listed group.
@@ -751,9 +763,69 @@ impl<'a> GroupKeys<'a> {
                     serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str())?,
                     _ => return None,
                 };
-                let group_id = self.by_key.get(key)?;
+                let group_id = self.ids.get(key)?;
                 Some(((*group_id).to_owned(), user.id.clone()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(text).unwrap().into()
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_a_date_and_always_capped() {
+        let cap = Duration::from_secs(60);
+        let now = at("2026-12-01T10:00:00Z");
+        let wait = |v: &str| retry_after(v, now, cap);
+        assert_eq!(wait("2"), Some(Duration::from_secs(2)));
+        assert_eq!(wait(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(wait("1e300"), Some(cap));
+        assert_eq!(wait("inf"), Some(cap));
+        assert_eq!(wait("18446744073709551616"), Some(cap));
+        assert_eq!(wait("-1"), None);
+        assert_eq!(wait("NaN"), None);
+        assert_eq!(wait("soon"), None);
+        assert_eq!(
+            wait("Tue, 01 Dec 2026 10:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(wait("Tue, 01 Dec 2026 09:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(wait("Wed, 01 Dec 2027 10:00:00 GMT"), Some(cap));
+    }
+
+    #[test]
+    fn users_groups_resolve_by_id_alone() {
+        let groups = vec![
+            "directory_group_a".to_string(),
+            "directory_group_b".to_string(),
+        ];
+        let keys = GroupKeys::new(&groups);
+        let user = |entries: serde_json::Value| -> DirectoryUser {
+            serde_json::from_value(serde_json::json!({
+                "id": "directory_user_1", "directory_id": "directory_1", "groups": entries,
+            }))
+            .unwrap()
+        };
+        let by_id = user(serde_json::json!([{"id": "directory_group_b", "name": "Engineering"}]));
+        assert_eq!(
+            keys.resolve(&by_id),
+            Some(vec![(
+                "directory_group_b".into(),
+                "directory_user_1".into()
+            )])
+        );
+        // Two groups may share a name: a name is not enough to tell them apart.
+        assert_eq!(
+            keys.resolve(&user(serde_json::json!(["Engineering"]))),
+            None
+        );
+        let unknown = user(serde_json::json!([{"id": "directory_group_c", "name": "Engineering"}]));
+        assert_eq!(keys.resolve(&unknown), None);
     }
 }

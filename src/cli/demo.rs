@@ -224,8 +224,17 @@ async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow:
                     .context("the resync named no run")?
                     .to_string()
             }
-            // Turning sync on may have started one already: wait for it, then pull once more.
+            // Turning sync on found the directory at the broker and started a pull: wait for that one.
             StatusCode::CONFLICT if body["code"] == "sync_in_progress" => {
+                let (_, runs) = call(
+                    Method::GET,
+                    format!("{api}/sync-runs?directory={}&limit=1", broker.directory_id),
+                    None,
+                )
+                .await?;
+                if let Some(run) = runs["data"][0]["id"].as_str() {
+                    break run.to_string();
+                }
                 anyhow::ensure!(
                     Instant::now() < deadline,
                     "a sync run did not end in 5 minutes"

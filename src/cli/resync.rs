@@ -175,8 +175,9 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
     match run.status.as_str() {
         "succeeded" => Ok(()),
         "held" => anyhow::bail!(
-            "run {run_id} held back deprovisioning: it would deprovision more of the directory's active \
-             members than the threshold allows (the rest was applied). Check the broker, then \
+            "run {run_id} held back its destructive steps: it would deprovision more of the directory's \
+             active members than the threshold allows, so no user, group or membership was removed \
+             (additions and updates were applied). Check the broker, then \
              `rollcall resync --directory {directory} --force` releases it"
         ),
         _ => anyhow::bail!(

@@ -225,6 +225,17 @@ impl DbError {
             if info.message().contains("invalid byte sequence"))
     }
 
+    /// Whether a unique constraint refused the write (two requests creating the same record at once).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
     /// Whether the database itself is unreachable, as opposed to a statement failing.
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -254,8 +265,14 @@ impl r2d2::ManageConnection for ConnectionManager {
         Ok(conn.batch_execute("SELECT 1")?)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection that lost its server, or was given back inside a transaction (a panic part-way), is
+    /// closed instead of pooled.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        match conn {
+            DbConnection::Sqlite(c) => c.is_broken(),
+            DbConnection::Postgresql(c) => c.is_broken(),
+        }
     }
 }
 
@@ -325,7 +342,8 @@ impl Database {
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
-            .test_on_check_out(false)
+            // A connection the server closed while it sat in the pool is found before it is handed out.
+            .test_on_check_out(true)
             .build(ConnectionManager {
                 target: target.clone(),
             })?;

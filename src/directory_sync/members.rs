@@ -36,7 +36,7 @@ pub fn member_json(m: &MemberRow) -> serde_json::Value {
 /// Brings the member of the person behind `user` in line with the directory.
 ///
 /// The person is everyone in the directory sharing `user`'s `idp_id` (a returning user gets a new broker
-/// id); the newest of those records that was ever active speaks for them. Their member is found by link,
+/// id); of those records that were ever active, the newest live one speaks for them (else the newest). Their member is found by link,
 /// then by email (a manual member, or one whose directory record is gone, is adopted), else created.
 pub fn sync_for_user(
     store: &mut Store<'_>,
@@ -49,12 +49,21 @@ pub fn sync_for_user(
     } else {
         store.users_with_idp(&user.directory_id, &user.idp_id)?
     };
+    // The broker never holds two live users with one `idp_id`: a live record means the others are gone,
+    // even when their deletion never arrived (or a pull stamped it later than the new record's creation).
     let Some(owner) = claimants.iter().filter(|u| u.ever_active).max_by(|a, b| {
-        (a.source_updated_at, a.source_event_at, &a.id).cmp(&(
-            b.source_updated_at,
-            b.source_event_at,
-            &b.id,
-        ))
+        (
+            a.deleted_at.is_none(),
+            a.source_updated_at,
+            a.source_event_at,
+            &a.id,
+        )
+            .cmp(&(
+                b.deleted_at.is_none(),
+                b.source_updated_at,
+                b.source_event_at,
+                &b.id,
+            ))
     }) else {
         return Ok(());
     };

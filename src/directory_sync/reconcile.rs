@@ -19,7 +19,7 @@ use crate::db::schema::{
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
-use crate::workos::timestamp::Timestamp;
+use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -55,8 +55,14 @@ pub struct ReconcileCounts {
     pub memberships_added: usize,
     pub memberships_removed: usize,
     pub deprovisioned: usize,
-    /// Deprovisions held back by the guard.
+    /// Deprovisions (deletions and deactivations of users with an active member) held back by the guard.
     pub held: usize,
+    /// User deletions held back with them (deprovisioning or not).
+    pub held_users_deleted: usize,
+    /// Group deletions held back.
+    pub held_groups_deleted: usize,
+    /// Membership removals held back.
+    pub held_memberships_removed: usize,
     /// Email changes not applied because another member holds the email (each in the audit log).
     pub conflicts: usize,
 }
@@ -85,6 +91,7 @@ pub fn reconcile_directory(
             let group_id = group_id.to_string();
             pull.apply(store, vec![ListedPage::GroupMembers { group_id, user_ids }])?;
         }
+        pull.decide(store)?;
         while pull.remove_unlisted_memberships(store, 100)? {}
         pull.finish(store)?;
         while pull.reconcile_teams(store, 500)? {}
@@ -136,8 +143,16 @@ pub struct DirectoryPull {
     /// stored one only when strictly newer.
     listed_ctx: ApplyContext,
     guard: DeprovisionGuard,
-    /// Active directory members of the workspace when the pull began: the base of the guard's share.
+    /// Active members of the workspace that this directory manages when the pull began: the base of the
+    /// guard's share.
     active_at_start: usize,
+    /// Once the listing is complete: whether the guard holds every destructive step back.
+    held: Option<bool>,
+    /// Stored users the complete listing lacks, and which of them have an active member.
+    doomed: Vec<String>,
+    doomed_active: HashSet<String>,
+    /// Why the pull stopped changing anything (the workspace stopped taking directory changes).
+    stopped: Option<String>,
     users: Interner,
     groups: Interner,
     listed_users: HashSet<u32>,
@@ -164,10 +179,13 @@ impl DirectoryPull {
         use crate::db::schema::members as member_rows;
         let workspace_id = ctx.workspace.id.clone();
         let active_at_start: i64 = store.read(|conn| {
+            let of_directory = directory_users::table
+                .filter(directory_users::directory_id.eq(directory_id))
+                .select(directory_users::id.nullable());
             member_rows::table
                 .filter(member_rows::workspace_id.eq(&workspace_id))
                 .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
-                .filter(member_rows::directory_user_id.is_not_null())
+                .filter(member_rows::directory_user_id.eq_any(of_directory))
                 .count()
                 .get_result(conn)
         })?;
@@ -185,6 +203,10 @@ impl DirectoryPull {
             },
             guard,
             active_at_start: active_at_start as usize,
+            held: None,
+            doomed: Vec::new(),
+            doomed_active: HashSet::new(),
+            stopped: None,
             users: Interner::default(),
             groups: Interner::default(),
             listed_users: HashSet::new(),
@@ -204,6 +226,9 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         pages: Vec<ListedPage>,
     ) -> Result<(), ApplyError> {
+        if !self.workspace_takes_changes(store)? {
+            return Ok(());
+        }
         let mut users = Vec::new();
         let mut pairs: Vec<(String, String)> = Vec::new();
         for page in pages {
@@ -381,10 +406,54 @@ impl DirectoryPull {
         Ok(())
     }
 
-    /// After the complete listing and [`Self::remove_unlisted_memberships`]: removes users and groups the
-    /// listing lacks (if untouched since the pull began), and applies the listed deactivations, unless the
-    /// guard holds deprovisioning back. Then [`Self::reconcile_teams`] brings teams and roles in line.
-    pub fn finish(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
+    /// Why the pull stopped changing anything, if it did: the workspace turned directory sync off or
+    /// left the plans that include it while the pull ran (rules 12, 13).
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Whether the guard held the pull's destructive steps back.
+    pub fn held(&self) -> bool {
+        self.held == Some(true)
+    }
+
+    /// Reads the workspace again: the pull goes on only while it takes directory changes, with its
+    /// current default role and plan.
+    fn workspace_takes_changes(&mut self, store: &mut Store<'_>) -> QueryResult<bool> {
+        use crate::db::models::WorkspaceRow;
+        use crate::db::schema::workspaces;
+        if self.stopped.is_some() {
+            return Ok(false);
+        }
+        let id = self.ctx.workspace.id.clone();
+        let current: Option<WorkspaceRow> = store.read(|conn| {
+            workspaces::table
+                .find(&id)
+                .select(WorkspaceRow::as_select())
+                .first(conn)
+                .optional()
+        })?;
+        let Some(current) = current else {
+            self.stopped = Some("the workspace was deleted during the pull".into());
+            return Ok(false);
+        };
+        if let Err(why) = super::workspace::check_qualifies(&current) {
+            self.stopped = Some(format!("{why} (changed during the pull)"));
+            return Ok(false);
+        }
+        self.listed_ctx.workspace = current.clone();
+        self.ctx.workspace = current;
+        Ok(true)
+    }
+
+    /// Once the listing is complete, before anything is removed: finds the stored users the listing lacks
+    /// and decides whether the guard holds (rule 15). Held, no destructive step runs: no user deletion or
+    /// deactivation, no group deletion, no membership removal, so none of the team and role changes they
+    /// would cause; each is counted as held.
+    pub fn decide(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
+        if !self.workspace_takes_changes(store)? {
+            return Ok(());
+        }
         // Teams and roles are looked up in batches next: plans from current statistics, whatever was
         // written since the last analysis, by this pull or by admins.
         store.read(crate::db::analyze)?;
@@ -400,7 +469,7 @@ impl DirectoryPull {
             // No link, mapping or group source: memberships decide no team and no role.
             self.touched.clear();
         }
-        let doomed: Vec<String> = stored
+        self.doomed = stored
             .into_iter()
             .filter(|id| {
                 self.users
@@ -408,42 +477,78 @@ impl DirectoryPull {
                     .is_none_or(|i| !self.listed_users.contains(&i))
             })
             .collect();
-        let doomed_active = self.with_active_member(store, &doomed)?;
+        self.doomed_active = self.with_active_member(store, &self.doomed.clone())?;
         // Rule 15: count what would be deprovisioned before deprovisioning anything.
-        let would_deprovision = doomed_active.len() + self.deactivations.len();
+        let would_deprovision = self.doomed_active.len() + self.deactivations.len();
         let allowed = (self.guard.max_share * self.active_at_start as f64).floor() as usize;
         let hold = !self.guard.force
             && would_deprovision > allowed
             && would_deprovision >= self.guard.min_count;
         if hold {
             self.counts.held = would_deprovision;
-        } else {
-            let mut effects = Effects::default();
-            let deactivations = std::mem::take(&mut self.deactivations);
-            let page: Vec<&DirectoryUser> = deactivations.iter().collect();
-            prefetch_users(store, &self.ctx.workspace.id, &page)?;
-            for user in &deactivations {
-                users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
-                self.counts.users_updated += 1;
-                self.counts.deprovisioned += 1;
-            }
-            for batch in doomed.chunks(500) {
-                let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
-                store.prefetch_users(&ids)?;
-                for id in batch {
-                    if self.delete_user(store, id, &mut effects)? {
-                        self.counts.users_deleted += 1;
-                        if doomed_active.contains(id) {
-                            self.counts.deprovisioned += 1;
-                        }
+            self.counts.held_users_deleted = self.doomed.len();
+        }
+        self.held = Some(hold);
+        Ok(())
+    }
+
+    /// After [`Self::decide`] and [`Self::remove_unlisted_memberships`]: removes users and groups the
+    /// listing lacks (if untouched since the pull began) and applies the listed deactivations, unless the
+    /// guard holds them back. Then [`Self::reconcile_teams`] brings teams and roles in line.
+    pub fn finish(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
+        if !self.workspace_takes_changes(store)? {
+            return Ok(());
+        }
+        let gone = self.unlisted_groups(store)?;
+        if self.held != Some(false) {
+            self.counts.held_groups_deleted = gone.len();
+            return Ok(());
+        }
+        let mut effects = Effects::default();
+        let deactivations = std::mem::take(&mut self.deactivations);
+        let page: Vec<&DirectoryUser> = deactivations.iter().collect();
+        prefetch_users(store, &self.ctx.workspace.id, &page)?;
+        for user in &deactivations {
+            users::apply_user_snapshot(store, &self.listed_ctx, user, false, &mut effects)?;
+            self.counts.users_updated += 1;
+            self.counts.deprovisioned += 1;
+        }
+        let doomed = std::mem::take(&mut self.doomed);
+        for batch in doomed.chunks(500) {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.prefetch_users(&ids)?;
+            for id in batch {
+                if self.delete_user(store, id, &mut effects)? {
+                    self.counts.users_deleted += 1;
+                    if self.doomed_active.contains(id) {
+                        self.counts.deprovisioned += 1;
                     }
                 }
             }
         }
-        self.delete_unlisted_groups(store)
+        for group in gone {
+            if groups::apply_group_snapshot(store, &self.deletion_ctx(group.1), &group.0, true)? {
+                self.counts.groups_deleted += 1;
+            }
+        }
+        Ok(())
     }
 
-    /// After the complete listing, before [`Self::finish`]: removes stored memberships the listing lacks,
+    /// The context a deletion the pull infers is applied with. The deletion keeps the stored snapshot's
+    /// `updated_at` (the broker's clock, so a later change at the broker still wins) and is stamped just
+    /// after the stored event, or when the pull began if that is later, so it supersedes the stored record.
+    fn deletion_ctx(&self, stored_event_at: Timestamp) -> ApplyContext {
+        ApplyContext {
+            workspace: self.ctx.workspace.clone(),
+            cause: self.ctx.cause.clone(),
+            event_at: self
+                .ctx
+                .event_at
+                .max(stored_event_at + chrono::TimeDelta::milliseconds(1)),
+        }
+    }
+
+    /// After [`Self::decide`], before [`Self::finish`]: removes stored memberships the listing lacks,
     /// unless changed since the pull began, for up to `limit` of the directory's groups (a group at a time,
     /// through the index on the group); returns whether groups are left.
     pub fn remove_unlisted_memberships(
@@ -451,6 +556,9 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         limit: usize,
     ) -> Result<bool, ApplyError> {
+        if !self.workspace_takes_changes(store)? {
+            return Ok(false);
+        }
         if self.groups_to_check.is_none() {
             let directory_id = self.directory_id.clone();
             let all: Vec<String> = store.read(|conn| {
@@ -482,6 +590,10 @@ impl DirectoryPull {
                 },
             )
             .collect();
+        if self.held != Some(false) {
+            self.counts.held_memberships_removed += unlisted.len();
+            return Ok(more);
+        }
         let pairs: Vec<(&str, &str)> = unlisted
             .iter()
             .map(|(g, u)| (g.as_str(), u.as_str()))
@@ -543,16 +655,19 @@ impl DirectoryPull {
             tracing::warn!(user = %id, "the stored snapshot of a user the pull would delete does not parse; left as is");
             return Ok(false);
         };
-        let deletion = DirectoryUser {
-            updated_at: None,
-            ..snapshot
-        };
-        users::apply_user_snapshot(store, &self.ctx, &deletion, true, effects)?;
+        let ctx = self.deletion_ctx(row.source_event_at);
+        users::apply_user_snapshot(store, &ctx, &snapshot, true, effects)?;
         Ok(true)
     }
 
-    fn delete_unlisted_groups(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
-        let gone: Vec<(String, String, String)> = store.read(|conn| {
+    /// Stored live groups of the directory the listing lacks and nothing touched since the pull began,
+    /// as deletions to apply, each with the stored event stamp.
+    fn unlisted_groups(
+        &mut self,
+        store: &mut Store<'_>,
+    ) -> QueryResult<Vec<(DirectoryGroup, Timestamp)>> {
+        type Row = (String, String, String, Timestamp, Timestamp);
+        let stored: Vec<Row> = store.read(|conn| {
             directory_groups::table
                 .filter(directory_groups::directory_id.eq(&self.directory_id))
                 .filter(directory_groups::deleted_at.is_null())
@@ -561,31 +676,31 @@ impl DirectoryPull {
                     directory_groups::id,
                     directory_groups::idp_id,
                     directory_groups::name,
+                    directory_groups::source_updated_at,
+                    directory_groups::source_event_at,
                 ))
                 .load(conn)
         })?;
-        for (id, idp_id, name) in gone {
-            if self
-                .groups
-                .get(&id)
-                .is_some_and(|g| self.listed_groups.contains(&g))
-            {
-                continue;
-            }
-            let deletion = DirectoryGroup {
-                id,
-                directory_id: self.directory_id.clone(),
-                organization_id: None,
-                idp_id: Some(idp_id),
-                name: Some(name),
-                created_at: None,
-                updated_at: None,
-            };
-            if groups::apply_group_snapshot(store, &self.ctx, &deletion, true)? {
-                self.counts.groups_deleted += 1;
-            }
-        }
-        Ok(())
+        Ok(stored
+            .into_iter()
+            .filter(|(id, ..)| {
+                self.groups
+                    .get(id)
+                    .is_none_or(|g| !self.listed_groups.contains(&g))
+            })
+            .map(|(id, idp_id, name, updated_at, event_at)| {
+                let deletion = DirectoryGroup {
+                    id,
+                    directory_id: self.directory_id.clone(),
+                    organization_id: None,
+                    idp_id: Some(idp_id),
+                    name: Some(name),
+                    created_at: None,
+                    updated_at: Some(timestamp::format(updated_at)),
+                };
+                (deletion, event_at)
+            })
+            .collect())
     }
 
     /// Brings the teams and roles of up to `limit` users whose memberships the pull changed in line;
@@ -595,6 +710,9 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         limit: usize,
     ) -> Result<bool, ApplyError> {
+        if !self.workspace_takes_changes(store)? {
+            return Ok(false);
+        }
         let batch: Vec<u32> = self.touched.iter().take(limit).copied().collect();
         for id in &batch {
             self.touched.remove(id);

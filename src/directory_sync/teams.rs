@@ -134,9 +134,50 @@ pub fn add_sources(
     workspace_id: &str,
     rows: &[TeamMemberSourceRow],
 ) -> QueryResult<usize> {
-    insert_sources(conn, rows)?;
-    audit_sources(conn, cause, workspace_id, rows, SOURCE_ADDED)?;
-    Ok(rows.len())
+    let fresh = not_stored(conn, rows)?;
+    insert_sources(conn, &fresh)?;
+    audit_sources(conn, cause, workspace_id, &fresh, SOURCE_ADDED)?;
+    Ok(fresh.len())
+}
+
+/// The rows not stored yet (each once): only those are added and audited.
+fn not_stored(
+    conn: &mut DbConnection,
+    rows: &[TeamMemberSourceRow],
+) -> QueryResult<Vec<TeamMemberSourceRow>> {
+    type Key = (String, String, String, String);
+    let key = |r: &TeamMemberSourceRow| -> Key {
+        let (t, m) = (r.team_id.clone(), r.member_id.clone());
+        (t, m, r.source_type.clone(), r.group_id.clone())
+    };
+    let mut by_team: HashMap<&str, Vec<&str>> = HashMap::new();
+    for row in rows {
+        by_team
+            .entry(&row.team_id)
+            .or_default()
+            .push(&row.member_id);
+    }
+    let mut stored: BTreeSet<Key> = BTreeSet::new();
+    for (team, members) in by_team {
+        for chunk in members.chunks(500) {
+            let found: Vec<Key> = sources::table
+                .filter(sources::team_id.eq(team))
+                .filter(sources::member_id.eq_any(chunk))
+                .select((
+                    sources::team_id,
+                    sources::member_id,
+                    sources::source_type,
+                    sources::group_id,
+                ))
+                .load(conn)?;
+            stored.extend(found);
+        }
+    }
+    Ok(rows
+        .iter()
+        .filter(|row| stored.insert(key(row)))
+        .cloned()
+        .collect())
 }
 
 /// Removes sources and audits each one that was there; returns how many were.

@@ -196,11 +196,91 @@ impl SyncRunner {
         let runner = self.clone();
         let id = run.id.clone();
         tokio::spawn(async move {
-            let directory = run.directory_id.clone();
-            runner.execute(run).await;
-            runner.release(&directory);
+            use futures_util::FutureExt;
+            let (id, directory) = (run.id.clone(), run.directory_id.clone());
+            // Whatever happens to the run, the directory is free again afterwards; a panic ends the run
+            // `failed` with its message instead of leaving it running for ever.
+            let _release = Release(&runner, &directory);
+            if let Err(panic) = std::panic::AssertUnwindSafe(runner.execute(run))
+                .catch_unwind()
+                .await
+            {
+                let why = panic_message(panic.as_ref());
+                tracing::error!(run = %id, directory = %directory, error = %why, "sync run stopped by a panic");
+                runner.metrics.run_finished("failed");
+                let failed = RunEnd {
+                    status: "failed",
+                    error: Some(format!("the pull stopped unexpectedly: {why}")),
+                    counts: None,
+                    requests: None,
+                };
+                runner.record_end(&id, failed).await;
+            }
         });
         Ok(id)
+    }
+
+    /// Asks the broker for the organization's directories and records those Rollcall does not know yet
+    /// (a `dsync.activated` that came before the workspace existed was skipped); returns how many were new.
+    pub async fn discover_directories(&self, organization_id: &str) -> Result<usize, String> {
+        let listed = self
+            .client
+            .list_directories(Some(organization_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            db.write(|conn| {
+                let mut new = 0;
+                for directory in &listed.items {
+                    let live = directory.state.as_deref() != Some("deleted");
+                    if live && attach_listed(conn, directory)? {
+                        tracing::info!(directory = %directory.id, "directory found at the broker and attached");
+                        new += 1;
+                    }
+                }
+                Ok::<_, DbError>(new)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Records how a run ended; a failure to record it is logged (the run would otherwise look running).
+    async fn record_end(&self, id: &str, end: RunEnd) {
+        let (db, id) = (self.db.clone(), id.to_string());
+        let written = tokio::task::spawn_blocking(move || {
+            db.write(|conn| {
+                diesel::update(sync_runs::table.find(&id))
+                    .set((
+                        sync_runs::status.eq(end.status),
+                        sync_runs::error.eq(end.error),
+                        sync_runs::phase.eq("done"),
+                        sync_runs::finished_at.eq(Some(timestamp::now())),
+                    ))
+                    .execute(conn)?;
+                if let (Some(counts), Some(requests)) = (end.counts, end.requests) {
+                    diesel::update(sync_runs::table.find(&id))
+                        .set((
+                            sync_runs::counts.eq(counts),
+                            sync_runs::requests.eq(requests),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok::<_, DbError>(())
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not record how a sync run ended; it is ended `failed` (interrupted) at the next start")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record how a sync run ended; it is ended `failed` (interrupted) at the next start")
+            }
+        }
     }
 
     fn release(&self, directory_id: &str) {
@@ -213,7 +293,7 @@ impl SyncRunner {
     async fn execute(&self, run: SyncRunRow) {
         let outcome = self.pull(&run).await;
         let (status, finished) = match &outcome {
-            Ok(pulled) if pulled.counts.held > 0 => ("held", Some(pulled)),
+            Ok(pulled) if pulled.held => ("held", Some(pulled)),
             Ok(pulled) => ("succeeded", Some(pulled)),
             Err(_) => ("failed", None),
         };
@@ -235,31 +315,13 @@ impl SyncRunner {
             }
         }
         // A failed run keeps the counts and requests its progress last recorded.
-        let counts = finished.map(|p| serde_json::to_string(&p.counts).unwrap_or_default());
-        let requests = finished.map(|p| p.requests as i32);
-        let db = self.db.clone();
-        let id = run.id.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            db.write(|conn| {
-                let finished = diesel::update(sync_runs::table.find(&id)).set((
-                    sync_runs::status.eq(status),
-                    sync_runs::error.eq(error),
-                    sync_runs::phase.eq("done"),
-                    sync_runs::finished_at.eq(Some(timestamp::now())),
-                ));
-                finished.execute(conn)?;
-                if let (Some(counts), Some(requests)) = (counts, requests) {
-                    diesel::update(sync_runs::table.find(&id))
-                        .set((
-                            sync_runs::counts.eq(counts),
-                            sync_runs::requests.eq(requests),
-                        ))
-                        .execute(conn)?;
-                }
-                Ok::<_, DbError>(())
-            })
-        })
-        .await;
+        let end = RunEnd {
+            status,
+            error,
+            counts: finished.map(|p| serde_json::to_string(&p.counts).unwrap_or_default()),
+            requests: finished.map(|p| p.requests as i32),
+        };
+        self.record_end(&run.id, end).await;
     }
 
     /// Lists the directory and applies it as its pages arrive, then finishes the pull (rules 14, 15).
@@ -322,6 +384,60 @@ impl SyncRunner {
     }
 }
 
+/// Ends the runs a stopped process left `queued` or `running`, as `failed` ("interrupted"), so they no
+/// longer look in progress; returns how many. On PostgreSQL another instance may be running some: a run
+/// is ended only when its directory's pull lock is free (no instance pulls it), and a queued run only once
+/// it is a minute old (another instance queues and starts its runs within moments).
+pub fn end_interrupted_runs(db: &Database) -> Result<usize, DbError> {
+    let unfinished: Vec<(String, String, String, timestamp::Timestamp)> = db.read(|conn| {
+        sync_runs::table
+            .filter(sync_runs::status.eq_any(["queued", "running"]))
+            .select((
+                sync_runs::id,
+                sync_runs::directory_id,
+                sync_runs::status,
+                sync_runs::created_at,
+            ))
+            .load(conn)
+            .map_err(DbError::from)
+    })?;
+    let young = timestamp::now() - chrono::TimeDelta::minutes(1);
+    let mut ended = 0;
+    for (id, directory_id, status, created_at) in unfinished {
+        let mut conn = db.conn()?;
+        let shared = matches!(&*conn, DbConnection::Postgresql(_));
+        if shared && status == "queued" && created_at > young {
+            continue;
+        }
+        if !directory_lock_call(&mut conn, "pg_try_advisory_lock", &directory_id)? {
+            continue;
+        }
+        let interrupted = db.write(|c| {
+            diesel::update(
+                sync_runs::table
+                    .find(&id)
+                    .filter(sync_runs::status.eq_any(["queued", "running"])),
+            )
+            .set((
+                sync_runs::status.eq("failed"),
+                sync_runs::error.eq("interrupted: the process running it stopped before it ended"),
+                sync_runs::phase.eq("done"),
+                sync_runs::finished_at.eq(Some(timestamp::now())),
+            ))
+            .execute(c)
+            .map_err(DbError::from)
+        });
+        if shared {
+            directory_lock_call(&mut conn, "pg_advisory_unlock", &directory_id)?;
+        }
+        if interrupted? > 0 {
+            tracing::warn!(run = %id, directory = %directory_id, was = %status, "a sync run left unfinished by a stopped process was ended `failed` (interrupted)");
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// Listed pages applied in one transaction at most: enough to spread each commit and each batch of lookups
 /// over some work, few enough that webhooks are not held up for long. On SQLite a webhook's
 /// acknowledgement waits for the single writer, so its transactions stay short; on PostgreSQL only the
@@ -333,9 +449,37 @@ fn pages_per_transaction(db: &Database) -> usize {
     }
 }
 
+/// How a run ended, as recorded on it.
+struct RunEnd {
+    status: &'static str,
+    error: Option<String>,
+    counts: Option<String>,
+    requests: Option<i32>,
+}
+
+/// Frees a directory for its next run when dropped.
+struct Release<'a>(&'a SyncRunner, &'a str);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
+/// The message a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// What a finished pull did.
 struct Pulled {
     counts: ReconcileCounts,
+    /// Whether the guard held the destructive steps back.
+    held: bool,
     requests: u32,
     /// How long each step took, for the log: listing and applying the pages, then the listing-wide
     /// comparison (memberships, users and groups the listing lacks, the guard), then teams and roles.
@@ -395,6 +539,10 @@ fn apply_pages(
             Ok(written) => db.keep_statistics_current(written),
             Err(e) => return (Some(pull), Err(e)),
         }
+        if let Some(why) = pull.stopped() {
+            let why = RunError::Message(format!("{why}; nothing was deleted"));
+            return (Some(pull), Err(why));
+        }
     }
     (Some(pull), Ok(()))
 }
@@ -408,7 +556,18 @@ fn finish(
     listing: std::time::Duration,
 ) -> Result<Pulled, RunError> {
     let started = std::time::Instant::now();
+    let stopped = |pull: &DirectoryPull| match pull.stopped() {
+        Some(why) => Err(RunError::Message(format!(
+            "{why}; the pull stopped before its deletions and deprovisioning"
+        ))),
+        None => Ok(()),
+    };
+    db.write_behind_urgent(|conn| {
+        Ok::<_, RunError>(with_store(conn, |store| pull.decide(store))?)
+    })?;
+    stopped(&pull)?;
     in_transactions(db, |store| pull.remove_unlisted_memberships(store, 100))?;
+    stopped(&pull)?;
     db.write_behind_urgent(|conn| {
         with_store(conn, |store| pull.finish(store))?;
         let counts = Some(&pull.counts);
@@ -422,8 +581,10 @@ fn finish(
         )?;
         Ok::<_, RunError>(())
     })?;
+    stopped(&pull)?;
     let comparing = started.elapsed();
     in_transactions(db, |store| pull.reconcile_teams(store, 500))?;
+    stopped(&pull)?;
     db.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
             .set(directories::last_synced_at.eq(Some(timestamp::now())))
@@ -431,6 +592,7 @@ fn finish(
             .map_err(RunError::from)
     })?;
     Ok(Pulled {
+        held: pull.held(),
         counts: pull.counts,
         requests,
         timings: Timings {

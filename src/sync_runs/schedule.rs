@@ -144,8 +144,12 @@ pub fn spawn_activation_runs(
     (tx, task)
 }
 
-/// Starts a `sync_enabled` run of each known directory of the organization.
+/// Starts a `sync_enabled` run of each directory of the organization: those Rollcall knows and those the
+/// broker lists that it does not (their activation may have come before the workspace existed).
 pub async fn start_for_organization(runner: &SyncRunner, organization_id: &str) -> Vec<String> {
+    if let Err(error) = runner.discover_directories(organization_id).await {
+        tracing::warn!(organization = %organization_id, %error, "could not ask the broker for the organization's directories; pulling the known ones");
+    }
     let db = runner.database().clone();
     let organization = organization_id.to_string();
     let found = tokio::task::spawn_blocking(move || {

@@ -24,6 +24,12 @@ pub fn parse(text: &str) -> Option<Timestamp> {
     None
 }
 
+/// RFC 3339 in UTC with every stored digit, so [`parse`] gives back the same instant.
+pub fn format(at: Timestamp) -> String {
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// The current time as Rollcall stores it.
 pub fn now() -> Timestamp {
     chrono::Utc::now().naive_utc()
@@ -35,6 +41,17 @@ mod tests {
 
     fn utc(s: &str) -> Timestamp {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn formatted_instants_parse_back_to_themselves() {
+        for text in [
+            "2021-06-25 19:07:33.155123",
+            "2021-06-25 19:07:33",
+            "2021-06-25 19:07:33.1",
+        ] {
+            assert_eq!(parse(&format(utc(text))), Some(utc(text)));
+        }
     }
 
     #[test]

@@ -22,13 +22,17 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const GUARD: DeprovisionGuard = DeprovisionGuard {
+pub(crate) const GUARD: DeprovisionGuard = DeprovisionGuard {
     max_share: 0.2,
     min_count: 10,
     force: false,
 };
 
-async fn broker(users: u32, webhook: Option<WebhookTarget>, faults: Faults) -> DevBrokerHandle {
+pub(crate) async fn broker(
+    users: u32,
+    webhook: Option<WebhookTarget>,
+    faults: Faults,
+) -> DevBrokerHandle {
     DevBroker::start(DevBrokerConfig {
         source: DirectorySource::Generate(GenerateOptions {
             users,
@@ -45,7 +49,7 @@ async fn broker(users: u32, webhook: Option<WebhookTarget>, faults: Faults) -> D
 }
 
 /// A synced workspace for the dev broker's organization, its directory attached by `dsync.activated`.
-async fn attach(app: &TestApp, broker: &DevBrokerHandle) -> String {
+pub(crate) async fn attach(app: &TestApp, broker: &DevBrokerHandle) -> String {
     let ws = app.synced_workspace("org_dev").await;
     let directory = json!({"object": "directory", "id": broker.directory_id, "organization_id": "org_dev",
         "type": "okta scim v2.0", "state": "active", "name": "Dev", "created_at": at(0), "updated_at": at(0)});
@@ -54,7 +58,7 @@ async fn attach(app: &TestApp, broker: &DevBrokerHandle) -> String {
     ws
 }
 
-async fn listing(broker: &DevBrokerHandle) -> UsersWithGroups {
+pub(crate) async fn listing(broker: &DevBrokerHandle) -> UsersWithGroups {
     let client = BrokerClient::new(BrokerSettings {
         base_url: broker.base_url.clone(),
         api_key: broker.api_key.clone(),
@@ -69,7 +73,7 @@ async fn listing(broker: &DevBrokerHandle) -> UsersWithGroups {
 }
 
 /// Applies a listing taken at `started_at`.
-fn pull(
+pub(crate) fn pull(
     app: &TestApp,
     ws: &str,
     directory_id: &str,
@@ -124,7 +128,7 @@ async fn active_members_and_truth(
 }
 
 /// The directory's memberships as Rollcall holds them.
-fn memberships_of(app: &TestApp, directory_id: &str) -> BTreeSet<(String, String)> {
+pub(crate) fn memberships_of(app: &TestApp, directory_id: &str) -> BTreeSet<(String, String)> {
     use rollcall::db::schema::directory_group_memberships as m;
     app.db
         .read(|c| {
@@ -190,6 +194,21 @@ async fn a_first_pull_brings_the_broker_directory_in(app: TestApp) {
     );
 }
 
+/// Attaches the broker's directory to a synced workspace and pulls it once; returns the workspace.
+pub(crate) async fn pulled_once(app: &TestApp, broker: &DevBrokerHandle) -> String {
+    let ws = attach(app, broker).await;
+    let listed = listing(broker).await;
+    pull(
+        app,
+        &ws,
+        &broker.directory_id,
+        &listed,
+        timestamp::now(),
+        GUARD,
+    );
+    ws
+}
+
 /// A dev broker of `users` users whose webhooks to `app` drop 30%, duplicate 10% and reorder the rest, its
 /// directory attached and pulled once; returns it and the workspace.
 async fn lossy_broker_pulled_once(app: &TestApp, users: u32) -> (DevBrokerHandle, String) {
@@ -204,15 +223,7 @@ async fn lossy_broker_pulled_once(app: &TestApp, users: u32) -> (DevBrokerHandle
         secret: crate::helpers::SECRET.into(),
     };
     let broker = broker(users, Some(target), faults).await;
-    let ws = attach(app, &broker).await;
-    pull(
-        app,
-        &ws,
-        &broker.directory_id,
-        &listing(&broker).await,
-        timestamp::now(),
-        GUARD,
-    );
+    let ws = pulled_once(app, &broker).await;
     (broker, ws)
 }
 
@@ -612,15 +623,7 @@ async fn an_empty_listing_of_a_populated_directory_is_held(app: TestApp) {
 
 async fn a_webhook_applied_mid_pull_wins(app: TestApp) {
     let broker = broker(20, None, Faults::default()).await;
-    let ws = attach(&app, &broker).await;
-    pull(
-        &app,
-        &ws,
-        &broker.directory_id,
-        &listing(&broker).await,
-        timestamp::now(),
-        GUARD,
-    );
+    let ws = pulled_once(&app, &broker).await;
     // The pull begins and lists; meanwhile a webhook brings a user the listing does not have.
     let started_at = timestamp::now();
     let listed = listing(&broker).await;
@@ -1000,7 +1003,12 @@ impl Drop for FailingPage {
 }
 
 /// A new team named `name` with `groups` linked to it; returns its id.
-async fn team_following(app: &TestApp, ws: &str, name: &str, groups: &[String]) -> String {
+pub(crate) async fn team_following(
+    app: &TestApp,
+    ws: &str,
+    name: &str,
+    groups: &[String],
+) -> String {
     let (status, team) = app
         .op(
             Method::POST,
@@ -1024,7 +1032,7 @@ async fn team_following(app: &TestApp, ws: &str, name: &str, groups: &[String]) 
 }
 
 /// Replaces the workspace's role mappings with these `(group, role)` pairs.
-async fn map_roles(app: &TestApp, ws: &str, mappings: &[(String, &str)]) {
+pub(crate) async fn map_roles(app: &TestApp, ws: &str, mappings: &[(String, &str)]) {
     let mappings: Vec<serde_json::Value> = mappings
         .iter()
         .map(|(group, role)| json!({ "group_id": group, "role": role }))
@@ -1061,7 +1069,7 @@ async fn audit_log(app: &TestApp, ws: &str) -> Vec<serde_json::Value> {
 }
 
 /// The team's members as `(email, status)`.
-async fn team_roster(app: &TestApp, ws: &str, team: &str) -> BTreeSet<(String, String)> {
+pub(crate) async fn team_roster(app: &TestApp, ws: &str, team: &str) -> BTreeSet<(String, String)> {
     let (status, body) = app
         .op(
             Method::GET,

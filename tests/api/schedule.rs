@@ -24,6 +24,7 @@ crate::on_both_backends!(
     runs_are_listed_newest_first_by_directory,
     metrics_count_runs_broker_requests_429s_and_webhooks,
     a_stopped_applier_shows_in_readiness_and_the_backlog,
+    an_activation_before_the_workspace_is_found_when_sync_turns_on,
 );
 
 async fn broker(users: u32, groups: u32, faults: Faults) -> DevBrokerHandle {
@@ -148,7 +149,8 @@ async fn an_activated_directory_is_pulled(backend: Backend) {
     let broker = broker(30, 3, Faults::default()).await;
     let app = app_for(backend, &broker, Duration::ZERO).await;
     let ws = app.synced_workspace("org_dev").await;
-    assert!(runs(&app, &broker.directory_id).await.is_empty());
+    // Turning sync on found the directory at the broker and pulled it; the activation pulls it again.
+    finished_run(&app, &broker.directory_id, "sync_enabled").await;
     let directory = json!({"object": "directory", "id": broker.directory_id, "organization_id": "org_dev",
         "type": "okta scim v2.0", "state": "active", "name": "Dev", "created_at": at(0), "updated_at": at(0)});
     app.deliver(&[event("dsync.activated", directory, &at(0))])
@@ -166,6 +168,25 @@ async fn turning_directory_sync_on_pulls_the_workspace_directories(backend: Back
     let ws = app.create_workspace("org_dev", "growth").await;
     know_directory(&app, &broker.directory_id, "org_dev");
     assert!(app.members(&ws).await.is_empty());
+    app.set_sync(&ws, true).await;
+    let run = finished_run(&app, &broker.directory_id, "sync_enabled").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (members, truth) = active_members_and_truth(&app, &ws, &broker).await;
+    assert!(!truth.is_empty());
+    assert_eq!(members, truth);
+}
+
+async fn an_activation_before_the_workspace_is_found_when_sync_turns_on(backend: Backend) {
+    let broker = broker(30, 3, Faults::default()).await;
+    let app = app_for(backend, &broker, Duration::ZERO).await;
+    // The broker announces the directory before the workspace exists: the event is skipped (rule 7).
+    let directory = json!({"object": "directory", "id": broker.directory_id, "organization_id": "org_dev",
+        "type": "okta scim v2.0", "state": "active", "name": "Dev", "created_at": at(0), "updated_at": at(0)});
+    app.deliver(&[event("dsync.activated", directory, &at(0))])
+        .await;
+    let ws = app.create_workspace("org_dev", "growth").await;
+    assert!(runs(&app, &broker.directory_id).await.is_empty());
+    // Turning sync on finds the directory at the broker and pulls it, with no operator step.
     app.set_sync(&ws, true).await;
     let run = finished_run(&app, &broker.directory_id, "sync_enabled").await;
     assert_eq!(run["status"], "succeeded", "{run}");
