@@ -120,6 +120,10 @@ impl Application {
                 background.push(schedule::spawn_schedule(runner.clone(), interval));
             }
         }
+        background.extend(crate::intake::retention::spawn(
+            db.clone(),
+            settings.event_retention,
+        ));
         let applier = Applier::start(
             db.clone(),
             ApplierOptions {

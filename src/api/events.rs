@@ -29,6 +29,7 @@ pub fn event_json(e: &WebhookEventRow, with_body: bool) -> Value {
         "status": e.status,
         "reason": e.reason,
         "attempts": e.attempts,
+        "redeliveries": e.redeliveries,
         "event_created_at": e.event_created_at.as_ref().map(time_json),
         "received_at": time_json(&e.received_at),
         "processed_at": e.processed_at.as_ref().map(time_json),

@@ -1290,7 +1290,16 @@ fn common_schemas() -> Vec<(&'static str, Value)> {
         ),
         (
             "WebhookReceipt",
-            object(&[("received", described(string(), "The event's id."))]),
+            object(&[
+                ("received", described(string(), "The event's id.")),
+                (
+                    "redelivery",
+                    described(
+                        json!({ "type": "boolean" }),
+                        "True when the event was stored before: acknowledged, its body not stored again.",
+                    ),
+                ),
+            ]),
         ),
         ("Health", object(&[("status", one_of(["ok"]))])),
         (
@@ -1626,6 +1635,10 @@ fn event_schemas() -> Vec<(&'static str, Value)> {
                 ("status", schema_ref("EventStatus")),
                 ("reason", nullable(string())),
                 ("attempts", json!({ "type": "integer" })),
+                (
+                    "redeliveries",
+                    json!({ "type": "integer", "description": "Deliveries of the same event after this one, acknowledged and not stored again" }),
+                ),
                 ("event_created_at", nullable(timestamp())),
                 ("received_at", timestamp()),
                 ("processed_at", nullable(timestamp())),

@@ -129,6 +129,8 @@ pub struct WebhookEventRow {
     pub next_attempt_at: Option<Timestamp>,
     pub received_at: Timestamp,
     pub processed_at: Option<Timestamp>,
+    /// How many times the same event was delivered again after this row was stored.
+    pub redeliveries: i32,
 }
 
 /// A webhook delivery about to be stored.

@@ -114,6 +114,7 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamp>,
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
+        redeliveries -> Integer,
     }
 }
 

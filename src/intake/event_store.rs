@@ -1,11 +1,15 @@
 //! Durable storage of webhook deliveries with group commit: deliveries that arrive together are inserted
 //! in one transaction, and each sender hears back only after that transaction has committed.
+//!
+//! A delivery of an event already stored (the broker's retries, a replay of a captured request inside the
+//! signature's tolerance) is not stored again: the first row counts it in `redeliveries`.
 
 use crate::db::models::NewWebhookEvent;
 use crate::db::schema::webhook_events;
 use crate::db::{Database, DbError};
 use crate::on_backend;
 use diesel::prelude::*;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,9 +25,18 @@ pub enum StoreError {
     ShuttingDown,
 }
 
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored, to be applied.
+    New,
+    /// Its event was stored before: counted on that row, its body not stored again.
+    Redelivery,
+}
+
 struct Pending {
     event: NewWebhookEvent,
-    stored: oneshot::Sender<Result<(), StoreError>>,
+    stored: oneshot::Sender<Result<Stored, StoreError>>,
 }
 
 /// A handle to the writer thread that stores deliveries.
@@ -47,7 +60,7 @@ impl EventStore {
     }
 
     /// Stores one delivery; returns once it is committed.
-    pub async fn store(&self, event: NewWebhookEvent) -> Result<(), StoreError> {
+    pub async fn store(&self, event: NewWebhookEvent) -> Result<Stored, StoreError> {
         let (stored, outcome) = oneshot::channel();
         self.sender
             .send(Pending { event, stored })
@@ -68,16 +81,21 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
         }
         let (events, senders): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.event, p.stored)).unzip();
-        let results = match insert_batch(&db, &events) {
-            Ok(()) => events.iter().map(|_| Ok(())).collect(),
+        let results: Vec<Result<Stored, DbError>> = match insert_batch(&db, &events) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             // One delivery the database refuses must not fail the others: store them one by one.
             Err(_) if events.len() > 1 => events
                 .iter()
-                .map(|event| insert_batch(&db, std::slice::from_ref(event)))
+                .map(|event| {
+                    insert_batch(&db, std::slice::from_ref(event)).map(|outcomes| outcomes[0])
+                })
                 .collect(),
             Err(e) => vec![Err(e)],
         };
-        let stored = results.iter().filter(|r| r.is_ok()).count();
+        let stored = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Stored::New)))
+            .count();
         if stored > 0 {
             on_commit(stored);
         }
@@ -90,12 +108,63 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
     }
 }
 
-/// Inserts deliveries in one transaction, ahead of background writers.
-pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<(), DbError> {
+/// Inserts deliveries in one transaction, ahead of background writers; a delivery of an event already
+/// stored (before, or earlier in the same batch) is counted on the first row instead. Returns what became
+/// of each, in order.
+pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<Vec<Stored>, DbError> {
     db.write_deliveries(|conn| {
-        on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
-            .values(events)
-            .execute(c))?;
-        Ok::<_, DbError>(())
+        let ids: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.event_id.as_deref())
+            .collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        for chunk in ids.chunks(500) {
+            let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
+                .filter(webhook_events::event_id.eq_any(chunk))
+                .select(webhook_events::event_id)
+                .distinct()
+                .load(c))?;
+            seen.extend(stored.into_iter().flatten());
+        }
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut again: HashMap<&str, i32> = HashMap::new();
+        let outcomes = events
+            .iter()
+            .map(|event| match event.event_id.as_deref() {
+                Some(id) if !seen.insert(id.to_string()) => {
+                    *again.entry(id).or_default() += 1;
+                    Stored::Redelivery
+                }
+                _ => {
+                    fresh.push(event);
+                    Stored::New
+                }
+            })
+            .collect();
+        if !fresh.is_empty() {
+            on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
+                .values(fresh.clone())
+                .execute(c))?;
+        }
+        let redelivered: Vec<&str> = again.keys().copied().collect();
+        let firsts: Vec<(Option<String>, Option<i64>)> =
+            on_backend!(conn, |c| webhook_events::table
+                .filter(webhook_events::event_id.eq_any(&redelivered))
+                .group_by(webhook_events::event_id)
+                .select((
+                    webhook_events::event_id,
+                    diesel::dsl::min(webhook_events::id)
+                ))
+                .load(c))?;
+        for (event_id, first) in firsts {
+            let (Some(event_id), Some(first)) = (event_id, first) else {
+                continue;
+            };
+            let count = again.get(event_id.as_str()).copied().unwrap_or(0);
+            on_backend!(conn, |c| diesel::update(webhook_events::table.find(first))
+                .set(webhook_events::redeliveries.eq(webhook_events::redeliveries + count))
+                .execute(c))?;
+        }
+        Ok::<_, DbError>(outcomes)
     })
 }

@@ -4,3 +4,4 @@
 pub mod applier;
 pub mod endpoint;
 pub mod event_store;
+pub mod retention;

@@ -509,4 +509,108 @@ mod tests {
             assert!(Event::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn cases(default: u32) -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(default);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// A fixture picked by index, with bytes overwritten, cut or spliced in.
+        fn mutated() -> impl Strategy<Value = Vec<u8>> {
+            let fixtures: Vec<Vec<u8>> = webhook_fixtures().into_iter().map(|(_, b)| b).collect();
+            (
+                any::<prop::sample::Index>(),
+                prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+                any::<prop::sample::Index>(),
+                any::<bool>(),
+            )
+                .prop_map(move |(pick, writes, cut, truncate)| {
+                    let mut body = fixtures[pick.index(fixtures.len())].clone();
+                    for (at, byte) in writes {
+                        let at = at.index(body.len().max(1));
+                        if at < body.len() {
+                            body[at] = byte;
+                        }
+                    }
+                    if truncate {
+                        body.truncate(cut.index(body.len() + 1));
+                    }
+                    body
+                })
+        }
+
+        /// Event envelopes of any known type with data of the wrong shapes.
+        fn odd_envelope() -> impl Strategy<Value = Vec<u8>> {
+            let known = [
+                "dsync.user.created",
+                "dsync.user.deleted",
+                "dsync.group.user_added",
+                "dsync.group.deleted",
+                "dsync.activated",
+                "dsync.deleted",
+            ];
+            let kind = prop_oneof![
+                prop::sample::select(known.to_vec()).prop_map(str::to_string),
+                "[a-z.]{0,20}",
+            ];
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "\\PC{0,12}".prop_map(serde_json::Value::from),
+            ];
+            let data = leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("id".to_string()),
+                            Just("state".to_string()),
+                            Just("user".to_string()),
+                            Just("group".to_string()),
+                            Just("emails".to_string()),
+                            "[a-z_]{1,8}"
+                        ],
+                        inner,
+                        0..5,
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            });
+            (kind, data, "\\PC{0,30}").prop_map(|(kind, data, created_at)| {
+                serde_json::json!({ "id": "event_fuzz", "event": kind, "data": data, "created_at": created_at })
+                    .to_string()
+                    .into_bytes()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(cases(2000))]
+
+            #[test]
+            fn any_body_is_parsed_or_refused_without_panic(
+                body in prop_oneof![
+                    mutated(),
+                    odd_envelope(),
+                    prop::collection::vec(any::<u8>(), 0..300),
+                ],
+            ) {
+                // Either outcome is fine; a panic is not, and a refusal says why.
+                if let Err(why) = Event::parse(&body) {
+                    prop_assert!(!why.0.is_empty());
+                }
+            }
+        }
+    }
 }

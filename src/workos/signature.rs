@@ -6,6 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -27,18 +28,29 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// The longest header looked at: a timestamp and a handful of signatures fit many times over.
+pub const MAX_HEADER_LEN: usize = 1024;
+
+/// The most `v1` signatures a header may carry (the broker sends one; a few allow for its own rotation).
+pub const MAX_SIGNATURES: usize = 4;
+
 /// The parts of a `WorkOS-Signature` header that matter.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SignatureHeader<'a> {
+pub struct SignatureHeader {
     /// The timestamp exactly as sent: it is part of the signed message.
-    pub timestamp: &'a str,
+    pub timestamp: String,
     pub timestamp_ms: i64,
-    pub signatures: Vec<&'a str>,
+    /// The HMAC-SHA256 values to compare with, decoded.
+    pub signatures: Vec<[u8; 32]>,
 }
 
-impl<'a> SignatureHeader<'a> {
-    /// Parses leniently: parts split on `,` and trimmed, unknown keys ignored, several `v1` accepted.
-    pub fn parse(header: &'a str) -> Result<Self, SignatureError> {
+impl SignatureHeader {
+    /// Parses strictly but cheaply, without the body: parts split on `,` and trimmed, unknown keys
+    /// ignored; every `v1` must be 64 hex digits, and there may be at most [`MAX_SIGNATURES`] of them.
+    pub fn parse(header: &str) -> Result<Self, SignatureError> {
+        if header.len() > MAX_HEADER_LEN {
+            return Err(SignatureError::MalformedHeader("the header is too long"));
+        }
         let mut timestamp = None;
         let mut signatures = Vec::new();
         for part in header.split(',') {
@@ -47,7 +59,16 @@ impl<'a> SignatureHeader<'a> {
             };
             match key.trim() {
                 "t" => timestamp = Some(value.trim()),
-                "v1" => signatures.push(value.trim()),
+                "v1" => {
+                    if signatures.len() == MAX_SIGNATURES {
+                        return Err(SignatureError::MalformedHeader("too many v1= signatures"));
+                    }
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(value.trim(), &mut digest).map_err(|_| {
+                        SignatureError::MalformedHeader("a v1= signature is not 64 hex digits")
+                    })?;
+                    signatures.push(digest);
+                }
                 _ => {}
             }
         }
@@ -64,11 +85,47 @@ impl<'a> SignatureHeader<'a> {
             return Err(SignatureError::MalformedHeader("no v1= signature"));
         }
         Ok(Self {
-            timestamp,
+            timestamp: timestamp.to_string(),
             timestamp_ms,
             signatures,
         })
     }
+
+    /// Whether the body is signed by one of the secrets: the MAC is computed once per secret and compared
+    /// with every signature in constant time.
+    pub fn verify_body(&self, body: &[u8], secrets: &[String]) -> Result<(), SignatureError> {
+        let mut matched = subtle::Choice::from(0);
+        for secret in secrets {
+            let expected = mac(secret, &self.timestamp, body).finalize().into_bytes();
+            for candidate in &self.signatures {
+                matched |= expected.as_slice().ct_eq(candidate);
+            }
+        }
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+}
+
+/// What can be checked before the body is read: secrets configured, a well-formed header, and a
+/// timestamp within the tolerance of `now_ms` (unix milliseconds).
+pub fn check_header(
+    header: Option<&str>,
+    secrets: &[String],
+    now_ms: i64,
+    tolerance: Duration,
+) -> Result<SignatureHeader, SignatureError> {
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecretConfigured);
+    }
+    let header = SignatureHeader::parse(header.ok_or(SignatureError::MissingHeader)?)?;
+    let skew = now_ms.saturating_sub(header.timestamp_ms);
+    if skew.unsigned_abs() > tolerance.as_millis() as u64 {
+        return Err(SignatureError::OutsideTolerance(skew));
+    }
+    Ok(header)
 }
 
 /// Checks a webhook against the configured secrets at the instant `now_ms` (unix milliseconds).
@@ -79,31 +136,7 @@ pub fn verify(
     now_ms: i64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
-    if secrets.is_empty() {
-        return Err(SignatureError::NoSecretConfigured);
-    }
-    let header = SignatureHeader::parse(header.ok_or(SignatureError::MissingHeader)?)?;
-    let skew = now_ms.saturating_sub(header.timestamp_ms);
-    if skew.unsigned_abs() > tolerance.as_millis() as u64 {
-        return Err(SignatureError::OutsideTolerance(skew));
-    }
-    let candidates: Vec<Vec<u8>> = header
-        .signatures
-        .iter()
-        .filter_map(|s| hex::decode(s).ok())
-        .collect();
-    for secret in secrets {
-        for candidate in &candidates {
-            // verify_slice compares in constant time.
-            if mac(secret, header.timestamp, body)
-                .verify_slice(candidate)
-                .is_ok()
-            {
-                return Ok(());
-            }
-        }
-    }
-    Err(SignatureError::Mismatch)
+    check_header(header, secrets, now_ms, tolerance)?.verify_body(body, secrets)
 }
 
 /// The header value the broker would send for `body` at `timestamp_ms`.
@@ -385,14 +418,103 @@ mod tests {
                 "{garbage:?}"
             );
         }
-        let not_hex = format!("t={now}, v1=not-hex");
-        assert_eq!(
-            verify(Some(&not_hex), body, &s, now, DEFAULT_TOLERANCE),
-            Err(SignatureError::Mismatch)
+        let many = format!("t={now}{}", format!(", v1={}", "00".repeat(32)).repeat(5));
+        let long = format!(
+            "t={now}, v1={}, x={}",
+            &header[header.len() - 64..],
+            "a".repeat(1100)
         );
+        for refused in [
+            format!("t={now}, v1=not-hex"),
+            format!("t={now}, v1=00"),
+            format!("t={now}, v1={}", "0".repeat(66)),
+            many,
+            long,
+        ] {
+            assert!(
+                matches!(
+                    verify(Some(&refused), body, &s, now, DEFAULT_TOLERANCE),
+                    Err(SignatureError::MalformedHeader(_))
+                ),
+                "{refused:?}"
+            );
+        }
         assert_eq!(
             verify(Some(&header), body, &[], now, DEFAULT_TOLERANCE),
             Err(SignatureError::NoSecretConfigured)
         );
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// `PROPTEST_CASES`, or this many.
+        fn cases(default: u32) -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(default);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        const NOW: i64 = 1_700_000_000_000;
+
+        /// Headers shaped like the real one, with parts added, dropped, repeated or garbled.
+        fn header_like() -> impl Strategy<Value = String> {
+            let part = prop_oneof![
+                (NOW - 400_000..NOW + 400_000).prop_map(|t| format!("t={t}")),
+                "[0-9a-fA-F]{0,70}".prop_map(|v| format!("v1={v}")),
+                "[ -~]{0,20}",
+                Just("v1=".to_string()),
+                Just("t=".to_string()),
+            ];
+            prop::collection::vec(part, 0..8).prop_map(|parts| parts.join(","))
+        }
+
+        proptest! {
+            #![proptest_config(cases(3000))]
+
+            #[test]
+            fn any_header_is_answered_without_panic_and_unsigned_never_verifies(
+                header in prop_oneof![header_like(), "\\PC{0,200}"],
+                body in prop::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let secrets = vec!["whsec_fuzz".to_string()];
+                let result = verify(Some(&header), &body, &secrets, NOW, DEFAULT_TOLERANCE);
+                // Nothing but a MAC made with the secret verifies.
+                prop_assert!(result.is_err(), "{header:?} verified");
+            }
+
+            #[test]
+            fn signed_bodies_verify_and_any_change_is_refused(
+                secret in "[ -~]{1,40}",
+                body in prop::collection::vec(any::<u8>(), 0..512),
+                at in NOW - 170_000..NOW + 170_000,
+                flip in any::<prop::sample::Index>(),
+                bit in 0..8u8,
+            ) {
+                let secrets = vec!["whsec_other".to_string(), secret.clone()];
+                let header = sign(&secret, at, &body);
+                prop_assert_eq!(verify(Some(&header), &body, &secrets, NOW, DEFAULT_TOLERANCE), Ok(()));
+                if !body.is_empty() {
+                    let mut changed = body.clone();
+                    changed[flip.index(body.len())] ^= 1 << bit;
+                    prop_assert_eq!(
+                        verify(Some(&header), &changed, &secrets, NOW, DEFAULT_TOLERANCE),
+                        Err(SignatureError::Mismatch)
+                    );
+                }
+                let mut forged = header.into_bytes();
+                let last = forged.len() - 1 - flip.index(64);
+                forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+                let forged = String::from_utf8(forged).unwrap();
+                prop_assert!(verify(Some(&forged), &body, &secrets, NOW, DEFAULT_TOLERANCE).is_err());
+            }
+        }
     }
 }

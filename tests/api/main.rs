@@ -13,6 +13,7 @@ mod openapi;
 mod pool;
 mod process;
 mod pull_repairs;
+mod retention;
 mod samples;
 mod schedule;
 mod teams;

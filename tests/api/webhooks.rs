@@ -132,15 +132,70 @@ async fn duplicate_delivery_changes_nothing(app: TestApp) {
     let audit_before = crate::helpers::audit_entries(&app.db);
     assert_eq!(members_before.len(), 1);
 
-    app.deliver(&[created.clone(), created.clone()]).await;
+    // Redeliveries (the broker's retries, or a captured request replayed within the tolerance) are
+    // acknowledged and counted on the stored delivery; their bodies are not stored again.
+    for _ in 0..2 {
+        let response = app.post_webhook(created.to_string().as_bytes()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let receipt: Value = response.json().await.unwrap();
+        assert_eq!(receipt["redelivery"], true, "{receipt}");
+    }
+    app.wait_applied().await;
     assert_eq!(app.members(&ws).await, members_before);
     let deliveries = app.deliveries(created["id"].as_str().unwrap()).await;
-    let statuses: Vec<&str> = deliveries
+    let stored: Vec<(&str, i64)> = deliveries
         .iter()
-        .map(|d| d["status"].as_str().unwrap())
+        .map(|d| {
+            (
+                d["status"].as_str().unwrap(),
+                d["redeliveries"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(statuses, ["applied", "duplicate", "duplicate"]);
+    assert_eq!(stored, [("applied", 2)]);
     assert_eq!(crate::helpers::audit_entries(&app.db), audit_before);
+}
+
+async fn a_redelivery_in_one_batch_is_stored_once(app: TestApp) {
+    let (_, created) = sample_event();
+    // Sent at once, they reach the store together and are committed in one transaction.
+    let body = created.to_string();
+    let sends = (0..8).map(|_| app.post_webhook(body.as_bytes()));
+    let receipts = futures_util::future::join_all(sends).await;
+    let mut redeliveries = 0;
+    for response in receipts {
+        assert_eq!(response.status(), StatusCode::OK);
+        let receipt: Value = response.json().await.unwrap();
+        redeliveries += usize::from(receipt["redelivery"] == true);
+    }
+    assert_eq!(redeliveries, 7);
+    let deliveries = app.deliveries(created["id"].as_str().unwrap()).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["redeliveries"], 7);
+}
+
+async fn a_forged_flood_is_refused_before_the_body_is_read(app: TestApp) {
+    let (_, created) = sample_event();
+    let now = signature::now_ms();
+    let body = vec![b'x'; 1024 * 1024 - 16];
+    let forged_headers = [
+        // Thousands of candidates: refused for their number, not hashed.
+        format!("t={now}{}", ", v1=00".repeat(4000)),
+        format!("t={now}{}", format!(", v1={}", "00".repeat(32)).repeat(5)),
+        format!("t={now}, v1=00"),
+        format!("t={}, v1={}", now - 600_000, "00".repeat(32)),
+    ];
+    for header in &forged_headers {
+        assert_refused(&app, &body, Some(header)).await;
+    }
+    // Well-formed but wrong: the body is read and the MAC compared, once per secret.
+    let wrong = format!("t={now}, v1={}", "ab".repeat(32));
+    assert_refused(&app, &body, Some(&wrong)).await;
+    assert_eq!(stored_count(&app).await, 0);
+    // A valid webhook still goes through.
+    let response = app.post_webhook(created.to_string().as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(stored_count(&app).await, 1);
 }
 
 async fn token_events_and_unknown_types_are_acknowledged_and_ignored(app: TestApp) {
@@ -189,6 +244,8 @@ crate::on_both_backends!(
     a_signed_body_that_is_not_an_event_is_kept_for_operators,
     a_body_over_the_limit_is_413,
     duplicate_delivery_changes_nothing,
+    a_redelivery_in_one_batch_is_stored_once,
+    a_forged_flood_is_refused_before_the_body_is_read,
     token_events_and_unknown_types_are_acknowledged_and_ignored,
 );
 

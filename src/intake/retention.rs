@@ -1,0 +1,91 @@
+//! Retention: deliveries Rollcall is done with (applied, duplicate, skipped, ignored) are deleted once
+//! older than `ROLLCALL_EVENT_RETENTION`, a small batch at a time in the background. Failed deliveries stay
+//! until an operator retries them; the audit log is never pruned.
+
+use crate::db::schema::webhook_events;
+use crate::db::{Database, DbError};
+use crate::domain::EventStatus;
+use crate::on_backend;
+use crate::workos::timestamp::{self, Timestamp};
+use diesel::prelude::*;
+use std::time::Duration;
+
+/// The statuses of deliveries that are pruned once old enough.
+pub const PRUNED: [EventStatus; 4] = [
+    EventStatus::Applied,
+    EventStatus::Duplicate,
+    EventStatus::Skipped,
+    EventStatus::Ignored,
+];
+
+/// Deliveries deleted in one transaction: short enough that intake and applying never wait long.
+const BATCH: usize = 500;
+
+/// How often the pruning looks for old deliveries.
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes up to one batch of the deliveries done with and received before `cutoff`, oldest first;
+/// returns how many it deleted.
+pub fn prune_batch(db: &Database, cutoff: Timestamp) -> Result<usize, DbError> {
+    let statuses: Vec<&str> = PRUNED.iter().map(|s| s.as_str()).collect();
+    db.write_behind_urgent(|conn| {
+        let old: Vec<i64> = on_backend!(conn, |c| webhook_events::table
+            .filter(webhook_events::received_at.lt(cutoff))
+            .filter(webhook_events::status.eq_any(&statuses))
+            .order(webhook_events::id)
+            .select(webhook_events::id)
+            .limit(BATCH as i64)
+            .load(c))?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let deleted = on_backend!(conn, |c| diesel::delete(
+            webhook_events::table.filter(webhook_events::id.eq_any(&old))
+        )
+        .execute(c))?;
+        Ok::<_, DbError>(deleted)
+    })
+}
+
+/// Deletes every delivery done with that is older than `retention`, a batch at a time; returns how many.
+pub fn prune(db: &Database, retention: Duration) -> Result<usize, DbError> {
+    let Ok(retention) = chrono::TimeDelta::from_std(retention) else {
+        return Ok(0);
+    };
+    let Some(cutoff) = timestamp::now().checked_sub_signed(retention) else {
+        return Ok(0);
+    };
+    let mut total = 0;
+    loop {
+        let deleted = prune_batch(db, cutoff)?;
+        total += deleted;
+        if deleted < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Prunes every minute, in the background, until the service stops; `retention` zero keeps everything.
+pub fn spawn(db: Database, retention: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    if retention.is_zero() {
+        tracing::info!("stored deliveries are kept for ever: ROLLCALL_EVENT_RETENTION is 0");
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tick.tick().await;
+            let db = db.clone();
+            match tokio::task::spawn_blocking(move || prune(&db, retention)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(deleted)) => {
+                    tracing::info!(deleted, "old deliveries pruned (ROLLCALL_EVENT_RETENTION)")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "pruning old deliveries failed; trying again in a minute")
+                }
+                Err(error) => tracing::warn!(%error, "the pruning task did not finish"),
+            }
+        }
+    }))
+}
