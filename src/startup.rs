@@ -71,7 +71,7 @@ impl Application {
             Some(api_key) => {
                 let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
                     base_url: settings.workos_api_base.clone(),
-                    api_key: api_key.clone(),
+                    api_key: api_key.clone().into(),
                     user_listing_rate_per_directory: settings.user_listing_rate,
                     ..crate::broker::BrokerSettings::default()
                 })

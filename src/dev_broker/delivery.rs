@@ -4,6 +4,7 @@
 
 use super::faults::Faults;
 use super::objects::BrokerEvent;
+use crate::secret::Secret;
 use crate::workos::signature;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
     pub url: String,
-    pub secret: String,
+    pub secret: Secret,
 }
 
 /// How failed deliveries are retried: `retries` more attempts, waiting `backoff`, then twice that, and so on.
@@ -327,7 +328,7 @@ impl Deliverer {
             return false;
         };
         let body = serde_json::to_vec(&event).expect("an event serializes");
-        let header = signature::sign(&self.target.secret, signature::now_ms(), &body);
+        let header = signature::sign(self.target.secret.expose(), signature::now_ms(), &body);
         let result = self
             .client
             .post(&self.target.url)

@@ -55,6 +55,7 @@ pub use objects::{
 };
 pub use server::{DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource};
 
+use crate::secret::Secret;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,7 +101,7 @@ pub struct DevBrokerFlags {
     pub bind: SocketAddr,
     /// The API key the pull API accepts as `Authorization: Bearer …`.
     #[arg(long, default_value = "sk_test_dev")]
-    pub api_key: String,
+    pub api_key: Secret,
     /// The id of the directory made when none is loaded.
     #[arg(long, default_value = "directory_dev")]
     pub directory_id: String,
@@ -151,7 +152,7 @@ pub struct DevBrokerFlags {
     pub webhook_url: Option<String>,
     /// The secret events are signed with (`WorkOS-Signature: t=…, v1=…`).
     #[arg(long, default_value = "whsec_dev")]
-    pub webhook_secret: String,
+    pub webhook_secret: Secret,
     /// Share of events never delivered.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub drop: f64,
@@ -285,5 +286,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: DevBrokerArgs,
+    }
+
+    #[test]
+    fn its_key_and_secret_never_show_in_debug_output() {
+        let command = Command::try_parse_from([
+            "dev-broker",
+            "--api-key",
+            "sk_test_hidden",
+            "--webhook-url",
+            "http://127.0.0.1:1/webhooks/workos",
+            "--webhook-secret",
+            "whsec_hidden",
+        ])
+        .expect("the flags parse");
+        let config = command.args.config();
+        assert_eq!(config.api_key.expose(), "sk_test_hidden");
+        for printed in [format!("{:?}", command.args), format!("{config:?}")] {
+            assert!(!printed.contains("hidden"), "{printed}");
+            assert!(printed.contains("[redacted]"), "{printed}");
+        }
     }
 }

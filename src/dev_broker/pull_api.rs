@@ -100,7 +100,7 @@ fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), PullError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if given == Some(shared.api_key.as_str()) {
+    if given == Some(shared.api_key.expose()) {
         Ok(())
     } else {
         Err(PullError::Unauthorized)

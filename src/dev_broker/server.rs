@@ -6,6 +6,7 @@ use super::generate::{self, GenerateOptions};
 use super::model::*;
 use super::objects::*;
 use super::{control, load, pull_api};
+use crate::secret::Secret;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use rand::rngs::StdRng;
@@ -52,7 +53,8 @@ impl Default for DirectorySettings {
 #[derive(Debug, Clone)]
 pub struct DevBrokerConfig {
     pub bind: SocketAddr,
-    pub api_key: String,
+    /// The key the pull API accepts as `Authorization: Bearer …`.
+    pub api_key: Secret,
     pub directory: DirectorySettings,
     pub source: DirectorySource,
     /// Seeds generated data, ids, faults and delivery decisions.
@@ -99,7 +101,7 @@ pub(crate) struct Shared {
     pub injected_429: AtomicU64,
     pub log: Arc<EventLog>,
     queue: Option<mpsc::UnboundedSender<u64>>,
-    pub api_key: String,
+    pub api_key: Secret,
     pub fill_user_groups: bool,
 }
 
@@ -242,7 +244,7 @@ impl DevBroker {
         Ok(DevBrokerHandle {
             base_url: format!("http://{addr}"),
             addr,
-            api_key: config.api_key,
+            api_key: config.api_key.expose().to_string(),
             directory_id: config.directory.id,
             shared,
             server: server_handle,

@@ -82,7 +82,7 @@ impl Drop for TestDatabase {
     }
 }
 
-pub const OPERATOR_TOKEN: &str = "operator-test-token";
+pub const OPERATOR_TOKEN: &str = "operator-test-token-0123456789abcdef";
 pub const SECRET: &str = "whsec_test_secret";
 
 /// The service under test.
