@@ -43,6 +43,7 @@ mod server;
 
 pub use delivery::{
     Delivery, DeliveryState, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
+    DEFAULT_EVENT_LOG_LIMIT,
 };
 pub use faults::{Faults, FaultsUpdate};
 pub use generate::GenerateOptions;
@@ -96,9 +97,18 @@ pub struct DevBrokerArgs {
 /// The flags of `rollcall dev-broker`.
 #[derive(Debug, Clone, Args)]
 pub struct DevBrokerFlags {
-    /// Where to listen (port 0: any free port); the bound address is printed.
+    /// Where to listen (port 0: any free port); the bound address is printed. Loopback only, unless
+    /// --allow-remote.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub bind: SocketAddr,
+    /// Listen on an address other than loopback. The control API has no auth: anyone who reaches it can
+    /// change the directory.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// How many events /_dev/events keeps; past it, the oldest are forgotten.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_LOG_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_events: u64,
     /// The API key the pull API accepts as `Authorization: Bearer …`.
     #[arg(long, default_value = "sk_test_dev")]
     pub api_key: Secret,
@@ -233,6 +243,8 @@ impl DevBrokerFlags {
                 backoff: Duration::from_millis(self.retry_backoff_ms),
             },
             workers: 2,
+            allow_remote: self.allow_remote,
+            max_events: usize::try_from(self.max_events).unwrap_or(usize::MAX),
         }
     }
 }
@@ -240,6 +252,9 @@ impl DevBrokerFlags {
 /// Runs `rollcall dev-broker` until Ctrl-C or SIGTERM.
 pub async fn run(args: DevBrokerArgs) -> anyhow::Result<()> {
     crate::telemetry::init(crate::config::LogFormat::Text);
+    eprintln!(
+        "dev-broker: for development and tests only, never for production (no auth on /_dev/, data in memory)"
+    );
     let started = std::time::Instant::now();
     let handle = DevBroker::start(args.config()).await?;
     let counts = handle.counts();

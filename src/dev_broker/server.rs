@@ -1,6 +1,9 @@
 //! Starting the dev broker in-process, and the handle that changes and reads its directory.
 
-use super::delivery::{Deliverer, EventLog, EventRecord, EventSummary, RetryPolicy, WebhookTarget};
+use super::delivery::{
+    Deliverer, EventLog, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
+    DEFAULT_EVENT_LOG_LIMIT,
+};
 use super::faults::{Faults, FaultsUpdate, RateWindows};
 use super::generate::{self, GenerateOptions};
 use super::model::*;
@@ -67,6 +70,10 @@ pub struct DevBrokerConfig {
     pub retry: RetryPolicy,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Listen on an address other than loopback: the control API has no auth, so only on purpose.
+    pub allow_remote: bool,
+    /// How many events are kept for `/_dev/events`, the oldest forgotten first.
+    pub max_events: usize,
 }
 
 impl Default for DevBrokerConfig {
@@ -87,6 +94,8 @@ impl Default for DevBrokerConfig {
             webhook: None,
             retry: RetryPolicy::default(),
             workers: 2,
+            allow_remote: false,
+            max_events: DEFAULT_EVENT_LOG_LIMIT,
         }
     }
 }
@@ -164,6 +173,13 @@ pub struct DevBroker;
 impl DevBroker {
     /// Builds the directory, binds, and serves in the background until the handle is stopped or dropped.
     pub async fn start(config: DevBrokerConfig) -> anyhow::Result<DevBrokerHandle> {
+        anyhow::ensure!(
+            config.allow_remote || config.bind.ip().is_loopback(),
+            "the dev broker will not listen on {}: it is a development tool whose control API has no \
+             auth; bind it to loopback (127.0.0.1 or [::1]), or allow remote clients on purpose with \
+             `rollcall dev-broker --allow-remote`",
+            config.bind
+        );
         let mut model = DirectoryModel::new(config.seed);
         let directory = NewDirectory {
             id: config.directory.id.clone(),
@@ -189,7 +205,7 @@ impl DevBroker {
         }
 
         let stop = CancellationToken::new();
-        let log = Arc::new(EventLog::default());
+        let log = Arc::new(EventLog::new(config.max_events));
         let faults = Arc::new(RwLock::new(config.faults.clone()));
         let queue = match &config.webhook {
             None => None,
@@ -225,6 +241,7 @@ impl DevBroker {
         let listener =
             TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
+        tracing::warn!(%addr, "the dev broker is for development and tests, never for production: its control API has no auth and its directory lives in memory");
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
             App::new()
