@@ -39,6 +39,9 @@ pub struct Settings {
     /// `ROLLCALL_PULL_ON_ACTIVATION`: pull a directory in full once its `dsync.activated` is applied, and a
     /// workspace's directories when it turns directory sync on.
     pub pull_on_activation: bool,
+    /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: the least time between two automatic pulls of one directory (on
+    /// `dsync.activated` or when a workspace turns directory sync on); `0` turns the spacing off.
+    pub automatic_pull_spacing: Duration,
     /// `ROLLCALL_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -190,6 +193,9 @@ impl Settings {
                 ))
             }
         };
+        let automatic_pull_spacing =
+            parse_duration(&parse_or("ROLLCALL_AUTOMATIC_PULL_SPACING", "10m"))
+                .map_err(|p| fail("ROLLCALL_AUTOMATIC_PULL_SPACING", p))?;
         let db_pool_size = parse_or("ROLLCALL_DB_POOL_SIZE", "8")
             .parse::<u32>()
             .ok()
@@ -225,6 +231,7 @@ impl Settings {
             mass_deprovision_threshold,
             apply_max_attempts,
             pull_on_activation,
+            automatic_pull_spacing,
             log_format,
         })
     }
@@ -254,6 +261,7 @@ impl fmt::Debug for Settings {
             )
             .field("apply_max_attempts", &self.apply_max_attempts)
             .field("pull_on_activation", &self.pull_on_activation)
+            .field("automatic_pull_spacing", &self.automatic_pull_spacing)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -430,6 +438,16 @@ mod tests {
         }
         assert!(printed.contains("[redacted]"), "{printed}");
         assert!(printed.contains("db/rollcall"), "{printed}");
+    }
+
+    #[test]
+    fn automatic_pulls_are_spaced_unless_turned_off() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.automatic_pull_spacing, Duration::from_secs(600));
+        let off = settings(&[("ROLLCALL_AUTOMATIC_PULL_SPACING", "0")]).unwrap();
+        assert!(off.automatic_pull_spacing.is_zero());
+        let error = settings(&[("ROLLCALL_AUTOMATIC_PULL_SPACING", "often")]).unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_AUTOMATIC_PULL_SPACING");
     }
 
     #[test]

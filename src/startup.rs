@@ -77,11 +77,14 @@ impl Application {
                 })
                 .context("building the broker client")?;
                 tracing::info!(api = %settings.workos_api_base, user_listing_rate = settings.user_listing_rate, "full pulls enabled");
-                Some(crate::sync_runs::SyncRunner::new(
-                    db.clone(),
-                    client,
-                    settings.mass_deprovision_threshold,
-                ))
+                Some(
+                    crate::sync_runs::SyncRunner::new(
+                        db.clone(),
+                        client,
+                        settings.mass_deprovision_threshold,
+                    )
+                    .with_automatic_pull_spacing(settings.automatic_pull_spacing),
+                )
             }
             None => {
                 tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");
