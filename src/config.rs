@@ -1,11 +1,13 @@
 //! Settings, read once from the environment (and `.env`); a bad value stops start-up naming the setting.
 
 use crate::db::{DatabaseTarget, DEFAULT_SQLITE_FILE};
+use crate::secret::REDACTED;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything Rollcall can be configured with.
-#[derive(Debug, Clone)]
+/// Everything Rollcall can be configured with. Its `Debug` output shows no secret.
+#[derive(Clone)]
 pub struct Settings {
     /// `DATABASE_URL`: `sqlite://PATH`, a file path, or `postgres://…`; default `rollcall.db`.
     pub database: DatabaseTarget,
@@ -37,6 +39,9 @@ pub struct Settings {
     /// `ROLLCALL_PULL_ON_ACTIVATION`: pull a directory in full once its `dsync.activated` is applied, and a
     /// workspace's directories when it turns directory sync on.
     pub pull_on_activation: bool,
+    /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: the least time between two automatic pulls of one directory (on
+    /// `dsync.activated` or when a workspace turns directory sync on); `0` turns the spacing off.
+    pub automatic_pull_spacing: Duration,
     /// `ROLLCALL_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
     /// `ROLLCALL_EVENT_RETENTION`: how long applied, duplicate, skipped and ignored deliveries are kept;
@@ -49,6 +54,27 @@ pub struct Settings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The shortest operator token accepted: a shorter one is guessable.
+pub const MIN_OPERATOR_TOKEN_LEN: usize = 32;
+
+/// Values that stand in for a secret in examples and were never meant to be used. Any value starting
+/// with `replace-me` is refused as well.
+pub const PLACEHOLDERS: &[&str] = &[
+    "change-me-operator-token",
+    "whsec_change_me",
+    "change-me",
+    "changeme",
+    "replace-me",
+    "secret",
+    "password",
+];
+
+/// Whether a secret's value is an example's placeholder.
+pub fn is_placeholder(value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    value.starts_with("replace-me") || PLACEHOLDERS.contains(&value.as_str())
 }
 
 /// A setting that could not be used.
@@ -97,6 +123,22 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
+        refuse_placeholders("WORKOS_WEBHOOK_SECRETS", &webhook_secrets)?;
+        let workos_api_key = get("WORKOS_API_KEY");
+        refuse_placeholders("WORKOS_API_KEY", &workos_api_key)?;
+        let operator_token = get("ROLLCALL_OPERATOR_TOKEN");
+        refuse_placeholders("ROLLCALL_OPERATOR_TOKEN", &operator_token)?;
+        if operator_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < MIN_OPERATOR_TOKEN_LEN)
+        {
+            return Err(fail(
+                "ROLLCALL_OPERATOR_TOKEN",
+                format!(
+                    "is shorter than {MIN_OPERATOR_TOKEN_LEN} characters; use a long random value, such as `openssl rand -hex 32` prints"
+                ),
+            ));
+        }
         let webhook_tolerance = parse_duration(&parse_or("WORKOS_WEBHOOK_TOLERANCE", "180s"))
             .map_err(|p| fail("WORKOS_WEBHOOK_TOLERANCE", p))?;
         let webhook_body_limit = parse_or("ROLLCALL_WEBHOOK_BODY_LIMIT", "1048576")
@@ -156,6 +198,9 @@ impl Settings {
                 ))
             }
         };
+        let automatic_pull_spacing =
+            parse_duration(&parse_or("ROLLCALL_AUTOMATIC_PULL_SPACING", "10m"))
+                .map_err(|p| fail("ROLLCALL_AUTOMATIC_PULL_SPACING", p))?;
         let db_pool_size = parse_or("ROLLCALL_DB_POOL_SIZE", "8")
             .parse::<u32>()
             .ok()
@@ -180,21 +225,67 @@ impl Settings {
             database,
             db_pool_size,
             bind,
-            workos_api_key: get("WORKOS_API_KEY"),
+            workos_api_key,
             workos_api_base,
             webhook_secrets,
             webhook_tolerance,
             webhook_body_limit,
-            operator_token: get("ROLLCALL_OPERATOR_TOKEN"),
+            operator_token,
             resync_interval,
             user_listing_rate,
             mass_deprovision_threshold,
             apply_max_attempts,
             pull_on_activation,
+            automatic_pull_spacing,
             log_format,
             event_retention,
         })
     }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |value: &Option<String>| value.as_ref().map(|_| REDACTED);
+        f.debug_struct("Settings")
+            .field("database", &self.database)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("bind", &self.bind)
+            .field("workos_api_key", &redacted(&self.workos_api_key))
+            .field("workos_api_base", &self.workos_api_base)
+            .field(
+                "webhook_secrets",
+                &vec![REDACTED; self.webhook_secrets.len()],
+            )
+            .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("operator_token", &redacted(&self.operator_token))
+            .field("resync_interval", &self.resync_interval)
+            .field("user_listing_rate", &self.user_listing_rate)
+            .field(
+                "mass_deprovision_threshold",
+                &self.mass_deprovision_threshold,
+            )
+            .field("apply_max_attempts", &self.apply_max_attempts)
+            .field("pull_on_activation", &self.pull_on_activation)
+            .field("automatic_pull_spacing", &self.automatic_pull_spacing)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Refuses a secret setting whose value, or one of whose values, is an example's placeholder.
+fn refuse_placeholders<'a>(
+    setting: &'static str,
+    values: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ConfigError> {
+    if values.into_iter().any(|v| is_placeholder(v)) {
+        return Err(ConfigError {
+            setting,
+            problem: "is a placeholder from an example, not a real secret; set the real value"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 fn resolve_bind(text: &str) -> Result<SocketAddr, String> {
@@ -285,6 +376,88 @@ mod tests {
         assert!(!off.pull_on_activation);
         let error = settings(&[("ROLLCALL_PULL_ON_ACTIVATION", "maybe")]).unwrap_err();
         assert_eq!(error.setting, "ROLLCALL_PULL_ON_ACTIVATION");
+    }
+
+    /// A token long enough to be accepted.
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn placeholder_secrets_are_refused_by_name() {
+        for (name, value) in [
+            ("ROLLCALL_OPERATOR_TOKEN", "change-me-operator-token"),
+            ("WORKOS_WEBHOOK_SECRETS", "whsec_change_me"),
+            ("WORKOS_WEBHOOK_SECRETS", "whsec_real_one, whsec_change_me"),
+            ("WORKOS_API_KEY", "replace-me"),
+            (
+                "ROLLCALL_OPERATOR_TOKEN",
+                "Replace-Me-with-a-random-token-of-32-or-more",
+            ),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert_eq!(error.setting, name, "{value}");
+            assert!(error.to_string().contains("placeholder"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_starts_nothing_until_its_secrets_are_replaced() {
+        let example: HashMap<&str, &str> = include_str!("../.env.example")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        for name in ["ROLLCALL_OPERATOR_TOKEN", "WORKOS_WEBHOOK_SECRETS"] {
+            assert!(is_placeholder(example[name]), "{name} in .env.example");
+        }
+        let mut vars: Vec<(&str, &str)> = example.into_iter().collect();
+        vars.retain(|(name, _)| *name != "ROLLCALL_OPERATOR_TOKEN");
+        assert_eq!(
+            settings(&vars).unwrap_err().setting,
+            "WORKOS_WEBHOOK_SECRETS"
+        );
+    }
+
+    #[test]
+    fn a_short_operator_token_is_refused() {
+        let error = settings(&[("ROLLCALL_OPERATOR_TOKEN", &TOKEN[1..])]).unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_OPERATOR_TOKEN");
+        assert!(error.to_string().contains("32 characters"), "{error}");
+        assert!(!error.to_string().contains(&TOKEN[1..]));
+        let s = settings(&[("ROLLCALL_OPERATOR_TOKEN", TOKEN)]).unwrap();
+        assert_eq!(s.operator_token.as_deref(), Some(TOKEN));
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let s = settings(&[
+            ("ROLLCALL_OPERATOR_TOKEN", TOKEN),
+            ("WORKOS_WEBHOOK_SECRETS", "whsec_old_one,whsec_new_one"),
+            ("WORKOS_API_KEY", "sk_live_key"),
+            ("DATABASE_URL", "postgres://app:s3cret@db/rollcall"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        for secret in [
+            TOKEN,
+            "whsec_old_one",
+            "whsec_new_one",
+            "sk_live_key",
+            "s3cret",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert!(printed.contains("db/rollcall"), "{printed}");
+    }
+
+    #[test]
+    fn automatic_pulls_are_spaced_unless_turned_off() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.automatic_pull_spacing, Duration::from_secs(600));
+        let off = settings(&[("ROLLCALL_AUTOMATIC_PULL_SPACING", "0")]).unwrap();
+        assert!(off.automatic_pull_spacing.is_zero());
+        let error = settings(&[("ROLLCALL_AUTOMATIC_PULL_SPACING", "often")]).unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_AUTOMATIC_PULL_SPACING");
     }
 
     #[test]

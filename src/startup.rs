@@ -71,17 +71,20 @@ impl Application {
             Some(api_key) => {
                 let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
                     base_url: settings.workos_api_base.clone(),
-                    api_key: api_key.clone(),
+                    api_key: api_key.clone().into(),
                     user_listing_rate_per_directory: settings.user_listing_rate,
                     ..crate::broker::BrokerSettings::default()
                 })
                 .context("building the broker client")?;
                 tracing::info!(api = %settings.workos_api_base, user_listing_rate = settings.user_listing_rate, "full pulls enabled");
-                Some(crate::sync_runs::SyncRunner::new(
-                    db.clone(),
-                    client,
-                    settings.mass_deprovision_threshold,
-                ))
+                Some(
+                    crate::sync_runs::SyncRunner::new(
+                        db.clone(),
+                        client,
+                        settings.mass_deprovision_threshold,
+                    )
+                    .with_automatic_pull_spacing(settings.automatic_pull_spacing),
+                )
             }
             None => {
                 tracing::warn!("WORKOS_API_KEY is not set: full pulls (resync) are off");

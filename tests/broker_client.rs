@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 fn settings(base_url: &str, api_key: &str) -> BrokerSettings {
     BrokerSettings {
         base_url: base_url.to_owned(),
-        api_key: api_key.to_owned(),
+        api_key: api_key.into(),
         timeout: Duration::from_secs(5),
         max_retries: 5,
         user_listing_rate_per_directory: 1000.0,

@@ -459,7 +459,13 @@ async fn errors_have_the_broker_shapes() {
         );
     }
 
-    for key in [None, Some("sk_test_wrong")] {
+    // The key is compared whole: a prefix of it, or it with more after, is no key.
+    for key in [
+        None,
+        Some("sk_test_wrong"),
+        Some("sk_test_de"),
+        Some("sk_test_devx"),
+    ] {
         for path in [
             "/directories".to_string(),
             format!("/directory_users?directory={dir}"),
@@ -1250,4 +1256,61 @@ async fn the_official_python_sdk_lists_every_user_and_group() {
         stdout.contains("listed 250 users and 30 groups"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_listens_on_loopback_unless_remote_clients_are_allowed() {
+    for bind in ["0.0.0.0:0", "[::]:0"] {
+        let error = DevBroker::start(DevBrokerConfig {
+            bind: bind.parse().unwrap(),
+            ..generated(1, 1)
+        })
+        .await
+        .err()
+        .expect("a non-loopback address is refused");
+        let message = format!("{error:#}");
+        assert!(message.contains("--allow-remote"), "{message}");
+        assert!(message.contains("loopback"), "{message}");
+    }
+    let broker = start(DevBrokerConfig {
+        bind: "0.0.0.0:0".parse().unwrap(),
+        allow_remote: true,
+        ..generated(1, 1)
+    })
+    .await;
+    let (status, _, _) = get_with(&broker, "/directories", Some(&broker.api_key)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_keeps_the_latest_events() {
+    let broker = start(DevBrokerConfig {
+        max_events: 5,
+        ..generated(1, 1)
+    })
+    .await;
+    for n in 0..8 {
+        broker
+            .create_group(NewGroup {
+                name: Some(format!("Group {n}")),
+                ..NewGroup::default()
+            })
+            .expect("a group is made");
+    }
+    let kept = broker.events();
+    let seqs: Vec<u64> = kept.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [4, 5, 6, 7, 8]);
+    let summary = broker.event_summary();
+    assert_eq!((summary.total, summary.forgotten), (8, 3));
+    assert_eq!(summary.not_sent, 5);
+    let (_, _, page) = get(&broker, "/_dev/events?since=6").await;
+    let seqs: Vec<&Value> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["seq"])
+        .collect();
+    assert_eq!(seqs, [&json!(7), &json!(8)]);
+    let (_, _, page) = get(&broker, "/_dev/events?since=1").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 5);
 }

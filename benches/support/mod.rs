@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "bench-secret";
-pub const OPERATOR: &str = "bench-operator";
+pub const OPERATOR: &str = "bench-operator-token-0123456789abcdef";
 
 /// A number from the environment, else `default`.
 pub fn env_or(name: &str, default: usize) -> usize {

@@ -50,6 +50,8 @@ async fn resync_directory(
         .map_err(|e| match e {
             StartError::UnknownDirectory => ApiError::not_found("directory"),
             StartError::InProgress => ApiError::conflict("sync_in_progress", e.to_string()),
+            // Only automatic triggers are spaced; an operator's resync never is.
+            StartError::TooSoon { .. } => ApiError::conflict("sync_spaced", e.to_string()),
             StartError::Db(e) => e.into(),
             StartError::Queue(e) => ApiError::internal(e),
         })?;

@@ -2,6 +2,7 @@
 
 use super::rate_limit::RateLimiter;
 use crate::metrics::Metrics;
+use crate::secret::Secret;
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
 use futures_util::TryStreamExt;
 use rand::Rng;
@@ -20,7 +21,7 @@ pub struct BrokerSettings {
     /// Such as `https://api.workos.com`, without a trailing path.
     pub base_url: String,
     /// Sent as `Authorization: Bearer …`.
-    pub api_key: String,
+    pub api_key: Secret,
     /// The timeout of one HTTP request.
     pub timeout: Duration,
     /// Retries after the first attempt of a request (429, 5xx, transport errors).
@@ -39,7 +40,7 @@ impl Default for BrokerSettings {
     fn default() -> Self {
         Self {
             base_url: "https://api.workos.com".into(),
-            api_key: String::new(),
+            api_key: Secret::default(),
             timeout: Duration::from_secs(30),
             max_retries: 5,
             user_listing_rate_per_directory: 4.0,
@@ -572,7 +573,7 @@ impl BrokerClient {
             .http
             .get(url)
             .query(query)
-            .bearer_auth(&self.settings.api_key)
+            .bearer_auth(self.settings.api_key.expose())
             .send()
             .await;
         let response = match response {
@@ -776,6 +777,17 @@ mod tests {
 
     fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::parse_from_rfc3339(text).unwrap().into()
+    }
+
+    #[test]
+    fn the_api_key_never_shows_in_debug_output() {
+        let settings = BrokerSettings {
+            api_key: "sk_live_hidden".into(),
+            ..BrokerSettings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hidden"), "{printed}");
+        assert!(printed.contains("api_key: [redacted]"), "{printed}");
     }
 
     #[test]

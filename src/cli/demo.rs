@@ -85,7 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let secret = format!("whsec_demo_{:032x}", rand::random::<u128>());
     let broker = DevBroker::start(DevBrokerConfig {
         bind: args.broker_bind,
-        api_key: format!("sk_test_demo_{:016x}", rand::random::<u64>()),
+        api_key: format!("sk_test_demo_{:016x}", rand::random::<u64>()).into(),
         directory: DirectorySettings {
             id: DIRECTORY.into(),
             organization_id: ORGANIZATION.into(),
@@ -102,7 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed: args.seed,
         webhook: Some(WebhookTarget {
             url: format!("{service}/webhooks/workos"),
-            secret: secret.clone(),
+            secret: secret.clone().into(),
         }),
         ..DevBrokerConfig::default()
     })

@@ -1,5 +1,6 @@
 //! `rollcall replay`: posts sample events to a running server, each signed with a fresh timestamp.
 
+use crate::secret::Secret;
 use crate::workos::signature;
 use anyhow::Context;
 use clap::Args;
@@ -13,25 +14,27 @@ pub struct ReplayArgs {
     /// The webhook endpoint. Default: http://ROLLCALL_BIND/webhooks/workos.
     #[arg(long)]
     pub url: Option<String>,
-    /// The signing secret. Default: the first of WORKOS_WEBHOOK_SECRETS.
-    #[arg(long)]
-    pub secret: Option<String>,
+    /// The signing secret; of a comma-separated list, the first. Default: WORKOS_WEBHOOK_SECRETS, which
+    /// keeps the secret out of the process list and the shell's history.
+    #[arg(long, env = "WORKOS_WEBHOOK_SECRETS", hide_env_values = true)]
+    pub secret: Option<Secret>,
+}
+
+/// The first secret of a comma-separated list.
+fn first_secret(secrets: &Secret) -> Option<&str> {
+    secrets
+        .expose()
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty())
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let _ = dotenvy::dotenv();
-    let secret = match args.secret {
-        Some(secret) => secret,
-        None => std::env::var("WORKOS_WEBHOOK_SECRETS")
-            .ok()
-            .and_then(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .find(|s| !s.is_empty())
-                    .map(str::to_string)
-            })
-            .context("no secret to sign with: pass --secret or set WORKOS_WEBHOOK_SECRETS")?,
-    };
+    let secret = args
+        .secret
+        .as_ref()
+        .and_then(first_secret)
+        .context("no secret to sign with: set WORKOS_WEBHOOK_SECRETS or pass --secret")?;
     let url = args.url.unwrap_or_else(|| {
         let bind = std::env::var("ROLLCALL_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
         format!("http://{bind}/webhooks/workos")
@@ -48,7 +51,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .and_then(|e| e.as_str())
             .unwrap_or("?")
             .to_string();
-        let header = signature::sign(&secret, signature::now_ms(), &body);
+        let header = signature::sign(secret, signature::now_ms(), &body);
         let response = client
             .post(&url)
             .header("content-type", "application/json")
@@ -77,4 +80,44 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(refused == 0, "{refused} event(s) were refused");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Replay {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_environment_unshown() {
+        let command = Replay::command();
+        let secret = command
+            .get_arguments()
+            .find(|a| a.get_id() == "secret")
+            .expect("a --secret argument");
+        assert_eq!(
+            secret.get_env(),
+            Some(std::ffi::OsStr::new("WORKOS_WEBHOOK_SECRETS"))
+        );
+        assert!(secret.is_hide_env_values_set());
+    }
+
+    #[test]
+    fn signs_with_the_first_secret_and_never_prints_it() {
+        let args = ReplayArgs {
+            paths: vec![],
+            url: None,
+            secret: Some(" , whsec_new ,whsec_old".into()),
+        };
+        assert_eq!(
+            args.secret.as_ref().and_then(first_secret),
+            Some("whsec_new")
+        );
+        assert!(!format!("{args:?}").contains("whsec"));
+    }
 }

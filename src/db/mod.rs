@@ -123,20 +123,38 @@ pub fn migration_names() -> (Vec<String>, Vec<String>) {
     (names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS))
 }
 
-/// Which database a `DATABASE_URL` points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which database a `DATABASE_URL` points at. Its `Debug` output, like [`DatabaseTarget::display`], shows
+/// no password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
     /// A SQLite file.
     Sqlite(String),
-    /// A PostgreSQL connection URL.
+    /// A PostgreSQL connection URL, or a key/value connection string (`host=… dbname=…`).
     Postgres(String),
 }
 
 /// The SQLite file used when `DATABASE_URL` is not set.
 pub const DEFAULT_SQLITE_FILE: &str = "rollcall.db";
 
+/// The keywords a PostgreSQL key/value connection string may start with.
+const CONNINFO_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "sslmode",
+    "connect_timeout",
+    "options",
+    "application_name",
+    "service",
+];
+
 impl DatabaseTarget {
-    /// Reads `sqlite://PATH`, a bare file path, `postgres://…` or `postgresql://…`.
+    /// Reads `sqlite://PATH`, a bare file path, `postgres://…`, `postgresql://…` or a PostgreSQL key/value
+    /// connection string (`host=db dbname=rollcall user=app`).
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         if url.is_empty() {
@@ -159,6 +177,12 @@ impl DatabaseTarget {
                 "has the scheme {scheme:?}; use sqlite://PATH, a file path, postgres:// or postgresql://"
             ));
         }
+        if url
+            .split_once('=')
+            .is_some_and(|(keyword, _)| CONNINFO_KEYWORDS.contains(&keyword.trim()))
+        {
+            return Ok(Self::Postgres(url.to_string()));
+        }
         Ok(Self::Sqlite(url.to_string()))
     }
 
@@ -170,18 +194,11 @@ impl DatabaseTarget {
         }
     }
 
-    /// Where the database is, without any password, for logs.
+    /// Where the database is, with any password replaced by `[redacted]`, for logs.
     pub fn display(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite file {path}"),
-            Self::Postgres(url) => match url.split_once("://").and_then(|(s, rest)| {
-                let (auth, host) = rest.rsplit_once('@')?;
-                let user = auth.split(':').next().unwrap_or_default();
-                Some(format!("{s}://{user}@{host}"))
-            }) {
-                Some(redacted) => redacted,
-                None => url.clone(),
-            },
+            Self::Postgres(url) => redact_password(url),
         }
     }
 
@@ -618,6 +635,81 @@ fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     }
 }
 
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// A PostgreSQL URL or key/value connection string with its password (`user:PASSWORD@` or
+/// `password=…`) replaced by `[redacted]`.
+fn redact_password(url: &str) -> String {
+    use crate::secret::REDACTED;
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            // The last `@` ends the user information, so a password holding `@` is hidden whole.
+            let (user, host) = match rest.rsplit_once('@') {
+                Some((auth, host)) => match auth.split_once(':') {
+                    Some((user, _)) => (format!("{user}:{REDACTED}@"), host),
+                    None => (format!("{auth}@"), host),
+                },
+                None => (String::new(), rest),
+            };
+            let host = redact_password_values(host, |c| c == '&' || c == '#');
+            format!("{scheme}://{user}{host}")
+        }
+        None => redact_password_values(url, char::is_whitespace),
+    }
+}
+
+/// `text` with the value of every `password=` (a URL's query parameter, or a key/value connection
+/// string's keyword) replaced by `[redacted]`; a value ends where `ends` says, or at its closing quote.
+fn redact_password_values(text: &str, ends: impl Fn(char) -> bool) -> String {
+    use crate::secret::REDACTED;
+    let mut redacted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("password") {
+        let starts_keyword = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || c == '?' || c == '&');
+        let after = &rest[at + "password".len()..];
+        let value = after.trim_start().strip_prefix('=').map(str::trim_start);
+        let (Some(value), true) = (value, starts_keyword) else {
+            redacted.push_str(&rest[..at + "password".len()]);
+            rest = after;
+            continue;
+        };
+        let length = match value.strip_prefix('\'') {
+            // A quoted value runs to the next quote that is not escaped.
+            Some(quoted) => {
+                let mut escaped = false;
+                quoted
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let closes = c == '\'' && !escaped;
+                        escaped = c == '\\' && !escaped;
+                        closes
+                    })
+                    .map_or(value.len(), |(i, _)| i + 2)
+            }
+            None => value.find(&ends).unwrap_or(value.len()),
+        };
+        redacted.push_str(&rest[..at]);
+        redacted.push_str("password=");
+        redacted.push_str(REDACTED);
+        rest = &value[length..];
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,9 +743,36 @@ mod tests {
 
     #[test]
     fn logs_never_show_a_password() {
-        let target =
-            DatabaseTarget::parse("postgres://app:s3cret@db.internal:5432/rollcall").unwrap();
-        assert_eq!(target.display(), "postgres://app@db.internal:5432/rollcall");
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/rollcall",
+                "postgres://app:[redacted]@db.internal:5432/rollcall",
+            ),
+            (
+                "postgresql://app:s3c@ret@db/rollcall?sslmode=require",
+                "postgresql://app:[redacted]@db/rollcall?sslmode=require",
+            ),
+            ("postgres://app@db/rollcall", "postgres://app@db/rollcall"),
+            (
+                "postgres://db/rollcall?user=app&password=s3cret&sslmode=require",
+                "postgres://db/rollcall?user=app&password=[redacted]&sslmode=require",
+            ),
+            (
+                "host=db dbname=rollcall password=s3cret user=app",
+                "host=db dbname=rollcall password=[redacted] user=app",
+            ),
+            (
+                "host=db password = 's3 \\'cret' user=app",
+                "host=db password=[redacted] user=app",
+            ),
+            ("host=db passwordless=yes", "host=db passwordless=yes"),
+        ] {
+            let target = DatabaseTarget::parse(url).unwrap();
+            assert_eq!(target.backend(), "postgresql", "{url}");
+            assert_eq!(target.display(), shown);
+            let debug = format!("{target:?}");
+            assert!(!debug.contains("s3"), "{debug}");
+        }
     }
 
     #[test]

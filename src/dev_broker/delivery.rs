@@ -4,11 +4,13 @@
 
 use super::faults::Faults;
 use super::objects::BrokerEvent;
+use crate::secret::Secret;
 use crate::workos::signature;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
     pub url: String,
-    pub secret: String,
+    pub secret: Secret,
 }
 
 /// How failed deliveries are retried: `retries` more attempts, waiting `backoff`, then twice that, and so on.
@@ -80,25 +82,46 @@ pub struct EventRecord {
     pub delivery: Delivery,
 }
 
-/// Every event generated, with its delivery.
-#[derive(Default)]
+/// How many events a dev broker keeps unless told otherwise.
+pub const DEFAULT_EVENT_LOG_LIMIT: usize = 100_000;
+
+/// The latest events generated, with their deliveries: past its limit, the oldest are forgotten, so a
+/// broker left running keeps its memory bounded.
 pub struct EventLog {
-    records: Mutex<Vec<EventRecord>>,
+    records: Mutex<VecDeque<EventRecord>>,
+    limit: usize,
 }
 
 impl EventLog {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<EventRecord>> {
+    /// A log keeping the latest `limit` events (at least one).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            records: Mutex::default(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<EventRecord>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends events; returns their sequence numbers.
+    /// Where the event numbered `seq` is kept, if it still is.
+    fn position(records: &VecDeque<EventRecord>, seq: u64) -> Option<usize> {
+        let first = records.front()?.seq;
+        usize::try_from(seq.checked_sub(first)?).ok()
+    }
+
+    /// Appends events, forgetting the oldest past the limit; returns their sequence numbers.
     pub fn append(&self, events: Vec<BrokerEvent>, will_send: bool) -> Vec<u64> {
         let mut records = self.lock();
         events
             .into_iter()
             .map(|event| {
-                let seq = records.len() as u64 + 1;
-                records.push(EventRecord {
+                let seq = records.back().map_or(1, |last| last.seq + 1);
+                if records.len() == self.limit {
+                    records.pop_front();
+                }
+                records.push_back(EventRecord {
                     seq,
                     event,
                     delivery: Delivery {
@@ -120,9 +143,12 @@ impl EventLog {
             .collect()
     }
 
-    /// The records after `since`, oldest first.
+    /// The records after `since` still kept, oldest first.
     pub fn since(&self, since: u64) -> Vec<EventRecord> {
-        self.lock().iter().skip(since as usize).cloned().collect()
+        let records = self.lock();
+        let first = records.front().map_or(1, |r| r.seq);
+        let skip = usize::try_from((since + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+        records.iter().skip(skip).cloned().collect()
     }
 
     /// How many events are not yet delivered, dropped or failed.
@@ -136,9 +162,12 @@ impl EventLog {
     /// Counts by delivery state.
     pub fn summary(&self) -> EventSummary {
         let records = self.lock();
-        let mut summary = EventSummary::default();
+        let mut summary = EventSummary {
+            total: records.back().map_or(0, |r| r.seq),
+            forgotten: records.front().map_or(0, |r| r.seq - 1),
+            ..EventSummary::default()
+        };
         for r in records.iter() {
-            summary.total += 1;
             match r.delivery.state {
                 DeliveryState::NotSent => summary.not_sent += 1,
                 DeliveryState::Pending => summary.pending += 1,
@@ -154,11 +183,14 @@ impl EventLog {
     }
 
     fn event(&self, seq: u64) -> Option<BrokerEvent> {
-        self.lock().get(seq as usize - 1).map(|r| r.event.clone())
+        let records = self.lock();
+        let at = Self::position(&records, seq)?;
+        records.get(at).map(|r| r.event.clone())
     }
 
     fn update(&self, seq: u64, f: impl FnOnce(&mut Delivery)) {
-        if let Some(r) = self.lock().get_mut(seq as usize - 1) {
+        let mut records = self.lock();
+        if let Some(r) = Self::position(&records, seq).and_then(|at| records.get_mut(at)) {
             f(&mut r.delivery);
         }
     }
@@ -167,7 +199,10 @@ impl EventLog {
 /// Events by delivery state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventSummary {
+    /// Every event generated, forgotten ones included; the counts by state are of those still kept.
     pub total: u64,
+    /// The oldest events, no longer kept once the log reached its limit.
+    pub forgotten: u64,
     pub not_sent: u64,
     pub pending: u64,
     pub delivered: u64,
@@ -327,7 +362,7 @@ impl Deliverer {
             return false;
         };
         let body = serde_json::to_vec(&event).expect("an event serializes");
-        let header = signature::sign(&self.target.secret, signature::now_ms(), &body);
+        let header = signature::sign(self.target.secret.expose(), signature::now_ms(), &body);
         let result = self
             .client
             .post(&self.target.url)

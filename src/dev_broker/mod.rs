@@ -43,6 +43,7 @@ mod server;
 
 pub use delivery::{
     Delivery, DeliveryState, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
+    DEFAULT_EVENT_LOG_LIMIT,
 };
 pub use faults::{Faults, FaultsUpdate};
 pub use generate::GenerateOptions;
@@ -55,6 +56,7 @@ pub use objects::{
 };
 pub use server::{DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource};
 
+use crate::secret::Secret;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -95,12 +97,21 @@ pub struct DevBrokerArgs {
 /// The flags of `rollcall dev-broker`.
 #[derive(Debug, Clone, Args)]
 pub struct DevBrokerFlags {
-    /// Where to listen (port 0: any free port); the bound address is printed.
+    /// Where to listen (port 0: any free port); the bound address is printed. Loopback only, unless
+    /// --allow-remote.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub bind: SocketAddr,
+    /// Listen on an address other than loopback. The control API has no auth: anyone who reaches it can
+    /// change the directory.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// How many events /_dev/events keeps; past it, the oldest are forgotten.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_LOG_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_events: u64,
     /// The API key the pull API accepts as `Authorization: Bearer …`.
     #[arg(long, default_value = "sk_test_dev")]
-    pub api_key: String,
+    pub api_key: Secret,
     /// The id of the directory made when none is loaded.
     #[arg(long, default_value = "directory_dev")]
     pub directory_id: String,
@@ -151,7 +162,7 @@ pub struct DevBrokerFlags {
     pub webhook_url: Option<String>,
     /// The secret events are signed with (`WorkOS-Signature: t=…, v1=…`).
     #[arg(long, default_value = "whsec_dev")]
-    pub webhook_secret: String,
+    pub webhook_secret: Secret,
     /// Share of events never delivered.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub drop: f64,
@@ -232,6 +243,8 @@ impl DevBrokerFlags {
                 backoff: Duration::from_millis(self.retry_backoff_ms),
             },
             workers: 2,
+            allow_remote: self.allow_remote,
+            max_events: usize::try_from(self.max_events).unwrap_or(usize::MAX),
         }
     }
 }
@@ -239,6 +252,9 @@ impl DevBrokerFlags {
 /// Runs `rollcall dev-broker` until Ctrl-C or SIGTERM.
 pub async fn run(args: DevBrokerArgs) -> anyhow::Result<()> {
     crate::telemetry::init(crate::config::LogFormat::Text);
+    eprintln!(
+        "dev-broker: for development and tests only, never for production (no auth on /_dev/, data in memory)"
+    );
     let started = std::time::Instant::now();
     let handle = DevBroker::start(args.config()).await?;
     let counts = handle.counts();
@@ -285,5 +301,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: DevBrokerArgs,
+    }
+
+    #[test]
+    fn its_key_and_secret_never_show_in_debug_output() {
+        let command = Command::try_parse_from([
+            "dev-broker",
+            "--api-key",
+            "sk_test_hidden",
+            "--webhook-url",
+            "http://127.0.0.1:1/webhooks/workos",
+            "--webhook-secret",
+            "whsec_hidden",
+        ])
+        .expect("the flags parse");
+        let config = command.args.config();
+        assert_eq!(config.api_key.expose(), "sk_test_hidden");
+        for printed in [format!("{:?}", command.args), format!("{config:?}")] {
+            assert!(!printed.contains("hidden"), "{printed}");
+            assert!(printed.contains("[redacted]"), "{printed}");
+        }
     }
 }

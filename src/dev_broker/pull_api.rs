@@ -100,11 +100,21 @@ fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), PullError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if given == Some(shared.api_key.as_str()) {
+    if given.is_some_and(|given| same_key(given, shared.api_key.expose())) {
         Ok(())
     } else {
         Err(PullError::Unauthorized)
     }
+}
+
+/// Whether a presented key is the API key, in time that does not depend on where they differ: both are
+/// hashed to SHA-256 first, so their lengths do not show either.
+fn same_key(given: &str, key: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(key.as_bytes()))
+        .into()
 }
 
 /// The injected failures every list request may meet.
@@ -296,4 +306,17 @@ async fn get_group(
 ) -> Result<HttpResponse, PullError> {
     authorize(&request, &shared)?;
     Ok(ok(&shared.read().get_group(&id)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_same_key_matches() {
+        assert!(same_key("sk_test_dev", "sk_test_dev"));
+        assert!(!same_key("sk_test_de", "sk_test_dev"));
+        assert!(!same_key("sk_test_dew", "sk_test_dev"));
+        assert!(!same_key("", "sk_test_dev"));
+    }
 }

@@ -1,11 +1,15 @@
 //! Starting the dev broker in-process, and the handle that changes and reads its directory.
 
-use super::delivery::{Deliverer, EventLog, EventRecord, EventSummary, RetryPolicy, WebhookTarget};
+use super::delivery::{
+    Deliverer, EventLog, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
+    DEFAULT_EVENT_LOG_LIMIT,
+};
 use super::faults::{Faults, FaultsUpdate, RateWindows};
 use super::generate::{self, GenerateOptions};
 use super::model::*;
 use super::objects::*;
 use super::{control, load, pull_api};
+use crate::secret::Secret;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use rand::rngs::StdRng;
@@ -52,7 +56,8 @@ impl Default for DirectorySettings {
 #[derive(Debug, Clone)]
 pub struct DevBrokerConfig {
     pub bind: SocketAddr,
-    pub api_key: String,
+    /// The key the pull API accepts as `Authorization: Bearer …`.
+    pub api_key: Secret,
     pub directory: DirectorySettings,
     pub source: DirectorySource,
     /// Seeds generated data, ids, faults and delivery decisions.
@@ -65,6 +70,10 @@ pub struct DevBrokerConfig {
     pub retry: RetryPolicy,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Listen on an address other than loopback: the control API has no auth, so only on purpose.
+    pub allow_remote: bool,
+    /// How many events are kept for `/_dev/events`, the oldest forgotten first.
+    pub max_events: usize,
 }
 
 impl Default for DevBrokerConfig {
@@ -85,6 +94,8 @@ impl Default for DevBrokerConfig {
             webhook: None,
             retry: RetryPolicy::default(),
             workers: 2,
+            allow_remote: false,
+            max_events: DEFAULT_EVENT_LOG_LIMIT,
         }
     }
 }
@@ -99,7 +110,7 @@ pub(crate) struct Shared {
     pub injected_429: AtomicU64,
     pub log: Arc<EventLog>,
     queue: Option<mpsc::UnboundedSender<u64>>,
-    pub api_key: String,
+    pub api_key: Secret,
     pub fill_user_groups: bool,
 }
 
@@ -162,6 +173,13 @@ pub struct DevBroker;
 impl DevBroker {
     /// Builds the directory, binds, and serves in the background until the handle is stopped or dropped.
     pub async fn start(config: DevBrokerConfig) -> anyhow::Result<DevBrokerHandle> {
+        anyhow::ensure!(
+            config.allow_remote || config.bind.ip().is_loopback(),
+            "the dev broker will not listen on {}: it is a development tool whose control API has no \
+             auth; bind it to loopback (127.0.0.1 or [::1]), or allow remote clients on purpose with \
+             `rollcall dev-broker --allow-remote`",
+            config.bind
+        );
         let mut model = DirectoryModel::new(config.seed);
         let directory = NewDirectory {
             id: config.directory.id.clone(),
@@ -187,7 +205,7 @@ impl DevBroker {
         }
 
         let stop = CancellationToken::new();
-        let log = Arc::new(EventLog::default());
+        let log = Arc::new(EventLog::new(config.max_events));
         let faults = Arc::new(RwLock::new(config.faults.clone()));
         let queue = match &config.webhook {
             None => None,
@@ -223,6 +241,7 @@ impl DevBroker {
         let listener =
             TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
+        tracing::warn!(%addr, "the dev broker is for development and tests, never for production: its control API has no auth and its directory lives in memory");
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -242,7 +261,7 @@ impl DevBroker {
         Ok(DevBrokerHandle {
             base_url: format!("http://{addr}"),
             addr,
-            api_key: config.api_key,
+            api_key: config.api_key.expose().to_string(),
             directory_id: config.directory.id,
             shared,
             server: server_handle,

@@ -30,6 +30,16 @@ pub enum StartError {
     UnknownDirectory,
     #[error("a run of this directory is already in progress")]
     InProgress,
+    /// An automatic pull asked for sooner than `ROLLCALL_AUTOMATIC_PULL_SPACING` after the last one.
+    #[error(
+        "its last automatic pull was queued at {}, less than {}s ago (ROLLCALL_AUTOMATIC_PULL_SPACING)",
+        timestamp::format(*last),
+        spacing.as_secs()
+    )]
+    TooSoon {
+        last: crate::workos::timestamp::Timestamp,
+        spacing: std::time::Duration,
+    },
     #[error("the run could not be queued: {0}")]
     Queue(String),
     #[error(transparent)]
@@ -65,6 +75,14 @@ pub struct SyncRunner {
     max_share: f64,
     running: Arc<Mutex<HashSet<String>>>,
     metrics: Metrics,
+    automatic_pull_spacing: std::time::Duration,
+}
+
+/// Whether a run may be queued.
+enum Queueing {
+    Queued,
+    UnknownDirectory,
+    TooSoon(crate::workos::timestamp::Timestamp),
 }
 
 impl SyncRunner {
@@ -75,7 +93,16 @@ impl SyncRunner {
             max_share,
             running: Arc::default(),
             metrics: Metrics::default(),
+            automatic_pull_spacing: std::time::Duration::ZERO,
         }
+    }
+
+    /// The runner, starting an automatic pull of a directory (its `dsync.activated`, its workspace turning
+    /// directory sync on) only once `spacing` has passed since the last one; zero: every time. The
+    /// schedule and operators are not held back.
+    pub fn with_automatic_pull_spacing(mut self, spacing: std::time::Duration) -> Self {
+        self.automatic_pull_spacing = spacing;
+        self
     }
 
     /// The runner, counting its runs and its broker requests into `metrics`.
@@ -157,6 +184,8 @@ impl SyncRunner {
                 return Err(e);
             }
         };
+        let spacing = Some(self.automatic_pull_spacing)
+            .filter(|s| !s.is_zero() && schedule::AUTOMATIC.contains(&trigger));
         let queued = {
             let (db, run) = (self.db.clone(), run.clone());
             tokio::task::spawn_blocking(move || {
@@ -171,26 +200,36 @@ impl SyncRunner {
                         .count()
                         .get_result(conn)?;
                     if known == 0 {
-                        return Ok(false);
+                        return Ok(Queueing::UnknownDirectory);
+                    }
+                    // Decided inside the serialized write, from the runs every instance records.
+                    if let Some(spacing) = spacing {
+                        let last = schedule::last_automatic_run(conn, &run.directory_id)?;
+                        if let Some(last) = last.filter(|&last| is_within(last, spacing)) {
+                            return Ok(Queueing::TooSoon(last));
+                        }
                     }
                     diesel::insert_into(sync_runs::table)
                         .values(&run)
                         .execute(conn)?;
-                    Ok::<_, DbError>(true)
+                    Ok::<_, DbError>(Queueing::Queued)
                 })
             })
             .await
             .map_err(|e| StartError::Queue(e.to_string()))?
         };
-        match queued {
-            Ok(true) => {}
-            other => {
-                self.release(directory_id);
-                return match other {
-                    Ok(_) => Err(StartError::UnknownDirectory),
-                    Err(e) => Err(e.into()),
-                };
-            }
+        let refused = match queued {
+            Ok(Queueing::Queued) => None,
+            Ok(Queueing::UnknownDirectory) => Some(StartError::UnknownDirectory),
+            Ok(Queueing::TooSoon(last)) => Some(StartError::TooSoon {
+                last,
+                spacing: self.automatic_pull_spacing,
+            }),
+            Err(e) => Some(e.into()),
+        };
+        if let Some(refused) = refused {
+            self.release(directory_id);
+            return Err(refused);
         }
         self.metrics.run_started(trigger);
         let runner = self.clone();
@@ -733,4 +772,9 @@ fn lock_directory(
             .map_err(DbError::from)
     })?;
     Ok(lock)
+}
+
+/// Whether `at` is less than `spacing` ago.
+fn is_within(at: crate::workos::timestamp::Timestamp, spacing: std::time::Duration) -> bool {
+    chrono::Duration::from_std(spacing).is_ok_and(|spacing| timestamp::now() - at < spacing)
 }

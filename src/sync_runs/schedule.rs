@@ -3,7 +3,7 @@
 
 use super::{StartError, SyncRunner};
 use crate::db::models::WorkspaceRow;
-use crate::db::schema::{directories, workspaces};
+use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{DbConnection, DbError};
 use crate::directory_sync::workspace::check_qualifies;
 use diesel::prelude::*;
@@ -21,6 +21,22 @@ pub const DIRECTORY_ACTIVATED: &str = "directory_activated";
 pub const SYNC_ENABLED: &str = "sync_enabled";
 /// The trigger of a run an operator asked for.
 pub const ON_DEMAND: &str = "on_demand";
+/// The triggers a workspace or the broker sets off without an operator, spaced by
+/// `ROLLCALL_AUTOMATIC_PULL_SPACING`: a tenant turning directory sync off and on cannot pull again and
+/// again on the shared API key.
+pub const AUTOMATIC: &[&str] = &[DIRECTORY_ACTIVATED, SYNC_ENABLED];
+
+/// When the directory's latest automatic run was queued, on any instance.
+pub fn last_automatic_run(
+    conn: &mut DbConnection,
+    directory_id: &str,
+) -> QueryResult<Option<crate::workos::timestamp::Timestamp>> {
+    sync_runs::table
+        .filter(sync_runs::directory_id.eq(directory_id))
+        .filter(sync_runs::trigger.eq_any(AUTOMATIC))
+        .select(diesel::dsl::max(sync_runs::created_at))
+        .first(conn)
+}
 
 /// Known, non-deleted directories whose workspace takes directory changes (sync on, plan growth or
 /// above), in id order.
@@ -72,6 +88,9 @@ pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &s
             }
             Err(StartError::InProgress) => {
                 tracing::debug!(%directory, trigger, "a run of this directory is in progress; skipped")
+            }
+            Err(error @ StartError::TooSoon { .. }) => {
+                tracing::info!(%directory, trigger, reason = %error, "automatic pull skipped")
             }
             Err(error) => {
                 tracing::warn!(%directory, trigger, %error, "could not start a sync run")

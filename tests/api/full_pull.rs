@@ -61,7 +61,7 @@ pub(crate) async fn attach(app: &TestApp, broker: &DevBrokerHandle) -> String {
 pub(crate) async fn listing(broker: &DevBrokerHandle) -> UsersWithGroups {
     let client = BrokerClient::new(BrokerSettings {
         base_url: broker.base_url.clone(),
-        api_key: broker.api_key.clone(),
+        api_key: broker.api_key.clone().into(),
         user_listing_rate_per_directory: 0.0,
         ..BrokerSettings::default()
     })

@@ -82,7 +82,7 @@ impl Drop for TestDatabase {
     }
 }
 
-pub const OPERATOR_TOKEN: &str = "operator-test-token";
+pub const OPERATOR_TOKEN: &str = "operator-test-token-0123456789abcdef";
 pub const SECRET: &str = "whsec_test_secret";
 
 /// The service under test.
@@ -106,6 +106,8 @@ pub fn test_settings(target: DatabaseTarget) -> Settings {
     settings.db_pool_size = 4;
     // Pulls start only when a test asks: tests of the automatic triggers turn them on.
     settings.pull_on_activation = false;
+    // Automatic pulls follow each other at once: the test of their spacing sets it.
+    settings.automatic_pull_spacing = Duration::ZERO;
     settings
 }
 

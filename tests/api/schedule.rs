@@ -25,6 +25,7 @@ crate::on_both_backends!(
     metrics_count_runs_broker_requests_429s_and_webhooks,
     a_stopped_applier_shows_in_readiness_and_the_backlog,
     an_activation_before_the_workspace_is_found_when_sync_turns_on,
+    turning_sync_off_and_on_again_soon_pulls_once,
 );
 
 async fn broker(users: u32, groups: u32, faults: Faults) -> DevBrokerHandle {
@@ -44,12 +45,23 @@ async fn broker(users: u32, groups: u32, faults: Faults) -> DevBrokerHandle {
 
 /// A service pointed at the dev broker, pulling on schedule every `interval` (zero: never).
 async fn app_for(backend: Backend, broker: &DevBrokerHandle, interval: Duration) -> TestApp {
+    app_for_with(backend, broker, interval, |_| {}).await
+}
+
+/// As [`app_for`], with other settings changed by `adjust`.
+async fn app_for_with(
+    backend: Backend,
+    broker: &DevBrokerHandle,
+    interval: Duration,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     let (key, base) = (broker.api_key.clone(), broker.base_url.clone());
     spawn_app_with(backend, move |s: &mut Settings| {
         s.workos_api_key = Some(key);
         s.workos_api_base = base;
         s.resync_interval = interval;
         s.pull_on_activation = true;
+        adjust(s);
     })
     .await
 }
@@ -104,6 +116,19 @@ async fn finished_run(app: &TestApp, directory_id: &str, trigger: &str) -> Value
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Asks for an operator's pull of the directory and waits until it ends; returns the run.
+async fn resync(app: &TestApp, directory_id: &str) -> Value {
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/directories/{directory_id}/resync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    finished_run(app, directory_id, "on_demand").await
 }
 
 /// The emails of the workspace's active members, and of the broker's active users.
@@ -193,6 +218,34 @@ async fn an_activation_before_the_workspace_is_found_when_sync_turns_on(backend:
     let (members, truth) = active_members_and_truth(&app, &ws, &broker).await;
     assert!(!truth.is_empty());
     assert_eq!(members, truth);
+}
+
+async fn turning_sync_off_and_on_again_soon_pulls_once(backend: Backend) {
+    let broker = broker(10, 2, Faults::default()).await;
+    let app = app_for_with(backend, &broker, Duration::ZERO, |s| {
+        s.automatic_pull_spacing = Duration::from_secs(600);
+    })
+    .await;
+    let ws = app.create_workspace("org_dev", "growth").await;
+    know_directory(&app, &broker.directory_id, "org_dev");
+    app.set_sync(&ws, true).await;
+    let first = finished_run(&app, &broker.directory_id, "sync_enabled").await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    // The pull is over, so nothing but the spacing holds the next ones back.
+    for _ in 0..2 {
+        app.set_sync(&ws, false).await;
+        app.set_sync(&ws, true).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // An operator is never held back.
+    let resync = resync(&app, &broker.directory_id).await;
+    assert_eq!(resync["status"], "succeeded", "{resync}");
+    let triggers: Vec<String> = runs(&app, &broker.directory_id)
+        .await
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(triggers, ["on_demand", "sync_enabled"]);
 }
 
 async fn only_qualifying_directories_are_scheduled(backend: Backend) {
@@ -365,15 +418,7 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
         0.0
     );
     app.synced_workspace("org_dev").await;
-    let (status, body) = app
-        .op(
-            Method::POST,
-            &format!("/api/v1/directories/{}/resync", broker.directory_id),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let run = finished_run(&app, &broker.directory_id, "on_demand").await;
+    let run = resync(&app, &broker.directory_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let after = scrape(&app).await;
     assert_eq!(
