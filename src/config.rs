@@ -269,6 +269,7 @@ impl fmt::Debug for Settings {
             .field("pull_on_activation", &self.pull_on_activation)
             .field("automatic_pull_spacing", &self.automatic_pull_spacing)
             .field("log_format", &self.log_format)
+            .field("event_retention", &self.event_retention)
             .finish()
     }
 }
