@@ -16,4 +16,5 @@ mod pull_repairs;
 mod samples;
 mod schedule;
 mod teams;
+mod tokens;
 mod webhooks;
