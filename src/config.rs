@@ -472,5 +472,6 @@ mod tests {
         assert!(parse_duration("18446744073709551615d").is_err());
         let retention = settings(&[("ROLLCALL_EVENT_RETENTION", "soon")]).unwrap_err();
         assert_eq!(retention.setting, "ROLLCALL_EVENT_RETENTION");
+        assert!(parse_duration("999999999999999999d").is_err());
     }
 }

@@ -152,6 +152,7 @@ impl Application {
             applier: applier.health(),
             sync_runner,
             metrics,
+            token_use: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -34,6 +34,8 @@ pub struct AppState {
     pub sync_runner: Option<crate::sync_runs::SyncRunner>,
     /// What `/metrics` reports.
     pub metrics: crate::metrics::Metrics,
+    /// When each token's `last_used_at` was last written.
+    pub token_use: auth::TokenUse,
 }
 
 impl AppState {

@@ -55,7 +55,7 @@ pub fn document() -> Value {
                     "scheme": "bearer",
                     "description": "An operator token (the `ROLLCALL_OPERATOR_TOKEN` setting, or one made with \
                         `rollcall token create`) may do everything; a workspace admin token acts on its own \
-                        workspace only.",
+                        workspace only. A revoked or expired token answers 401.",
                 },
             },
             "parameters": parameters(),
@@ -296,10 +296,19 @@ impl Operation {
     }
 
     /// A required JSON body.
-    fn body(mut self, schema: Value) -> Self {
+    fn body(self, schema: Value) -> Self {
+        self.request_body(true, schema)
+    }
+
+    /// A JSON body that may be left out altogether.
+    fn optional_body(self, schema: Value) -> Self {
+        self.request_body(false, schema)
+    }
+
+    fn request_body(mut self, required: bool, schema: Value) -> Self {
         self.0.insert(
             "requestBody".into(),
-            json!({ "required": true, "content": { "application/json": { "schema": schema } } }),
+            json!({ "required": required, "content": { "application/json": { "schema": schema } } }),
         );
         self
     }
@@ -429,6 +438,7 @@ fn parameters() -> Map<String, Value> {
         ("group", "The directory group (`directory_group_…`)."),
         ("dir", "The directory (`directory_…`)."),
         ("run", "The sync run (`run_…`)."),
+        ("token", "The admin token (`tok_…`)."),
     ]
     .into_iter()
     .map(|(name, description)| (name.to_string(), path_parameter(name, description)))
@@ -474,10 +484,11 @@ fn parameters() -> Map<String, Value> {
 // Paths
 
 /// The operations on one workspace that take nothing but its id.
-const WORKSPACE_OPERATIONS: [&str; 13] = [
+const WORKSPACE_OPERATIONS: [&str; 14] = [
     "get_workspace",
     "update_workspace",
     "create_admin_token",
+    "list_admin_tokens",
     "get_directory_sync",
     "set_directory_sync",
     "list_members",
@@ -663,15 +674,72 @@ fn workspace_paths() -> Vec<(&'static str, Value)> {
         path(
             "/api/v1/workspaces/{ws}/admin-tokens",
             &["ws"],
+            vec![
+                (
+                    "get",
+                    operation(
+                        "list_admin_tokens",
+                        "workspaces",
+                        "List the workspace's admin tokens",
+                    )
+                    .describe(
+                        "The tokens not revoked, oldest first, expired ones included; never a token or \
+                         its hash.",
+                    )
+                    .paged()
+                    .answers(
+                        StatusCode::OK,
+                        "A page of admin tokens.",
+                        list_of("AdminToken"),
+                    )
+                    .operator_only()
+                    .finds()
+                    .authenticated(),
+                ),
+                (
+                    "post",
+                    operation(
+                        "create_admin_token",
+                        "workspaces",
+                        "Create a workspace admin token",
+                    )
+                    .describe(
+                        "The token is shown once; only its hash is stored. The body may be left out: the \
+                         token then has no name and lasts until revoked.",
+                    )
+                    .optional_body(schema_ref("NewAdminToken"))
+                    .answers(
+                        StatusCode::CREATED,
+                        "Created.",
+                        schema_ref("CreatedAdminToken"),
+                    )
+                    .links(
+                        StatusCode::CREATED,
+                        &[("ws", "$request.path.ws"), ("token", "$response.body#/id")],
+                        &["revoke_admin_token"],
+                    )
+                    .checks_body()
+                    .operator_only()
+                    .finds()
+                    .authenticated(),
+                ),
+            ],
+        ),
+        path(
+            "/api/v1/workspaces/{ws}/admin-tokens/{token}",
+            &["ws", "token"],
             vec![(
-                "post",
+                "delete",
                 operation(
-                    "create_admin_token",
+                    "revoke_admin_token",
                     "workspaces",
-                    "Create a workspace admin token",
+                    "Revoke a workspace admin token",
                 )
-                .describe("The token is shown once; only its hash is stored.")
-                .answers(StatusCode::CREATED, "Created.", schema_ref("AdminToken"))
+                .describe(
+                    "The token answers 401 from then on and is no longer listed. A token already revoked \
+                     is not found.",
+                )
+                .answers_empty(StatusCode::NO_CONTENT, "Revoked.")
                 .operator_only()
                 .finds()
                 .authenticated(),
@@ -1363,8 +1431,49 @@ fn workspace_schemas() -> Vec<(&'static str, Value)> {
             "AdminToken",
             object(&[
                 ("id", string()),
-                ("token", described(string(), "Shown only here.")),
+                ("name", nullable(string())),
+                ("created_at", timestamp()),
+                (
+                    "last_used_at",
+                    described(
+                        nullable(timestamp()),
+                        "When the token was last used, to the minute; null until it is.",
+                    ),
+                ),
+                (
+                    "expires_at",
+                    described(
+                        nullable(timestamp()),
+                        "From then on the token answers 401; null when it lasts until revoked.",
+                    ),
+                ),
             ]),
+        ),
+        (
+            "CreatedAdminToken",
+            json!({
+                "allOf": [
+                    schema_ref("AdminToken"),
+                    object(&[("token", described(string(), "Shown only here."))]),
+                ],
+            }),
+        ),
+        (
+            "NewAdminToken",
+            closed(object_with(
+                &[],
+                &[
+                    ("name", name()),
+                    (
+                        "expires_in",
+                        described(
+                            json!({ "type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)?$" }),
+                            "How long the token lasts, such as `30d`, `12h` or `90m` (1s to 3650d); \
+                             without it, until revoked.",
+                        ),
+                    ),
+                ],
+            )),
         ),
         (
             "DirectorySync",

@@ -1,11 +1,11 @@
 //! Workspaces, their admin tokens and their directory-sync setting (rule 13).
 
-use super::auth::{create_token, Caller};
+use super::auth::{create_token, revoke_token, token_expiry, unrevoked_tokens, Caller};
 use super::error::{ApiError, ApiResult};
 use super::pagination::{List, PageQuery};
 use super::{check_name, resource, AppState};
 use crate::audit::{self, AuditRecord};
-use crate::db::models::{DirectoryRow, WorkspaceRow};
+use crate::db::models::{ApiTokenRow, DirectoryRow, WorkspaceRow};
 use crate::db::schema::{directories, workspaces};
 use crate::db::DbConnection;
 use crate::domain::{Plan, Role};
@@ -29,7 +29,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update_workspace)),
     )
     .service(
-        resource("/api/v1/workspaces/{ws}/admin-tokens").route(web::post().to(create_admin_token)),
+        resource("/api/v1/workspaces/{ws}/admin-tokens")
+            .route(web::post().to(create_admin_token))
+            .route(web::get().to(list_admin_tokens)),
+    )
+    .service(
+        resource("/api/v1/workspaces/{ws}/admin-tokens/{token}")
+            .route(web::delete().to(revoke_admin_token)),
     )
     .service(
         resource("/api/v1/workspaces/{ws}/directory-sync")
@@ -55,6 +61,17 @@ pub fn workspace_json(w: &WorkspaceRow) -> Value {
         "default_role": w.default_role,
         "created_at": time_json(&w.created_at),
         "updated_at": time_json(&w.updated_at),
+    })
+}
+
+/// A stored token as the API lists it: never the token or its hash.
+pub fn token_json(t: &ApiTokenRow) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "created_at": time_json(&t.created_at),
+        "last_used_at": t.last_used_at.as_ref().map(time_json),
+        "expires_at": t.expires_at.as_ref().map(time_json),
     })
 }
 
@@ -276,21 +293,93 @@ async fn update_workspace(
     Ok(HttpResponse::Ok().json(workspace_json(&workspace)))
 }
 
+/// What a new admin token may be given; the body is optional.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAdminToken {
+    name: Option<String>,
+    /// How long the token lasts, such as `30d`, `12h` or `90m`; without it, until revoked.
+    expires_in: Option<String>,
+}
+
 async fn create_admin_token(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     caller.require_workspace(&id)?;
     caller.require_operator()?;
-    let (token_id, token) = state
+    let body: NewAdminToken = if body.trim_ascii().is_empty() {
+        NewAdminToken::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_body(e.to_string()))?
+    };
+    let name = body.name.as_deref().map(check_name).transpose()?;
+    let expires_at = body
+        .expires_in
+        .as_deref()
+        .map(|text| token_expiry(text, timestamp::now()))
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_field", format!("expires_in: {e}")))?;
+    let (row, token) = state
         .write(move |conn| {
             let workspace = load_workspace(conn, &caller, &id)?;
-            Ok(create_token(conn, Some(&workspace.id))?)
+            Ok(create_token(
+                conn,
+                Some(&workspace.id),
+                name.as_deref(),
+                expires_at,
+            )?)
         })
         .await?;
-    Ok(HttpResponse::Created().json(json!({ "id": token_id, "token": token })))
+    let mut body = token_json(&row);
+    body["token"] = json!(token);
+    Ok(HttpResponse::Created().json(body))
+}
+
+async fn list_admin_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    caller.require_workspace(&id)?;
+    caller.require_operator()?;
+    let page = query.page()?;
+    let list = state
+        .read(move |conn| {
+            let workspace = load_workspace(conn, &caller, &id)?;
+            let rows = unrevoked_tokens(conn, Some(&workspace.id), Some(&page))?;
+            Ok(List::from_overfetch(rows, &page, |t| t.id.clone()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list.map(token_json)))
+}
+
+async fn revoke_admin_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, token_id) = path.into_inner();
+    caller.require_workspace(&id)?;
+    caller.require_operator()?;
+    let revoked = token_id.clone();
+    state
+        .write(move |conn| {
+            let workspace = load_workspace(conn, &caller, &id)?;
+            if revoke_token(conn, &revoked, Some(&workspace.id))? {
+                Ok(())
+            } else {
+                Err(ApiError::not_found("admin token"))
+            }
+        })
+        .await?;
+    tracing::info!(token = %token_id, "admin token revoked");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn directory_sync_json(conn: &mut DbConnection, workspace: &WorkspaceRow) -> ApiResult<Value> {

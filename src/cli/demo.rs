@@ -120,7 +120,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let token = {
         let db = app.database().clone();
         tokio::task::spawn_blocking(move || {
-            db.write(|c| Ok::<_, DbError>(crate::api::auth::create_token(c, None)?))
+            db.write(|c| {
+                Ok::<_, DbError>(crate::api::auth::create_token(c, None, Some("demo"), None)?)
+            })
         })
         .await??
         .1

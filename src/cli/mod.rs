@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod replay;
 pub mod resync;
+pub mod token;
 
 use crate::config::Settings;
 use crate::db::Database;
@@ -41,19 +42,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Serve a local broker: the pull API and signed webhooks, for development, demos and tests.
     DevBroker(crate::dev_broker::DevBrokerArgs),
-    /// Manage API tokens.
+    /// Create, list and revoke API tokens, directly on the database of DATABASE_URL.
+    ///
+    /// The database is migrated first. The admin API does the same for workspace admin tokens at
+    /// /api/v1/workspaces/{WS}/admin-tokens.
     #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create an API token and print it once: an operator token, or with --workspace a workspace admin's.
-    Create {
-        /// The workspace (ws_…) the token administers; without it, an operator token.
-        #[arg(long)]
-        workspace: Option<String>,
-    },
+    Token(token::TokenCommand),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -69,8 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = load_settings()?;
-            let db = Database::connect(settings.database.clone(), 2)
-                .with_context(|| format!("opening {}", settings.database.display()))?;
+            let db = open_database(&settings)?;
             let applied = db.migrate()?;
             println!(
                 "{} migration(s) applied to {}",
@@ -79,30 +72,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token(TokenCommand::Create { workspace }) => {
+        Command::Token(command) => {
             let settings = load_settings()?;
-            let db = Database::connect(settings.database.clone(), 2)
-                .with_context(|| format!("opening {}", settings.database.display()))?;
+            let db = open_database(&settings)?;
             db.migrate()?;
-            let (id, token) = db.write(|conn| {
-                if let Some(ws) = &workspace {
-                    use crate::db::schema::workspaces;
-                    use diesel::prelude::*;
-                    let found: i64 = workspaces::table.find(ws).count().get_result(conn)?;
-                    anyhow::ensure!(found == 1, "no workspace {ws}");
-                }
-                Ok(crate::api::auth::create_token(conn, workspace.as_deref())?)
-            })?;
-            let kind = if workspace.is_some() {
-                "workspace admin"
-            } else {
-                "operator"
-            };
-            eprintln!("created {kind} token {id}; it is shown only this once:");
-            println!("{token}");
-            Ok(())
+            token::run(command, &db)
         }
     }
+}
+
+/// Opens the database of the settings for a command, saying which one when it cannot. One connection is
+/// enough for a command's one statement at a time, and with a pool of one no connection is ever being
+/// opened in the background: the process exiting during a PostgreSQL connect could crash it.
+fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    Database::connect(settings.database.clone(), 1)
+        .with_context(|| format!("opening {}", settings.database.display()))
 }
 
 /// Reads the settings and starts logging as they say.

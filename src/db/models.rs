@@ -18,7 +18,8 @@ pub struct WorkspaceRow {
     pub updated_at: Timestamp,
 }
 
-/// An API token, stored as the SHA-256 of the token; `workspace_id` is `None` for operators.
+/// An API token, stored as the SHA-256 of the token; `workspace_id` is `None` for operators. A revoked or
+/// expired token is refused; `last_used_at` is written at most once a minute.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_tokens)]
 pub struct ApiTokenRow {
@@ -26,6 +27,17 @@ pub struct ApiTokenRow {
     pub workspace_id: Option<String>,
     pub token_hash: String,
     pub created_at: Timestamp,
+    pub name: Option<String>,
+    pub last_used_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiTokenRow {
+    /// Whether the token is accepted at `now`: neither revoked nor expired.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 /// Rollcall's copy of a broker directory.

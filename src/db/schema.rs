@@ -19,6 +19,10 @@ diesel::table! {
         workspace_id -> Nullable<Text>,
         token_hash -> Text,
         created_at -> Timestamp,
+        name -> Nullable<Text>,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 

@@ -9,7 +9,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn rollcall() -> Command {
+/// The `rollcall` binary, with an empty environment but for `PATH`.
+pub fn rollcall() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
     command
         .env_clear()
@@ -25,7 +26,7 @@ async fn run(command: Command) -> Output {
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

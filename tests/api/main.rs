@@ -17,4 +17,5 @@ mod retention;
 mod samples;
 mod schedule;
 mod teams;
+mod tokens;
 mod webhooks;
