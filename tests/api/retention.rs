@@ -83,16 +83,17 @@ async fn forged_webhooks_are_never_stored(backend: Backend) {
         failure_persistence: None,
         ..Config::default()
     });
-    // The valid header with one character changed, or anything printable; the body changed or not.
+    // The valid header with one digit of its signature changed, or anything printable; the body changed
+    // or not.
     let header = prop_oneof![
-        (any::<prop::sample::Index>(), prop::char::range(' ', '~')).prop_map(move |(at, c)| {
+        (0..64usize, prop::char::range(' ', '~')).prop_map(move |(at, c)| {
             let mut chars: Vec<char> = valid.chars().collect();
-            let at = at.index(chars.len());
-            if chars[at] == c {
-                chars.remove(at);
+            let at = chars.len() - 64 + at;
+            chars[at] = if chars[at].eq_ignore_ascii_case(&c) {
+                'g'
             } else {
-                chars[at] = c;
-            }
+                c
+            };
             chars.into_iter().collect::<String>()
         }),
         "[ -~]{0,300}",
