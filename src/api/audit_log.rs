@@ -3,17 +3,20 @@
 
 use super::auth::Caller;
 use super::error::ApiResult;
+use super::openapi::{PagedById, WorkspaceParam};
 use super::pagination::{List, PageQuery};
 use super::workspaces::{load_workspace, time_json};
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/v1/workspaces/{ws}/audit-log").route(web::get().to(list_audit_log)));
+pub fn routes() -> Vec<Route> {
+    Route::of::<__path_list_audit_log>(|| web::to(list_audit_log))
 }
 
 fn parse_json(text: &Option<String>) -> Value {
@@ -22,21 +25,60 @@ fn parse_json(text: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// An audit entry as the API shows it.
-pub fn audit_entry_json(e: &AuditEntryRow) -> Value {
-    json!({
-        "id": e.id,
-        "occurred_at": time_json(&e.occurred_at),
-        "action": e.action,
-        "subject_type": e.subject_type,
-        "subject_id": e.subject_id,
-        "before": parse_json(&e.before),
-        "after": parse_json(&e.after),
-        "cause": { "type": e.cause_type, "id": e.cause_id },
-    })
+/// What caused a change.
+#[derive(Serialize, ToSchema)]
+pub struct AuditCause {
+    /// `event`, `sync_run`, `api_token` or `operator`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^(event|sync_run|api_token|operator)$")]
+    kind: String,
+    /// The event, sync run or token id; `bootstrap` for the configured operator token.
+    id: String,
 }
 
-async fn list_audit_log(
+/// A change to the workspace.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    id: i64,
+    #[schema(format = DateTime)]
+    occurred_at: String,
+    action: String,
+    subject_type: String,
+    subject_id: String,
+    #[schema(required = true, value_type = Option<Object>)]
+    before: Value,
+    #[schema(required = true, value_type = Option<Object>)]
+    after: Value,
+    cause: AuditCause,
+}
+
+impl From<&AuditEntryRow> for AuditEntry {
+    fn from(e: &AuditEntryRow) -> Self {
+        AuditEntry {
+            id: e.id,
+            occurred_at: time_json(&e.occurred_at),
+            action: e.action.clone(),
+            subject_type: e.subject_type.clone(),
+            subject_id: e.subject_id.clone(),
+            before: parse_json(&e.before),
+            after: parse_json(&e.after),
+            cause: AuditCause {
+                kind: e.cause_type.clone(),
+                id: e.cause_id.clone(),
+            },
+        }
+    }
+}
+
+/// Read the audit log, newest first
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/audit-log", tag = "audit",
+    params(WorkspaceParam, PagedById),
+    responses(
+        (status = 200, description = "A page of entries.", body = List<AuditEntry>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_audit_log(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -59,7 +101,7 @@ async fn list_audit_log(
             }
             let list =
                 List::from_overfetch(q.load(conn)?, &page, |e: &AuditEntryRow| e.id.to_string());
-            Ok(list.map(audit_entry_json))
+            Ok(list.map(|row| AuditEntry::from(row)))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))

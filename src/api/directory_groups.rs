@@ -2,24 +2,41 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::WorkspaceParam;
 use super::pagination::{List, PageQuery};
 use super::workspaces::load_workspace;
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
 use crate::directory_sync::teams::workspace_groups;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/workspaces/{ws}/directory-groups")
-            .route(web::get().to(list_directory_groups)),
-    );
+pub fn routes() -> Vec<Route> {
+    Route::of::<__path_list_directory_groups>(|| web::to(list_directory_groups))
 }
 
-async fn list_directory_groups(
+/// A directory group of the workspace.
+#[derive(Serialize, ToSchema)]
+pub struct DirectoryGroup {
+    id: String,
+    name: String,
+    directory_id: String,
+    member_count: i64,
+    linked_team_ids: Vec<String>,
+}
+
+/// List the workspace's directory groups
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/directory-groups", tag = "directory",
+    params(WorkspaceParam, PageQuery),
+    responses(
+        (status = 200, description = "A page of groups.", body = List<DirectoryGroup>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_directory_groups(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -51,10 +68,13 @@ async fn list_directory_groups(
                     .order(team_links::team_id)
                     .select(team_links::team_id)
                     .load(conn)?;
-                Ok::<_, ApiError>(json!({
-                    "id": group.id, "name": group.name, "directory_id": group.directory_id,
-                    "member_count": member_count, "linked_team_ids": linked_team_ids,
-                }))
+                Ok::<_, ApiError>(DirectoryGroup {
+                    id: group.id.clone(),
+                    name: group.name.clone(),
+                    directory_id: group.directory_id.clone(),
+                    member_count,
+                    linked_team_ids,
+                })
             })
         })
         .await?;

@@ -3,7 +3,8 @@
 use crate::db::DbError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered to an API caller.
 #[derive(Debug, Clone)]
@@ -103,6 +104,17 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// An RFC 9457 problem; `code` is stable, `detail` is for people.
+#[derive(Serialize, ToSchema)]
+pub struct Problem<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: u16,
+    pub title: &'static str,
+    pub code: &'static str,
+    pub detail: &'a str,
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -111,13 +123,13 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status)
             .content_type("application/problem+json")
-            .json(json!({
-                "type": "about:blank",
-                "status": self.status.as_u16(),
-                "title": self.status.canonical_reason().unwrap_or("Error"),
-                "code": self.code,
-                "detail": self.detail,
-            }))
+            .json(Problem {
+                kind: "about:blank",
+                status: self.status.as_u16(),
+                title: self.status.canonical_reason().unwrap_or("Error"),
+                code: self.code,
+                detail: &self.detail,
+            })
     }
 }
 

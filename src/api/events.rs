@@ -2,49 +2,90 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{event_status, EventParam, PagedById};
 use super::pagination::{List, PageQuery};
 use super::workspaces::time_json;
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::EventStatus;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/v1/events").route(web::get().to(list_events)))
-        .service(resource("/api/v1/events/{id}").route(web::get().to(get_event)))
-        .service(resource("/api/v1/events/{id}/retry").route(web::post().to(retry_event)));
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_list_events>(|| web::to(list_events)),
+        Route::of::<__path_get_event>(|| web::to(get_event)),
+        Route::of::<__path_retry_event>(|| web::to(retry_event)),
+    ]
+    .concat()
 }
 
-/// A stored event as operators see it; `body` is included when asked for.
-pub fn event_json(e: &WebhookEventRow, with_body: bool) -> Value {
-    let mut value = json!({
-        "id": e.id,
-        "event_id": e.event_id,
-        "event_type": e.event_type,
-        "directory_id": e.directory_id,
-        "status": e.status,
-        "reason": e.reason,
-        "attempts": e.attempts,
-        "redeliveries": e.redeliveries,
-        "event_created_at": e.event_created_at.as_ref().map(time_json),
-        "received_at": time_json(&e.received_at),
-        "processed_at": e.processed_at.as_ref().map(time_json),
-        "next_attempt_at": e.next_attempt_at.as_ref().map(time_json),
-    });
-    if with_body {
-        value["body"] = Value::String(String::from_utf8_lossy(&e.body).into_owned());
+/// A stored delivery as operators see it.
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    id: i64,
+    #[schema(required = true)]
+    event_id: Option<String>,
+    #[schema(required = true)]
+    event_type: Option<String>,
+    #[schema(required = true)]
+    directory_id: Option<String>,
+    #[schema(schema_with = event_status)]
+    status: String,
+    #[schema(required = true)]
+    reason: Option<String>,
+    attempts: i32,
+    /// Deliveries of the same event after this one, acknowledged and not stored again
+    redeliveries: i32,
+    #[schema(required = true, format = DateTime)]
+    event_created_at: Option<String>,
+    #[schema(format = DateTime)]
+    received_at: String,
+    #[schema(required = true, format = DateTime)]
+    processed_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    next_attempt_at: Option<String>,
+}
+
+impl From<&WebhookEventRow> for Event {
+    fn from(e: &WebhookEventRow) -> Self {
+        Event {
+            id: e.id,
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            directory_id: e.directory_id.clone(),
+            status: e.status.clone(),
+            reason: e.reason.clone(),
+            attempts: e.attempts,
+            redeliveries: e.redeliveries,
+            event_created_at: e.event_created_at.as_ref().map(time_json),
+            received_at: time_json(&e.received_at),
+            processed_at: e.processed_at.as_ref().map(time_json),
+            next_attempt_at: e.next_attempt_at.as_ref().map(time_json),
+        }
     }
-    value
 }
 
-#[derive(Deserialize)]
-struct EventQuery {
+/// A stored delivery with its body.
+#[derive(Serialize, ToSchema)]
+pub struct EventWithBody {
+    #[serde(flatten)]
+    event: Event,
+    /// The raw delivery as received.
+    body: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventQuery {
+    /// Only deliveries with this status.
+    #[param(schema_with = event_status)]
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
@@ -61,7 +102,15 @@ fn load_event(conn: &mut crate::db::DbConnection, id: i64) -> ApiResult<WebhookE
         .ok_or_else(|| ApiError::not_found("event"))
 }
 
-async fn list_events(
+/// List stored deliveries, newest first
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    params(EventQuery, PagedById),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = List<Event>),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+    ),
+)]
+pub(super) async fn list_events(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<EventQuery>,
@@ -98,10 +147,19 @@ async fn list_events(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(|e| event_json(e, false))))
+    Ok(HttpResponse::Ok().json(list.map(|row| Event::from(row))))
 }
 
-async fn get_event(
+/// Get a stored delivery with its body
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    params(EventParam),
+    responses(
+        (status = 200, description = "The delivery.", body = EventWithBody),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_event(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -109,7 +167,10 @@ async fn get_event(
     caller.require_operator()?;
     let id = parse_event_id(&path.into_inner())?;
     let event = state.read(move |conn| load_event(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(event_json(&event, true)))
+    Ok(HttpResponse::Ok().json(EventWithBody {
+        event: Event::from(&event),
+        body: String::from_utf8_lossy(&event.body).into_owned(),
+    }))
 }
 
 /// Statuses an operator may send back to the applier.
@@ -119,7 +180,19 @@ const RETRYABLE: [EventStatus; 3] = [
     EventStatus::Conflict,
 ];
 
-async fn retry_event(
+/// Send a delivery back to the applier
+///
+/// Only `failed`, `skipped` and `conflict` deliveries can be retried.
+#[utoipa::path(post, path = "/api/v1/events/{id}/retry", tag = "events",
+    params(EventParam),
+    responses(
+        (status = 202, description = "Queued again.", body = Event),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["not_retryable"])))),
+    ),
+)]
+pub(super) async fn retry_event(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -148,5 +221,5 @@ async fn retry_event(
         .await?;
     tracing::info!(delivery = event.id, event_id = ?event.event_id, "event queued again by an operator");
     state.applier_wakeup.notify();
-    Ok(HttpResponse::Accepted().json(event_json(&event, false)))
+    Ok(HttpResponse::Accepted().json(Event::from(&event)))
 }

@@ -1,32 +1,86 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the applier runs and the database answers too).
 
-use super::{resource, AppState};
+use super::{AppState, Route};
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_healthz>(|| web::to(healthz)),
+        Route::of::<__path_readyz>(|| web::to(readyz)),
+    ]
+    .concat()
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+/// The process answers.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// Whether the service can do its work.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(pattern = "^(ready|unavailable)$")]
+    status: &'static str,
+    /// `ok` or `unreachable`; left out when the database was not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(ok|unreachable)$")]
+    database: Option<&'static str>,
+    /// `stopped` when the applier has stopped; left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^stopped$")]
+    applier: Option<&'static str>,
+}
+
+impl Readiness {
+    fn unavailable() -> Self {
+        Readiness {
+            status: "unavailable",
+            database: None,
+            applier: None,
+        }
+    }
+}
+
+/// Liveness: the process answers
+#[utoipa::path(get, path = "/healthz", tag = "service", responses(
+    (status = 200, description = "Alive.", body = Health),
+))]
+pub(super) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers too
+#[utoipa::path(get, path = "/readyz", tag = "service", responses(
+    (status = 200, description = "Ready.", body = Readiness),
+    (status = 503, description = "The applier has stopped or the database does not answer.", body = Readiness),
+))]
+pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.applier.running() {
         tracing::warn!("not ready: the applier has stopped; deliveries are stored but not applied");
-        return HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "applier": "stopped" }));
+        return HttpResponse::ServiceUnavailable().json(Readiness {
+            applier: Some("stopped"),
+            ..Readiness::unavailable()
+        });
     }
     let db = state.db.clone();
     match web::block(move || db.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Ok(Ok(())) => HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            database: Some("ok"),
+            applier: None,
+        }),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: the database does not answer");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({ "status": "unavailable", "database": "unreachable" }))
+            HttpResponse::ServiceUnavailable().json(Readiness {
+                database: Some("unreachable"),
+                ..Readiness::unavailable()
+            })
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" })),
+        Err(_) => HttpResponse::ServiceUnavailable().json(Readiness::unavailable()),
     }
 }

@@ -2,44 +2,55 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{email, member_status, role, MemberParam, WorkspaceParam};
 use super::pagination::{List, PageQuery};
 use super::workspaces::load_workspace;
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::MemberRow;
 use crate::db::schema::members;
 use crate::db::DbConnection;
-use crate::directory_sync::members::{audit_member_change, email_key, member_json};
+use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
 use crate::workos::timestamp;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/workspaces/{ws}/members")
-            .route(web::get().to(list_members))
-            .route(web::post().to(add_member)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/members/{member}")
-            .route(web::get().to(get_member))
-            .route(web::patch().to(update_member))
-            .route(web::delete().to(remove_member)),
-    );
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_list_members>(|| web::to(list_members)),
+        Route::of::<__path_add_member>(|| web::to(add_member)),
+        Route::of::<__path_get_member>(|| web::to(get_member)),
+        Route::of::<__path_update_member>(|| web::to(update_member)),
+        Route::of::<__path_remove_member>(|| web::to(remove_member)),
+    ]
+    .concat()
 }
 
-#[derive(Deserialize)]
-struct MemberQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MemberQuery {
+    /// Only members with this status.
+    #[param(schema_with = member_status)]
     status: Option<String>,
     /// Only the member with this email, compared case-insensitively.
     email: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
-async fn list_members(
+/// List members
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/members", tag = "members",
+    params(WorkspaceParam, MemberQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of members.", body = List<Member>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_members(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -81,7 +92,7 @@ async fn list_members(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(member_json)))
+    Ok(HttpResponse::Ok().json(list.map(|row| Member::from(row))))
 }
 
 /// Loads a member of a workspace the caller may see, else 404.
@@ -101,7 +112,15 @@ pub fn load_member(
         .ok_or_else(|| ApiError::not_found("member"))
 }
 
-async fn get_member(
+/// Get a member
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
+    params(WorkspaceParam, MemberParam),
+    responses(
+        (status = 200, description = "The member.", body = Member),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -110,7 +129,7 @@ async fn get_member(
     let member = state
         .read(move |conn| load_member(conn, &caller, &ws, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(member_json(&member)))
+    Ok(HttpResponse::Ok().json(Member::from(&member)))
 }
 
 fn check_email(email: &str) -> ApiResult<String> {
@@ -171,16 +190,32 @@ fn email_in_use(
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// A member added by hand.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewMember {
+pub(super) struct NewMember {
+    #[schema(schema_with = email)]
     email: String,
     first_name: Option<String>,
     last_name: Option<String>,
+    #[schema(schema_with = role)]
     role: Option<String>,
 }
 
-async fn add_member(
+/// Add a member by hand
+///
+/// With directory sync on, members come from the identity provider (409).
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/members", tag = "members",
+    params(WorkspaceParam),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "Added.", body = Member),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "email_taken"])))),
+    ),
+)]
+pub(super) async fn add_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -223,19 +258,36 @@ async fn add_member(
             Ok(member)
         })
         .await?;
-    Ok(HttpResponse::Created().json(member_json(&member)))
+    Ok(HttpResponse::Created().json(Member::from(&member)))
 }
 
-#[derive(Deserialize)]
+/// What to change in a member.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MemberChanges {
+pub(super) struct MemberChanges {
+    #[schema(schema_with = email)]
     email: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    #[schema(schema_with = role)]
     role: Option<String>,
 }
 
-async fn update_member(
+/// Change a member
+///
+/// A directory-managed member's email and name come from the identity provider, and while the
+/// workspace has role mappings so does their role (409).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
+    params(WorkspaceParam, MemberParam),
+    request_body = MemberChanges,
+    responses(
+        (status = 200, description = "The changed member.", body = Member),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "email_taken"])))),
+    ),
+)]
+pub(super) async fn update_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -293,10 +345,22 @@ async fn update_member(
             Ok(after)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(member_json(&member)))
+    Ok(HttpResponse::Ok().json(Member::from(&member)))
 }
 
-async fn remove_member(
+/// Remove a member
+///
+/// With directory sync on, a directory-managed member is removed in the identity provider (409);
+/// leftover manual members can still be removed here.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
+    params(WorkspaceParam, MemberParam),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync"])))),
+    ),
+)]
+pub(super) async fn remove_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,

@@ -18,9 +18,11 @@ use crate::config::Settings;
 use crate::db::{Database, DbConnection};
 use crate::intake::applier::{ApplierHealth, Wakeup};
 use crate::intake::event_store::EventStore;
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::{ApiError, ApiResult};
 use std::sync::Arc;
+use utoipa::openapi::HttpMethod;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -92,7 +94,82 @@ pub fn resource(path: &str) -> actix_web::Resource {
     }))
 }
 
-/// Registers every route.
+/// How a route is served.
+#[derive(Clone, Copy)]
+enum Serve {
+    /// By this handler.
+    Handler(fn() -> actix_web::Route),
+    /// By a module that registers its own route.
+    Module(fn(&mut web::ServiceConfig)),
+}
+
+/// A served route: the method and path of its handler's `#[utoipa::path]`, and what answers it.
+///
+/// The app is built from [`routes`] and the OpenAPI document from the same attributes, so a route
+/// cannot be served under another path or method than the one it is documented with.
+#[derive(Clone)]
+pub struct Route {
+    pub method: Method,
+    pub path: String,
+    serve: Serve,
+}
+
+impl Route {
+    /// The route documented by `P` (a handler's `__path_…`), answered by `handler`.
+    pub fn of<P: utoipa::Path>(handler: fn() -> actix_web::Route) -> Vec<Route> {
+        Self::documented::<P>(Serve::Handler(handler))
+    }
+
+    /// The route documented by `P`, registered by `configure` of its own module.
+    pub fn registered_by<P: utoipa::Path>(configure: fn(&mut web::ServiceConfig)) -> Vec<Route> {
+        Self::documented::<P>(Serve::Module(configure))
+    }
+
+    fn documented<P: utoipa::Path>(serve: Serve) -> Vec<Route> {
+        P::methods()
+            .into_iter()
+            .map(|method| Route {
+                method: http_method(method),
+                path: P::path(),
+                serve,
+            })
+            .collect()
+    }
+}
+
+fn http_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+/// Every route the service answers.
+pub fn routes() -> Vec<Route> {
+    [
+        health::routes(),
+        Route::registered_by::<openapi::__path_metrics>(crate::metrics::configure),
+        crate::intake::endpoint::routes(),
+        workspaces::routes(),
+        members::routes(),
+        events::routes(),
+        teams::routes(),
+        directory_groups::routes(),
+        role_mappings::routes(),
+        audit_log::routes(),
+        sync_runs::routes(),
+        openapi::routes(),
+    ]
+    .concat()
+}
+
+/// Registers every route; the methods a path does not take answer 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -107,18 +184,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::bad_request("invalid_parameter", e.to_string()).into()),
     );
-    health::configure(cfg);
-    crate::metrics::configure(cfg);
-    crate::intake::endpoint::configure(cfg);
-    workspaces::configure(cfg);
-    members::configure(cfg);
-    events::configure(cfg);
-    teams::configure(cfg);
-    directory_groups::configure(cfg);
-    role_mappings::configure(cfg);
-    audit_log::configure(cfg);
-    sync_runs::configure(cfg);
-    openapi::configure(cfg);
+    let mut paths: Vec<(String, Vec<Route>)> = Vec::new();
+    for route in routes() {
+        match paths.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, same_path)) => same_path.push(route),
+            None => paths.push((route.path.clone(), vec![route])),
+        }
+    }
+    for (path, routes) in paths {
+        let mut served = None;
+        for route in routes {
+            match route.serve {
+                Serve::Handler(handler) => {
+                    let with = served.unwrap_or_else(|| resource(&path));
+                    served = Some(with.route(handler().method(route.method)));
+                }
+                Serve::Module(configure) => configure(cfg),
+            }
+        }
+        if let Some(served) = served {
+            cfg.service(served);
+        }
+    }
 }
 
 /// The answer for paths that do not exist.

@@ -2,11 +2,16 @@
 
 use super::error::ApiError;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// A page request as given in the query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// At most this many items.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<String>,
+    /// The previous page's `list_metadata.after`.
     pub after: Option<String>,
 }
 
@@ -55,15 +60,17 @@ impl Page {
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct List<T> {
     pub data: Vec<T>,
     pub list_metadata: ListMetadata,
 }
 
 /// Where the next page starts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListMetadata {
+    /// Pass as `?after=` for the next page; null on the last page.
+    #[schema(required = true)]
     pub after: Option<String>,
 }
 

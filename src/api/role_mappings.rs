@@ -2,8 +2,9 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{directory_role, WorkspaceParam};
 use super::workspaces::load_workspace;
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::RoleMappingRow;
 use crate::db::schema::directory_groups;
 use crate::directory_sync::roles;
@@ -11,27 +12,56 @@ use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/workspaces/{ws}/role-mappings")
-            .route(web::get().to(get_role_mappings))
-            .route(web::put().to(put_role_mappings)),
-    );
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_get_role_mappings>(|| web::to(get_role_mappings)),
+        Route::of::<__path_put_role_mappings>(|| web::to(put_role_mappings)),
+    ]
+    .concat()
 }
 
-fn mappings_json(rows: &[RoleMappingRow]) -> serde_json::Value {
-    let data: Vec<_> = rows
-        .iter()
-        .map(|m| json!({ "group_id": m.group_id, "role": m.role }))
-        .collect();
-    json!({ "data": data })
+/// Which directory group grants which role.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMapping {
+    group_id: String,
+    #[schema(schema_with = directory_role)]
+    role: String,
 }
 
-async fn get_role_mappings(
+/// Every role mapping of the workspace.
+#[derive(Serialize, ToSchema)]
+pub struct RoleMappings {
+    data: Vec<RoleMapping>,
+}
+
+impl RoleMappings {
+    fn of(rows: &[RoleMappingRow]) -> Self {
+        RoleMappings {
+            data: rows
+                .iter()
+                .map(|m| RoleMapping {
+                    group_id: m.group_id.clone(),
+                    role: m.role.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// List role mappings
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/role-mappings", tag = "directory",
+    params(WorkspaceParam),
+    responses(
+        (status = 200, description = "Every mapping.", body = RoleMappings),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_role_mappings(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -43,17 +73,23 @@ async fn get_role_mappings(
             Ok(roles::mappings(conn, &ws)?)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(mappings_json(&rows)))
+    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoleMapping {
-    group_id: String,
-    role: String,
-}
-
-async fn put_role_mappings(
+/// Replace the role mappings
+///
+/// Replaces the whole set; directory-managed members' roles are recomputed. A group may appear once,
+/// and must be one of the workspace's directory groups (400 `unknown_group`).
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/role-mappings", tag = "directory",
+    params(WorkspaceParam),
+    request_body = Vec<RoleMapping>,
+    responses(
+        (status = 200, description = "The new set.", body = RoleMappings),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field", "unknown_group"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn put_role_mappings(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -102,5 +138,5 @@ async fn put_role_mappings(
             })?)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(mappings_json(&rows)))
+    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
 }

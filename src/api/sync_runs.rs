@@ -3,35 +3,59 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{DirectoryParam, RunParam};
 use super::pagination::{List, PageQuery};
 use super::workspaces::time_json;
-use super::{resource, AppState};
+use super::{AppState, Route};
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
 use crate::sync_runs::schedule::ON_DEMAND;
 use crate::sync_runs::StartError;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/directories/{dir}/resync").route(web::post().to(resync_directory)),
-    )
-    .service(resource("/api/v1/sync-runs").route(web::get().to(list_sync_runs)))
-    .service(resource("/api/v1/sync-runs/{run}").route(web::get().to(get_sync_run)));
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_resync_directory>(|| web::to(resync_directory)),
+        Route::of::<__path_list_sync_runs>(|| web::to(list_sync_runs)),
+        Route::of::<__path_get_sync_run>(|| web::to(get_sync_run)),
+    ]
+    .concat()
 }
 
 /// The statuses a run can have.
 pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "held"];
 
-#[derive(Deserialize)]
-struct ResyncQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ResyncQuery {
+    /// Apply everything, even past the mass-deprovision guard.
+    #[param(default = false)]
     force: Option<bool>,
 }
 
-async fn resync_directory(
+/// A queued run.
+#[derive(Serialize, ToSchema)]
+pub struct QueuedRun {
+    run_id: String,
+}
+
+/// Start a full pull of a directory
+///
+/// `?force=true` applies deprovisioning that a previous run held back.
+#[utoipa::path(post, path = "/api/v1/directories/{dir}/resync", tag = "sync runs",
+    params(DirectoryParam, ResyncQuery),
+    responses(
+        (status = 202, description = "The run is queued.", body = QueuedRun),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["sync_in_progress", "broker_not_configured"])))),
+    ),
+)]
+pub(super) async fn resync_directory(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -55,31 +79,98 @@ async fn resync_directory(
             StartError::Db(e) => e.into(),
             StartError::Queue(e) => ApiError::internal(e),
         })?;
-    Ok(HttpResponse::Accepted().json(json!({ "run_id": run_id })))
+    Ok(HttpResponse::Accepted().json(QueuedRun { run_id }))
 }
 
-/// A run as operators see it.
-fn sync_run_json(run: &SyncRunRow) -> Value {
-    json!({
-        "id": run.id,
-        "directory_id": run.directory_id,
-        "trigger": run.trigger,
-        "force": run.force,
-        "status": run.status,
-        "progress": {
-            "phase": run.phase,
-            "requests": run.requests,
-            "users_listed": run.users_listed,
-        },
-        "counts": run.counts.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
-        "error": run.error,
-        "created_at": time_json(&run.created_at),
-        "started_at": run.started_at.as_ref().map(time_json),
-        "finished_at": run.finished_at.as_ref().map(time_json),
-    })
+/// How far a run has got.
+#[derive(Serialize, ToSchema)]
+pub struct SyncRunProgress {
+    /// `queued`, `listing`, `reconciling teams` or `done`.
+    #[schema(pattern = "^(queued|listing|reconciling teams|done)$")]
+    phase: String,
+    requests: i32,
+    users_listed: i32,
 }
 
-async fn get_sync_run(
+/// What a finished run changed, as the reconciler counts it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the stored counts the API passes through.
+pub struct SyncRunCounts {
+    users_created: i64,
+    users_updated: i64,
+    users_deleted: i64,
+    groups_created: i64,
+    groups_updated: i64,
+    groups_deleted: i64,
+    memberships_added: i64,
+    memberships_removed: i64,
+    deprovisioned: i64,
+    held: i64,
+    held_users_deleted: i64,
+    held_groups_deleted: i64,
+    held_memberships_removed: i64,
+    conflicts: i64,
+}
+
+/// A full pull as operators see it.
+#[derive(Serialize, ToSchema)]
+pub struct SyncRun {
+    id: String,
+    directory_id: String,
+    /// What started the run: an operator, the schedule, an applied `dsync.activated`, or the workspace
+    /// turning directory sync on: `on_demand`, `scheduled`, `directory_activated` or `sync_enabled`.
+    #[schema(pattern = "^(on_demand|scheduled|directory_activated|sync_enabled)$")]
+    trigger: String,
+    force: bool,
+    #[schema(pattern = "^(queued|running|succeeded|failed|held)$")]
+    status: String,
+    progress: SyncRunProgress,
+    #[schema(required = true, value_type = Option<SyncRunCounts>)]
+    counts: Value,
+    #[schema(required = true)]
+    error: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(required = true, format = DateTime)]
+    started_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    finished_at: Option<String>,
+}
+
+impl From<&SyncRunRow> for SyncRun {
+    fn from(run: &SyncRunRow) -> Self {
+        SyncRun {
+            id: run.id.clone(),
+            directory_id: run.directory_id.clone(),
+            trigger: run.trigger.clone(),
+            force: run.force,
+            status: run.status.clone(),
+            progress: SyncRunProgress {
+                phase: run.phase.clone(),
+                requests: run.requests,
+                users_listed: run.users_listed,
+            },
+            counts: (run.counts.as_deref())
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or(Value::Null),
+            error: run.error.clone(),
+            created_at: time_json(&run.created_at),
+            started_at: run.started_at.as_ref().map(time_json),
+            finished_at: run.finished_at.as_ref().map(time_json),
+        }
+    }
+}
+
+/// Get a sync run with its progress and counts
+#[utoipa::path(get, path = "/api/v1/sync-runs/{run}", tag = "sync runs",
+    params(RunParam),
+    responses(
+        (status = 200, description = "The run.", body = SyncRun),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_sync_run(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -96,18 +187,31 @@ async fn get_sync_run(
                 .ok_or_else(|| ApiError::not_found("sync run"))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(sync_run_json(&run)))
+    Ok(HttpResponse::Ok().json(SyncRun::from(&run)))
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only runs of this directory (`directory_…`).
     directory: Option<String>,
+    /// Only runs with this status.
+    #[param(pattern = "^(queued|running|succeeded|failed|held)$")]
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
-async fn list_sync_runs(
+/// List sync runs, newest first
+#[utoipa::path(get, path = "/api/v1/sync-runs", tag = "sync runs",
+    params(ListQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of runs.", body = List<SyncRun>),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+    ),
+)]
+pub(super) async fn list_sync_runs(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -145,5 +249,5 @@ async fn list_sync_runs(
             Ok(List::from_overfetch(rows, &page, |r| r.id.clone()))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(sync_run_json)))
+    Ok(HttpResponse::Ok().json(list.map(|row| SyncRun::from(row))))
 }

@@ -2,9 +2,10 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{member_status, GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::pagination::{List, Page, PageQuery};
 use super::workspaces::{load_workspace, time_json};
-use super::{check_name, resource, AppState};
+use super::{check_name, AppState, Route};
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
 use crate::db::schema::{
@@ -12,7 +13,7 @@ use crate::db::schema::{
 };
 use crate::db::DbConnection;
 use crate::directory_sync::teams::{
-    self as team_rules, LinkError, TeamMembershipSource, UnlinkMembers,
+    self as team_rules, LinkError, ShownSource, TeamMembershipSource, UnlinkMembers,
 };
 use crate::domain::MemberStatus;
 use crate::ids::new_id;
@@ -20,44 +21,78 @@ use crate::workos::timestamp;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/workspaces/{ws}/teams")
-            .route(web::get().to(list_teams))
-            .route(web::post().to(create_team)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/teams/{team}")
-            .route(web::get().to(get_team))
-            .route(web::patch().to(rename_team))
-            .route(web::delete().to(delete_team)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/teams/{team}/members")
-            .route(web::get().to(list_team_members))
-            .route(web::post().to(add_team_member)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/teams/{team}/members/{member}")
-            .route(web::delete().to(remove_team_member)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/teams/{team}/directory-groups")
-            .route(web::get().to(list_linked_groups))
-            .route(web::post().to(link_directory_group)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/teams/{team}/directory-groups/{group}")
-            .route(web::delete().to(unlink_directory_group)),
-    );
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_list_teams>(|| web::to(list_teams)),
+        Route::of::<__path_create_team>(|| web::to(create_team)),
+        Route::of::<__path_get_team>(|| web::to(get_team)),
+        Route::of::<__path_rename_team>(|| web::to(rename_team)),
+        Route::of::<__path_delete_team>(|| web::to(delete_team)),
+        Route::of::<__path_list_team_members>(|| web::to(list_team_members)),
+        Route::of::<__path_add_team_member>(|| web::to(add_team_member)),
+        Route::of::<__path_remove_team_member>(|| web::to(remove_team_member)),
+        Route::of::<__path_list_linked_groups>(|| web::to(list_linked_groups)),
+        Route::of::<__path_link_directory_group>(|| web::to(link_directory_group)),
+        Route::of::<__path_unlink_directory_group>(|| web::to(unlink_directory_group)),
+    ]
+    .concat()
+}
+
+/// A team.
+#[derive(Serialize, ToSchema)]
+pub struct Team {
+    id: String,
+    workspace_id: String,
+    name: String,
+    member_count: i64,
+    linked_group_ids: Vec<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// A member of a team and why they are in it.
+#[derive(Serialize, ToSchema)]
+pub struct TeamMember {
+    member_id: String,
+    email: String,
+    #[schema(required = true)]
+    first_name: Option<String>,
+    #[schema(required = true)]
+    last_name: Option<String>,
+    #[schema(schema_with = member_status)]
+    status: String,
+    sources: Vec<ShownSource>,
+}
+
+/// A directory group linked to a team.
+#[derive(Serialize, ToSchema)]
+pub struct TeamLink {
+    team_id: String,
+    group_id: String,
+    name: String,
+    directory_id: String,
+    #[schema(format = DateTime)]
+    linked_at: String,
+}
+
+/// A new link, with how many members it brought.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTeamLink {
+    #[serde(flatten)]
+    link: TeamLink,
+    /// Active members of the group added to the team.
+    members_added: usize,
 }
 
 /// A team as the API shows it.
-fn team_json(conn: &mut DbConnection, team: &TeamRow) -> ApiResult<Value> {
+fn team_json(conn: &mut DbConnection, team: &TeamRow) -> ApiResult<Team> {
     let member_count: i64 = sources::table
         .filter(sources::team_id.eq(&team.id))
         .select(diesel::dsl::count(sources::member_id).aggregate_distinct())
@@ -67,15 +102,15 @@ fn team_json(conn: &mut DbConnection, team: &TeamRow) -> ApiResult<Value> {
         .order(team_links::group_id)
         .select(team_links::group_id)
         .load(conn)?;
-    Ok(json!({
-        "id": team.id,
-        "workspace_id": team.workspace_id,
-        "name": team.name,
-        "member_count": member_count,
-        "linked_group_ids": linked_group_ids,
-        "created_at": time_json(&team.created_at),
-        "updated_at": time_json(&team.updated_at),
-    }))
+    Ok(Team {
+        id: team.id.clone(),
+        workspace_id: team.workspace_id.clone(),
+        name: team.name.clone(),
+        member_count,
+        linked_group_ids,
+        created_at: time_json(&team.created_at),
+        updated_at: time_json(&team.updated_at),
+    })
 }
 
 /// Loads a team of a workspace the caller may see, else 404.
@@ -144,7 +179,15 @@ fn audit_team(
     Ok(())
 }
 
-async fn list_teams(
+/// List teams
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams", tag = "teams",
+    params(WorkspaceParam, PageQuery),
+    responses(
+        (status = 200, description = "A page of teams.", body = List<Team>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_teams(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -171,13 +214,26 @@ async fn list_teams(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
+/// A team's name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TeamName {
+pub(super) struct TeamName {
+    #[schema(schema_with = super::openapi::name)]
     name: String,
 }
 
-async fn create_team(
+/// Create a team
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/teams", tag = "teams",
+    params(WorkspaceParam),
+    request_body = TeamName,
+    responses(
+        (status = 201, description = "Created.", body = Team),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["team_name_taken"])))),
+    ),
+)]
+pub(super) async fn create_team(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -207,7 +263,7 @@ async fn create_team(
                 "team.created",
                 &team,
                 None,
-                Some(shown.clone()),
+                Some(json!(shown)),
             )?;
             Ok(shown)
         })
@@ -215,7 +271,15 @@ async fn create_team(
     Ok(HttpResponse::Created().json(body))
 }
 
-async fn get_team(
+/// Get a team
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams/{team}", tag = "teams",
+    params(WorkspaceParam, TeamParam),
+    responses(
+        (status = 200, description = "The team.", body = Team),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_team(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -230,7 +294,18 @@ async fn get_team(
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn rename_team(
+/// Rename a team
+#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}/teams/{team}", tag = "teams",
+    params(WorkspaceParam, TeamParam),
+    request_body = TeamName,
+    responses(
+        (status = 200, description = "The renamed team.", body = Team),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["team_name_taken"])))),
+    ),
+)]
+pub(super) async fn rename_team(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -264,7 +339,15 @@ async fn rename_team(
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn delete_team(
+/// Delete a team
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/teams/{team}", tag = "teams",
+    params(WorkspaceParam, TeamParam),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn delete_team(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -278,19 +361,26 @@ async fn delete_team(
             diesel::delete(team_links::table.filter(team_links::team_id.eq(&team)))
                 .execute(conn)?;
             diesel::delete(teams::table.find(&team)).execute(conn)?;
-            audit_team(conn, &caller, "team.deleted", &row, Some(shown), None)
+            audit_team(
+                conn,
+                &caller,
+                "team.deleted",
+                &row,
+                Some(json!(shown)),
+                None,
+            )
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Team members with their sources, for the given member ids, in id order.
-fn team_members_json(
+fn team_members(
     conn: &mut DbConnection,
     team_id: &str,
     member_ids: &[String],
-) -> ApiResult<Vec<Value>> {
-    let mut rows: BTreeMap<String, (Option<MemberRow>, Vec<Value>)> = member_ids
+) -> ApiResult<Vec<TeamMember>> {
+    let mut rows: BTreeMap<String, (Option<MemberRow>, Vec<ShownSource>)> = member_ids
         .iter()
         .map(|id| (id.clone(), (None, Vec::new())))
         .collect();
@@ -312,7 +402,7 @@ fn team_members_json(
             .load(conn)?;
         for source in found {
             if let Some(entry) = rows.get_mut(&source.member_id) {
-                entry.1.push(TeamMembershipSource::of(&source).to_json());
+                entry.1.push(TeamMembershipSource::of(&source).shown());
             }
         }
     }
@@ -320,10 +410,14 @@ fn team_members_json(
         .into_values()
         .filter_map(|(member, sources)| {
             let m = member?;
-            Some(json!({
-                "member_id": m.id, "email": m.email, "first_name": m.first_name,
-                "last_name": m.last_name, "status": m.status, "sources": sources,
-            }))
+            Some(TeamMember {
+                member_id: m.id,
+                email: m.email,
+                first_name: m.first_name,
+                last_name: m.last_name,
+                status: m.status,
+                sources,
+            })
         })
         .collect())
 }
@@ -348,7 +442,15 @@ fn page_of_team_members(
     }))
 }
 
-async fn list_team_members(
+/// List a team's members and why each is in it
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams/{team}/members", tag = "teams",
+    params(WorkspaceParam, TeamParam, PageQuery),
+    responses(
+        (status = 200, description = "A page of team members.", body = List<TeamMember>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_team_members(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -360,7 +462,7 @@ async fn list_team_members(
         .read(move |conn| {
             load_team(conn, &caller, &ws, &team)?;
             let ids = page_of_team_members(conn, &team, &page)?;
-            let data = team_members_json(conn, &team, &ids.data)?;
+            let data = team_members(conn, &team, &ids.data)?;
             Ok(List {
                 data,
                 list_metadata: ids.list_metadata,
@@ -370,13 +472,28 @@ async fn list_team_members(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
+/// The member to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TeamMemberRef {
+pub(super) struct TeamMemberRef {
     member_id: String,
 }
 
-async fn add_team_member(
+/// Add a member to a team by hand
+///
+/// Adds a `manual` source; a deprovisioned member cannot be added (409).
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/teams/{team}/members", tag = "teams",
+    params(WorkspaceParam, TeamParam),
+    request_body = TeamMemberRef,
+    responses(
+        (status = 201, description = "Added.", body = TeamMember),
+        (status = 200, description = "The member already had a manual source in this team.", body = TeamMember),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["member_deprovisioned"])))),
+    ),
+)]
+pub(super) async fn add_team_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -418,11 +535,12 @@ async fn add_team_member(
                     std::slice::from_ref(&manual),
                 )?;
             }
-            let shown = team_members_json(conn, &team.id, std::slice::from_ref(&member.id))?;
-            Ok((
-                existing == 0,
-                shown.into_iter().next().unwrap_or(Value::Null),
-            ))
+            let shown = team_members(conn, &team.id, std::slice::from_ref(&member.id))?;
+            let shown = shown
+                .into_iter()
+                .next()
+                .ok_or_else(|| ApiError::not_found("member"))?;
+            Ok((existing == 0, shown))
         })
         .await?;
     let status = if created {
@@ -433,7 +551,18 @@ async fn add_team_member(
     Ok(HttpResponse::build(status).json(body))
 }
 
-async fn remove_team_member(
+/// Remove a member's manual source
+///
+/// Removes the `manual` source only (404 if there is none); the member stays while a linked
+/// directory group still puts them in the team.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/teams/{team}/members/{member}", tag = "teams",
+    params(WorkspaceParam, TeamParam, MemberParam),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn remove_team_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String, String)>,
@@ -471,20 +600,31 @@ fn link_error(e: LinkError) -> ApiError {
     }
 }
 
-fn linked_group_json(conn: &mut DbConnection, link: &TeamLinkRow) -> ApiResult<Value> {
+fn linked_group(conn: &mut DbConnection, link: &TeamLinkRow) -> ApiResult<TeamLink> {
     let group: Option<(String, String)> = directory_groups::table
         .find(&link.group_id)
         .select((directory_groups::name, directory_groups::directory_id))
         .first(conn)
         .optional()?;
     let (name, directory_id) = group.unwrap_or_default();
-    Ok(json!({
-        "team_id": link.team_id, "group_id": link.group_id, "name": name,
-        "directory_id": directory_id, "linked_at": time_json(&link.created_at),
-    }))
+    Ok(TeamLink {
+        team_id: link.team_id.clone(),
+        group_id: link.group_id.clone(),
+        name,
+        directory_id,
+        linked_at: time_json(&link.created_at),
+    })
 }
 
-async fn list_linked_groups(
+/// List the directory groups linked to a team
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams/{team}/directory-groups", tag = "teams",
+    params(WorkspaceParam, TeamParam, PageQuery),
+    responses(
+        (status = 200, description = "A page of linked groups.", body = List<TeamLink>),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_linked_groups(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -506,19 +646,34 @@ async fn list_linked_groups(
             }
             let list =
                 List::from_overfetch(q.load(conn)?, &page, |l: &TeamLinkRow| l.group_id.clone());
-            list.try_map(|l| linked_group_json(conn, l))
+            list.try_map(|l| linked_group(conn, l))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
+/// The directory group to link.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupRef {
+pub(super) struct GroupRef {
     group_id: String,
 }
 
-async fn link_directory_group(
+/// Link a directory group to a team
+///
+/// Needs directory sync on and at least one directory group in the workspace; adds every active
+/// member of the group, who then follow the group.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/teams/{team}/directory-groups", tag = "teams",
+    params(WorkspaceParam, TeamParam),
+    request_body = GroupRef,
+    responses(
+        (status = 201, description = "Linked.", body = CreatedTeamLink),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["directory_sync_inactive", "no_directory_groups", "already_linked"])))),
+    ),
+)]
+pub(super) async fn link_directory_group(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -536,20 +691,36 @@ async fn link_directory_group(
                 .find((&team.id, &group_id))
                 .select(TeamLinkRow::as_select())
                 .first(conn)?;
-            let mut shown = linked_group_json(conn, &link)?;
-            shown["members_added"] = json!(added);
-            Ok(shown)
+            Ok(CreatedTeamLink {
+                link: linked_group(conn, &link)?,
+                members_added: added,
+            })
         })
         .await?;
     Ok(HttpResponse::Created().json(body))
 }
 
-#[derive(Deserialize)]
-struct UnlinkQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct UnlinkQuery {
+    /// What happens to the members the group brought in.
+    #[param(required = true, pattern = "^(keep|remove)$")]
     members: Option<String>,
 }
 
-async fn unlink_directory_group(
+/// Unlink a directory group from a team
+///
+/// `members=keep` turns the group's sources in this team into manual ones; `members=remove` deletes
+/// them, and members with no other source leave the team.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/teams/{team}/directory-groups/{group}", tag = "teams",
+    params(WorkspaceParam, TeamParam, GroupParam, UnlinkQuery),
+    responses(
+        (status = 204, description = "Unlinked."),
+        (status = 400, extensions(("x-problem-codes" = json!(["members_choice_required", "invalid_parameter"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn unlink_directory_group(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String, String)>,

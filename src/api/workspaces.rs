@@ -2,8 +2,9 @@
 
 use super::auth::{create_token, revoke_token, token_expiry, unrevoked_tokens, Caller};
 use super::error::{ApiError, ApiResult};
+use super::openapi::{directory_role, name, plan, TokenParam, WorkspaceParam};
 use super::pagination::{List, PageQuery};
-use super::{check_name, resource, AppState};
+use super::{check_name, AppState, Route};
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{ApiTokenRow, DirectoryRow, WorkspaceRow};
 use crate::db::schema::{directories, workspaces};
@@ -14,34 +15,23 @@ use crate::sync_runs::schedule::start_for_organization;
 use crate::workos::timestamp::{self, Timestamp};
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/v1/workspaces")
-            .route(web::post().to(create_workspace))
-            .route(web::get().to(list_workspaces)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}")
-            .route(web::get().to(get_workspace))
-            .route(web::patch().to(update_workspace)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/admin-tokens")
-            .route(web::post().to(create_admin_token))
-            .route(web::get().to(list_admin_tokens)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/admin-tokens/{token}")
-            .route(web::delete().to(revoke_admin_token)),
-    )
-    .service(
-        resource("/api/v1/workspaces/{ws}/directory-sync")
-            .route(web::get().to(get_directory_sync))
-            .route(web::put().to(set_directory_sync)),
-    );
+pub fn routes() -> Vec<Route> {
+    [
+        Route::of::<__path_create_workspace>(|| web::to(create_workspace)),
+        Route::of::<__path_list_workspaces>(|| web::to(list_workspaces)),
+        Route::of::<__path_get_workspace>(|| web::to(get_workspace)),
+        Route::of::<__path_update_workspace>(|| web::to(update_workspace)),
+        Route::of::<__path_create_admin_token>(|| web::to(create_admin_token)),
+        Route::of::<__path_list_admin_tokens>(|| web::to(list_admin_tokens)),
+        Route::of::<__path_revoke_admin_token>(|| web::to(revoke_admin_token)),
+        Route::of::<__path_get_directory_sync>(|| web::to(get_directory_sync)),
+        Route::of::<__path_set_directory_sync>(|| web::to(set_directory_sync)),
+    ]
+    .concat()
 }
 
 /// An RFC 3339 time for API bodies.
@@ -50,29 +40,78 @@ pub fn time_json(t: &Timestamp) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A workspace as the API shows it.
-pub fn workspace_json(w: &WorkspaceRow) -> Value {
-    json!({
-        "id": w.id,
-        "name": w.name,
-        "plan": w.plan,
-        "organization_id": w.organization_id,
-        "directory_sync_enabled": w.directory_sync_enabled,
-        "default_role": w.default_role,
-        "created_at": time_json(&w.created_at),
-        "updated_at": time_json(&w.updated_at),
-    })
+/// A workspace.
+#[derive(Serialize, ToSchema)]
+pub struct Workspace {
+    id: String,
+    name: String,
+    #[schema(schema_with = plan)]
+    plan: String,
+    organization_id: String,
+    directory_sync_enabled: bool,
+    #[schema(schema_with = directory_role)]
+    default_role: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
 }
 
-/// A stored token as the API lists it: never the token or its hash.
-pub fn token_json(t: &ApiTokenRow) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "created_at": time_json(&t.created_at),
-        "last_used_at": t.last_used_at.as_ref().map(time_json),
-        "expires_at": t.expires_at.as_ref().map(time_json),
-    })
+impl From<&WorkspaceRow> for Workspace {
+    fn from(w: &WorkspaceRow) -> Self {
+        Workspace {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            plan: w.plan.clone(),
+            organization_id: w.organization_id.clone(),
+            directory_sync_enabled: w.directory_sync_enabled,
+            default_role: w.default_role.clone(),
+            created_at: time_json(&w.created_at),
+            updated_at: time_json(&w.updated_at),
+        }
+    }
+}
+
+/// A workspace as the audit log shows it.
+fn workspace_json(w: &WorkspaceRow) -> Value {
+    json!(Workspace::from(w))
+}
+
+/// A workspace admin token as listed: never the token or its hash.
+#[derive(Serialize, ToSchema)]
+pub struct AdminToken {
+    id: String,
+    #[schema(required = true)]
+    name: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When the token was last used, to the minute; null until it is.
+    #[schema(required = true, format = DateTime)]
+    last_used_at: Option<String>,
+    /// From then on the token answers 401; null when it lasts until revoked.
+    #[schema(required = true, format = DateTime)]
+    expires_at: Option<String>,
+}
+
+impl From<&ApiTokenRow> for AdminToken {
+    fn from(t: &ApiTokenRow) -> Self {
+        AdminToken {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            created_at: time_json(&t.created_at),
+            last_used_at: t.last_used_at.as_ref().map(time_json),
+            expires_at: t.expires_at.as_ref().map(time_json),
+        }
+    }
+}
+
+/// A new admin token, with the token itself.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAdminToken {
+    #[serde(flatten)]
+    listed: AdminToken,
+    /// Shown only here.
+    token: String,
 }
 
 /// Loads a workspace the caller may see, else 404.
@@ -107,15 +146,31 @@ fn check_default_role(value: &str) -> ApiResult<Role> {
     }
 }
 
-#[derive(Deserialize)]
-struct NewWorkspace {
+/// A new workspace.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewWorkspace {
+    #[schema(schema_with = name)]
     name: String,
+    #[schema(schema_with = plan)]
     plan: String,
+    /// The broker's organization (`org_…`); one workspace each.
+    #[schema(pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
     organization_id: String,
+    #[schema(schema_with = directory_role)]
     default_role: Option<String>,
 }
 
-async fn create_workspace(
+/// Create a workspace
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces",
+    request_body = NewWorkspace,
+    responses(
+        (status = 201, description = "Created.", body = Workspace),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["organization_taken"])))),
+    ),
+)]
+pub(super) async fn create_workspace(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<NewWorkspace>,
@@ -166,7 +221,7 @@ async fn create_workspace(
         })
         .await?;
     tracing::info!(workspace = %workspace.id, organization = %workspace.organization_id, "workspace created");
-    Ok(HttpResponse::Created().json(workspace_json(&workspace)))
+    Ok(HttpResponse::Created().json(Workspace::from(&workspace)))
 }
 
 fn audit_workspace(
@@ -190,7 +245,16 @@ fn audit_workspace(
     )
 }
 
-async fn list_workspaces(
+/// List workspaces
+///
+/// An operator sees every workspace; a workspace admin only its own.
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of workspaces.", body = List<Workspace>),
+    ),
+)]
+pub(super) async fn list_workspaces(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<PageQuery>,
@@ -217,10 +281,18 @@ async fn list_workspaces(
             Ok(List::from_overfetch(rows, &page, |w| w.id.clone()))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(workspace_json)))
+    Ok(HttpResponse::Ok().json(list.map(|row| Workspace::from(row))))
 }
 
-async fn get_workspace(
+/// Get a workspace
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}", tag = "workspaces",
+    params(WorkspaceParam),
+    responses(
+        (status = 200, description = "The workspace.", body = Workspace),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_workspace(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -229,18 +301,35 @@ async fn get_workspace(
     let workspace = state
         .read(move |conn| load_workspace(conn, &caller, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(workspace_json(&workspace)))
+    Ok(HttpResponse::Ok().json(Workspace::from(&workspace)))
 }
 
-#[derive(Deserialize)]
+/// What to change in a workspace.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WorkspaceChanges {
+pub(super) struct WorkspaceChanges {
+    #[schema(schema_with = name)]
     name: Option<String>,
+    #[schema(schema_with = plan)]
     plan: Option<String>,
+    #[schema(schema_with = directory_role)]
     default_role: Option<String>,
 }
 
-async fn update_workspace(
+/// Change a workspace
+///
+/// Only an operator may change `plan` (403 `forbidden`).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}", tag = "workspaces",
+    params(WorkspaceParam),
+    request_body = WorkspaceChanges,
+    responses(
+        (status = 200, description = "The changed workspace.", body = Workspace),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn update_workspace(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -290,19 +379,35 @@ async fn update_workspace(
             Ok(after)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(workspace_json(&workspace)))
+    Ok(HttpResponse::Ok().json(Workspace::from(&workspace)))
 }
 
 /// What a new admin token may be given; the body is optional.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewAdminToken {
+pub(super) struct NewAdminToken {
+    #[schema(schema_with = name)]
     name: Option<String>,
-    /// How long the token lasts, such as `30d`, `12h` or `90m`; without it, until revoked.
+    /// How long the token lasts, such as `30d`, `12h` or `90m` (1s to 3650d); without it, until revoked.
+    #[schema(pattern = "^[0-9]+(ms|s|m|h|d)?$")]
     expires_in: Option<String>,
 }
 
-async fn create_admin_token(
+/// Create a workspace admin token
+///
+/// The token is shown once; only its hash is stored. The body may be left out: the token then has
+/// no name and lasts until revoked.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/admin-tokens", tag = "workspaces",
+    params(WorkspaceParam),
+    request_body = Option<NewAdminToken>,
+    responses(
+        (status = 201, description = "Created.", body = CreatedAdminToken),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn create_admin_token(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -334,12 +439,24 @@ async fn create_admin_token(
             )?)
         })
         .await?;
-    let mut body = token_json(&row);
-    body["token"] = json!(token);
-    Ok(HttpResponse::Created().json(body))
+    Ok(HttpResponse::Created().json(CreatedAdminToken {
+        listed: AdminToken::from(&row),
+        token,
+    }))
 }
 
-async fn list_admin_tokens(
+/// List the workspace's admin tokens
+///
+/// The tokens not revoked, oldest first, expired ones included; never a token or its hash.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/admin-tokens", tag = "workspaces",
+    params(WorkspaceParam, PageQuery),
+    responses(
+        (status = 200, description = "A page of admin tokens.", body = List<AdminToken>),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn list_admin_tokens(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -356,10 +473,21 @@ async fn list_admin_tokens(
             Ok(List::from_overfetch(rows, &page, |t| t.id.clone()))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(token_json)))
+    Ok(HttpResponse::Ok().json(list.map(|row| AdminToken::from(row))))
 }
 
-async fn revoke_admin_token(
+/// Revoke a workspace admin token
+///
+/// The token answers 401 from then on and is no longer listed. A token already revoked is not found.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/admin-tokens/{token}", tag = "workspaces",
+    params(WorkspaceParam, TokenParam),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn revoke_admin_token(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -382,28 +510,56 @@ async fn revoke_admin_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn directory_sync_json(conn: &mut DbConnection, workspace: &WorkspaceRow) -> ApiResult<Value> {
+/// A directory of the workspace's organization.
+#[derive(Serialize, ToSchema)]
+pub struct Directory {
+    id: String,
+    #[serde(rename = "type")]
+    directory_type: String,
+    name: String,
+    state: String,
+    #[schema(required = true, format = DateTime)]
+    last_synced_at: Option<String>,
+}
+
+/// The directory-sync setting and the workspace's directories.
+#[derive(Serialize, ToSchema)]
+pub struct DirectorySync {
+    enabled: bool,
+    directories: Vec<Directory>,
+}
+
+fn directory_sync(conn: &mut DbConnection, workspace: &WorkspaceRow) -> ApiResult<DirectorySync> {
     let rows: Vec<DirectoryRow> = directories::table
         .filter(directories::organization_id.eq(&workspace.organization_id))
         .order(directories::created_at)
         .select(DirectoryRow::as_select())
         .load(conn)?;
-    let directories: Vec<Value> = rows
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "type": d.directory_type,
-                "name": d.name,
-                "state": d.state,
-                "last_synced_at": d.last_synced_at.as_ref().map(time_json),
-            })
+    let directories = rows
+        .into_iter()
+        .map(|d| Directory {
+            id: d.id,
+            directory_type: d.directory_type,
+            name: d.name,
+            state: d.state,
+            last_synced_at: d.last_synced_at.as_ref().map(time_json),
         })
         .collect();
-    Ok(json!({ "enabled": workspace.directory_sync_enabled, "directories": directories }))
+    Ok(DirectorySync {
+        enabled: workspace.directory_sync_enabled,
+        directories,
+    })
 }
 
-async fn get_directory_sync(
+/// Directory sync: the setting and the workspace's directories
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/directory-sync", tag = "workspaces",
+    params(WorkspaceParam),
+    responses(
+        (status = 200, description = "The setting.", body = DirectorySync),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_directory_sync(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -412,18 +568,32 @@ async fn get_directory_sync(
     let body = state
         .read(move |conn| {
             let workspace = load_workspace(conn, &caller, &id)?;
-            directory_sync_json(conn, &workspace)
+            directory_sync(conn, &workspace)
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
-struct DirectorySyncSetting {
+/// Directory sync on or off.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct DirectorySyncSetting {
     enabled: bool,
 }
 
-async fn set_directory_sync(
+/// Turn directory sync on or off
+///
+/// On needs the `growth` or `enterprise` plan (403 `plan_required`).
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/directory-sync", tag = "workspaces",
+    params(WorkspaceParam),
+    request_body = DirectorySyncSetting,
+    responses(
+        (status = 200, description = "The setting.", body = DirectorySync),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["plan_required"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn set_directory_sync(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
@@ -452,7 +622,7 @@ async fn set_directory_sync(
                 let action = if enabled { "directory_sync.enabled" } else { "directory_sync.disabled" };
                 audit_workspace(conn, &caller.cause(), action, Some(&before), &after)?;
             }
-            Ok((directory_sync_json(conn, &after)?, turned_on))
+            Ok((directory_sync(conn, &after)?, turned_on))
         })
         .await?;
     // Rule 16: turning directory sync on pulls the workspace's known directories, in the background.

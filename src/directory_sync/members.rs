@@ -2,6 +2,8 @@
 
 use super::store::Store;
 use super::{teams, ApplyContext, ApplyError, Effects};
+use crate::api::openapi;
+use crate::api::workspaces::time_json;
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::db::DbConnection;
@@ -9,28 +11,60 @@ use crate::domain::{ManagedBy, MemberStatus};
 use crate::ids::new_id;
 use crate::workos::timestamp;
 use diesel::prelude::*;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// The key that makes emails unique per workspace, compared case-insensitively.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// A member as the API and the audit log show it.
+/// A workspace member, as the API and the audit log show it.
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    id: String,
+    workspace_id: String,
+    email: String,
+    #[schema(required = true)]
+    first_name: Option<String>,
+    #[schema(required = true)]
+    last_name: Option<String>,
+    #[schema(schema_with = openapi::role)]
+    role: String,
+    #[schema(schema_with = openapi::member_status)]
+    status: String,
+    #[schema(schema_with = openapi::managed_by)]
+    managed_by: String,
+    #[schema(required = true)]
+    directory_user_id: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+impl From<&MemberRow> for Member {
+    fn from(m: &MemberRow) -> Self {
+        Member {
+            id: m.id.clone(),
+            workspace_id: m.workspace_id.clone(),
+            email: m.email.clone(),
+            first_name: m.first_name.clone(),
+            last_name: m.last_name.clone(),
+            role: m.role.clone(),
+            status: m.status.clone(),
+            managed_by: m.managed_by.clone(),
+            directory_user_id: m.directory_user_id.clone(),
+            created_at: time_json(&m.created_at),
+            updated_at: time_json(&m.updated_at),
+        }
+    }
+}
+
+/// A member as the audit log shows it.
 pub fn member_json(m: &MemberRow) -> serde_json::Value {
-    json!({
-        "id": m.id,
-        "workspace_id": m.workspace_id,
-        "email": m.email,
-        "first_name": m.first_name,
-        "last_name": m.last_name,
-        "role": m.role,
-        "status": m.status,
-        "managed_by": m.managed_by,
-        "directory_user_id": m.directory_user_id,
-        "created_at": m.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "updated_at": m.updated_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
+    json!(Member::from(m))
 }
 
 /// Brings the member of the person behind `user` in line with the directory.

@@ -13,8 +13,10 @@ use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
+use utoipa::ToSchema;
 
 /// Why a member is in a team.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,6 +25,16 @@ pub enum TeamMembershipSource {
     Manual,
     /// Through a directory group linked to the team.
     DirectoryGroup(String),
+}
+
+/// Why a member is in a team, as the API and the audit log show it: added by hand, or through a
+/// linked directory group.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = TeamMembershipSource)]
+pub enum ShownSource {
+    Manual,
+    DirectoryGroup { group_id: String },
 }
 
 const MANUAL: &str = "manual";
@@ -39,12 +51,12 @@ impl TeamMembershipSource {
     }
 
     /// The source as the API and the audit log show it.
-    pub fn to_json(&self) -> Value {
+    pub fn shown(&self) -> ShownSource {
         match self {
-            Self::Manual => json!({ "type": MANUAL }),
-            Self::DirectoryGroup(group_id) => {
-                json!({ "type": DIRECTORY_GROUP, "group_id": group_id })
-            }
+            Self::Manual => ShownSource::Manual,
+            Self::DirectoryGroup(group_id) => ShownSource::DirectoryGroup {
+                group_id: group_id.clone(),
+            },
         }
     }
 
@@ -112,7 +124,7 @@ fn source_entry<'a>(
     after: Option<&TeamMembershipSource>,
 ) -> AuditRecord<'a> {
     let side = |s: Option<&TeamMembershipSource>| {
-        s.map(|s| json!({ "team_id": team_id, "source": s.to_json() }))
+        s.map(|s| json!({ "team_id": team_id, "source": s.shown() }))
     };
     AuditRecord {
         workspace_id,

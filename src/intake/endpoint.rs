@@ -1,7 +1,7 @@
 //! `POST /webhooks/workos`: verify the signature over the raw bytes, store durably, then answer.
 
 use crate::api::error::ApiError;
-use crate::api::{resource, AppState};
+use crate::api::{AppState, Route};
 use crate::db::models::NewWebhookEvent;
 use crate::intake::event_store::{StoreError, Stored};
 use crate::workos::events::Event;
@@ -10,10 +10,21 @@ use crate::workos::timestamp;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/webhooks/workos").route(web::post().to(receive_webhook)));
+pub fn routes() -> Vec<Route> {
+    Route::of::<__path_receive_webhook>(|| web::to(receive_webhook))
+}
+
+/// A stored delivery.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    /// The event's id.
+    #[schema(value_type = String)]
+    received: Option<String>,
+    /// True when the event was stored before: acknowledged, its body not stored again.
+    redelivery: bool,
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -51,7 +62,22 @@ async fn read_body(
     Ok(body)
 }
 
-async fn receive_webhook(
+/// Receive a signed broker event
+///
+/// Verifies `WorkOS-Signature` over the raw body, stores the delivery durably, then answers. A signed
+/// body that is not an event is stored as `invalid` and answered 400.
+#[utoipa::path(post, path = "/webhooks/workos", tag = "webhooks",
+    params(("WorkOS-Signature" = String, Header, description = "`t=<milliseconds>, v1=<hex HMAC-SHA256 of \"t.body\">`.")),
+    request_body(content = Object, description = "Any JSON; a `dsync.*` event to be applied."),
+    responses(
+        (status = 200, description = "Stored (whether applied, duplicate, skipped or of an unknown type).", body = WebhookReceipt),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_payload"])))),
+        (status = 401, extensions(("x-problem-codes" = json!(["invalid_signature"])))),
+        (status = 413, extensions(("x-problem-codes" = json!(["payload_too_large"])))),
+        (status = 503, extensions(("x-problem-codes" = json!(["database_unavailable"])))),
+    ),
+)]
+pub(crate) async fn receive_webhook(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -139,5 +165,8 @@ async fn receive(
     if redelivery {
         tracing::debug!(event = ?event_id, "redelivery of a stored event acknowledged; not stored again");
     }
-    Ok(HttpResponse::Ok().json(json!({ "received": event_id, "redelivery": redelivery })))
+    Ok(HttpResponse::Ok().json(WebhookReceipt {
+        received: event_id,
+        redelivery,
+    }))
 }

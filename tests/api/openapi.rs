@@ -2,9 +2,13 @@
 
 use crate::helpers::TestApp;
 use reqwest::{Method, StatusCode};
-use rollcall::api::openapi::document;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+
+/// The document as served.
+fn document() -> Value {
+    serde_json::to_value(rollcall::api::openapi::document()).expect("the document serializes")
+}
 
 /// Any change to the API shows up in review as a change to `snapshots/api__openapi__document.snap`.
 #[test]
@@ -103,7 +107,7 @@ fn every_reference_resolves_to_a_component() {
 #[test]
 fn every_path_has_an_operation() {
     let doc = document();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
     for (template, item) in paths {
@@ -187,6 +191,34 @@ fn every_link_names_an_operation_and_parameters_it_takes() {
         }
     }
     assert!(links > 0);
+}
+
+/// The app is built from `rollcall::api::routes()`: every route it serves is documented, with the same
+/// method, and every documented operation is served.
+#[test]
+fn every_served_route_is_documented_and_every_documented_one_served() {
+    let served: BTreeSet<(String, String)> = rollcall::api::routes()
+        .into_iter()
+        .map(|route| (route.method.as_str().to_lowercase(), route.path))
+        .collect();
+    let doc = document();
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .iter()
+        .map(|operation| {
+            let method = operation.name.split(' ').next().expect("a method");
+            (method.to_lowercase(), operation.template.to_string())
+        })
+        .collect();
+    assert_eq!(
+        served.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "served but not documented"
+    );
+    assert_eq!(
+        documented.difference(&served).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "documented but not served"
+    );
 }
 
 async fn the_server_serves_the_document_without_a_token(app: TestApp) {
