@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod members;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod role_mappings;
@@ -108,7 +109,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| ApiError::bad_request("invalid_parameter", e.to_string()).into()),
     );
     health::configure(cfg);
-    crate::metrics::configure(cfg);
+    metrics::configure(cfg);
     crate::intake::endpoint::configure(cfg);
     workspaces::configure(cfg);
     members::configure(cfg);
