@@ -1,56 +1,106 @@
-//! Settings, read once from the environment (and `.env`); a bad value stops start-up naming the setting.
+//! Settings: `rollcall serve`'s options, each also read from its environment variable (and `.env`); a bad
+//! value stops start-up naming the setting.
 
 use crate::db::{DatabaseTarget, DEFAULT_SQLITE_FILE};
 use crate::secret::REDACTED;
+use clap::{ArgAction, Args, FromArgMatches};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything Rollcall can be configured with. Its `Debug` output shows no secret.
-#[derive(Clone)]
+/// Everything Rollcall can be configured with. Its `Debug` output shows no secret, and `--help` shows no
+/// secret's value from the environment.
+#[derive(Clone, Args)]
 pub struct Settings {
-    /// `DATABASE_URL`: `sqlite://PATH`, a file path, or `postgres://…`; default `rollcall.db`.
+    /// Where data lives: sqlite://PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_SQLITE_FILE,
+        value_name = "URL", value_parser = DatabaseTarget::parse, hide_env_values = true)]
     pub database: DatabaseTarget,
-    /// `ROLLCALL_DB_POOL_SIZE`: connections in the pool.
+    /// Connections in the database pool (2 to 256).
+    #[arg(long, env = "ROLLCALL_DB_POOL_SIZE", default_value = "8", value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(2..=256))]
     pub db_pool_size: u32,
-    /// `ROLLCALL_BIND`: `HOST:PORT` to listen on.
+    /// Where the service listens, HOST:PORT.
+    #[arg(long, env = "ROLLCALL_BIND", default_value = "127.0.0.1:8080", value_name = "HOST:PORT",
+        value_parser = resolve_bind)]
     pub bind: SocketAddr,
-    /// `WORKOS_API_KEY`: the broker API key for full pulls.
+    /// The broker API key for full pulls; without it, no pull runs.
+    #[arg(
+        long,
+        env = "WORKOS_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     pub workos_api_key: Option<String>,
-    /// `WORKOS_API_BASE`: the broker's API.
+    /// The broker's API.
+    #[arg(long, env = "WORKOS_API_BASE", default_value = "https://api.workos.com", value_name = "URL",
+        value_parser = http_url)]
     pub workos_api_base: String,
-    /// `WORKOS_WEBHOOK_SECRETS`: comma-separated; any of them verifies a webhook.
+    /// Webhook signing secrets, comma-separated; any of them verifies a webhook (none: every one is refused).
+    #[arg(
+        long,
+        env = "WORKOS_WEBHOOK_SECRETS",
+        value_name = "SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub webhook_secrets: Vec<String>,
-    /// `WORKOS_WEBHOOK_TOLERANCE`: how far a signature's timestamp may be from now, either way.
+    /// How far a webhook signature's timestamp may be from now, either way.
+    #[arg(long, env = "WORKOS_WEBHOOK_TOLERANCE", default_value = "180s", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
     pub webhook_tolerance: Duration,
-    /// `ROLLCALL_WEBHOOK_BODY_LIMIT`: the largest webhook body accepted, in bytes.
+    /// The largest webhook body accepted, in bytes (at least 1024); larger ones get 413.
+    #[arg(long, env = "ROLLCALL_WEBHOOK_BODY_LIMIT", default_value = "1048576", value_name = "BYTES",
+        value_parser = body_limit)]
     pub webhook_body_limit: usize,
-    /// `ROLLCALL_OPERATOR_TOKEN`: the bootstrap operator token.
+    /// The bootstrap operator token, at least 32 characters: may do everything over the API.
+    #[arg(
+        long,
+        env = "ROLLCALL_OPERATOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub operator_token: Option<String>,
-    /// `RESYNC_INTERVAL`: how often every directory is pulled in full; `0` turns it off.
+    /// How often every directory is pulled in full (0: never on a schedule).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "1h", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
     pub resync_interval: Duration,
-    /// `WORKOS_USER_LISTING_RATE`: user-listing requests per second per directory the pull allows itself
-    /// (the broker allows 4); `0` removes the limit, for a local dev broker.
+    /// User-listing requests per second per directory a pull allows itself (the broker allows 4; 0: no limit).
+    #[arg(long, env = "WORKOS_USER_LISTING_RATE", default_value = "4", value_name = "PER_SECOND",
+        value_parser = listing_rate)]
     pub user_listing_rate: f64,
-    /// `ROLLCALL_MASS_DEPROVISION_THRESHOLD`: the share of active members a pull may deprovision unheld.
+    /// The share of a directory's active members a pull may deprovision before it is held (0 to 1).
+    #[arg(long, env = "ROLLCALL_MASS_DEPROVISION_THRESHOLD", default_value = "0.2", value_name = "SHARE",
+        value_parser = share)]
     pub mass_deprovision_threshold: f64,
-    /// `ROLLCALL_APPLY_MAX_ATTEMPTS`: attempts before a failing event is parked.
+    /// Attempts before an event that fails to apply is parked as failed (1 to 100).
+    #[arg(long, env = "ROLLCALL_APPLY_MAX_ATTEMPTS", default_value = "5", value_name = "COUNT",
+        value_parser = clap::value_parser!(i32).range(1..=100))]
     pub apply_max_attempts: i32,
-    /// `ROLLCALL_PULL_ON_ACTIVATION`: pull a directory in full once its `dsync.activated` is applied, and a
-    /// workspace's directories when it turns directory sync on.
+    /// Pull a directory once its dsync.activated is applied, and a workspace's when it turns sync on.
+    #[arg(long, env = "ROLLCALL_PULL_ON_ACTIVATION", default_value = "true", value_name = "BOOL",
+        action = ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub pull_on_activation: bool,
-    /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: the least time between two automatic pulls of one directory (on
-    /// `dsync.activated` or when a workspace turns directory sync on); `0` turns the spacing off.
+    /// The least time between two automatic pulls of one directory (0: no spacing).
+    #[arg(long, env = "ROLLCALL_AUTOMATIC_PULL_SPACING", default_value = "10m", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
     pub automatic_pull_spacing: Duration,
-    /// `ROLLCALL_LOG_FORMAT`: `text` or `json`.
+    /// How log lines are written; RUST_LOG filters them.
+    #[arg(
+        long,
+        env = "ROLLCALL_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
     pub log_format: LogFormat,
-    /// `ROLLCALL_EVENT_RETENTION`: how long applied, duplicate, skipped and ignored deliveries are kept;
-    /// `0` keeps them for ever.
+    /// How long applied, duplicate, skipped and ignored deliveries are kept (0: for ever).
+    #[arg(long, env = "ROLLCALL_EVENT_RETENTION", default_value = "30d", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
     pub event_retention: Duration,
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -77,169 +127,123 @@ pub fn is_placeholder(value: &str) -> bool {
     value.starts_with("replace-me") || PLACEHOLDERS.contains(&value.as_str())
 }
 
-/// A setting that could not be used.
+/// A setting that could not be used, named by its environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("setting {setting}: {problem}")]
 pub struct ConfigError {
-    pub setting: &'static str,
+    pub setting: String,
     pub problem: String,
 }
 
+impl ConfigError {
+    fn new(setting: &str, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The setting a command-line parsing error is about, named by its environment variable; none when
+    /// the error is about no setting (an unknown option, `--help`).
+    pub fn from_clap(error: &clap::Error) -> Option<Self> {
+        use clap::error::{ContextKind, ContextValue};
+        let Some(ContextValue::String(option)) = error.get(ContextKind::InvalidArg) else {
+            return None;
+        };
+        let mut command = Settings::command();
+        command.build();
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.to_string() == *option)?;
+        let setting = arg.get_env()?.to_string_lossy();
+        let problem = match std::error::Error::source(error) {
+            Some(why) => match error.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(value)) if !why.to_string().contains(value.as_str()) => {
+                    format!("{value:?}: {why}")
+                }
+                _ => why.to_string(),
+            },
+            None => {
+                let rendered = error.render().to_string();
+                let first = rendered.split("\n\n").next().unwrap_or_default();
+                first.trim_start_matches("error: ").trim().to_string()
+            }
+        };
+        Some(Self::new(&setting, problem))
+    }
+}
+
 impl Settings {
+    /// The settings as options of a command of their own, each reading its environment variable.
+    fn command() -> clap::Command {
+        Self::augment_args(clap::Command::new("serve").no_binary_name(true))
+    }
+
     /// Reads the process environment, after loading `.env` if there is one.
     pub fn from_env() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup`, which returns a variable's value if it is set.
+    /// Reads settings through `lookup`, which returns an environment variable's value if it is set; a
+    /// blank value counts as unset, and an unset one takes its default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let fail = |setting: &'static str, problem: String| ConfigError { setting, problem };
-        let parse_or = |setting: &'static str, default: &str| {
-            get(setting).unwrap_or_else(|| default.to_string())
-        };
-
-        let database = DatabaseTarget::parse(&parse_or("DATABASE_URL", DEFAULT_SQLITE_FILE))
-            .map_err(|p| fail("DATABASE_URL", p))?;
-        let bind_text = parse_or("ROLLCALL_BIND", "127.0.0.1:8080");
-        let bind = resolve_bind(&bind_text).map_err(|p| fail("ROLLCALL_BIND", p))?;
-        let workos_api_base = parse_or("WORKOS_API_BASE", "https://api.workos.com");
-        if !(workos_api_base.starts_with("http://") || workos_api_base.starts_with("https://")) {
-            return Err(fail(
-                "WORKOS_API_BASE",
-                format!("{workos_api_base:?} is not an http(s) URL"),
-            ));
-        }
-        let webhook_secrets = get("WORKOS_WEBHOOK_SECRETS")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
+        let command = Self::command();
+        let given: Vec<String> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let value = lookup(arg.get_env()?.to_str()?).filter(|v| !v.trim().is_empty())?;
+                Some(format!("--{}={value}", arg.get_long()?))
             })
-            .unwrap_or_default();
-        refuse_placeholders("WORKOS_WEBHOOK_SECRETS", &webhook_secrets)?;
-        let workos_api_key = get("WORKOS_API_KEY");
-        refuse_placeholders("WORKOS_API_KEY", &workos_api_key)?;
-        let operator_token = get("ROLLCALL_OPERATOR_TOKEN");
-        refuse_placeholders("ROLLCALL_OPERATOR_TOKEN", &operator_token)?;
-        if operator_token
+            .collect();
+        let matches = command
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(given)
+            .and_then(|matches| Self::from_arg_matches(&matches));
+        matches
+            .map_err(|error| {
+                ConfigError::from_clap(&error)
+                    .unwrap_or_else(|| ConfigError::new("(unknown)", error.to_string()))
+            })?
+            .checked()
+    }
+
+    /// The settings with secrets trimmed and blank ones dropped, once every value read is usable: no
+    /// secret is an example's placeholder and the operator token is long enough.
+    pub fn checked(mut self) -> Result<Self, ConfigError> {
+        let trimmed = |value: &String| Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        self.webhook_secrets = self.webhook_secrets.iter().filter_map(trimmed).collect();
+        self.workos_api_key = self.workos_api_key.as_ref().and_then(trimmed);
+        self.operator_token = self.operator_token.as_ref().and_then(trimmed);
+        refuse_placeholders("WORKOS_WEBHOOK_SECRETS", &self.webhook_secrets)?;
+        refuse_placeholders("WORKOS_API_KEY", &self.workos_api_key)?;
+        refuse_placeholders("ROLLCALL_OPERATOR_TOKEN", &self.operator_token)?;
+        if self
+            .operator_token
             .as_ref()
             .is_some_and(|t| t.chars().count() < MIN_OPERATOR_TOKEN_LEN)
         {
-            return Err(fail(
+            return Err(ConfigError::new(
                 "ROLLCALL_OPERATOR_TOKEN",
                 format!(
                     "is shorter than {MIN_OPERATOR_TOKEN_LEN} characters; use a long random value, such as `openssl rand -hex 32` prints"
                 ),
             ));
         }
-        let webhook_tolerance = parse_duration(&parse_or("WORKOS_WEBHOOK_TOLERANCE", "180s"))
-            .map_err(|p| fail("WORKOS_WEBHOOK_TOLERANCE", p))?;
-        let webhook_body_limit = parse_or("ROLLCALL_WEBHOOK_BODY_LIMIT", "1048576")
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1024)
-            .ok_or_else(|| {
-                fail(
-                    "ROLLCALL_WEBHOOK_BODY_LIMIT",
-                    "must be a whole number of bytes, at least 1024".into(),
-                )
-            })?;
-        let resync_interval = parse_duration(&parse_or("RESYNC_INTERVAL", "1h"))
-            .map_err(|p| fail("RESYNC_INTERVAL", p))?;
-        let event_retention = parse_duration(&parse_or("ROLLCALL_EVENT_RETENTION", "30d"))
-            .map_err(|p| fail("ROLLCALL_EVENT_RETENTION", p))?;
-        let user_listing_rate = parse_or("WORKOS_USER_LISTING_RATE", "4")
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| {
-                fail(
-                    "WORKOS_USER_LISTING_RATE",
-                    "must be requests per second, such as 4 (0: no limit)".into(),
-                )
-            })?;
-        let mass_deprovision_threshold = parse_or("ROLLCALL_MASS_DEPROVISION_THRESHOLD", "0.2")
-            .parse::<f64>()
-            .ok()
-            .filter(|v| (0.0..=1.0).contains(v))
-            .ok_or_else(|| {
-                fail(
-                    "ROLLCALL_MASS_DEPROVISION_THRESHOLD",
-                    "must be a share between 0 and 1, such as 0.2".into(),
-                )
-            })?;
-        let apply_max_attempts = parse_or("ROLLCALL_APPLY_MAX_ATTEMPTS", "5")
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                fail(
-                    "ROLLCALL_APPLY_MAX_ATTEMPTS",
-                    "must be a whole number from 1 to 100".into(),
-                )
-            })?;
-        let pull_on_activation = match parse_or("ROLLCALL_PULL_ON_ACTIVATION", "true")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            other => {
-                return Err(fail(
-                    "ROLLCALL_PULL_ON_ACTIVATION",
-                    format!("{other:?} is not true or false"),
-                ))
+        Ok(self)
+    }
+
+    /// Forgets the settings' environment variables that are set but blank (`WORKOS_API_KEY=` in `.env`),
+    /// so that they count as unset when the command line is read, as [`Settings::from_lookup`] has it.
+    /// Call it before other threads read the environment.
+    pub fn forget_blank_variables() {
+        for arg in Self::command().get_arguments() {
+            if let Some(name) = arg.get_env() {
+                if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+                    std::env::remove_var(name);
+                }
             }
-        };
-        let automatic_pull_spacing =
-            parse_duration(&parse_or("ROLLCALL_AUTOMATIC_PULL_SPACING", "10m"))
-                .map_err(|p| fail("ROLLCALL_AUTOMATIC_PULL_SPACING", p))?;
-        let db_pool_size = parse_or("ROLLCALL_DB_POOL_SIZE", "8")
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (2..=256).contains(n))
-            .ok_or_else(|| {
-                fail(
-                    "ROLLCALL_DB_POOL_SIZE",
-                    "must be a whole number from 2 to 256".into(),
-                )
-            })?;
-        let log_format = match parse_or("ROLLCALL_LOG_FORMAT", "text").as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(fail(
-                    "ROLLCALL_LOG_FORMAT",
-                    format!("{other:?} is not text or json"),
-                ))
-            }
-        };
-        Ok(Self {
-            database,
-            db_pool_size,
-            bind,
-            workos_api_key,
-            workos_api_base,
-            webhook_secrets,
-            webhook_tolerance,
-            webhook_body_limit,
-            operator_token,
-            resync_interval,
-            user_listing_rate,
-            mass_deprovision_threshold,
-            apply_max_attempts,
-            pull_on_activation,
-            automatic_pull_spacing,
-            log_format,
-            event_retention,
-        })
+        }
     }
 }
 
@@ -276,28 +280,75 @@ impl fmt::Debug for Settings {
 
 /// Refuses a secret setting whose value, or one of whose values, is an example's placeholder.
 fn refuse_placeholders<'a>(
-    setting: &'static str,
+    setting: &str,
     values: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ConfigError> {
     if values.into_iter().any(|v| is_placeholder(v)) {
-        return Err(ConfigError {
+        return Err(ConfigError::new(
             setting,
-            problem: "is a placeholder from an example, not a real secret; set the real value"
-                .into(),
-        });
+            "is a placeholder from an example, not a real secret; set the real value",
+        ));
     }
     Ok(())
 }
 
 fn resolve_bind(text: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
+    let text = text.trim();
     text.to_socket_addrs()
         .map_err(|e| format!("{text:?} is not HOST:PORT ({e})"))?
         .next()
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
-/// Reads `90`, `90s`, `30m`, `1h`, `30d` or `0`.
+fn http_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_string())
+    } else {
+        Err(format!("{text:?} is not an http(s) URL"))
+    }
+}
+
+fn body_limit(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1024)
+        .ok_or_else(|| "must be a whole number of bytes, at least 1024".into())
+}
+
+fn listing_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| "must be requests per second, such as 4 (0: no limit)".into())
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| "must be a share between 0 and 1, such as 0.2".into())
+}
+
+/// Reads a setting's duration such as `90s`, `30m`, `1h30m` or `30d`; a plain number is seconds, and `0`
+/// is none.
+pub fn parse_setting_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too long"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 90s, 30m, 1h30m or 30d ({e})"))
+}
+
+/// Reads `90`, `90s`, `30m`, `1h`, `30d` or `0`, as a token's `expires_in` has it.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -368,6 +419,55 @@ mod tests {
             assert_eq!(error.setting, name);
             assert!(error.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn setting_durations_are_read_as_humans_write_them() {
+        for (text, seconds) in [
+            ("0", 0),
+            ("90", 90),
+            ("1h30m", 5400),
+            ("1d", 86_400),
+            ("2w", 1_209_600),
+        ] {
+            assert_eq!(
+                parse_setting_duration(text),
+                Ok(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+        assert!(parse_setting_duration("1 fortnight").is_err());
+        assert!(parse_setting_duration("-5").is_err());
+        assert!(parse_setting_duration("18446744073709551616").is_err());
+    }
+
+    #[test]
+    fn blank_values_take_the_default() {
+        let s = settings(&[("RESYNC_INTERVAL", " "), ("WORKOS_API_KEY", "")]).unwrap();
+        assert_eq!(s.resync_interval, Duration::from_secs(3600));
+        assert_eq!(s.workos_api_key, None);
+        let s = settings(&[
+            ("RESYNC_INTERVAL", " 1h30m "),
+            ("ROLLCALL_EVENT_RETENTION", "1d"),
+        ])
+        .unwrap();
+        assert_eq!(s.resync_interval, Duration::from_secs(5400));
+        assert_eq!(s.event_retention, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn every_setting_is_an_option_with_its_variable_and_an_explanation() {
+        let command = Settings::command();
+        for arg in command.get_arguments() {
+            let long = arg.get_long().expect("an option");
+            assert!(arg.get_env().is_some(), "--{long} reads no variable");
+            assert!(arg.get_help().is_some(), "--{long} is not explained");
+        }
+        let help = Settings::command().render_long_help().to_string();
+        for name in ["DATABASE_URL", "RESYNC_INTERVAL", "ROLLCALL_OPERATOR_TOKEN"] {
+            assert!(help.contains(name), "{name} in {help}");
+        }
+        assert!(help.contains("[default: 1h]"), "{help}");
     }
 
     #[test]

@@ -1,17 +1,21 @@
-//! `GET /metrics`: counters, gauges and a histogram in the Prometheus text exposition format (version 0.0.4).
+//! The service's metrics, kept in a `prometheus-client` registry and written in the Prometheus text
+//! exposition format (version 0.0.4); `GET /metrics` (in the HTTP layer) serves them.
 //!
-//! A small fixed registry of atomics: every series is known up front, so a scrape lists each one (at 0
-//! until it moves) and counting never allocates or locks. The applier's backlog is read from the database
-//! at each scrape, so it covers every instance sharing it.
+//! Every known label value is created up front, so a scrape lists each series (at 0 until it moves). The
+//! applier's backlog is read from the database at each scrape, so it covers every instance sharing it; it
+//! and whether the applier runs are passed to [`Metrics::render`].
 
-use actix_web::{web, HttpResponse};
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// How a sync run ended.
 pub const RUN_STATUSES: [&str; 3] = ["succeeded", "failed", "held"];
@@ -37,27 +41,22 @@ pub const WEBHOOK_OUTCOMES: [&str; 5] = [
 pub const APPLY_LAG_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+/// Upper bounds of the buckets of the webhook answer and broker request times, in seconds.
+pub const REQUEST_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+/// Upper bounds of the sync-run-duration histogram's buckets, in seconds.
+pub const RUN_DURATION_BUCKETS: [f64; 11] = [
+    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0,
+];
 
-/// Observations counted into fixed buckets.
-#[derive(Default)]
-struct Histogram {
-    /// Observations at or below each bound of [`APPLY_LAG_BUCKETS`] (not cumulative).
-    buckets: [AtomicU64; APPLY_LAG_BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
+/// The label value standing for names outside the known ones.
+const OTHER: &str = "other";
 
-impl Histogram {
-    fn observe(&self, value: Duration) {
-        let seconds = value.as_secs_f64();
-        if let Some(i) = APPLY_LAG_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            bump(&self.buckets[i]);
-        }
-        bump(&self.count);
-        self.sum_micros
-            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
-    }
-}
+/// One label, such as `status="held"`.
+type Label = [(&'static str, &'static str); 1];
+/// Histograms by one label.
+type Histograms = Family<Label, Histogram, fn() -> Histogram>;
 
 /// The applier's backlog as the database shows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -68,23 +67,30 @@ pub struct Backlog {
     pub oldest_age: Duration,
 }
 
-#[derive(Default)]
-struct Registry {
-    runs_finished: [AtomicU64; RUN_STATUSES.len()],
-    runs_started: [AtomicU64; RUN_TRIGGERS.len()],
-    runs_started_other: AtomicU64,
-    runs_running: AtomicI64,
-    broker_requests: [AtomicU64; BROKER_ENDPOINTS.len()],
-    broker_requests_other: AtomicU64,
-    broker_rate_limited: AtomicU64,
-    broker_retries: AtomicU64,
-    webhooks: [AtomicU64; WEBHOOK_OUTCOMES.len()],
+struct Series {
+    registry: Registry,
+    runs_finished: Family<Label, Counter>,
+    runs_started: Family<Label, Counter>,
+    runs_running: Gauge,
+    run_duration: Histograms,
+    broker_requests: Family<Label, Counter>,
+    broker_request_duration: Histograms,
+    broker_rate_limited: Counter,
+    broker_retries: Counter,
+    webhooks: Family<Label, Counter>,
+    webhook_duration: Histograms,
     apply_lag: Histogram,
 }
 
 /// The service's metrics; cheap to clone, clones count into the same registry.
-#[derive(Clone, Default)]
-pub struct Metrics(Arc<Registry>);
+#[derive(Clone)]
+pub struct Metrics(Arc<Series>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self(Arc::new(Series::new()))
+    }
+}
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,291 +98,226 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// A family with a series for each of `values` from the start.
+fn labelled<M: Clone, C: prometheus_client::metrics::family::MetricConstructor<M>>(
+    family: Family<Label, M, C>,
+    key: &'static str,
+    values: &[&'static str],
+) -> Family<Label, M, C> {
+    for value in values {
+        let _ = family.get_or_create(&[(key, value)]);
+    }
+    family
 }
 
-fn position(names: &[&str], name: &str) -> Option<usize> {
-    names.iter().position(|n| *n == name)
+/// Histograms with `buckets`, one for each of `values` of `key` from the start.
+fn histograms(
+    buckets: fn() -> Histogram,
+    key: &'static str,
+    values: &[&'static str],
+) -> Histograms {
+    labelled(Family::new_with_constructor(buckets), key, values)
+}
+
+/// `name` when it is one of `known`, else [`OTHER`].
+fn known_or_other(known: &[&'static str], name: &str) -> &'static str {
+    known.iter().find(|k| **k == name).copied().unwrap_or(OTHER)
+}
+
+/// The endpoint of a broker path: `/directory_users?…` is `directory_users`; unknown ones are `other`.
+fn broker_endpoint(path: &str) -> &'static str {
+    let endpoint = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    known_or_other(&BROKER_ENDPOINTS, endpoint)
+}
+
+impl Series {
+    fn new() -> Self {
+        let series = Self {
+            registry: Registry::default(),
+            runs_finished: labelled(Family::default(), "status", &RUN_STATUSES),
+            runs_started: labelled(Family::default(), "trigger", &RUN_TRIGGERS),
+            runs_running: Gauge::default(),
+            run_duration: histograms(
+                || Histogram::new(RUN_DURATION_BUCKETS),
+                "status",
+                &RUN_STATUSES,
+            ),
+            broker_requests: labelled(Family::default(), "endpoint", &BROKER_ENDPOINTS),
+            broker_request_duration: histograms(
+                || Histogram::new(REQUEST_BUCKETS),
+                "endpoint",
+                &BROKER_ENDPOINTS,
+            ),
+            broker_rate_limited: Counter::default(),
+            broker_retries: Counter::default(),
+            webhooks: labelled(Family::default(), "outcome", &WEBHOOK_OUTCOMES),
+            webhook_duration: histograms(
+                || Histogram::new(REQUEST_BUCKETS),
+                "outcome",
+                &WEBHOOK_OUTCOMES,
+            ),
+            apply_lag: Histogram::new(APPLY_LAG_BUCKETS),
+        };
+        series.register()
+    }
+
+    /// Registers every series; a help text ends without its full stop, which the library adds.
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "rollcall_sync_runs",
+            "Sync runs finished, by how they ended",
+            self.runs_finished.clone(),
+        );
+        r.register(
+            "rollcall_sync_runs_started",
+            "Sync runs started, by what started them",
+            self.runs_started.clone(),
+        );
+        r.register(
+            "rollcall_sync_runs_running",
+            "Sync runs queued or running in this process",
+            self.runs_running.clone(),
+        );
+        r.register(
+            "rollcall_sync_run_duration_seconds",
+            "Time from a sync run starting to its end, by how it ended",
+            self.run_duration.clone(),
+        );
+        r.register(
+            "rollcall_broker_requests",
+            "HTTP requests sent to the broker's pull API, retries included, by endpoint",
+            self.broker_requests.clone(),
+        );
+        r.register(
+            "rollcall_broker_request_duration_seconds",
+            "Time from sending an HTTP request to the broker's pull API to reading its answer, by endpoint",
+            self.broker_request_duration.clone(),
+        );
+        r.register(
+            "rollcall_broker_rate_limited",
+            "429 Too Many Requests answers received from the broker",
+            self.broker_rate_limited.clone(),
+        );
+        r.register(
+            "rollcall_broker_retries",
+            "Broker requests sent again after a 429, a 5xx or a transport error",
+            self.broker_retries.clone(),
+        );
+        r.register(
+            "rollcall_webhooks_received",
+            "Webhook deliveries answered, by outcome",
+            self.webhooks.clone(),
+        );
+        r.register(
+            "rollcall_webhook_duration_seconds",
+            "Time from a webhook delivery's request to its answer (for an accepted one, once it is stored), by outcome",
+            self.webhook_duration.clone(),
+        );
+        r.register(
+            "rollcall_apply_lag_seconds",
+            "Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied",
+            self.apply_lag.clone(),
+        );
+        self
+    }
 }
 
 impl Metrics {
     /// A sync run was queued for `trigger`; it counts as running until [`Metrics::run_finished`].
     pub fn run_started(&self, trigger: &str) {
-        match position(&RUN_TRIGGERS, trigger) {
-            Some(i) => bump(&self.0.runs_started[i]),
-            None => bump(&self.0.runs_started_other),
-        }
-        self.0.runs_running.fetch_add(1, Ordering::Relaxed);
+        let trigger = known_or_other(&RUN_TRIGGERS, trigger);
+        self.0
+            .runs_started
+            .get_or_create(&[("trigger", trigger)])
+            .inc();
+        self.0.runs_running.inc();
     }
 
-    /// A sync run ended with `status` (`succeeded`, `failed` or `held`).
-    pub fn run_finished(&self, status: &str) {
-        if let Some(i) = position(&RUN_STATUSES, status) {
-            bump(&self.0.runs_finished[i]);
+    /// A sync run ended with `status` (`succeeded`, `failed` or `held`) after running for `took`.
+    pub fn run_finished(&self, status: &str, took: Duration) {
+        if let Some(status) = RUN_STATUSES.iter().find(|s| **s == status) {
+            let label = [("status", *status)];
+            self.0.runs_finished.get_or_create(&label).inc();
+            self.0
+                .run_duration
+                .get_or_create(&label)
+                .observe(took.as_secs_f64());
         }
-        self.0.runs_running.fetch_sub(1, Ordering::Relaxed);
+        self.0.runs_running.dec();
     }
 
-    /// One HTTP request to the broker, by path (`/directories`, `/directory_users`, …).
-    pub fn broker_request(&self, path: &str) {
-        let endpoint = path.trim_start_matches('/').split('/').next().unwrap_or("");
-        match position(&BROKER_ENDPOINTS, endpoint) {
-            Some(i) => bump(&self.0.broker_requests[i]),
-            None => bump(&self.0.broker_requests_other),
-        }
+    /// One HTTP request to the broker, by path (`/directories`, `/directory_users`, …), answered (or
+    /// failed) after `took`.
+    pub fn broker_request(&self, path: &str, took: Duration) {
+        let label = [("endpoint", broker_endpoint(path))];
+        self.0.broker_requests.get_or_create(&label).inc();
+        self.0
+            .broker_request_duration
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
     }
 
     /// The broker answered 429.
     pub fn broker_rate_limited(&self) {
-        bump(&self.0.broker_rate_limited);
+        self.0.broker_rate_limited.inc();
     }
 
     /// A broker request is sent again.
     pub fn broker_retry(&self) {
-        bump(&self.0.broker_retries);
+        self.0.broker_retries.inc();
     }
 
-    /// A webhook delivery was answered; `outcome` is one of [`WEBHOOK_OUTCOMES`].
-    pub fn webhook_received(&self, outcome: &str) {
-        if let Some(i) = position(&WEBHOOK_OUTCOMES, outcome) {
-            bump(&self.0.webhooks[i]);
+    /// A webhook delivery was answered `took` after its request came; `outcome` is one of
+    /// [`WEBHOOK_OUTCOMES`].
+    pub fn webhook_received(&self, outcome: &str, took: Duration) {
+        if let Some(outcome) = WEBHOOK_OUTCOMES.iter().find(|o| **o == outcome) {
+            let label = [("outcome", *outcome)];
+            self.0.webhooks.get_or_create(&label).inc();
+            self.0
+                .webhook_duration
+                .get_or_create(&label)
+                .observe(took.as_secs_f64());
         }
     }
 
     /// This process applied a delivery received `waited` ago.
     pub fn delivery_applied(&self, waited: Duration) {
-        self.0.apply_lag.observe(waited);
+        self.0.apply_lag.observe(waited.as_secs_f64());
     }
 
     /// Sync runs queued or running in this process.
     pub fn runs_running(&self) -> i64 {
-        self.0.runs_running.load(Ordering::Relaxed)
+        self.0.runs_running.get().max(0)
     }
 
     /// Every series in the text exposition format, with the backlog (none: the database did not answer,
-    /// and its gauges have no sample) and whether the applier runs.
+    /// and its gauges are left out) and whether the applier runs.
     pub fn render(&self, backlog: Option<Backlog>, applier_running: bool) -> String {
-        let r = &self.0;
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut out = Exposition::default();
-        out.family(
-            "rollcall_sync_runs_total",
-            "counter",
-            "Sync runs finished, by how they ended.",
-        );
-        for (status, counter) in RUN_STATUSES.iter().zip(&r.runs_finished) {
-            out.sample(
-                "rollcall_sync_runs_total",
-                &[("status", status)],
-                load(counter),
-            );
-        }
-        out.family(
-            "rollcall_sync_runs_started_total",
-            "counter",
-            "Sync runs started, by what started them.",
-        );
-        for (trigger, counter) in RUN_TRIGGERS.iter().zip(&r.runs_started) {
-            out.sample(
-                "rollcall_sync_runs_started_total",
-                &[("trigger", trigger)],
-                load(counter),
-            );
-        }
-        let other = load(&r.runs_started_other);
-        if other > 0 {
-            out.sample(
-                "rollcall_sync_runs_started_total",
-                &[("trigger", "other")],
-                other,
-            );
-        }
-        out.family(
-            "rollcall_sync_runs_running",
-            "gauge",
-            "Sync runs queued or running in this process.",
-        );
-        out.sample_signed(
-            "rollcall_sync_runs_running",
-            r.runs_running.load(Ordering::Relaxed).max(0),
-        );
-        out.family(
-            "rollcall_broker_requests_total",
-            "counter",
-            "HTTP requests sent to the broker's pull API, retries included, by endpoint.",
-        );
-        for (endpoint, counter) in BROKER_ENDPOINTS.iter().zip(&r.broker_requests) {
-            out.sample(
-                "rollcall_broker_requests_total",
-                &[("endpoint", endpoint)],
-                load(counter),
-            );
-        }
-        let other = load(&r.broker_requests_other);
-        if other > 0 {
-            out.sample(
-                "rollcall_broker_requests_total",
-                &[("endpoint", "other")],
-                other,
-            );
-        }
-        out.family(
-            "rollcall_broker_rate_limited_total",
-            "counter",
-            "429 Too Many Requests answers received from the broker.",
-        );
-        out.sample(
-            "rollcall_broker_rate_limited_total",
-            &[],
-            load(&r.broker_rate_limited),
-        );
-        out.family(
-            "rollcall_broker_retries_total",
-            "counter",
-            "Broker requests sent again after a 429, a 5xx or a transport error.",
-        );
-        out.sample(
-            "rollcall_broker_retries_total",
-            &[],
-            load(&r.broker_retries),
-        );
-        out.family(
-            "rollcall_webhooks_received_total",
-            "counter",
-            "Webhook deliveries answered, by outcome.",
-        );
-        for (outcome, counter) in WEBHOOK_OUTCOMES.iter().zip(&r.webhooks) {
-            out.sample(
-                "rollcall_webhooks_received_total",
-                &[("outcome", outcome)],
-                load(counter),
-            );
-        }
-        out.family(
-            "rollcall_apply_lag_seconds",
-            "histogram",
-            "Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied.",
-        );
-        let lag = &r.apply_lag;
-        let mut cumulative = 0;
-        for (bound, counter) in APPLY_LAG_BUCKETS.iter().zip(&lag.buckets) {
-            cumulative += load(counter);
-            out.sample(
-                "rollcall_apply_lag_seconds_bucket",
-                &[("le", &bound.to_string())],
-                cumulative,
-            );
-        }
-        let count = load(&lag.count);
-        out.sample(
-            "rollcall_apply_lag_seconds_bucket",
-            &[("le", "+Inf")],
-            count,
-        );
-        out.sample_float(
-            "rollcall_apply_lag_seconds_sum",
-            load(&lag.sum_micros) as f64 / 1e6,
-        );
-        out.sample("rollcall_apply_lag_seconds_count", &[], count);
-        out.family(
-            "rollcall_deliveries_waiting",
-            "gauge",
-            "Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database).",
-        );
+        let mut scrape = Registry::default();
         if let Some(backlog) = backlog {
-            out.sample_signed("rollcall_deliveries_waiting", backlog.waiting);
-        }
-        out.family(
-            "rollcall_oldest_waiting_delivery_age_seconds",
-            "gauge",
-            "How long the oldest delivery not applied yet has waited since it was received (0 when none waits).",
-        );
-        if let Some(backlog) = backlog {
-            out.sample_float(
+            scrape.register(
+                "rollcall_deliveries_waiting",
+                "Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database)",
+                ConstGauge::new(backlog.waiting),
+            );
+            scrape.register(
                 "rollcall_oldest_waiting_delivery_age_seconds",
-                backlog.oldest_age.as_secs_f64(),
+                "How long the oldest delivery not applied yet has waited since it was received (0 when none waits)",
+                ConstGauge::new(backlog.oldest_age.as_secs_f64()),
             );
         }
-        out.family(
+        scrape.register(
             "rollcall_applier_running",
-            "gauge",
-            "1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied).",
+            "1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied)",
+            ConstGauge::new(i64::from(applier_running)),
         );
-        out.sample_signed("rollcall_applier_running", i64::from(applier_running));
-        out.0
-    }
-}
-
-/// Text in the exposition format, written family by family.
-#[derive(Default)]
-struct Exposition(String);
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.0.push_str(name);
-        self.labels(labels);
-        let _ = writeln!(self.0, " {value}");
-    }
-
-    fn sample_signed(&mut self, name: &str, value: i64) {
-        let _ = writeln!(self.0, "{name} {value}");
-    }
-
-    fn sample_float(&mut self, name: &str, value: f64) {
-        let _ = writeln!(self.0, "{name} {value}");
-    }
-
-    fn labels(&mut self, labels: &[(&str, &str)]) {
-        if labels.is_empty() {
-            return;
+        let mut out = String::new();
+        for registry in [&self.0.registry, &scrape] {
+            prometheus_text::encode(&mut out, registry).expect("writing to a String cannot fail");
         }
-        self.0.push('{');
-        for (i, (key, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                self.0.push(',');
-            }
-            let _ = write!(self.0, "{key}=\"{}\"", escape_label(value));
-        }
-        self.0.push('}');
+        out
     }
-}
-
-/// A label value: backslash, double quote and line feed are escaped.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// A HELP text: backslash and line feed are escaped.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::api::resource("/metrics").route(web::get().to(metrics)));
-}
-
-async fn metrics(state: web::Data<crate::api::AppState>) -> HttpResponse {
-    let db = state.db.clone();
-    let backlog = match web::block(move || db.read(crate::intake::applier::backlog)).await {
-        Ok(Ok(backlog)) => Some(backlog),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "/metrics could not read the backlog from the database");
-            None
-        }
-        Err(_) => None,
-    };
-    HttpResponse::Ok()
-        .content_type(CONTENT_TYPE)
-        .body(state.metrics.render(backlog, state.applier.running()))
 }
 
 /// The value of one series in a scrape, such as `rollcall_sync_runs_total{status="succeeded"}`.
@@ -397,6 +338,7 @@ mod tests {
     #[test]
     fn every_series_is_listed_from_the_start() {
         let text = Metrics::default().render(Some(Backlog::default()), true);
+        let listed: Vec<&str> = text.lines().collect();
         let expected = "\
 # HELP rollcall_sync_runs_total Sync runs finished, by how they ended.
 # TYPE rollcall_sync_runs_total counter
@@ -445,19 +387,35 @@ rollcall_apply_lag_seconds_bucket{le=\"5\"} 0
 rollcall_apply_lag_seconds_bucket{le=\"10\"} 0
 rollcall_apply_lag_seconds_bucket{le=\"30\"} 0
 rollcall_apply_lag_seconds_bucket{le=\"+Inf\"} 0
-rollcall_apply_lag_seconds_sum 0
+rollcall_apply_lag_seconds_sum 0.0
 rollcall_apply_lag_seconds_count 0
 # HELP rollcall_deliveries_waiting Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database).
 # TYPE rollcall_deliveries_waiting gauge
 rollcall_deliveries_waiting 0
 # HELP rollcall_oldest_waiting_delivery_age_seconds How long the oldest delivery not applied yet has waited since it was received (0 when none waits).
 # TYPE rollcall_oldest_waiting_delivery_age_seconds gauge
-rollcall_oldest_waiting_delivery_age_seconds 0
+rollcall_oldest_waiting_delivery_age_seconds 0.0
 # HELP rollcall_applier_running 1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied).
 # TYPE rollcall_applier_running gauge
 rollcall_applier_running 1
 ";
-        assert_eq!(text, expected);
+        // The series of a labelled family come in no set order.
+        for line in expected.lines() {
+            assert!(listed.contains(&line), "{line} missing from\n{text}");
+        }
+        for (histogram, label) in [
+            ("rollcall_sync_run_duration_seconds", "status=\"held\""),
+            (
+                "rollcall_broker_request_duration_seconds",
+                "endpoint=\"directories\"",
+            ),
+            ("rollcall_webhook_duration_seconds", "outcome=\"too_large\""),
+        ] {
+            let series = format!("{histogram}_count{{{label}}}");
+            assert_eq!(sample_value(&text, &series), Some(0.0), "{series}");
+        }
+        let families = listed.iter().filter(|line| line.starts_with("# HELP"));
+        assert_eq!(families.count(), 14);
     }
 
     #[test]
@@ -466,13 +424,13 @@ rollcall_applier_running 1
         let clone = metrics.clone();
         metrics.run_started("scheduled");
         clone.run_started("on_demand");
-        metrics.run_finished("held");
-        metrics.broker_request("/directory_users");
-        metrics.broker_request("/directory_users");
-        metrics.broker_request("/directories");
+        metrics.run_finished("held", Duration::from_secs(90));
+        metrics.broker_request("/directory_users", Duration::from_millis(20));
+        metrics.broker_request("/directory_users", Duration::from_millis(300));
+        metrics.broker_request("/directories", Duration::from_millis(5));
         metrics.broker_rate_limited();
         metrics.broker_retry();
-        metrics.webhook_received("too_large");
+        metrics.webhook_received("too_large", Duration::from_millis(2));
         let text = metrics.render(None, false);
         let value = |series: &str| sample_value(&text, series);
         assert_eq!(
@@ -500,6 +458,30 @@ rollcall_applier_running 1
         assert_eq!(value("rollcall_broker_retries_total"), Some(1.0));
         assert_eq!(
             value("rollcall_webhooks_received_total{outcome=\"too_large\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("rollcall_sync_run_duration_seconds_bucket{status=\"held\",le=\"60\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value("rollcall_sync_run_duration_seconds_bucket{status=\"held\",le=\"300\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("rollcall_sync_run_duration_seconds_sum{status=\"held\"}"),
+            Some(90.0)
+        );
+        assert_eq!(
+            value("rollcall_broker_request_duration_seconds_bucket{endpoint=\"directory_users\",le=\"0.025\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("rollcall_broker_request_duration_seconds_count{endpoint=\"directory_users\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value("rollcall_webhook_duration_seconds_bucket{outcome=\"too_large\",le=\"0.0025\"}"),
             Some(1.0)
         );
     }
@@ -533,7 +515,8 @@ rollcall_applier_running 1
             Some(5.0)
         );
         assert_eq!(value("rollcall_apply_lag_seconds_count"), Some(5.0));
-        assert_eq!(value("rollcall_apply_lag_seconds_sum"), Some(45.746));
+        let sum = value("rollcall_apply_lag_seconds_sum").unwrap();
+        assert!((sum - 45.746).abs() < 1e-9, "{sum}");
         assert_eq!(
             value("rollcall_deliveries_waiting"),
             None,
@@ -546,21 +529,10 @@ rollcall_applier_running 1
     fn unknown_names_are_counted_apart() {
         let metrics = Metrics::default();
         metrics.run_started("manual \"test\"");
-        metrics.broker_request("/organizations");
+        metrics.broker_request("/organizations", Duration::ZERO);
         let text = metrics.render(None, false);
         assert!(text.contains("rollcall_sync_runs_started_total{trigger=\"other\"} 1\n"));
         assert!(text.contains("rollcall_broker_requests_total{endpoint=\"other\"} 1\n"));
-    }
-
-    #[test]
-    fn label_values_and_help_are_escaped() {
-        let mut out = Exposition::default();
-        out.family("x_total", "counter", "a \\ b\nc");
-        out.sample("x_total", &[("a", "q\"u\\o\nte"), ("b", "2")], 3);
-        assert_eq!(
-            out.0,
-            "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\nx_total{a=\"q\\\"u\\\\o\\nte\",b=\"2\"} 3\n"
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod members;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod role_mappings;
@@ -94,15 +95,6 @@ pub fn resource(path: &str) -> actix_web::Resource {
     }))
 }
 
-/// How a route is served.
-#[derive(Clone, Copy)]
-enum Serve {
-    /// By this handler.
-    Handler(fn() -> actix_web::Route),
-    /// By a module that registers its own route.
-    Module(fn(&mut web::ServiceConfig)),
-}
-
 /// A served route: the method and path of its handler's `#[utoipa::path]`, and what answers it.
 ///
 /// The app is built from [`routes`] and the OpenAPI document from the same attributes, so a route
@@ -111,27 +103,19 @@ enum Serve {
 pub struct Route {
     pub method: Method,
     pub path: String,
-    serve: Serve,
+    /// The handler that answers it.
+    handler: fn() -> actix_web::Route,
 }
 
 impl Route {
     /// The route documented by `P` (a handler's `__path_…`), answered by `handler`.
     pub fn of<P: utoipa::Path>(handler: fn() -> actix_web::Route) -> Vec<Route> {
-        Self::documented::<P>(Serve::Handler(handler))
-    }
-
-    /// The route documented by `P`, registered by `configure` of its own module.
-    pub fn registered_by<P: utoipa::Path>(configure: fn(&mut web::ServiceConfig)) -> Vec<Route> {
-        Self::documented::<P>(Serve::Module(configure))
-    }
-
-    fn documented<P: utoipa::Path>(serve: Serve) -> Vec<Route> {
         P::methods()
             .into_iter()
             .map(|method| Route {
                 method: http_method(method),
                 path: P::path(),
-                serve,
+                handler,
             })
             .collect()
     }
@@ -154,7 +138,7 @@ fn http_method(method: HttpMethod) -> Method {
 pub fn routes() -> Vec<Route> {
     [
         health::routes(),
-        Route::registered_by::<openapi::__path_metrics>(crate::metrics::configure),
+        metrics::routes(),
         crate::intake::endpoint::routes(),
         workspaces::routes(),
         members::routes(),
@@ -192,19 +176,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
     }
     for (path, routes) in paths {
-        let mut served = None;
-        for route in routes {
-            match route.serve {
-                Serve::Handler(handler) => {
-                    let with = served.unwrap_or_else(|| resource(&path));
-                    served = Some(with.route(handler().method(route.method)));
-                }
-                Serve::Module(configure) => configure(cfg),
-            }
-        }
-        if let Some(served) = served {
-            cfg.service(served);
-        }
+        let served = routes.into_iter().fold(resource(&path), |served, route| {
+            served.route((route.handler)().method(route.method))
+        });
+        cfg.service(served);
     }
 }
 

@@ -34,19 +34,6 @@ pub(super) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
 
-/// Counters and gauges for Prometheus
-///
-/// The Prometheus text exposition format, version 0.0.4: `rollcall_sync_runs_total{status}`,
-/// `rollcall_sync_runs_started_total{trigger}`, `rollcall_sync_runs_running`,
-/// `rollcall_broker_requests_total{endpoint}`, `rollcall_broker_rate_limited_total`,
-/// `rollcall_broker_retries_total` and `rollcall_webhooks_received_total{outcome}`. Counts are this
-/// process's since it started.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses(
-    (status = 200, description = "Every series, one sample a line.", body = String, content_type = "text/plain"),
-))]
-#[allow(dead_code)] // Served by `crate::metrics`; this documents it.
-fn metrics() {}
-
 /// The OpenAPI 3.1 document.
 pub fn document() -> Document {
     ApiDoc::openapi()
@@ -65,7 +52,7 @@ pub fn document() -> Document {
     paths(
         super::health::healthz,
         super::health::readyz,
-        metrics,
+        super::metrics::metrics,
         openapi_json,
         crate::intake::endpoint::receive_webhook,
         super::workspaces::list_workspaces,

@@ -531,15 +531,16 @@ impl BrokerClient {
             }
             *requests += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            if let Some(metrics) = &self.metrics {
-                metrics.broker_request(path);
-            }
             if query.iter().any(|(k, _)| *k == "group") && path == "/directory_users" {
                 self.stats
                     .group_member_requests
                     .fetch_add(1, Ordering::Relaxed);
             }
+            let sent = std::time::Instant::now();
             let outcome = self.attempt(&url, &described, query).await;
+            if let Some(metrics) = &self.metrics {
+                metrics.broker_request(path, sent.elapsed());
+            }
             let (cause, wait) = match outcome {
                 Ok(page) => return Ok(page),
                 Err(Attempt::Fatal(error)) => return Err(error),

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 /// Keeps workspaces in step with each customer's identity provider through WorkOS Directory Sync.
 ///
-/// Settings come from the environment and from a `.env` file in the working directory; see
-/// `.env.example` for every one of them.
+/// Settings come from `serve`'s options, the environment and a `.env` file in the working directory;
+/// `rollcall serve --help` lists every one of them, and `.env.example` shows them as variables.
 #[derive(Debug, Parser)]
 #[command(name = "rollcall", version, about, long_about)]
 pub struct Cli {
@@ -26,7 +26,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate the database, then serve webhooks and the admin API until SIGTERM or Ctrl-C.
-    Serve,
+    ///
+    /// Each option can also be set by its environment variable, or in `.env`; an option given on the
+    /// command line wins. Durations take units, as in 90s, 30m, 1h30m or 30d; a plain number is seconds.
+    Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Pull one directory in full through a running server, with a progress bar, and print the counts.
@@ -50,6 +53,16 @@ pub enum Command {
     Token(token::TokenCommand),
 }
 
+/// Reads the command line, with `serve`'s settings from the environment where no option gives them. A
+/// value that cannot be used is named by its setting's environment variable; any other mistake, or
+/// `--help`, ends the process as clap does.
+pub fn parse() -> Result<Cli, crate::config::ConfigError> {
+    Settings::forget_blank_variables();
+    Cli::try_parse().map_err(|error| {
+        crate::config::ConfigError::from_clap(&error).unwrap_or_else(|| error.exit())
+    })
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -57,8 +70,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resync(args) => resync::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::DevBroker(args) => crate::dev_broker::run(args).await,
-        Command::Serve => {
-            let settings = load_settings()?;
+        Command::Serve(settings) => {
+            let settings = (*settings).checked()?;
+            crate::telemetry::init(settings.log_format);
             Application::build(settings)?.run_until_stopped().await
         }
         Command::Migrate => {

@@ -82,6 +82,7 @@ pub(crate) async fn receive_webhook(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let answer = receive(req, payload, &state).await;
     let outcome = match &answer {
         Ok(_) => "accepted",
@@ -90,7 +91,7 @@ pub(crate) async fn receive_webhook(
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         Err(_) => "bad_request",
     };
-    state.metrics.webhook_received(outcome);
+    state.metrics.webhook_received(outcome, started.elapsed());
     answer
 }
 

@@ -236,17 +236,18 @@ impl SyncRunner {
         let id = run.id.clone();
         tokio::spawn(async move {
             use futures_util::FutureExt;
+            let started = std::time::Instant::now();
             let (id, directory) = (run.id.clone(), run.directory_id.clone());
             // Whatever happens to the run, the directory is free again afterwards; a panic ends the run
             // `failed` with its message instead of leaving it running for ever.
             let _release = Release(&runner, &directory);
-            if let Err(panic) = std::panic::AssertUnwindSafe(runner.execute(run))
+            if let Err(panic) = std::panic::AssertUnwindSafe(runner.execute(run, started))
                 .catch_unwind()
                 .await
             {
                 let why = panic_message(panic.as_ref());
                 tracing::error!(run = %id, directory = %directory, error = %why, "sync run stopped by a panic");
-                runner.metrics.run_finished("failed");
+                runner.metrics.run_finished("failed", started.elapsed());
                 let failed = RunEnd {
                     status: "failed",
                     error: Some(format!("the pull stopped unexpectedly: {why}")),
@@ -329,14 +330,15 @@ impl SyncRunner {
             .remove(directory_id);
     }
 
-    async fn execute(&self, run: SyncRunRow) {
+    /// Pulls the run's directory and records how it ended; `started` is when its task began.
+    async fn execute(&self, run: SyncRunRow, started: std::time::Instant) {
         let outcome = self.pull(&run).await;
         let (status, finished) = match &outcome {
             Ok(pulled) if pulled.held => ("held", Some(pulled)),
             Ok(pulled) => ("succeeded", Some(pulled)),
             Err(_) => ("failed", None),
         };
-        self.metrics.run_finished(status);
+        self.metrics.run_finished(status, started.elapsed());
         let error = outcome.as_ref().err().map(|e| e.to_string());
         match &error {
             Some(e) => {
