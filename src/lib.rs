@@ -12,6 +12,7 @@ pub mod domain;
 pub mod ids;
 pub mod intake;
 pub mod metrics;
+pub mod schemas;
 pub mod secret;
 pub mod startup;
 pub mod sync_runs;

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod role_mappings;
 pub mod sync_runs;
 pub mod teams;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::config::Settings;
@@ -139,7 +140,7 @@ pub fn routes() -> Vec<Route> {
     [
         health::routes(),
         metrics::routes(),
-        crate::intake::endpoint::routes(),
+        webhooks::routes(),
         workspaces::routes(),
         members::routes(),
         events::routes(),

@@ -8,16 +8,14 @@
 use super::error::Problem;
 use super::pagination::ListMetadata;
 use super::Route;
-use crate::domain::{EventStatus, ManagedBy, MemberStatus, Plan, Role};
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{
-    AllOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
-};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response};
 use utoipa::{IntoParams, Modify, OpenApi};
@@ -54,7 +52,7 @@ pub fn document() -> Document {
         super::health::readyz,
         super::metrics::metrics,
         openapi_json,
-        crate::intake::endpoint::receive_webhook,
+        super::webhooks::receive_webhook,
         super::workspaces::list_workspaces,
         super::workspaces::create_workspace,
         super::workspaces::get_workspace,
@@ -193,67 +191,7 @@ pub struct PagedById {
     pub after: Option<i64>,
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Schemas of text the handlers check
-
-/// A string that is one of `values`.
-fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values))
-        .into()
-}
-
-pub fn role() -> Schema {
-    one_of(Role::ALL.iter().map(|r| r.as_str()))
-}
-
-/// A role the directory may give: any but `owner`.
-pub fn directory_role() -> Schema {
-    one_of(
-        Role::ALL
-            .iter()
-            .filter(|r| **r != Role::Owner)
-            .map(|r| r.as_str()),
-    )
-}
-
-pub fn email() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
-        .max_length(Some(320))
-        .into()
-}
-
-pub fn plan() -> Schema {
-    one_of(Plan::ALL.iter().map(|p| p.as_str()))
-}
-
-pub fn member_status() -> Schema {
-    one_of(MemberStatus::ALL.iter().map(|s| s.as_str()))
-}
-
-pub fn event_status() -> Schema {
-    one_of(EventStatus::ALL.iter().map(|s| s.as_str()))
-}
-
-pub fn managed_by() -> Schema {
-    one_of(ManagedBy::ALL.iter().map(|m| m.as_str()))
-}
-
-/// A name as admins give it: 1 to 200 characters, not only spaces, no control characters (as
-/// `check_name` accepts them).
-pub fn name() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(200))
-        .pattern(Some(
-            "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
-        ))
-        .into()
-}
+pub use crate::schemas::*;
 
 // ---------------------------------------------------------------------------------------------------
 // What every operation shares

@@ -12,7 +12,7 @@ use crate::db::DbConnection;
 use crate::domain::{Plan, Role};
 use crate::ids::new_id;
 use crate::sync_runs::schedule::start_for_organization;
-use crate::workos::timestamp::{self, Timestamp};
+use crate::workos::timestamp;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,11 +34,7 @@ pub fn routes() -> Vec<Route> {
     .concat()
 }
 
-/// An RFC 3339 time for API bodies.
-pub fn time_json(t: &Timestamp) -> String {
-    t.and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::workos::timestamp::time_json;
 
 /// A workspace.
 #[derive(Serialize, ToSchema)]

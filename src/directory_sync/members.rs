@@ -2,14 +2,14 @@
 
 use super::store::Store;
 use super::{teams, ApplyContext, ApplyError, Effects};
-use crate::api::openapi;
-use crate::api::workspaces::time_json;
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus};
 use crate::ids::new_id;
+use crate::schemas;
 use crate::workos::timestamp;
+use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -30,11 +30,11 @@ pub struct Member {
     first_name: Option<String>,
     #[schema(required = true)]
     last_name: Option<String>,
-    #[schema(schema_with = openapi::role)]
+    #[schema(schema_with = schemas::role)]
     role: String,
-    #[schema(schema_with = openapi::member_status)]
+    #[schema(schema_with = schemas::member_status)]
     status: String,
-    #[schema(schema_with = openapi::managed_by)]
+    #[schema(schema_with = schemas::managed_by)]
     managed_by: String,
     #[schema(required = true)]
     directory_user_id: Option<String>,

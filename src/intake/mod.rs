@@ -2,6 +2,5 @@
 //! the background so that a slow or failing apply never holds up the broker.
 
 pub mod applier;
-pub mod endpoint;
 pub mod event_store;
 pub mod retention;

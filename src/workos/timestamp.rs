@@ -30,6 +30,12 @@ pub fn format(at: Timestamp) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// An RFC 3339 time in UTC to the millisecond, as API bodies and the audit log show times.
+pub fn time_json(t: &Timestamp) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The current time as Rollcall stores it.
 pub fn now() -> Timestamp {
     chrono::Utc::now().naive_utc()

@@ -1,7 +1,7 @@
 //! `POST /webhooks/workos`: verify the signature over the raw bytes, store durably, then answer.
 
-use crate::api::error::ApiError;
-use crate::api::{AppState, Route};
+use super::error::ApiError;
+use super::{AppState, Route};
 use crate::db::models::NewWebhookEvent;
 use crate::intake::event_store::{StoreError, Stored};
 use crate::workos::events::Event;
