@@ -1,10 +1,12 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
+pub use super::member_entries::{audit_member_change, member_json};
+
+use super::member_entries::member_change;
 use super::store::Store;
 use super::{teams, ApplyContext, ApplyError, Effects};
-use crate::audit::{self, AuditRecord, Cause};
+use crate::audit::AuditRecord;
 use crate::db::models::{DirectoryUserRow, MemberRow};
-use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus};
 use crate::ids::new_id;
 use crate::workos::timestamp;
@@ -14,23 +16,6 @@ use serde_json::json;
 /// The key that makes emails unique per workspace, compared case-insensitively.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
-}
-
-/// A member as the API and the audit log show it.
-pub fn member_json(m: &MemberRow) -> serde_json::Value {
-    json!({
-        "id": m.id,
-        "workspace_id": m.workspace_id,
-        "email": m.email,
-        "first_name": m.first_name,
-        "last_name": m.last_name,
-        "role": m.role,
-        "status": m.status,
-        "managed_by": m.managed_by,
-        "directory_user_id": m.directory_user_id,
-        "created_at": m.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "updated_at": m.updated_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
 }
 
 /// Brings the member of the person behind `user` in line with the directory.
@@ -258,31 +243,4 @@ fn record_conflict(
             after: Some(json!({ "directory_user_id": owner.id, "email": email })),
         },
     );
-}
-
-/// Writes the audit entry of a change to a member.
-pub fn audit_member_change(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    action: &str,
-    before: Option<&MemberRow>,
-    after: &MemberRow,
-) -> QueryResult<()> {
-    audit::record(conn, cause, member_change(action, before, after))
-}
-
-/// The audit entry of a change to a member.
-pub fn member_change<'a>(
-    action: &'a str,
-    before: Option<&MemberRow>,
-    after: &'a MemberRow,
-) -> AuditRecord<'a> {
-    AuditRecord {
-        workspace_id: &after.workspace_id,
-        action,
-        subject_type: "member",
-        subject_id: &after.id,
-        before: before.map(member_json),
-        after: Some(member_json(after)),
-    }
 }
