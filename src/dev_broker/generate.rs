@@ -1,11 +1,14 @@
 //! Made-up but plausible directories: people with unique emails, team groups of uneven sizes, and a few
 //! groups per person. Everything follows the seed, so a seed always gives the same directory.
+//!
+//! Below the model: it makes plain data (names, ids, whole directories) that the model loads, and knows
+//! nothing of the model itself.
 
-use super::model::{Attributes, DirectoryModel, GroupRecord, ModelError, UserRecord, UserState};
 use super::objects::Millis;
 use rand::rngs::StdRng;
 use rand::Rng;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use ulid::Ulid;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -339,11 +342,12 @@ const LAST_NAMES: &[&str] = &[
     "Achebe",
 ];
 
-/// A made-up person.
+/// A made-up person; `department` and `job_title` index [`DEPARTMENTS`] and [`JOB_TITLES`].
 pub(crate) struct Person {
     pub first_name: &'static str,
     pub last_name: &'static str,
-    pub attributes: Attributes,
+    pub department: u8,
+    pub job_title: u8,
 }
 
 impl Person {
@@ -351,11 +355,32 @@ impl Person {
         Person {
             first_name: FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())],
             last_name: LAST_NAMES[rng.random_range(0..LAST_NAMES.len())],
-            attributes: Attributes::Generated {
-                department: rng.random_range(0..DEPARTMENTS.len()) as u8,
-                job_title: rng.random_range(0..JOB_TITLES.len()) as u8,
-            },
+            department: rng.random_range(0..DEPARTMENTS.len()) as u8,
+            job_title: rng.random_range(0..JOB_TITLES.len()) as u8,
         }
+    }
+}
+
+/// Mints ULIDs that never go backwards, from a seeded generator.
+pub(crate) struct IdMint {
+    last: Ulid,
+}
+
+impl IdMint {
+    pub fn new() -> Self {
+        IdMint { last: Ulid::nil() }
+    }
+
+    /// A fresh id with `prefix`, time-ordered at `at`.
+    pub fn id(&mut self, rng: &mut StdRng, prefix: &str, at: Millis) -> String {
+        let candidate = Ulid::from_parts(at.max(0) as u64, rng.random::<u128>());
+        let id = if candidate > self.last {
+            candidate
+        } else {
+            self.last.increment().unwrap_or(candidate)
+        };
+        self.last = id;
+        format!("{prefix}{id}")
     }
 }
 
@@ -458,47 +483,70 @@ fn memberships_for(rng: &mut StdRng, average: f64, groups: u32) -> u32 {
     (k.max(0) as u32).min(groups)
 }
 
-/// Fills a directory of the model with generated groups, users and memberships (no events).
-pub fn populate(
-    model: &mut DirectoryModel,
-    directory: u32,
+/// A generated group.
+pub(crate) struct GeneratedGroup {
+    pub id: String,
+    pub idp_id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A generated user; `groups` index [`GeneratedDirectory::groups`].
+pub(crate) struct GeneratedUser {
+    pub id: String,
+    pub idp_id: String,
+    pub email: String,
+    pub person: Person,
+    pub active: bool,
+    pub role: &'static str,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub groups: Vec<usize>,
+}
+
+/// The groups and users of one generated directory, in creation order.
+pub(crate) struct GeneratedDirectory {
+    pub groups: Vec<GeneratedGroup>,
+    pub users: Vec<GeneratedUser>,
+}
+
+/// Generates the groups, users and memberships of a directory of `directory_type` whose users' emails
+/// are at `domain`; ids come from `mint`, everything else from `rng`.
+pub(crate) fn directory(
+    rng: &mut StdRng,
+    mint: &mut IdMint,
+    directory_type: &str,
+    domain: &str,
     options: &GenerateOptions,
-) -> Result<(), ModelError> {
-    let directory_type = model.directories[directory as usize].directory_type.clone();
-    let domain = model.directories[directory as usize]
-        .domain
-        .clone()
-        .unwrap_or_else(|| "example.com".into());
-    let mut group_slots = Vec::with_capacity(options.groups as usize);
+) -> GeneratedDirectory {
+    let mut groups = Vec::with_capacity(options.groups as usize);
     let mut at = GENERATED_FROM;
     for i in 0..options.groups as usize {
-        at += 600_000 + model.rng.random_range(0..60_000);
+        at += 600_000 + rng.random_range(0..60_000);
         let name = group_name(i);
-        let idp_id = idp_group_id(&directory_type, &name, &mut model.rng);
-        let updated_at = if model.rng.random_bool(0.3) {
-            at + model.rng.random_range(0..30 * DAY)
+        let idp_id = idp_group_id(directory_type, &name, rng);
+        let updated_at = if rng.random_bool(0.3) {
+            at + rng.random_range(0..30 * DAY)
         } else {
             at
         };
-        let record = GroupRecord {
-            id: model.mint_id("directory_group_", at),
-            directory,
+        groups.push(GeneratedGroup {
+            id: mint.id(rng, "directory_group_", at),
             idp_id,
             name,
             created_at: at,
             updated_at,
-            members: BTreeSet::new(),
-        };
-        group_slots.push(model.insert_group(record)?);
+        });
     }
+    let mut users = Vec::with_capacity(options.users as usize);
     let mut at = GENERATED_FROM + 8 * DAY;
     let mut taken: HashMap<(usize, usize), u32> = HashMap::new();
-    let mut chosen = Vec::new();
     for _ in 0..options.users {
-        at += model.rng.random_range(500..1500);
+        at += rng.random_range(500..1500);
         let (f, l) = (
-            model.rng.random_range(0..FIRST_NAMES.len()),
-            model.rng.random_range(0..LAST_NAMES.len()),
+            rng.random_range(0..FIRST_NAMES.len()),
+            rng.random_range(0..LAST_NAMES.len()),
         );
         let (first_name, last_name) = (FIRST_NAMES[f], LAST_NAMES[l]);
         let seen = taken.entry((f, l)).or_insert(0);
@@ -509,66 +557,55 @@ pub fn populate(
         } else {
             format!("{base}{seen}@{domain}")
         };
-        let state = if model
-            .rng
-            .random_bool(options.inactive_share.clamp(0.0, 1.0))
-        {
-            UserState::Inactive
-        } else {
-            UserState::Active
-        };
-        let role = if model.rng.random_bool(0.03) {
+        let active = !rng.random_bool(options.inactive_share.clamp(0.0, 1.0));
+        let role = if rng.random_bool(0.03) {
             "admin"
         } else {
             "member"
         };
-        let updated_at = if model.rng.random_bool(0.5) {
-            at + model.rng.random_range(0..60 * DAY)
+        let updated_at = if rng.random_bool(0.5) {
+            at + rng.random_range(0..60 * DAY)
         } else {
             at
         };
-        let record = UserRecord {
-            id: model.mint_id("directory_user_", at),
-            directory,
-            idp_id: idp_user_id(&directory_type, &mut model.rng),
-            email: Some(email),
-            first_name: Some(first_name.to_string()),
-            last_name: Some(last_name.to_string()),
-            state,
-            attributes: Attributes::Generated {
-                department: model.rng.random_range(0..DEPARTMENTS.len()) as u8,
-                job_title: model.rng.random_range(0..JOB_TITLES.len()) as u8,
-            },
-            role: Some(role.to_string()),
-            created_at: at,
-            updated_at,
-            groups: BTreeSet::new(),
+        let id = mint.id(rng, "directory_user_", at);
+        let idp_id = idp_user_id(directory_type, rng);
+        let person = Person {
+            first_name,
+            last_name,
+            department: rng.random_range(0..DEPARTMENTS.len()) as u8,
+            job_title: rng.random_range(0..JOB_TITLES.len()) as u8,
         };
-        let user = model.insert_user(record)?;
         // Early groups are the big ones: squaring a uniform draw favours low indexes.
-        let k = memberships_for(&mut model.rng, options.memberships_per_user, options.groups);
-        chosen.clear();
+        let k = memberships_for(rng, options.memberships_per_user, options.groups);
+        let mut chosen = Vec::with_capacity(k as usize);
         let mut attempts = 0;
         while chosen.len() < k as usize {
             attempts += 1;
             let i = if attempts < 64 {
-                let u: f64 = model.rng.random();
-                ((u * u) * group_slots.len() as f64) as usize
+                let u: f64 = rng.random();
+                ((u * u) * groups.len() as f64) as usize
             } else {
                 // Nearly every group is taken: fall back to the first free one.
-                (0..group_slots.len())
-                    .find(|i| !chosen.contains(i))
-                    .unwrap_or(0)
+                (0..groups.len()).find(|i| !chosen.contains(i)).unwrap_or(0)
             };
             if !chosen.contains(&i) {
                 chosen.push(i);
             }
         }
-        for &i in &chosen {
-            model.link(group_slots[i], user);
-        }
+        users.push(GeneratedUser {
+            id,
+            idp_id,
+            email,
+            person,
+            active,
+            role,
+            created_at: at,
+            updated_at,
+            groups: chosen,
+        });
     }
-    Ok(())
+    GeneratedDirectory { groups, users }
 }
 
 #[cfg(test)]

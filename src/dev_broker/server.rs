@@ -5,7 +5,7 @@ use super::delivery::{
     DEFAULT_EVENT_LOG_LIMIT,
 };
 use super::faults::{Faults, FaultsUpdate, RateWindows};
-use super::generate::{self, GenerateOptions};
+use super::generate::GenerateOptions;
 use super::model::*;
 use super::objects::*;
 use super::{control, load, pull_api};
@@ -192,7 +192,7 @@ impl DevBroker {
         match &config.source {
             DirectorySource::Generate(options) => {
                 let slot = model.add_directory(directory)?;
-                generate::populate(&mut model, slot, options)?;
+                model.populate(slot, options)?;
             }
             DirectorySource::Load(path) => {
                 let text = std::fs::read_to_string(path)

@@ -1,70 +1,21 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
+pub use super::member_entries::{audit_member_change, member_json, Member};
+
+use super::member_entries::member_change;
 use super::store::Store;
 use super::{teams, ApplyContext, ApplyError, Effects};
-use crate::audit::{self, AuditRecord, Cause};
+use crate::audit::AuditRecord;
 use crate::db::models::{DirectoryUserRow, MemberRow};
-use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus};
 use crate::ids::new_id;
-use crate::schemas;
 use crate::workos::timestamp;
-use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
-use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 /// The key that makes emails unique per workspace, compared case-insensitively.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
-}
-
-/// A workspace member, as the API and the audit log show it.
-#[derive(Serialize, ToSchema)]
-pub struct Member {
-    id: String,
-    workspace_id: String,
-    email: String,
-    #[schema(required = true)]
-    first_name: Option<String>,
-    #[schema(required = true)]
-    last_name: Option<String>,
-    #[schema(schema_with = schemas::role)]
-    role: String,
-    #[schema(schema_with = schemas::member_status)]
-    status: String,
-    #[schema(schema_with = schemas::managed_by)]
-    managed_by: String,
-    #[schema(required = true)]
-    directory_user_id: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-}
-
-impl From<&MemberRow> for Member {
-    fn from(m: &MemberRow) -> Self {
-        Member {
-            id: m.id.clone(),
-            workspace_id: m.workspace_id.clone(),
-            email: m.email.clone(),
-            first_name: m.first_name.clone(),
-            last_name: m.last_name.clone(),
-            role: m.role.clone(),
-            status: m.status.clone(),
-            managed_by: m.managed_by.clone(),
-            directory_user_id: m.directory_user_id.clone(),
-            created_at: time_json(&m.created_at),
-            updated_at: time_json(&m.updated_at),
-        }
-    }
-}
-
-/// A member as the audit log shows it.
-pub fn member_json(m: &MemberRow) -> serde_json::Value {
-    json!(Member::from(m))
 }
 
 /// Brings the member of the person behind `user` in line with the directory.
@@ -292,31 +243,4 @@ fn record_conflict(
             after: Some(json!({ "directory_user_id": owner.id, "email": email })),
         },
     );
-}
-
-/// Writes the audit entry of a change to a member.
-pub fn audit_member_change(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    action: &str,
-    before: Option<&MemberRow>,
-    after: &MemberRow,
-) -> QueryResult<()> {
-    audit::record(conn, cause, member_change(action, before, after))
-}
-
-/// The audit entry of a change to a member.
-pub fn member_change<'a>(
-    action: &'a str,
-    before: Option<&MemberRow>,
-    after: &'a MemberRow,
-) -> AuditRecord<'a> {
-    AuditRecord {
-        workspace_id: &after.workspace_id,
-        action,
-        subject_type: "member",
-        subject_id: &after.id,
-        before: before.map(member_json),
-        after: Some(member_json(after)),
-    }
 }

@@ -6,6 +6,7 @@
 
 pub mod directories;
 pub mod groups;
+mod member_entries;
 pub mod members;
 pub mod reconcile;
 pub mod roles;

@@ -1,13 +1,12 @@
 //! Roles from directory groups (rule 11): the highest role among the mappings of a member's groups, else
 //! the workspace's default; `owner` is never assigned or removed by the directory.
 
-use super::store::Store;
-use super::teams;
+use super::member_entries::member_change;
+use super::store::{self, Store};
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::{members, role_mappings};
 use crate::db::DbConnection;
-use crate::directory_sync::members::member_change;
 use crate::domain::{ManagedBy, Role};
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -169,7 +168,7 @@ pub fn recompute_workspace(
     let groups_by_user = store.read(|conn| {
         let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
         for mapping in &mappings {
-            for user in teams::users_in_group(conn, &mapping.group_id)? {
+            for user in store::users_in_group(conn, &mapping.group_id)? {
                 groups_by_user
                     .entry(user)
                     .or_default()

@@ -909,6 +909,15 @@ impl<'c> Store<'c> {
 }
 
 /// The keys not yet known, each once.
+/// The directory users currently in a group.
+pub fn users_in_group(conn: &mut DbConnection, group_id: &str) -> QueryResult<Vec<String>> {
+    memberships::table
+        .filter(memberships::group_id.eq(group_id))
+        .filter(memberships::is_member.eq(true))
+        .select(memberships::user_id)
+        .load(conn)
+}
+
 fn unknown(keys: &[&str], known: impl Fn(&&str) -> bool) -> Vec<String> {
     keys.iter()
         .filter(|k| !known(k))

@@ -2,7 +2,7 @@
 //! links and member status change.
 
 use super::roles;
-use super::store::Store;
+use super::store::{self, Store};
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::{MemberRow, TeamMemberSourceRow, WorkspaceRow};
 use crate::db::schema::{
@@ -432,15 +432,6 @@ pub fn reconcile_directory_users(
     Ok(())
 }
 
-/// The directory users currently in a group.
-pub fn users_in_group(conn: &mut DbConnection, group_id: &str) -> QueryResult<Vec<String>> {
-    memberships::table
-        .filter(memberships::group_id.eq(group_id))
-        .filter(memberships::is_member.eq(true))
-        .select(memberships::user_id)
-        .load(conn)
-}
-
 /// Rule 10 (and rule 4 for a whole directory): a deleted group's links and role mappings go, and its
 /// members are reconciled, so those whose only source it was leave those teams.
 pub fn drop_group(
@@ -474,7 +465,7 @@ pub fn drop_group(
             .collect();
         audit::record_many(conn, cause, entries)?;
         let last_mapping_gone = roles::delete_group_mapping(conn, cause, workspace, group_id)?;
-        let users = users_in_group(conn, group_id)?;
+        let users = store::users_in_group(conn, group_id)?;
         // Anyone still holding a source through the group, whatever the membership records say.
         let holders: Vec<String> = sources::table
             .filter(sources::group_id.eq(group_id))

@@ -1,0 +1,462 @@
+//! Directory users: their records, and creating, changing and deleting them.
+
+use super::{not_found, DirectoryModel, ModelError};
+use crate::dev_broker::generate::{self, Person};
+use crate::dev_broker::objects::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+
+/// Whether a directory user is active in the identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserState {
+    Active,
+    Inactive,
+}
+
+impl UserState {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Active => "active",
+            UserState::Inactive => "inactive",
+        }
+    }
+
+    /// Reads `active`, `inactive` or the legacy `suspended`.
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        match text {
+            "active" => Ok(UserState::Active),
+            "inactive" | "suspended" => Ok(UserState::Inactive),
+            other => Err(ModelError::Invalid {
+                field: "state",
+                message: format!("{other:?} is not active or inactive"),
+            }),
+        }
+    }
+}
+
+/// A user's custom attributes: generated ones are two small indexes, given ones a JSON object.
+#[derive(Debug, Clone)]
+pub(crate) enum Attributes {
+    Generated { department: u8, job_title: u8 },
+    Given(Box<Map<String, Value>>),
+}
+
+impl Attributes {
+    /// The attributes of a made-up person.
+    pub(super) fn made_up(person: &Person) -> Self {
+        Attributes::Generated {
+            department: person.department,
+            job_title: person.job_title,
+        }
+    }
+
+    pub(super) fn to_map(&self) -> Map<String, Value> {
+        match self {
+            Attributes::Generated {
+                department,
+                job_title,
+            } => {
+                let mut map = Map::new();
+                map.insert(
+                    "department".into(),
+                    generate::DEPARTMENTS[*department as usize].into(),
+                );
+                map.insert(
+                    "job_title".into(),
+                    generate::JOB_TITLES[*job_title as usize].into(),
+                );
+                map
+            }
+            Attributes::Given(map) => (**map).clone(),
+        }
+    }
+}
+
+pub(crate) struct UserRecord {
+    pub id: String,
+    pub directory: u32,
+    pub idp_id: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub state: UserState,
+    pub attributes: Attributes,
+    pub role: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub groups: BTreeSet<u32>,
+}
+
+/// A user to create. Missing names are made up; a missing email is derived from the name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Default: the first directory.
+    #[serde(default)]
+    pub directory_id: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub idp_id: Option<String>,
+    /// `active` (default) or `inactive`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub custom_attributes: Option<Map<String, Value>>,
+    /// A role slug; default `member`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Group ids the user joins right away (one `dsync.group.user_added` each).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub custom_attributes: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+impl DirectoryModel {
+    /// Adds a user record (no event); its id and email must be new.
+    pub(crate) fn insert_user(&mut self, record: UserRecord) -> Result<u32, ModelError> {
+        if self.user_ids.contains_key(&record.id) {
+            return Err(ModelError::Conflict(format!(
+                "user {} already exists",
+                record.id
+            )));
+        }
+        let slot = self.users.len() as u32;
+        let directory = &mut self.directories[record.directory as usize];
+        if let Some(email) = &record.email {
+            let key = email.to_lowercase();
+            if directory.emails.contains_key(&key) {
+                return Err(ModelError::Conflict(format!(
+                    "another user of {} has the email {email}",
+                    directory.id
+                )));
+            }
+            directory.emails.insert(key, slot);
+        }
+        directory.users.insert(slot);
+        self.user_ids.insert(record.id.clone(), slot);
+        self.users.push(Some(record));
+        Ok(slot)
+    }
+
+    pub(super) fn user_slot(&self, id: &str) -> Result<u32, ModelError> {
+        self.user_ids
+            .get(id)
+            .copied()
+            .filter(|&s| self.users[s as usize].is_some())
+            .ok_or_else(|| not_found("Directory user", id))
+    }
+
+    pub(crate) fn user(&self, slot: u32) -> &UserRecord {
+        self.users[slot as usize].as_ref().expect("a live user")
+    }
+
+    fn user_mut(&mut self, slot: u32) -> &mut UserRecord {
+        self.users[slot as usize].as_mut().expect("a live user")
+    }
+
+    /// A user as events carry it (`with_groups: None`) or as the pull API answers it.
+    pub(super) fn user_object(&self, slot: u32, with_groups: Option<bool>) -> DirectoryUserObject {
+        let u = self.user(slot);
+        let d = &self.directories[u.directory as usize];
+        let name = match (&u.first_name, &u.last_name) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}")),
+            (Some(n), None) | (None, Some(n)) => Some(n.clone()),
+            (None, None) => None,
+        };
+        DirectoryUserObject {
+            object: "directory_user".into(),
+            id: u.id.clone(),
+            directory_id: d.id.clone(),
+            organization_id: d.organization_id.clone(),
+            idp_id: u.idp_id.clone(),
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            name,
+            state: u.state.as_str().into(),
+            custom_attributes: u.attributes.to_map(),
+            raw_attributes: Map::new(),
+            role: u.role.clone().map(|slug| RoleSlug { slug }),
+            created_at: format_time(u.created_at),
+            updated_at: format_time(u.updated_at),
+            groups: with_groups.map(|fill| {
+                if fill {
+                    u.groups.iter().map(|&g| self.group_object(g)).collect()
+                } else {
+                    Vec::new()
+                }
+            }),
+        }
+    }
+
+    /// `GET /directory_users/{id}`.
+    pub fn get_user(&self, id: &str, fill_groups: bool) -> Result<DirectoryUserObject, ModelError> {
+        Ok(self.user_object(self.user_slot(id)?, Some(fill_groups)))
+    }
+
+    fn check_email(
+        &self,
+        directory: u32,
+        email: &str,
+        except: Option<u32>,
+    ) -> Result<(), ModelError> {
+        match self.directories[directory as usize]
+            .emails
+            .get(&email.to_lowercase())
+        {
+            Some(&other) if Some(other) != except => Err(ModelError::Conflict(format!(
+                "another user of this directory has the email {email}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates a user (`dsync.user.created`, then `dsync.group.user_added` for each group).
+    pub fn create_user(
+        &mut self,
+        new: NewUser,
+    ) -> Result<(DirectoryUserObject, Vec<BrokerEvent>), ModelError> {
+        let directory = self.directory_slot(new.directory_id.as_deref())?;
+        let groups = new
+            .groups
+            .iter()
+            .map(|id| {
+                let g = self.group_slot(id)?;
+                if self.group(g).directory != directory {
+                    return Err(ModelError::Invalid {
+                        field: "groups",
+                        message: format!("{id} belongs to another directory"),
+                    });
+                }
+                Ok(g)
+            })
+            .collect::<Result<BTreeSet<u32>, _>>()?;
+        let state = new
+            .state
+            .as_deref()
+            .map(UserState::parse)
+            .transpose()?
+            .unwrap_or(UserState::Active);
+        let made_up = Person::random(&mut self.rng);
+        let first_name = new.first_name.or(Some(made_up.first_name.to_string()));
+        let last_name = new.last_name.or(Some(made_up.last_name.to_string()));
+        let email = match new.email {
+            Some(email) => {
+                self.check_email(directory, &email, None)?;
+                email
+            }
+            None => self.free_email(
+                directory,
+                first_name.as_deref().unwrap_or("user"),
+                last_name.as_deref().unwrap_or("dev"),
+            ),
+        };
+        let at = self.now();
+        let directory_type = self.directories[directory as usize].directory_type.clone();
+        let record = UserRecord {
+            id: self.mint_id("directory_user_", at),
+            directory,
+            idp_id: new
+                .idp_id
+                .unwrap_or_else(|| generate::idp_user_id(&directory_type, &mut self.rng)),
+            email: Some(email),
+            first_name,
+            last_name,
+            state,
+            attributes: match new.custom_attributes {
+                Some(map) => Attributes::Given(Box::new(map)),
+                None => Attributes::made_up(&made_up),
+            },
+            role: Some(new.role.unwrap_or_else(|| "member".into())),
+            created_at: at,
+            updated_at: at,
+            groups: BTreeSet::new(),
+        };
+        let slot = self.insert_user(record)?;
+        let mut events = vec![self.user_event("dsync.user.created", slot, None, at)];
+        for g in groups {
+            self.link(g, slot);
+            events.push(self.membership_event("dsync.group.user_added", g, slot, at));
+        }
+        Ok((self.user_object(slot, None), events))
+    }
+
+    /// An unused email for a name in a directory: `first.last@domain`, numbered when taken.
+    pub(super) fn free_email(&self, directory: u32, first: &str, last: &str) -> String {
+        let d = &self.directories[directory as usize];
+        let domain = d.domain.as_deref().unwrap_or("example.com");
+        let base = format!(
+            "{}.{}",
+            generate::email_part(first),
+            generate::email_part(last)
+        );
+        let mut n = 1;
+        loop {
+            let email = if n == 1 {
+                format!("{base}@{domain}")
+            } else {
+                format!("{base}{n}@{domain}")
+            };
+            if !d.emails.contains_key(&email) {
+                return email;
+            }
+            n += 1;
+        }
+    }
+
+    /// Changes a user (`dsync.user.updated` with `previous_attributes`); no change, no event.
+    pub fn update_user(
+        &mut self,
+        id: &str,
+        changes: UserChanges,
+    ) -> Result<(DirectoryUserObject, Vec<BrokerEvent>), ModelError> {
+        let slot = self.user_slot(id)?;
+        let directory = self.user(slot).directory;
+        if let Some(email) = &changes.email {
+            self.check_email(directory, email, Some(slot))?;
+        }
+        let state = changes.state.as_deref().map(UserState::parse).transpose()?;
+        let mut previous = Map::new();
+        let mut old_email = None;
+        {
+            let u = self.user(slot);
+            let mut note = |key: &str, old: Value| {
+                previous.insert(key.into(), old);
+            };
+            if changes.first_name.is_some() && changes.first_name != u.first_name {
+                note("first_name", json!(u.first_name));
+            }
+            if changes.last_name.is_some() && changes.last_name != u.last_name {
+                note("last_name", json!(u.last_name));
+            }
+            if changes.email.is_some() && changes.email != u.email {
+                note("email", json!(u.email));
+                old_email = u.email.clone();
+            }
+            if state.is_some_and(|s| s != u.state) {
+                note("state", json!(u.state.as_str()));
+            }
+            if let Some(map) = &changes.custom_attributes {
+                let old = u.attributes.to_map();
+                if *map != old {
+                    note("custom_attributes", Value::Object(old));
+                }
+            }
+            if changes.role.is_some() && changes.role != u.role {
+                note(
+                    "role",
+                    json!(u.role.as_ref().map(|slug| json!({ "slug": slug }))),
+                );
+            }
+        }
+        if previous.is_empty() {
+            return Ok((self.user_object(slot, None), Vec::new()));
+        }
+        let at = self.now();
+        if let Some(new_email) = &changes.email {
+            let emails = &mut self.directories[directory as usize].emails;
+            if let Some(old) = &old_email {
+                emails.remove(&old.to_lowercase());
+            }
+            emails.insert(new_email.to_lowercase(), slot);
+        }
+        let u = self.user_mut(slot);
+        if changes.first_name.is_some() {
+            u.first_name = changes.first_name;
+        }
+        if changes.last_name.is_some() {
+            u.last_name = changes.last_name;
+        }
+        if changes.email.is_some() {
+            u.email = changes.email;
+        }
+        if let Some(state) = state {
+            u.state = state;
+        }
+        if let Some(map) = changes.custom_attributes {
+            u.attributes = Attributes::Given(Box::new(map));
+        }
+        if changes.role.is_some() {
+            u.role = changes.role;
+        }
+        u.updated_at = at.max(u.updated_at + 1);
+        let event = self.user_event("dsync.user.updated", slot, Some(previous), at);
+        Ok((self.user_object(slot, None), vec![event]))
+    }
+
+    /// Deactivates (`active: false`) or reactivates a user: `dsync.user.updated` with the new state.
+    pub fn set_user_state(
+        &mut self,
+        id: &str,
+        active: bool,
+    ) -> Result<(DirectoryUserObject, Vec<BrokerEvent>), ModelError> {
+        let slot = self.user_slot(id)?;
+        let wanted = if active {
+            UserState::Active
+        } else {
+            UserState::Inactive
+        };
+        if self.user(slot).state == wanted {
+            return Err(ModelError::Conflict(format!(
+                "{id} is already {}",
+                wanted.as_str()
+            )));
+        }
+        self.update_user(
+            id,
+            UserChanges {
+                state: Some(wanted.as_str().into()),
+                ..UserChanges::default()
+            },
+        )
+    }
+
+    /// Deletes a user: one `dsync.user.deleted`, its memberships go without events.
+    pub fn delete_user(
+        &mut self,
+        id: &str,
+    ) -> Result<(DirectoryUserObject, Vec<BrokerEvent>), ModelError> {
+        let slot = self.user_slot(id)?;
+        let at = self.now();
+        let u = self.user_mut(slot);
+        u.updated_at = at.max(u.updated_at + 1);
+        let event = self.user_event("dsync.user.deleted", slot, None, at);
+        let object = self.user_object(slot, None);
+        let u = self.users[slot as usize].take().expect("a live user");
+        for g in u.groups {
+            if let Some(group) = self.groups[g as usize].as_mut() {
+                group.members.remove(&slot);
+            }
+        }
+        let directory = &mut self.directories[u.directory as usize];
+        directory.users.remove(&slot);
+        if let Some(email) = &u.email {
+            directory.emails.remove(&email.to_lowercase());
+        }
+        Ok((object, vec![event]))
+    }
+}

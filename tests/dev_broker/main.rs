@@ -1,0 +1,10 @@
+//! The dev broker over real HTTP: the pull API's pages, errors and injected faults, the control API, and
+//! the signed webhooks it sends, down to the official Python SDK reading it.
+
+mod control_api;
+mod directories;
+mod helpers;
+mod pull_api;
+mod receiver;
+mod sdk;
+mod webhooks_and_faults;
