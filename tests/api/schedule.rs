@@ -302,7 +302,9 @@ async fn runs_are_listed_newest_first_by_directory(backend: Backend) {
     let broker = broker(5, 1, Faults::default()).await;
     let app = app_for(backend, &broker, Duration::ZERO).await;
     app.synced_workspace("org_dev").await;
-    let mut started = Vec::new();
+    // Turning sync on found the directory at the broker and pulled it: that run is listed too.
+    let first = finished_run(&app, &broker.directory_id, "sync_enabled").await;
+    let mut started = vec![first["id"].as_str().unwrap().to_string()];
     for _ in 0..3 {
         let (status, body) = app
             .op(
