@@ -368,7 +368,7 @@ async fn runs_are_listed_newest_first_by_directory(backend: Backend) {
         .op(Method::GET, "/api/v1/sync-runs?status=succeeded", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["data"].as_array().unwrap().len(), 3);
+    assert_eq!(body["data"].as_array().unwrap().len(), 4);
     assert_eq!(body["data"][0]["trigger"], "on_demand");
     let (status, body) = app
         .op(Method::GET, "/api/v1/sync-runs?status=finished", None)

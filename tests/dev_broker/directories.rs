@@ -1,11 +1,10 @@
-//! Generated and loaded directories: a seed gives the same directory, a file loads, a large one is quick.
+//! Generated and loaded directories: a seed gives the same directory, a file loads, a large one pages.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
 use rollcall::dev_broker::*;
 use serde_json::json;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_gives_the_same_directory() {
@@ -106,10 +105,9 @@ async fn a_directory_file_loads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_thousand_users_are_generated_in_seconds() {
-    let started = Instant::now();
+async fn a_hundred_thousand_users_are_generated_and_paged() {
+    // How long generating takes is measured by the pull benchmark, which starts such a broker.
     let broker = start(generated(100_000, 1_000)).await;
-    let took = started.elapsed();
     let counts = broker.counts();
     assert_eq!(counts.users, 100_000);
     assert_eq!(counts.groups, 1_000);
@@ -118,7 +116,6 @@ async fn a_hundred_thousand_users_are_generated_in_seconds() {
         "{} memberships",
         counts.memberships
     );
-    assert!(took < Duration::from_secs(10), "generation took {took:?}");
     let (status, _, page) = get(
         &broker,
         &format!(
