@@ -91,11 +91,17 @@ async fn admin_writes_racing_membership_events_end_as_a_serial_order(app: TestAp
     let queue = Arc::new(std::sync::Mutex::new(
         events.into_iter().rev().collect::<Vec<_>>(),
     ));
+    // The last third is held until the admin writes are on their way, so that the stream overlaps them
+    // however fast or slow this machine applies the first two thirds.
+    let (admin_started, started) = tokio::sync::watch::channel(false);
     let senders: Vec<_> = (0..SENDERS)
         .map(|_| {
-            let (app, queue) = (app.clone(), queue.clone());
+            let (app, queue, mut started) = (app.clone(), queue.clone(), started.clone());
             tokio::spawn(async move {
                 loop {
+                    if queue.lock().unwrap().len() <= EVENTS / 3 {
+                        started.wait_for(|s| *s).await.unwrap();
+                    }
                     let Some(next) = queue.lock().unwrap().pop() else {
                         return;
                     };
@@ -127,6 +133,7 @@ async fn admin_writes_racing_membership_events_end_as_a_serial_order(app: TestAp
         Some(json!([{ "group_id": group_id, "role": "admin" }])),
     );
     let unlink = app.op(Method::DELETE, &link_path, None);
+    admin_started.send_replace(true);
     let ((mapped, body), (unlinked, _)) = tokio::join!(mapping, unlink);
     assert_eq!(mapped, StatusCode::OK, "{body}");
     assert_eq!(unlinked, StatusCode::NO_CONTENT);
