@@ -10,6 +10,7 @@ mod member_entries;
 pub mod members;
 pub mod reconcile;
 pub mod roles;
+mod sources;
 pub mod store;
 pub mod teams;
 pub mod users;

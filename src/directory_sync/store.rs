@@ -6,7 +6,7 @@
 //! back what is pending first, so every query sees the rules' changes; nothing else writes these tables in
 //! the meantime, because every writer holds the serialization lock for its whole transaction.
 
-use super::teams::SourceKey;
+use super::sources::SourceKey;
 use crate::audit::{AuditRecord, Cause};
 use crate::db::models::{
     DirectoryGroupRow, DirectoryRow, DirectoryUserRow, GroupMembershipRow, MemberRow,
@@ -903,7 +903,7 @@ impl<'c> Store<'c> {
                 .execute(self.conn)?;
             }
         }
-        written += super::teams::insert_sources(self.conn, &joining)?;
+        written += super::sources::insert_sources(self.conn, &joining)?;
         Ok(written)
     }
 }
