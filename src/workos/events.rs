@@ -514,18 +514,6 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn cases(default: u32) -> ProptestConfig {
-            let cases = std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(default);
-            ProptestConfig {
-                cases,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            }
-        }
-
         /// A fixture picked by index, with bytes overwritten, cut or spliced in.
         fn mutated() -> impl Strategy<Value = Vec<u8>> {
             let fixtures: Vec<Vec<u8>> = webhook_fixtures().into_iter().map(|(_, b)| b).collect();
@@ -596,7 +584,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(cases(2000))]
+            #![proptest_config(crate::workos::proptest_config(2000))]
 
             #[test]
             fn any_body_is_parsed_or_refused_without_panic(

@@ -449,19 +449,6 @@ mod tests {
         use super::super::*;
         use proptest::prelude::*;
 
-        /// `PROPTEST_CASES`, or this many.
-        fn cases(default: u32) -> ProptestConfig {
-            let cases = std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(default);
-            ProptestConfig {
-                cases,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            }
-        }
-
         const NOW: i64 = 1_700_000_000_000;
 
         /// Headers shaped like the real one, with parts added, dropped, repeated or garbled.
@@ -477,7 +464,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(cases(3000))]
+            #![proptest_config(crate::workos::proptest_config(3000))]
 
             #[test]
             fn any_header_is_answered_without_panic_and_unsigned_never_verifies(

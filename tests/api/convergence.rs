@@ -9,7 +9,7 @@ use crate::broker::{at, event, TestDirectory};
 use crate::full_pull::{map_roles, pull, team_following, team_roster, GUARD};
 use crate::helpers::{spawn_app, Backend, TestApp};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
 use rollcall::broker::UsersWithGroups;
 use rollcall::directory_sync::reconcile::DeprovisionGuard;
@@ -393,15 +393,7 @@ fn converges(backend: Backend) {
         .build()
         .unwrap();
     let app = runtime.block_on(spawn_app(backend));
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(128);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(crate::helpers::proptest_config(128));
     let outcome = runner.run(&scenario(), |scenario| {
         runtime.block_on(check(&app, scenario))
     });

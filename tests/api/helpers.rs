@@ -379,3 +379,16 @@ pub fn audit_entries(db: &Database) -> i64 {
     })
     .expect("count audit entries")
 }
+
+/// `PROPTEST_CASES`, or `default`, cases for a property test, with no file of past failures.
+pub fn proptest_config(default: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

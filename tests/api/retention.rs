@@ -5,7 +5,7 @@ use crate::broker::{at, event};
 use crate::helpers::{spawn_app, spawn_app_on, Backend, TestDatabase};
 use diesel::prelude::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 use reqwest::{Method, StatusCode};
 use rollcall::db::models::NewWebhookEvent;
 use rollcall::db::schema::webhook_events;
@@ -74,15 +74,7 @@ async fn forged_webhooks_are_never_stored(backend: Backend) {
     let now = signature::now_ms();
     let body = event("dsync.token.created", serde_json::json!({}), &at(1)).to_string();
     let valid = signature::sign(crate::helpers::SECRET, now, body.as_bytes());
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(crate::helpers::proptest_config(100));
     // The valid header with one digit of its signature changed, or anything printable; the body changed
     // or not.
     let header = prop_oneof![

@@ -46,7 +46,9 @@ impl DirectoryPull {
                     .is_none_or(|i| !self.listed_users.contains(&i))
             })
             .collect();
-        self.doomed_active = self.with_active_member(store, &self.doomed.clone())?;
+        let doomed = std::mem::take(&mut self.doomed);
+        self.doomed_active = self.with_active_member(store, &doomed)?;
+        self.doomed = doomed;
         // Rule 15: count what would be deprovisioned before deprovisioning anything.
         let would_deprovision = self.doomed_active.len() + self.deactivations.len();
         let allowed = (self.guard.max_share * self.active_at_start as f64).floor() as usize;
