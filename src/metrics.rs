@@ -27,7 +27,12 @@ pub const RUN_TRIGGERS: [&str; 4] = [
     "on_demand",
 ];
 /// The broker's list endpoints.
-pub const BROKER_ENDPOINTS: [&str; 3] = ["directories", "directory_users", "directory_groups"];
+pub const BROKER_ENDPOINTS: [&str; 4] = [
+    "directories",
+    "directory_users",
+    "directory_groups",
+    "events",
+];
 /// What became of a webhook delivery.
 pub const WEBHOOK_OUTCOMES: [&str; 5] = [
     "accepted",

@@ -180,6 +180,9 @@ pub enum BrokerError {
     Build(String),
     #[error("the listing was abandoned: what it was handed to stopped taking pages")]
     Abandoned,
+    /// The Events API refused a cursor or `range_start` outside its retention window.
+    #[error("the broker no longer holds the events asked for: {message}")]
+    CursorExpired { message: String },
 }
 
 impl BrokerError {
@@ -200,6 +203,25 @@ impl BrokerError {
             _ => 0,
         }
     }
+}
+
+/// Where a read of the Events API starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsFrom {
+    /// The oldest event the broker still holds.
+    Start,
+    /// The event after this event id.
+    After(String),
+    /// The first event created at or after this time.
+    RangeStart(chrono::DateTime<chrono::Utc>),
+}
+
+/// One page of the Events API: events oldest first, each in the webhook envelope.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub data: Vec<serde_json::Value>,
+    /// The id to read on from, when the broker says there is more.
+    pub after: Option<String>,
 }
 
 /// Groups whose members are listed at once.
@@ -326,6 +348,59 @@ impl BrokerClient {
             Some(directory_id),
         )
         .await
+    }
+
+    /// One page of `GET /events` of the given types, oldest first, with the client's retries; a cursor or
+    /// `range_start` the broker no longer holds is [`BrokerError::CursorExpired`].
+    pub async fn list_events(
+        &self,
+        types: &[&str],
+        from: &EventsFrom,
+        limit: u32,
+    ) -> Result<EventPage, BrokerError> {
+        let types = types.join(",");
+        let limit = limit.clamp(1, 100).to_string();
+        let start = match from {
+            EventsFrom::RangeStart(at) => at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            _ => String::new(),
+        };
+        let mut query = vec![
+            ("events", types.as_str()),
+            ("limit", limit.as_str()),
+            ("order", "asc"),
+        ];
+        match from {
+            EventsFrom::Start => {}
+            EventsFrom::After(cursor) => query.push(("after", cursor)),
+            EventsFrom::RangeStart(_) => query.push(("range_start", start.as_str())),
+        }
+        let mut requests = 0;
+        let page: Page<serde_json::Value> = self
+            .get_page("/events", &query, None, &mut requests)
+            .await
+            .map_err(|e| match e {
+                _ if matches!(from, EventsFrom::Start) => e,
+                // The broker answers a cursor or start time past its retention with 400 (or 410), or
+                // with a validation error naming the parameter.
+                BrokerError::Status {
+                    status: 400 | 410,
+                    body,
+                    ..
+                } => BrokerError::CursorExpired { message: body },
+                BrokerError::Invalid { body, .. }
+                    if body.contains("after") || body.contains("range_start") =>
+                {
+                    BrokerError::CursorExpired { message: body }
+                }
+                other => other,
+            })?;
+        Ok(EventPage {
+            data: page.data,
+            after: page
+                .list_metadata
+                .and_then(|m| m.after)
+                .filter(|cursor| !cursor.is_empty()),
+        })
     }
 
     /// Users, groups and memberships of a directory, read whole (see [`Self::stream_directory`]).

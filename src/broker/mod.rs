@@ -6,7 +6,7 @@ mod client;
 mod rate_limit;
 
 pub use client::{
-    BrokerClient, BrokerError, BrokerSettings, ListedPage, Listing, RequestStats,
-    RequestStatsSnapshot, UsersWithGroups,
+    BrokerClient, BrokerError, BrokerSettings, EventPage, EventsFrom, ListedPage, Listing,
+    RequestStats, RequestStatsSnapshot, UsersWithGroups,
 };
 pub use rate_limit::RateLimiter;
