@@ -18,7 +18,15 @@ pub fn routes() -> Vec<Route> {
 ))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.clone();
-    let backlog = match web::block(move || db.read(crate::intake::applier::backlog)).await {
+    let backlog = match web::block(move || {
+        db.read(|conn| {
+            let mut backlog = crate::intake::applier::backlog(conn)?;
+            backlog.event_tail = crate::event_tail::place::lag(conn)?;
+            Ok::<_, crate::db::DbError>(backlog)
+        })
+    })
+    .await
+    {
         Ok(Ok(backlog)) => Some(backlog),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "/metrics could not read the backlog from the database");

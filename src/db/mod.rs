@@ -202,7 +202,8 @@ impl DatabaseTarget {
         }
     }
 
-    fn establish(&self) -> Result<DbConnection, DbError> {
+    /// A connection of its own, outside any pool (for a session lock held as long as it lives).
+    pub fn establish(&self) -> Result<DbConnection, DbError> {
         match self {
             Self::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
