@@ -18,6 +18,7 @@ fn settings(base_url: &str, api_key: &str) -> BrokerSettings {
         timeout: Duration::from_secs(5),
         max_retries: 5,
         user_listing_rate_per_directory: 1000.0,
+        events_rate_per_key: 1000.0,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         retry_after_cap: Duration::from_secs(5),
