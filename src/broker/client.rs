@@ -202,10 +202,12 @@ pub enum BrokerError {
         requests: u32,
         cause: Box<BrokerError>,
     },
+    /// The broker refused the cursor or `range_start` as outside its retention window; `message` names the
+    /// request and the broker's reason.
     #[error(
-        "GET {path}: the broker refused the cursor or range_start as outside its retention window: {message}"
+        "the broker refused the cursor or range_start as outside its retention window: {message}"
     )]
-    CursorExpired { path: String, message: String },
+    CursorExpired { message: String },
     #[error("building the broker client: {0}")]
     Build(String),
     #[error("the listing was abandoned: what it was handed to stopped taking pages")]
@@ -829,13 +831,13 @@ fn cursor_expired(error: BrokerError) -> BrokerError {
         .filter_map(|e| e["code"].as_str())
         .collect::<Vec<_>>()
         .join("; ");
+    let reason = if detail.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}: {detail}")
+    };
     BrokerError::CursorExpired {
-        path: path.clone(),
-        message: if detail.is_empty() {
-            message.to_owned()
-        } else {
-            format!("{message}: {detail}")
-        },
+        message: format!("GET {path}: {reason}"),
     }
 }
 
