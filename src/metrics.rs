@@ -27,7 +27,7 @@ pub const RUN_TRIGGERS: [&str; 5] = [
     "on_demand",
     "event_cursor_lost",
 ];
-/// The broker's list endpoints.
+/// The broker's list endpoints: the pull API's and the Events API's.
 pub const BROKER_ENDPOINTS: [&str; 4] = [
     "directories",
     "directory_users",
@@ -209,12 +209,12 @@ impl Series {
         );
         r.register(
             "rollcall_broker_requests",
-            "HTTP requests sent to the broker's pull API, retries included, by endpoint",
+            "HTTP requests sent to the broker's pull and Events APIs, retries included, by endpoint",
             self.broker_requests.clone(),
         );
         r.register(
             "rollcall_broker_request_duration_seconds",
-            "Time from sending an HTTP request to the broker's pull API to reading its answer, by endpoint",
+            "Time from sending an HTTP request to the broker's pull or Events API to reading its answer, by endpoint",
             self.broker_request_duration.clone(),
         );
         r.register(
@@ -418,11 +418,12 @@ rollcall_sync_runs_started_total{trigger=\"on_demand\"} 0
 # HELP rollcall_sync_runs_running Sync runs queued or running in this process.
 # TYPE rollcall_sync_runs_running gauge
 rollcall_sync_runs_running 0
-# HELP rollcall_broker_requests_total HTTP requests sent to the broker's pull API, retries included, by endpoint.
+# HELP rollcall_broker_requests_total HTTP requests sent to the broker's pull and Events APIs, retries included, by endpoint.
 # TYPE rollcall_broker_requests_total counter
 rollcall_broker_requests_total{endpoint=\"directories\"} 0
 rollcall_broker_requests_total{endpoint=\"directory_users\"} 0
 rollcall_broker_requests_total{endpoint=\"directory_groups\"} 0
+rollcall_broker_requests_total{endpoint=\"events\"} 0
 # HELP rollcall_broker_rate_limited_total 429 Too Many Requests answers received from the broker.
 # TYPE rollcall_broker_rate_limited_total counter
 rollcall_broker_rate_limited_total 0

@@ -18,6 +18,7 @@ fn settings(base_url: &str, api_key: &str) -> BrokerSettings {
         timeout: Duration::from_secs(5),
         max_retries: 5,
         user_listing_rate_per_directory: 1000.0,
+        events_rate_per_key: 1000.0,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         retry_after_cap: Duration::from_secs(5),
@@ -476,4 +477,287 @@ async fn transport_errors_are_retried_then_reported() {
         "{error}"
     );
     assert_eq!(client.stats().retries(), 2);
+}
+
+/// Reads the Events API a page at a time from `from` until the broker names no next cursor.
+async fn read_events(
+    client: &BrokerClient,
+    types: &[&str],
+    from: EventsFrom,
+    limit: u32,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut from = from;
+    loop {
+        let page = client
+            .list_events(types, &from, limit)
+            .await
+            .expect("a page of events");
+        assert!(page.data.len() <= limit as usize);
+        ids.extend(
+            page.data
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string()),
+        );
+        match page.after {
+            Some(after) => from = EventsFrom::After(after),
+            None => return ids,
+        }
+    }
+}
+
+const USER_EVENTS: [&str; 3] = [
+    "dsync.user.created",
+    "dsync.user.updated",
+    "dsync.user.deleted",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_events_pages_the_dev_broker_from_the_start_a_cursor_or_a_time() {
+    let broker = dev_broker(30, 4, false).await;
+    broker.random_changes(25);
+    let client = client_for(&broker);
+    let logged: Vec<String> = broker.events().into_iter().map(|r| r.event.id).collect();
+    assert!(logged.len() >= 25);
+
+    let before = client.stats().requests();
+    let all = read_events(&client, &[], EventsFrom::Start, 7).await;
+    assert_eq!(all, logged);
+    assert_eq!(
+        client.stats().requests() - before,
+        logged.len().div_ceil(7) as u64
+    );
+    let rest = read_events(&client, &[], EventsFrom::After(logged[9].clone()), 100).await;
+    assert_eq!(rest, logged[10..]);
+
+    // Only the types asked for.
+    let users: Vec<String> = broker
+        .events()
+        .into_iter()
+        .filter(|r| USER_EVENTS.contains(&r.event.event.as_str()))
+        .map(|r| r.event.id)
+        .collect();
+    assert!(!users.is_empty() && users.len() < logged.len());
+    assert_eq!(
+        read_events(&client, &USER_EVENTS, EventsFrom::Start, 5).await,
+        users
+    );
+
+    // From a time: the first page starts there, the next ones follow the cursor.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mark = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    broker.random_changes(5);
+    let later: Vec<String> = broker
+        .events()
+        .into_iter()
+        .skip(logged.len())
+        .map(|r| r.event.id)
+        .collect();
+    assert_eq!(
+        read_events(&client, &[], EventsFrom::RangeStart(mark), 2).await,
+        later
+    );
+}
+
+#[tokio::test]
+async fn list_events_sends_the_types_limit_order_and_one_start() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let server = serve(move |request, _| {
+        assert_eq!(request.path(), "/events");
+        recorded.lock().unwrap().push(query(request));
+        HttpResponse::Ok().json(json!({
+            "object": "list",
+            "data": [{"object": "event", "id": "event_2", "event": "dsync.user.created", "data": {},
+                      "created_at": "2026-12-01T10:00:00.000Z"}],
+            "list_metadata": {"before": null, "after": "event_2"}
+        }))
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let types = ["dsync.user.created", "dsync.group.user_added"];
+    let page = client
+        .list_events(&types, &EventsFrom::After("event_1".into()), 100)
+        .await
+        .expect("a page");
+    assert_eq!(page.after.as_deref(), Some("event_2"));
+    assert_eq!(page.data[0]["event"], "dsync.user.created");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T08:00:00.5Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    client
+        .list_events(&types, &EventsFrom::RangeStart(at), 500)
+        .await
+        .expect("a page");
+    client
+        .list_events(&types, &EventsFrom::Start, 0)
+        .await
+        .expect("a page");
+    let seen = seen.lock().unwrap();
+    let expect = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let events = "dsync.user.created,dsync.group.user_added";
+    assert_eq!(
+        seen[0],
+        expect(&[
+            ("events", events),
+            ("limit", "100"),
+            ("order", "asc"),
+            ("after", "event_1")
+        ])
+    );
+    assert_eq!(
+        seen[1],
+        expect(&[
+            ("events", events),
+            ("limit", "100"),
+            ("order", "asc"),
+            ("range_start", "2026-11-30T08:00:00.500Z")
+        ])
+    );
+    assert_eq!(
+        seen[2],
+        expect(&[("events", events), ("limit", "1"), ("order", "asc")])
+    );
+}
+
+#[tokio::test]
+async fn list_events_waits_for_retry_after_and_retries_5xx() {
+    let server = serve(|_, n| match n {
+        1 => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .body("\"Ratelimited\""),
+        2 => HttpResponse::ServiceUnavailable().finish(),
+        _ => HttpResponse::Ok().json(json!({
+            "object": "list", "data": [], "list_metadata": {"before": null, "after": null}
+        })),
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let started = Instant::now();
+    let page = client
+        .list_events(&USER_EVENTS, &EventsFrom::Start, 100)
+        .await
+        .expect("a page after the retries");
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    assert_eq!(page, EventPage::default());
+    assert_eq!(server.hits(), 3);
+    let stats = client.stats().snapshot();
+    assert_eq!(
+        (stats.requests, stats.rate_limited, stats.retries),
+        (3, 1, 2)
+    );
+
+    // A broker that keeps failing: the page is an error after the last retry.
+    let failing = serve(|_, _| HttpResponse::InternalServerError().finish());
+    let mut settings = settings(&failing.url, "sk");
+    settings.max_retries = 2;
+    let client = BrokerClient::new(settings).expect("a client");
+    let error = client
+        .list_events(&USER_EVENTS, &EventsFrom::Start, 100)
+        .await
+        .expect_err("no page");
+    assert!(
+        matches!(error, BrokerError::RetriesExhausted { attempts: 3, .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_outside_the_retention_window_is_cursor_expired() {
+    let broker = dev_broker(10, 2, false).await;
+    broker.random_changes(5);
+    let client = client_for(&broker);
+    let oldest = broker.events()[0].event.id.clone();
+    client
+        .list_events(&[], &EventsFrom::After(oldest.clone()), 10)
+        .await
+        .expect("a cursor in the window");
+    broker
+        .expire_events(&EventExpiry::Through(oldest.clone()))
+        .unwrap();
+    let error = client
+        .list_events(&[], &EventsFrom::After(oldest), 10)
+        .await
+        .expect_err("the cursor is expired");
+    assert!(
+        matches!(error, BrokerError::CursorExpired { .. }),
+        "{error}"
+    );
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(31);
+    let error = client
+        .list_events(&[], &EventsFrom::RangeStart(long_ago), 10)
+        .await
+        .expect_err("the time is before the window");
+    assert!(
+        matches!(error, BrokerError::CursorExpired { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        client.stats().retries(),
+        0,
+        "a refused start is not retried"
+    );
+
+    // The real broker's shapes: a 422 naming the field, a 400 naming it in its message; other refusals stay
+    // what they are.
+    let server =
+        serve(|request, _| {
+            match query(request).get("limit").map(String::as_str) {
+        Some("1") => HttpResponse::UnprocessableEntity().json(json!({
+            "message": "Validation failed", "errors": [{"field": "after", "code": "cursor_expired"}]
+        })),
+        Some("2") => HttpResponse::BadRequest()
+            .json(json!({"message": "range_start must be within the last 30 days"})),
+        Some("3") => HttpResponse::UnprocessableEntity().json(json!({
+            "message": "Validation failed", "errors": [{"field": "limit", "code": "too_large"}]
+        })),
+        _ => HttpResponse::BadRequest()
+            .json(json!({"message": "Organization not found: 'org_x'. Try again afterwards."})),
+    }
+        });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let from = EventsFrom::After("event_1".into());
+    for (limit, expired) in [(1, true), (2, true), (3, false), (4, false)] {
+        let error = client
+            .list_events(&[], &from, limit)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            matches!(error, BrokerError::CursorExpired { .. }),
+            expired,
+            "limit {limit}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_requests_share_the_keys_rate_limit() {
+    let server = serve(|_, _| {
+        HttpResponse::Ok().json(json!({
+            "object": "list", "data": [], "list_metadata": {"before": null, "after": null}
+        }))
+    });
+    let mut settings = settings(&server.url, "sk");
+    settings.events_rate_per_key = 20.0;
+    let client = BrokerClient::new(settings).expect("a client");
+    let started = Instant::now();
+    // 11 concurrent requests at 20/s take at least 10 intervals of 50 ms.
+    let calls = (0..11).map(|_| {
+        let client = client.clone();
+        async move {
+            client
+                .list_events(&USER_EVENTS, &EventsFrom::Start, 100)
+                .await
+        }
+    });
+    for result in futures_util::future::join_all(calls).await {
+        result.expect("a page");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    assert_eq!(server.hits(), 11);
 }

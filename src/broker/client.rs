@@ -28,6 +28,8 @@ pub struct BrokerSettings {
     pub max_retries: u32,
     /// `/directory_users` requests per second per directory (the broker allows 4).
     pub user_listing_rate_per_directory: f64,
+    /// `/events` requests per second for the API key (the broker allows 6,000 a minute).
+    pub events_rate_per_key: f64,
     /// The first backoff wait; doubled for each next retry, with jitter.
     pub backoff_base: Duration,
     /// The longest backoff wait.
@@ -35,6 +37,9 @@ pub struct BrokerSettings {
     /// The longest `Retry-After` honoured.
     pub retry_after_cap: Duration,
 }
+
+/// The Events API's limit: 6,000 requests per 60 seconds per API key.
+pub const EVENTS_RATE_PER_KEY: f64 = 100.0;
 
 impl Default for BrokerSettings {
     fn default() -> Self {
@@ -44,6 +49,7 @@ impl Default for BrokerSettings {
             timeout: Duration::from_secs(30),
             max_retries: 5,
             user_listing_rate_per_directory: 4.0,
+            events_rate_per_key: EVENTS_RATE_PER_KEY,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             retry_after_cap: Duration::from_secs(60),
@@ -89,6 +95,26 @@ pub enum ListedPage {
         group_id: String,
         user_ids: Vec<String>,
     },
+}
+
+/// Where a page of `GET /events` starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsFrom {
+    /// The oldest event the broker still serves.
+    Start,
+    /// Just after this event id (the last one read).
+    After(String),
+    /// The first event created at or after this time.
+    RangeStart(chrono::DateTime<chrono::Utc>),
+}
+
+/// One page of `GET /events`: the events, oldest first, as the broker sends them (the same JSON envelope a
+/// webhook body carries: `id`, `event`, `data`, `created_at`, …), and the cursor to ask for the next page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventPage {
+    pub data: Vec<serde_json::Value>,
+    /// `None` when the broker says no more events follow for now.
+    pub after: Option<String>,
 }
 
 /// Counters of one client, for metrics.
@@ -176,13 +202,16 @@ pub enum BrokerError {
         requests: u32,
         cause: Box<BrokerError>,
     },
+    /// The broker refused the cursor or `range_start` as outside its retention window; `message` names the
+    /// request and the broker's reason.
+    #[error(
+        "the broker refused the cursor or range_start as outside its retention window: {message}"
+    )]
+    CursorExpired { message: String },
     #[error("building the broker client: {0}")]
     Build(String),
     #[error("the listing was abandoned: what it was handed to stopped taking pages")]
     Abandoned,
-    /// The Events API refused a cursor or `range_start` outside its retention window.
-    #[error("the broker no longer holds the events asked for: {message}")]
-    CursorExpired { message: String },
 }
 
 impl BrokerError {
@@ -203,25 +232,6 @@ impl BrokerError {
             _ => 0,
         }
     }
-}
-
-/// Where a read of the Events API starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventsFrom {
-    /// The oldest event the broker still holds.
-    Start,
-    /// The event after this event id.
-    After(String),
-    /// The first event created at or after this time.
-    RangeStart(chrono::DateTime<chrono::Utc>),
-}
-
-/// One page of the Events API: events oldest first, each in the webhook envelope.
-#[derive(Debug, Clone)]
-pub struct EventPage {
-    pub data: Vec<serde_json::Value>,
-    /// The id to read on from, when the broker says there is more.
-    pub after: Option<String>,
 }
 
 /// Groups whose members are listed at once.
@@ -262,6 +272,8 @@ pub struct BrokerClient {
     http: reqwest::Client,
     settings: Arc<BrokerSettings>,
     limiter: Arc<RateLimiter>,
+    /// The Events API's limit, for the whole key.
+    events_limiter: Arc<RateLimiter>,
     stats: Arc<RequestStats>,
     metrics: Option<Metrics>,
 }
@@ -286,6 +298,7 @@ impl BrokerClient {
         Ok(Self {
             http,
             limiter: Arc::new(RateLimiter::new(settings.user_listing_rate_per_directory)),
+            events_limiter: Arc::new(RateLimiter::new(settings.events_rate_per_key)),
             settings: Arc::new(settings),
             stats: Arc::new(RequestStats::default()),
             metrics: None,
@@ -350,8 +363,9 @@ impl BrokerClient {
         .await
     }
 
-    /// One page of `GET /events` of the given types, oldest first, with the client's retries; a cursor or
-    /// `range_start` the broker no longer holds is [`BrokerError::CursorExpired`].
+    /// One page of the Events API: `GET /events?events=<types joined by ,>&limit=<limit>&order=asc` plus
+    /// `after=` or `range_start=`, with the same retries as the pull and the key's rate limit. A cursor or
+    /// `range_start` the broker no longer serves is [`BrokerError::CursorExpired`].
     pub async fn list_events(
         &self,
         types: &[&str],
@@ -360,40 +374,24 @@ impl BrokerClient {
     ) -> Result<EventPage, BrokerError> {
         let types = types.join(",");
         let limit = limit.clamp(1, 100).to_string();
-        let start = match from {
-            EventsFrom::RangeStart(at) => at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            _ => String::new(),
-        };
-        let mut query = vec![
-            ("events", types.as_str()),
-            ("limit", limit.as_str()),
-            ("order", "asc"),
-        ];
+        let range_start;
+        let mut query = vec![("limit", limit.as_str()), ("order", "asc")];
+        if !types.is_empty() {
+            query.insert(0, ("events", types.as_str()));
+        }
         match from {
             EventsFrom::Start => {}
-            EventsFrom::After(cursor) => query.push(("after", cursor)),
-            EventsFrom::RangeStart(_) => query.push(("range_start", start.as_str())),
+            EventsFrom::After(id) => query.push(("after", id)),
+            EventsFrom::RangeStart(at) => {
+                range_start = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                query.push(("range_start", &range_start));
+            }
         }
-        let mut requests = 0;
+        let limit = Some((&*self.events_limiter, "events"));
         let page: Page<serde_json::Value> = self
-            .get_page("/events", &query, None, &mut requests)
+            .get_page("/events", &query, limit, &mut 0)
             .await
-            .map_err(|e| match e {
-                _ if matches!(from, EventsFrom::Start) => e,
-                // The broker answers a cursor or start time past its retention with 400 (or 410), or
-                // with a validation error naming the parameter.
-                BrokerError::Status {
-                    status: 400 | 410,
-                    body,
-                    ..
-                } => BrokerError::CursorExpired { message: body },
-                BrokerError::Invalid { body, .. }
-                    if body.contains("after") || body.contains("range_start") =>
-                {
-                    BrokerError::CursorExpired { message: body }
-                }
-                other => other,
-            })?;
+            .map_err(cursor_expired)?;
         Ok(EventPage {
             data: page.data,
             after: page
@@ -594,15 +592,15 @@ impl BrokerClient {
         &self,
         path: &str,
         query: &[(&str, &str)],
-        rate_key: Option<&str>,
+        rate_limit: Option<(&RateLimiter, &str)>,
         requests: &mut u32,
     ) -> Result<Page<T>, BrokerError> {
         let described = Self::describe(path, query);
         let url = format!("{}{path}", self.settings.base_url);
         let mut attempt = 0u32;
         loop {
-            if let Some(key) = rate_key {
-                self.limiter.acquire(key).await;
+            if let Some((limiter, key)) = rate_limit {
+                limiter.acquire(key).await;
             }
             *requests += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -757,7 +755,12 @@ impl Pager<'_> {
         }
         let page: Page<T> = match self
             .client
-            .get_page(self.path, &page_query, self.rate_key, requests)
+            .get_page(
+                self.path,
+                &page_query,
+                self.rate_key.map(|key| (&*self.client.limiter, key)),
+                requests,
+            )
             .await
         {
             Ok(page) => page,
@@ -793,8 +796,51 @@ impl Pager<'_> {
     }
 }
 
-/// Resolves the entries of users' `groups[]` (a group id, name or `idp_id`, or an object with an `id`) to
-/// listed groups.
+/// A 400 or 422 from `/events` whose message or `errors[].field` names `after` or `range_start` is the
+/// broker refusing a start outside its retention window; other errors pass unchanged.
+fn cursor_expired(error: BrokerError) -> BrokerError {
+    let (path, body) = match &error {
+        BrokerError::Invalid { path, body } => (path, body),
+        BrokerError::Status {
+            path,
+            status: 400,
+            body,
+        } => (path, body),
+        _ => return error,
+    };
+    let Ok(answer) = serde_json::from_str::<serde_json::Value>(body) else {
+        return error;
+    };
+    let names_a_start = |text: &str| {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| word == "after" || word == "range_start")
+    };
+    let message = answer["message"].as_str().unwrap_or_default();
+    let fields = answer["errors"].as_array().into_iter().flatten();
+    let named = names_a_start(message)
+        || fields
+            .filter_map(|e| e["field"].as_str())
+            .any(|field| field == "after" || field == "range_start");
+    if !named {
+        return error;
+    }
+    let detail = answer["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["code"].as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let reason = if detail.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}: {detail}")
+    };
+    BrokerError::CursorExpired {
+        message: format!("GET {path}: {reason}"),
+    }
+}
+
 /// The wait a `Retry-After` value asks for, capped: seconds (fractions allowed) or an HTTP date. `None`
 /// for a value that is neither; a date in the past is no wait. Never panics, whatever the header says.
 fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>, cap: Duration) -> Option<Duration> {
@@ -817,6 +863,8 @@ fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>, cap: Duration) -
     Some(wait.min(cap))
 }
 
+/// Resolves the entries of users' `groups[]` (a group id, name or `idp_id`, or an object with an `id`) to
+/// listed groups.
 struct GroupKeys<'a> {
     ids: HashSet<&'a str>,
 }

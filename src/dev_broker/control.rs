@@ -1,6 +1,7 @@
 //! The control API under `/_dev/`: change the directory as an identity provider would, set the faults,
 //! and read what the broker holds and which events it sent. No auth; JSON in and out.
 
+use super::event_log::EventExpiry;
 use super::faults::FaultsUpdate;
 use super::model::{ModelError, NewGroup, NewUser, UserChanges};
 use super::server::Shared;
@@ -63,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/state").route(web::get().to(state)))
             .service(web::resource("/truth").route(web::get().to(truth)))
             .service(web::resource("/events").route(web::get().to(events)))
+            .service(web::resource("/events/expire").route(web::post().to(expire_events)))
             .service(
                 web::resource("/faults")
                     .route(web::get().to(faults))
@@ -119,6 +121,50 @@ async fn events(shared: web::Data<Shared>, query: web::Query<EventsQuery>) -> Ht
         "object": "list",
         "data": shared.log.since(query.since),
     }))
+}
+
+/// Which events to expire: exactly one of the three.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expire {
+    /// Events older than this event id or ISO-8601 time.
+    before: Option<String>,
+    /// This event id and every older one.
+    through: Option<String>,
+    /// Every event so far.
+    #[serde(default)]
+    all: bool,
+}
+
+async fn expire_events(shared: web::Data<Shared>, body: web::Json<Expire>) -> Answer {
+    let expiry =
+        match body.into_inner() {
+            Expire {
+                before: Some(mark),
+                through: None,
+                all: false,
+            } => EventExpiry::Before(mark),
+            Expire {
+                before: None,
+                through: Some(id),
+                all: false,
+            } => EventExpiry::Through(id),
+            Expire {
+                before: None,
+                through: None,
+                all: true,
+            } => EventExpiry::All,
+            _ => return Err(ControlError::BadRequest(
+                "give exactly one of {\"before\": <event id or time>}, {\"through\": <event id>} \
+                 or {\"all\": true}"
+                    .into(),
+            )),
+        };
+    let oldest = shared.log.expire(&expiry)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "events": shared.log.summary(),
+        "oldest_served": oldest,
+    })))
 }
 
 async fn faults(shared: web::Data<Shared>) -> HttpResponse {

@@ -1,16 +1,15 @@
-//! The events the broker generated and their webhook deliveries: each is signed with the webhook secret
+//! The webhook deliveries of the events the broker generated: each is signed with the webhook secret
 //! and posted to the webhook URL by a background task, with the configured drops, duplicates, delays and
 //! reordering; a non-2xx answer is retried with backoff.
 
+use super::event_log::EventLog;
 use super::faults::Faults;
-use super::objects::BrokerEvent;
 use crate::secret::Secret;
 use crate::workos::signature;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -73,142 +72,23 @@ pub struct Delivery {
     copy_failed: bool,
 }
 
-/// One generated event, newest last in the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// Position in the log, from 1.
-    pub seq: u64,
-    pub event: BrokerEvent,
-    pub delivery: Delivery,
-}
-
-/// How many events a dev broker keeps unless told otherwise.
-pub const DEFAULT_EVENT_LOG_LIMIT: usize = 100_000;
-
-/// The latest events generated, with their deliveries: past its limit, the oldest are forgotten, so a
-/// broker left running keeps its memory bounded.
-pub struct EventLog {
-    records: Mutex<VecDeque<EventRecord>>,
-    limit: usize,
-}
-
-impl EventLog {
-    /// A log keeping the latest `limit` events (at least one).
-    pub fn new(limit: usize) -> Self {
+impl Delivery {
+    /// An event's delivery before any attempt: pending when a webhook URL is configured.
+    pub(super) fn new(will_send: bool) -> Self {
         Self {
-            records: Mutex::default(),
-            limit: limit.max(1),
+            state: if will_send {
+                DeliveryState::Pending
+            } else {
+                DeliveryState::NotSent
+            },
+            duplicated: false,
+            copies_delivered: 0,
+            attempts: 0,
+            last_status: None,
+            copies_pending: 0,
+            copy_failed: false,
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<EventRecord>> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Where the event numbered `seq` is kept, if it still is.
-    fn position(records: &VecDeque<EventRecord>, seq: u64) -> Option<usize> {
-        let first = records.front()?.seq;
-        usize::try_from(seq.checked_sub(first)?).ok()
-    }
-
-    /// Appends events, forgetting the oldest past the limit; returns their sequence numbers.
-    pub fn append(&self, events: Vec<BrokerEvent>, will_send: bool) -> Vec<u64> {
-        let mut records = self.lock();
-        events
-            .into_iter()
-            .map(|event| {
-                let seq = records.back().map_or(1, |last| last.seq + 1);
-                if records.len() == self.limit {
-                    records.pop_front();
-                }
-                records.push_back(EventRecord {
-                    seq,
-                    event,
-                    delivery: Delivery {
-                        state: if will_send {
-                            DeliveryState::Pending
-                        } else {
-                            DeliveryState::NotSent
-                        },
-                        duplicated: false,
-                        copies_delivered: 0,
-                        attempts: 0,
-                        last_status: None,
-                        copies_pending: 0,
-                        copy_failed: false,
-                    },
-                });
-                seq
-            })
-            .collect()
-    }
-
-    /// The records after `since` still kept, oldest first.
-    pub fn since(&self, since: u64) -> Vec<EventRecord> {
-        let records = self.lock();
-        let first = records.front().map_or(1, |r| r.seq);
-        let skip = usize::try_from((since + 1).saturating_sub(first)).unwrap_or(usize::MAX);
-        records.iter().skip(skip).cloned().collect()
-    }
-
-    /// How many events are not yet delivered, dropped or failed.
-    pub fn pending(&self) -> usize {
-        self.lock()
-            .iter()
-            .filter(|r| r.delivery.state == DeliveryState::Pending)
-            .count()
-    }
-
-    /// Counts by delivery state.
-    pub fn summary(&self) -> EventSummary {
-        let records = self.lock();
-        let mut summary = EventSummary {
-            total: records.back().map_or(0, |r| r.seq),
-            forgotten: records.front().map_or(0, |r| r.seq - 1),
-            ..EventSummary::default()
-        };
-        for r in records.iter() {
-            match r.delivery.state {
-                DeliveryState::NotSent => summary.not_sent += 1,
-                DeliveryState::Pending => summary.pending += 1,
-                DeliveryState::Delivered => summary.delivered += 1,
-                DeliveryState::Dropped => summary.dropped += 1,
-                DeliveryState::Failed => summary.failed += 1,
-            }
-            if r.delivery.duplicated {
-                summary.duplicated += 1;
-            }
-        }
-        summary
-    }
-
-    fn event(&self, seq: u64) -> Option<BrokerEvent> {
-        let records = self.lock();
-        let at = Self::position(&records, seq)?;
-        records.get(at).map(|r| r.event.clone())
-    }
-
-    fn update(&self, seq: u64, f: impl FnOnce(&mut Delivery)) {
-        let mut records = self.lock();
-        if let Some(r) = Self::position(&records, seq).and_then(|at| records.get_mut(at)) {
-            f(&mut r.delivery);
-        }
-    }
-}
-
-/// Events by delivery state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventSummary {
-    /// Every event generated, forgotten ones included; the counts by state are of those still kept.
-    pub total: u64,
-    /// The oldest events, no longer kept once the log reached its limit.
-    pub forgotten: u64,
-    pub not_sent: u64,
-    pub pending: u64,
-    pub delivered: u64,
-    pub dropped: u64,
-    pub failed: u64,
-    pub duplicated: u64,
 }
 
 /// How long a reordering window waits for more events before it is shuffled and sent.

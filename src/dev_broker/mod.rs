@@ -6,7 +6,12 @@
 //! `/directory_users?directory=|group=`, `/directory_users/{id}`, `/directory_groups?directory=|user=`,
 //! `/directory_groups/{id}`; lists take `limit` (1..100), `after`, `before`, `order` (asc|desc|normal).
 //!
+//! Events API (same auth): `GET /events?events=dsync.user.created,…&after=<event id>|range_start=<time>
+//! &range_end=<time>&limit=1..100&organization_id=`: every event generated (webhooks dropped included),
+//! oldest first whatever `order` says, for `--event-retention`; a cursor or `range_start` outside it is a 400.
+//!
 //! Control API (no auth, JSON): `GET /_dev/state`, `/_dev/truth`, `/_dev/events[?since=N]`,
+//! `POST /_dev/events/expire {before: <event id or time>} | {through: <event id>} | {all: true}`,
 //! `GET|POST /_dev/faults`, `POST /_dev/random-changes {count}`, `POST /_dev/users`,
 //! `PATCH|DELETE /_dev/users/{id}`, `POST /_dev/users/{id}/deactivate|reactivate`,
 //! `POST /_dev/users/{id}/move {from_group, to_group}`, `POST /_dev/groups`,
@@ -33,6 +38,8 @@
 
 mod control;
 mod delivery;
+mod event_log;
+mod events_api;
 mod faults;
 mod generate;
 mod load;
@@ -41,9 +48,9 @@ mod objects;
 mod pull_api;
 mod server;
 
-pub use delivery::{
-    Delivery, DeliveryState, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
-    DEFAULT_EVENT_LOG_LIMIT,
+pub use delivery::{Delivery, DeliveryState, RetryPolicy, WebhookTarget};
+pub use event_log::{
+    EventExpiry, EventRecord, EventSummary, DEFAULT_EVENT_LOG_LIMIT, DEFAULT_EVENT_RETENTION,
 };
 pub use faults::{Faults, FaultsUpdate};
 pub use generate::GenerateOptions;
@@ -67,7 +74,12 @@ Pull API (Authorization: Bearer --api-key): GET /directories[?organization_id=],
 /directory_users?directory=|group=, /directory_users/{id}, /directory_groups?directory=|user=, \
 /directory_groups/{id}; lists take limit (1..100), after, before, order (asc|desc|normal).
 
-Control API (no auth, JSON): GET /_dev/state, /_dev/truth, /_dev/events[?since=N]; GET|POST /_dev/faults \
+Events API (same auth): GET /events?events=<types joined by ,>&after=<event id>|range_start=<ISO-8601>\
+&range_end=<ISO-8601>&limit=1..100&organization_id=: every event generated (dropped webhooks included), oldest \
+first whatever order says; a cursor or range_start outside --event-retention is answered 400.
+
+Control API (no auth, JSON): GET /_dev/state, /_dev/truth, /_dev/events[?since=N]; POST /_dev/events/expire \
+{before: <event id or time>} | {through: <event id>} | {all: true}; GET|POST /_dev/faults \
 {rate_429, rate_500, rate_limit, drop, duplicate, delay_ms, reorder, reorder_window}; \
 POST /_dev/random-changes {count}; POST /_dev/users {first_name, last_name, email, state, role, \
 custom_attributes, groups}; PATCH|DELETE /_dev/users/{id}; POST /_dev/users/{id}/deactivate|reactivate; \
@@ -81,7 +93,7 @@ groups: [group id or name], created_at, updated_at}]}. Every key is optional: wi
 from --directory-id and the flags after it is used; directory_id defaults to the first directory; missing ids, \
 idp_ids and times are made up.";
 
-/// Serve a local broker: the pull API and signed webhooks, for development, demos and tests.
+/// Serve a local broker: the pull API, the Events API and signed webhooks, for development, demos and tests.
 ///
 /// The directory is generated (--users, --groups, --seed) or loaded (--load). Change it through the
 /// control API under /_dev/ (no auth): users, groups, memberships, random changes, faults; each change
@@ -109,6 +121,11 @@ pub struct DevBrokerFlags {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_LOG_LIMIT as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: u64,
+    /// How long the Events API (GET /events) serves an event, such as 30d or 90s; events forgotten past
+    /// --max-events are gone sooner.
+    #[arg(long, value_name = "DURATION", default_value = "30d",
+          value_parser = crate::config::parse_setting_duration)]
+    pub event_retention: Duration,
     /// The API key the pull API accepts as `Authorization: Bearer …`.
     #[arg(long, default_value = "sk_test_dev")]
     pub api_key: Secret,
@@ -245,6 +262,7 @@ impl DevBrokerFlags {
             workers: 2,
             allow_remote: self.allow_remote,
             max_events: usize::try_from(self.max_events).unwrap_or(usize::MAX),
+            event_retention: self.event_retention,
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum PullError {
     RateLimited { retry_after: bool },
     #[error("Internal Server Error")]
     Injected,
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl From<ModelError> for PullError {
@@ -48,6 +50,7 @@ impl ResponseError for PullError {
             PullError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PullError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             PullError::Injected => StatusCode::INTERNAL_SERVER_ERROR,
+            PullError::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -74,6 +77,7 @@ impl ResponseError for PullError {
                 response.json("Ratelimited")
             }
             PullError::Injected => response.json(json!({ "message": "Internal Server Error" })),
+            PullError::BadRequest(message) => response.json(json!({ "message": message })),
         }
     }
 }
@@ -93,7 +97,7 @@ pub async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "message": "Not Found" }))
 }
 
-fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), PullError> {
+pub(super) fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), PullError> {
     let given = request
         .headers()
         .get("authorization")
@@ -118,7 +122,7 @@ fn same_key(given: &str, key: &str) -> bool {
 }
 
 /// The injected failures every list request may meet.
-fn injected_faults(shared: &Shared) -> Result<(), PullError> {
+pub(super) fn injected_faults(shared: &Shared) -> Result<(), PullError> {
     let faults = shared.faults();
     let (too_many, broken) = {
         let mut rng = shared.fault_rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,9 +143,12 @@ fn injected_faults(shared: &Shared) -> Result<(), PullError> {
     Ok(())
 }
 
-fn page_query(query: &HashMap<String, String>) -> Result<PageQuery, PullError> {
-    let mut errors = Vec::new();
-    let limit = match query.get("limit").map(|l| l.trim().parse::<i64>()) {
+/// A list's `limit`: 1 to 100, 10 when absent; out of range, an error is added to `errors`.
+pub(super) fn page_limit(
+    query: &HashMap<String, String>,
+    errors: &mut Vec<(String, String)>,
+) -> usize {
+    match query.get("limit").map(|l| l.trim().parse::<i64>()) {
         None => 10,
         Some(Ok(l)) if (1..=100).contains(&l) => l as usize,
         Some(_) => {
@@ -151,7 +158,12 @@ fn page_query(query: &HashMap<String, String>) -> Result<PageQuery, PullError> {
             ));
             10
         }
-    };
+    }
+}
+
+fn page_query(query: &HashMap<String, String>) -> Result<PageQuery, PullError> {
+    let mut errors = Vec::new();
+    let limit = page_limit(query, &mut errors);
     let order = match query.get("order") {
         None => Order::Desc,
         Some(o) => Order::parse(o).unwrap_or_else(|| {

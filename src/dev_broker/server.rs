@@ -1,14 +1,15 @@
 //! Starting the dev broker in-process, and the handle that changes and reads its directory.
 
-use super::delivery::{
-    Deliverer, EventLog, EventRecord, EventSummary, RetryPolicy, WebhookTarget,
-    DEFAULT_EVENT_LOG_LIMIT,
+use super::delivery::{Deliverer, RetryPolicy, WebhookTarget};
+use super::event_log::{
+    EventExpiry, EventLog, EventRecord, EventSummary, DEFAULT_EVENT_LOG_LIMIT,
+    DEFAULT_EVENT_RETENTION,
 };
 use super::faults::{Faults, FaultsUpdate, RateWindows};
 use super::generate::GenerateOptions;
 use super::model::*;
 use super::objects::*;
-use super::{control, load, pull_api};
+use super::{control, events_api, load, pull_api};
 use crate::secret::Secret;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -72,8 +73,10 @@ pub struct DevBrokerConfig {
     pub workers: usize,
     /// Listen on an address other than loopback: the control API has no auth, so only on purpose.
     pub allow_remote: bool,
-    /// How many events are kept for `/_dev/events`, the oldest forgotten first.
+    /// How many events are kept for `/_dev/events` and the Events API, the oldest forgotten first.
     pub max_events: usize,
+    /// How long the Events API serves an event.
+    pub event_retention: Duration,
 }
 
 impl Default for DevBrokerConfig {
@@ -96,6 +99,7 @@ impl Default for DevBrokerConfig {
             workers: 2,
             allow_remote: false,
             max_events: DEFAULT_EVENT_LOG_LIMIT,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 }
@@ -205,7 +209,7 @@ impl DevBroker {
         }
 
         let stop = CancellationToken::new();
-        let log = Arc::new(EventLog::new(config.max_events));
+        let log = Arc::new(EventLog::new(config.max_events, config.event_retention));
         let faults = Arc::new(RwLock::new(config.faults.clone()));
         let queue = match &config.webhook {
             None => None,
@@ -248,6 +252,7 @@ impl DevBroker {
                 .app_data(data.clone())
                 .app_data(control::json_config())
                 .configure(pull_api::configure)
+                .configure(events_api::configure)
                 .configure(control::configure)
                 .default_service(web::to(pull_api::not_found))
         })
@@ -366,6 +371,12 @@ impl DevBrokerHandle {
     /// Every event generated so far, oldest first, with its delivery.
     pub fn events(&self) -> Vec<EventRecord> {
         self.shared.log.since(0)
+    }
+
+    /// Expires events so the Events API no longer serves them, as `POST /_dev/events/expire` does; returns
+    /// the id of the oldest event still served.
+    pub fn expire_events(&self, expiry: &EventExpiry) -> Changed<Option<String>> {
+        self.shared.log.expire(expiry)
     }
 
     /// Events by delivery state.
