@@ -10,8 +10,8 @@ use rollcall::config::{EventSource, Settings};
 use rollcall::db::schema::webhook_events;
 use rollcall::db::{Database, DatabaseTarget, DbError, InstanceLock};
 use rollcall::dev_broker::{
-    DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySource, Faults, GenerateOptions,
-    WebhookTarget,
+    DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySource, Faults, FaultsUpdate,
+    GenerateOptions, WebhookTarget,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,8 +22,10 @@ crate::on_both_backends!(
     an_event_by_both_paths_is_stored_and_applied_once,
     a_cursor_past_retention_leads_to_one_full_pull_and_a_tail_that_resumes,
     a_restart_resumes_from_the_stored_cursor,
+    broker_errors_delay_the_tail_but_lose_and_repeat_nothing,
     with_the_source_events_a_webhook_only_wakes_the_tail,
     only_operators_read_the_event_tail,
+    the_command_line_catches_up_once_unless_a_service_runs_the_tail,
 );
 
 mod instances {
@@ -410,6 +412,47 @@ async fn a_restart_resumes_from_the_stored_cursor(backend: Backend) {
     assert_ne!(tail_status(&second).await["cursor"], cursor);
 }
 
+async fn broker_errors_delay_the_tail_but_lose_and_repeat_nothing(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let (port, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let ws = synced(&app, &broker).await;
+    // Half the requests fail from now on: the client retries, and past its retries the tail backs off
+    // with its cursor kept.
+    broker
+        .set_faults(&FaultsUpdate {
+            rate_500: Some(0.5),
+            ..FaultsUpdate::default()
+        })
+        .unwrap();
+    for _ in 0..5 {
+        broker.random_changes(8);
+        tokio::time::sleep(POLL).await;
+    }
+    converges(&app, &ws, &broker).await;
+    let stored = stored_events(&app.db);
+    assert_eq!(
+        stored.keys().cloned().collect::<BTreeSet<_>>(),
+        broker_event_ids(&broker)
+    );
+    assert!(
+        stored
+            .values()
+            .all(|(rows, again, _)| *rows == 1 && *again == 0),
+        "{stored:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        rollcall::metrics::sample_value(&metrics, "rollcall_broker_retries_total").unwrap() > 0.0
+    );
+    assert_eq!(runs(&app, &broker).await.len(), 1, "no further full pull");
+}
+
 async fn with_the_source_events_a_webhook_only_wakes_the_tail(backend: Backend) {
     let database = TestDatabase::new(backend);
     let (port, broker) = broker_for(Faults::default()).await;
@@ -512,4 +555,69 @@ async fn two_instances_on_one_postgresql_share_one_tail() {
         .values()
         .all(|(rows, again, _)| *rows == 1 && *again == 0));
     assert_eq!(stored.len(), broker_event_ids(&broker).len());
+}
+
+/// `rollcall tail --once` on `target`'s database with the broker's key.
+fn tail_once(target: &DatabaseTarget, broker: &DevBrokerHandle) -> std::process::Command {
+    let url = match target {
+        DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        DatabaseTarget::Postgres(url) => url.clone(),
+    };
+    let mut command = crate::cli::rollcall();
+    command
+        .args(["tail", "--once"])
+        .env("DATABASE_URL", url)
+        .env("WORKOS_API_KEY", &broker.api_key)
+        .env("WORKOS_API_BASE", &broker.base_url);
+    command
+}
+
+async fn output_of(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+        .await
+        .unwrap()
+}
+
+async fn the_command_line_catches_up_once_unless_a_service_runs_the_tail(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let (port, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let ws = synced(&app, &broker).await;
+    let refused = output_of(tail_once(&database.target, &broker)).await;
+    let said = crate::cli::text(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("another Rollcall instance runs the Events API tail"),
+        "{said}"
+    );
+    drop(app);
+    wait_for_the_file(&database.target).await;
+    // While no service runs, the directory changes; the command line brings the changes in.
+    broker.random_changes(20);
+    let caught_up = output_of(tail_once(&database.target, &broker)).await;
+    let (out, err) = (
+        crate::cli::text(&caught_up.stdout),
+        crate::cli::text(&caught_up.stderr),
+    );
+    assert!(caught_up.status.success(), "{out}\n{err}");
+    let generated = broker_event_ids(&broker);
+    let expected = format!("caught up: {} events read", generated.len());
+    assert!(out.contains(&expected), "{out}");
+    let db = database.open();
+    assert_eq!(waiting(&db), 0, "what it stored is applied before it exits");
+    let stored = stored_events(&db);
+    assert_eq!(stored.keys().cloned().collect::<BTreeSet<_>>(), generated);
+    drop(db);
+    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    converges(&app, &ws, &broker).await;
+    assert_eq!(runs(&app, &broker).await.len(), 1, "no full pull");
+    let help = crate::cli::rollcall()
+        .args(["tail", "--help"])
+        .output()
+        .unwrap();
+    let help = crate::cli::text(&help.stdout);
+    assert!(
+        help.contains("--once") && help.contains("Events API"),
+        "{help}"
+    );
 }
