@@ -1,5 +1,5 @@
 //! `GET /metrics`: the service's metrics in the Prometheus text exposition format (version 0.0.4), with
-//! the applier's backlog read from the database at each scrape.
+//! the applier's backlog and the Events API tail's lag read from the database at each scrape.
 
 use super::{AppState, Route};
 use actix_web::{web, HttpResponse};
@@ -11,8 +11,9 @@ pub fn routes() -> Vec<Route> {
 /// Counters, gauges and histograms for Prometheus
 ///
 /// The Prometheus text exposition format, version 0.0.4: runs, broker requests, webhooks, the applier's
-/// backlog and lag, and the time webhooks, broker requests and runs take (the README lists every series).
-/// Counts are this process's since it started; the backlog is read from the database at each scrape.
+/// backlog and lag, the Events API tail's pages, events, cursor losses and lag, and the time webhooks,
+/// broker requests and runs take (the README lists every series). Counts are this process's since it
+/// started; the backlog and the tail's lag are read from the database at each scrape.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses(
     (status = 200, description = "Every series, one sample a line.", body = String, content_type = "text/plain"),
 ))]
