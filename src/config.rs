@@ -277,9 +277,10 @@ impl Settings {
             && !self.events_poll_interval.is_zero()
     }
 
-    /// Whether verified webhook bodies are stored (not with `ROLLCALL_EVENT_SOURCE=events`).
+    /// Whether verified webhook bodies are stored: always, but with `ROLLCALL_EVENT_SOURCE=events` while
+    /// the tail runs (without a tail they are the only source, whatever the settings say).
     pub fn stores_webhooks(&self) -> bool {
-        self.event_source() != EventSource::Events
+        self.event_source() != EventSource::Events || !self.event_tail_enabled()
     }
 
     /// How often every directory is pulled in full: `RESYNC_INTERVAL` when set, else hourly, or daily

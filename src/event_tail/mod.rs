@@ -210,6 +210,30 @@ mod tests {
     }
 
     #[test]
+    fn an_event_from_the_tail_is_stored_as_a_webhook_would_be_and_one_that_is_not_is_kept_invalid()
+    {
+        let now = timestamp::now();
+        let event = serde_json::json!({"object": "event", "id": "event_01", "event": "dsync.group.created",
+            "created_at": "2026-11-30T10:00:00.000Z", "data": {"object": "directory_group",
+            "id": "directory_group_1", "idp_id": "g1", "directory_id": "directory_1", "name": "Eng",
+            "created_at": "2026-11-30T10:00:00.000Z", "updated_at": "2026-11-30T10:00:00.000Z"}});
+        let stored = delivery(&event, now);
+        assert_eq!(stored.event_id.as_deref(), Some("event_01"));
+        assert_eq!(stored.directory_id.as_deref(), Some("directory_1"));
+        assert_eq!(
+            (stored.status.as_str(), stored.source.as_str()),
+            ("received", "events")
+        );
+        // A poison body is parked for operators, as a webhook's would be; the tail reads on.
+        let poison = delivery(&serde_json::json!({"id": "event_02", "event": 7}), now);
+        assert_eq!(
+            (poison.status.as_str(), poison.source.as_str()),
+            ("invalid", "events")
+        );
+        assert!(poison.reason.is_some());
+    }
+
+    #[test]
     fn a_place_outside_the_retention_is_lost_and_none_at_all_is_a_start() {
         let now = timestamp::now();
         for never in [None, Some(place(now, None, None, None))] {
