@@ -331,7 +331,7 @@ async fn the_retention_window_and_the_log_cap_both_expire_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_outside_1_to_100_are_a_422_and_the_key_is_required() {
+async fn limits_outside_1_to_100_are_a_422_the_key_is_required_and_faults_apply() {
     let broker = start(generated(10, 2)).await;
     broker.random_changes(3);
     for limit in ["0", "101", "-1", "ten"] {
@@ -358,6 +358,16 @@ async fn limits_outside_1_to_100_are_a_422_and_the_key_is_required() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // The injected faults of list requests reach it too.
+    broker
+        .set_faults(&FaultsUpdate {
+            rate_500: Some(1.0),
+            ..FaultsUpdate::default()
+        })
+        .unwrap();
+    let (status, _, _) = get(&broker, "/events").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
