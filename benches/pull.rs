@@ -16,44 +16,15 @@ use rollcall::workos::signature;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{
     backends, database_url, env_or, free_port, measuring, operator, percentile_ms, post_signed,
-    runtime, scratch, spawn, synced_workspace, wait_until_up, OPERATOR, SECRET,
+    pull, runtime, scratch, spawn, synced_workspace, wait_until_up, OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
 const DIRECTORY: &str = "directory_dev";
 const ORGANIZATION: &str = "org_dev";
-
-/// Starts a pull and waits for its end; returns the finished run and the wall time.
-async fn pull(client: &reqwest::Client, base: &str) -> (Value, Duration) {
-    let started = Instant::now();
-    let accepted = operator(
-        client,
-        Method::POST,
-        format!("{base}/api/v1/directories/{DIRECTORY}/resync"),
-        None,
-        202,
-    )
-    .await;
-    let run = accepted["run_id"].as_str().unwrap().to_string();
-    loop {
-        let body = operator(
-            client,
-            Method::GET,
-            format!("{base}/api/v1/sync-runs/{run}"),
-            None,
-            200,
-        )
-        .await;
-        match body["status"].as_str() {
-            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(25)).await,
-            Some("succeeded") => return (body, started.elapsed()),
-            other => panic!("the pull ended {other:?}: {body}"),
-        }
-    }
-}
 
 /// Rows in the tables a pull writes, and the newest change among them: equal before and after a pull that
 /// wrote nothing.
@@ -247,13 +218,13 @@ fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures
         synced_workspace(&client, &base, ORGANIZATION).await;
         let stop = Arc::new(AtomicBool::new(false));
         let webhooks = tokio::spawn(webhooks_during(client.clone(), base.clone(), stop.clone()));
-        let (first_run, first) = pull(&client, &base).await;
+        let (first_run, first) = pull(&client, &base, DIRECTORY).await;
         stop.store(true, Ordering::Relaxed);
         let mut acks = webhooks.await.unwrap();
         acks.sort();
         let db = Database::connect(db_scratch.target.clone(), 2).unwrap();
         let before = footprint(&db);
-        let (second_run, second) = pull(&client, &base).await;
+        let (second_run, second) = pull(&client, &base, DIRECTORY).await;
         let after = footprint(&db);
         let second_changed = changed(&before, &after);
         let peak_two_pulls = service.peak_mib();
@@ -261,7 +232,7 @@ fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures
         let ws = workspace_of(&client, &base).await;
         link_teams_and_roles(&client, &base, &ws, linked).await;
         let before = footprint(&db);
-        let (_, third) = pull(&client, &base).await;
+        let (_, third) = pull(&client, &base, DIRECTORY).await;
         let third_changed = changed(&before, &footprint(&db));
         let changed = (second_changed, third_changed);
         let peaks = (peak_two_pulls, service.peak_mib());

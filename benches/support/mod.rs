@@ -137,6 +137,39 @@ pub async fn synced_workspace(client: &reqwest::Client, base: &str, organization
     ws
 }
 
+/// Starts a full pull of `directory` and waits for its end; returns the finished run and the wall time.
+pub async fn pull(
+    client: &reqwest::Client,
+    base: &str,
+    directory: &str,
+) -> (serde_json::Value, Duration) {
+    let started = Instant::now();
+    let accepted = operator(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/directories/{directory}/resync"),
+        None,
+        202,
+    )
+    .await;
+    let run = accepted["run_id"].as_str().unwrap().to_string();
+    loop {
+        let body = operator(
+            client,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/sync-runs/{run}"),
+            None,
+            200,
+        )
+        .await;
+        match body["status"].as_str() {
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(25)).await,
+            Some("succeeded") => return (body, started.elapsed()),
+            other => panic!("the pull ended {other:?}: {body}"),
+        }
+    }
+}
+
 /// What a burst of webhooks measured.
 pub struct Delivery {
     pub events_per_s: f64,

@@ -117,7 +117,7 @@ pub struct DevBrokerFlags {
     /// change the directory.
     #[arg(long)]
     pub allow_remote: bool,
-    /// How many events /_dev/events keeps; past it, the oldest are forgotten.
+    /// How many events /_dev/events and the Events API keep; past it, the oldest are forgotten.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_LOG_LIMIT as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: u64,

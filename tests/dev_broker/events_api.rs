@@ -331,7 +331,7 @@ async fn the_retention_window_and_the_log_cap_both_expire_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_outside_1_to_100_are_a_422_and_the_key_is_required() {
+async fn limits_outside_1_to_100_are_a_422_the_key_is_required_and_faults_apply() {
     let broker = start(generated(10, 2)).await;
     broker.random_changes(3);
     for limit in ["0", "101", "-1", "ten"] {
@@ -358,4 +358,51 @@ async fn limits_outside_1_to_100_are_a_422_and_the_key_is_required() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // The injected faults of list requests reach it too.
+    broker
+        .set_faults(&FaultsUpdate {
+            rate_500: Some(1.0),
+            ..FaultsUpdate::default()
+        })
+        .unwrap();
+    let (status, _, _) = get(&broker, "/events").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_following_the_cursor_while_changes_happen_misses_nothing() {
+    let broker = start(generated(30, 4)).await;
+    let url = format!("{}/_dev/random-changes", broker.base_url);
+    let writer = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let response = client
+                .post(&url)
+                .json(&json!({ "count": 1 }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+    let mut read: Vec<Value> = Vec::new();
+    let mut writing = true;
+    loop {
+        let path = match read.last() {
+            Some(last) => format!("/events?limit=3&after={}", last["id"].as_str().unwrap()),
+            None => "/events?limit=3".to_string(),
+        };
+        let (status, _, page) = get(&broker, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let data = page["data"].as_array().unwrap();
+        if data.is_empty() && !writing {
+            break;
+        }
+        read.extend(data.iter().cloned());
+        writing = !writer.is_finished();
+    }
+    writer.await.unwrap();
+    assert_eq!(read, logged(&broker));
+    assert!(read.len() >= 200);
 }
