@@ -105,9 +105,9 @@ pub async fn catch_up(
         };
         let cursor_event_at = deliveries.last().and_then(|d| d.event_created_at);
         let stored = {
-            let (db, cursor) = (db.clone(), cursor.clone());
-            blocking(&db.clone(), move |_| {
-                place::store_page(&db, &deliveries, &cursor, cursor_event_at)
+            let cursor = cursor.clone();
+            blocking(db, move |db| {
+                place::store_page(db, &deliveries, &cursor, cursor_event_at)
             })
             .await??
         };
