@@ -74,8 +74,10 @@ function when(text) {
   return text ? new Date(text).toLocaleString() : "never";
 }
 
-function personName(m) {
-  return [m.first_name, m.last_name].filter(Boolean).join(" ") || m.email;
+/** A member's name above their email (the email alone when they have no name). */
+function personCell(m) {
+  const name = [m.first_name, m.last_name].filter(Boolean).join(" ");
+  return h("td", {}, name || m.email, name ? h("span", { class: "email" }, m.email) : null);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +322,7 @@ async function membersScreen() {
   const message = alertBox("members-message");
   const rows = members.map((m) => memberRow(m, workspace, groupsOf.get(m.id) || [], rolesMapped, message));
   show("Members", message,
-    table(`${members.length} members`, ["Name", "Email", "Status", "Source", "Role", "Groups", "Actions"], rows));
+    table(`${members.length} members`, ["Member", "Status", "Source", "Role", "Groups", "Actions"], rows));
 }
 
 function memberRow(m, workspace, groups, rolesMapped, message) {
@@ -345,8 +347,7 @@ function memberRow(m, workspace, groups, rolesMapped, message) {
     onclick: () => confirmRemoveMember(m, message),
   }, "Remove");
   return h("tr", { "data-member": m.email },
-    h("td", {}, personName(m)),
-    h("td", {}, m.email),
+    personCell(m),
     h("td", {}, m.status),
     h("td", {}, directory ? "Directory" : "Manual"),
     h("td", {}, roleSelect),
@@ -446,7 +447,7 @@ function sourceText(source, groupName) {
 function teamSection(team, teamMembers, groups, groupName) {
   const headingId = `team-${team.id}`;
   const rows = teamMembers.map((m) => h("tr", { "data-member": m.email },
-    h("td", {}, personName(m)), h("td", {}, m.email), h("td", {}, m.status),
+    personCell(m), h("td", {}, m.status),
     h("td", {}, m.sources.map((s) => sourceText(s, groupName)).join("; "))));
   const links = team.linked_group_ids.map((g) => h("li", {},
     h("span", {}, groupName.get(g) || g), " ",
@@ -457,7 +458,7 @@ function teamSection(team, teamMembers, groups, groupName) {
     h("h3", {}, "Directory groups"),
     links.length ? h("ul", { class: "links" }, links) : h("p", {}, "No directory group is linked."),
     h("button", { type: "button", onclick: () => linkDialog(team, groups) }, "Add directory group"),
-    table(`Members of ${team.name}`, ["Name", "Email", "Status", "Sources"], rows));
+    table(`Members of ${team.name}`, ["Member", "Status", "Sources"], rows));
 }
 
 /** Picks a directory group, then asks to confirm the link. */
