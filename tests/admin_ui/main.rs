@@ -379,6 +379,31 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
     browser.wait_text("main table", "team_link").await;
     browser.screenshot("audit-log").await;
 
+    // With Directory Sync off, linking a group is refused with the rule's message.
+    browser.go_to("Directory Sync", "Directory Sync").await;
+    browser.click_button("main", "Directory SyncOn").await;
+    browser.wait_text("#sync-switch", "Off").await;
+    let (status, refusal) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/teams/{engineering}/directory-groups"),
+            Some(&token),
+            Some(json!({ "group_id": first["id"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refusal}");
+    browser.go_to("Teams", "Settings › Teams").await;
+    browser
+        .click_button("section[data-team=\"Builders\"]", "Add directory group")
+        .await;
+    browser.click_button("dialog", "Continue").await;
+    browser.click_button("dialog", "Confirm").await;
+    let shown = browser
+        .wait_text("#dialog-error", refusal["detail"].as_str().unwrap())
+        .await;
+    assert_eq!(shown, refusal["detail"].as_str().unwrap());
+    browser.screenshot("teams-sync-off").await;
+
     browser.assert_console_clean().await;
 }
 
@@ -437,6 +462,47 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
     );
     browser.screenshot("directory-sync-resync").await;
 
+    // Half the directory's users go at once: the next pull is held, the screen says what it would
+    // deprovision, and Force applies it.
+    let doomed: Vec<String> = broker
+        .truth()
+        .users
+        .iter()
+        .take(12)
+        .map(|u| u.id.clone())
+        .collect();
+    for user in &doomed {
+        broker
+            .delete_user(user)
+            .expect("the broker deletes the user");
+    }
+    browser.click_button(&row, "Resync now").await;
+    let held = browser.wait_text(&row, "Held:").await;
+    assert!(
+        held.contains(&format!("would deprovision {} users", doomed.len())),
+        "{held}"
+    );
+    browser.screenshot("directory-sync-held").await;
+    let before_force = app.members(&ws).await;
+    assert!(before_force.iter().all(|m| m["status"] == "active"));
+    browser.click_button(&row, "Force").await;
+    browser
+        .wait_for(
+            "the forced run to end",
+            "const r = document.querySelector(arguments[0]); \
+             return r.innerText.includes('Status: succeeded') && !r.innerText.includes('Held:');",
+            json!([row]),
+        )
+        .await;
+    let gone: BTreeSet<String> = app
+        .members(&ws)
+        .await
+        .iter()
+        .filter(|m| m["status"] == "deprovisioned")
+        .map(|m| m["directory_user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(gone, doomed.iter().cloned().collect::<BTreeSet<_>>());
+
     // A delivery for a directory no workspace knows is skipped; the operator retries it.
     let skipped = json!({"id": "event_unknown_1", "event": "dsync.user.created", "created_at": "2026-01-01T00:00:00.000Z",
         "data": {"object": "directory_user", "id": "directory_user_x", "directory_id": "directory_unknown",
@@ -459,7 +525,6 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
     browser
         .wait_text("#status", &format!("Delivery {delivery} queued again"))
         .await;
-    let _ = ws;
 
     browser.assert_console_clean().await;
 }
