@@ -4,7 +4,7 @@
 //! admin signs in with, kept in the browser's session storage. These routes are not part of the API
 //! and not in the OpenAPI document.
 
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 /// Where the screens are served.
@@ -47,9 +47,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 
 fn serve(asset: &'static Asset) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type(ContentType(
-            asset.content_type.parse().expect("a media type"),
-        ))
+        .insert_header((header::CONTENT_TYPE, asset.content_type))
         .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))

@@ -269,20 +269,8 @@ impl Browser {
             )
             .await;
         self.click(&element).await;
+        // Each screen shows its heading once everything it lists has arrived.
         self.wait_text("main h1", heading).await;
-        self.wait_settled().await;
-    }
-
-    /// Waits until no request of the page is in flight for a moment.
-    pub async fn wait_settled(&self) {
-        self.wait_for(
-            "the page to settle",
-            "return performance.getEntriesByType('resource').every(r => r.responseEnd > 0) \
-               && document.readyState === 'complete';",
-            json!([]),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     /// Saves a PNG of the window as `name.png` in `ROLLCALL_SCREENSHOTS`, when it is set.

@@ -244,7 +244,6 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
             "No directory group is linked",
         )
         .await;
-    browser.wait_settled().await;
     let kept = team_members(&app, &ws, &engineering).await;
     assert_eq!(
         kept.iter().map(|(e, _)| e.clone()).collect::<BTreeSet<_>>(),

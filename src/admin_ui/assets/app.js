@@ -100,12 +100,20 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    const problem = data || {};
-    throw new ApiError(response.status, problem.code, problem.detail || problem.title || response.statusText);
+    const problem = parseProblem(text);
+    throw new ApiError(response.status, problem.code, problem.detail || problem.title || `${response.status} ${response.statusText}`);
   }
-  return data;
+  return text ? JSON.parse(text) : null;
+}
+
+/** An error answer's problem document, or nothing when the body is not one (a proxy's page). */
+function parseProblem(text) {
+  try {
+    return JSON.parse(text) || {};
+  } catch {
+    return {};
+  }
 }
 
 /** Every item of a list, following its pages. */
@@ -641,7 +649,11 @@ async function route() {
   try {
     await screen();
   } catch (e) {
-    if (e.status === 401) return signInScreen("The token is no longer accepted; sign in again.");
+    if (e.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      session.caller = null;
+      return signInScreen("The token is no longer accepted; sign in again.");
+    }
     show("Something went wrong", h("p", { class: "alert", role: "alert" }, e.message));
   }
 }
@@ -649,7 +661,10 @@ async function route() {
 window.addEventListener("hashchange", route);
 document.getElementById("sign-out").addEventListener("click", signOut);
 if (sessionStorage.getItem(TOKEN_KEY)) {
-  start().catch(() => signInScreen("The token is no longer accepted; sign in again."));
+  start().catch((e) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    signInScreen(e.status === 401 ? "The token is no longer accepted; sign in again." : e.message);
+  });
 } else {
   signInScreen();
 }
