@@ -370,6 +370,17 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
         )
         .await;
     assert_eq!(guest, json!([true, false]));
+    // A manual member's role is the admin's to set.
+    browser
+        .choose("tr[data-member=\"guest@example.com\"] select", "builder")
+        .await;
+    browser
+        .wait_text("#status", "guest@example.com is now builder")
+        .await;
+    assert_eq!(
+        app.member(&ws, "guest@example.com").await.unwrap()["role"],
+        "builder"
+    );
     browser.screenshot("members").await;
 
     // The audit log names what caused each change.
@@ -416,8 +427,14 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
     let browser = Browser::start(&app.address).await;
 
     browser.open("/admin/").await;
-    browser.type_into("#token", OPERATOR_TOKEN).await;
-    browser.click_button("#sign-in", "Sign in").await;
+    // With the keyboard alone: the token field has the focus, and Enter signs in.
+    let focused = browser
+        .script("return document.activeElement.id;", json!([]))
+        .await;
+    assert_eq!(focused, "token");
+    browser
+        .type_into("#token", &format!("{OPERATOR_TOKEN}\u{E007}"))
+        .await;
     browser.wait_text("main h1", "Directory Sync").await;
 
     // The free workspace: turning sync on is refused with the plan rule's message.
