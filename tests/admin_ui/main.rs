@@ -498,6 +498,9 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
         held.contains(&format!("would deprovision {} users", doomed.len())),
         "{held}"
     );
+    browser
+        .wait_text(&format!("{row} .last-pull"), "held")
+        .await;
     browser.screenshot("directory-sync-held").await;
     let before_force = app.members(&ws).await;
     assert!(before_force.iter().all(|m| m["status"] == "active"));
@@ -509,6 +512,9 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
              return r.innerText.includes('Status: succeeded') && !r.innerText.includes('Held:');",
             json!([row]),
         )
+        .await;
+    browser
+        .wait_text(&format!("{row} .last-pull"), "succeeded")
         .await;
     let gone: BTreeSet<String> = app
         .members(&ws)

@@ -5,10 +5,10 @@ const TOKEN_KEY = "rollcall.token";
 const WORKSPACE_KEY = "rollcall.workspace";
 const ROLES = ["viewer", "builder", "admin"];
 const LOCKED_REASON = "Managed by Directory Sync";
+// The broker's directory types for the providers the product page lists; others show as the broker names them.
 const PROVIDERS = {
   "azure scim v2.0": "Entra ID SCIM",
   "gsuite directory": "Google Workspace",
-  "google workspace": "Google Workspace",
   "jump cloud scim v2.0": "JumpCloud SCIM",
   "onelogin scim v2.0": "OneLogin SCIM",
   "okta scim v2.0": "Okta SCIM",
@@ -228,6 +228,7 @@ async function directorySyncScreen() {
         await api("PUT", ws("/directory-sync"), { enabled: !setting.enabled });
         announce(`Directory Sync turned ${setting.enabled ? "off" : "on"}`);
         await directorySyncScreen();
+        document.getElementById("sync-switch").focus();
       } catch (e) {
         showAlert(message, e.message);
       }
@@ -250,15 +251,23 @@ function directoryRow(d) {
     h("td", {}, PROVIDERS[d.type] || d.type),
     h("td", {}, d.state),
     h("td", {}, String(d.member_count)),
-    h("td", {}, pull ? `${when(pull.finished_at || pull.created_at)}: ${pull.status}` : "never"),
+    h("td", { class: "last-pull" }, pull ? lastPull(pull) : "never"),
   ];
   if (isOperator()) {
     cells.push(h("td", {},
       h("button", { type: "button", onclick: () => resync(d, false, progress) }, "Resync now"),
       progress));
-    if (pull && pull.status === "held") showHeld(d, pull.run_id, progress);
+    if (pull && pull.status === "held") {
+      api("GET", `/sync-runs/${encodeURIComponent(pull.run_id)}`)
+        .then((run) => showHeld(d, run, progress))
+        .catch((e) => progress.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message)));
+    }
   }
   return h("tr", { "data-directory": d.id }, cells);
+}
+
+function lastPull(run) {
+  return `${when(run.finished_at || run.created_at)}: ${run.status}`;
 }
 
 /** Starts a full pull and follows it until it ends. */
@@ -277,7 +286,8 @@ async function follow(directory, runId, progress) {
     progress.replaceChildren(runSummary(run));
     if (!["queued", "running"].includes(run.status)) {
       announce(`Full pull ${run.status}`);
-      if (run.status === "held") showHeld(directory, run.id, progress);
+      progress.closest("tr").querySelector(".last-pull").textContent = lastPull(run);
+      if (run.status === "held") showHeld(directory, run, progress);
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -297,8 +307,7 @@ function runSummary(run) {
 }
 
 /** A held run: what it would deprovision, and a Force button that applies it. */
-async function showHeld(directory, runId, progress) {
-  const run = await api("GET", `/sync-runs/${encodeURIComponent(runId)}`);
+function showHeld(directory, run, progress) {
   const c = run.counts || {};
   progress.append(h("div", { class: "held" },
     h("p", {}, `Held: this pull would deprovision ${c.held_users_deleted ?? 0} users, delete ${c.held_groups_deleted ?? 0} groups ` +
