@@ -2,6 +2,7 @@
 //! client the tests already use, and a `chromedriver` started for each test and stopped with it.
 
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,9 +32,35 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session, which closes the browser and removes its profile, then stops the driver and
+    /// whatever is left in its process group: a killed driver leaves its browser running otherwise.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        if let Some(path) = self.base.split_once("://").map(|(_, rest)| rest) {
+            end_session(path);
+        }
+        // SAFETY: killpg only sends a signal, to the group the driver was started as the leader of.
+        unsafe {
+            libc::killpg(self.driver.id() as libc::pid_t, libc::SIGKILL);
+        }
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/{id}` with a blocking socket, as a drop (even while a test panics) cannot await.
+fn end_session(host_and_path: &str) {
+    use std::io::{Read, Write};
+    let Some((host, path)) = host_and_path.split_once('/') else {
+        return;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_end(&mut Vec::new());
     }
 }
 
@@ -61,6 +88,8 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            // Its own process group, which the browsers it starts join, so all can be stopped at once.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
