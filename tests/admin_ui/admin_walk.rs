@@ -326,8 +326,11 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
 
     // The audit log names what caused each change.
     browser.go_to("Audit log", "Audit log").await;
-    browser.wait_text("main table", "admin token").await;
+    browser.wait_text("main table", "Admin token").await;
     browser.wait_text("main table", "team_link").await;
+    browser
+        .wait_text("main table", "role: \"viewer\" → \"admin\"")
+        .await;
     browser.screenshot("audit-log").await;
 
     // With Directory Sync off, linking a group is refused with the rule's message.

@@ -39,13 +39,13 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** A table with a caption, column headings and rows of cells. */
+/** A table with a caption, column headings and rows of cells; it scrolls sideways on its own when wide. */
 function table(caption, headings, rows) {
-  return h("table", {},
+  return h("div", { class: "table-wrap" }, h("table", {},
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headings.length }, "None.")))
-  );
+  ));
 }
 
 /** Replaces the screen with a heading and content, and moves focus to the heading. */
@@ -597,19 +597,43 @@ async function previewRoles(draft, preview, message) {
 // ---------------------------------------------------------------------------------------------
 // Audit log and events
 
-function causeText(cause) {
-  return { event: "webhook event", sync_run: "full pull", api_token: "admin token", operator: "operator" }[cause.type] + ` ${cause.id}`;
+const CAUSES = { event: "Webhook event", sync_run: "Full pull", api_token: "Admin token", operator: "Operator" };
+
+function causeCell(cause) {
+  return h("td", {}, CAUSES[cause.type] || cause.type, h("span", { class: "id" }, cause.id));
+}
+
+/** What the entry is about: a member's email or a team's name when the entry holds it, and its id. */
+function subjectCell(e) {
+  const shown = [e.after, e.before].find((v) => v && (v.email || v.name));
+  const label = shown ? shown.email || shown.name : e.subject_type;
+  return h("td", {}, `${e.subject_type}: ${label}`, h("span", { class: "id" }, e.subject_id));
+}
+
+/** The fields a change changed, `field: before → after`. */
+function changeText(e) {
+  if (!e.before) return "added";
+  if (!e.after) return "removed";
+  return Object.keys(e.after)
+    .filter((k) => k !== "updated_at" && JSON.stringify(e.before[k]) !== JSON.stringify(e.after[k]))
+    .map((k) => `${k}: ${shownValue(e.before[k])} → ${shownValue(e.after[k])}`)
+    .join("; ");
+}
+
+/** A value as JSON, with room to wrap after its commas. */
+function shownValue(value) {
+  return JSON.stringify(value ?? null).replaceAll(",", ", ");
 }
 
 async function auditLogScreen(after) {
   const page = await api("GET", ws(`/audit-log?limit=100${after ? `&after=${encodeURIComponent(after)}` : ""}`));
   const rows = page.data.map((e) => h("tr", {},
-    h("td", {}, when(e.occurred_at)), h("td", {}, e.action), h("td", {}, `${e.subject_type} ${e.subject_id}`),
-    h("td", {}, causeText(e.cause))));
+    h("td", {}, when(e.occurred_at)), h("td", {}, e.action), subjectCell(e), h("td", { class: "change" }, changeText(e)),
+    causeCell(e.cause)));
   const more = page.list_metadata.after
     ? h("button", { type: "button", onclick: () => auditLogScreen(page.list_metadata.after) }, "Older entries")
     : null;
-  show("Audit log", table("Changes, newest first", ["When", "What", "Subject", "Cause"], rows), more);
+  show("Audit log", table("Changes, newest first", ["When", "What", "Subject", "Change", "Cause"], rows), more);
 }
 
 async function eventsScreen() {
