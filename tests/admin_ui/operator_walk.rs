@@ -14,6 +14,8 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
     let (app, broker) = service_and_broker(backend).await;
     let free = app.create_workspace("org_free", "free").await;
     let ws = app.synced_workspace("org_dev").await;
+    // Synced, but its organization has no directory at the broker: no groups to link.
+    let empty = app.synced_workspace("org_empty").await;
     pulled(&app, &broker.directory_id).await;
     let browser = Browser::start(&app.address).await;
 
@@ -45,6 +47,42 @@ async fn an_operator_resyncs_and_sees_refusals(backend: Backend) {
     let shown = browser.wait_text("#sync-message", "growth").await;
     assert_eq!(shown, refusal["detail"].as_str().unwrap());
     browser.screenshot("directory-sync-plan-refused").await;
+
+    // A workspace without directory groups: Add directory group says why, in the rule's words.
+    let (status, team) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{empty}/teams"),
+            Some(json!({"name": "Support"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let (status, rule) = app
+        .op(
+            Method::POST,
+            &format!(
+                "/api/v1/workspaces/{empty}/teams/{}/directory-groups",
+                team["id"].as_str().unwrap()
+            ),
+            Some(json!({"group_id": ""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(rule["code"], "no_directory_groups");
+    browser
+        .choose("#workspace-picker", "Workspace of org_empty (growth)")
+        .await;
+    browser.go_to("Teams", "Settings › Teams").await;
+    browser
+        .click_button("section[data-team=\"Support\"]", "Add directory group")
+        .await;
+    let shown = browser
+        .wait_text("#link-refused", rule["detail"].as_str().unwrap())
+        .await;
+    assert_eq!(shown, rule["detail"].as_str().unwrap());
+    browser.screenshot("teams-no-directory-groups").await;
+    browser.click_button("dialog", "Cancel").await;
+    browser.go_to("Directory Sync", "Directory Sync").await;
 
     // The synced workspace: Resync now follows the run to its end.
     browser

@@ -413,17 +413,18 @@ function openDialog(title, content, actions) {
       }
     },
   }, label));
+  const cancel = h("button", { type: "button", onclick: () => dialog.close() }, "Cancel");
   dialog.replaceChildren(
     h("h2", { id: "dialog-title" }, title),
     ...content,
     error,
-    h("div", { class: "actions" }, ...buttons, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"))
+    h("div", { class: "actions" }, ...buttons, cancel)
   );
   if (!dialog.open) {
     dialogOpener = document.activeElement;
     dialog.showModal();
   }
-  (dialog.querySelector("select, input") || buttons[0]).focus();
+  (dialog.querySelector("select, input") || buttons[0] || cancel).focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,12 +480,17 @@ function teamSection(team, teamMembers, groups, groupName) {
 }
 
 /** Picks a directory group, then asks to confirm the link. */
-function linkDialog(team, groups) {
+async function linkDialog(team, groups) {
+  if (!groups.length) {
+    // The rules say why nothing can be linked (directory sync off, or no groups yet): ask them.
+    const refusal = await api("POST", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups`), { group_id: "" })
+      .then(() => null, (e) => e.message);
+    openDialog("Add directory group", [h("p", { id: "link-refused" }, refusal || "No directory group can be linked.")], []);
+    return;
+  }
   const available = groups.filter((g) => !team.linked_group_ids.includes(g.id));
   if (!available.length) {
-    openDialog("Add directory group", [h("p", {},
-      "Team mapping requires Directory Sync to be active and at least one group defined in your identity provider; " +
-      "no directory group is available to link.")], []);
+    openDialog("Add directory group", [h("p", {}, `Every directory group is already linked to ${team.name}.`)], []);
     return;
   }
   const picker = h("select", { id: "group-picker" },
