@@ -187,6 +187,7 @@ impl Application {
                 .wrap(tracing_actix())
                 .app_data(state.clone())
                 .configure(api::configure)
+                .configure(crate::admin_ui::configure)
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)?

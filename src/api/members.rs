@@ -7,7 +7,7 @@ use super::pagination::{List, PageQuery};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::MemberRow;
-use crate::db::schema::members;
+use crate::db::schema::{directory_group_memberships as memberships, members};
 use crate::db::DbConnection;
 use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
 use crate::domain::{ManagedBy, MemberStatus, Role};
@@ -37,6 +37,8 @@ pub(super) struct MemberQuery {
     status: Option<String>,
     /// Only the member with this email, compared case-insensitively.
     email: Option<String>,
+    /// Only members in this directory group (`directory_group_…`).
+    group: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
@@ -67,6 +69,7 @@ pub(super) async fn list_members(
         })
         .transpose()?;
     let email = query.email.as_deref().map(email_key);
+    let group = query.group.clone();
     let list = state
         .read(move |conn| {
             load_workspace(conn, &caller, &ws)?;
@@ -81,6 +84,16 @@ pub(super) async fn list_members(
             }
             if let Some(email) = email {
                 q = q.filter(members::email_key.eq(email));
+            }
+            if let Some(group) = group {
+                q = q.filter(
+                    members::directory_user_id.eq_any(
+                        memberships::table
+                            .filter(memberships::group_id.eq(group))
+                            .filter(memberships::is_member.eq(true))
+                            .select(memberships::user_id.nullable()),
+                    ),
+                );
             }
             if let Some(after) = &page.after {
                 q = q.filter(members::id.gt(after.clone()));

@@ -2,6 +2,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod caller;
 pub mod directory_groups;
 pub mod error;
 pub mod event_tail;
@@ -144,6 +145,7 @@ pub fn routes() -> Vec<Route> {
         health::routes(),
         metrics::routes(),
         webhooks::routes(),
+        caller::routes(),
         workspaces::routes(),
         members::routes(),
         events::routes(),

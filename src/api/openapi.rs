@@ -53,6 +53,7 @@ pub fn document() -> Document {
         super::metrics::metrics,
         openapi_json,
         super::webhooks::receive_webhook,
+        super::caller::get_caller,
         super::workspaces::list_workspaces,
         super::workspaces::create_workspace,
         super::workspaces::get_workspace,
@@ -81,6 +82,7 @@ pub fn document() -> Document {
         super::directory_groups::list_directory_groups,
         super::role_mappings::get_role_mappings,
         super::role_mappings::put_role_mappings,
+        super::role_mappings::preview_role_mappings,
         super::audit_log::list_audit_log,
         super::events::list_events,
         super::events::get_event,
@@ -349,6 +351,7 @@ const WORKSPACE_OPERATIONS: &[&str] = &[
     "list_directory_groups",
     "get_role_mappings",
     "put_role_mappings",
+    "preview_role_mappings",
     "list_audit_log",
 ];
 

@@ -2,24 +2,26 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{directory_role, WorkspaceParam};
+use super::openapi::{directory_role, role, WorkspaceParam};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
-use crate::db::models::RoleMappingRow;
-use crate::db::schema::directory_groups;
+use crate::db::models::{RoleMappingRow, WorkspaceRow};
+use crate::db::schema::{directory_groups, members};
+use crate::db::DbConnection;
 use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 pub fn routes() -> Vec<Route> {
     [
         Route::of::<__path_get_role_mappings>(|| web::to(get_role_mappings)),
         Route::of::<__path_put_role_mappings>(|| web::to(put_role_mappings)),
+        Route::of::<__path_preview_role_mappings>(|| web::to(preview_role_mappings)),
     ]
     .concat()
 }
@@ -96,9 +98,25 @@ pub(super) async fn put_role_mappings(
     body: web::Json<Vec<RoleMapping>>,
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
+    let wanted = wanted_mappings(body.into_inner())?;
+    let rows = state
+        .write(move |conn| {
+            let workspace = load_workspace(conn, &caller, &ws)?;
+            check_groups(conn, &workspace, &wanted)?;
+            let cause = caller.cause();
+            Ok(crate::directory_sync::with_store(conn, |store| {
+                roles::replace_mappings(store, &cause, &workspace, &wanted)
+            })?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
+}
+
+/// The mappings asked for: known roles but `owner`, each group once.
+fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(String, Role)>> {
     let mut wanted: Vec<(String, Role)> = Vec::new();
     let mut seen = HashSet::new();
-    for mapping in body.into_inner() {
+    for mapping in body {
         let role = match mapping.role.parse::<Role>() {
             Ok(Role::Owner) => {
                 return Err(ApiError::bad_request(
@@ -117,26 +135,130 @@ pub(super) async fn put_role_mappings(
         }
         wanted.push((mapping.group_id, role));
     }
-    let rows = state
+    Ok(wanted)
+}
+
+/// Refuses a group that is not one of the workspace's directory groups.
+fn check_groups(
+    conn: &mut DbConnection,
+    workspace: &WorkspaceRow,
+    wanted: &[(String, Role)],
+) -> ApiResult<()> {
+    for (group_id, _) in wanted {
+        let found: i64 = workspace_groups(workspace)
+            .filter(directory_groups::id.eq(group_id.clone()))
+            .count()
+            .get_result(conn)?;
+        if found == 0 {
+            return Err(ApiError::bad_request(
+                "unknown_group",
+                format!("{group_id} is not a directory group of this workspace"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A member whose role a change of mappings would change.
+#[derive(Serialize, ToSchema)]
+pub struct RoleChange {
+    member_id: String,
+    email: String,
+    #[schema(schema_with = role)]
+    from: String,
+    #[schema(schema_with = role)]
+    to: String,
+}
+
+/// What replacing the role mappings would do, without doing it.
+#[derive(Serialize, ToSchema)]
+pub struct RoleMappingPreview {
+    /// Every member whose role would change, by member id.
+    changes: Vec<RoleChange>,
+}
+
+/// The end of a preview: the roles it saw, or a database error.
+enum PreviewEnd {
+    Seen(HashMap<String, (String, String)>),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for PreviewEnd {
+    fn from(e: diesel::result::Error) -> Self {
+        PreviewEnd::Db(e)
+    }
+}
+
+/// Each member's email and role, by member id.
+fn member_roles(
+    conn: &mut DbConnection,
+    workspace_id: &str,
+) -> QueryResult<HashMap<String, (String, String)>> {
+    let rows: Vec<(String, String, String)> = members::table
+        .filter(members::workspace_id.eq(workspace_id))
+        .select((members::id, members::email, members::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, role)| (id, (email, role)))
+        .collect())
+}
+
+/// Preview a change of role mappings
+///
+/// Takes the same body as the replacement and answers which members' roles it would change, with
+/// the same rules (highest role wins), changing nothing.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/role-mappings/preview", tag = "directory",
+    params(WorkspaceParam),
+    request_body = Vec<RoleMapping>,
+    responses(
+        (status = 200, description = "The members whose role would change.", body = RoleMappingPreview),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field", "unknown_group"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn preview_role_mappings(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Vec<RoleMapping>>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let wanted = wanted_mappings(body.into_inner())?;
+    let changes = state
         .write(move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
-            for (group_id, _) in &wanted {
-                let found: i64 = workspace_groups(&workspace)
-                    .filter(directory_groups::id.eq(group_id.clone()))
-                    .count()
-                    .get_result(conn)?;
-                if found == 0 {
-                    return Err(ApiError::bad_request(
-                        "unknown_group",
-                        format!("{group_id} is not a directory group of this workspace"),
-                    ));
-                }
-            }
+            check_groups(conn, &workspace, &wanted)?;
+            let before = member_roles(conn, &ws)?;
             let cause = caller.cause();
-            Ok(crate::directory_sync::with_store(conn, |store| {
-                roles::replace_mappings(store, &cause, &workspace, &wanted)
-            })?)
+            // Replaces the mappings inside a savepoint that is always rolled back, so the preview
+            // runs the very rules a replacement runs.
+            let ended = conn.transaction::<std::convert::Infallible, PreviewEnd, _>(|conn| {
+                crate::directory_sync::with_store(conn, |store| {
+                    roles::replace_mappings(store, &cause, &workspace, &wanted)
+                })?;
+                Err(PreviewEnd::Seen(member_roles(conn, &ws)?))
+            });
+            let after = match ended {
+                Ok(never) => match never {},
+                Err(PreviewEnd::Seen(after)) => after,
+                Err(PreviewEnd::Db(e)) => return Err(e.into()),
+            };
+            let mut changes: Vec<RoleChange> = after
+                .into_iter()
+                .filter_map(|(id, (email, to))| {
+                    let (_, from) = before.get(&id)?;
+                    (*from != to).then(|| RoleChange {
+                        member_id: id,
+                        email,
+                        from: from.clone(),
+                        to,
+                    })
+                })
+                .collect();
+            changes.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+            Ok(RoleMappingPreview { changes })
         })
         .await?;
-    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
+    Ok(HttpResponse::Ok().json(changes))
 }

@@ -6,10 +6,10 @@ use super::openapi::{directory_role, name, plan, TokenParam, WorkspaceParam};
 use super::pagination::{List, PageQuery};
 use super::{check_name, AppState, Route};
 use crate::audit::{self, AuditRecord};
-use crate::db::models::{ApiTokenRow, DirectoryRow, WorkspaceRow};
-use crate::db::schema::{directories, workspaces};
+use crate::db::models::{ApiTokenRow, DirectoryRow, SyncRunRow, WorkspaceRow};
+use crate::db::schema::{directories, directory_users, members, sync_runs, workspaces};
 use crate::db::DbConnection;
-use crate::domain::{Plan, Role};
+use crate::domain::{MemberStatus, Plan, Role};
 use crate::ids::new_id;
 use crate::sync_runs::schedule::start_for_organization;
 use crate::workos::timestamp;
@@ -516,6 +516,23 @@ pub struct Directory {
     state: String,
     #[schema(required = true, format = DateTime)]
     last_synced_at: Option<String>,
+    /// Active members of the workspace who come from this directory.
+    member_count: i64,
+    /// The directory's latest full pull, null before the first.
+    #[schema(required = true)]
+    last_full_pull: Option<LastFullPull>,
+}
+
+/// A directory's latest full pull and how it ended (or that it has not yet).
+#[derive(Serialize, ToSchema)]
+pub struct LastFullPull {
+    run_id: String,
+    #[schema(pattern = "^(queued|running|succeeded|failed|held)$")]
+    status: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(required = true, format = DateTime)]
+    finished_at: Option<String>,
 }
 
 /// The directory-sync setting and the workspace's directories.
@@ -533,14 +550,41 @@ fn directory_sync(conn: &mut DbConnection, workspace: &WorkspaceRow) -> ApiResul
         .load(conn)?;
     let directories = rows
         .into_iter()
-        .map(|d| Directory {
-            id: d.id,
-            directory_type: d.directory_type,
-            name: d.name,
-            state: d.state,
-            last_synced_at: d.last_synced_at.as_ref().map(time_json),
+        .map(|d| {
+            let member_count: i64 = members::table
+                .filter(members::workspace_id.eq(&workspace.id))
+                .filter(members::status.eq(MemberStatus::Active.as_str()))
+                .filter(
+                    members::directory_user_id.eq_any(
+                        directory_users::table
+                            .filter(directory_users::directory_id.eq(&d.id))
+                            .select(directory_users::id.nullable()),
+                    ),
+                )
+                .count()
+                .get_result(conn)?;
+            let last_run: Option<SyncRunRow> = sync_runs::table
+                .filter(sync_runs::directory_id.eq(&d.id))
+                .order((sync_runs::created_at.desc(), sync_runs::id.desc()))
+                .select(SyncRunRow::as_select())
+                .first(conn)
+                .optional()?;
+            Ok(Directory {
+                id: d.id,
+                directory_type: d.directory_type,
+                name: d.name,
+                state: d.state,
+                last_synced_at: d.last_synced_at.as_ref().map(time_json),
+                member_count,
+                last_full_pull: last_run.map(|run| LastFullPull {
+                    run_id: run.id,
+                    status: run.status,
+                    created_at: time_json(&run.created_at),
+                    finished_at: run.finished_at.as_ref().map(time_json),
+                }),
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(DirectorySync {
         enabled: workspace.directory_sync_enabled,
         directories,

@@ -289,6 +289,10 @@ fn print_welcome(
         broker.base_url, counts.users, counts.groups, counts.memberships
     );
     println!("operator token: {token}");
+    println!(
+        "admin screens:  {service}{}   (sign in with the operator token)",
+        crate::admin_ui::PATH
+    );
     println!("workspace:      {ws}");
     println!(
         "first sync:     run {} {} ({} users created)",

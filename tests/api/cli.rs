@@ -296,6 +296,13 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         .await
         .unwrap();
     assert!(metrics.contains("rollcall_sync_runs_total{status=\"succeeded\"} 1"));
+    let screens = client
+        .get(field(&lines, "admin screens:"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(screens.status(), reqwest::StatusCode::OK);
+    assert!(screens.text().await.unwrap().contains("app.js"));
     assert!(folder.path().join("rollcall-demo.db").exists());
 
     let status = Command::new("kill")

@@ -1,8 +1,10 @@
 //! Integration tests: the real service over HTTP, on SQLite and on PostgreSQL.
 
 mod admin_api;
+mod admin_screens;
 mod apply_rules;
 mod broker;
+mod caller;
 mod cli;
 mod convergence;
 mod event_tail;
@@ -15,6 +17,7 @@ mod pool;
 mod process;
 mod pull_repairs;
 mod retention;
+mod role_mapping_preview;
 mod samples;
 mod schedule;
 mod teams;

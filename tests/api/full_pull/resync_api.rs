@@ -29,6 +29,20 @@ async fn operators_resync_a_directory_through_the_api(backend: crate::helpers::B
         sync["directories"][0]["last_synced_at"].is_string(),
         "{sync}"
     );
+    // The directory shows its members and its latest pull, for the Directory Sync screen.
+    assert_eq!(
+        sync["directories"][0]["member_count"],
+        members.len(),
+        "{sync}"
+    );
+    assert_eq!(
+        sync["directories"][0]["last_full_pull"]["run_id"],
+        run["id"]
+    );
+    assert_eq!(
+        sync["directories"][0]["last_full_pull"]["status"],
+        "succeeded"
+    );
     // A listing that keeps failing ends the run failed, and changes nothing.
     broker
         .set_faults(&rollcall::dev_broker::FaultsUpdate {

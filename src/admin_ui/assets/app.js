@@ -1,0 +1,709 @@
+// Rollcall's admin screens: plain JavaScript over the REST API (/api/v1), no framework.
+// The token lives in sessionStorage only, so it ends with the browser session.
+
+const TOKEN_KEY = "rollcall.token";
+const WORKSPACE_KEY = "rollcall.workspace";
+const ROLES = ["viewer", "builder", "admin"];
+const LOCKED_REASON = "Managed by Directory Sync";
+// The broker's directory types for the providers the product page lists; others show as the broker names them.
+const PROVIDERS = {
+  "azure scim v2.0": "Entra ID SCIM",
+  "gsuite directory": "Google Workspace",
+  "jump cloud scim v2.0": "JumpCloud SCIM",
+  "onelogin scim v2.0": "OneLogin SCIM",
+  "okta scim v2.0": "Okta SCIM",
+  "rippling scim v2.0": "Rippling SCIM",
+  "cyberark scim v2.0": "CyberArk SCIM",
+  "pingfederate scim v2.0": "PingFederate SCIM",
+  "generic scim v2.0": "Generic SCIM",
+};
+
+const session = { caller: null, workspaces: [], workspace: null };
+const main = document.getElementById("main");
+const dialog = document.getElementById("dialog");
+
+// ---------------------------------------------------------------------------------------------
+// Building the page
+
+/** An element with attributes (`on…` keys are listeners) and children (text, nodes, arrays). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** A table with a caption, column headings and rows of cells; it scrolls sideways on its own when wide. */
+function table(caption, headings, rows) {
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headings.length }, "None.")))
+  ));
+}
+
+/** Replaces the screen with a heading and content, and moves focus to the heading. */
+function show(title, ...content) {
+  const heading = h("h1", { tabindex: "-1" }, title);
+  main.replaceChildren(heading, ...content.flat().filter(Boolean));
+  heading.focus();
+  document.title = `${title.split(" › ").pop()} · Rollcall admin`;
+}
+
+/** Says something to screen readers and in the page's message area. */
+function announce(text) {
+  document.getElementById("status").textContent = text;
+}
+
+function alertBox(id) {
+  return h("p", { id, class: "alert", role: "alert", hidden: true });
+}
+
+function showAlert(el, text) {
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function when(text) {
+  return text ? new Date(text).toLocaleString() : "never";
+}
+
+/** A member's name above their email (the email alone when they have no name). */
+function personCell(m) {
+  const name = [m.first_name, m.last_name].filter(Boolean).join(" ");
+  return h("td", {}, name || m.email, name ? h("span", { class: "email" }, m.email) : null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    const problem = parseProblem(text);
+    throw new ApiError(response.status, problem.code, problem.detail || problem.title || `${response.status} ${response.statusText}`);
+  }
+  return text ? JSON.parse(text) : null;
+}
+
+/** An error answer's problem document, or nothing when the body is not one (a proxy's page). */
+function parseProblem(text) {
+  try {
+    return JSON.parse(text) || {};
+  } catch {
+    return {};
+  }
+}
+
+/** Every item of a list, following its pages. */
+async function listAll(path) {
+  const items = [];
+  let after = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const cursor = after ? `&after=${encodeURIComponent(after)}` : "";
+    const page = await api("GET", `${path}${sep}limit=1000${cursor}`);
+    items.push(...page.data);
+    after = page.list_metadata.after;
+  } while (after);
+  return items;
+}
+
+function ws(path = "") {
+  return `/workspaces/${encodeURIComponent(session.workspace.id)}${path}`;
+}
+
+function isOperator() {
+  return session.caller && session.caller.kind === "operator";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in
+
+function signInScreen(message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  document.getElementById("workspace-bar").replaceChildren();
+  const error = alertBox("sign-in-error");
+  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
+  const form = h("form", { id: "sign-in", onsubmit: (e) => { e.preventDefault(); signIn(input.value.trim(), error); } },
+    h("p", {}, "Sign in with a workspace admin token or an operator token. It is kept for this browser session only."),
+    h("label", { for: "token" }, "Token"),
+    input,
+    h("button", { type: "submit" }, "Sign in"),
+    error
+  );
+  show("Sign in", form);
+  if (message) showAlert(error, message);
+  input.focus();
+}
+
+async function signIn(token, error) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    await start();
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showAlert(error, e.status === 401 ? "That token was not accepted." : e.message);
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(WORKSPACE_KEY);
+  session.caller = null;
+  location.hash = "";
+  signInScreen();
+}
+
+/** Learns who the token belongs to and which workspaces it sees, then shows the screen asked for. */
+async function start() {
+  session.caller = await api("GET", "/caller");
+  session.workspaces = await listAll("/workspaces");
+  const wanted = sessionStorage.getItem(WORKSPACE_KEY);
+  session.workspace = session.workspaces.find((w) => w.id === wanted) || session.workspaces[0] || null;
+  document.getElementById("sign-out").hidden = false;
+  document.querySelectorAll("[data-operator-only]").forEach((el) => { el.hidden = !isOperator(); });
+  workspaceBar();
+  if (!session.workspace) {
+    show("No workspace", h("p", {}, "This token sees no workspace yet."));
+    return;
+  }
+  document.getElementById("nav").hidden = false;
+  if (!location.hash || location.hash === "#/") location.hash = "#/directory-sync";
+  else await route();
+}
+
+/** The workspace's name, and for an operator a picker of every workspace. */
+function workspaceBar() {
+  const bar = document.getElementById("workspace-bar");
+  if (!session.workspace) return bar.replaceChildren();
+  if (!isOperator()) {
+    return bar.replaceChildren(h("span", { id: "workspace-name" }, session.workspace.name));
+  }
+  const select = h("select", {
+    id: "workspace-picker",
+    onchange: () => {
+      session.workspace = session.workspaces.find((w) => w.id === select.value);
+      sessionStorage.setItem(WORKSPACE_KEY, select.value);
+      route();
+    },
+  }, session.workspaces.map((w) => h("option", { value: w.id, selected: w.id === session.workspace.id }, `${w.name} (${w.plan})`)));
+  bar.replaceChildren(h("label", { for: "workspace-picker" }, "Workspace"), select);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings › Security › Directory Sync
+
+async function directorySyncScreen() {
+  const [setting, workspace] = await Promise.all([api("GET", ws("/directory-sync")), api("GET", ws())]);
+  session.workspace = workspace;
+  const message = alertBox("sync-message");
+  const toggle = h("button", {
+    type: "button", id: "sync-switch", role: "switch", class: "switch",
+    "aria-checked": String(setting.enabled),
+    onclick: async () => {
+      try {
+        await api("PUT", ws("/directory-sync"), { enabled: !setting.enabled });
+        announce(`Directory Sync turned ${setting.enabled ? "off" : "on"}`);
+        await directorySyncScreen();
+        document.getElementById("sync-switch").focus();
+      } catch (e) {
+        showAlert(message, e.message);
+      }
+    },
+  }, h("span", { class: "switch-label" }, "Directory Sync"), h("span", { class: "switch-state", "aria-hidden": "true" }, setting.enabled ? "On" : "Off"));
+  const rows = setting.directories.map(directoryRow);
+  show("Settings › Security › Directory Sync",
+    h("p", {}, `Plan: ${workspace.plan}. Directory Sync is available on the growth and enterprise plans. With it on, members are managed through your identity provider.`),
+    toggle,
+    message,
+    table("Connected directories", ["Directory", "Provider", "State", "Members", "Last full pull", isOperator() ? "Actions" : null].filter(Boolean), rows)
+  );
+}
+
+function directoryRow(d) {
+  const pull = d.last_full_pull;
+  const progress = h("div", { class: "run-progress", id: `run-${d.id}`, "aria-live": "polite" });
+  const cells = [
+    h("td", {}, d.name),
+    h("td", {}, PROVIDERS[d.type] || d.type),
+    h("td", {}, d.state),
+    h("td", {}, String(d.member_count)),
+    h("td", { class: "last-pull" }, pull ? lastPull(pull) : "never"),
+  ];
+  if (isOperator()) {
+    cells.push(h("td", {},
+      h("button", { type: "button", onclick: () => resync(d, false, progress) }, "Resync now"),
+      progress));
+    if (pull && pull.status === "held") {
+      api("GET", `/sync-runs/${encodeURIComponent(pull.run_id)}`)
+        .then((run) => showHeld(d, run, progress))
+        .catch((e) => progress.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message)));
+    }
+  }
+  return h("tr", { "data-directory": d.id }, cells);
+}
+
+function lastPull(run) {
+  return `${when(run.finished_at || run.created_at)}: ${run.status}`;
+}
+
+/** Starts a full pull and follows it until it ends. */
+async function resync(directory, force, progress) {
+  try {
+    const { run_id } = await api("POST", `/directories/${encodeURIComponent(directory.id)}/resync${force ? "?force=true" : ""}`);
+    await follow(directory, run_id, progress);
+  } catch (e) {
+    progress.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message));
+  }
+}
+
+async function follow(directory, runId, progress) {
+  for (;;) {
+    const run = await api("GET", `/sync-runs/${encodeURIComponent(runId)}`);
+    progress.replaceChildren(runSummary(run));
+    if (!["queued", "running"].includes(run.status)) {
+      announce(`Full pull ${run.status}`);
+      progress.closest("tr").querySelector(".last-pull").textContent = lastPull(run);
+      if (run.status === "held") showHeld(directory, run, progress);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function runSummary(run) {
+  const lines = [`Status: ${run.status} (${run.progress.phase}), ${run.progress.users_listed} users listed, ${run.progress.requests} requests`];
+  if (run.counts) {
+    const c = run.counts;
+    lines.push(`Users: ${c.users_created} created, ${c.users_updated} updated, ${c.users_deleted} deleted; ` +
+      `groups: ${c.groups_created} created, ${c.groups_deleted} deleted; memberships: ${c.memberships_added} added, ` +
+      `${c.memberships_removed} removed; ${c.deprovisioned} deprovisioned`);
+  }
+  if (run.error) lines.push(`Error: ${run.error}`);
+  return h("p", { class: "run-summary" }, lines.map((l) => h("span", {}, l)));
+}
+
+/** A held run: what it would deprovision, and a Force button that applies it. */
+function showHeld(directory, run, progress) {
+  const c = run.counts || {};
+  progress.append(h("div", { class: "held" },
+    h("p", {}, `Held: this pull would deprovision ${c.held_users_deleted ?? 0} users, delete ${c.held_groups_deleted ?? 0} groups ` +
+      `and remove ${c.held_memberships_removed ?? 0} memberships (${c.held ?? 0} steps held).`),
+    h("button", { type: "button", class: "danger", onclick: () => resync(directory, true, progress) }, "Force")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members
+
+/** Each member's directory groups, by member id. */
+async function groupsOfMembers(groups) {
+  const byMember = new Map();
+  for (const group of groups) {
+    for (const m of await listAll(ws(`/members?group=${encodeURIComponent(group.id)}`))) {
+      if (!byMember.has(m.id)) byMember.set(m.id, []);
+      byMember.get(m.id).push(group.name);
+    }
+  }
+  return byMember;
+}
+
+async function membersScreen() {
+  const [workspace, members, groups, mappings] = await Promise.all([
+    api("GET", ws()), listAll(ws("/members")), listAll(ws("/directory-groups")), api("GET", ws("/role-mappings")),
+  ]);
+  const groupsOf = await groupsOfMembers(groups);
+  const rolesMapped = mappings.data.length > 0;
+  const message = alertBox("members-message");
+  const rows = members.map((m) => memberRow(m, workspace, groupsOf.get(m.id) || [], rolesMapped, message));
+  show("Members", message,
+    table(`${members.length} members`, ["Member", "Status", "Source", "Role", "Groups", "Actions"], rows));
+}
+
+function memberRow(m, workspace, groups, rolesMapped, message) {
+  const directory = m.managed_by === "directory";
+  const reasonId = `locked-${m.id}`;
+  const removeLocked = directory && workspace.directory_sync_enabled;
+  const roleLocked = directory && rolesMapped;
+  const roleSelect = h("select", {
+    "aria-label": `Role of ${m.email}`, disabled: roleLocked || m.role === "owner",
+    "aria-describedby": roleLocked ? reasonId : null,
+    onchange: async () => {
+      try {
+        await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
+        announce(`${m.email} is now ${roleSelect.value}`);
+      } catch (e) {
+        showAlert(message, e.message);
+      }
+    },
+  }, [...ROLES, "owner"].map((r) => h("option", { value: r, selected: r === m.role }, r)));
+  const remove = h("button", {
+    type: "button", disabled: removeLocked, "aria-describedby": removeLocked ? reasonId : null,
+    onclick: () => confirmRemoveMember(m, message),
+  }, "Remove");
+  return h("tr", { "data-member": m.email },
+    personCell(m),
+    h("td", {}, m.status),
+    h("td", {}, directory ? "Directory" : "Manual"),
+    h("td", {}, roleSelect),
+    h("td", {}, groups.join(", ") || "—"),
+    h("td", {}, remove, (removeLocked || roleLocked) ? h("span", { class: "locked", id: reasonId }, LOCKED_REASON) : null));
+}
+
+function confirmRemoveMember(m, message) {
+  openDialog(`Remove ${m.email}?`, [h("p", {}, "They lose access to this workspace.")], [
+    ["Remove member", "danger", async () => {
+      try {
+        await api("DELETE", ws(`/members/${encodeURIComponent(m.id)}`));
+        announce(`${m.email} removed`);
+      } catch (e) {
+        showAlert(message, e.message);
+      }
+      await membersScreen();
+    }],
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialogs
+
+/** Where focus goes back to when the dialog closes. */
+let dialogOpener = null;
+dialog.addEventListener("close", () => {
+  if (dialogOpener && dialogOpener.isConnected) dialogOpener.focus();
+  dialogOpener = null;
+});
+
+/**
+ * Opens the dialog with a title, content and buttons `[label, class, action]`, and Cancel; an action
+ * that returns true keeps it open (it showed a next step), one that throws shows the error in it.
+ */
+function openDialog(title, content, actions) {
+  const error = alertBox("dialog-error");
+  const buttons = actions.map(([label, cls, action]) => h("button", {
+    type: "button", class: cls,
+    onclick: async () => {
+      try {
+        const keepOpen = await action(error);
+        if (!keepOpen) dialog.close();
+      } catch (e) {
+        showAlert(error, e.message);
+      }
+    },
+  }, label));
+  const cancel = h("button", { type: "button", onclick: () => dialog.close() }, "Cancel");
+  dialog.replaceChildren(
+    h("h2", { id: "dialog-title" }, title),
+    ...content,
+    error,
+    h("div", { class: "actions" }, ...buttons, cancel)
+  );
+  if (!dialog.open) {
+    dialogOpener = document.activeElement;
+    dialog.showModal();
+  }
+  (dialog.querySelector("select, input") || buttons[0] || cancel).focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings › Teams
+
+async function teamsScreen() {
+  const [teams, groups, members] = await Promise.all([
+    listAll(ws("/teams")), listAll(ws("/directory-groups")), listAll(ws("/members")),
+  ]);
+  const groupName = new Map(groups.map((g) => [g.id, g.name]));
+  const sections = [];
+  for (const team of teams) {
+    const teamMembers = await listAll(ws(`/teams/${encodeURIComponent(team.id)}/members`));
+    sections.push(teamSection(team, teamMembers, groups, groupName));
+  }
+  const name = h("input", { id: "new-team-name", name: "name", required: true });
+  const message = alertBox("teams-message");
+  const create = h("form", {
+    class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api("POST", ws("/teams"), { name: name.value });
+        announce(`Team ${name.value} created`);
+        await teamsScreen();
+      } catch (err) {
+        showAlert(message, err.message);
+      }
+    },
+  }, h("label", { for: "new-team-name" }, "New team"), name, h("button", { type: "submit" }, "Create team"));
+  show("Settings › Teams", create, message,
+    h("p", {}, `${members.length} members in the workspace, ${groups.length} directory groups.`), sections);
+}
+
+function sourceText(source, groupName) {
+  return source.type === "manual" ? "Manual" : `Directory group: ${groupName.get(source.group_id) || source.group_id}`;
+}
+
+function teamSection(team, teamMembers, groups, groupName) {
+  const headingId = `team-${team.id}`;
+  const rows = teamMembers.map((m) => h("tr", { "data-member": m.email },
+    personCell(m), h("td", {}, m.status),
+    h("td", {}, m.sources.map((s) => sourceText(s, groupName)).join("; "))));
+  const links = team.linked_group_ids.map((g) => h("li", {},
+    h("span", {}, groupName.get(g) || g), " ",
+    h("button", { type: "button", onclick: () => unlinkDialog(team, g, groupName.get(g) || g, teamMembers) },
+      `Remove ${groupName.get(g) || g}`)));
+  return h("section", { class: "team", "aria-labelledby": headingId, "data-team": team.name },
+    h("h2", { id: headingId }, `${team.name} (${team.member_count} members)`),
+    h("h3", {}, "Directory groups"),
+    links.length ? h("ul", { class: "links" }, links) : h("p", {}, "No directory group is linked."),
+    h("button", { type: "button", onclick: () => linkDialog(team, groups) }, "Add directory group"),
+    table(`Members of ${team.name}`, ["Member", "Status", "Sources"], rows));
+}
+
+/** Picks a directory group, then asks to confirm the link. */
+async function linkDialog(team, groups) {
+  if (!groups.length) {
+    // The rules say why nothing can be linked (directory sync off, or no groups yet): ask them.
+    const refusal = await api("POST", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups`), { group_id: "" })
+      .then(() => null, (e) => e.message);
+    openDialog("Add directory group", [h("p", { id: "link-refused" }, refusal || "No directory group can be linked.")], []);
+    return;
+  }
+  const available = groups.filter((g) => !team.linked_group_ids.includes(g.id));
+  if (!available.length) {
+    openDialog("Add directory group", [h("p", {}, `Every directory group is already linked to ${team.name}.`)], []);
+    return;
+  }
+  const picker = h("select", { id: "group-picker" },
+    available.map((g) => h("option", { value: g.id }, `${g.name} (${g.member_count} members)`)));
+  openDialog(`Add directory group to ${team.name}`, [h("label", { for: "group-picker" }, "Directory group"), picker], [
+    ["Continue", "primary", () => {
+      const group = available.find((g) => g.id === picker.value);
+      confirmLink(team, group);
+      return true;
+    }],
+  ]);
+}
+
+function confirmLink(team, group) {
+  openDialog(`Link ${group.name} to ${team.name}?`, [h("p", {},
+    `Its ${group.member_count} members will be synced into ${team.name}, and follow the group from now on.`)], [
+    ["Confirm", "primary", async () => {
+      const link = await api("POST", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups`), { group_id: group.id });
+      announce(`${group.name} linked: ${link.members_added} members added`);
+      dialog.close();
+      await teamsScreen();
+      return true;
+    }],
+  ]);
+}
+
+/** The product page's two choices, with how many members each affects. */
+function unlinkDialog(team, groupId, name, teamMembers) {
+  const through = teamMembers.filter((m) => m.sources.some((s) => s.type === "directory_group" && s.group_id === groupId));
+  const leaving = through.filter((m) => m.sources.length === 1).length;
+  const unlink = (choice) => async () => {
+    await api("DELETE", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups/${encodeURIComponent(groupId)}?members=${choice}`));
+    announce(`${name} removed from ${team.name}`);
+    dialog.close();
+    await teamsScreen();
+    return true;
+  };
+  openDialog(`Remove ${name} from ${team.name}`, [
+    h("p", {}, `${through.length} members are in ${team.name} through ${name}.`),
+    h("ul", {},
+      h("li", {}, h("strong", {}, "Keep current members"), `: all ${through.length} stay in the team, as manual members.`),
+      h("li", {}, h("strong", {}, "Remove current members"), `: ${leaving} leave the team; ${through.length - leaving} stay through another source.`)),
+  ], [
+    ["Keep current members", "primary", unlink("keep")],
+    ["Remove current members", "danger", unlink("remove")],
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role mappings
+
+async function roleMappingsScreen() {
+  const [workspace, groups, mappings] = await Promise.all([
+    api("GET", ws()), listAll(ws("/directory-groups")), api("GET", ws("/role-mappings")),
+  ]);
+  const saved = new Map(mappings.data.map((m) => [m.group_id, m.role]));
+  const draft = new Map(saved);
+  const preview = h("div", { id: "role-preview", "aria-live": "polite" });
+  const message = alertBox("roles-message");
+  const save = h("button", { type: "button", id: "save-roles", disabled: true, onclick: async () => {
+    try {
+      await api("PUT", ws("/role-mappings"), wanted(draft));
+      announce("Role mappings saved");
+      await roleMappingsScreen();
+    } catch (e) {
+      showAlert(message, e.message);
+    }
+  } }, "Save role mappings");
+  const rows = groups.map((g) => {
+    const select = h("select", {
+      "aria-label": `Role for ${g.name}`, "data-group": g.name,
+      onchange: async () => {
+        if (select.value) draft.set(g.id, select.value);
+        else draft.delete(g.id);
+        save.disabled = !(await previewRoles(draft, preview, message));
+      },
+    }, h("option", { value: "" }, "No role"), ROLES.map((r) => h("option", { value: r, selected: saved.get(g.id) === r }, r)));
+    return h("tr", {}, h("td", {}, g.name), h("td", {}, String(g.member_count)), h("td", {}, select));
+  });
+  show("Role mappings",
+    h("p", {}, `Members of a mapped group get its role; in several mapped groups, the highest role wins (admin over builder over viewer). Others get the workspace's default role, ${workspace.default_role}. Owners keep their role.`),
+    table("Directory groups and the role each grants", ["Directory group", "Members", "Role"], rows),
+    preview, message, save);
+}
+
+function wanted(draft) {
+  return [...draft].map(([group_id, role]) => ({ group_id, role }));
+}
+
+/** Shows how many members the draft would move, from which role to which; true when it moves any. */
+async function previewRoles(draft, preview, message) {
+  try {
+    const { changes } = await api("POST", ws("/role-mappings/preview"), wanted(draft));
+    const moves = new Map();
+    for (const c of changes) {
+      const key = `${c.from} → ${c.to}`;
+      moves.set(key, (moves.get(key) || 0) + 1);
+    }
+    preview.replaceChildren(
+      h("p", { id: "role-preview-total" }, `This change would move ${changes.length} members.`),
+      h("ul", {}, [...moves].map(([key, n]) => h("li", {}, `${n} ${key}`))));
+    showAlert(message, "");
+    return true;
+  } catch (e) {
+    showAlert(message, e.message);
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log and events
+
+const CAUSES = { event: "Webhook event", sync_run: "Full pull", api_token: "Admin token", operator: "Operator" };
+
+function causeCell(cause) {
+  return h("td", {}, CAUSES[cause.type] || cause.type, h("span", { class: "id" }, cause.id));
+}
+
+/** What the entry is about: a member's email or a team's name when the entry holds it, and its id. */
+function subjectCell(e) {
+  const shown = [e.after, e.before].find((v) => v && (v.email || v.name));
+  const label = shown ? shown.email || shown.name : e.subject_type;
+  return h("td", {}, `${e.subject_type}: ${label}`, h("span", { class: "id" }, e.subject_id));
+}
+
+/** The fields a change changed, `field: before → after`. */
+function changeText(e) {
+  if (!e.before) return "added";
+  if (!e.after) return "removed";
+  return Object.keys(e.after)
+    .filter((k) => k !== "updated_at" && JSON.stringify(e.before[k]) !== JSON.stringify(e.after[k]))
+    .map((k) => `${k}: ${shownValue(e.before[k])} → ${shownValue(e.after[k])}`)
+    .join("; ");
+}
+
+/** A value as JSON, with room to wrap after its commas. */
+function shownValue(value) {
+  return JSON.stringify(value ?? null).replaceAll(",", ", ");
+}
+
+async function auditLogScreen(after) {
+  const page = await api("GET", ws(`/audit-log?limit=100${after ? `&after=${encodeURIComponent(after)}` : ""}`));
+  const rows = page.data.map((e) => h("tr", {},
+    h("td", {}, when(e.occurred_at)), h("td", {}, e.action), subjectCell(e), h("td", { class: "change" }, changeText(e)),
+    causeCell(e.cause)));
+  const more = page.list_metadata.after
+    ? h("button", { type: "button", onclick: () => auditLogScreen(page.list_metadata.after) }, "Older entries")
+    : null;
+  show("Audit log", table("Changes, newest first", ["When", "What", "Subject", "Change", "Cause"], rows), more);
+}
+
+async function eventsScreen() {
+  if (!isOperator()) return show("Events", h("p", {}, "Only an operator sees deliveries."));
+  const [failed, skipped] = await Promise.all([
+    api("GET", "/events?status=failed&limit=100"), api("GET", "/events?status=skipped&limit=100"),
+  ]);
+  const message = alertBox("events-message");
+  const row = (e) => h("tr", {},
+    h("td", {}, String(e.id)), h("td", {}, e.event_type || "—"), h("td", {}, e.directory_id || "—"),
+    h("td", {}, e.reason || "—"), h("td", {}, String(e.attempts)), h("td", {}, when(e.received_at)),
+    h("td", {}, h("button", { type: "button", onclick: async () => {
+      try {
+        await api("POST", `/events/${e.id}/retry`);
+        announce(`Delivery ${e.id} queued again`);
+        await eventsScreen();
+      } catch (err) {
+        showAlert(message, err.message);
+      }
+    } }, `Retry ${e.id}`)));
+  const headings = ["Delivery", "Event", "Directory", "Reason", "Attempts", "Received", "Actions"];
+  show("Events", message,
+    table("Failed deliveries", headings, failed.data.map(row)),
+    table("Skipped deliveries", headings, skipped.data.map(row)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Navigation
+
+const SCREENS = {
+  "#/directory-sync": directorySyncScreen,
+  "#/members": membersScreen,
+  "#/teams": teamsScreen,
+  "#/role-mappings": roleMappingsScreen,
+  "#/audit-log": auditLogScreen,
+  "#/events": eventsScreen,
+};
+
+async function route() {
+  if (!session.caller) return;
+  const screen = SCREENS[location.hash] || directorySyncScreen;
+  document.querySelectorAll("#nav a").forEach((a) => {
+    if (a.getAttribute("href") === location.hash) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  });
+  try {
+    await screen();
+  } catch (e) {
+    if (e.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      session.caller = null;
+      return signInScreen("The token is no longer accepted; sign in again.");
+    }
+    show("Something went wrong", h("p", { class: "alert", role: "alert" }, e.message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+document.getElementById("sign-out").addEventListener("click", signOut);
+if (sessionStorage.getItem(TOKEN_KEY)) {
+  start().catch((e) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    signInScreen(e.status === 401 ? "The token is no longer accepted; sign in again." : e.message);
+  });
+} else {
+  signInScreen();
+}
