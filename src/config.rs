@@ -61,10 +61,11 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub operator_token: Option<String>,
-    /// How often every directory is pulled in full (0: never on a schedule).
-    #[arg(long, env = "RESYNC_INTERVAL", default_value = "1h", value_name = "DURATION",
+    /// How often every directory is pulled in full (0: never on a schedule) [default: 1h, or 1d while
+    /// the Events API tail runs].
+    #[arg(long, env = "RESYNC_INTERVAL", value_name = "DURATION",
         value_parser = parse_setting_duration)]
-    pub resync_interval: Duration,
+    pub resync_interval: Option<Duration>,
     /// User-listing requests per second per directory a pull allows itself (the broker allows 4; 0: no limit).
     #[arg(long, env = "WORKOS_USER_LISTING_RATE", default_value = "4", value_name = "PER_SECOND",
         value_parser = listing_rate)]
@@ -97,7 +98,33 @@ pub struct Settings {
     #[arg(long, env = "ROLLCALL_EVENT_RETENTION", default_value = "30d", value_name = "DURATION",
         value_parser = parse_setting_duration)]
     pub event_retention: Duration,
+    /// Where events come from: webhooks, events (the Events API; webhooks only wake it) or both
+    /// [default: both with WORKOS_API_KEY, else webhooks].
+    #[arg(long, env = "ROLLCALL_EVENT_SOURCE", value_name = "SOURCE")]
+    pub event_source: Option<EventSource>,
+    /// How long the Events API tail waits between catch-ups when nothing wakes it (0: no tail).
+    #[arg(long, env = "ROLLCALL_EVENTS_POLL_INTERVAL", default_value = "5s", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
+    pub events_poll_interval: Duration,
 }
+
+/// Where Rollcall takes directory events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventSource {
+    /// Signed webhooks alone; no Events API tail.
+    Webhooks,
+    /// The Events API tail alone: a verified webhook only wakes it, its body is not stored.
+    Events,
+    /// Both: each event is stored and applied once, whichever path brings it first.
+    Both,
+}
+
+/// The schedule of full pulls when `RESYNC_INTERVAL` is not set and no tail runs.
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(3600);
+/// The schedule of full pulls when `RESYNC_INTERVAL` is not set and the tail runs: the tail repairs
+/// missed webhooks within seconds, so a full pull only catches what no event reports (a provider that
+/// sends no deletion when a group leaves the app).
+pub const DEFAULT_RESYNC_INTERVAL_WITH_TAIL: Duration = Duration::from_secs(86_400);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -218,6 +245,7 @@ impl Settings {
         refuse_placeholders("WORKOS_WEBHOOK_SECRETS", &self.webhook_secrets)?;
         refuse_placeholders("WORKOS_API_KEY", &self.workos_api_key)?;
         refuse_placeholders("ROLLCALL_OPERATOR_TOKEN", &self.operator_token)?;
+        self.check_event_source()?;
         if self
             .operator_token
             .as_ref()
@@ -231,6 +259,60 @@ impl Settings {
             ));
         }
         Ok(self)
+    }
+
+    /// Where events come from: as set, else `both` with an API key and `webhooks` without.
+    pub fn event_source(&self) -> EventSource {
+        match (self.event_source, &self.workos_api_key) {
+            (Some(source), _) => source,
+            (None, Some(_)) => EventSource::Both,
+            (None, None) => EventSource::Webhooks,
+        }
+    }
+
+    /// Whether the Events API tail runs: an API key, a source that takes events, and a poll interval.
+    pub fn event_tail_enabled(&self) -> bool {
+        self.workos_api_key.is_some()
+            && self.event_source() != EventSource::Webhooks
+            && !self.events_poll_interval.is_zero()
+    }
+
+    /// Whether verified webhook bodies are stored (not with `ROLLCALL_EVENT_SOURCE=events`).
+    pub fn stores_webhooks(&self) -> bool {
+        self.event_source() != EventSource::Events
+    }
+
+    /// How often every directory is pulled in full: `RESYNC_INTERVAL` when set, else hourly, or daily
+    /// while the tail runs.
+    pub fn resync_interval(&self) -> Duration {
+        match self.resync_interval {
+            Some(interval) => interval,
+            None if self.event_tail_enabled() => DEFAULT_RESYNC_INTERVAL_WITH_TAIL,
+            None => DEFAULT_RESYNC_INTERVAL,
+        }
+    }
+
+    /// Refuses a source the other settings cannot serve: the Events API needs an API key, and the tail
+    /// alone needs a poll interval.
+    fn check_event_source(&self) -> Result<(), ConfigError> {
+        let source = self.event_source();
+        if source != EventSource::Webhooks && self.workos_api_key.is_none() {
+            return Err(ConfigError::new(
+                "ROLLCALL_EVENT_SOURCE",
+                format!(
+                    "{} reads the Events API, which needs WORKOS_API_KEY; set it, or use webhooks",
+                    source.name()
+                ),
+            ));
+        }
+        if source == EventSource::Events && self.events_poll_interval.is_zero() {
+            return Err(ConfigError::new(
+                "ROLLCALL_EVENTS_POLL_INTERVAL",
+                "is 0 (no tail) while ROLLCALL_EVENT_SOURCE=events takes events from the tail alone; \
+                 set an interval such as 5s, or use ROLLCALL_EVENT_SOURCE=webhooks",
+            ));
+        }
+        Ok(())
     }
 
     /// Forgets the settings' environment variables that are set but blank (`WORKOS_API_KEY=` in `.env`),
@@ -274,7 +356,20 @@ impl fmt::Debug for Settings {
             .field("automatic_pull_spacing", &self.automatic_pull_spacing)
             .field("log_format", &self.log_format)
             .field("event_retention", &self.event_retention)
+            .field("event_source", &self.event_source)
+            .field("events_poll_interval", &self.events_poll_interval)
             .finish()
+    }
+}
+
+impl EventSource {
+    /// The setting's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventSource::Webhooks => "webhooks",
+            EventSource::Events => "events",
+            EventSource::Both => "both",
+        }
     }
 }
 
@@ -393,7 +488,9 @@ mod tests {
         assert!(s.webhook_secrets.is_empty());
         assert_eq!(s.webhook_tolerance, Duration::from_secs(180));
         assert_eq!(s.webhook_body_limit, 1 << 20);
-        assert_eq!(s.resync_interval, Duration::from_secs(3600));
+        assert_eq!(s.resync_interval(), Duration::from_secs(3600));
+        assert_eq!(s.event_source(), EventSource::Webhooks);
+        assert!(!s.event_tail_enabled());
         assert_eq!(s.user_listing_rate, 4.0);
     }
 
@@ -414,6 +511,8 @@ mod tests {
             ("ROLLCALL_LOG_FORMAT", "xml"),
             ("WORKOS_API_BASE", "ftp://x"),
             ("ROLLCALL_WEBHOOK_BODY_LIMIT", "ten"),
+            ("ROLLCALL_EVENT_SOURCE", "carrier-pigeon"),
+            ("ROLLCALL_EVENTS_POLL_INTERVAL", "often"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert_eq!(error.setting, name);
@@ -444,14 +543,16 @@ mod tests {
     #[test]
     fn blank_values_take_the_default() {
         let s = settings(&[("RESYNC_INTERVAL", " "), ("WORKOS_API_KEY", "")]).unwrap();
-        assert_eq!(s.resync_interval, Duration::from_secs(3600));
+        assert_eq!(s.resync_interval(), Duration::from_secs(3600));
+        assert_eq!(s.event_source(), EventSource::Webhooks);
+        assert!(!s.event_tail_enabled());
         assert_eq!(s.workos_api_key, None);
         let s = settings(&[
             ("RESYNC_INTERVAL", " 1h30m "),
             ("ROLLCALL_EVENT_RETENTION", "1d"),
         ])
         .unwrap();
-        assert_eq!(s.resync_interval, Duration::from_secs(5400));
+        assert_eq!(s.resync_interval(), Duration::from_secs(5400));
         assert_eq!(s.event_retention, Duration::from_secs(86_400));
     }
 
@@ -467,7 +568,11 @@ mod tests {
         for name in ["DATABASE_URL", "RESYNC_INTERVAL", "ROLLCALL_OPERATOR_TOKEN"] {
             assert!(help.contains(name), "{name} in {help}");
         }
-        assert!(help.contains("[default: 1h]"), "{help}");
+        assert!(help.contains("[default: 180s]"), "{help}");
+        assert!(
+            help.contains("1h, or 1d while the Events API tail runs"),
+            "{help}"
+        );
     }
 
     #[test]
@@ -573,5 +678,62 @@ mod tests {
         let retention = settings(&[("ROLLCALL_EVENT_RETENTION", "soon")]).unwrap_err();
         assert_eq!(retention.setting, "ROLLCALL_EVENT_RETENTION");
         assert!(parse_duration("999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn the_event_source_follows_the_api_key_unless_set() {
+        let key = ("WORKOS_API_KEY", "sk_test_tail");
+        let s = settings(&[key]).unwrap();
+        assert_eq!(s.event_source(), EventSource::Both);
+        assert!(s.event_tail_enabled() && s.stores_webhooks());
+        assert_eq!(s.events_poll_interval, Duration::from_secs(5));
+        let s = settings(&[key, ("ROLLCALL_EVENT_SOURCE", "events")]).unwrap();
+        assert!(s.event_tail_enabled() && !s.stores_webhooks());
+        let s = settings(&[key, ("ROLLCALL_EVENT_SOURCE", "webhooks")]).unwrap();
+        assert!(!s.event_tail_enabled() && s.stores_webhooks());
+        let s = settings(&[key, ("ROLLCALL_EVENTS_POLL_INTERVAL", "0")]).unwrap();
+        assert!(!s.event_tail_enabled());
+        let s = settings(&[key, ("ROLLCALL_EVENTS_POLL_INTERVAL", "750ms")]).unwrap();
+        assert_eq!(s.events_poll_interval, Duration::from_millis(750));
+    }
+
+    #[test]
+    fn an_event_source_the_settings_cannot_serve_is_refused_by_name() {
+        for source in ["events", "both"] {
+            let error = settings(&[("ROLLCALL_EVENT_SOURCE", source)]).unwrap_err();
+            assert_eq!(error.setting, "ROLLCALL_EVENT_SOURCE", "{source}");
+            assert!(error.problem.contains("WORKOS_API_KEY"), "{error}");
+        }
+        let error = settings(&[
+            ("WORKOS_API_KEY", "sk_test_tail"),
+            ("ROLLCALL_EVENT_SOURCE", "events"),
+            ("ROLLCALL_EVENTS_POLL_INTERVAL", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_EVENTS_POLL_INTERVAL");
+    }
+
+    #[test]
+    fn full_pulls_become_daily_with_the_tail_unless_set() {
+        let key = ("WORKOS_API_KEY", "sk_test_tail");
+        assert_eq!(
+            settings(&[key]).unwrap().resync_interval(),
+            Duration::from_secs(86_400)
+        );
+        let off = ("ROLLCALL_EVENTS_POLL_INTERVAL", "0");
+        assert_eq!(
+            settings(&[key, off]).unwrap().resync_interval(),
+            Duration::from_secs(3600)
+        );
+        let set = ("RESYNC_INTERVAL", "2h");
+        assert_eq!(
+            settings(&[key, set]).unwrap().resync_interval(),
+            Duration::from_secs(7200)
+        );
+        let never = ("RESYNC_INTERVAL", "0");
+        assert_eq!(
+            settings(&[key, never]).unwrap().resync_interval(),
+            Duration::ZERO
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod dev_broker;
 pub mod directory_sync;
 pub mod domain;
+pub mod event_tail;
 pub mod ids;
 pub mod intake;
 pub mod metrics;

@@ -20,11 +20,12 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// How a sync run ended.
 pub const RUN_STATUSES: [&str; 3] = ["succeeded", "failed", "held"];
 /// Why a sync run started.
-pub const RUN_TRIGGERS: [&str; 4] = [
+pub const RUN_TRIGGERS: [&str; 5] = [
     "scheduled",
     "directory_activated",
     "sync_enabled",
     "on_demand",
+    "event_cursor_lost",
 ];
 /// The broker's list endpoints: the pull API's and the Events API's.
 pub const BROKER_ENDPOINTS: [&str; 4] = [
@@ -70,6 +71,8 @@ pub struct Backlog {
     pub waiting: i64,
     /// How long the oldest of them has waited since it was received (0 when none waits).
     pub oldest_age: Duration,
+    /// The Events API tail's lag, once a tail has read.
+    pub event_tail: Option<EventTailLag>,
 }
 
 struct Series {
@@ -85,6 +88,18 @@ struct Series {
     webhooks: Family<Label, Counter>,
     webhook_duration: Histograms,
     apply_lag: Histogram,
+    event_tail_pages: Counter,
+    event_tail_events: Counter,
+    event_tail_cursor_losses: Counter,
+}
+
+/// The Events API tail's lag as the database shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventTailLag {
+    /// How old the newest event the tail stored is (by the broker's `created_at`).
+    pub newest_event_age: Option<Duration>,
+    /// How long ago a catch-up last reached the newest event.
+    pub last_poll_age: Option<Duration>,
 }
 
 /// The service's metrics; cheap to clone, clones count into the same registry.
@@ -162,6 +177,9 @@ impl Series {
                 &WEBHOOK_OUTCOMES,
             ),
             apply_lag: Histogram::new(APPLY_LAG_BUCKETS),
+            event_tail_pages: Counter::default(),
+            event_tail_events: Counter::default(),
+            event_tail_cursor_losses: Counter::default(),
         };
         series.register()
     }
@@ -223,6 +241,21 @@ impl Series {
             "rollcall_apply_lag_seconds",
             "Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied",
             self.apply_lag.clone(),
+        );
+        r.register(
+            "rollcall_event_tail_pages",
+            "Pages of the broker's Events API this process's tail read",
+            self.event_tail_pages.clone(),
+        );
+        r.register(
+            "rollcall_event_tail_events",
+            "Events this process's tail read from the broker's Events API (each stored once, whichever path brought it first)",
+            self.event_tail_events.clone(),
+        );
+        r.register(
+            "rollcall_event_tail_cursor_losses",
+            "Times the tail found its cursor outside the broker's retention and started over from a full pull",
+            self.event_tail_cursor_losses.clone(),
         );
         self
     }
@@ -291,6 +324,17 @@ impl Metrics {
         self.0.apply_lag.observe(waited.as_secs_f64());
     }
 
+    /// The tail read a page of `events` events.
+    pub fn event_tail_page(&self, events: usize) {
+        self.0.event_tail_pages.inc();
+        self.0.event_tail_events.inc_by(events as u64);
+    }
+
+    /// The tail lost its cursor and starts over.
+    pub fn event_tail_cursor_lost(&self) {
+        self.0.event_tail_cursor_losses.inc();
+    }
+
     /// Sync runs queued or running in this process.
     pub fn runs_running(&self) -> i64 {
         self.0.runs_running.get().max(0)
@@ -311,6 +355,21 @@ impl Metrics {
                 "How long the oldest delivery not applied yet has waited since it was received (0 when none waits)",
                 ConstGauge::new(backlog.oldest_age.as_secs_f64()),
             );
+            let lag = backlog.event_tail.unwrap_or_default();
+            if let Some(age) = lag.newest_event_age {
+                scrape.register(
+                    "rollcall_event_tail_newest_event_age_seconds",
+                    "How old the newest event the Events API tail stored is (every instance sharing the database)",
+                    ConstGauge::new(age.as_secs_f64()),
+                );
+            }
+            if let Some(age) = lag.last_poll_age {
+                scrape.register(
+                    "rollcall_event_tail_last_poll_age_seconds",
+                    "Time since the Events API tail last caught up with the newest event (alert on it: a stalled tail is otherwise silent)",
+                    ConstGauge::new(age.as_secs_f64()),
+                );
+            }
         }
         scrape.register(
             "rollcall_applier_running",
@@ -395,6 +454,15 @@ rollcall_apply_lag_seconds_bucket{le=\"30\"} 0
 rollcall_apply_lag_seconds_bucket{le=\"+Inf\"} 0
 rollcall_apply_lag_seconds_sum 0.0
 rollcall_apply_lag_seconds_count 0
+# HELP rollcall_event_tail_pages_total Pages of the broker's Events API this process's tail read.
+# TYPE rollcall_event_tail_pages_total counter
+rollcall_event_tail_pages_total 0
+# HELP rollcall_event_tail_events_total Events this process's tail read from the broker's Events API (each stored once, whichever path brought it first).
+# TYPE rollcall_event_tail_events_total counter
+rollcall_event_tail_events_total 0
+# HELP rollcall_event_tail_cursor_losses_total Times the tail found its cursor outside the broker's retention and started over from a full pull.
+# TYPE rollcall_event_tail_cursor_losses_total counter
+rollcall_event_tail_cursor_losses_total 0
 # HELP rollcall_deliveries_waiting Stored deliveries not applied yet, new or waiting for a retry (every instance sharing the database).
 # TYPE rollcall_deliveries_waiting gauge
 rollcall_deliveries_waiting 0
@@ -421,7 +489,38 @@ rollcall_applier_running 1
             assert_eq!(sample_value(&text, &series), Some(0.0), "{series}");
         }
         let families = listed.iter().filter(|line| line.starts_with("# HELP"));
-        assert_eq!(families.count(), 14);
+        assert_eq!(families.count(), 17);
+    }
+
+    #[test]
+    fn the_tail_lag_is_listed_once_a_tail_has_read() {
+        let lag = EventTailLag {
+            newest_event_age: Some(Duration::from_secs(42)),
+            last_poll_age: Some(Duration::from_millis(1500)),
+        };
+        let metrics = Metrics::default();
+        metrics.event_tail_page(100);
+        metrics.event_tail_page(0);
+        metrics.event_tail_cursor_lost();
+        let backlog = Backlog {
+            event_tail: Some(lag),
+            ..Backlog::default()
+        };
+        let text = metrics.render(Some(backlog), true);
+        let value = |series: &str| sample_value(&text, series);
+        assert_eq!(
+            value("rollcall_event_tail_newest_event_age_seconds"),
+            Some(42.0)
+        );
+        assert_eq!(
+            value("rollcall_event_tail_last_poll_age_seconds"),
+            Some(1.5)
+        );
+        assert_eq!(value("rollcall_event_tail_pages_total"), Some(2.0));
+        assert_eq!(value("rollcall_event_tail_events_total"), Some(100.0));
+        assert_eq!(value("rollcall_event_tail_cursor_losses_total"), Some(1.0));
+        let without = Metrics::default().render(Some(Backlog::default()), true);
+        assert!(!without.contains("rollcall_event_tail_last_poll_age_seconds"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::{Database, InstanceLock};
+use crate::event_tail::EventTail;
 use crate::intake::applier::{
     ActivationHook, Applier, ApplierOptions, ApplierStopper, RetryPolicy, Wakeup,
 };
@@ -67,20 +68,21 @@ impl Application {
             ..retry
         };
         let metrics = Metrics::default();
-        let sync_runner = match &settings.workos_api_key {
-            Some(api_key) => {
-                let client = crate::broker::BrokerClient::new(crate::broker::BrokerSettings {
-                    base_url: settings.workos_api_base.clone(),
-                    api_key: api_key.clone().into(),
-                    user_listing_rate_per_directory: settings.user_listing_rate,
-                    ..crate::broker::BrokerSettings::default()
-                })
-                .context("building the broker client")?;
+        let broker = match &settings.workos_api_key {
+            Some(_) => Some(
+                crate::broker::BrokerClient::new(broker_settings(&settings))
+                    .context("building the broker client")?
+                    .with_metrics(metrics.clone()),
+            ),
+            None => None,
+        };
+        let sync_runner = match &broker {
+            Some(client) => {
                 tracing::info!(api = %settings.workos_api_base, user_listing_rate = settings.user_listing_rate, "full pulls enabled");
                 Some(
                     crate::sync_runs::SyncRunner::new(
                         db.clone(),
-                        client,
+                        client.clone(),
                         settings.mass_deprovision_threshold,
                     )
                     .with_automatic_pull_spacing(settings.automatic_pull_spacing),
@@ -108,7 +110,7 @@ impl Application {
             }
             None => None,
         };
-        match (&sync_runner, settings.resync_interval) {
+        match (&sync_runner, settings.resync_interval()) {
             (None, _) => tracing::info!(
                 "scheduled full pulls are off: they need WORKOS_API_KEY (RESYNC_INTERVAL is not used)"
             ),
@@ -136,6 +138,30 @@ impl Application {
                 metrics: metrics.clone(),
             },
         );
+        let event_tail = match (&broker, &sync_runner) {
+            (Some(client), Some(runner)) if settings.event_tail_enabled() => {
+                tracing::info!(
+                    source = settings.event_source().name(),
+                    poll_interval_secs = settings.events_poll_interval.as_secs_f64(),
+                    "the Events API tail is on: events are read after a stored cursor, and verified webhooks wake it"
+                );
+                let wakeup = wakeup.clone();
+                let (tail, task) = EventTail::spawn(
+                    db.clone(),
+                    client.clone(),
+                    runner.clone(),
+                    settings.events_poll_interval,
+                    metrics.clone(),
+                    Arc::new(move || wakeup.notify()),
+                );
+                background.push(task);
+                tail
+            }
+            _ => {
+                tracing::info!("the Events API tail is off: events come from webhooks alone (ROLLCALL_EVENT_SOURCE, ROLLCALL_EVENTS_POLL_INTERVAL)");
+                EventTail::off()
+            }
+        };
         let (event_store, event_store_writer) = {
             let wakeup = wakeup.clone();
             EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
@@ -153,6 +179,7 @@ impl Application {
             sync_runner,
             metrics,
             token_use: Default::default(),
+            event_tail,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -242,6 +269,16 @@ impl ShutdownHandle {
     /// Stops only the applier: webhooks are still stored and acknowledged, and `/readyz` answers 503.
     pub fn stop_applier(&self) {
         self.applier.stop();
+    }
+}
+
+/// How the broker client of `settings` talks to the broker: for full pulls and the Events API tail.
+pub fn broker_settings(settings: &Settings) -> crate::broker::BrokerSettings {
+    crate::broker::BrokerSettings {
+        base_url: settings.workos_api_base.clone(),
+        api_key: settings.workos_api_key.clone().unwrap_or_default().into(),
+        user_listing_rate_per_directory: settings.user_listing_rate,
+        ..crate::broker::BrokerSettings::default()
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Event {
     attempts: i32,
     /// Deliveries of the same event after this one, acknowledged and not stored again
     redeliveries: i32,
+    /// The path that brought it first: a webhook, or the Events API tail
+    #[schema(pattern = "^(webhook|events)$")]
+    source: String,
     #[schema(required = true, format = DateTime)]
     event_created_at: Option<String>,
     #[schema(format = DateTime)]
@@ -61,6 +64,7 @@ impl From<&WebhookEventRow> for Event {
             reason: e.reason.clone(),
             attempts: e.attempts,
             redeliveries: e.redeliveries,
+            source: e.source.clone(),
             event_created_at: e.event_created_at.as_ref().map(time_json),
             received_at: time_json(&e.received_at),
             processed_at: e.processed_at.as_ref().map(time_json),

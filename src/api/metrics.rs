@@ -1,5 +1,5 @@
 //! `GET /metrics`: the service's metrics in the Prometheus text exposition format (version 0.0.4), with
-//! the applier's backlog read from the database at each scrape.
+//! the applier's backlog and the Events API tail's lag read from the database at each scrape.
 
 use super::{AppState, Route};
 use actix_web::{web, HttpResponse};
@@ -11,14 +11,23 @@ pub fn routes() -> Vec<Route> {
 /// Counters, gauges and histograms for Prometheus
 ///
 /// The Prometheus text exposition format, version 0.0.4: runs, broker requests, webhooks, the applier's
-/// backlog and lag, and the time webhooks, broker requests and runs take (the README lists every series).
-/// Counts are this process's since it started; the backlog is read from the database at each scrape.
+/// backlog and lag, the Events API tail's pages, events, cursor losses and lag, and the time webhooks,
+/// broker requests and runs take (the README lists every series). Counts are this process's since it
+/// started; the backlog and the tail's lag are read from the database at each scrape.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses(
     (status = 200, description = "Every series, one sample a line.", body = String, content_type = "text/plain"),
 ))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.clone();
-    let backlog = match web::block(move || db.read(crate::intake::applier::backlog)).await {
+    let backlog = match web::block(move || {
+        db.read(|conn| {
+            let mut backlog = crate::intake::applier::backlog(conn)?;
+            backlog.event_tail = crate::event_tail::place::lag(conn)?;
+            Ok::<_, crate::db::DbError>(backlog)
+        })
+    })
+    .await
+    {
         Ok(Ok(backlog)) => Some(backlog),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "/metrics could not read the backlog from the database");

@@ -4,6 +4,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod directory_groups;
 pub mod error;
+pub mod event_tail;
 pub mod events;
 pub mod health;
 pub mod members;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// When each token's `last_used_at` was last written.
     pub token_use: auth::TokenUse,
+    /// The Events API tail of this process (verified webhooks wake it).
+    pub event_tail: crate::event_tail::EventTail,
 }
 
 impl AppState {
@@ -144,6 +147,7 @@ pub fn routes() -> Vec<Route> {
         workspaces::routes(),
         members::routes(),
         events::routes(),
+        event_tail::routes(),
         teams::routes(),
         directory_groups::routes(),
         role_mappings::routes(),

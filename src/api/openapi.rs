@@ -85,6 +85,7 @@ pub fn document() -> Document {
         super::events::list_events,
         super::events::get_event,
         super::events::retry_event,
+        super::event_tail::get_event_tail,
         super::sync_runs::resync_directory,
         super::sync_runs::list_sync_runs,
         super::sync_runs::get_sync_run,
@@ -98,7 +99,7 @@ pub fn document() -> Document {
         (name = "teams", description = "Teams, why each member is in each, and the directory groups linked to them."),
         (name = "directory", description = "Directory groups and the roles they map to."),
         (name = "audit", description = "Every change, with its cause."),
-        (name = "events", description = "Stored webhook deliveries, for operators."),
+        (name = "events", description = "Stored deliveries, from webhooks and the Events API tail, for operators."),
         (name = "sync runs", description = "Full pulls of a directory: on demand, every `RESYNC_INTERVAL`, \
             after `dsync.activated` and when a workspace turns directory sync on."),
     ),

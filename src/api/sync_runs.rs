@@ -117,9 +117,12 @@ pub struct SyncRunCounts {
 pub struct SyncRun {
     id: String,
     directory_id: String,
-    /// What started the run: an operator, the schedule, an applied `dsync.activated`, or the workspace
-    /// turning directory sync on: `on_demand`, `scheduled`, `directory_activated` or `sync_enabled`.
-    #[schema(pattern = "^(on_demand|scheduled|directory_activated|sync_enabled)$")]
+    /// What started the run: an operator, the schedule, an applied `dsync.activated`, the workspace
+    /// turning directory sync on, or the Events API tail starting over: `on_demand`, `scheduled`,
+    /// `directory_activated`, `sync_enabled` or `event_cursor_lost`.
+    #[schema(
+        pattern = "^(on_demand|scheduled|directory_activated|sync_enabled|event_cursor_lost)$"
+    )]
     trigger: String,
     force: bool,
     #[schema(pattern = "^(queued|running|succeeded|failed|held)$")]

@@ -65,7 +65,8 @@ async fn read_body(
 /// Receive a signed broker event
 ///
 /// Verifies `WorkOS-Signature` over the raw body, stores the delivery durably, then answers. A signed
-/// body that is not an event is stored as `invalid` and answered 400.
+/// body that is not an event is stored as `invalid` and answered 400. A verified delivery wakes the Events
+/// API tail; with `ROLLCALL_EVENT_SOURCE=events` that is all it does (the tail brings the event).
 #[utoipa::path(post, path = "/webhooks/workos", tag = "webhooks",
     params(("WorkOS-Signature" = String, Header, description = "`t=<milliseconds>, v1=<hex HMAC-SHA256 of \"t.body\">`.")),
     request_body(content = Object, description = "Any JSON; a `dsync.*` event to be applied."),
@@ -146,8 +147,18 @@ async fn receive(
             .map_err(|_| ApiError::unavailable())?
     }
     .map_err(unauthorized)?;
+    // A verified webhook says the broker has news: the Events API tail (when it runs) reads now.
+    state.event_tail.wake();
     let received_at = timestamp::now();
-    let (row, invalid) = match Event::parse(&body) {
+    let parsed = Event::parse(&body);
+    if let (Ok(event), false) = (&parsed, settings.stores_webhooks()) {
+        // ROLLCALL_EVENT_SOURCE=events: the tail brings this event in order; its body is not stored.
+        return Ok(HttpResponse::Ok().json(WebhookReceipt {
+            received: Some(event.id.clone()),
+            redelivery: false,
+        }));
+    }
+    let (row, invalid) = match parsed {
         Ok(event) => (NewWebhookEvent::received(&event, body, received_at), None),
         Err(why) => (
             NewWebhookEvent::invalid(body, why.0.clone(), received_at),

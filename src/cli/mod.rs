@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod replay;
 pub mod resync;
+pub mod tail;
 pub mod token;
 
 use crate::config::Settings;
@@ -45,6 +46,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Serve a local broker: the pull API and signed webhooks, for development, demos and tests.
     DevBroker(crate::dev_broker::DevBrokerArgs),
+    /// Catch up once with the broker's Events API: store and apply every event after the stored cursor.
+    ///
+    /// Works on the database of DATABASE_URL with WORKOS_API_KEY, showing progress, and exits once what
+    /// it stored is applied. Refuses while another instance runs the tail (on SQLite: while a `rollcall
+    /// serve` holds the file), and before `rollcall serve` has started the tail with its first full pull.
+    Tail(tail::TailArgs),
     /// Create, list and revoke API tokens, directly on the database of DATABASE_URL.
     ///
     /// The database is migrated first. The admin API does the same for workspace admin tokens at
@@ -69,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args).await,
         Command::Resync(args) => resync::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Tail(args) => tail::run(args).await,
         Command::DevBroker(args) => crate::dev_broker::run(args).await,
         Command::Serve(settings) => {
             let settings = (*settings).checked()?;

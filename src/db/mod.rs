@@ -202,14 +202,17 @@ impl DatabaseTarget {
         }
     }
 
-    fn establish(&self) -> Result<DbConnection, DbError> {
+    /// A connection of its own, outside any pool (for a session lock held as long as it lives).
+    pub fn establish(&self) -> Result<DbConnection, DbError> {
         match self {
             Self::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
-                // WAL lets readers run beside the writer; FULL makes every commit durable.
+                // WAL lets readers run beside the writer; FULL makes every commit durable. The busy
+                // timeout comes first: switching to WAL waits for a lock too (another process's last
+                // connection checkpointing as it closes).
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }

@@ -143,6 +143,8 @@ pub struct WebhookEventRow {
     pub processed_at: Option<Timestamp>,
     /// How many times the same event was delivered again after this row was stored.
     pub redeliveries: i32,
+    /// The path that brought it: `webhook` or `events` (the Events API tail).
+    pub source: String,
 }
 
 /// A webhook delivery about to be stored.
@@ -159,7 +161,14 @@ pub struct NewWebhookEvent {
     pub attempts: i32,
     pub next_attempt_at: Option<Timestamp>,
     pub received_at: Timestamp,
+    /// The path that brought it: `webhook` or `events`.
+    pub source: String,
 }
+
+/// The path that brought a delivery.
+pub const SOURCE_WEBHOOK: &str = "webhook";
+/// A delivery the Events API tail stored.
+pub const SOURCE_EVENTS: &str = "events";
 
 impl NewWebhookEvent {
     /// A delivery of an event, waiting to be applied.
@@ -179,7 +188,14 @@ impl NewWebhookEvent {
             attempts: 0,
             next_attempt_at: None,
             received_at,
+            source: SOURCE_WEBHOOK.into(),
         }
+    }
+
+    /// The same delivery, as the Events API tail brought it.
+    pub fn from_event_tail(mut self) -> Self {
+        self.source = SOURCE_EVENTS.into();
+        self
     }
 
     /// A correctly signed body that is not an event: kept for operators, never applied.
@@ -196,8 +212,27 @@ impl NewWebhookEvent {
             attempts: 0,
             next_attempt_at: None,
             received_at,
+            source: SOURCE_WEBHOOK.into(),
         }
     }
+}
+
+/// The Events API tail's place (one row).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_tail, treat_none_as_default_value = false)]
+pub struct EventTailRow {
+    pub id: i32,
+    /// The id of the last event stored from the tail.
+    pub cursor: Option<String>,
+    /// When the broker created that event.
+    pub cursor_event_at: Option<Timestamp>,
+    /// Without a cursor: read events created from this time on.
+    pub resume_from: Option<Timestamp>,
+    /// The end of the last catch-up that reached the newest event.
+    pub last_poll_at: Option<Timestamp>,
+    /// Events the tail stored that no webhook had brought first.
+    pub events_stored: i64,
+    pub updated_at: Timestamp,
 }
 
 /// One audit entry.

@@ -119,6 +119,19 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
         redeliveries -> Integer,
+        source -> Text,
+    }
+}
+
+diesel::table! {
+    event_tail (id) {
+        id -> Integer,
+        cursor -> Nullable<Text>,
+        cursor_event_at -> Nullable<Timestamp>,
+        resume_from -> Nullable<Timestamp>,
+        last_poll_at -> Nullable<Timestamp>,
+        events_stored -> BigInt,
+        updated_at -> Timestamp,
     }
 }
 
@@ -203,6 +216,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     apply_cursor,
+    event_tail,
     sync_runs,
     teams,
     team_member_sources,

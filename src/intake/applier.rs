@@ -453,6 +453,11 @@ impl Applier {
         }
     }
 
+    /// What wakes the applier when deliveries were stored.
+    pub fn wakeup(&self) -> Wakeup {
+        self.wakeup.clone()
+    }
+
     /// Whether the applier thread is still running.
     pub fn health(&self) -> ApplierHealth {
         self.health.clone()
@@ -549,5 +554,6 @@ pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbErr
         oldest_age: oldest
             .and_then(|t| (timestamp::now() - t).to_std().ok())
             .unwrap_or_default(),
+        event_tail: None,
     })
 }

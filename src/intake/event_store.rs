@@ -6,7 +6,7 @@
 
 use crate::db::models::NewWebhookEvent;
 use crate::db::schema::webhook_events;
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbConnection, DbError};
 use crate::on_backend;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -112,7 +112,16 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
 /// stored (before, or earlier in the same batch) is counted on the first row instead. Returns what became
 /// of each, in order.
 pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<Vec<Stored>, DbError> {
-    db.write_deliveries(|conn| {
+    db.write_deliveries(|conn| insert_deliveries(conn, events))
+}
+
+/// Inserts deliveries inside the caller's [`Database::write_deliveries`] transaction, as
+/// [`insert_batch`] does; the Events API tail advances its cursor in the same transaction.
+pub fn insert_deliveries(
+    conn: &mut DbConnection,
+    events: &[NewWebhookEvent],
+) -> Result<Vec<Stored>, DbError> {
+    {
         let ids: Vec<&str> = events
             .iter()
             .filter_map(|e| e.event_id.as_deref())
@@ -166,5 +175,5 @@ pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<Vec<Sto
                 .execute(c))?;
         }
         Ok::<_, DbError>(outcomes)
-    })
+    }
 }

@@ -21,6 +21,9 @@ pub const DIRECTORY_ACTIVATED: &str = "directory_activated";
 pub const SYNC_ENABLED: &str = "sync_enabled";
 /// The trigger of a run an operator asked for.
 pub const ON_DEMAND: &str = "on_demand";
+/// The trigger of a run the Events API tail starts when it has no place to read from: at its first start,
+/// and when its cursor fell out of the broker's retention window.
+pub const EVENT_CURSOR_LOST: &str = "event_cursor_lost";
 /// The triggers a workspace or the broker sets off without an operator, spaced by
 /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: a tenant turning directory sync off and on cannot pull again and
 /// again on the shared API key.

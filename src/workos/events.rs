@@ -3,6 +3,22 @@
 use super::timestamp::{self, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Every event type Rollcall applies (the others are acknowledged and ignored); the Events API tail asks
+/// for these.
+pub const APPLIED_EVENT_TYPES: [&str; 11] = [
+    "dsync.activated",
+    "dsync.deleted",
+    "dsync.deactivated",
+    "dsync.user.created",
+    "dsync.user.updated",
+    "dsync.user.deleted",
+    "dsync.group.created",
+    "dsync.group.updated",
+    "dsync.group.deleted",
+    "dsync.group.user_added",
+    "dsync.group.user_removed",
+];
+
 /// Why a correctly signed body is not an event Rollcall can store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -599,6 +615,22 @@ mod tests {
                     prop_assert!(!why.0.is_empty());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_applied_event_types_are_those_with_a_payload_to_apply() {
+        let parses_as = |event_type: &str| EventPayload::parse(event_type, serde_json::json!({}));
+        for event_type in APPLIED_EVENT_TYPES {
+            // An applied type reads its data, so empty data is refused; an ignored one is not read.
+            let refused = parses_as(event_type).expect_err(event_type);
+            assert!(refused.0.starts_with(event_type), "{refused}");
+        }
+        for ignored in ["dsync.token.created", "dsync.token.revoked", "user.created"] {
+            assert!(matches!(
+                parses_as(ignored),
+                Ok(EventPayload::NothingToApply)
+            ));
         }
     }
 }

@@ -49,7 +49,7 @@ async fn app_for(backend: Backend, broker: &DevBrokerHandle) -> TestApp {
     let app = spawn_app_with(backend, move |s| {
         s.workos_api_key = Some(key);
         s.workos_api_base = base;
-        s.resync_interval = Duration::ZERO;
+        s.resync_interval = Some(Duration::ZERO);
     })
     .await;
     app.synced_workspace("org_dev").await;

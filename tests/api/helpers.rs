@@ -108,6 +108,8 @@ pub fn test_settings(target: DatabaseTarget) -> Settings {
     settings.pull_on_activation = false;
     // Automatic pulls follow each other at once: the test of their spacing sets it.
     settings.automatic_pull_spacing = Duration::ZERO;
+    // The Events API tail runs only in the tests that turn it on.
+    settings.events_poll_interval = Duration::ZERO;
     settings
 }
 

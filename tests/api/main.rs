@@ -5,6 +5,7 @@ mod apply_rules;
 mod broker;
 mod cli;
 mod convergence;
+mod event_tail;
 mod full_pull;
 mod helpers;
 mod instances;

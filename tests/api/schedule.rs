@@ -59,7 +59,7 @@ async fn app_for_with(
     spawn_app_with(backend, move |s: &mut Settings| {
         s.workos_api_key = Some(key);
         s.workos_api_base = base;
-        s.resync_interval = interval;
+        s.resync_interval = Some(interval);
         s.pull_on_activation = true;
         adjust(s);
     })

@@ -1,0 +1,2 @@
+DROP TABLE event_tail;
+ALTER TABLE webhook_events DROP COLUMN source;

@@ -1,0 +1,264 @@
+//! The tail in `rollcall serve`: catches up every poll interval, or at once when a verified webhook wakes
+//! it; backs off after an error without losing its place; starts over from a full pull when it has no
+//! place to read from.
+
+use super::place::{self, TailLease};
+use super::{blocking, catch_up, TailError};
+use crate::broker::BrokerClient;
+use crate::db::schema::sync_runs;
+use crate::db::Database;
+use crate::metrics::Metrics;
+use crate::sync_runs::schedule::{scheduled_directories, EVENT_CURSOR_LOST};
+use crate::sync_runs::{StartError, SyncRunner};
+use crate::workos::timestamp;
+use diesel::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What the tail is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailState {
+    /// No tail runs in this process (`ROLLCALL_EVENT_SOURCE=webhooks`, no API key, or a poll interval of 0).
+    Off,
+    /// Another instance holds the tail; this one waits to take over.
+    Standby,
+    /// Caught up; waiting for the poll interval or a webhook.
+    Idle,
+    /// Reading events.
+    Polling,
+    /// Waiting after an error before it tries again, its place kept.
+    BackingOff,
+    /// Pulling every active directory in full before reading on from the pull's start.
+    Resyncing,
+}
+
+impl TailState {
+    /// The state as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TailState::Off => "off",
+            TailState::Standby => "standby",
+            TailState::Idle => "idle",
+            TailState::Polling => "polling",
+            TailState::BackingOff => "backing_off",
+            TailState::Resyncing => "resyncing",
+        }
+    }
+}
+
+/// Every state, as the API shows them.
+pub const TAIL_STATES: [&str; 6] = [
+    "off",
+    "standby",
+    "idle",
+    "polling",
+    "backing_off",
+    "resyncing",
+];
+
+/// The first wait after an error; doubled after each further one, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a start-over checks whether its pulls have ended.
+const RUN_CHECK: Duration = Duration::from_millis(250);
+
+struct Shared {
+    wake: Notify,
+    state: Mutex<TailState>,
+}
+
+/// A handle to this process's tail: wakes it and tells what it does. Cheap to clone.
+#[derive(Clone)]
+pub struct EventTail(Arc<Shared>);
+
+impl EventTail {
+    /// A tail that does not run.
+    pub fn off() -> Self {
+        Self(Arc::new(Shared {
+            wake: Notify::new(),
+            state: Mutex::new(TailState::Off),
+        }))
+    }
+
+    /// Asks the tail to catch up now (a verified webhook came); a wake while it reads makes it read once
+    /// more afterwards.
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+
+    /// What the tail is doing.
+    pub fn state(&self) -> TailState {
+        *self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, state: TailState) {
+        *self.0.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// Starts the tail in the background: it reads whenever it holds the lease, every `interval` or when
+    /// woken; `on_stored` is called after each page it stores (to wake the applier).
+    pub fn spawn(
+        db: Database,
+        client: BrokerClient,
+        runner: SyncRunner,
+        interval: Duration,
+        metrics: Metrics,
+        on_stored: Arc<dyn Fn() + Send + Sync>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let tail = Self::off();
+        tail.set(TailState::Standby);
+        let task = {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                tail.run(db, client, runner, interval, metrics, on_stored)
+                    .await
+            })
+        };
+        (tail, task)
+    }
+
+    async fn run(
+        self,
+        db: Database,
+        client: BrokerClient,
+        runner: SyncRunner,
+        interval: Duration,
+        metrics: Metrics,
+        on_stored: Arc<dyn Fn() + Send + Sync>,
+    ) {
+        let mut lease: Option<TailLease> = None;
+        let mut failures = 0u32;
+        loop {
+            if !lease.as_mut().is_some_and(TailLease::holds) {
+                lease = match blocking(&db, TailLease::for_service).await {
+                    Ok(Ok(Some(lease))) => {
+                        tracing::info!("this instance runs the Events API tail");
+                        Some(lease)
+                    }
+                    Ok(Ok(None)) => {
+                        self.set(TailState::Standby);
+                        None
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not ask the database for the Events API tail's lease");
+                        self.set(TailState::Standby);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not ask the database for the Events API tail's lease");
+                        None
+                    }
+                };
+            }
+            if let Some(lease) = &mut lease {
+                self.set(TailState::Polling);
+                let caught_up = catch_up(&db, &client, lease, &metrics, |_| on_stored()).await;
+                let failed = match caught_up {
+                    Ok(done) => {
+                        if done.fetched > 0 {
+                            tracing::debug!(
+                                fetched = done.fetched,
+                                stored = done.stored,
+                                pages = done.pages,
+                                "Events API tail caught up"
+                            );
+                        }
+                        None
+                    }
+                    Err(TailError::NotStarted) => {
+                        tracing::info!("the Events API tail starts: every active directory is pulled in full, then events are read from the pull's start");
+                        self.set(TailState::Resyncing);
+                        start_over(&db, &runner).await.err()
+                    }
+                    Err(TailError::CursorLost(why)) => {
+                        tracing::warn!(reason = %why, "the Events API tail lost its place: every active directory is pulled in full, then events are read from the pull's start");
+                        metrics.event_tail_cursor_lost();
+                        self.set(TailState::Resyncing);
+                        start_over(&db, &runner).await.err()
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                match failed {
+                    None => {
+                        failures = 0;
+                        self.set(TailState::Idle);
+                    }
+                    Some(why) => {
+                        let wait = FIRST_BACKOFF
+                            .saturating_mul(1 << failures.min(10))
+                            .min(MAX_BACKOFF);
+                        failures += 1;
+                        tracing::warn!(error = %why, wait_ms = wait.as_millis() as u64, "the Events API tail backs off; its place is kept");
+                        self.set(TailState::BackingOff);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                () = self.0.wake.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// Pulls every active directory in full and then has the tail read on from the time before the pulls
+/// began: what happened before is in the pulls, what happened after is read as events (both paths apply
+/// through the same ordering rules, so an event the pull already saw changes nothing).
+async fn start_over(db: &Database, runner: &SyncRunner) -> Result<(), String> {
+    let started = timestamp::now();
+    let directories = blocking(db, |db| {
+        db.read(|conn| scheduled_directories(conn).map_err(crate::db::DbError::from))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let mut runs = Vec::new();
+    for directory in directories {
+        loop {
+            match runner.start(&directory, EVENT_CURSOR_LOST, false).await {
+                Ok(run) => {
+                    runs.push(run);
+                    break;
+                }
+                // A pull already running may have listed part of the directory before `started`: wait for
+                // it and pull again.
+                Err(StartError::InProgress) => tokio::time::sleep(RUN_CHECK).await,
+                Err(StartError::UnknownDirectory) => break,
+                Err(e) => return Err(format!("could not start a full pull of {directory}: {e}")),
+            }
+        }
+    }
+    for run in runs {
+        loop {
+            let id = run.clone();
+            let status = blocking(db, move |db| {
+                db.read(|conn| {
+                    sync_runs::table
+                        .find(&id)
+                        .select(sync_runs::status)
+                        .first::<String>(conn)
+                        .map_err(crate::db::DbError::from)
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            match status.as_str() {
+                "succeeded" => break,
+                "held" => {
+                    tracing::warn!(run = %run, "the Events API tail's full pull was held (too many deprovisionings): the tail reads on, the held changes wait for an operator");
+                    break;
+                }
+                "failed" => return Err(format!("the full pull {run} failed")),
+                _ => tokio::time::sleep(RUN_CHECK).await,
+            }
+        }
+    }
+    blocking(db, move |db| place::restart_from(db, started))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
