@@ -330,6 +330,26 @@ pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
     Process(command.spawn().expect("the rollcall binary starts"))
 }
 
+/// Runs `rollcall` with `args` to its end, which must be a success; returns its wall time and what it printed.
+pub async fn run_to_end(args: &[&str], env: &[(&str, String)]) -> (Duration, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let output = command.output().await.expect("the rollcall binary runs");
+    let took = started.elapsed();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "rollcall {args:?}: {printed}");
+    (took, printed)
+}
+
 pub async fn wait_until_up(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
     while client.get(url).send().await.is_err() {

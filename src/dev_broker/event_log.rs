@@ -336,3 +336,180 @@ pub struct EventSummary {
     pub failed: u64,
     pub duplicated: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const TYPES: [&str; 3] = [
+        "dsync.user.created",
+        "dsync.user.updated",
+        "dsync.group.user_added",
+    ];
+    const ORGS: [&str; 2] = ["org_a", "org_b"];
+    const START: Millis = 1_800_000_000_000;
+
+    /// Events numbered from 1, `(type, organization, ms after the previous one)` each.
+    fn events(specs: &[(usize, usize, i64)]) -> Vec<(BrokerEvent, Millis)> {
+        let mut at = START;
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(kind, org, step))| {
+                at += step;
+                let data = if kind == 2 {
+                    json!({ "group": { "organization_id": ORGS[org] } })
+                } else {
+                    json!({ "organization_id": ORGS[org] })
+                };
+                let event = BrokerEvent {
+                    object: "event".into(),
+                    id: format!("event_{:08}", i + 1),
+                    event: TYPES[kind].into(),
+                    data,
+                    created_at: format_time(at),
+                };
+                (event, at)
+            })
+            .collect()
+    }
+
+    /// What a page should hold, read the slow way: every event, kept or not, filtered one by one.
+    fn expected(
+        all: &[(BrokerEvent, Millis)],
+        served_from: usize,
+        cutoff: Millis,
+        request: &EventsRequest,
+    ) -> Result<(Vec<String>, bool), EventsRefused> {
+        let start = match &request.start {
+            EventsStart::Oldest => served_from,
+            EventsStart::After(id) => match all.iter().position(|(e, _)| &e.id == id) {
+                Some(at) if at >= served_from => at + 1,
+                _ => return Err(EventsRefused::CursorExpired(id.clone())),
+            },
+            EventsStart::RangeStart(ms) => {
+                let newest_gone = served_from
+                    .checked_sub(1)
+                    .map_or(Millis::MIN, |at| all[at].1);
+                if *ms < cutoff || *ms <= newest_gone {
+                    return Err(EventsRefused::RangeStartExpired(format_time(*ms)));
+                }
+                (served_from..all.len())
+                    .find(|&i| all[i].1 >= *ms)
+                    .unwrap_or(all.len())
+            }
+        };
+        let matching: Vec<String> = all[start..]
+            .iter()
+            .filter(|(e, at)| {
+                request.range_end.is_none_or(|end| *at < end)
+                    && request.types.as_ref().is_none_or(|t| t.contains(&e.event))
+                    && request
+                        .organization_id
+                        .as_deref()
+                        .is_none_or(|org| organization_of(e) == Some(org))
+            })
+            .map(|(e, _)| e.id.clone())
+            .collect();
+        let more = matching.len() > request.limit;
+        Ok((matching.into_iter().take(request.limit).collect(), more))
+    }
+
+    /// A request over `n` events: (start: oldest, after or range_start; the cursor's event number; the
+    /// range_start's ms after the first; range_end's; which types; which organization; the page size).
+    fn request_strategy(
+        n: usize,
+    ) -> impl Strategy<
+        Value = (
+            usize,
+            usize,
+            i64,
+            Option<i64>,
+            Vec<bool>,
+            Option<usize>,
+            usize,
+        ),
+    > {
+        (
+            0..3usize,
+            0..n.max(1) + 1,
+            -2..(n as i64 * 3 + 3),
+            prop::option::of(0..(n as i64 * 3 + 3)),
+            prop::collection::vec(any::<bool>(), 3),
+            prop::option::of(0..2usize),
+            1..8usize,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(crate::workos::proptest_config(500))]
+
+        /// Pages found by binary search agree with a scan of every event, whatever was forgotten past the
+        /// limit, expired on request or aged out of the retention window.
+        #[test]
+        fn a_page_is_what_a_scan_of_every_event_finds(
+            specs in prop::collection::vec((0..3usize, 0..2usize, 0..3i64), 0..40),
+            limit in 1..40usize,
+            expired in 0..45u64,
+            age in prop::option::of(0..130i64),
+            requests in prop::collection::vec(request_strategy(40), 1..6),
+        ) {
+            let all = events(&specs);
+            let newest = all.last().map_or(START, |(_, at)| *at);
+            let now = newest + 1;
+            let retention = age.map_or(DEFAULT_EVENT_RETENTION, |ms| Duration::from_millis(ms as u64));
+            let cutoff = now - retention.as_millis() as i64;
+            let log = EventLog::new(limit, retention);
+            log.append(all.iter().map(|(e, _)| e.clone()).collect(), false);
+            let forgotten = all.len().saturating_sub(limit);
+            // Expiring through an event: refused when it is no longer kept.
+            let through = (expired as usize).min(all.len());
+            let expired_count = match through.checked_sub(1) {
+                Some(at) => {
+                    let expiry = EventExpiry::Through(all[at].0.id.clone());
+                    let done = log.expire(&expiry);
+                    prop_assert_eq!(done.is_ok(), at >= forgotten);
+                    if at >= forgotten { through } else { 0 }
+                }
+                None => 0,
+            };
+            let served_from = (forgotten.max(expired_count)..all.len())
+                .find(|&i| all[i].1 >= cutoff)
+                .unwrap_or(all.len());
+            for (kind, index, offset, end, types, org, page) in requests {
+                let start = match kind {
+                    0 => EventsStart::Oldest,
+                    1 => EventsStart::After(format!("event_{index:08}")),
+                    _ => EventsStart::RangeStart(START + offset),
+                };
+                let request = EventsRequest {
+                    start,
+                    range_end: end.map(|e| START + e),
+                    types: Some(
+                        TYPES
+                            .iter()
+                            .zip(&types)
+                            .filter(|(_, on)| **on)
+                            .map(|(t, _)| t.to_string())
+                            .collect(),
+                    ),
+                    organization_id: org.map(|o| ORGS[o].to_string()),
+                    limit: page,
+                };
+                let got = log
+                    .page(&request, now)
+                    .map(|p| (p.data.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), p.after));
+                match expected(&all, served_from, cutoff, &request) {
+                    Ok((ids, more)) => {
+                        let (got_ids, after) = got.expect("a page");
+                        prop_assert_eq!(&got_ids, &ids, "{:?}", request);
+                        prop_assert_eq!(after, ids.last().filter(|_| more).cloned());
+                    }
+                    Err(refused) => prop_assert_eq!(got, Err(refused), "{:?}", request),
+                }
+            }
+        }
+    }
+}
