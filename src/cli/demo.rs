@@ -4,7 +4,7 @@
 use crate::config::{LogFormat, Settings};
 use crate::db::{DatabaseTarget, DbError};
 use crate::dev_broker::{
-    DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource,
+    DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource, FaultsUpdate,
     GenerateOptions, WebhookTarget,
 };
 use crate::startup::Application;
@@ -130,8 +130,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
 
-    match set_up(&service, &token, &broker).await {
-        Ok(workspace) => print_welcome(&service, &broker, &database, &token, &workspace),
+    let api = Api::new(&service, &token)?;
+    let shown = async {
+        let workspace = set_up(&api, &broker).await?;
+        let tail = show_tail_catching_up(&api, &broker).await?;
+        anyhow::Ok((workspace, tail))
+    };
+    match shown.await {
+        Ok((workspace, tail)) => {
+            print_welcome(&service, &broker, &database, &token, &workspace, &tail)
+        }
         Err(error) => {
             shutdown.stop();
             let _ = server.await;
@@ -152,35 +160,111 @@ struct Workspace {
     run: Value,
 }
 
-/// Creates (or finds) the workspace, turns directory sync on, pulls the directory and waits for the run.
-async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow::Result<Workspace> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let api = format!("{service}/api/v1");
-    let call = |method: Method, url: String, body: Option<Value>| {
-        let mut request = client.request(method, url).bearer_auth(token);
+/// How the Events API tail repaired changes whose webhooks were all lost.
+struct TailCatchUp {
+    changes: u32,
+    events: usize,
+    took: Duration,
+    cursor: String,
+}
+
+/// Shows the Events API tail repairing lost webhooks: the broker drops every webhook of a few random
+/// changes, and the tail reads their events from the broker's `GET /events` at its next poll. Waits until
+/// the tail's cursor (`GET /api/v1/event-tail`) reaches the broker's newest event, then lets webhooks
+/// through again.
+async fn show_tail_catching_up(api: &Api, broker: &DevBrokerHandle) -> anyhow::Result<TailCatchUp> {
+    const CHANGES: u32 = 20;
+    let drop_all = FaultsUpdate {
+        drop: Some(1.0),
+        ..FaultsUpdate::default()
+    };
+    let before = broker.set_faults(&drop_all)?;
+    let started = Instant::now();
+    let events = broker.random_changes(CHANGES);
+    let newest = broker.events().last().map(|record| record.event.id.clone());
+    broker.set_faults(&FaultsUpdate {
+        drop: Some(before.drop),
+        ..FaultsUpdate::default()
+    })?;
+    let newest = newest.context("the broker made no event")?;
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let (status, tail) = api.call(Method::GET, "/event-tail", None).await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "reading the event tail: {status} {tail}"
+        );
+        if tail["cursor"].as_str() == Some(newest.as_str()) {
+            return Ok(TailCatchUp {
+                changes: CHANGES,
+                events,
+                took: started.elapsed(),
+                cursor: newest,
+            });
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the Events API tail did not reach event {newest} in 60 s: {tail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The service's API, called with the demo's operator token.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(service: &str, token: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            base: format!("{service}/api/v1"),
+            token: token.to_string(),
+        })
+    }
+
+    /// Calls `path` (below `/api/v1`); the answer's status and JSON body (null when it has none).
+    async fn call(
+        &self,
+        method: Method,
+        path: impl AsRef<str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path.as_ref()))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        async move {
-            let response = request.send().await.context("calling the service")?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            Ok::<_, anyhow::Error>((status, body))
-        }
-    };
-    let (status, body) = call(
-        Method::POST,
-        format!("{api}/workspaces"),
-        Some(json!({ "name": "Demo Co", "plan": "growth", "organization_id": ORGANIZATION })),
-    )
-    .await?;
+        let response = request.send().await.context("calling the service")?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+}
+
+/// Creates (or finds) the workspace, turns directory sync on, pulls the directory and waits for the run.
+async fn set_up(api: &Api, broker: &DevBrokerHandle) -> anyhow::Result<Workspace> {
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/workspaces",
+            Some(json!({ "name": "Demo Co", "plan": "growth", "organization_id": ORGANIZATION })),
+        )
+        .await?;
     let id = match status {
         StatusCode::CREATED => body["id"].as_str().map(str::to_string),
         // The database is kept between runs: the workspace is already there.
         StatusCode::CONFLICT => {
-            let (_, list) = call(Method::GET, format!("{api}/workspaces?limit=1000"), None).await?;
+            let (_, list) = api
+                .call(Method::GET, "/workspaces?limit=1000", None)
+                .await?;
             list["data"]
                 .as_array()
                 .into_iter()
@@ -192,19 +276,21 @@ async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow:
         _ => anyhow::bail!("creating the demo workspace: {status} {body}"),
     }
     .context("the demo workspace has no id")?;
-    let (status, body) = call(
-        Method::PATCH,
-        format!("{api}/workspaces/{id}"),
-        Some(json!({ "plan": "growth" })),
-    )
-    .await?;
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            format!("/workspaces/{id}"),
+            Some(json!({ "plan": "growth" })),
+        )
+        .await?;
     anyhow::ensure!(status.is_success(), "setting the plan: {status} {body}");
-    let (status, body) = call(
-        Method::PUT,
-        format!("{api}/workspaces/{id}/directory-sync"),
-        Some(json!({ "enabled": true })),
-    )
-    .await?;
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            format!("/workspaces/{id}/directory-sync"),
+            Some(json!({ "enabled": true })),
+        )
+        .await?;
     anyhow::ensure!(
         status.is_success(),
         "turning directory sync on: {status} {body}"
@@ -213,12 +299,13 @@ async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow:
     // Pull the directory in full: the first pull finds it in the broker's listing.
     let deadline = Instant::now() + Duration::from_secs(300);
     let run_id = loop {
-        let (status, body) = call(
-            Method::POST,
-            format!("{api}/directories/{}/resync", broker.directory_id),
-            None,
-        )
-        .await?;
+        let (status, body) = api
+            .call(
+                Method::POST,
+                format!("/directories/{}/resync", broker.directory_id),
+                None,
+            )
+            .await?;
         match status {
             StatusCode::ACCEPTED => {
                 break body["run_id"]
@@ -228,12 +315,13 @@ async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow:
             }
             // Turning sync on found the directory at the broker and started a pull: wait for that one.
             StatusCode::CONFLICT if body["code"] == "sync_in_progress" => {
-                let (_, runs) = call(
-                    Method::GET,
-                    format!("{api}/sync-runs?directory={}&limit=1", broker.directory_id),
-                    None,
-                )
-                .await?;
+                let (_, runs) = api
+                    .call(
+                        Method::GET,
+                        format!("/sync-runs?directory={}&limit=1", broker.directory_id),
+                        None,
+                    )
+                    .await?;
                 if let Some(run) = runs["data"][0]["id"].as_str() {
                     break run.to_string();
                 }
@@ -251,7 +339,9 @@ async fn set_up(service: &str, token: &str, broker: &DevBrokerHandle) -> anyhow:
         broker.counts().users
     );
     let run = loop {
-        let (status, run) = call(Method::GET, format!("{api}/sync-runs/{run_id}"), None).await?;
+        let (status, run) = api
+            .call(Method::GET, format!("/sync-runs/{run_id}"), None)
+            .await?;
         anyhow::ensure!(status.is_success(), "reading run {run_id}: {status} {run}");
         if ["succeeded", "failed", "held"].contains(&run["status"].as_str().unwrap_or("")) {
             break run;
@@ -271,6 +361,7 @@ fn print_welcome(
     database: &DatabaseTarget,
     token: &str,
     workspace: &Workspace,
+    tail: &TailCatchUp,
 ) {
     let counts = broker.counts();
     let run = &workspace.run;
@@ -310,14 +401,27 @@ fn print_welcome(
              `rollcall resync --directory {dir} --force --url {service} --token …` releases it"
         );
     }
+    println!(
+        "events tail:    {} changes at the broker with every webhook dropped: their {} events read from \
+         the broker's /events in {:.1} s (cursor {})",
+        tail.changes,
+        tail.events,
+        tail.took.as_secs_f64(),
+        tail.cursor
+    );
     println!();
     println!("Try:");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/directory-groups");
     println!("  curl -s -X POST {auth} {service}/api/v1/directories/{dir}/resync");
+    println!("  curl -s {auth} {service}/api/v1/event-tail");
     println!("  curl -s {service}/metrics");
     println!(
         "  curl -s -X POST {}/_dev/random-changes -H 'content-type: application/json' -d '{{\"count\":20}}'   # the broker sends webhooks",
+        broker.base_url
+    );
+    println!(
+        "  curl -s -X POST {}/_dev/faults -H 'content-type: application/json' -d '{{\"drop\":1.0}}'   # lose every webhook: the tail still catches up",
         broker.base_url
     );
     println!();
