@@ -303,6 +303,27 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         .unwrap();
     assert_eq!(screens.status(), reqwest::StatusCode::OK);
     assert!(screens.text().await.unwrap().contains("app.js"));
+    // The demo's lost webhooks were read by the Events API tail: its cursor is the one the demo names.
+    let tail_line = lines
+        .iter()
+        .find(|l| l.starts_with("events tail:"))
+        .unwrap_or_else(|| panic!("no events tail line in {lines:#?}"));
+    let cursor = tail_line
+        .split("(cursor ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no cursor in {tail_line:?}"));
+    let tail: serde_json::Value = client
+        .get(format!("{service}/api/v1/event-tail"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tail["cursor"], cursor, "{tail}");
+    assert!(tail["events_applied"].as_i64().unwrap_or(0) >= 1, "{tail}");
     assert!(folder.path().join("rollcall-demo.db").exists());
 
     let status = Command::new("kill")
