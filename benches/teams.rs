@@ -126,6 +126,7 @@ fn seed_directory(db: &Database, workspace_id: &str, size: usize) {
                 is_member: true,
                 last_event_at: at,
                 updated_at: now,
+                last_event_id: None,
             })
             .collect();
         for chunk in users.chunks(1000) {

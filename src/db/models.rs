@@ -104,6 +104,8 @@ pub struct GroupMembershipRow {
     pub is_member: bool,
     pub last_event_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The newest membership event's id; orders events stamped with the same millisecond.
+    pub last_event_id: Option<String>,
 }
 
 /// A person in a workspace.

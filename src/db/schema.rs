@@ -84,6 +84,7 @@ diesel::table! {
         is_member -> Bool,
         last_event_at -> Timestamp,
         updated_at -> Timestamp,
+        last_event_id -> Nullable<Text>,
     }
 }
 

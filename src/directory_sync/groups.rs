@@ -2,9 +2,10 @@
 
 use super::store::Store;
 use super::{teams, users, ApplyContext, ApplyError, Effects, Stamp};
+use crate::audit::Cause;
 use crate::db::models::{DirectoryGroupRow, GroupMembershipRow};
 use crate::workos::events::{DirectoryGroup, GroupMembershipChange};
-use crate::workos::timestamp;
+use crate::workos::timestamp::{self, Timestamp};
 
 /// Stores a group snapshot if it is newer than the stored one (a deletion leaves a tombstone); returns
 /// whether it was.
@@ -79,10 +80,16 @@ pub fn set_membership(
     is_member: bool,
 ) -> Result<bool, ApplyError> {
     let existing = store.membership(group_id, user_id)?;
-    if existing
-        .as_ref()
-        .is_some_and(|e| e.last_event_at >= ctx.event_at)
-    {
+    let event_id = match &ctx.cause {
+        Cause::Event(id) => Some(id.as_str()),
+        _ => None,
+    };
+    if existing.as_ref().is_some_and(|e| {
+        !is_newer_membership_event(
+            (ctx.event_at, event_id),
+            (e.last_event_at, e.last_event_id.as_deref()),
+        )
+    }) {
         return Ok(false);
     }
     store.put_membership(GroupMembershipRow {
@@ -92,6 +99,23 @@ pub fn set_membership(
         is_member,
         last_event_at: ctx.event_at,
         updated_at: timestamp::now(),
+        last_event_id: event_id.map(str::to_string),
     });
     Ok(true)
+}
+
+/// Whether a membership change (its time and, from an event, its id) is newer than the one stored: a later
+/// time, or the same millisecond and a later event id (the broker mints ids in time order, so the outcome
+/// does not depend on which arrived first). A change without an id (a full pull's) never wins a tie.
+fn is_newer_membership_event(
+    change: (Timestamp, Option<&str>),
+    stored: (Timestamp, Option<&str>),
+) -> bool {
+    match change.0.cmp(&stored.0) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            matches!((change.1, stored.1), (Some(change), Some(stored)) if change > stored)
+        }
+    }
 }

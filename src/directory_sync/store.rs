@@ -1078,8 +1078,9 @@ fn upsert_memberships(conn: &mut DbConnection, rows: &[GroupMembershipRow]) -> Q
             is_member: Bool = "bool",
             last_event_at: SqlTimestamp = "timestamp",
             updated_at: SqlTimestamp = "timestamp",
+            last_event_id: Nullable<Text> = "text",
         ],
-        update [is_member, last_event_at, updated_at]
+        update [is_member, last_event_at, updated_at, last_event_id]
     )
 }
 

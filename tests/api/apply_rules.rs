@@ -189,6 +189,72 @@ fn every_order_ends_in_the_same_state_postgres() {
     every_order_ends_in_the_same_state(Backend::Postgres)
 }
 
+/// An add and a remove of one (group, user) pair stamped with the same millisecond: the broker's event ids
+/// are time-ordered, so the later id wins whichever arrives first.
+fn a_membership_tie_goes_to_the_later_event_id(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let db = database.open();
+    for (added_first, removed_last) in [(true, true), (true, false), (false, true), (false, false)]
+    {
+        let dir = TestDirectory::new();
+        let ws = insert_workspace(&db, &dir.organization_id);
+        let user = dir.user(
+            &format!("directory_user_tie{}", dir.tag),
+            "idp-tie",
+            Some("tie@example.com"),
+            "Tie",
+            "active",
+            &at(1),
+        );
+        let group = dir.group(&format!("directory_group_tie{}", dir.tag), "Tied", &at(1));
+        let membership = |kind: &str, id: &str| {
+            let mut e = event(kind, dir.membership(&user, &group), &at(2));
+            e["id"] = serde_json::json!(format!("event_01KTIE{id}{}", dir.tag));
+            e
+        };
+        // The later id (B) is the remove when `removed_last`, else the add.
+        let (add, remove) = if removed_last {
+            (
+                membership("dsync.group.user_added", "A"),
+                membership("dsync.group.user_removed", "B"),
+            )
+        } else {
+            (
+                membership("dsync.group.user_added", "B"),
+                membership("dsync.group.user_removed", "A"),
+            )
+        };
+        let in_arrival = if added_first {
+            [add, remove]
+        } else {
+            [remove, add]
+        };
+        for e in &in_arrival {
+            apply_json(&db, e);
+        }
+        let state = state_of(&db, &ws, &dir);
+        let membership = state
+            .iter()
+            .find(|s| s.starts_with("membership"))
+            .unwrap_or_else(|| panic!("no membership in {state:?}"));
+        assert_eq!(
+            membership.ends_with("true)"),
+            !removed_last,
+            "added first: {added_first}, removed last: {removed_last}: {state:?}"
+        );
+    }
+}
+
+#[test]
+fn a_membership_tie_goes_to_the_later_event_id_sqlite() {
+    a_membership_tie_goes_to_the_later_event_id(Backend::Sqlite)
+}
+
+#[test]
+fn a_membership_tie_goes_to_the_later_event_id_postgres() {
+    a_membership_tie_goes_to_the_later_event_id(Backend::Postgres)
+}
+
 /// Fails every event whose user is called "Poison", after it has written: the savepoint must undo that.
 fn poisoned_apply(
     store: &mut Store<'_>,
