@@ -202,7 +202,12 @@ fn apply_deliveries(
             settled.extend(applied.outcomes);
             written += applied.written;
         }
-        Err(_) if events.len() > 1 => {
+        Err(error) if events.len() > 1 => {
+            tracing::warn!(
+                deliveries = events.len(),
+                %error,
+                "a batch of deliveries failed to apply; applying them one at a time"
+            );
             for one in events.chunks(1) {
                 match conn.transaction(|c| apply_set(c, one, apply)) {
                     Ok(applied) => {
