@@ -275,15 +275,14 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         format!("{service}/api/v1/workspaces/{workspace}/members")
     );
     let client = reqwest::Client::new();
-    let members: serde_json::Value = client
-        .get(format!("{members_url}?limit=1000"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get_json = |url: String| {
+        let request = client.get(url).bearer_auth(&token);
+        async move {
+            let response = request.send().await.unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let members = get_json(format!("{members_url}?limit=1000")).await;
     let members = members["data"].as_array().expect("a list of members");
     assert!(members.len() >= 50, "{}", members.len());
     assert!(members.iter().all(|m| m["managed_by"] == "directory"));
@@ -313,15 +312,7 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         .nth(1)
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("no cursor in {tail_line:?}"));
-    let tail: serde_json::Value = client
-        .get(format!("{service}/api/v1/event-tail"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tail = get_json(format!("{service}/api/v1/event-tail")).await;
     assert_eq!(tail["cursor"], cursor, "{tail}");
     assert!(tail["events_applied"].as_i64().unwrap_or(0) >= 1, "{tail}");
     assert!(folder.path().join("rollcall-demo.db").exists());
