@@ -1,13 +1,18 @@
-//! A headless Chromium driven over WebDriver: the JSON-over-HTTP protocol spoken with the `reqwest`
-//! client the tests already use, and a `chromedriver` started for each test and stopped with it.
+//! A headless Chromium driven over WebDriver with `fantoccini`, under a `chromedriver` started for
+//! each test and stopped, with everything it started, when the test ends.
 
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// WebDriver's key for an element reference.
+/// WebDriver's key for an element reference, as a script returns one.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -22,42 +27,73 @@ fn expected_console_entry(entry: &Value) -> bool {
         && (message.contains("status of 403") || message.contains("status of 409"))
 }
 
+/// chromedriver's own command for the browser's console log, which W3C WebDriver has none of.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// chromedriver, started as the leader of its own process group, which the browsers it starts
+/// join; dropping it kills the whole group, as killing the driver alone leaves its browser running.
+struct Driver {
+    process: Child,
+    /// Its `host:port`.
+    address: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // SAFETY: killpg only sends a signal, to the group the driver was started as the leader of.
+        unsafe {
+            libc::killpg(self.process.id() as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = self.process.wait();
+    }
+}
+
 /// A browser session and the driver it runs under.
 pub struct Browser {
-    driver: Child,
-    base: String,
-    http: reqwest::Client,
+    client: Client,
+    session: String,
+    /// Dropped after the session has ended.
+    driver: Driver,
     /// The service's address, for relative URLs.
     app: String,
 }
 
 impl Drop for Browser {
-    /// Ends the session, which closes the browser and removes its profile, then stops the driver and
-    /// whatever is left in its process group: a killed driver leaves its browser running otherwise.
+    /// Ends the session, which closes the browser and removes its profile; then the driver's drop
+    /// stops whatever is left.
     fn drop(&mut self) {
-        if let Some(path) = self.base.split_once("://").map(|(_, rest)| rest) {
-            end_session(path);
-        }
-        // SAFETY: killpg only sends a signal, to the group the driver was started as the leader of.
-        unsafe {
-            libc::killpg(self.driver.id() as libc::pid_t, libc::SIGKILL);
-        }
-        let _ = self.driver.wait();
+        end_session(&self.driver.address, &self.session);
     }
 }
 
-/// `DELETE /session/{id}` with a blocking socket, as a drop (even while a test panics) cannot await.
-fn end_session(host_and_path: &str) {
+/// `DELETE /session/{id}` with a blocking socket, as a drop (even while a test panics) cannot await
+/// the client.
+fn end_session(host: &str, session: &str) {
     use std::io::{Read, Write};
-    let Some((host, path)) = host_and_path.split_once('/') else {
-        return;
-    };
     let Ok(mut stream) = std::net::TcpStream::connect(host) else {
         return;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let request = format!(
-        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     if stream.write_all(request.as_bytes()).is_ok() {
         let _ = stream.read_to_end(&mut Vec::new());
@@ -86,96 +122,72 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium whose relative URLs are on `app`.
     pub async fn start(app: &str) -> Browser {
         let port = free_port();
-        let driver = Command::new(chromedriver())
+        let process = Command::new(chromedriver())
             .arg(format!("--port={port}"))
-            // Its own process group, which the browsers it starts join, so all can be stopped at once.
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let mut browser = Browser {
-            driver,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            app: app.to_string(),
+        let driver = Driver {
+            process,
+            address: format!("127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ready = browser
-                .http
-                .get(format!("{}/status", browser.base))
-                .send()
-                .await;
-            if let Ok(response) = ready {
-                let status: Value = response.json().await.unwrap_or(Value::Null);
-                if status["value"]["ready"] == true {
-                    break;
-                }
-            }
+        while tokio::net::TcpStream::connect(&driver.address)
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
-        let session = browser
-            .raw(
-                reqwest::Method::POST,
-                "/session",
-                Some(json!({"capabilities": {"alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": binary,
-                        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                                 "--window-size=1280,900"],
-                    },
-                    "goog:loggingPrefs": {"browser": "ALL"},
-                }}})),
-            )
-            .await;
-        let id = session["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {session}"));
-        browser.base = format!("{}/session/{id}", browser.base);
-        browser
-    }
-
-    async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response: Value = request
-            .send()
+        let capabilities: Capabilities = serde_json::from_value(json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--window-size=1280,900"],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }))
+        .expect("capabilities are an object");
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://{}", driver.address))
+            .await
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
+        let session = client
+            .session_id()
             .await
             .expect("chromedriver answers")
-            .json()
-            .await
-            .expect("chromedriver answers JSON");
-        let value = response["value"].clone();
-        if let Some(error) = value.get("error") {
-            panic!("WebDriver {path}: {error}: {}", value["message"]);
+            .expect("a WebDriver session");
+        Browser {
+            client,
+            session,
+            driver,
+            app: app.to_string(),
         }
-        value
     }
 
     /// Opens a path of the service.
     pub async fn open(&self, path: &str) {
-        self.raw(
-            reqwest::Method::POST,
-            "/url",
-            Some(json!({"url": format!("{}{path}", self.app)})),
-        )
-        .await;
+        let url = format!("{}{path}", self.app);
+        self.client
+            .goto(&url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver opens {url}: {e}"));
     }
 
     /// Runs a script in the page with arguments; returns what it returns.
     pub async fn script(&self, script: &str, args: Value) -> Value {
-        self.raw(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": script, "args": args})),
-        )
-        .await
+        let Value::Array(args) = args else {
+            panic!("a script's arguments are an array, not {args}");
+        };
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver runs {script:?}: {e}"))
     }
 
     /// Waits until `script` returns something other than null or false; returns it.
@@ -193,6 +205,15 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until `script` returns an element; returns it.
+    async fn wait_for_element(&self, what: &str, script: &str, args: Value) -> Element {
+        let found = self.wait_for(what, script, args).await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what} is not an element: {found}"));
+        Element::from_element_id(self.client.clone(), id.to_string().into())
     }
 
     /// The visible text of the first element matching `css`, or "" if none.
@@ -221,83 +242,79 @@ impl Browser {
 
     /// Waits for an enabled button inside `scope` whose text is `label`, and clicks it as a user would.
     pub async fn click_button(&self, scope: &str, label: &str) {
-        let element = self
-            .wait_for(
-                &format!("a button {label:?} in {scope}"),
+        let what = format!("a button {label:?} in {scope}");
+        let button = self
+            .wait_for_element(
+                &what,
                 "return [...document.querySelectorAll(arguments[0] + ' button')] \
                    .find(b => b.textContent.trim() === arguments[1] && !b.disabled && b.offsetParent) || null;",
                 json!([scope, label]),
             )
             .await;
-        self.click(&element).await;
+        Self::click(&button, &what).await;
     }
 
-    /// Clicks an element reference.
-    pub async fn click(&self, element: &Value) {
-        let id = element[ELEMENT].as_str().expect("an element reference");
-        self.raw(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+    async fn click(element: &Element, what: &str) {
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver clicks {what}: {e}"));
     }
 
     /// Types into the field matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let element = self
-            .wait_for(
-                &format!("the field {css}"),
+        let what = format!("the field {css}");
+        let field = self
+            .wait_for_element(
+                &what,
                 "return document.querySelector(arguments[0]);",
                 json!([css]),
             )
             .await;
-        let id = element[ELEMENT].as_str().expect("an element reference");
-        self.raw(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        field
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver types into {what}: {e}"));
     }
 
     /// Presses Escape on the focused element, as a keyboard user would.
     pub async fn press_escape(&self) {
         let focused = self
-            .raw(reqwest::Method::GET, "/element/active", None)
-            .await;
-        let id = focused[ELEMENT].as_str().expect("a focused element");
-        self.raw(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": "\u{E00C}" })),
-        )
-        .await;
+            .client
+            .active_element()
+            .await
+            .expect("a focused element");
+        focused
+            .send_keys(&Key::Escape)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver presses Escape: {e}"));
     }
 
     /// Picks the option with this visible text in the select matching `css`, as keyboard or mouse would.
     pub async fn choose(&self, css: &str, option_text: &str) {
+        let what = format!("option {option_text:?} in {css}");
         let option = self
-            .wait_for(
-                &format!("option {option_text:?} in {css}"),
+            .wait_for_element(
+                &what,
                 "const s = document.querySelector(arguments[0]); \
                  return s ? [...s.options].find(o => o.text === arguments[1]) || null : null;",
                 json!([css, option_text]),
             )
             .await;
-        self.click(&option).await;
+        Self::click(&option, &what).await;
     }
 
     /// Goes to a screen through the navigation, as a user would.
     pub async fn go_to(&self, link: &str, heading: &str) {
+        let what = format!("the link {link:?}");
         let element = self
-            .wait_for(
-                &format!("the link {link:?}"),
+            .wait_for_element(
+                &what,
                 "return [...document.querySelectorAll('#nav a')].find(a => a.textContent.trim() === arguments[0]) || null;",
                 json!([link]),
             )
             .await;
-        self.click(&element).await;
+        Self::click(&element, &what).await;
         // Each screen shows its heading once everything it lists has arrived.
         self.wait_text("main h1", heading).await;
     }
@@ -307,24 +324,18 @@ impl Browser {
         let Ok(folder) = std::env::var("ROLLCALL_SCREENSHOTS") else {
             return;
         };
-        let png = self.raw(reqwest::Method::GET, "/screenshot", None).await;
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().expect("a screenshot"))
-            .expect("a base64 screenshot");
+        let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::create_dir_all(&folder).expect("the screenshot folder");
-        std::fs::write(format!("{folder}/{name}.png"), bytes).expect("a screenshot is written");
+        std::fs::write(format!("{folder}/{name}.png"), png).expect("a screenshot is written");
     }
 
     /// Fails if the page logged an error it should not have.
     pub async fn assert_console_clean(&self) {
         let log = self
-            .raw(
-                reqwest::Method::POST,
-                "/se/log",
-                Some(json!({"type": "browser"})),
-            )
-            .await;
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("chromedriver's browser log");
         let errors: Vec<&Value> = log
             .as_array()
             .expect("a browser log")
