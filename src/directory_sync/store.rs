@@ -150,6 +150,21 @@ impl<'c> Store<'c> {
         result
     }
 
+    /// As [`Store::direct`] for statements that change only a workspace's team links and role mappings
+    /// (and write audit entries): forgets those two and keeps the rest of the working set, so the other
+    /// events of a batch still find what was loaded for them.
+    pub fn direct_on_links_and_mappings<T>(
+        &mut self,
+        workspace_id: &str,
+        work: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
+    ) -> QueryResult<T> {
+        self.flush()?;
+        let result = work(self.conn);
+        self.c.team_links.remove(workspace_id);
+        self.c.role_mappings.remove(workspace_id);
+        result
+    }
+
     /// Writes everything pending and forgets what was cached, so a long pass over many rows holds no more
     /// than a batch of them.
     pub fn release(&mut self) -> QueryResult<()> {

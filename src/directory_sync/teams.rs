@@ -323,40 +323,41 @@ pub fn drop_group(
     workspace: &WorkspaceRow,
     group_id: &str,
 ) -> QueryResult<()> {
-    let (users, holders, last_mapping_gone) = store.direct(|conn| {
-        let links: Vec<String> = team_links::table
-            .filter(team_links::group_id.eq(group_id))
-            .filter(team_links::workspace_id.eq(&workspace.id))
-            .select(team_links::team_id)
-            .load(conn)?;
-        diesel::delete(
-            team_links::table
+    let (users, holders, last_mapping_gone) =
+        store.direct_on_links_and_mappings(&workspace.id, |conn| {
+            let links: Vec<String> = team_links::table
                 .filter(team_links::group_id.eq(group_id))
-                .filter(team_links::workspace_id.eq(&workspace.id)),
-        )
-        .execute(conn)?;
-        let entries = links
-            .iter()
-            .map(|team| AuditRecord {
-                workspace_id: &workspace.id,
-                action: "team_link.removed",
-                subject_type: "team",
-                subject_id: team,
-                before: Some(json!({ "group_id": group_id })),
-                after: None,
-            })
-            .collect();
-        audit::record_many(conn, cause, entries)?;
-        let last_mapping_gone = roles::delete_group_mapping(conn, cause, workspace, group_id)?;
-        let users = store::users_in_group(conn, group_id)?;
-        // Anyone still holding a source through the group, whatever the membership records say.
-        let holders: Vec<String> = sources::table
-            .filter(sources::group_id.eq(group_id))
-            .select(sources::member_id)
-            .distinct()
-            .load(conn)?;
-        Ok((users, holders, last_mapping_gone))
-    })?;
+                .filter(team_links::workspace_id.eq(&workspace.id))
+                .select(team_links::team_id)
+                .load(conn)?;
+            diesel::delete(
+                team_links::table
+                    .filter(team_links::group_id.eq(group_id))
+                    .filter(team_links::workspace_id.eq(&workspace.id)),
+            )
+            .execute(conn)?;
+            let entries = links
+                .iter()
+                .map(|team| AuditRecord {
+                    workspace_id: &workspace.id,
+                    action: "team_link.removed",
+                    subject_type: "team",
+                    subject_id: team,
+                    before: Some(json!({ "group_id": group_id })),
+                    after: None,
+                })
+                .collect();
+            audit::record_many(conn, cause, entries)?;
+            let last_mapping_gone = roles::delete_group_mapping(conn, cause, workspace, group_id)?;
+            let users = store::users_in_group(conn, group_id)?;
+            // Anyone still holding a source through the group, whatever the membership records say.
+            let holders: Vec<String> = sources::table
+                .filter(sources::group_id.eq(group_id))
+                .select(sources::member_id)
+                .distinct()
+                .load(conn)?;
+            Ok((users, holders, last_mapping_gone))
+        })?;
     if last_mapping_gone {
         roles::return_to_default_role(store, cause, workspace)?;
     }
