@@ -242,6 +242,26 @@ fn broker_event_ids(broker: &DevBrokerHandle) -> BTreeSet<String> {
     broker.events().into_iter().map(|r| r.event.id).collect()
 }
 
+/// Every event the broker generated is stored in exactly one row and was never brought again; returns
+/// what is stored.
+fn each_event_stored_once(
+    db: &Database,
+    broker: &DevBrokerHandle,
+) -> BTreeMap<String, (usize, i32, String)> {
+    let stored = stored_events(db);
+    assert_eq!(
+        stored.keys().cloned().collect::<BTreeSet<_>>(),
+        broker_event_ids(broker)
+    );
+    assert!(
+        stored
+            .values()
+            .all(|(rows, again, _)| *rows == 1 && *again == 0),
+        "{stored:?}"
+    );
+    stored
+}
+
 async fn lost_webhooks_are_repaired_by_the_tail_without_a_full_pull(backend: Backend) {
     let database = TestDatabase::new(backend);
     let (port, broker) = broker_for(webhooks_lost()).await;
@@ -261,12 +281,9 @@ async fn lost_webhooks_are_repaired_by_the_tail_without_a_full_pull(backend: Bac
         runs_before,
         "no further full pull"
     );
-    let stored = stored_events(&app.db);
+    let stored = each_event_stored_once(&app.db, &broker);
+    assert!(stored.values().all(|(_, _, source)| source == "events"));
     let generated = broker_event_ids(&broker);
-    assert_eq!(stored.keys().cloned().collect::<BTreeSet<_>>(), generated);
-    assert!(stored.values().all(|(rows, redeliveries, source)| {
-        *rows == 1 && *redeliveries == 0 && source == "events"
-    }));
     let tail = tail_status(&app).await;
     assert_eq!(tail["events_applied"], generated.len());
     let last = broker.events().last().unwrap().event.id.clone();
@@ -397,18 +414,8 @@ async fn a_restart_resumes_from_the_stored_cursor(backend: Backend) {
     let second = tail_app(&database.target, port, &broker, |_| {}).await;
     converges(&second, &ws, &broker).await;
     assert_eq!(runs(&second, &broker).await, runs_before, "no full pull");
-    let stored = stored_events(&second.db);
-    assert_eq!(
-        stored.keys().cloned().collect::<BTreeSet<_>>(),
-        broker_event_ids(&broker)
-    );
     // Read again from an earlier place, an event would count as a redelivery.
-    assert!(
-        stored
-            .values()
-            .all(|(rows, again, _)| *rows == 1 && *again == 0),
-        "{stored:?}"
-    );
+    each_event_stored_once(&second.db, &broker);
     assert_ne!(tail_status(&second).await["cursor"], cursor);
 }
 
@@ -430,17 +437,7 @@ async fn broker_errors_delay_the_tail_but_lose_and_repeat_nothing(backend: Backe
         tokio::time::sleep(POLL).await;
     }
     converges(&app, &ws, &broker).await;
-    let stored = stored_events(&app.db);
-    assert_eq!(
-        stored.keys().cloned().collect::<BTreeSet<_>>(),
-        broker_event_ids(&broker)
-    );
-    assert!(
-        stored
-            .values()
-            .all(|(rows, again, _)| *rows == 1 && *again == 0),
-        "{stored:?}"
-    );
+    each_event_stored_once(&app.db, &broker);
     let metrics = reqwest::get(format!("{}/metrics", app.address))
         .await
         .unwrap()
@@ -524,14 +521,7 @@ async fn two_instances_on_one_postgresql_share_one_tail() {
     let ws = synced(&second, &broker).await;
     broker.random_changes(30);
     converges(&second, &ws, &broker).await;
-    let stored = stored_events(&second.db);
-    assert_eq!(
-        stored.keys().cloned().collect::<BTreeSet<_>>(),
-        broker_event_ids(&broker)
-    );
-    assert!(stored
-        .values()
-        .all(|(rows, again, _)| *rows == 1 && *again == 0));
+    each_event_stored_once(&second.db, &broker);
     let pages = |app: &TestApp| {
         let url = format!("{}/metrics", app.address);
         async move {
@@ -550,11 +540,7 @@ async fn two_instances_on_one_postgresql_share_one_tail() {
     .await;
     broker.random_changes(10);
     converges(&second, &ws, &broker).await;
-    let stored = stored_events(&second.db);
-    assert!(stored
-        .values()
-        .all(|(rows, again, _)| *rows == 1 && *again == 0));
-    assert_eq!(stored.len(), broker_event_ids(&broker).len());
+    each_event_stored_once(&second.db, &broker);
 }
 
 /// `rollcall tail --once` on `target`'s database with the broker's key.
