@@ -102,14 +102,25 @@ pub(super) async fn put_role_mappings(
     let rows = state
         .write(move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
-            check_groups(conn, &workspace, &wanted)?;
-            let cause = caller.cause();
-            Ok(crate::directory_sync::with_store(conn, |store| {
-                roles::replace_mappings(store, &cause, &workspace, &wanted)
-            })?)
+            replace(conn, &caller, &workspace, &wanted)
         })
         .await?;
     Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
+}
+
+/// Replaces the workspace's mappings with `wanted` once its groups check out: what a replacement does,
+/// and what a preview does inside a savepoint it rolls back.
+fn replace(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    workspace: &WorkspaceRow,
+    wanted: &[(String, Role)],
+) -> ApiResult<Vec<RoleMappingRow>> {
+    check_groups(conn, workspace, wanted)?;
+    let cause = caller.cause();
+    Ok(crate::directory_sync::with_store(conn, |store| {
+        roles::replace_mappings(store, &cause, workspace, wanted)
+    })?)
 }
 
 /// The mappings asked for: known roles but `owner`, each group once.
@@ -177,15 +188,21 @@ pub struct RoleMappingPreview {
     changes: Vec<RoleChange>,
 }
 
-/// The end of a preview: the roles it saw, or a database error.
+/// The end of a preview: the roles it saw, or why it could not run.
 enum PreviewEnd {
     Seen(HashMap<String, (String, String)>),
-    Db(diesel::result::Error),
+    Refused(ApiError),
 }
 
 impl From<diesel::result::Error> for PreviewEnd {
     fn from(e: diesel::result::Error) -> Self {
-        PreviewEnd::Db(e)
+        PreviewEnd::Refused(e.into())
+    }
+}
+
+impl From<ApiError> for PreviewEnd {
+    fn from(e: ApiError) -> Self {
+        PreviewEnd::Refused(e)
     }
 }
 
@@ -228,21 +245,17 @@ pub(super) async fn preview_role_mappings(
     let changes = state
         .write(move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
-            check_groups(conn, &workspace, &wanted)?;
             let before = member_roles(conn, &ws)?;
-            let cause = caller.cause();
             // Replaces the mappings inside a savepoint that is always rolled back, so the preview
             // runs the very rules a replacement runs.
             let ended = conn.transaction::<std::convert::Infallible, PreviewEnd, _>(|conn| {
-                crate::directory_sync::with_store(conn, |store| {
-                    roles::replace_mappings(store, &cause, &workspace, &wanted)
-                })?;
+                replace(conn, &caller, &workspace, &wanted)?;
                 Err(PreviewEnd::Seen(member_roles(conn, &ws)?))
             });
             let after = match ended {
                 Ok(never) => match never {},
                 Err(PreviewEnd::Seen(after)) => after,
-                Err(PreviewEnd::Db(e)) => return Err(e.into()),
+                Err(PreviewEnd::Refused(e)) => return Err(e),
             };
             let mut changes: Vec<RoleChange> = after
                 .into_iter()
