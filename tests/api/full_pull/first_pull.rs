@@ -68,18 +68,11 @@ async fn lossy_webhooks_then_one_pull_match_the_broker(app: TestApp) {
             || memberships_of(&app, &broker.directory_id) != broker.truth().memberships,
         "with a third of the webhooks dropped, Rollcall should have drifted before the pull"
     );
-    let listed = listing(&broker).await;
-    pull(
-        &app,
-        &ws,
-        &broker.directory_id,
-        &listed,
-        timestamp::now(),
-        DeprovisionGuard {
-            force: true,
-            ..GUARD
-        },
-    );
+    let force = DeprovisionGuard {
+        force: true,
+        ..GUARD
+    };
+    pull_now(&app, &ws, &broker, force).await;
     let (members, truth) = active_members_and_truth(&app, &ws, &broker).await;
     assert_eq!(members, truth);
     assert_eq!(

@@ -151,18 +151,28 @@ pub(crate) fn memberships_of(app: &TestApp, directory_id: &str) -> BTreeSet<(Str
         .collect()
 }
 
-/// Attaches the broker's directory to a synced workspace and pulls it once; returns the workspace.
-pub(crate) async fn pulled_once(app: &TestApp, broker: &DevBrokerHandle) -> String {
-    let ws = attach(app, broker).await;
+/// Lists the broker's directory now and applies the listing with `guard`.
+pub(crate) async fn pull_now(
+    app: &TestApp,
+    ws: &str,
+    broker: &DevBrokerHandle,
+    guard: DeprovisionGuard,
+) -> ReconcileCounts {
     let listed = listing(broker).await;
     pull(
         app,
-        &ws,
+        ws,
         &broker.directory_id,
         &listed,
         timestamp::now(),
-        GUARD,
-    );
+        guard,
+    )
+}
+
+/// Attaches the broker's directory to a synced workspace and pulls it once; returns the workspace.
+pub(crate) async fn pulled_once(app: &TestApp, broker: &DevBrokerHandle) -> String {
+    let ws = attach(app, broker).await;
+    pull_now(app, &ws, broker, GUARD).await;
     ws
 }
 

@@ -248,18 +248,11 @@ async fn lossy_webhooks_then_one_pull_match_teams_and_roles(app: TestApp) {
     );
 
     // One full pull brings members, teams and roles back in line with the broker.
-    let listed = listing(&broker).await;
-    pull(
-        &app,
-        &ws,
-        &broker.directory_id,
-        &listed,
-        timestamp::now(),
-        DeprovisionGuard {
-            force: true,
-            ..GUARD
-        },
-    );
+    let force = DeprovisionGuard {
+        force: true,
+        ..GUARD
+    };
+    pull_now(&app, &ws, &broker, force).await;
     let (members, truth_members) = active_members_and_truth(&app, &ws, &broker).await;
     assert_eq!(members, truth_members);
     let (roles, placements) = actual_state(&app, &ws, &setup).await;
