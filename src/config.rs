@@ -86,6 +86,11 @@ pub struct Settings {
     #[arg(long, env = "ROLLCALL_AUTOMATIC_PULL_SPACING", default_value = "10m", value_name = "DURATION",
         value_parser = parse_setting_duration)]
     pub automatic_pull_spacing: Duration,
+    /// Pulls run at once by this process (1 to 64); more wait their turn, workspaces taking turns. A pull
+    /// holds its slot while it waits for the broker, so a broker outage holds these and nothing else.
+    #[arg(long, env = "ROLLCALL_MAX_CONCURRENT_PULLS", default_value = "3", value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrent_pulls: u32,
     /// How log lines are written; RUST_LOG filters them.
     #[arg(
         long,
@@ -355,6 +360,7 @@ impl fmt::Debug for Settings {
             .field("apply_max_attempts", &self.apply_max_attempts)
             .field("pull_on_activation", &self.pull_on_activation)
             .field("automatic_pull_spacing", &self.automatic_pull_spacing)
+            .field("max_concurrent_pulls", &self.max_concurrent_pulls)
             .field("log_format", &self.log_format)
             .field("event_retention", &self.event_retention)
             .field("event_source", &self.event_source)

@@ -51,6 +51,12 @@ pub const APPLY_LAG_BUCKETS: [f64; 12] = [
 pub const REQUEST_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+/// Upper bounds of the buckets of waits for database connections and workspace locks, in seconds.
+pub const WAIT_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+/// The kinds of work that have database connections of their own (see `db::Work`).
+pub const WORK_KINDS: [&str; 3] = ["intake", "apply", "shared"];
 /// Upper bounds of the sync-run-duration histogram's buckets, in seconds.
 pub const RUN_DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0,
@@ -79,6 +85,7 @@ struct Series {
     registry: Registry,
     runs_finished: Family<Label, Counter>,
     runs_started: Family<Label, Counter>,
+    runs_queued: Gauge,
     runs_running: Gauge,
     run_duration: Histograms,
     broker_requests: Family<Label, Counter>,
@@ -91,6 +98,9 @@ struct Series {
     event_tail_pages: Counter,
     event_tail_events: Counter,
     event_tail_cursor_losses: Counter,
+    connection_wait: Histograms,
+    workspace_lock_wait: Histogram,
+    lane_deferrals: Counter,
 }
 
 /// The Events API tail's lag as the database shows it.
@@ -156,6 +166,7 @@ impl Series {
             registry: Registry::default(),
             runs_finished: labelled(Family::default(), "status", &RUN_STATUSES),
             runs_started: labelled(Family::default(), "trigger", &RUN_TRIGGERS),
+            runs_queued: Gauge::default(),
             runs_running: Gauge::default(),
             run_duration: histograms(
                 || Histogram::new(RUN_DURATION_BUCKETS),
@@ -180,6 +191,9 @@ impl Series {
             event_tail_pages: Counter::default(),
             event_tail_events: Counter::default(),
             event_tail_cursor_losses: Counter::default(),
+            connection_wait: histograms(|| Histogram::new(WAIT_BUCKETS), "work", &WORK_KINDS),
+            workspace_lock_wait: Histogram::new(WAIT_BUCKETS),
+            lane_deferrals: Counter::default(),
         };
         series.register()
     }
@@ -198,8 +212,13 @@ impl Series {
             self.runs_started.clone(),
         );
         r.register(
+            "rollcall_sync_runs_queued",
+            "Sync runs of this process waiting for a pull slot (ROLLCALL_MAX_CONCURRENT_PULLS)",
+            self.runs_queued.clone(),
+        );
+        r.register(
             "rollcall_sync_runs_running",
-            "Sync runs queued or running in this process",
+            "Sync runs running in this process",
             self.runs_running.clone(),
         );
         r.register(
@@ -257,23 +276,45 @@ impl Series {
             "Times the tail found its cursor outside the broker's retention and started over from a full pull",
             self.event_tail_cursor_losses.clone(),
         );
+        r.register(
+            "rollcall_db_connection_wait_seconds",
+            "Time waiting for a database connection, by the kind of work that has its own (on SQLite, a write's wait for the single writer)",
+            self.connection_wait.clone(),
+        );
+        r.register(
+            "rollcall_workspace_lock_wait_seconds",
+            "Time a write waited for its workspace's lock (held by another write of the same workspace)",
+            self.workspace_lock_wait.clone(),
+        );
+        r.register(
+            "rollcall_apply_lane_deferrals",
+            "Times the applier found a lane's workspace locked by another writer and went on with other lanes",
+            self.lane_deferrals.clone(),
+        );
         self
     }
 }
 
 impl Metrics {
-    /// A sync run was queued for `trigger`; it counts as running until [`Metrics::run_finished`].
+    /// A sync run was queued for `trigger`; it counts as queued until [`Metrics::run_running`].
     pub fn run_started(&self, trigger: &str) {
         let trigger = known_or_other(&RUN_TRIGGERS, trigger);
         self.0
             .runs_started
             .get_or_create(&[("trigger", trigger)])
             .inc();
+        self.0.runs_queued.inc();
+    }
+
+    /// A queued sync run got its pull slot; it counts as running until [`Metrics::run_finished`].
+    pub fn run_running(&self) {
+        self.0.runs_queued.dec();
         self.0.runs_running.inc();
     }
 
-    /// A sync run ended with `status` (`succeeded`, `failed` or `held`) after running for `took`.
-    pub fn run_finished(&self, status: &str, took: Duration) {
+    /// A sync run ended with `status` (`succeeded`, `failed` or `held`) `took` after it was queued;
+    /// `ran`: it had got its slot (else it ended queued).
+    pub fn run_finished(&self, status: &str, took: Duration, ran: bool) {
         if let Some(status) = RUN_STATUSES.iter().find(|s| **s == status) {
             let label = [("status", *status)];
             self.0.runs_finished.get_or_create(&label).inc();
@@ -282,7 +323,29 @@ impl Metrics {
                 .get_or_create(&label)
                 .observe(took.as_secs_f64());
         }
-        self.0.runs_running.dec();
+        match ran {
+            true => self.0.runs_running.dec(),
+            false => self.0.runs_queued.dec(),
+        };
+    }
+
+    /// A piece of work (one of [`WORK_KINDS`]) waited `took` for a database connection.
+    pub fn connection_wait(&self, work: &str, took: Duration) {
+        let work = known_or_other(&WORK_KINDS, work);
+        self.0
+            .connection_wait
+            .get_or_create(&[("work", work)])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A write waited `took` for its workspace's lock.
+    pub fn workspace_lock_wait(&self, took: Duration) {
+        self.0.workspace_lock_wait.observe(took.as_secs_f64());
+    }
+
+    /// The applier put a lane aside because its workspace was locked.
+    pub fn lane_deferred(&self) {
+        self.0.lane_deferrals.inc();
     }
 
     /// One HTTP request to the broker, by path (`/directories`, `/directory_users`, …), answered (or
@@ -336,8 +399,8 @@ impl Metrics {
     }
 
     /// Sync runs queued or running in this process.
-    pub fn runs_running(&self) -> i64 {
-        self.0.runs_running.get().max(0)
+    pub fn runs_in_progress(&self) -> i64 {
+        (self.0.runs_queued.get() + self.0.runs_running.get()).max(0)
     }
 
     /// Every series in the text exposition format, with the backlog (none: the database did not answer,
@@ -415,9 +478,18 @@ rollcall_sync_runs_started_total{trigger=\"scheduled\"} 0
 rollcall_sync_runs_started_total{trigger=\"directory_activated\"} 0
 rollcall_sync_runs_started_total{trigger=\"sync_enabled\"} 0
 rollcall_sync_runs_started_total{trigger=\"on_demand\"} 0
-# HELP rollcall_sync_runs_running Sync runs queued or running in this process.
+# HELP rollcall_sync_runs_queued Sync runs of this process waiting for a pull slot (ROLLCALL_MAX_CONCURRENT_PULLS).
+# TYPE rollcall_sync_runs_queued gauge
+rollcall_sync_runs_queued 0
+# HELP rollcall_sync_runs_running Sync runs running in this process.
 # TYPE rollcall_sync_runs_running gauge
 rollcall_sync_runs_running 0
+# HELP rollcall_workspace_lock_wait_seconds Time a write waited for its workspace's lock (held by another write of the same workspace).
+# TYPE rollcall_workspace_lock_wait_seconds histogram
+rollcall_workspace_lock_wait_seconds_count 0
+# HELP rollcall_apply_lane_deferrals_total Times the applier found a lane's workspace locked by another writer and went on with other lanes.
+# TYPE rollcall_apply_lane_deferrals_total counter
+rollcall_apply_lane_deferrals_total 0
 # HELP rollcall_broker_requests_total HTTP requests sent to the broker's pull and Events APIs, retries included, by endpoint.
 # TYPE rollcall_broker_requests_total counter
 rollcall_broker_requests_total{endpoint=\"directories\"} 0
@@ -484,12 +556,14 @@ rollcall_applier_running 1
                 "endpoint=\"directories\"",
             ),
             ("rollcall_webhook_duration_seconds", "outcome=\"too_large\""),
+            ("rollcall_db_connection_wait_seconds", "work=\"intake\""),
+            ("rollcall_db_connection_wait_seconds", "work=\"apply\""),
         ] {
             let series = format!("{histogram}_count{{{label}}}");
             assert_eq!(sample_value(&text, &series), Some(0.0), "{series}");
         }
         let families = listed.iter().filter(|line| line.starts_with("# HELP"));
-        assert_eq!(families.count(), 17);
+        assert_eq!(families.count(), 21);
     }
 
     #[test]
@@ -529,7 +603,11 @@ rollcall_applier_running 1
         let clone = metrics.clone();
         metrics.run_started("scheduled");
         clone.run_started("on_demand");
-        metrics.run_finished("held", Duration::from_secs(90));
+        metrics.run_running();
+        metrics.run_finished("held", Duration::from_secs(90), true);
+        metrics.connection_wait("intake", Duration::from_millis(2));
+        metrics.workspace_lock_wait(Duration::from_millis(30));
+        metrics.lane_deferred();
         metrics.broker_request("/directory_users", Duration::from_millis(20));
         metrics.broker_request("/directory_users", Duration::from_millis(300));
         metrics.broker_request("/directories", Duration::from_millis(5));
@@ -550,7 +628,17 @@ rollcall_applier_running 1
             value("rollcall_sync_runs_total{status=\"held\"}"),
             Some(1.0)
         );
-        assert_eq!(value("rollcall_sync_runs_running"), Some(1.0));
+        assert_eq!(value("rollcall_sync_runs_queued"), Some(1.0));
+        assert_eq!(value("rollcall_sync_runs_running"), Some(0.0));
+        assert_eq!(
+            value("rollcall_db_connection_wait_seconds_bucket{work=\"intake\",le=\"0.0025\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("rollcall_workspace_lock_wait_seconds_bucket{le=\"0.05\"}"),
+            Some(1.0)
+        );
+        assert_eq!(value("rollcall_apply_lane_deferrals_total"), Some(1.0));
         assert_eq!(
             value("rollcall_broker_requests_total{endpoint=\"directory_users\"}"),
             Some(2.0)

@@ -38,8 +38,10 @@ impl Application {
     pub fn build_with(settings: Settings, retry: RetryPolicy) -> anyhow::Result<Self> {
         use anyhow::Context;
         let instance_lock = InstanceLock::acquire(&settings.database)?;
+        let metrics = Metrics::default();
         let db = Database::connect(settings.database.clone(), settings.db_pool_size)
-            .with_context(|| format!("opening {}", settings.database.display()))?;
+            .with_context(|| format!("opening {}", settings.database.display()))?
+            .with_metrics(metrics.clone());
         let applied = db.migrate().context("migrating the database")?;
         tracing::info!(
             backend = settings.database.backend(),
@@ -67,7 +69,6 @@ impl Application {
             max_attempts: settings.apply_max_attempts,
             ..retry
         };
-        let metrics = Metrics::default();
         let broker = match &settings.workos_api_key {
             Some(_) => Some(
                 crate::broker::BrokerClient::new(broker_settings(&settings))
@@ -85,7 +86,8 @@ impl Application {
                         client.clone(),
                         settings.mass_deprovision_threshold,
                     )
-                    .with_automatic_pull_spacing(settings.automatic_pull_spacing),
+                    .with_automatic_pull_spacing(settings.automatic_pull_spacing)
+                    .with_concurrent_pulls(settings.max_concurrent_pulls as usize),
                 )
             }
             None => {
@@ -95,6 +97,9 @@ impl Application {
         };
         let sync_runner = sync_runner.map(|runner| runner.with_metrics(metrics.clone()));
         let mut background = Vec::new();
+        if let Some(runner) = &sync_runner {
+            background.push(schedule::spawn_lease_keeper(runner.clone()));
+        }
         let on_activated: Option<ActivationHook> = match &sync_runner {
             Some(_) if !settings.pull_on_activation => {
                 tracing::info!("ROLLCALL_PULL_ON_ACTIVATION is false: activated directories and workspaces turning directory sync on are not pulled until the schedule or an operator does");

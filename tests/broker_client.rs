@@ -251,6 +251,90 @@ async fn waits_for_retry_after_on_429() {
     assert_eq!((stats.rate_limited, stats.retries), (1, 1));
 }
 
+/// A broker that allows 2 `/directory_users` requests a second per directory and answers more with 429
+/// and `Retry-After: 1`, while the users and several groups' members are listed at once at the client's
+/// default 4 requests a second: after a 429 every listing of that directory waits the second out, not
+/// only the request that was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_holds_every_listing_of_the_directory() {
+    let accepted: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let arrivals: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let refusals: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let server = {
+        let (accepted, arrivals, refusals) = (accepted.clone(), arrivals.clone(), refusals.clone());
+        serve(move |request, _| {
+            let q = query(request);
+            let page = |data: Vec<serde_json::Value>, after: Option<String>| {
+                HttpResponse::Ok().json(json!({
+                    "object": "list", "data": data,
+                    "list_metadata": {"before": null, "after": after}
+                }))
+            };
+            if request.path() == "/directory_groups" {
+                let groups = (0..4)
+                    .map(|g| json!({"id": format!("directory_group_{g}"), "directory_id": "directory_t", "name": format!("G{g}")}))
+                    .collect();
+                return page(groups, None);
+            }
+            let now = Instant::now();
+            arrivals.lock().unwrap().push(now);
+            let mut accepted = accepted.lock().unwrap();
+            if accepted
+                .iter()
+                .filter(|&&at| now - at < Duration::from_secs(1))
+                .count()
+                >= 2
+            {
+                refusals.lock().unwrap().push(now);
+                return HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", "1"))
+                    .body("\"Ratelimited\"");
+            }
+            accepted.push(now);
+            let step: u32 = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let after = (step < 1).then(|| (step + 1).to_string());
+            let id = format!(
+                "directory_user_{}_{step}",
+                q.get("group").map_or("all", |g| g.as_str())
+            );
+            page(vec![user(&id)], after)
+        })
+    };
+    let mut settings = settings(&server.url, "sk");
+    settings.user_listing_rate_per_directory = 4.0;
+    settings.max_retries = 20;
+    let client = BrokerClient::new(settings).expect("a client");
+    let listed = client
+        .users_with_groups("directory_t")
+        .await
+        .expect("a listing");
+    assert!(
+        !listed.from_user_groups,
+        "the groups' members were listed too"
+    );
+    let refusals = refusals.lock().unwrap().clone();
+    assert!(!refusals.is_empty(), "the broker's limit was reached");
+    // A request already on its way when a 429 was sent may still arrive; none is sent once the client has
+    // read it, until its second is over.
+    let arrivals = arrivals.lock().unwrap().clone();
+    let inside: Vec<Duration> = refusals
+        .iter()
+        .flat_map(|&refused| {
+            arrivals.iter().filter_map(move |&at| {
+                let since = at.checked_duration_since(refused)?;
+                (since > Duration::from_millis(150) && since < Duration::from_millis(950))
+                    .then_some(since)
+            })
+        })
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "requests inside a Retry-After window: {inside:?} ({} refusals, {} requests)",
+        refusals.len(),
+        arrivals.len()
+    );
+}
+
 #[tokio::test]
 async fn backs_off_on_429_without_retry_after() {
     let server = serve(|_, n| {

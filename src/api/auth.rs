@@ -208,7 +208,7 @@ impl TokenUse {
         }
         let (db, id) = (db.clone(), token_id.to_string());
         tokio::task::spawn_blocking(move || {
-            let written = db.write_behind_urgent(|conn| {
+            let written = db.write(|conn| {
                 diesel::update(api_tokens::table.find(&id))
                     .set(api_tokens::last_used_at.eq(timestamp::now()))
                     .execute(conn)

@@ -241,7 +241,7 @@ pub(super) async fn add_member(
     let last_name = check_person_name("last_name", body.last_name)?;
     let role = body.role.as_deref().map(check_role).transpose()?;
     let member = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
             if workspace.directory_sync_enabled {
                 return Err(ApiError::managed_by_directory_sync(
@@ -313,7 +313,7 @@ pub(super) async fn update_member(
     let last_name = check_person_name("last_name", changes.last_name)?;
     let role = changes.role.as_deref().map(check_role).transpose()?;
     let member = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let before = load_member(conn, &caller, &ws, &id)?;
             let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
             let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
@@ -380,7 +380,7 @@ pub(super) async fn remove_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
     state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
             let member = load_member(conn, &caller, &ws, &id)?;
             if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory.as_str() {

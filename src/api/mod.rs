@@ -47,13 +47,34 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs `work` in one write transaction off the async workers.
+    /// Runs `work` in one write transaction of the workspace (holding its lock, see
+    /// [`Database::write_workspace`]) off the async workers.
+    pub async fn write_workspace<T: Send + 'static>(
+        &self,
+        workspace_id: String,
+        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let db = self.db.clone();
+        web::block(move || db.write_workspace(&workspace_id, work)).await?
+    }
+
+    /// Runs `work` in one write transaction that changes no workspace's members, teams, links, mappings
+    /// or directories (a token, a delivery's status, a new workspace), off the async workers.
     pub async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
         let db = self.db.clone();
         web::block(move || db.write(work)).await?
+    }
+
+    /// Runs `work` in a read-only transaction (one snapshot, no lock) off the async workers.
+    pub async fn read_only<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let db = self.db.clone();
+        web::block(move || db.read_only(work)).await?
     }
 
     /// Runs `work` on a connection off the async workers.

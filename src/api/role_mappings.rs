@@ -6,7 +6,7 @@ use super::openapi::{directory_role, role, WorkspaceParam};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::{RoleMappingRow, WorkspaceRow};
-use crate::db::schema::{directory_groups, members};
+use crate::db::schema::directory_groups;
 use crate::db::DbConnection;
 use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
@@ -100,7 +100,7 @@ pub(super) async fn put_role_mappings(
     let ws = path.into_inner();
     let wanted = wanted_mappings(body.into_inner())?;
     let rows = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
             replace(conn, &caller, &workspace, &wanted)
         })
@@ -181,50 +181,37 @@ pub struct RoleChange {
     to: String,
 }
 
+/// How many members a change of mappings would move from one role to another.
+#[derive(Serialize, ToSchema)]
+pub struct RoleMove {
+    #[schema(schema_with = role)]
+    from: String,
+    #[schema(schema_with = role)]
+    to: String,
+    count: usize,
+}
+
 /// What replacing the role mappings would do, without doing it.
 #[derive(Serialize, ToSchema)]
 pub struct RoleMappingPreview {
-    /// Every member whose role would change, by member id.
+    /// How many members' roles would change.
+    total: usize,
+    /// Those members by the role they leave and the role they get, most first.
+    moves: Vec<RoleMove>,
+    /// The members whose role would change, by member id: the first 1,000 of them.
     changes: Vec<RoleChange>,
+    /// Whether `changes` leaves some out (`total` counts them all).
+    truncated: bool,
 }
 
-/// The end of a preview: the roles it saw, or why it could not run.
-enum PreviewEnd {
-    Seen(HashMap<String, (String, String)>),
-    Refused(ApiError),
-}
-
-impl From<diesel::result::Error> for PreviewEnd {
-    fn from(e: diesel::result::Error) -> Self {
-        PreviewEnd::Refused(e.into())
-    }
-}
-
-impl From<ApiError> for PreviewEnd {
-    fn from(e: ApiError) -> Self {
-        PreviewEnd::Refused(e)
-    }
-}
-
-/// Each member's email and role, by member id.
-fn member_roles(
-    conn: &mut DbConnection,
-    workspace_id: &str,
-) -> QueryResult<HashMap<String, (String, String)>> {
-    let rows: Vec<(String, String, String)> = members::table
-        .filter(members::workspace_id.eq(workspace_id))
-        .select((members::id, members::email, members::role))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, email, role)| (id, (email, role)))
-        .collect())
-}
+/// The most members a preview lists one by one; all are counted.
+pub const PREVIEW_LISTED: usize = 1000;
 
 /// Preview a change of role mappings
 ///
 /// Takes the same body as the replacement and answers which members' roles it would change, with
-/// the same rules (highest role wins), changing nothing.
+/// the same rules (highest role wins), changing nothing: computed on a read-only snapshot, so it holds
+/// up no write. Every change is counted (`total`, `moves`); the first 1,000 by member id are listed.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/role-mappings/preview", tag = "directory",
     params(WorkspaceParam),
     request_body = Vec<RoleMapping>,
@@ -242,36 +229,51 @@ pub(super) async fn preview_role_mappings(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let wanted = wanted_mappings(body.into_inner())?;
-    let changes = state
-        .write(move |conn| {
+    let preview = state
+        .read_only(move |conn| {
             let workspace = load_workspace(conn, &caller, &ws)?;
-            let before = member_roles(conn, &ws)?;
-            // Replaces the mappings inside a savepoint that is always rolled back, so the preview
-            // runs the very rules a replacement runs.
-            let ended = conn.transaction::<std::convert::Infallible, PreviewEnd, _>(|conn| {
-                replace(conn, &caller, &workspace, &wanted)?;
-                Err(PreviewEnd::Seen(member_roles(conn, &ws)?))
-            });
-            let after = match ended {
-                Ok(never) => match never {},
-                Err(PreviewEnd::Seen(after)) => after,
-                Err(PreviewEnd::Refused(e)) => return Err(e),
-            };
-            let mut changes: Vec<RoleChange> = after
-                .into_iter()
-                .filter_map(|(id, (email, to))| {
-                    let (_, from) = before.get(&id)?;
-                    (*from != to).then(|| RoleChange {
-                        member_id: id,
-                        email,
-                        from: from.clone(),
+            check_groups(conn, &workspace, &wanted)?;
+            let mut changes: Vec<RoleChange> = Vec::new();
+            crate::directory_sync::with_store(conn, |store| {
+                roles::preview_replacement(store, &workspace, &wanted, |member, to| {
+                    changes.push(RoleChange {
+                        member_id: member.id.clone(),
+                        email: member.email.clone(),
+                        from: member.role.clone(),
                         to,
                     })
                 })
-                .collect();
-            changes.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-            Ok(RoleMappingPreview { changes })
+            })?;
+            Ok(summarize(changes))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(changes))
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+/// Counts the changes by move and lists the first of them by member id.
+fn summarize(mut changes: Vec<RoleChange>) -> RoleMappingPreview {
+    let mut counted: HashMap<(String, String), usize> = HashMap::new();
+    for change in &changes {
+        *counted
+            .entry((change.from.clone(), change.to.clone()))
+            .or_default() += 1;
+    }
+    let mut moves: Vec<RoleMove> = counted
+        .into_iter()
+        .map(|((from, to), count)| RoleMove { from, to, count })
+        .collect();
+    moves.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
+    let total = changes.len();
+    changes.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+    changes.truncate(PREVIEW_LISTED);
+    RoleMappingPreview {
+        total,
+        moves,
+        truncated: total > changes.len(),
+        changes,
+    }
 }

@@ -241,7 +241,7 @@ pub(super) async fn create_team(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let body = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             load_workspace(conn, &caller, &ws)?;
             let (name, name_key) = check_team_name(conn, &ws, &body.name, None)?;
             let now = timestamp::now();
@@ -313,7 +313,7 @@ pub(super) async fn rename_team(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     let body = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (_, before) = load_team(conn, &caller, &ws, &team)?;
             let (name, name_key) = check_team_name(conn, &ws, &body.name, Some(&team))?;
             let after = TeamRow {
@@ -354,7 +354,7 @@ pub(super) async fn delete_team(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (_, row) = load_team(conn, &caller, &ws, &team)?;
             let shown = team_json(conn, &row)?;
             diesel::delete(sources::table.filter(sources::team_id.eq(&team))).execute(conn)?;
@@ -502,7 +502,7 @@ pub(super) async fn add_team_member(
     let (ws, team) = path.into_inner();
     let member_id = body.into_inner().member_id;
     let (created, body) = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
             let member: MemberRow = members::table
                 .find(&member_id)
@@ -569,7 +569,7 @@ pub(super) async fn remove_team_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, team, member) = path.into_inner();
     state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
             if !team_rules::remove_source(
                 conn,
@@ -682,7 +682,7 @@ pub(super) async fn link_directory_group(
     let (ws, team) = path.into_inner();
     let group_id = body.into_inner().group_id;
     let body = state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
             let added =
                 team_rules::link_group(conn, &caller.cause(), &workspace, &team.id, &group_id)
@@ -738,7 +738,7 @@ pub(super) async fn unlink_directory_group(
         }
     };
     state
-        .write(move |conn| {
+        .write_workspace(ws.clone(), move |conn| {
             let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
             team_rules::unlink_group(conn, &caller.cause(), &workspace, &team.id, &group, choice)
                 .map_err(link_error)?;

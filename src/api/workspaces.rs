@@ -349,7 +349,7 @@ pub(super) async fn update_workspace(
         .map(check_default_role)
         .transpose()?;
     let workspace = state
-        .write(move |conn| {
+        .write_workspace(id.clone(), move |conn| {
             let before = load_workspace(conn, &caller, &id)?;
             let mut after = before.clone();
             if let Some(name) = name {
@@ -642,7 +642,7 @@ pub(super) async fn set_directory_sync(
     let id = path.into_inner();
     let enabled = body.enabled;
     let (body, turned_on) = state
-        .write(move |conn| {
+        .write_workspace(id.clone(), move |conn| {
             let before = load_workspace(conn, &caller, &id)?;
             let plan: Plan = before.plan.parse().unwrap_or(Plan::Free);
             if enabled && !plan.includes_directory_sync() {

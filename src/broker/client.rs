@@ -274,6 +274,8 @@ pub struct BrokerClient {
     limiter: Arc<RateLimiter>,
     /// The Events API's limit, for the whole key.
     events_limiter: Arc<RateLimiter>,
+    /// No rate, only the waits a `Retry-After` asks for: the other endpoints', by endpoint and scope.
+    holds: Arc<RateLimiter>,
     stats: Arc<RequestStats>,
     metrics: Option<Metrics>,
 }
@@ -299,6 +301,7 @@ impl BrokerClient {
             http,
             limiter: Arc::new(RateLimiter::new(settings.user_listing_rate_per_directory)),
             events_limiter: Arc::new(RateLimiter::new(settings.events_rate_per_key)),
+            holds: Arc::new(RateLimiter::new(0.0)),
             settings: Arc::new(settings),
             stats: Arc::new(RequestStats::default()),
             metrics: None,
@@ -387,7 +390,7 @@ impl BrokerClient {
                 query.push(("range_start", &range_start));
             }
         }
-        let limit = Some((&*self.events_limiter, "events"));
+        let limit = (&*self.events_limiter, "events");
         let page: Page<serde_json::Value> = self
             .get_page("/events", &query, limit, &mut 0)
             .await
@@ -587,21 +590,21 @@ impl BrokerClient {
         }
     }
 
-    /// One page, with retries.
+    /// One page, with retries. `limit` spaces the requests of one key, and a `Retry-After` holds every
+    /// request of that key (of every concurrent listing sharing it) until it has passed.
     async fn get_page<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        rate_limit: Option<(&RateLimiter, &str)>,
+        limit: (&RateLimiter, &str),
         requests: &mut u32,
     ) -> Result<Page<T>, BrokerError> {
         let described = Self::describe(path, query);
         let url = format!("{}{path}", self.settings.base_url);
+        let (limiter, key) = limit;
         let mut attempt = 0u32;
         loop {
-            if let Some((limiter, key)) = rate_limit {
-                limiter.acquire(key).await;
-            }
+            limiter.acquire(key).await;
             *requests += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             if query.iter().any(|(k, _)| *k == "group") && path == "/directory_users" {
@@ -626,14 +629,23 @@ impl BrokerClient {
                     last: cause,
                 });
             }
-            let wait = wait.unwrap_or_else(|| self.backoff(attempt));
-            tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "retrying a broker request");
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             if let Some(metrics) = &self.metrics {
                 metrics.broker_retry();
             }
             attempt += 1;
-            tokio::time::sleep(wait).await;
+            match wait {
+                // The broker's own wait holds every request of the key, not only this one.
+                Some(wait) => {
+                    tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "the broker asked to wait (Retry-After); holding every request of this endpoint and directory");
+                    limiter.hold(key, std::time::Instant::now() + wait);
+                }
+                None => {
+                    let wait = self.backoff(attempt - 1);
+                    tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "retrying a broker request");
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
     }
 
@@ -739,6 +751,16 @@ struct Pager<'a> {
 }
 
 impl Pager<'_> {
+    /// The limiter and key this listing's requests go through: `/directory_users` requests count against
+    /// their directory's listing rate; other listings are only held by a `Retry-After`, per endpoint and
+    /// scope (the path with its query, such as one directory's groups).
+    fn limit(&self) -> (&RateLimiter, &str) {
+        match self.rate_key {
+            Some(key) => (&self.client.limiter, key),
+            None => (&self.client.holds, &self.described),
+        }
+    }
+
     /// The next page, or `None` after the last; requests made are counted into `requests`.
     async fn next<T: DeserializeOwned>(
         &mut self,
@@ -755,12 +777,7 @@ impl Pager<'_> {
         }
         let page: Page<T> = match self
             .client
-            .get_page(
-                self.path,
-                &page_query,
-                self.rate_key.map(|key| (&*self.client.limiter, key)),
-                requests,
-            )
+            .get_page(self.path, &page_query, self.limit(), requests)
             .await
         {
             Ok(page) => page,

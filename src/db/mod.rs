@@ -3,22 +3,28 @@
 //! Queries are written once against [`DbConnection`]; the few statements that differ per backend go through
 //! [`on_backend!`](crate::on_backend), which runs the same diesel code on the concrete connection.
 //!
-//! **One writer, one order.** Every change to members, teams, sources, links, mappings and roles, whoever
-//! makes it (the applier, a pull, an admin request), is made in a [`Database::write`] transaction, and every
-//! such transaction holds the same lock from its first statement to its commit: on SQLite the process's
-//! single writer slot (a second `serve` on the same file is refused, see [`InstanceLock`]), on PostgreSQL a
-//! transaction-scoped advisory lock per schema, shared by every instance. Each writer therefore reads what
-//! the previous one committed, and any mix of them ends as some serial order of them would.
+//! **One order per workspace, none across workspaces.** Every change to a workspace's members, teams,
+//! sources, links, mappings and roles, whoever makes it (the applier, a pull, an admin request), is made in
+//! a transaction that holds that workspace's lock from its first statement to its commit
+//! ([`Database::write_workspace`], [`Database::write_in_lane`]): each writer of a workspace reads what the
+//! previous one committed, and any mix of them ends as some serial order of them would, while writers of
+//! other workspaces go on. Each kind of [`Work`] has connections of its own, so webhook intake never waits
+//! for a connection a pull or an admin request holds. See [`ordering`] for the locks and the SQLite writer
+//! (a second `serve` on the same SQLite file is refused, see [`InstanceLock`]).
 
 pub mod models;
+pub mod ordering;
 pub mod schema;
 
+pub use ordering::{BatchSizer, Work};
+
+use crate::metrics::Metrics;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use ordering::{KeyGuard, KeyedLocks, WriterGate, SQLITE_WRITE_BUDGET};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection to either backend.
 #[derive(diesel::MultiConnection)]
@@ -236,6 +242,8 @@ pub enum DbError {
     Migration(String),
     #[error("{0}")]
     InUse(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl DbError {
@@ -259,7 +267,7 @@ impl DbError {
     /// Whether the database itself is unreachable, as opposed to a statement failing.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            DbError::Connect(_) | DbError::Pool(_) => true,
+            DbError::Connect(_) | DbError::Pool(_) | DbError::Unavailable(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
             }
@@ -299,15 +307,35 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// A pooled connection.
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
-/// The database: a connection pool plus what it takes to write safely on each backend.
+type Pool = r2d2::Pool<ConnectionManager>;
+
+/// Connections webhook intake and the Events API tail's storage have to themselves on PostgreSQL.
+pub const INTAKE_CONNECTIONS: u32 = 2;
+/// How long intake waits for one of its connections: a webhook is answered 503 within about this long
+/// when the database is down, and the broker retries.
+pub const INTAKE_CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
+/// Connections the applier has to itself on PostgreSQL: one per applier worker.
+pub const APPLY_CONNECTIONS: u32 = 2;
+
+/// The database: connection pools for each kind of [`Work`] plus what it takes to write safely on each
+/// backend (see [`ordering`]).
 #[derive(Clone)]
 pub struct Database {
-    pool: r2d2::Pool<ConnectionManager>,
+    /// API requests, pulls, previews and background jobs; on SQLite also every read.
+    shared: Pool,
+    /// On PostgreSQL, webhook intake's own connections.
+    intake: Option<Pool>,
+    /// On PostgreSQL, the applier's own connections.
+    apply: Option<Pool>,
     target: DatabaseTarget,
     /// SQLite has one writer at a time: every write of this process goes through this one connection.
     sqlite_writer: Option<Arc<WriterGate>>,
+    /// On SQLite, the workspace locks (PostgreSQL's are advisory locks, shared by every instance).
+    workspace_locks: Arc<KeyedLocks>,
     /// How much the tables have grown since PostgreSQL's statistics were last refreshed.
     growth: Arc<Mutex<Growth>>,
+    /// Where waits for connections and locks are recorded.
+    metrics: Option<Metrics>,
 }
 
 /// Rows written since the planner's statistics were last refreshed, and how many the tables held then.
@@ -336,45 +364,130 @@ const ANALYZED_COLUMNS: [(&str, &str); 7] = [
         "team_id, member_id, source_type, group_id",
     ),
     ("team_links", "team_id, group_id, workspace_id"),
-    ("webhook_events", "id, event_id, status, next_attempt_at"),
+    (
+        "webhook_events",
+        "id, event_id, status, next_attempt_at, lane",
+    ),
 ];
-
-/// The single SQLite writer: one connection that every write of this process uses, one transaction at a
-/// time. Being the only connection that writes, it keeps its page cache from one transaction to the next
-/// (SQLite drops a connection's cache whenever another connection has written). Webhook intake waits here
-/// with priority: background work checks [`Database::urgent_writer_waiting`] and steps aside, so
-/// acknowledgements never queue behind it.
-#[derive(Default)]
-struct WriterGate {
-    connection: Mutex<Option<DbConnection>>,
-    urgent_waiting: AtomicUsize,
-}
 
 /// The page cache of the SQLite writer connection (the pooled readers keep SQLite's default).
 const SQLITE_WRITER_CACHE_KIB: i64 = 32 * 1024;
 
+/// A write in an apply lane: its transaction, and the workspace locks it took.
+pub struct LaneWrite<'a> {
+    pub conn: &'a mut DbConnection,
+    db: &'a Database,
+    /// The workspaces locked so far, for the rest of the transaction.
+    locked: Vec<String>,
+    /// On SQLite, their locks, held until the lane's transaction ends.
+    held: Vec<KeyGuard<'a>>,
+}
+
+impl LaneWrite<'_> {
+    /// Takes the locks of these workspaces (those not held already) for the rest of the transaction if no
+    /// other writer holds any of them; false otherwise, and the caller ends the transaction without
+    /// writing.
+    pub fn try_lock_workspaces(&mut self, workspace_ids: &[String]) -> QueryResult<bool> {
+        let wanted: Vec<String> = workspace_ids
+            .iter()
+            .filter(|id| !self.locked.contains(id))
+            .cloned()
+            .collect();
+        if self.db.sqlite_writer.is_some() {
+            let Some(guards) = self.db.workspace_locks.try_lock_all(&wanted) else {
+                return Ok(false);
+            };
+            self.held.extend(guards);
+        } else {
+            for id in &wanted {
+                if !ordering::try_lock_workspace_pg(self.conn, id)? {
+                    return Ok(false);
+                }
+            }
+        }
+        self.locked.extend(wanted);
+        Ok(true)
+    }
+
+    /// Whether every one of these workspaces is locked by this write.
+    pub fn holds(&self, workspace_ids: &[String]) -> bool {
+        workspace_ids.iter().all(|id| self.locked.contains(id))
+    }
+}
+
+/// A workspace's lock held outside any write, until dropped: what a long write of that workspace does
+/// to the others of the same workspace, for maintenance and tests.
+pub enum WorkspaceHold {
+    /// A PostgreSQL session lock, on a connection of its own.
+    Postgres {
+        conn: Box<diesel::PgConnection>,
+        workspace_id: String,
+    },
+    /// SQLite's in-process lock.
+    Sqlite {
+        locks: Arc<KeyedLocks>,
+        workspace_id: String,
+    },
+}
+
+impl Drop for WorkspaceHold {
+    fn drop(&mut self) {
+        match self {
+            WorkspaceHold::Postgres { conn, workspace_id } => {
+                let _ = ordering::unlock_workspace_session(conn, workspace_id);
+            }
+            WorkspaceHold::Sqlite {
+                locks,
+                workspace_id,
+            } => locks.release(workspace_id),
+        }
+    }
+}
+
 impl Database {
-    /// Connects, reporting the real cause when the database cannot be reached.
+    /// Connects, reporting the real cause when the database cannot be reached. `pool_size` is the
+    /// shared pool's; on PostgreSQL intake and the applier have connections of their own besides.
     pub fn connect(target: DatabaseTarget, pool_size: u32) -> Result<Self, DbError> {
         // One direct connection first, so a bad URL or a down server reports its own error.
         drop(target.establish()?);
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
-            // A connection the server closed while it sat in the pool is found before it is handed out.
-            .test_on_check_out(true)
-            .build(ConnectionManager {
-                target: target.clone(),
-            })?;
-        let sqlite_writer =
-            matches!(target, DatabaseTarget::Sqlite(_)).then(|| Arc::new(WriterGate::default()));
+        let pool = |size: u32, timeout: Duration| {
+            r2d2::Pool::builder()
+                .max_size(size)
+                .min_idle(Some(1))
+                .connection_timeout(timeout)
+                // A connection the server closed while it sat in the pool is found before it is handed out.
+                .test_on_check_out(true)
+                .build(ConnectionManager {
+                    target: target.clone(),
+                })
+        };
+        let shared = pool(pool_size, Duration::from_secs(5))?;
+        let postgres = matches!(target, DatabaseTarget::Postgres(_));
+        let (intake, apply) = if postgres {
+            (
+                Some(pool(INTAKE_CONNECTIONS, INTAKE_CONNECTION_TIMEOUT)?),
+                Some(pool(APPLY_CONNECTIONS, Duration::from_secs(5))?),
+            )
+        } else {
+            (None, None)
+        };
+        let sqlite_writer = (!postgres).then(|| Arc::new(WriterGate::default()));
         Ok(Self {
-            pool,
+            shared,
+            intake,
+            apply,
             target,
             sqlite_writer,
+            workspace_locks: Arc::default(),
             growth: Arc::default(),
+            metrics: None,
         })
+    }
+
+    /// The database, recording its waits for connections and locks into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Where this database is.
@@ -382,35 +495,65 @@ impl Database {
         &self.target
     }
 
-    /// A connection for reading.
-    pub fn conn(&self) -> Result<PooledConnection, DbError> {
-        Ok(self.pool.get()?)
+    /// How long one write transaction should hold the database, about: on SQLite the single writer's
+    /// share that keeps other workspaces' writes moving; none on PostgreSQL, where writers of different
+    /// workspaces do not wait for each other.
+    pub fn write_budget(&self) -> Option<Duration> {
+        self.sqlite_writer.as_ref().map(|_| SQLITE_WRITE_BUDGET)
     }
 
-    /// Runs `work` on the connection that writes: on SQLite the one writer connection, held for the
-    /// duration (`urgent`: ahead of background writers); on PostgreSQL a pooled connection.
+    fn record_wait(&self, work: Work, since: Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.connection_wait(work.name(), since.elapsed());
+        }
+    }
+
+    fn record_lock_wait(&self, since: Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.workspace_lock_wait(since.elapsed());
+        }
+    }
+
+    /// A connection for `work`, from its own pool (on SQLite every reader comes from one pool).
+    pub fn connection(&self, work: Work) -> Result<PooledConnection, DbError> {
+        let pool = match work {
+            Work::Intake => self.intake.as_ref(),
+            Work::Apply => self.apply.as_ref(),
+            Work::Shared => None,
+        }
+        .unwrap_or(&self.shared);
+        let asked = Instant::now();
+        let conn = pool.get();
+        self.record_wait(work, asked);
+        Ok(conn?)
+    }
+
+    /// A shared connection for reading.
+    pub fn conn(&self) -> Result<PooledConnection, DbError> {
+        self.connection(Work::Shared)
+    }
+
+    /// Runs `work` on the connection that writes: on SQLite the one writer connection, in its turn and
+    /// held for the duration; on PostgreSQL a connection of the work's pool.
     fn with_writer<T, E>(
         &self,
-        urgent: bool,
+        kind: Work,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<DbError>,
     {
         let Some(gate) = &self.sqlite_writer else {
-            let mut conn = self.conn()?;
+            let mut conn = self.connection(kind)?;
             return work(&mut conn);
         };
-        if urgent {
-            gate.urgent_waiting.fetch_add(1, Ordering::SeqCst);
-        }
+        let asked = Instant::now();
+        let _turn = gate.enter(kind);
+        self.record_wait(kind, asked);
         let mut slot = gate
             .connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if urgent {
-            gate.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
-        }
         if slot.is_none() {
             let mut conn = self.target.establish()?;
             conn.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))
@@ -422,43 +565,78 @@ impl Database {
 
     /// Applies the pending migrations of this backend.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
-        self.with_writer(false, run_migrations)
+        self.with_writer(Work::Shared, run_migrations)
     }
 
-    /// Runs `work` in one transaction that holds the serialization lock from its first statement: queued
-    /// behind every other writer of this database (of this process on SQLite, of every instance on
-    /// PostgreSQL).
+    /// Runs `work` in one transaction ordered with no other: for writes that change no workspace's
+    /// members, teams, links, mappings or directories (tokens, a run's record, a delivery's status), and
+    /// for tests that set a database up with nothing else running.
     pub fn write<T, E>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        self.with_writer(false, |conn| {
-            conn.transaction(|conn| {
-                lock_writes(conn)?;
-                work(conn)
-            })
-        })
+        self.with_writer(Work::Shared, |conn| conn.transaction(work))
     }
 
-    /// As [`Database::write`] for background work: first lets any urgent write waiting for the SQLite writer
-    /// (a webhook's acknowledgement) go ahead.
-    pub fn write_behind_urgent<T, E>(
+    /// Runs `work` in one transaction holding the workspace's lock from its first statement: ordered after
+    /// every write of the workspace that took the lock before (the applier's, a pull's, an admin's, on
+    /// any instance), and never waiting for another workspace's.
+    pub fn write_workspace<T, E>(
         &self,
+        workspace_id: &str,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        while self.urgent_writer_waiting() {
-            std::thread::sleep(Duration::from_micros(200));
+        if self.sqlite_writer.is_some() {
+            // The workspace first, then the writer: nobody waits for a workspace while holding the writer.
+            let asked = Instant::now();
+            let _held = self.workspace_locks.lock(workspace_id);
+            self.record_lock_wait(asked);
+            return self.with_writer(Work::Shared, |conn| conn.transaction(work));
         }
-        self.write(work)
+        self.with_writer(Work::Shared, |conn| {
+            conn.transaction(|conn| {
+                let asked = Instant::now();
+                ordering::lock_workspace_pg(conn, workspace_id)?;
+                self.record_lock_wait(asked);
+                work(conn)
+            })
+        })
     }
 
-    /// Stores webhook deliveries: ahead of background writers that check
-    /// [`Database::urgent_writer_waiting`], and without the serialization lock (deliveries change no
-    /// directory state). On PostgreSQL these transactions take their own lock instead, so delivery ids are
-    /// handed out in commit order and the applier's cursor never passes one still being committed.
+    /// Runs `work` in one transaction of the applier that holds `lane` (on PostgreSQL across every
+    /// instance); `None` without running it when another instance holds the lane. `work` takes the
+    /// workspace locks it needs with [`LaneWrite::try_lock_workspaces`].
+    pub fn write_in_lane<T, E>(
+        &self,
+        lane: &str,
+        work: impl FnOnce(&mut LaneWrite<'_>) -> Result<T, E>,
+    ) -> Result<Option<T>, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        self.with_writer(Work::Apply, |conn| {
+            conn.transaction(|conn| {
+                if !ordering::try_lock_lane_pg(conn, lane)? {
+                    return Ok(None);
+                }
+                let mut write = LaneWrite {
+                    conn,
+                    db: self,
+                    locked: Vec::new(),
+                    held: Vec::new(),
+                };
+                work(&mut write).map(Some)
+            })
+        })
+    }
+
+    /// Stores webhook deliveries, on intake's own connections (on SQLite ahead of every other writer), and
+    /// without any workspace lock (storing changes no directory state). On PostgreSQL these transactions
+    /// take a lock of their own, so delivery ids are handed out in commit order and no lane's cursor passes
+    /// over one still being committed.
     pub fn write_deliveries<T, E>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -466,7 +644,7 @@ impl Database {
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        self.with_writer(true, |conn| {
+        self.with_writer(Work::Intake, |conn| {
             conn.transaction(|conn| {
                 if let DbConnection::Postgresql(c) = conn {
                     c.batch_execute(
@@ -478,11 +656,29 @@ impl Database {
         })
     }
 
-    /// Whether an urgent write waits for the SQLite writer (never on PostgreSQL).
-    pub fn urgent_writer_waiting(&self) -> bool {
-        self.sqlite_writer
-            .as_ref()
-            .is_some_and(|gate| gate.urgent_waiting.load(Ordering::SeqCst) > 0)
+    /// Takes a workspace's lock and holds it until the returned value is dropped, outside any write of
+    /// this process: every write of the workspace waits meanwhile (the applier moves on to other
+    /// workspaces), as behind a long admin transaction.
+    pub fn hold_workspace(&self, workspace_id: &str) -> Result<WorkspaceHold, DbError> {
+        match &self.target {
+            DatabaseTarget::Sqlite(_) => {
+                self.workspace_locks.lock(workspace_id).keep();
+                Ok(WorkspaceHold::Sqlite {
+                    locks: self.workspace_locks.clone(),
+                    workspace_id: workspace_id.to_string(),
+                })
+            }
+            DatabaseTarget::Postgres(_) => {
+                let DbConnection::Postgresql(mut conn) = self.target.establish()? else {
+                    unreachable!("a PostgreSQL target opens PostgreSQL connections")
+                };
+                ordering::lock_workspace_session(&mut conn, workspace_id)?;
+                Ok(WorkspaceHold::Postgres {
+                    conn: Box::new(conn),
+                    workspace_id: workspace_id.to_string(),
+                })
+            }
+        }
     }
 
     /// On PostgreSQL, after committing `written` rows: refreshes the planner's statistics once the tables
@@ -518,7 +714,7 @@ impl Database {
         }
     }
 
-    /// Runs `work` on a pooled connection without a transaction.
+    /// Runs `work` on a shared connection without a transaction.
     pub fn read<T, E>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError>,
@@ -527,22 +723,26 @@ impl Database {
         work(&mut conn)
     }
 
+    /// Runs `work` in a read-only transaction on a shared connection: one consistent snapshot, no lock
+    /// taken, no writer waited for (a preview).
+    pub fn read_only<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            ordering::read_only_snapshot(conn)?;
+            work(conn)
+        })
+    }
+
     /// Whether the database answers.
     pub fn ping(&self) -> Result<(), DbError> {
         let mut conn = self.conn()?;
         Ok(conn.batch_execute("SELECT 1")?)
-    }
-}
-
-/// Takes the serialization lock for the rest of the caller's transaction: on PostgreSQL a
-/// transaction-scoped advisory lock, per schema (deployments in other schemas of the same database have
-/// their own); nothing on SQLite, whose writes are already one at a time.
-fn lock_writes(conn: &mut DbConnection) -> QueryResult<()> {
-    match conn {
-        DbConnection::Postgresql(c) => {
-            c.batch_execute("SELECT pg_advisory_xact_lock(7243002, hashtext(current_schema()))")
-        }
-        DbConnection::Sqlite(_) => Ok(()),
     }
 }
 

@@ -147,6 +147,8 @@ pub struct WebhookEventRow {
     pub redeliveries: i32,
     /// The path that brought it: `webhook` or `events` (the Events API tail).
     pub source: String,
+    /// The lane it is applied in: its directory (`''` when it names none).
+    pub lane: String,
 }
 
 /// A webhook delivery about to be stored.
@@ -165,6 +167,9 @@ pub struct NewWebhookEvent {
     pub received_at: Timestamp,
     /// The path that brought it: `webhook` or `events`.
     pub source: String,
+    /// The lane it is applied in, in arrival order with the rest of the lane: its directory (`''` when it
+    /// names none).
+    pub lane: String,
 }
 
 /// The path that brought a delivery.
@@ -191,6 +196,7 @@ impl NewWebhookEvent {
             next_attempt_at: None,
             received_at,
             source: SOURCE_WEBHOOK.into(),
+            lane: event.directory_id().unwrap_or_default().to_string(),
         }
     }
 
@@ -215,6 +221,7 @@ impl NewWebhookEvent {
             next_attempt_at: None,
             received_at,
             source: SOURCE_WEBHOOK.into(),
+            lane: String::new(),
         }
     }
 }
@@ -337,4 +344,7 @@ pub struct SyncRunRow {
     pub phase: String,
     /// Users listed so far, all applied.
     pub users_listed: i32,
+    /// Until when the process that queued or runs it holds it; renewed while it lives. A queued or
+    /// running run whose lease ran out was left by a stopped process.
+    pub lease_until: Option<Timestamp>,
 }

@@ -121,6 +121,7 @@ diesel::table! {
         processed_at -> Nullable<Timestamp>,
         redeliveries -> Integer,
         source -> Text,
+        lane -> Text,
     }
 }
 
@@ -205,18 +206,27 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         phase -> Text,
         users_listed -> Integer,
+        lease_until -> Nullable<Timestamp>,
     }
 }
 
 diesel::table! {
-    apply_cursor (id) {
-        id -> Integer,
+    lane_heads (lane) {
+        lane -> Text,
+        received_through -> BigInt,
+    }
+}
+
+diesel::table! {
+    apply_lanes (lane) {
+        lane -> Text,
         applied_through -> BigInt,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
-    apply_cursor,
+    apply_lanes,
+    lane_heads,
     event_tail,
     sync_runs,
     teams,

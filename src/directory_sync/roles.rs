@@ -11,7 +11,7 @@ use crate::domain::{ManagedBy, Role};
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The workspace's role mappings, by group.
 pub fn mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<Vec<RoleMappingRow>> {
@@ -95,27 +95,18 @@ pub fn replace_mappings(
     workspace: &WorkspaceRow,
     wanted: &[(String, Role)],
 ) -> QueryResult<Vec<RoleMappingRow>> {
-    let emptied = store.direct(|conn| {
+    let rows = mapping_rows(workspace, wanted);
+    let had_mappings = store.direct_on_links_and_mappings(&workspace.id, |conn| {
         let before: HashMap<String, String> = mappings(conn, &workspace.id)?
             .into_iter()
             .map(|m| (m.group_id, m.role))
             .collect();
-        let after: HashMap<String, String> = wanted
+        let after: HashMap<String, String> = rows
             .iter()
-            .map(|(g, r)| (g.clone(), r.as_str().to_string()))
+            .map(|m| (m.group_id.clone(), m.role.clone()))
             .collect();
         diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
             .execute(conn)?;
-        let now = timestamp::now();
-        let rows: Vec<RoleMappingRow> = wanted
-            .iter()
-            .map(|(group_id, role)| RoleMappingRow {
-                workspace_id: workspace.id.clone(),
-                group_id: group_id.clone(),
-                role: role.as_str().to_string(),
-                created_at: now,
-            })
-            .collect();
         for row in &rows {
             diesel::insert_into(role_mappings::table)
                 .values(row)
@@ -145,29 +136,70 @@ pub fn replace_mappings(
             })
             .collect();
         audit::record_many(conn, cause, entries)?;
-        Ok(!before.is_empty() && after.is_empty())
+        Ok(!before.is_empty())
     })?;
-    recompute_workspace(store, cause, workspace)?;
-    if emptied {
-        return_to_default_role(store, cause, workspace)?;
-    }
+    roles_under(
+        store,
+        workspace,
+        &rows,
+        had_mappings,
+        |store, member, role| set_role(store, cause, member, role),
+    )?;
     store.read(|conn| mappings(conn, &workspace.id))
 }
 
-/// Recomputes the role of every directory member of the workspace from the current mappings.
-pub fn recompute_workspace(
+/// The rows of a set of mappings of the workspace.
+fn mapping_rows(workspace: &WorkspaceRow, wanted: &[(String, Role)]) -> Vec<RoleMappingRow> {
+    let now = timestamp::now();
+    wanted
+        .iter()
+        .map(|(group_id, role)| RoleMappingRow {
+            workspace_id: workspace.id.clone(),
+            group_id: group_id.clone(),
+            role: role.as_str().to_string(),
+            created_at: now,
+        })
+        .collect()
+}
+
+/// What replacing the workspace's mappings with `wanted` would do to roles, changing nothing: `each` is
+/// called with every directory member whose role it would change, and the role it would get. Reads only,
+/// so it runs on a read-only snapshot.
+pub fn preview_replacement(
     store: &mut Store<'_>,
-    cause: &Cause,
     workspace: &WorkspaceRow,
+    wanted: &[(String, Role)],
+    mut each: impl FnMut(&MemberRow, String),
 ) -> QueryResult<()> {
-    let mappings = store.role_mappings(&workspace.id)?;
+    let had_mappings = !store.role_mappings(&workspace.id)?.is_empty();
+    let rows = mapping_rows(workspace, wanted);
+    roles_under(store, workspace, &rows, had_mappings, |_, member, role| {
+        each(member, role)
+    })
+}
+
+/// Calls `each` with every directory member whose role `mappings` would change, and the role they give
+/// (rule 11): the highest mapped role of the member's groups, else the workspace's default. When the
+/// mappings are emptied (`had_mappings` and none now), the roles mappings gave return to the default, so
+/// no mapped privilege outlives its mapping; without mappings before or after, nothing changes.
+fn roles_under(
+    store: &mut Store<'_>,
+    workspace: &WorkspaceRow,
+    mappings: &[RoleMappingRow],
+    had_mappings: bool,
+    each: impl FnMut(&mut Store<'_>, &MemberRow, String),
+) -> QueryResult<()> {
     if mappings.is_empty() {
+        if had_mappings {
+            let default = workspace.default_role.clone();
+            set_directory_roles(store, workspace, &[], |_| Some(default.clone()), each)?;
+        }
         return Ok(());
     }
     // Only mapped groups matter: gather, per directory user, the mapped groups they are in.
     let groups_by_user = store.read(|conn| {
         let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
-        for mapping in &mappings {
+        for mapping in mappings {
             for user in store::users_in_group(conn, &mapping.group_id)? {
                 groups_by_user
                     .entry(user)
@@ -178,14 +210,27 @@ pub fn recompute_workspace(
         Ok(groups_by_user)
     })?;
     let mapped: Vec<&String> = groups_by_user.keys().collect();
-    set_directory_roles(store, cause, workspace, &mapped, |member| {
+    let role_of = |member: &MemberRow| {
         let groups = member
             .directory_user_id
             .as_ref()
             .and_then(|u| groups_by_user.get(u))
             .cloned()
             .unwrap_or_default();
-        mapped_role(&mappings, &workspace.default_role, &groups)
+        mapped_role(mappings, &workspace.default_role, &groups)
+    };
+    set_directory_roles(store, workspace, &mapped, role_of, each)
+}
+
+/// Recomputes the role of every directory member of the workspace from the current mappings.
+pub fn recompute_workspace(
+    store: &mut Store<'_>,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+) -> QueryResult<()> {
+    let mappings = store.role_mappings(&workspace.id)?;
+    roles_under(store, workspace, &mappings, false, |store, member, role| {
+        set_role(store, cause, member, role)
     })
 }
 
@@ -196,21 +241,21 @@ pub fn return_to_default_role(
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    set_directory_roles(store, cause, workspace, &[], |_| {
-        Some(workspace.default_role.clone())
+    roles_under(store, workspace, &[], true, |store, member, role| {
+        set_role(store, cause, member, role)
     })
 }
 
-/// Sets the role `role_of` gives each member whose role the directory decides (`None`: left as is), among
-/// the only members a change of mappings can move: those of the directory users in `mapped` (who may gain
-/// a mapped role) and those holding a role other than the default (who may lose one). A batch at a time,
-/// so a large workspace is never held in memory whole.
+/// Calls `each` with the role `role_of` gives each member whose role the directory decides and would
+/// change (`None`: left as is), among the only members a change of mappings can move: those of the
+/// directory users in `mapped` (who may gain a mapped role) and those holding a role other than the
+/// default (who may lose one). A batch at a time, so a large workspace is never held in memory whole.
 fn set_directory_roles(
     store: &mut Store<'_>,
-    cause: &Cause,
     workspace: &WorkspaceRow,
     mapped: &[&String],
     role_of: impl Fn(&MemberRow) -> Option<String>,
+    mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
 ) -> QueryResult<()> {
     let directory_members = || {
         members::table
@@ -219,10 +264,16 @@ fn set_directory_roles(
             .select(MemberRow::as_select())
             .into_boxed()
     };
-    let set_batch = |store: &mut Store<'_>, batch: &[MemberRow]| -> QueryResult<()> {
+    // A member both mapped and off the default is seen twice: decided once.
+    let mut decided: HashSet<String> = HashSet::new();
+    let mut set_batch = |store: &mut Store<'_>, batch: &[MemberRow]| -> QueryResult<()> {
         for member in batch.iter().filter(|m| directory_decides(m)) {
-            if let Some(role) = role_of(member) {
-                set_role(store, cause, member, role);
+            if !decided.insert(member.id.clone()) {
+                continue;
+            }
+            match role_of(member) {
+                Some(role) if role != member.role => each(store, member, role),
+                _ => {}
             }
         }
         store.release()

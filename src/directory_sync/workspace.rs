@@ -3,22 +3,34 @@
 use super::store::Store;
 use super::SkipReason;
 use crate::db::models::WorkspaceRow;
+use crate::db::schema::{directories, workspaces};
+use crate::db::DbConnection;
 use crate::domain::Plan;
 use crate::workos::events::Event;
-use diesel::QueryResult;
+use diesel::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+
+/// The organization an event belongs to: the one it names, else its directory's as stored
+/// (`stored_organization` looks that up).
+fn organization_of(
+    event: &Event,
+    stored_organization: impl FnOnce(&str) -> QueryResult<Option<String>>,
+) -> QueryResult<Option<String>> {
+    match (event.organization_id(), event.directory_id()) {
+        (Some(org), _) => Ok(Some(org.to_string())),
+        (None, Some(directory)) => stored_organization(directory),
+        (None, None) => Ok(None),
+    }
+}
 
 /// The workspace whose `organization_id` matches the event's, if it currently takes directory changes.
 pub fn qualifying_workspace(
     store: &mut Store<'_>,
     event: &Event,
 ) -> QueryResult<Result<WorkspaceRow, SkipReason>> {
-    let organization_id = match event.organization_id() {
-        Some(org) => Some(org.to_string()),
-        None => match event.directory_id() {
-            Some(directory) => store.directory(directory)?.map(|d| d.organization_id),
-            None => None,
-        },
-    };
+    let organization_id = organization_of(event, |directory| {
+        Ok(store.directory(directory)?.map(|d| d.organization_id))
+    })?;
     let Some(organization_id) = organization_id else {
         let directory = event.directory_id().unwrap_or("(none)").to_string();
         return Ok(Err(SkipReason::UnknownDirectory(directory)));
@@ -39,4 +51,52 @@ pub fn check_qualifies(workspace: &WorkspaceRow) -> Result<(), SkipReason> {
         return Err(SkipReason::DirectorySyncOff);
     }
     Ok(())
+}
+
+/// The workspace a stored directory belongs to (through its organization), if any.
+pub fn workspace_of_directory(
+    conn: &mut DbConnection,
+    directory_id: &str,
+) -> QueryResult<Option<String>> {
+    directories::table
+        .inner_join(
+            workspaces::table.on(workspaces::organization_id.eq(directories::organization_id)),
+        )
+        .filter(directories::id.eq(directory_id))
+        .select(workspaces::id)
+        .first(conn)
+        .optional()
+}
+
+/// Every workspace these events would be applied to (whether or not it takes directory changes now),
+/// in id order: the locks applying them takes.
+pub fn workspaces_of(conn: &mut DbConnection, events: &[&Event]) -> QueryResult<Vec<String>> {
+    let unnamed: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.organization_id().is_none())
+        .filter_map(|e| e.directory_id())
+        .collect();
+    let stored: HashMap<String, String> = if unnamed.is_empty() {
+        HashMap::new()
+    } else {
+        directories::table
+            .filter(directories::id.eq_any(&unnamed))
+            .select((directories::id, directories::organization_id))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect()
+    };
+    let mut organizations: BTreeSet<String> = BTreeSet::new();
+    for event in events {
+        let organization = organization_of(event, |directory| Ok(stored.get(directory).cloned()))?;
+        organizations.extend(organization);
+    }
+    if organizations.is_empty() {
+        return Ok(Vec::new());
+    }
+    workspaces::table
+        .filter(workspaces::organization_id.eq_any(&organizations))
+        .order(workspaces::id)
+        .select(workspaces::id)
+        .load(conn)
 }

@@ -1,30 +1,38 @@
-//! Applies stored deliveries in the order they arrived, a batch at a time.
+//! Applies stored deliveries in the order they arrived, per directory, a batch at a time.
 //!
-//! The queue is the delivery log itself, read from a cursor: `apply_cursor` holds the id of the last
-//! delivery the applier took, so finding new work is a range read of the primary key that never passes
-//! over applied history, whether or not the table has been vacuumed. Deliveries waiting for a retry are
-//! found through an index that holds only them.
+//! Deliveries are applied in lanes, one per directory (SPEC rule 18): the order that matters is a
+//! directory's (rule 6 decides the rest), so one directory's backlog, or a workspace whose lock an admin
+//! request or a pull holds, never holds up another's. Each lane is read from its own cursor
+//! (`apply_lanes`): finding a lane's new work is a range read of its `(lane, id)` index that never passes
+//! over applied history, whether or not the table has been vacuumed. Intake records each lane's newest
+//! delivery (`lane_heads`) in the transaction that stores it, so the lanes with work are those whose head
+//! is past their cursor. Deliveries waiting for a retry are found through an index that holds only them.
 //!
-//! A batch is applied as a set, in one transaction holding the serialization lock: what it needs is loaded
-//! in a few queries, the rules run per event in arrival order (rule 6), and the changes are written back in
-//! bulk. A batch that fails is applied again one delivery at a time, each in its own savepoint, so a
-//! delivery that fails is retried later (a bounded number of times, then parked as `failed`) without
-//! holding up the others.
+//! A lane's batch is applied as a set, in one transaction that holds the lane (across instances on
+//! PostgreSQL) and the lock of every workspace its events touch, taken without waiting: a lane whose
+//! workspace is busy is put aside for a moment and the workers go on with other lanes. What the batch
+//! needs is loaded in a few queries, the rules run per event in arrival order, and the changes are
+//! written back in bulk. A batch that fails is applied again one delivery at a time, each in its own
+//! savepoint, so a delivery that fails is retried later (a bounded number of times, then parked as
+//! `failed`) without holding up the others. On SQLite a batch is sized to hold the single writer only
+//! briefly ([`BatchSizer`]).
 
 use crate::db::models::WebhookEventRow;
-use crate::db::schema::{apply_cursor, webhook_events};
-use crate::db::{Database, DbConnection, DbError};
+use crate::db::schema::{apply_lanes, lane_heads, webhook_events};
+use crate::db::{BatchSizer, Database, DbConnection, DbError, Work};
 use crate::directory_sync::store::Store;
-use crate::directory_sync::{self, ApplyError, ApplyOutcome};
+use crate::directory_sync::{self, workspace, ApplyError, ApplyOutcome};
 use crate::domain::EventStatus;
 use crate::metrics::Metrics;
+use crate::on_backend;
 use crate::workos::events::Event;
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use diesel::upsert::excluded;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How failed applies are retried.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +60,11 @@ impl RetryPolicy {
 }
 
 /// The most deliveries one transaction applies.
-const BATCH: i64 = 500;
+const BATCH: usize = 500;
+/// The fewest a batch takes on SQLite, however slow the last ones were.
+const LEAST_BATCH: usize = 10;
+/// How long a lane whose workspace was locked is put aside before it is tried again.
+const DEFERRAL: Duration = Duration::from_millis(20);
 
 /// What a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -68,6 +80,31 @@ pub struct BatchReport {
     pub waited: Vec<Duration>,
     /// Rows the batch wrote besides the deliveries' own.
     pub written: usize,
+    /// Whether the lane may hold more work than this batch took.
+    pub more: bool,
+}
+
+impl BatchReport {
+    fn absorb(&mut self, other: BatchReport) {
+        self.processed += other.processed;
+        self.taken += other.taken;
+        self.failed_attempts += other.failed_attempts;
+        self.activated.extend(other.activated);
+        self.waited.extend(other.waited);
+        self.written += other.written;
+        self.more |= other.more;
+    }
+}
+
+/// What came of asking for a lane's next batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneBatch {
+    /// Applied (possibly nothing: the lane had no work left).
+    Applied(BatchReport),
+    /// Another instance is applying this lane.
+    LaneTaken,
+    /// Another writer holds a workspace the batch touches; nothing was done.
+    WorkspaceBusy,
 }
 
 /// Told each directory whose `dsync.activated` was applied, after the batch that applied it commits.
@@ -79,48 +116,171 @@ const DIRECTORY_ACTIVATED: &str = "dsync.activated";
 /// The function that applies one event; the real one is [`directory_sync::apply_event`].
 pub type ApplyFn = fn(&mut Store<'_>, &Event, Timestamp) -> Result<ApplyOutcome, ApplyError>;
 
-/// Applies up to one batch of due deliveries: new ones after the cursor, and retries whose time has come.
+/// A lane holding work: its name.
+#[derive(QueryableByName)]
+struct LaneWithWork {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    lane: String,
+}
+
+/// The lanes with deliveries to apply: new ones past their cursor, or retries whose time has come; the
+/// lanes that have waited longest first.
+pub fn lanes_with_work(db: &Database) -> Result<Vec<String>, DbError> {
+    let mut conn = db.connection(Work::Apply)?;
+    let lanes: Vec<LaneWithWork> = diesel::sql_query(
+        "SELECT lane FROM (\
+           SELECT h.lane AS lane, COALESCE(a.applied_through, 0) AS since FROM lane_heads h \
+           LEFT JOIN apply_lanes a ON a.lane = h.lane \
+           WHERE h.received_through > COALESCE(a.applied_through, 0) \
+           UNION ALL \
+           SELECT DISTINCT lane, 0 AS since FROM webhook_events \
+           WHERE next_attempt_at <= $1 AND status = 'received'\
+         ) AS due GROUP BY lane ORDER BY MIN(since)",
+    )
+    .bind::<diesel::sql_types::Timestamp, _>(timestamp::now())
+    .load(&mut conn)?;
+    Ok(lanes.into_iter().map(|l| l.lane).collect())
+}
+
+/// Applies up to one batch of every lane with due deliveries: new ones after each lane's cursor, and
+/// retries whose time has come. Lanes another writer holds are left for later.
 pub fn apply_due(
     db: &Database,
     policy: RetryPolicy,
     apply: ApplyFn,
 ) -> Result<BatchReport, DbError> {
-    // Intake goes first: acknowledging the broker matters more than applying a moment sooner.
-    db.write_behind_urgent(|conn| {
-        let now = timestamp::now();
-        let cursor: i64 = apply_cursor::table
-            .find(1)
-            .select(apply_cursor::applied_through)
-            .first(conn)?;
-        let mut due: Vec<WebhookEventRow> = webhook_events::table
-            .filter(webhook_events::next_attempt_at.le(now))
-            .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
-            .order(webhook_events::next_attempt_at)
-            .limit(BATCH)
-            .select(WebhookEventRow::as_select())
-            .load(conn)?;
-        let fresh: Vec<WebhookEventRow> = webhook_events::table
+    let mut report = BatchReport::default();
+    let mut sizer = BatchSizer::new(None, BATCH, BATCH);
+    for lane in lanes_with_work(db)? {
+        if let LaneBatch::Applied(batch) = apply_lane(db, &lane, policy, apply, &mut sizer)? {
+            report.absorb(batch);
+        }
+    }
+    Ok(report)
+}
+
+/// Deliveries of a lane taken for one batch.
+struct Taken {
+    /// Those to apply, in id order.
+    rows: Vec<WebhookEventRow>,
+    /// New deliveries read past the cursor.
+    fresh: usize,
+    /// Where the cursor moves once the batch commits.
+    cursor: Option<i64>,
+    /// Whether the lane may hold more.
+    more: bool,
+}
+
+/// Reads a lane's next batch: retries that are due, then new deliveries after its cursor. Once a read
+/// comes back short, the cursor moves to the lane's head as read before it (every delivery up to the head
+/// was committed with it or before, so none is passed over).
+fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> QueryResult<Taken> {
+    let head: Option<i64> = lane_heads::table
+        .find(lane)
+        .select(lane_heads::received_through)
+        .first(conn)
+        .optional()?;
+    let cursor: i64 = apply_lanes::table
+        .find(lane)
+        .select(apply_lanes::applied_through)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0);
+    let mut rows: Vec<WebhookEventRow> = webhook_events::table
+        .filter(webhook_events::lane.eq(lane))
+        .filter(webhook_events::next_attempt_at.le(now))
+        .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
+        .order(webhook_events::id)
+        .limit(limit as i64)
+        .select(WebhookEventRow::as_select())
+        .load(conn)?;
+    let room = limit - rows.len();
+    let fresh: Vec<WebhookEventRow> = if room == 0 {
+        Vec::new()
+    } else {
+        webhook_events::table
+            .filter(webhook_events::lane.eq(lane))
             .filter(webhook_events::id.gt(cursor))
             .order(webhook_events::id)
-            .limit(BATCH - due.len() as i64)
+            .limit(room as i64)
             .select(WebhookEventRow::as_select())
-            .load(conn)?;
-        let taken_through = fresh.last().map(|row| row.id);
-        let taken = fresh.len();
-        // Stored as something else (invalid), or waiting for a retry that is not due: nothing to do now.
-        due.extend(fresh.into_iter().filter(|row| {
-            row.status == EventStatus::Received.as_str() && row.next_attempt_at.is_none()
-        }));
-        due.sort_by_key(|row| row.id);
-        let mut report = apply_deliveries(conn, &due, policy, apply, now)?;
-        report.taken = taken;
-        if let Some(through) = taken_through {
-            diesel::update(apply_cursor::table.find(1))
-                .set(apply_cursor::applied_through.eq(through))
-                .execute(conn)?;
-        }
-        Ok(report)
+            .load(conn)?
+    };
+    let drained = fresh.len() < room;
+    let last = fresh.last().map(|row| row.id);
+    let moved_to = match (drained, last, head) {
+        (true, last, Some(head)) => Some(last.unwrap_or(head).max(head)),
+        (_, last, _) => last,
+    }
+    .filter(|&to| to > cursor);
+    let count = fresh.len();
+    // Stored as something else (invalid), or waiting for a retry that is not due: nothing to do now.
+    rows.extend(fresh.into_iter().filter(|row| {
+        row.status == EventStatus::Received.as_str() && row.next_attempt_at.is_none()
+    }));
+    rows.sort_by_key(|row| row.id);
+    Ok(Taken {
+        more: !drained || rows.len() >= limit,
+        rows,
+        fresh: count,
+        cursor: moved_to,
     })
+}
+
+/// Applies one batch of a lane, if the lane and its workspaces are free; `sizer` sizes the batch and
+/// learns from its time.
+pub fn apply_lane(
+    db: &Database,
+    lane: &str,
+    policy: RetryPolicy,
+    apply: ApplyFn,
+    sizer: &mut BatchSizer,
+) -> Result<LaneBatch, DbError> {
+    let limit = sizer.next();
+    let started = Instant::now();
+    let outcome = db.write_in_lane(lane, |write| {
+        // The lane's own workspace first, before any delivery is read: a lane whose workspace is busy
+        // costs one look-up.
+        let own = workspace::workspace_of_directory(write.conn, lane)?;
+        if !write.try_lock_workspaces(own.as_slice())? {
+            return Ok(LaneBatch::WorkspaceBusy);
+        }
+        let now = timestamp::now();
+        let taken = take(write.conn, lane, limit, now)?;
+        let prepared = prepare(write.conn, &taken.rows)?;
+        let events: Vec<&Event> = prepared.events.iter().map(|(_, e)| e).collect();
+        let touched = workspace::workspaces_of(write.conn, &events)?;
+        if !write.try_lock_workspaces(&touched)? {
+            return Ok(LaneBatch::WorkspaceBusy);
+        }
+        // A workspace created or a directory attached between the look-up and the locks: try again soon.
+        let now_touched = workspace::workspaces_of(write.conn, &events)?;
+        if !write.holds(&now_touched) {
+            return Ok(LaneBatch::WorkspaceBusy);
+        }
+        let mut report = apply_deliveries(write.conn, &taken.rows, prepared, policy, apply, now)?;
+        report.taken = taken.fresh;
+        report.more = taken.more;
+        if let Some(through) = taken.cursor {
+            on_backend!(&mut *write.conn, |c| diesel::insert_into(
+                apply_lanes::table
+            )
+            .values((
+                apply_lanes::lane.eq(lane),
+                apply_lanes::applied_through.eq(through),
+            ))
+            .on_conflict(apply_lanes::lane)
+            .do_update()
+            .set(apply_lanes::applied_through.eq(excluded(apply_lanes::applied_through)))
+            .execute(c))?;
+        }
+        Ok::<_, DbError>(LaneBatch::Applied(report))
+    })?;
+    let outcome = outcome.unwrap_or(LaneBatch::LaneTaken);
+    if let LaneBatch::Applied(report) = &outcome {
+        sizer.record(report.processed.max(1), started.elapsed());
+    }
+    Ok(outcome)
 }
 
 /// What became of one delivery.
@@ -167,14 +327,15 @@ impl Settlement {
     }
 }
 
-/// Applies deliveries (in id order) and records what became of each.
-fn apply_deliveries(
-    conn: &mut DbConnection,
-    rows: &[WebhookEventRow],
-    policy: RetryPolicy,
-    apply: ApplyFn,
-    now: Timestamp,
-) -> QueryResult<BatchReport> {
+/// Deliveries read and parsed: those settled already (redeliveries, bodies that are not events) and the
+/// events to apply.
+struct Prepared<'r> {
+    settled: HashMap<i64, Settlement>,
+    events: Vec<(&'r WebhookEventRow, Event)>,
+}
+
+/// Parses the deliveries and settles those with nothing to apply.
+fn prepare<'r>(conn: &mut DbConnection, rows: &'r [WebhookEventRow]) -> QueryResult<Prepared<'r>> {
     let first_of = first_deliveries(conn, rows)?;
     let mut settled: HashMap<i64, Settlement> = HashMap::new();
     let mut events: Vec<(&WebhookEventRow, Event)> = Vec::new();
@@ -195,6 +356,22 @@ fn apply_deliveries(
             }
         }
     }
+    Ok(Prepared { settled, events })
+}
+
+/// Applies deliveries (in id order) and records what became of each.
+fn apply_deliveries(
+    conn: &mut DbConnection,
+    rows: &[WebhookEventRow],
+    prepared: Prepared<'_>,
+    policy: RetryPolicy,
+    apply: ApplyFn,
+    now: Timestamp,
+) -> QueryResult<BatchReport> {
+    let Prepared {
+        mut settled,
+        events,
+    } = prepared;
     // A nested transaction is a savepoint: a failed apply leaves nothing behind.
     let mut written = 0;
     match conn.transaction(|c| apply_set(c, &events, apply)) {
@@ -363,14 +540,22 @@ fn record_settlements(
 #[derive(Clone, Default)]
 pub struct Wakeup {
     inner: Arc<(Mutex<bool>, Condvar)>,
+    /// Bumped by each signal: a worker that saw a newer one than its last look-up looks for lanes again.
+    signals: Arc<AtomicU64>,
 }
 
 impl Wakeup {
     /// Signals that there may be work.
     pub fn notify(&self) {
+        self.signals.fetch_add(1, Ordering::SeqCst);
         let (flag, condvar) = &*self.inner;
         *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        condvar.notify_one();
+        condvar.notify_all();
+    }
+
+    /// How many signals there have been.
+    fn signalled(&self) -> u64 {
+        self.signals.load(Ordering::SeqCst)
     }
 
     /// Waits for a signal or the timeout.
@@ -384,7 +569,7 @@ impl Wakeup {
     }
 }
 
-/// Whether the applier thread is running: false once it has ended, whether asked to or not (a panic).
+/// Whether the applier is running: false once every worker has ended, whether asked to or not (a panic).
 #[derive(Clone, Default)]
 pub struct ApplierHealth(Arc<AtomicBool>);
 
@@ -395,24 +580,116 @@ impl ApplierHealth {
     }
 }
 
-/// Marks the applier stopped when its thread ends, however it ends.
+/// Marks the applier stopped when a worker ends, however it ends.
 struct RunningFlag(ApplierHealth);
 
 impl Drop for RunningFlag {
     fn drop(&mut self) {
         self.0 .0.store(false, Ordering::SeqCst);
         if std::thread::panicking() {
-            tracing::error!("the applier stopped after a panic; deliveries are stored but not applied until the service restarts");
+            tracing::error!("an applier worker stopped after a panic; deliveries are stored but not applied until the service restarts");
         }
     }
 }
 
-/// The background applier thread.
+/// The lanes this process's workers share: those known to have work, in turn, and those set aside.
+#[derive(Default)]
+struct Lanes {
+    state: Mutex<LaneTurns>,
+}
+
+#[derive(Default)]
+struct LaneTurns {
+    /// Lanes with work, each once, in the order they get their turn.
+    ready: VecDeque<String>,
+    /// The lanes in `ready` or held by a worker.
+    known: HashSet<String>,
+    /// Lanes put aside (their workspace was locked), until when.
+    resting: HashMap<String, Instant>,
+    /// The signal count at the last look-up, and when it was made.
+    looked: Option<(u64, Instant)>,
+}
+
+/// How often the workers look for lanes with work even without a signal (retries fall due, other
+/// instances store deliveries).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+impl Lanes {
+    fn turns(&self) -> std::sync::MutexGuard<'_, LaneTurns> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the lanes with work should be looked up again: a signal came since the last look-up,
+    /// none is ready, or it is a while since the last.
+    fn stale(&self, signalled: u64) -> bool {
+        let turns = self.turns();
+        match turns.looked {
+            None => true,
+            Some((seen, at)) => {
+                seen != signalled || turns.ready.is_empty() || at.elapsed() >= LOOK_EVERY
+            }
+        }
+    }
+
+    /// Adds the lanes found with work (those already known keep their place).
+    fn found(&self, lanes: Vec<String>, signalled: u64) {
+        let mut turns = self.turns();
+        turns.looked = Some((signalled, Instant::now()));
+        for lane in lanes {
+            if turns.known.insert(lane.clone()) {
+                turns.ready.push_back(lane);
+            }
+        }
+    }
+
+    /// The next lane whose turn it is and that is not resting; held until [`Lanes::done`].
+    fn next(&self) -> Option<String> {
+        let mut turns = self.turns();
+        let now = Instant::now();
+        turns.resting.retain(|_, until| *until > now);
+        let position = turns
+            .ready
+            .iter()
+            .position(|l| !turns.resting.contains_key(l))?;
+        turns.ready.remove(position)
+    }
+
+    /// When the first resting lane may be tried again.
+    fn next_rest_end(&self) -> Option<Instant> {
+        self.turns().resting.values().min().copied()
+    }
+
+    /// A worker is done with `lane` for now: back at the end of the line if it has more, put aside a
+    /// moment if it could not be taken, forgotten otherwise (the next look-up finds it again).
+    fn done(&self, lane: String, again: Again) {
+        let mut turns = self.turns();
+        match again {
+            Again::More => turns.ready.push_back(lane),
+            Again::After(rest) => {
+                turns.resting.insert(lane.clone(), Instant::now() + rest);
+                turns.ready.push_back(lane);
+            }
+            Again::Done => {
+                turns.known.remove(&lane);
+            }
+        }
+    }
+}
+
+/// What a worker does with a lane after its turn.
+enum Again {
+    More,
+    After(Duration),
+    Done,
+}
+
+/// The background applier: a few worker threads (one on SQLite, whose single writer they would share)
+/// taking lanes in turn.
 pub struct Applier {
     stop: Arc<AtomicBool>,
     wakeup: Wakeup,
     health: ApplierHealth,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What the applier needs besides the database.
@@ -426,27 +703,38 @@ pub struct ApplierOptions {
     pub metrics: Metrics,
 }
 
+/// The applier's workers on PostgreSQL: one per connection the applier has.
+const WORKERS: u32 = crate::db::APPLY_CONNECTIONS;
+
 impl Applier {
     /// Starts applying deliveries as they arrive (and every second, for retries and other instances).
     pub fn start(db: Database, options: ApplierOptions) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let health = ApplierHealth(Arc::new(AtomicBool::new(true)));
         let wakeup = options.wakeup.clone();
-        let thread = {
-            let (stop, flag) = (stop.clone(), RunningFlag(health.clone()));
-            std::thread::Builder::new()
-                .name("event-applier".into())
-                .spawn(move || {
-                    let _flag = flag;
-                    run(db, options, stop)
-                })
-                .expect("the applier thread starts")
+        let workers = match db.write_budget() {
+            Some(_) => 1,
+            None => WORKERS,
         };
+        let lanes = Arc::new(Lanes::default());
+        let threads = (0..workers)
+            .map(|n| {
+                let (stop, flag) = (stop.clone(), RunningFlag(health.clone()));
+                let (db, options, lanes) = (db.clone(), options.clone(), lanes.clone());
+                std::thread::Builder::new()
+                    .name(format!("event-applier-{n}"))
+                    .spawn(move || {
+                        let _flag = flag;
+                        run(db, options, lanes, stop)
+                    })
+                    .expect("the applier threads start")
+            })
+            .collect();
         Self {
             stop,
             wakeup,
             health,
-            thread: Some(thread),
+            threads,
         }
     }
 
@@ -463,22 +751,22 @@ impl Applier {
         self.wakeup.clone()
     }
 
-    /// Whether the applier thread is still running.
+    /// Whether the applier's workers are all still running.
     pub fn health(&self) -> ApplierHealth {
         self.health.clone()
     }
 
-    /// Finishes the batch in hand and stops.
+    /// Finishes the batches in hand and stops.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         self.wakeup.notify();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
 }
 
-/// Asks an [`Applier`] to stop after the batch in hand.
+/// Asks an [`Applier`] to stop after the batches in hand.
 #[derive(Clone)]
 pub struct ApplierStopper {
     stop: Arc<AtomicBool>,
@@ -502,11 +790,38 @@ fn yield_cpu_to_intake() {
     }
 }
 
-fn run(db: Database, options: ApplierOptions, stop: Arc<AtomicBool>) {
+/// One worker: takes the next lane in turn, applies a batch of it, and gives it back.
+fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<AtomicBool>) {
     yield_cpu_to_intake();
+    let mut sizer = BatchSizer::new(db.write_budget(), LEAST_BATCH, BATCH);
     while !stop.load(Ordering::SeqCst) {
-        match apply_due(&db, options.policy, directory_sync::apply_event) {
-            Ok(report) if report.processed > 0 || report.taken > 0 => {
+        let signalled = options.wakeup.signalled();
+        if lanes.stale(signalled) {
+            match lanes_with_work(&db) {
+                Ok(found) => lanes.found(found, signalled),
+                Err(e) => {
+                    tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");
+                    options.wakeup.wait(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let Some(lane) = lanes.next() else {
+            let rest = lanes
+                .next_rest_end()
+                .map(|end| end.saturating_duration_since(Instant::now()))
+                .unwrap_or(LOOK_EVERY);
+            options.wakeup.wait(rest.min(LOOK_EVERY));
+            continue;
+        };
+        let again = match apply_lane(
+            &db,
+            &lane,
+            options.policy,
+            directory_sync::apply_event,
+            &mut sizer,
+        ) {
+            Ok(LaneBatch::Applied(report)) => {
                 db.keep_statistics_current(report.taken + report.written);
                 for waited in &report.waited {
                     options.metrics.delivery_applied(*waited);
@@ -516,35 +831,48 @@ fn run(db: Database, options: ApplierOptions, stop: Arc<AtomicBool>) {
                         hook(directory);
                     }
                 }
-                continue;
+                if report.more {
+                    Again::More
+                } else {
+                    Again::Done
+                }
             }
-            Ok(_) => options.wakeup.wait(Duration::from_secs(1)),
+            Ok(LaneBatch::WorkspaceBusy) => {
+                options.metrics.lane_deferred();
+                Again::After(DEFERRAL)
+            }
+            // Another instance applies it; it is looked at again with the next look-up.
+            Ok(LaneBatch::LaneTaken) => Again::After(DEFERRAL),
             Err(e) => {
-                tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");
-                options.wakeup.wait(Duration::from_secs(2));
+                tracing::error!(lane = %lane, error = %e, "applying a lane failed; retrying in 2 s");
+                Again::After(Duration::from_secs(2))
             }
-        }
+        };
+        lanes.done(lane, again);
     }
 }
 
-/// The backlog as the database shows it, for every instance sharing it: deliveries past the applier's
-/// cursor (read through the primary key; the oldest is the first), and those waiting for a retry (through
-/// their own index).
+/// A count and the oldest receipt among deliveries.
+#[derive(QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    waiting: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    oldest: Option<Timestamp>,
+}
+
+/// The backlog as the database shows it, for every instance sharing it: deliveries past their lane's
+/// cursor (read through each lane's index from its cursor), and those waiting for a retry (through their
+/// own index).
 pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbError> {
-    let cursor: i64 = apply_cursor::table
-        .find(1)
-        .select(apply_cursor::applied_through)
-        .first(conn)?;
-    let new: i64 = webhook_events::table
-        .filter(webhook_events::id.gt(cursor))
-        .count()
-        .get_result(conn)?;
-    let new_oldest: Option<Timestamp> = webhook_events::table
-        .filter(webhook_events::id.gt(cursor))
-        .order(webhook_events::id)
-        .select(webhook_events::received_at)
-        .first(conn)
-        .optional()?;
+    let new: Waiting = diesel::sql_query(
+        "SELECT COUNT(*) AS waiting, MIN(e.received_at) AS oldest FROM lane_heads h \
+         LEFT JOIN apply_lanes a ON a.lane = h.lane \
+         JOIN webhook_events e ON e.lane = h.lane AND e.id > COALESCE(a.applied_through, 0) \
+         WHERE h.received_through > COALESCE(a.applied_through, 0) \
+           AND e.status = 'received' AND e.next_attempt_at IS NULL",
+    )
+    .get_result(conn)?;
     let (retrying, retrying_oldest): (i64, Option<Timestamp>) = webhook_events::table
         .filter(webhook_events::next_attempt_at.is_not_null())
         .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
@@ -553,9 +881,9 @@ pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbErr
             diesel::dsl::min(webhook_events::received_at),
         ))
         .first(conn)?;
-    let oldest = [new_oldest, retrying_oldest].into_iter().flatten().min();
+    let oldest = [new.oldest, retrying_oldest].into_iter().flatten().min();
     Ok(crate::metrics::Backlog {
-        waiting: new + retrying,
+        waiting: new.waiting + retrying,
         oldest_age: oldest
             .and_then(|t| (timestamp::now() - t).to_std().ok())
             .unwrap_or_default(),

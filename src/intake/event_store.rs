@@ -5,10 +5,12 @@
 //! signature's tolerance) is not stored again: the first row counts it in `redeliveries`.
 
 use crate::db::models::NewWebhookEvent;
-use crate::db::schema::webhook_events;
+use crate::db::schema::{lane_heads, webhook_events};
 use crate::db::{Database, DbConnection, DbError};
+use crate::domain::EventStatus;
 use crate::on_backend;
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -83,6 +85,15 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
             batch.into_iter().map(|p| (p.event, p.stored)).unzip();
         let results: Vec<Result<Stored, DbError>> = match insert_batch(&db, &events) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // The database is down: every sender hears so now (503, the broker retries), instead of after
+            // one connection timeout per delivery.
+            Err(e) if e.is_unavailable() => {
+                let why = e.to_string();
+                events
+                    .iter()
+                    .map(|_| Err(DbError::Unavailable(why.clone())))
+                    .collect()
+            }
             // One delivery the database refuses must not fail the others: store them one by one.
             Err(_) if events.len() > 1 => events
                 .iter()
@@ -113,6 +124,40 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
 /// of each, in order.
 pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<Vec<Stored>, DbError> {
     db.write_deliveries(|conn| insert_deliveries(conn, events))
+}
+
+/// Moves the head of each lane that received deliveries to apply to the newest delivery stored: within
+/// the intake lock every delivery up to it is committed with this transaction or before, so the applier
+/// may move a lane's cursor to its head once it has read the lane that far.
+fn record_lane_heads(conn: &mut DbConnection, stored: &[&NewWebhookEvent]) -> Result<(), DbError> {
+    let lanes: HashSet<&str> = stored
+        .iter()
+        .filter(|e| e.status == EventStatus::Received.as_str())
+        .map(|e| e.lane.as_str())
+        .collect();
+    if lanes.is_empty() {
+        return Ok(());
+    }
+    let newest: Option<i64> = webhook_events::table
+        .select(diesel::dsl::max(webhook_events::id))
+        .first(conn)?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    let mut lanes: Vec<&str> = lanes.into_iter().collect();
+    lanes.sort_unstable();
+    for lane in lanes {
+        on_backend!(&mut *conn, |c| diesel::insert_into(lane_heads::table)
+            .values((
+                lane_heads::lane.eq(lane),
+                lane_heads::received_through.eq(newest),
+            ))
+            .on_conflict(lane_heads::lane)
+            .do_update()
+            .set(lane_heads::received_through.eq(excluded(lane_heads::received_through)))
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Inserts deliveries inside the caller's [`Database::write_deliveries`] transaction, as
@@ -154,6 +199,7 @@ pub fn insert_deliveries(
             on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
                 .values(fresh.clone())
                 .execute(c))?;
+            record_lane_heads(conn, &fresh)?;
         }
         let redelivered: Vec<&str> = again.keys().copied().collect();
         let firsts: Vec<(Option<String>, Option<i64>)> =

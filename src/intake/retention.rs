@@ -28,7 +28,7 @@ const EVERY: Duration = Duration::from_secs(60);
 /// returns how many it deleted.
 pub fn prune_batch(db: &Database, cutoff: Timestamp) -> Result<usize, DbError> {
     let statuses: Vec<&str> = PRUNED.iter().map(|s| s.as_str()).collect();
-    db.write_behind_urgent(|conn| {
+    db.write(|conn| {
         let old: Vec<i64> = on_backend!(conn, |c| webhook_events::table
             .filter(webhook_events::received_at.lt(cutoff))
             .filter(webhook_events::status.eq_any(&statuses))

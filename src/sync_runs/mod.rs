@@ -1,27 +1,34 @@
 //! Sync runs: full pulls of one directory, queued, run in the background and reported (rules 14–16).
 //!
-//! One run per directory at a time: within a process through a set of running directories, across
-//! processes sharing PostgreSQL through an advisory lock held for the whole run.
+//! One run per directory at a time: within a process through a set of directories in progress, across
+//! processes through a lease on the run (see [`lease`]). At most `ROLLCALL_MAX_CONCURRENT_PULLS` pulls
+//! run at once, workspaces taking turns for the slots ([`slots`]). A pull holds no database connection
+//! while it waits for the broker, and each of its transactions holds only its workspace's lock, so a pull
+//! (or a broker outage) of one workspace holds up no other's webhooks (rule 18).
 
+pub mod lease;
 pub mod schedule;
+pub mod slots;
 
 use crate::audit::Cause;
 use crate::broker::BrokerClient;
 use crate::broker::ListedPage;
 use crate::db::models::{DirectoryRow, SyncRunRow, WorkspaceRow};
 use crate::db::schema::{directories, sync_runs, workspaces};
-use crate::db::{Database, DbConnection, DbError, PooledConnection};
+use crate::db::{BatchSizer, Database, DbConnection, DbError};
 use crate::directory_sync::directories::attach_listed;
 use crate::directory_sync::reconcile::{DeprovisionGuard, DirectoryPull, ReconcileCounts};
 use crate::directory_sync::store::Store;
-use crate::directory_sync::{with_store, workspace::check_qualifies, ApplyContext, ApplyError};
+use crate::directory_sync::workspace::{check_qualifies, workspace_of_directory};
+use crate::directory_sync::{with_store, ApplyContext, ApplyError};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::workos::timestamp;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
-use std::collections::HashSet;
+use slots::{PullSlots, DEFAULT_CONCURRENT_PULLS};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Why a run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +74,26 @@ impl From<ApplyError> for RunError {
     }
 }
 
+impl From<lease::ClaimError> for RunError {
+    fn from(e: lease::ClaimError) -> Self {
+        match e {
+            lease::ClaimError::Taken => RunError::Message(e.to_string()),
+            lease::ClaimError::Db(e) => RunError::Db(e),
+        }
+    }
+}
+
 /// Starts and runs full pulls.
 #[derive(Clone)]
 pub struct SyncRunner {
     db: Database,
     client: BrokerClient,
     max_share: f64,
-    running: Arc<Mutex<HashSet<String>>>,
+    /// The runs this process has queued or running, by directory.
+    in_progress: Arc<Mutex<HashMap<String, String>>>,
+    slots: Arc<PullSlots>,
+    /// When each organization's directories were last asked of the broker.
+    discovered: Arc<Mutex<HashMap<String, Instant>>>,
     metrics: Metrics,
     automatic_pull_spacing: std::time::Duration,
 }
@@ -91,17 +111,26 @@ impl SyncRunner {
             db,
             client,
             max_share,
-            running: Arc::default(),
+            in_progress: Arc::default(),
+            slots: PullSlots::new(DEFAULT_CONCURRENT_PULLS),
+            discovered: Arc::default(),
             metrics: Metrics::default(),
             automatic_pull_spacing: std::time::Duration::ZERO,
         }
     }
 
     /// The runner, starting an automatic pull of a directory (its `dsync.activated`, its workspace turning
-    /// directory sync on) only once `spacing` has passed since the last one; zero: every time. The
-    /// schedule and operators are not held back.
+    /// directory sync on) only once `spacing` has passed since the last one, and asking the broker for an
+    /// organization's directories at most once per `spacing`; zero: every time. The schedule and
+    /// operators are not held back.
     pub fn with_automatic_pull_spacing(mut self, spacing: std::time::Duration) -> Self {
         self.automatic_pull_spacing = spacing;
+        self
+    }
+
+    /// The runner, running at most `pulls` pulls at once.
+    pub fn with_concurrent_pulls(mut self, pulls: usize) -> Self {
+        self.slots = PullSlots::new(pulls);
         self
     }
 
@@ -117,27 +146,28 @@ impl SyncRunner {
         &self.db
     }
 
-    /// Whether a run of the directory is queued or running in this process.
-    pub fn is_running(&self, directory_id: &str) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(directory_id)
+    fn in_progress(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a run of the directory and starts it in the background; returns the run's id.
+    /// Whether a run of the directory is queued or running in this process.
+    pub fn is_running(&self, directory_id: &str) -> bool {
+        self.in_progress().contains_key(directory_id)
+    }
+
+    /// Pulls running in this process now, and waiting for a slot.
+    pub fn pull_counts(&self) -> (usize, usize) {
+        self.slots.counts()
+    }
+
+    /// Queues a run of the directory and starts it in the background once it has a slot; returns the
+    /// run's id.
     pub async fn start(
         &self,
         directory_id: &str,
         trigger: &str,
         force: bool,
     ) -> Result<String, StartError> {
-        {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if !running.insert(directory_id.to_string()) {
-                return Err(StartError::InProgress);
-            }
-        }
         let run = SyncRunRow {
             id: new_id("run"),
             directory_id: directory_id.to_string(),
@@ -152,72 +182,16 @@ impl SyncRunner {
             finished_at: None,
             phase: "queued".into(),
             users_listed: 0,
+            lease_until: Some(lease::lease_end()),
         };
-        // A directory no webhook has announced yet may still be known to the broker: only then is its list
-        // of directories asked for.
-        let known = {
-            let (db, id) = (self.db.clone(), directory_id.to_string());
-            tokio::task::spawn_blocking(move || {
-                db.read(|conn| {
-                    directories::table
-                        .find(&id)
-                        .count()
-                        .get_result::<i64>(conn)
-                        .map_err(DbError::from)
-                })
-            })
-            .await
-            .map_err(|e| StartError::Queue(e.to_string()))
-            .and_then(|known| Ok(known? > 0))
-        };
-        let listed = match known {
-            Ok(true) => None,
-            Ok(false) => match self.client.list_directories(None).await {
-                Ok(listing) => listing.items.into_iter().find(|d| d.id == directory_id),
-                Err(e) => {
-                    tracing::warn!(directory = %directory_id, error = %e, "could not list the broker's directories");
-                    None
-                }
-            },
-            Err(e) => {
-                self.release(directory_id);
-                return Err(e);
+        {
+            let mut in_progress = self.in_progress();
+            if in_progress.contains_key(directory_id) {
+                return Err(StartError::InProgress);
             }
-        };
-        let spacing = Some(self.automatic_pull_spacing)
-            .filter(|s| !s.is_zero() && schedule::AUTOMATIC.contains(&trigger));
-        let queued = {
-            let (db, run) = (self.db.clone(), run.clone());
-            tokio::task::spawn_blocking(move || {
-                db.write(|conn| {
-                    if let Some(directory) = &listed {
-                        if attach_listed(conn, directory)? {
-                            tracing::info!(directory = %directory.id, "directory attached from the broker's listing");
-                        }
-                    }
-                    let known: i64 = directories::table
-                        .find(&run.directory_id)
-                        .count()
-                        .get_result(conn)?;
-                    if known == 0 {
-                        return Ok(Queueing::UnknownDirectory);
-                    }
-                    // Decided inside the serialized write, from the runs every instance records.
-                    if let Some(spacing) = spacing {
-                        let last = schedule::last_automatic_run(conn, &run.directory_id)?;
-                        if let Some(last) = last.filter(|&last| is_within(last, spacing)) {
-                            return Ok(Queueing::TooSoon(last));
-                        }
-                    }
-                    diesel::insert_into(sync_runs::table)
-                        .values(&run)
-                        .execute(conn)?;
-                    Ok::<_, DbError>(Queueing::Queued)
-                })
-            })
-            .await
-            .map_err(|e| StartError::Queue(e.to_string()))?
-        };
+            in_progress.insert(directory_id.to_string(), run.id.clone());
+        }
+        let queued = self.queue(&run, trigger).await;
         let refused = match queued {
             Ok(Queueing::Queued) => None,
             Ok(Queueing::UnknownDirectory) => Some(StartError::UnknownDirectory),
@@ -225,7 +199,7 @@ impl SyncRunner {
                 last,
                 spacing: self.automatic_pull_spacing,
             }),
-            Err(e) => Some(e.into()),
+            Err(e) => Some(e),
         };
         if let Some(refused) = refused {
             self.release(directory_id);
@@ -236,18 +210,21 @@ impl SyncRunner {
         let id = run.id.clone();
         tokio::spawn(async move {
             use futures_util::FutureExt;
-            let started = std::time::Instant::now();
+            let queued_at = std::time::Instant::now();
             let (id, directory) = (run.id.clone(), run.directory_id.clone());
             // Whatever happens to the run, the directory is free again afterwards; a panic ends the run
             // `failed` with its message instead of leaving it running for ever.
             let _release = Release(&runner, &directory);
-            if let Err(panic) = std::panic::AssertUnwindSafe(runner.execute(run, started))
+            let mut ran = false;
+            let executed = std::panic::AssertUnwindSafe(runner.execute(run, queued_at, &mut ran))
                 .catch_unwind()
-                .await
-            {
+                .await;
+            if let Err(panic) = executed {
                 let why = panic_message(panic.as_ref());
                 tracing::error!(run = %id, directory = %directory, error = %why, "sync run stopped by a panic");
-                runner.metrics.run_finished("failed", started.elapsed());
+                runner
+                    .metrics
+                    .run_finished("failed", queued_at.elapsed(), ran);
                 let failed = RunEnd {
                     status: "failed",
                     error: Some(format!("the pull stopped unexpectedly: {why}")),
@@ -260,17 +237,106 @@ impl SyncRunner {
         Ok(id)
     }
 
+    /// Records the run as queued, attaching first a directory only the broker knows: refused for a
+    /// directory neither knows, or an automatic pull too soon after the last.
+    async fn queue(&self, run: &SyncRunRow, trigger: &str) -> Result<Queueing, StartError> {
+        let directory_id = run.directory_id.clone();
+        // A directory no webhook has announced yet may still be known to the broker: only then is its list
+        // of directories asked for.
+        let known = self
+            .blocking(move |db| {
+                db.read(|conn| {
+                    Ok::<_, DbError>(
+                        directories::table
+                            .find(&directory_id)
+                            .select(directories::organization_id)
+                            .first::<String>(conn)
+                            .optional()?,
+                    )
+                })
+            })
+            .await?;
+        let listed = match known {
+            Some(_) => None,
+            None => match self.client.list_directories(None).await {
+                Ok(listing) => listing.items.into_iter().find(|d| d.id == run.directory_id),
+                Err(e) => {
+                    tracing::warn!(directory = %run.directory_id, error = %e, "could not list the broker's directories");
+                    None
+                }
+            },
+        };
+        let Some(organization) = known.or_else(|| listed.as_ref()?.organization_id.clone()) else {
+            return Ok(Queueing::UnknownDirectory);
+        };
+        let spacing = Some(self.automatic_pull_spacing)
+            .filter(|s| !s.is_zero() && schedule::AUTOMATIC.contains(&trigger));
+        let run = run.clone();
+        self.blocking(move |db| {
+            write_for_organization(db, &organization, |conn| {
+                if let Some(directory) = &listed {
+                    if attach_listed(conn, directory)? {
+                        tracing::info!(directory = %directory.id, "directory attached from the broker's listing");
+                    }
+                }
+                let known: i64 = directories::table
+                    .find(&run.directory_id)
+                    .count()
+                    .get_result(conn)?;
+                if known == 0 {
+                    return Ok(Queueing::UnknownDirectory);
+                }
+                // Decided inside the workspace's write, from the runs every instance records.
+                if let Some(spacing) = spacing {
+                    let last = schedule::last_automatic_run(conn, &run.directory_id)?;
+                    if let Some(last) = last.filter(|&last| is_within(last, spacing)) {
+                        return Ok(Queueing::TooSoon(last));
+                    }
+                }
+                diesel::insert_into(sync_runs::table)
+                    .values(&run)
+                    .execute(conn)?;
+                Ok::<_, DbError>(Queueing::Queued)
+            })
+        })
+        .await
+    }
+
+    /// Runs `work` with the database on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, StartError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StartError::Queue(e.to_string()))?
+            .map_err(StartError::from)
+    }
+
     /// Asks the broker for the organization's directories and records those Rollcall does not know yet
     /// (a `dsync.activated` that came before the workspace existed was skipped); returns how many were new.
+    /// Asked at most once per `ROLLCALL_AUTOMATIC_PULL_SPACING` for an organization (a workspace turning
+    /// directory sync off and on again costs the shared API key nothing more).
     pub async fn discover_directories(&self, organization_id: &str) -> Result<usize, String> {
+        if !self.automatic_pull_spacing.is_zero() {
+            let mut discovered = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+            let spacing = self.automatic_pull_spacing;
+            discovered.retain(|_, at| at.elapsed() < spacing);
+            if discovered.contains_key(organization_id) {
+                tracing::debug!(organization = %organization_id, "the organization's directories were asked of the broker less than ROLLCALL_AUTOMATIC_PULL_SPACING ago; not asked again");
+                return Ok(0);
+            }
+            discovered.insert(organization_id.to_string(), Instant::now());
+        }
         let listed = self
             .client
             .list_directories(Some(organization_id))
             .await
             .map_err(|e| e.to_string())?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            db.write(|conn| {
+        let organization = organization_id.to_string();
+        self.blocking(move |db| {
+            write_for_organization(db, &organization, |conn| {
                 let mut new = 0;
                 for directory in &listed.items {
                     let live = directory.state.as_deref() != Some("deleted");
@@ -283,8 +349,13 @@ impl SyncRunner {
             })
         })
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+
+    /// Renews the leases of this process's runs; returns how many.
+    pub fn renew_leases(&self) -> Result<usize, DbError> {
+        let runs: Vec<String> = self.in_progress().values().cloned().collect();
+        lease::renew(&self.db, &runs)
     }
 
     /// Records how a run ended; a failure to record it is logged (the run would otherwise look running).
@@ -312,33 +383,45 @@ impl SyncRunner {
             })
         })
         .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not record how a sync run ended; it is ended `failed` (interrupted) at the next start")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record how a sync run ended; it is ended `failed` (interrupted) at the next start")
-            }
-        }
+        let failed = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %failed, "could not record how a sync run ended; it is ended `failed` (interrupted) once its lease runs out");
     }
 
     fn release(&self, directory_id: &str) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(directory_id);
+        self.in_progress().remove(directory_id);
     }
 
-    /// Pulls the run's directory and records how it ended; `started` is when its task began.
-    async fn execute(&self, run: SyncRunRow, started: std::time::Instant) {
-        let outcome = self.pull(&run).await;
+    /// Waits for a pull slot, pulls the run's directory and records how it ended; `queued_at` is when its
+    /// task began, `ran` is set once it has its slot.
+    async fn execute(&self, run: SyncRunRow, queued_at: std::time::Instant, ran: &mut bool) {
+        let workspace = {
+            let directory = run.directory_id.clone();
+            self.blocking(move |db| db.read(|c| Ok(workspace_of_directory(c, &directory)?)))
+                .await
+        };
+        let outcome = match workspace {
+            Ok(Some(workspace)) => {
+                let _slot = self.slots.acquire(&workspace).await;
+                *ran = true;
+                self.metrics.run_running();
+                self.pull(&run, &workspace).await
+            }
+            Ok(None) => Err(RunError::Message(format!(
+                "no workspace has the organization of directory {}",
+                run.directory_id
+            ))),
+            Err(e) => Err(RunError::Message(e.to_string())),
+        };
         let (status, finished) = match &outcome {
             Ok(pulled) if pulled.held => ("held", Some(pulled)),
             Ok(pulled) => ("succeeded", Some(pulled)),
             Err(_) => ("failed", None),
         };
-        self.metrics.run_finished(status, started.elapsed());
+        self.metrics.run_finished(status, queued_at.elapsed(), *ran);
         let error = outcome.as_ref().err().map(|e| e.to_string());
         match &error {
             Some(e) => {
@@ -366,14 +449,21 @@ impl SyncRunner {
     }
 
     /// Lists the directory and applies it as its pages arrive, then finishes the pull (rules 14, 15).
-    async fn pull(&self, run: &SyncRunRow) -> Result<Pulled, RunError> {
+    async fn pull(&self, run: &SyncRunRow, workspace: &str) -> Result<Pulled, RunError> {
         let started_at = timestamp::now();
         let started = std::time::Instant::now();
-        let lock = {
+        {
             let (db, run) = (self.db.clone(), run.clone());
-            tokio::task::spawn_blocking(move || lock_directory(&db, &run, started_at))
-                .await
-                .map_err(|e| RunError::Message(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                lease::claim(&db, &run.id, &run.directory_id, started_at)
+            })
+            .await
+            .map_err(|e| RunError::Message(e.to_string()))??;
+        }
+        let writer = PullWriter {
+            db: self.db.clone(),
+            workspace: workspace.to_string(),
+            run: run.clone(),
         };
         let guard = DeprovisionGuard {
             max_share: self.max_share,
@@ -383,8 +473,8 @@ impl SyncRunner {
         // A few pages in flight: the listing runs ahead of applying by that much, no more.
         let (sender, pages) = tokio::sync::mpsc::channel(8);
         let applying = {
-            let (db, run) = (self.db.clone(), run.clone());
-            tokio::task::spawn_blocking(move || apply_pages(&db, &run, started_at, guard, pages))
+            let writer = writer.clone();
+            tokio::task::spawn_blocking(move || apply_pages(&writer, started_at, guard, pages))
         };
         let listed = self
             .client
@@ -399,96 +489,105 @@ impl SyncRunner {
             (Ok((requests, _)), Ok(())) => {
                 let pull =
                     pull.ok_or_else(|| RunError::Message("the pull did not begin".into()))?;
-                let (db, run) = (self.db.clone(), run.clone());
                 let listing = started.elapsed();
-                let finished =
-                    tokio::task::spawn_blocking(move || finish(&db, &run, pull, requests, listing))
-                        .await
-                        .map_err(|e| RunError::Message(e.to_string()))?;
-                drop(lock);
-                return finished;
+                return tokio::task::spawn_blocking(move || {
+                    finish(&writer, pull, requests, listing)
+                })
+                .await
+                .map_err(|e| RunError::Message(e.to_string()))?;
             }
         };
         // Nothing is deleted, but memberships the applied pages added still decide teams and roles.
         if let Some(mut pull) = pull {
-            let db = self.db.clone();
             let reconciled = tokio::task::spawn_blocking(move || {
-                in_transactions(&db, |store| pull.reconcile_teams(store, 500))
+                writer.in_transactions(500, |store, limit| pull.reconcile_teams(store, limit))
             })
             .await;
             if let Ok(Err(e)) = reconciled {
                 tracing::warn!(run = %run.id, error = %e, "teams and roles of the users a failed pull changed could not be reconciled; the next pull repairs them");
             }
         }
-        drop(lock);
         Err(failure)
     }
 }
 
-/// Ends the runs a stopped process left `queued` or `running`, as `failed` ("interrupted"), so they no
-/// longer look in progress; returns how many. On PostgreSQL another instance may be running some: a run
-/// is ended only when its directory's pull lock is free (no instance pulls it), and a queued run only once
-/// it is a minute old (another instance queues and starts its runs within moments).
-pub fn end_interrupted_runs(db: &Database) -> Result<usize, DbError> {
-    let unfinished: Vec<(String, String, String, timestamp::Timestamp)> = db.read(|conn| {
-        sync_runs::table
-            .filter(sync_runs::status.eq_any(["queued", "running"]))
-            .select((
-                sync_runs::id,
-                sync_runs::directory_id,
-                sync_runs::status,
-                sync_runs::created_at,
-            ))
-            .load(conn)
-            .map_err(DbError::from)
+/// Runs `work` in a write of the organization's workspace (none: a write of its own, as no workspace's
+/// state can change through it).
+fn write_for_organization<T>(
+    db: &Database,
+    organization_id: &str,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let workspace: Option<String> = db.read(|conn| {
+        Ok::<_, DbError>(
+            workspaces::table
+                .filter(workspaces::organization_id.eq(organization_id))
+                .select(workspaces::id)
+                .first(conn)
+                .optional()?,
+        )
     })?;
-    let young = timestamp::now() - chrono::TimeDelta::minutes(1);
-    let mut ended = 0;
-    for (id, directory_id, status, created_at) in unfinished {
-        let mut conn = db.conn()?;
-        let shared = matches!(&*conn, DbConnection::Postgresql(_));
-        if shared && status == "queued" && created_at > young {
-            continue;
-        }
-        if !directory_lock_call(&mut conn, "pg_try_advisory_lock", &directory_id)? {
-            continue;
-        }
-        let interrupted = db.write(|c| {
-            diesel::update(
-                sync_runs::table
-                    .find(&id)
-                    .filter(sync_runs::status.eq_any(["queued", "running"])),
-            )
-            .set((
-                sync_runs::status.eq("failed"),
-                sync_runs::error.eq("interrupted: the process running it stopped before it ended"),
-                sync_runs::phase.eq("done"),
-                sync_runs::finished_at.eq(Some(timestamp::now())),
-            ))
-            .execute(c)
-            .map_err(DbError::from)
-        });
-        if shared {
-            directory_lock_call(&mut conn, "pg_advisory_unlock", &directory_id)?;
-        }
-        if interrupted? > 0 {
-            tracing::warn!(run = %id, directory = %directory_id, was = %status, "a sync run left unfinished by a stopped process was ended `failed` (interrupted)");
-            ended += 1;
-        }
+    match workspace {
+        Some(workspace) => db.write_workspace(&workspace, work),
+        None => db.write(work),
     }
-    Ok(ended)
 }
 
-/// Listed pages applied in one transaction at most: enough to spread each commit and each batch of lookups
-/// over some work, few enough that webhooks are not held up for long. On SQLite a webhook's
-/// acknowledgement waits for the single writer, so its transactions stay short; on PostgreSQL only the
-/// webhooks' application waits (for the serialization lock), so they can be longer.
-fn pages_per_transaction(db: &Database) -> usize {
-    match db.target() {
-        crate::db::DatabaseTarget::Sqlite(_) => 10,
-        crate::db::DatabaseTarget::Postgres(_) => 40,
+/// How a pull writes: each transaction holds the workspace's lock, checks that the run still holds its
+/// directory, and (on SQLite) keeps to the single writer's budget.
+#[derive(Clone)]
+struct PullWriter {
+    db: Database,
+    workspace: String,
+    run: SyncRunRow,
+}
+
+impl PullWriter {
+    /// Runs `work` in one transaction of the pull's workspace, once the run is seen still to hold its
+    /// directory (a process whose lease ran out stops at its next transaction).
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, RunError>,
+    ) -> Result<T, RunError> {
+        self.db.write_workspace(&self.workspace, |conn| {
+            let holds: i64 = sync_runs::table
+                .find(&self.run.id)
+                .filter(sync_runs::status.eq("running"))
+                .count()
+                .get_result(conn)?;
+            if holds == 0 {
+                return Err(RunError::Message(
+                    "the run lost its lease (its process could not renew it), and another may have taken the directory over"
+                        .into(),
+                ));
+            }
+            work(conn)
+        })
+    }
+
+    /// Runs `step` a transaction at a time, each on up to a number of items `sizer` picks (starting from
+    /// `most`), until it says nothing is left.
+    fn in_transactions(
+        &self,
+        most: usize,
+        mut step: impl FnMut(&mut Store<'_>, usize) -> Result<bool, ApplyError>,
+    ) -> Result<(), RunError> {
+        let mut sizer = BatchSizer::new(self.db.write_budget(), 10, most);
+        loop {
+            let limit = sizer.next();
+            let more = sizer.timed(limit, || {
+                self.write(|conn| Ok(with_store(conn, |store| step(store, limit))?))
+            })?;
+            if !more {
+                return Ok(());
+            }
+        }
     }
 }
+
+/// The most listed pages applied in one transaction: enough to spread each commit and each batch of
+/// lookups over some work. On SQLite fewer, as many as fit the single writer's budget.
+const PAGES_PER_TRANSACTION: usize = 40;
 
 /// How a run ended, as recorded on it.
 struct RunEnd {
@@ -539,13 +638,13 @@ struct Timings {
 /// returns the pull (also after a failure, so the teams of the users its pages changed can follow), ready
 /// to finish once the listing is known to be complete.
 fn apply_pages(
-    db: &Database,
-    run: &SyncRunRow,
+    writer: &PullWriter,
     started_at: timestamp::Timestamp,
     guard: DeprovisionGuard,
     mut pages: tokio::sync::mpsc::Receiver<(ListedPage, u32)>,
 ) -> (Option<DirectoryPull>, Result<(), RunError>) {
-    let begun = db.write(|conn| {
+    let run = &writer.run;
+    let begun = writer.write(|conn| {
         let ctx = context(conn, run, started_at)?;
         record_progress(conn, run, "listing", 0, 0, None)?;
         with_store(conn, |store| {
@@ -556,28 +655,32 @@ fn apply_pages(
         Ok(pull) => pull,
         Err(e) => return (None, Err(e)),
     };
+    let mut sizer = BatchSizer::new(writer.db.write_budget(), 1, PAGES_PER_TRANSACTION);
     while let Some(first) = pages.blocking_recv() {
         let mut batch = vec![first];
-        while batch.len() < pages_per_transaction(db) {
+        while batch.len() < sizer.next() {
             match pages.try_recv() {
                 Ok(page) => batch.push(page),
                 Err(_) => break,
             }
         }
-        let applied = db.write_behind_urgent(|conn| {
-            let mut requests = 0;
-            let written = with_store(conn, |store| {
-                requests = batch.iter().map(|(_, made)| *made).max().unwrap_or(0);
-                pull.apply(store, batch.into_iter().map(|(page, _)| page).collect())?;
-                store.flush()?;
-                Ok::<_, RunError>(store.written())
-            })?;
-            let counts = Some(&pull.counts);
-            record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
-            Ok::<_, RunError>(written)
+        let size = batch.len();
+        let applied = sizer.timed(size, || {
+            writer.write(|conn| {
+                let mut requests = 0;
+                let written = with_store(conn, |store| {
+                    requests = batch.iter().map(|(_, made)| *made).max().unwrap_or(0);
+                    pull.apply(store, batch.into_iter().map(|(page, _)| page).collect())?;
+                    store.flush()?;
+                    Ok::<_, RunError>(store.written())
+                })?;
+                let counts = Some(&pull.counts);
+                record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
+                Ok::<_, RunError>(written)
+            })
         });
         match applied {
-            Ok(written) => db.keep_statistics_current(written),
+            Ok(written) => writer.db.keep_statistics_current(written),
             Err(e) => return (Some(pull), Err(e)),
         }
         if let Some(why) = pull.stopped() {
@@ -590,26 +693,26 @@ fn apply_pages(
 
 /// Ends a pull whose listing was complete: deletions and the guard, then teams and roles in batches.
 fn finish(
-    db: &Database,
-    run: &SyncRunRow,
+    writer: &PullWriter,
     mut pull: DirectoryPull,
     requests: u32,
     listing: std::time::Duration,
 ) -> Result<Pulled, RunError> {
     let started = std::time::Instant::now();
+    let run = &writer.run;
     let stopped = |pull: &DirectoryPull| match pull.stopped() {
         Some(why) => Err(RunError::Message(format!(
             "{why}; the pull stopped before its deletions and deprovisioning"
         ))),
         None => Ok(()),
     };
-    db.write_behind_urgent(|conn| {
-        Ok::<_, RunError>(with_store(conn, |store| pull.decide(store))?)
+    writer.write(|conn| Ok(with_store(conn, |store| pull.decide(store))?))?;
+    stopped(&pull)?;
+    writer.in_transactions(100, |store, limit| {
+        pull.remove_unlisted_memberships(store, limit)
     })?;
     stopped(&pull)?;
-    in_transactions(db, |store| pull.remove_unlisted_memberships(store, 100))?;
-    stopped(&pull)?;
-    db.write_behind_urgent(|conn| {
+    writer.write(|conn| {
         with_store(conn, |store| pull.finish(store))?;
         let counts = Some(&pull.counts);
         record_progress(
@@ -620,17 +723,17 @@ fn finish(
             pull.users_listed,
             counts,
         )?;
-        Ok::<_, RunError>(())
+        Ok(())
     })?;
     stopped(&pull)?;
     let comparing = started.elapsed();
-    in_transactions(db, |store| pull.reconcile_teams(store, 500))?;
+    writer.in_transactions(500, |store, limit| pull.reconcile_teams(store, limit))?;
     stopped(&pull)?;
-    db.write(|conn| {
+    writer.write(|conn| {
         diesel::update(directories::table.find(&run.directory_id))
             .set(directories::last_synced_at.eq(Some(timestamp::now())))
-            .execute(conn)
-            .map_err(RunError::from)
+            .execute(conn)?;
+        Ok(())
     })?;
     Ok(Pulled {
         held: pull.held(),
@@ -642,15 +745,6 @@ fn finish(
             reconciling: started.elapsed() - comparing,
         },
     })
-}
-
-/// Runs `step` a transaction at a time until it says nothing is left.
-fn in_transactions(
-    db: &Database,
-    mut step: impl FnMut(&mut Store<'_>) -> Result<bool, ApplyError>,
-) -> Result<(), RunError> {
-    while db.write_behind_urgent(|conn| Ok::<_, RunError>(with_store(conn, &mut step)?))? {}
-    Ok(())
 }
 
 /// Records a running pull's progress on its run.
@@ -703,80 +797,15 @@ fn context(
     })
 }
 
-/// On PostgreSQL, the directory's session advisory lock, on a connection held for the whole run and
-/// released when dropped (the connection goes back to the pool, so the lock must not go with it).
-struct DirectoryLock {
-    conn: PooledConnection,
-    directory_id: String,
-}
-
-/// Calls `function` (`pg_try_advisory_lock` or `pg_advisory_unlock`) on the directory's pull lock.
-fn directory_lock_call(
-    conn: &mut DbConnection,
-    function: &str,
-    directory_id: &str,
-) -> QueryResult<bool> {
-    let DbConnection::Postgresql(c) = conn else {
-        return Ok(true);
-    };
-    diesel::select(
-        diesel::dsl::sql::<Bool>(function)
-            .sql("(7243003, hashtext(current_schema() || '/' || ")
-            .bind::<Text, _>(directory_id)
-            .sql("))"),
-    )
-    .get_result(c)
-}
-
-impl Drop for DirectoryLock {
-    fn drop(&mut self) {
-        match directory_lock_call(&mut self.conn, "pg_advisory_unlock", &self.directory_id) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::error!(directory = %self.directory_id, "the directory's pull lock was not held at the end of the run")
-            }
-            Err(e) => {
-                tracing::error!(directory = %self.directory_id, error = %e, "could not release the directory's pull lock")
-            }
-        }
-    }
-}
-
-/// Marks the run running and, on PostgreSQL, takes the directory's advisory lock, held until the returned
-/// guard is dropped.
-fn lock_directory(
-    db: &Database,
-    run: &SyncRunRow,
-    started_at: timestamp::Timestamp,
-) -> Result<Option<DirectoryLock>, RunError> {
-    let mut conn = db.conn()?;
-    let lock = match &mut *conn {
-        DbConnection::Postgresql(_) => {
-            if !directory_lock_call(&mut conn, "pg_try_advisory_lock", &run.directory_id)? {
-                return Err(RunError::Message(
-                    "another Rollcall instance is pulling this directory".into(),
-                ));
-            }
-            Some(DirectoryLock {
-                conn,
-                directory_id: run.directory_id.clone(),
-            })
-        }
-        DbConnection::Sqlite(_) => None,
-    };
-    db.write(|c| {
-        diesel::update(sync_runs::table.find(&run.id))
-            .set((
-                sync_runs::status.eq("running"),
-                sync_runs::started_at.eq(Some(started_at)),
-            ))
-            .execute(c)
-            .map_err(DbError::from)
-    })?;
-    Ok(lock)
-}
-
 /// Whether `at` is less than `spacing` ago.
 fn is_within(at: crate::workos::timestamp::Timestamp, spacing: std::time::Duration) -> bool {
     chrono::Duration::from_std(spacing).is_ok_and(|spacing| timestamp::now() - at < spacing)
 }
+
+/// Ends the runs stopped processes left unfinished; see [`lease::end_interrupted_runs`].
+pub fn end_interrupted_runs(db: &Database) -> Result<usize, DbError> {
+    lease::end_interrupted_runs(db, true)
+}
+
+/// How long a lease-keeping round waits for the next.
+pub const LEASE_ROUND: Duration = lease::RENEW_EVERY;

@@ -7,7 +7,6 @@ use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{DbConnection, DbError};
 use crate::directory_sync::workspace::check_qualifies;
 use diesel::prelude::*;
-use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -103,20 +102,9 @@ pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &s
     started
 }
 
-/// How many scheduled runs go at once. Each run holds database connections for as long as it lasts, so
-/// the schedule works through the directories a few at a time instead of starting them all together.
-pub const SCHEDULED_AT_ONCE: usize = 2;
-
-/// Starts a run of the directory and waits until it ends (or until the run already in progress ends).
-async fn run_to_end(runner: &SyncRunner, directory: &str, trigger: &str) {
-    start_runs(runner, &[directory.to_string()], trigger).await;
-    while runner.is_running(directory) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Starts a `scheduled` run of every qualifying directory every `interval`, the first one `interval`
-/// after start-up, [`SCHEDULED_AT_ONCE`] at a time. Runs until the task is aborted.
+/// after start-up; the pull slots decide how many run at once, workspaces taking turns. Runs until the
+/// task is aborted.
 pub fn spawn_schedule(runner: SyncRunner, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -132,16 +120,37 @@ pub fn spawn_schedule(runner: SyncRunner, interval: Duration) -> JoinHandle<()> 
             match due {
                 Ok(Ok(due)) => {
                     tracing::debug!(directories = due.len(), "scheduled full pulls are due");
-                    futures_util::stream::iter(&due)
-                        .for_each_concurrent(SCHEDULED_AT_ONCE, |directory| {
-                            run_to_end(&runner, directory, SCHEDULED)
-                        })
-                        .await;
+                    start_runs(&runner, &due, SCHEDULED).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "scheduled pulls: the directories could not be read; trying at the next interval")
                 }
                 Err(error) => tracing::warn!(%error, "scheduled pulls: the lookup did not finish"),
+            }
+        }
+    })
+}
+
+/// Every [`super::LEASE_ROUND`]: renews the leases of this process's runs, and ends the runs a stopped
+/// process left (their lease ran out), so their directories can be pulled again. Runs until aborted.
+pub fn spawn_lease_keeper(runner: SyncRunner) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(super::LEASE_ROUND);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let keeper = runner.clone();
+            let kept = tokio::task::spawn_blocking(move || {
+                keeper.renew_leases()?;
+                super::lease::end_interrupted_runs(keeper.database(), false)
+            })
+            .await;
+            match kept {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not renew this process's sync-run leases; a run whose lease runs out is taken for interrupted")
+                }
+                Err(error) => tracing::warn!(%error, "the lease renewal did not finish"),
             }
         }
     })

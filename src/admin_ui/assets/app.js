@@ -583,15 +583,10 @@ function wanted(draft) {
 /** Shows how many members the draft would move, from which role to which; true when it moves any. */
 async function previewRoles(draft, preview, message) {
   try {
-    const { changes } = await api("POST", ws("/role-mappings/preview"), wanted(draft));
-    const moves = new Map();
-    for (const c of changes) {
-      const key = `${c.from} → ${c.to}`;
-      moves.set(key, (moves.get(key) || 0) + 1);
-    }
+    const { total, moves } = await api("POST", ws("/role-mappings/preview"), wanted(draft));
     preview.replaceChildren(
-      h("p", { id: "role-preview-total" }, `This change would move ${changes.length} members.`),
-      h("ul", {}, [...moves].map(([key, n]) => h("li", {}, `${n} ${key}`))));
+      h("p", { id: "role-preview-total" }, `This change would move ${total} members.`),
+      h("ul", {}, moves.map((m) => h("li", {}, `${m.count} ${m.from} → ${m.to}`))));
     showAlert(message, "");
     return true;
   } catch (e) {
