@@ -1,12 +1,13 @@
 //! Several `rollcall serve` processes on one PostgreSQL, webhooks spread across them: every delivery is
-//! applied exactly once, and each member's changes are applied in the order their deliveries arrived.
+//! applied exactly once, each member's changes are applied in the order their deliveries arrived, and a
+//! workspace whose lock is held holds up only its own events (rule 18).
 
 use crate::broker::{at, event, TestDirectory};
 use crate::helpers::{Backend, TestDatabase, OPERATOR_TOKEN, SECRET};
 use crate::process::{free_port, healthy, rollcall, Serving};
 use diesel::prelude::*;
 use rollcall::db::schema::{audit_log, webhook_events};
-use rollcall::db::DbError;
+use rollcall::db::{Database, DbError};
 use rollcall::workos::signature;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -32,6 +33,27 @@ fn serve(url: &str, port: u16) -> Serving {
             .spawn()
             .expect("rollcall serve starts"),
     )
+}
+
+/// Two `serve` processes on the test database, once both answer.
+async fn two_instances(database: &TestDatabase) -> ([u16; 2], Vec<Serving>) {
+    let url = match &database.target {
+        rollcall::db::DatabaseTarget::Postgres(url) => url.clone(),
+        other => unreachable!("{other:?}"),
+    };
+    let ports = [free_port(), free_port()];
+    let processes: Vec<Serving> = ports.iter().map(|port| serve(&url, *port)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in ports {
+        while !healthy(port) {
+            assert!(
+                Instant::now() < deadline,
+                "instance on {port} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    (ports, processes)
 }
 
 async fn post_signed(client: &reqwest::Client, port: u16, body: &Value) {
@@ -70,29 +92,15 @@ async fn operator(
     response.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_apply_every_delivery_once_in_arrival_order() {
-    let database = TestDatabase::new(Backend::Postgres);
-    let url = match &database.target {
-        rollcall::db::DatabaseTarget::Postgres(url) => url.clone(),
-        other => unreachable!("{other:?}"),
-    };
-    let ports = [free_port(), free_port()];
-    let _processes: Vec<Serving> = ports.iter().map(|port| serve(&url, *port)).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for port in ports {
-        while !healthy(port) {
-            assert!(
-                Instant::now() < deadline,
-                "instance on {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let client = reqwest::Client::new();
-    let dir = TestDirectory::new();
+/// A growth workspace for the directory's organization, created on one instance and turned on through
+/// the other; returns its id.
+async fn synced_workspace(
+    client: &reqwest::Client,
+    ports: [u16; 2],
+    dir: &TestDirectory,
+) -> String {
     let ws = operator(
-        &client,
+        client,
         ports[0],
         reqwest::Method::POST,
         "/api/v1/workspaces",
@@ -103,16 +111,19 @@ async fn two_instances_apply_every_delivery_once_in_arrival_order() {
         .unwrap()
         .to_string();
     operator(
-        &client,
+        client,
         ports[1],
         reqwest::Method::PUT,
         &format!("/api/v1/workspaces/{ws}/directory-sync"),
         json!({ "enabled": true }),
     )
     .await;
+    ws
+}
 
-    // Each person's snapshots are sent one after another, each to the other instance than the last; the
-    // people are sent at once, so both instances take deliveries all the time.
+/// Sends each person's snapshots one after another, each to the other instance than the last; the people
+/// are sent at once, so both instances take deliveries all the time.
+async fn send_people(client: &reqwest::Client, ports: [u16; 2], dir: &TestDirectory) {
     let senders: Vec<_> = (0..PEOPLE)
         .map(|person| {
             let (client, dir) = (client.clone(), dir.clone());
@@ -141,42 +152,57 @@ async fn two_instances_apply_every_delivery_once_in_arrival_order() {
     for sender in senders {
         sender.await.unwrap();
     }
-    let db = rollcall::db::Database::connect(database.target.clone(), 2).unwrap();
+}
+
+/// A stored delivery: id, event id, status, attempts.
+type Delivery = (i64, Option<String>, String, i32);
+
+/// The deliveries of one directory (or all), in id order.
+fn deliveries(db: &Database, directory: Option<&str>) -> Vec<Delivery> {
+    db.read(|c| {
+        let mut rows = webhook_events::table
+            .order(webhook_events::id)
+            .select((
+                webhook_events::id,
+                webhook_events::event_id,
+                webhook_events::status,
+                webhook_events::attempts,
+            ))
+            .into_boxed();
+        if let Some(directory) = directory {
+            rows = rows.filter(webhook_events::directory_id.eq(directory.to_string()));
+        }
+        rows.load(c).map_err(DbError::from)
+    })
+    .unwrap()
+}
+
+/// Waits until none of the directory's (or any) deliveries waits; returns them.
+async fn all_applied(db: &Database, directory: Option<&str>) -> Vec<Delivery> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let deliveries = loop {
-        let rows: Vec<(i64, Option<String>, String, i32)> = db
-            .read(|c| {
-                webhook_events::table
-                    .order(webhook_events::id)
-                    .select((
-                        webhook_events::id,
-                        webhook_events::event_id,
-                        webhook_events::status,
-                        webhook_events::attempts,
-                    ))
-                    .load(c)
-                    .map_err(DbError::from)
-            })
-            .unwrap();
+    loop {
+        let rows = deliveries(db, directory);
         if rows.iter().all(|(_, _, status, _)| status != "received") {
-            break rows;
+            return rows;
         }
         assert!(
             Instant::now() < deadline,
             "deliveries still waiting after 60 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(deliveries.len(), PEOPLE * (RENAMES + 1));
-    // Exactly once: each delivery applied by one instance, in one attempt.
-    for (id, _, status, attempts) in &deliveries {
+    }
+}
+
+/// Each delivery applied exactly once, by one instance, in one attempt; and each member's audit entries
+/// follow their deliveries' order, every rename seen.
+fn assert_applied_once_in_arrival_order(db: &Database, ws: &str, deliveries: &[Delivery]) {
+    for (id, _, status, attempts) in deliveries {
         assert_eq!(
             (status.as_str(), *attempts),
             ("applied", 1),
             "delivery {id}"
         );
     }
-    // In arrival order: each member's audit entries follow their deliveries' order, every rename seen.
     let delivery_of: HashMap<String, i64> = deliveries
         .iter()
         .map(|(id, event_id, _, _)| (event_id.clone().unwrap(), *id))
@@ -184,7 +210,7 @@ async fn two_instances_apply_every_delivery_once_in_arrival_order() {
     let entries: Vec<(String, String, String)> = db
         .read(|c| {
             audit_log::table
-                .filter(audit_log::workspace_id.eq(&ws))
+                .filter(audit_log::workspace_id.eq(ws))
                 .filter(audit_log::subject_type.eq("member"))
                 .order(audit_log::id)
                 .select((
@@ -215,4 +241,53 @@ async fn two_instances_apply_every_delivery_once_in_arrival_order() {
             "member {member}: applied out of arrival order: {order:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_apply_every_delivery_once_in_arrival_order() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let (ports, _processes) = two_instances(&database).await;
+    let client = reqwest::Client::new();
+    let dir = TestDirectory::new();
+    let ws = synced_workspace(&client, ports, &dir).await;
+    send_people(&client, ports, &dir).await;
+    let db = Database::connect(database.target.clone(), 2).unwrap();
+    let deliveries = all_applied(&db, None).await;
+    assert_eq!(deliveries.len(), PEOPLE * (RENAMES + 1));
+    assert_applied_once_in_arrival_order(&db, &ws, &deliveries);
+}
+
+/// Two instances, two workspaces, and a third party (a long admin transaction) holding workspace A's
+/// lock: B's events are applied meanwhile, whichever instance took them, while A's wait; once A's lock is
+/// free, A's are applied, each once and in arrival order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_apply_one_workspace_while_another_is_held() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let (ports, _processes) = two_instances(&database).await;
+    let client = reqwest::Client::new();
+    let (dir_a, dir_b) = (TestDirectory::new(), TestDirectory::new());
+    let ws_a = synced_workspace(&client, ports, &dir_a).await;
+    let ws_b = synced_workspace(&client, ports, &dir_b).await;
+    let db = Database::connect(database.target.clone(), 2).unwrap();
+    let held = db.hold_workspace(&ws_a).expect("A's lock is taken");
+
+    tokio::join!(
+        send_people(&client, ports, &dir_a),
+        send_people(&client, ports, &dir_b)
+    );
+    let applied_b = all_applied(&db, Some(&dir_b.id)).await;
+    assert_eq!(applied_b.len(), PEOPLE * (RENAMES + 1));
+    assert_applied_once_in_arrival_order(&db, &ws_b, &applied_b);
+    let waiting_a = deliveries(&db, Some(&dir_a.id));
+    assert_eq!(waiting_a.len(), PEOPLE * (RENAMES + 1));
+    assert!(
+        waiting_a
+            .iter()
+            .all(|(_, _, status, attempts)| status == "received" && *attempts == 0),
+        "A's events wait for A's lock"
+    );
+
+    drop(held);
+    let applied_a = all_applied(&db, Some(&dir_a.id)).await;
+    assert_applied_once_in_arrival_order(&db, &ws_a, &applied_a);
 }

@@ -119,6 +119,39 @@ async fn a_preview_shows_the_moves_and_changes_nothing(app: TestApp) {
         .map(|c| json!({"member_id": c["member_id"], "from": c["from"], "to": c["to"]}))
         .collect();
     assert_eq!(previewed, moved);
+    assert_eq!(preview["total"], moved.len());
+    assert_eq!(preview["truncated"], false);
+    let counted: u64 = preview["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, moved.len() as u64);
+
+    // Emptying the mappings returns the mapped roles to the default: the preview says so first.
+    let (status, emptied) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/role-mappings/preview"),
+            Some(json!([])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{emptied}");
+    assert_eq!(emptied["total"], moved.len());
+    let (status, _) = app
+        .op(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/role-mappings"),
+            Some(json!([])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        roles(&app, &ws).await,
+        before,
+        "back to the roles before the mappings"
+    );
 
     // A group the workspace does not have is refused, as the replacement refuses it.
     let (status, problem) = app

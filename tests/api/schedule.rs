@@ -231,12 +231,34 @@ async fn turning_sync_off_and_on_again_soon_pulls_once(backend: Backend) {
     app.set_sync(&ws, true).await;
     let first = finished_run(&app, &broker.directory_id, "sync_enabled").await;
     assert_eq!(first["status"], "succeeded", "{first}");
-    // The pull is over, so nothing but the spacing holds the next ones back.
-    for _ in 0..2 {
+    let requests = |scrape: &str| -> f64 {
+        ["directories", "directory_users", "directory_groups"]
+            .iter()
+            .map(|e| {
+                value(
+                    scrape,
+                    &format!("rollcall_broker_requests_total{{endpoint=\"{e}\"}}"),
+                )
+            })
+            .sum()
+    };
+    let after_first = scrape(&app).await;
+    assert_eq!(
+        value(
+            &after_first,
+            "rollcall_broker_requests_total{endpoint=\"directories\"}"
+        ),
+        1.0,
+        "the first switch-on asked the broker for the organization's directories"
+    );
+    // The pull is over, so nothing but the spacing holds the next ones back: thirty more switches cost
+    // the shared API key no request at all, neither a listing of directories nor a pull.
+    for _ in 0..30 {
         app.set_sync(&ws, false).await;
         app.set_sync(&ws, true).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(requests(&scrape(&app).await), requests(&after_first));
     // An operator is never held back.
     let resync = resync(&app, &broker.directory_id).await;
     assert_eq!(resync["status"], "succeeded", "{resync}");
