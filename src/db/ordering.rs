@@ -209,11 +209,19 @@ impl Drop for KeyGuard<'_> {
 }
 
 /// The single SQLite writer: one connection that every write of this process uses, one transaction at a
-/// time, handed out in turn. Webhook intake goes first (its transactions take a few milliseconds and an
-/// acknowledgement must not wait behind applying); every other writer gets the connection in the order
-/// it asked, so a pull's stream of transactions cannot keep another workspace's writes waiting for more
-/// than one of them. Being the only connection that writes, it keeps its page cache from one transaction
-/// to the next (SQLite drops a connection's cache whenever another connection has written).
+/// time, handed out in turn:
+///
+/// 1. **Intake** first: its transactions take a few milliseconds, and an acknowledgement must not wait
+///    behind applying or a pull.
+/// 2. **The applier** next: what was just acknowledged becomes visible before background work goes on.
+///    Right after intake's turn the other writers hold back for [`APPLY_HEAD_START`], long enough for the
+///    applier it woke to ask, so a webhook's effect waits for at most one transaction of a pull, not two.
+/// 3. **Everyone else** in the order they asked; one that has waited [`SHARED_AGING`] goes before the
+///    applier, so a stream of webhooks cannot keep an admin request or a pull out for ever.
+///
+/// A pull's stream of transactions thus cannot keep another workspace's writes waiting for more than one of
+/// them. Being the only connection that writes, it keeps its page cache from one transaction to the next
+/// (SQLite drops a connection's cache whenever another connection has written).
 #[derive(Default)]
 pub(super) struct WriterGate {
     queue: Mutex<Turns>,
@@ -221,18 +229,52 @@ pub(super) struct WriterGate {
     pub(super) connection: Mutex<Option<DbConnection>>,
 }
 
+/// How long after intake's turn the writers other than the applier hold back.
+pub const APPLY_HEAD_START: Duration = Duration::from_millis(3);
+/// How long a writer other than intake and the applier waits before it goes ahead of the applier.
+pub const SHARED_AGING: Duration = Duration::from_millis(100);
+
 /// Who waits for the SQLite writer, by ticket.
 #[derive(Default)]
 struct Turns {
-    held: bool,
+    held: Option<Work>,
     next_ticket: u64,
     intake: VecDeque<u64>,
-    others: VecDeque<u64>,
+    apply: VecDeque<u64>,
+    /// Everyone else, with when they asked.
+    shared: VecDeque<(u64, Instant)>,
+    /// When intake's last turn ended.
+    intake_ended: Option<Instant>,
 }
 
 impl Turns {
-    fn first(&self) -> Option<u64> {
-        self.intake.front().or(self.others.front()).copied()
+    /// Whose turn it is now, if anyone's; else how long until a writer held back may go.
+    fn next(&self, now: Instant) -> Result<u64, Option<Duration>> {
+        if let Some(&ticket) = self.intake.front() {
+            return Ok(ticket);
+        }
+        let shared = self.shared.front();
+        let aged = shared.is_some_and(|(_, asked)| now - *asked >= SHARED_AGING);
+        if let (Some(&ticket), false) = (self.apply.front(), aged) {
+            return Ok(ticket);
+        }
+        let Some((ticket, _)) = shared else {
+            return Err(None);
+        };
+        match self.intake_ended.map(|ended| ended + APPLY_HEAD_START) {
+            Some(until) if until > now && !aged => Err(Some(until - now)),
+            _ => Ok(*ticket),
+        }
+    }
+
+    fn remove(&mut self, ticket: u64) {
+        if self.intake.front() == Some(&ticket) {
+            self.intake.pop_front();
+        } else if self.apply.front() == Some(&ticket) {
+            self.apply.pop_front();
+        } else {
+            self.shared.pop_front();
+        }
     }
 }
 
@@ -251,24 +293,38 @@ impl WriterGate {
         turns.next_ticket += 1;
         match work {
             Work::Intake => turns.intake.push_back(ticket),
-            Work::Apply | Work::Shared => turns.others.push_back(ticket),
+            Work::Apply => turns.apply.push_back(ticket),
+            Work::Shared => turns.shared.push_back((ticket, Instant::now())),
         }
-        while turns.held || turns.first() != Some(ticket) {
-            turns = self.turn.wait(turns).unwrap_or_else(|p| p.into_inner());
+        loop {
+            let next = turns.next(Instant::now());
+            if turns.held.is_none() && next == Ok(ticket) {
+                break;
+            }
+            turns = match next {
+                // Held back for a moment: look again once it is over.
+                Err(Some(wait)) if turns.held.is_none() => {
+                    self.turn
+                        .wait_timeout(turns, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                _ => self.turn.wait(turns).unwrap_or_else(|p| p.into_inner()),
+            };
         }
-        if turns.intake.front() == Some(&ticket) {
-            turns.intake.pop_front();
-        } else {
-            turns.others.pop_front();
-        }
-        turns.held = true;
+        turns.remove(ticket);
+        turns.held = Some(work);
         Turn(self)
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.0.turns().held = false;
+        let mut turns = self.0.turns();
+        if turns.held.take() == Some(Work::Intake) {
+            turns.intake_ended = Some(Instant::now());
+        }
+        drop(turns);
         self.0.turn.notify_all();
     }
 }
@@ -331,12 +387,19 @@ impl BatchSizer {
     }
 }
 
-/// Runs statements that set up a PostgreSQL read-only snapshot for the rest of the transaction.
+/// The longest a statement of a read-only snapshot may run on PostgreSQL: a preview of a huge workspace is
+/// cut off with an error instead of holding a shared connection for minutes.
+pub const READ_ONLY_STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs statements that set up a PostgreSQL read-only snapshot for the rest of the transaction, each of its
+/// statements bounded by [`READ_ONLY_STATEMENT_TIMEOUT`].
 pub(super) fn read_only_snapshot(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
-        DbConnection::Postgresql(c) => {
-            c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        }
+        DbConnection::Postgresql(c) => c.batch_execute(&format!(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET LOCAL statement_timeout = {}",
+            READ_ONLY_STATEMENT_TIMEOUT.as_millis()
+        )),
         DbConnection::Sqlite(_) => Ok(()),
     }
 }
@@ -369,17 +432,21 @@ mod tests {
         assert!(locks.try_lock_all(&["b".into(), "a".into()]).is_some());
     }
 
-    /// Intake goes first; everyone else in the order they asked.
+    /// Intake goes first, then the applier, then everyone else in the order they asked.
     #[test]
     fn the_writer_is_taken_in_turn() {
         let gate = Arc::new(WriterGate::default());
         let order = Arc::new(Mutex::new(Vec::new()));
         let first = gate.enter(Work::Shared);
         let mut waiting = Vec::new();
-        for (i, work) in [Work::Shared, Work::Apply, Work::Shared, Work::Intake]
-            .into_iter()
-            .enumerate()
-        {
+        let works = [
+            Work::Shared,
+            Work::Apply,
+            Work::Shared,
+            Work::Intake,
+            Work::Apply,
+        ];
+        for (i, work) in works.into_iter().enumerate() {
             let (waiter, order) = (gate.clone(), order.clone());
             waiting.push(std::thread::spawn(move || {
                 let _turn = waiter.enter(work);
@@ -388,7 +455,7 @@ mod tests {
             // Each asks after the one before.
             loop {
                 let turns = gate.turns();
-                if turns.intake.len() + turns.others.len() > i {
+                if turns.intake.len() + turns.apply.len() + turns.shared.len() > i {
                     break;
                 }
                 drop(turns);
@@ -399,6 +466,46 @@ mod tests {
         for thread in waiting {
             thread.join().unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec![3, 0, 1, 2]);
+        assert_eq!(*order.lock().unwrap(), vec![3, 1, 4, 0, 2]);
+    }
+
+    /// Right after intake's turn, a writer that was waiting first lets the applier that intake woke go
+    /// ahead, if it asks within the head start.
+    #[test]
+    fn the_applier_goes_first_right_after_intake() {
+        let gate = Arc::new(WriterGate::default());
+        let intake = gate.enter(Work::Intake);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let pull = {
+            let (gate, order) = (gate.clone(), order.clone());
+            std::thread::spawn(move || {
+                let _turn = gate.enter(Work::Shared);
+                order.lock().unwrap().push("pull");
+            })
+        };
+        while gate.turns().shared.is_empty() {
+            std::thread::yield_now();
+        }
+        drop(intake);
+        // The applier asks a moment after intake's turn ended, well within the head start.
+        let applied = gate.enter(Work::Apply);
+        order.lock().unwrap().push("apply");
+        drop(applied);
+        pull.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["apply", "pull"]);
+    }
+
+    /// A writer that has waited long enough goes before the applier: a stream of webhooks cannot keep it
+    /// out.
+    #[test]
+    fn a_long_wait_goes_before_the_applier() {
+        let mut turns = Turns::default();
+        let now = Instant::now();
+        turns.apply.push_back(2);
+        turns.shared.push_back((1, now));
+        assert_eq!(turns.next(now), Ok(2));
+        assert_eq!(turns.next(now + SHARED_AGING), Ok(1));
+        turns.intake.push_back(3);
+        assert_eq!(turns.next(now + SHARED_AGING), Ok(3), "intake always first");
     }
 }

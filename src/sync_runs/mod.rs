@@ -706,14 +706,22 @@ fn finish(
         ))),
         None => Ok(()),
     };
-    writer.write(|conn| Ok(with_store(conn, |store| pull.decide(store))?))?;
+    // Only reads: on a snapshot, so it holds no lock and (on SQLite) not the writer. PostgreSQL's
+    // statistics are refreshed first, as the lookups in batches that follow plan from them.
+    writer
+        .db
+        .read(|conn| Ok::<_, RunError>(crate::db::analyze(conn)?))?;
+    writer
+        .db
+        .read_only(|conn| Ok::<_, RunError>(with_store(conn, |store| pull.decide(store))?))?;
     stopped(&pull)?;
     writer.in_transactions(100, |store, limit| {
         pull.remove_unlisted_memberships(store, limit)
     })?;
     stopped(&pull)?;
+    writer.in_transactions(500, |store, limit| pull.finish(store, limit))?;
+    stopped(&pull)?;
     writer.write(|conn| {
-        with_store(conn, |store| pull.finish(store))?;
         let counts = Some(&pull.counts);
         record_progress(
             conn,

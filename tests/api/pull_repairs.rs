@@ -305,7 +305,7 @@ async fn a_pull_stops_when_directory_sync_is_turned_off(app: TestApp) {
             with_store(conn, |store| {
                 run.decide(store)?;
                 while run.remove_unlisted_memberships(store, 100)? {}
-                run.finish(store)?;
+                while run.finish(store, 500)? {}
                 while run.reconcile_teams(store, 500)? {}
                 Ok(())
             })

@@ -18,14 +18,12 @@ impl DirectoryPull {
     /// Once the listing is complete, before anything is removed: finds the stored users the listing lacks
     /// and decides whether the guard holds (rule 15). Held, no destructive step runs: no user deletion or
     /// deactivation, no group deletion, no membership removal, so none of the team and role changes they
-    /// would cause; each is counted as held.
+    /// would cause; each is counted as held. Only reads. Teams and roles are looked up in batches next, so
+    /// the caller refreshes PostgreSQL's statistics first (`db::analyze`).
     pub fn decide(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
         if !self.workspace_takes_changes(store)? {
             return Ok(());
         }
-        // Teams and roles are looked up in batches next: plans from current statistics, whatever was
-        // written since the last analysis, by this pull or by admins.
-        store.read(crate::db::analyze)?;
         let stored = self.stored_users(store)?;
         if teams::derives_from_groups(store, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose
@@ -65,18 +63,28 @@ impl DirectoryPull {
 
     /// After [`Self::decide`] and [`Self::remove_unlisted_memberships`]: removes users and groups the
     /// listing lacks (if untouched since the pull began) and applies the listed deactivations, unless the
-    /// guard holds them back. Then [`Self::reconcile_teams`] brings teams and roles in line.
-    pub fn finish(&mut self, store: &mut Store<'_>) -> Result<(), ApplyError> {
+    /// guard holds them back; up to `limit` of them per call (deactivations, then user deletions, then
+    /// group deletions), returning whether any are left. Then [`Self::reconcile_teams`] brings teams and
+    /// roles in line.
+    pub fn finish(&mut self, store: &mut Store<'_>, limit: usize) -> Result<bool, ApplyError> {
         if !self.workspace_takes_changes(store)? {
-            return Ok(());
+            return Ok(false);
         }
-        let gone = self.unlisted_groups(store)?;
-        if self.held != Some(false) {
-            self.counts.held_groups_deleted = gone.len();
-            return Ok(());
+        if self.unlisted_groups.is_none() {
+            let gone = self.unlisted_groups(store)?;
+            if self.held != Some(false) {
+                self.counts.held_groups_deleted = gone.len();
+                return Ok(false);
+            }
+            self.unlisted_groups = Some(gone);
         }
+        let mut room = limit.max(1);
         let mut effects = Effects::default();
-        let deactivations = std::mem::take(&mut self.deactivations);
+        let deactivations: Vec<DirectoryUser> = self
+            .deactivations
+            .drain(..room.min(self.deactivations.len()))
+            .collect();
+        room -= deactivations.len();
         let page: Vec<&DirectoryUser> = deactivations.iter().collect();
         prefetch_users(store, &self.ctx.workspace.id, &page)?;
         for user in &deactivations {
@@ -84,25 +92,27 @@ impl DirectoryPull {
             self.counts.users_updated += 1;
             self.counts.deprovisioned += 1;
         }
-        let doomed = std::mem::take(&mut self.doomed);
-        for batch in doomed.chunks(500) {
-            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
-            store.prefetch_users(&ids)?;
-            for id in batch {
-                if self.delete_user(store, id, &mut effects)? {
-                    self.counts.users_deleted += 1;
-                    if self.doomed_active.contains(id) {
-                        self.counts.deprovisioned += 1;
-                    }
+        let doomed: Vec<String> = self.doomed.drain(..room.min(self.doomed.len())).collect();
+        room -= doomed.len();
+        let ids: Vec<&str> = doomed.iter().map(String::as_str).collect();
+        store.prefetch_users(&ids)?;
+        for id in &doomed {
+            if self.delete_user(store, id, &mut effects)? {
+                self.counts.users_deleted += 1;
+                if self.doomed_active.contains(id) {
+                    self.counts.deprovisioned += 1;
                 }
             }
         }
-        for group in gone {
+        let gone = self.unlisted_groups.as_mut().expect("looked up above");
+        let groups: Vec<(DirectoryGroup, Timestamp)> = gone.drain(..room.min(gone.len())).collect();
+        let left = !gone.is_empty() || !self.doomed.is_empty() || !self.deactivations.is_empty();
+        for group in groups {
             if groups::apply_group_snapshot(store, &self.deletion_ctx(group.1), &group.0, true)? {
                 self.counts.groups_deleted += 1;
             }
         }
-        Ok(())
+        Ok(left)
     }
 
     /// The context a deletion the pull infers is applied with. The deletion keeps the stored snapshot's

@@ -23,6 +23,7 @@ use crate::db::schema::directory_users;
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
+use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -96,7 +97,7 @@ pub fn reconcile_directory(
         }
         pull.decide(store)?;
         while pull.remove_unlisted_memberships(store, 100)? {}
-        pull.finish(store)?;
+        while pull.finish(store, 500)? {}
         while pull.reconcile_teams(store, 500)? {}
         Ok(pull.counts)
     })
@@ -160,6 +161,9 @@ pub struct DirectoryPull {
     touched: BTreeSet<u32>,
     /// Groups whose stored memberships are still to be compared with the listing, once it is complete.
     groups_to_check: Option<Vec<String>>,
+    /// Stored groups the complete listing lacks, still to be deleted (with their stored event time), once
+    /// `finish` has looked them up.
+    unlisted_groups: Option<Vec<(DirectoryGroup, Timestamp)>>,
     pub users_listed: usize,
     pub counts: ReconcileCounts,
 }
@@ -211,6 +215,7 @@ impl DirectoryPull {
             deactivations: Vec::new(),
             touched: BTreeSet::new(),
             groups_to_check: None,
+            unlisted_groups: None,
             users_listed: 0,
             counts: ReconcileCounts::default(),
         })
