@@ -56,7 +56,7 @@ pub const WAIT_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 /// The kinds of work that have database connections of their own (see `db::Work`).
-pub const WORK_KINDS: [&str; 3] = ["intake", "apply", "shared"];
+pub const WORK_KINDS: [&str; 4] = ["intake", "apply", "pull", "shared"];
 /// Upper bounds of the sync-run-duration histogram's buckets, in seconds.
 pub const RUN_DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0,

@@ -169,7 +169,10 @@ impl Application {
         };
         let (event_store, event_store_writer) = {
             let wakeup = wakeup.clone();
-            EventStore::start(db.clone(), Arc::new(move |_| wakeup.notify()))
+            EventStore::start(
+                db.clone(),
+                Arc::new(move |lanes| wakeup.notify_lanes(lanes)),
+            )
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;

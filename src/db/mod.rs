@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use ordering::{KeyGuard, KeyedLocks, WriterGate, SQLITE_WRITE_BUDGET};
+use ordering::{KeyGuard, KeyedLocks, WriterConnection, WriterGate, SQLITE_WRITE_BUDGET};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -519,7 +519,7 @@ impl Database {
         let pool = match work {
             Work::Intake => self.intake.as_ref(),
             Work::Apply => self.apply.as_ref(),
-            Work::Shared => None,
+            Work::Pull | Work::Shared => None,
         }
         .unwrap_or(&self.shared);
         let asked = Instant::now();
@@ -533,8 +533,9 @@ impl Database {
         self.connection(Work::Shared)
     }
 
-    /// Runs `work` on the connection that writes: on SQLite the one writer connection, in its turn and
-    /// held for the duration; on PostgreSQL a connection of the work's pool.
+    /// Runs `work` on the connection that writes: on SQLite the one writer connection, in its turn, held for
+    /// the duration and synced as the kind of work needs ([`Work::durable`]); on PostgreSQL a connection of
+    /// the work's pool.
     fn with_writer<T, E>(
         &self,
         kind: Work,
@@ -558,9 +559,21 @@ impl Database {
             let mut conn = self.target.establish()?;
             conn.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))
                 .map_err(DbError::from)?;
-            *slot = Some(conn);
+            *slot = Some(WriterConnection {
+                conn,
+                durable: true,
+            });
         }
-        work(slot.as_mut().expect("opened above"))
+        let writer = slot.as_mut().expect("opened above");
+        if writer.durable != kind.durable() {
+            let synchronous = if kind.durable() { "FULL" } else { "NORMAL" };
+            writer
+                .conn
+                .batch_execute(&format!("PRAGMA synchronous = {synchronous}"))
+                .map_err(DbError::from)?;
+            writer.durable = kind.durable();
+        }
+        work(&mut writer.conn)
     }
 
     /// Applies the pending migrations of this backend.
@@ -589,14 +602,38 @@ impl Database {
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
+        self.write_workspace_as(Work::Shared, workspace_id, work)
+    }
+
+    /// As [`Database::write_workspace`], for one transaction of a pull (see [`Work::durable`]).
+    pub fn write_pull<T, E>(
+        &self,
+        workspace_id: &str,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        self.write_workspace_as(Work::Pull, workspace_id, work)
+    }
+
+    fn write_workspace_as<T, E>(
+        &self,
+        kind: Work,
+        workspace_id: &str,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
         if self.sqlite_writer.is_some() {
             // The workspace first, then the writer: nobody waits for a workspace while holding the writer.
             let asked = Instant::now();
             let _held = self.workspace_locks.lock(workspace_id);
             self.record_lock_wait(asked);
-            return self.with_writer(Work::Shared, |conn| conn.transaction(work));
+            return self.with_writer(kind, |conn| conn.transaction(work));
         }
-        self.with_writer(Work::Shared, |conn| {
+        self.with_writer(kind, |conn| {
             conn.transaction(|conn| {
                 let asked = Instant::now();
                 ordering::lock_workspace_pg(conn, workspace_id)?;

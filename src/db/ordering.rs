@@ -23,27 +23,39 @@ const WORKSPACE_LOCK: i32 = 7243002;
 /// The first key of the apply lanes' advisory lock pairs.
 const LANE_LOCK: i32 = 7243005;
 
-/// Which connections a piece of work uses, so that no kind of work can take another's: webhook intake and
-/// the Events API tail's storage, the applier, and everything else (API requests, pulls, previews,
-/// background jobs).
+/// The kinds of database work: each of intake (webhook intake and the Events API tail's storage) and the
+/// applier has connections of its own, so no other work can take them; pulls and everything else (API
+/// requests, previews, background jobs) share the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Work {
     Intake,
     Apply,
+    Pull,
     Shared,
 }
 
 impl Work {
     /// Every kind, for metrics.
-    pub const ALL: [Work; 3] = [Work::Intake, Work::Apply, Work::Shared];
+    pub const ALL: [Work; 4] = [Work::Intake, Work::Apply, Work::Pull, Work::Shared];
 
     /// Its name in metrics and logs.
     pub fn name(self) -> &'static str {
         match self {
             Work::Intake => "intake",
             Work::Apply => "apply",
+            Work::Pull => "pull",
             Work::Shared => "shared",
         }
+    }
+
+    /// Whether each of its commits must reach the disk before it returns. An acknowledgement (intake) and
+    /// an admin's answer (shared) promise what they stored; what the applier and a pull write can be
+    /// derived again from what is durable (the stored deliveries, the broker's listing), and a lost
+    /// transaction takes its cursor or progress with it, so on SQLite their commits are synced with the
+    /// next durable one (WAL `synchronous = NORMAL`: atomic and in order, only the newest may be lost on
+    /// a power failure).
+    pub fn durable(self) -> bool {
+        matches!(self, Work::Intake | Work::Shared)
     }
 }
 
@@ -226,7 +238,13 @@ impl Drop for KeyGuard<'_> {
 pub(super) struct WriterGate {
     queue: Mutex<Turns>,
     turn: Condvar,
-    pub(super) connection: Mutex<Option<DbConnection>>,
+    pub(super) connection: Mutex<Option<WriterConnection>>,
+}
+
+/// The SQLite writer connection, and whether its commits are synced now (`synchronous = FULL`).
+pub(super) struct WriterConnection {
+    pub(super) conn: DbConnection,
+    pub(super) durable: bool,
 }
 
 /// How long after intake's turn the writers other than the applier hold back.
@@ -294,7 +312,7 @@ impl WriterGate {
         match work {
             Work::Intake => turns.intake.push_back(ticket),
             Work::Apply => turns.apply.push_back(ticket),
-            Work::Shared => turns.shared.push_back((ticket, Instant::now())),
+            Work::Pull | Work::Shared => turns.shared.push_back((ticket, Instant::now())),
         }
         loop {
             let next = turns.next(Instant::now());

@@ -30,7 +30,7 @@ use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ const BATCH: usize = 500;
 const LEAST_BATCH: usize = 10;
 /// How long a lane whose workspace was locked is put aside before it is tried again.
 const DEFERRAL: Duration = Duration::from_millis(20);
+/// How long a lane another instance applies is put aside before it is tried again.
+const LANE_TAKEN_REST: Duration = Duration::from_millis(5);
 
 /// What a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -123,8 +125,9 @@ struct LaneWithWork {
     lane: String,
 }
 
-/// The lanes with deliveries to apply: new ones past their cursor, or retries whose time has come; the
-/// lanes that have waited longest first.
+/// The lanes with deliveries to apply: new ones past their cursor, or retries whose time has come (only a
+/// delivery waiting for a retry has a next attempt, so the index of those alone is read); the lanes that
+/// have waited longest first.
 pub fn lanes_with_work(db: &Database) -> Result<Vec<String>, DbError> {
     let mut conn = db.connection(Work::Apply)?;
     let lanes: Vec<LaneWithWork> = diesel::sql_query(
@@ -134,7 +137,7 @@ pub fn lanes_with_work(db: &Database) -> Result<Vec<String>, DbError> {
            WHERE h.received_through > COALESCE(a.applied_through, 0) \
            UNION ALL \
            SELECT DISTINCT lane, 0 AS since FROM webhook_events \
-           WHERE next_attempt_at <= $1 AND status = 'received'\
+           WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1\
          ) AS due GROUP BY lane ORDER BY MIN(since)",
     )
     .bind::<diesel::sql_types::Timestamp, _>(timestamp::now())
@@ -186,11 +189,12 @@ fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> Qu
         .first(conn)
         .optional()?
         .unwrap_or(0);
+    // Through the index of the lane's retries alone (no order asked, so no index by id is walked over
+    // the lane's history); sorted below.
     let mut rows: Vec<WebhookEventRow> = webhook_events::table
         .filter(webhook_events::lane.eq(lane))
         .filter(webhook_events::next_attempt_at.le(now))
         .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
-        .order(webhook_events::id)
         .limit(limit as i64)
         .select(WebhookEventRow::as_select())
         .load(conn)?;
@@ -237,8 +241,11 @@ pub fn apply_lane(
     sizer: &mut BatchSizer,
 ) -> Result<LaneBatch, DbError> {
     let limit = sizer.next();
-    let started = Instant::now();
+    // The time the batch holds the database, not the time it waited for it: what the next batch is
+    // sized from.
+    let mut held = Duration::ZERO;
     let outcome = db.write_in_lane(lane, |write| {
+        let started = Instant::now();
         // The lane's own workspace first, before any delivery is read: a lane whose workspace is busy
         // costs one look-up.
         let own = workspace::workspace_of_directory(write.conn, lane)?;
@@ -274,11 +281,12 @@ pub fn apply_lane(
             .set(apply_lanes::applied_through.eq(excluded(apply_lanes::applied_through)))
             .execute(c))?;
         }
+        held = started.elapsed();
         Ok::<_, DbError>(LaneBatch::Applied(report))
     })?;
     let outcome = outcome.unwrap_or(LaneBatch::LaneTaken);
     if let LaneBatch::Applied(report) = &outcome {
-        sizer.record(report.processed.max(1), started.elapsed());
+        sizer.record(report.processed.max(1), held);
     }
     Ok(outcome)
 }
@@ -536,36 +544,63 @@ fn record_settlements(
     Ok(report)
 }
 
-/// Wakes the applier when deliveries arrive.
+/// Wakes the applier when deliveries arrive: with the lanes they are in (intake knows them), or with a
+/// plain signal to look the lanes with work up in the database (an operator's retry, the Events API tail).
 #[derive(Clone, Default)]
 pub struct Wakeup {
-    inner: Arc<(Mutex<bool>, Condvar)>,
-    /// Bumped by each signal: a worker that saw a newer one than its last look-up looks for lanes again.
-    signals: Arc<AtomicU64>,
+    inner: Arc<(Mutex<Signals>, Condvar)>,
+}
+
+/// What the applier has been told since it last asked.
+#[derive(Default)]
+struct Signals {
+    /// Some signal came.
+    pending: bool,
+    /// A signal without lanes came: look the lanes up.
+    look: bool,
+    /// Lanes that received deliveries.
+    lanes: HashSet<String>,
 }
 
 impl Wakeup {
-    /// Signals that there may be work.
-    pub fn notify(&self) {
-        self.signals.fetch_add(1, Ordering::SeqCst);
-        let (flag, condvar) = &*self.inner;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        condvar.notify_all();
+    fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many signals there have been.
-    fn signalled(&self) -> u64 {
-        self.signals.load(Ordering::SeqCst)
+    /// Signals that there may be work somewhere: the applier looks the lanes with work up.
+    pub fn notify(&self) {
+        let mut signals = self.signals();
+        signals.pending = true;
+        signals.look = true;
+        drop(signals);
+        self.inner.1.notify_all();
+    }
+
+    /// Signals that these lanes received deliveries to apply.
+    pub fn notify_lanes(&self, lanes: Vec<String>) {
+        let mut signals = self.signals();
+        signals.pending = true;
+        signals.lanes.extend(lanes);
+        drop(signals);
+        self.inner.1.notify_all();
+    }
+
+    /// What came since the last call: whether to look the lanes up, and the lanes named.
+    fn take(&self) -> (bool, Vec<String>) {
+        let mut signals = self.signals();
+        signals.pending = false;
+        let look = std::mem::take(&mut signals.look);
+        (look, signals.lanes.drain().collect())
     }
 
     /// Waits for a signal or the timeout.
     fn wait(&self, timeout: Duration) {
-        let (flag, condvar) = &*self.inner;
-        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut guard, _) = condvar
-            .wait_timeout_while(guard, timeout, |pending| !*pending)
+        let signals = self.signals();
+        let _ = self
+            .inner
+            .1
+            .wait_timeout_while(signals, timeout, |s| !s.pending)
             .unwrap_or_else(|p| p.into_inner());
-        *guard = false;
     }
 }
 
@@ -604,14 +639,16 @@ struct LaneTurns {
     ready: VecDeque<String>,
     /// The lanes in `ready` or held by a worker.
     known: HashSet<String>,
+    /// Lanes held by a worker that received deliveries meanwhile: they get another turn.
+    again: HashSet<String>,
     /// Lanes put aside (their workspace was locked), until when.
     resting: HashMap<String, Instant>,
-    /// The signal count at the last look-up, and when it was made.
-    looked: Option<(u64, Instant)>,
+    /// When the lanes with work were last looked up in the database.
+    looked: Option<Instant>,
 }
 
-/// How often the workers look for lanes with work even without a signal (retries fall due, other
-/// instances store deliveries).
+/// How often the workers look the lanes with work up in the database even without a signal: retries fall
+/// due, and other instances store deliveries this one hears nothing of.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 impl Lanes {
@@ -619,25 +656,25 @@ impl Lanes {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the lanes with work should be looked up again: a signal came since the last look-up,
-    /// none is ready, or it is a while since the last.
-    fn stale(&self, signalled: u64) -> bool {
-        let turns = self.turns();
-        match turns.looked {
-            None => true,
-            Some((seen, at)) => {
-                seen != signalled || turns.ready.is_empty() || at.elapsed() >= LOOK_EVERY
-            }
-        }
+    /// Whether the lanes with work should be looked up in the database: never yet, or a while ago.
+    fn due_for_look(&self) -> bool {
+        self.turns()
+            .looked
+            .is_none_or(|at| at.elapsed() >= LOOK_EVERY)
     }
 
-    /// Adds the lanes found with work (those already known keep their place).
-    fn found(&self, lanes: Vec<String>, signalled: u64) {
+    /// Adds lanes with work (those already known keep their place; one held by a worker gets another
+    /// turn); `looked`: they come from a look-up in the database.
+    fn found(&self, lanes: Vec<String>, looked: bool) {
         let mut turns = self.turns();
-        turns.looked = Some((signalled, Instant::now()));
+        if looked {
+            turns.looked = Some(Instant::now());
+        }
         for lane in lanes {
             if turns.known.insert(lane.clone()) {
                 turns.ready.push_back(lane);
+            } else if !turns.ready.contains(&lane) {
+                turns.again.insert(lane);
             }
         }
     }
@@ -659,16 +696,19 @@ impl Lanes {
         self.turns().resting.values().min().copied()
     }
 
-    /// A worker is done with `lane` for now: back at the end of the line if it has more, put aside a
-    /// moment if it could not be taken, forgotten otherwise (the next look-up finds it again).
+    /// A worker is done with `lane` for now: back at the end of the line if it has more (or received
+    /// deliveries meanwhile), put aside a moment if it could not be taken, forgotten otherwise (a signal or
+    /// the next look-up brings it back).
     fn done(&self, lane: String, again: Again) {
         let mut turns = self.turns();
+        let more = turns.again.remove(&lane);
         match again {
             Again::More => turns.ready.push_back(lane),
             Again::After(rest) => {
                 turns.resting.insert(lane.clone(), Instant::now() + rest);
                 turns.ready.push_back(lane);
             }
+            Again::Done if more => turns.ready.push_back(lane),
             Again::Done => {
                 turns.known.remove(&lane);
             }
@@ -795,10 +835,11 @@ fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<Atomi
     yield_cpu_to_intake();
     let mut sizer = BatchSizer::new(db.write_budget(), LEAST_BATCH, BATCH);
     while !stop.load(Ordering::SeqCst) {
-        let signalled = options.wakeup.signalled();
-        if lanes.stale(signalled) {
+        let (look, named) = options.wakeup.take();
+        lanes.found(named, false);
+        if look || lanes.due_for_look() {
             match lanes_with_work(&db) {
-                Ok(found) => lanes.found(found, signalled),
+                Ok(found) => lanes.found(found, true),
                 Err(e) => {
                     tracing::error!(error = %e, "the applier cannot reach the database; retrying in 2 s");
                     options.wakeup.wait(Duration::from_secs(2));
@@ -814,6 +855,7 @@ fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<Atomi
             options.wakeup.wait(rest.min(LOOK_EVERY));
             continue;
         };
+        let mut written = 0;
         let again = match apply_lane(
             &db,
             &lane,
@@ -822,7 +864,7 @@ fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<Atomi
             &mut sizer,
         ) {
             Ok(LaneBatch::Applied(report)) => {
-                db.keep_statistics_current(report.taken + report.written);
+                written = report.taken + report.written;
                 for waited in &report.waited {
                     options.metrics.delivery_applied(*waited);
                 }
@@ -841,14 +883,16 @@ fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<Atomi
                 options.metrics.lane_deferred();
                 Again::After(DEFERRAL)
             }
-            // Another instance applies it; it is looked at again with the next look-up.
-            Ok(LaneBatch::LaneTaken) => Again::After(DEFERRAL),
+            // Another instance applies it (and what this one stored in it with it).
+            Ok(LaneBatch::LaneTaken) => Again::After(LANE_TAKEN_REST),
             Err(e) => {
                 tracing::error!(lane = %lane, error = %e, "applying a lane failed; retrying in 2 s");
                 Again::After(Duration::from_secs(2))
             }
         };
         lanes.done(lane, again);
+        // With the lane given back, so another worker can take it meanwhile.
+        db.keep_statistics_current(written);
     }
 }
 

@@ -5,12 +5,11 @@
 //! signature's tolerance) is not stored again: the first row counts it in `redeliveries`.
 
 use crate::db::models::NewWebhookEvent;
-use crate::db::schema::{lane_heads, webhook_events};
+use crate::db::schema::webhook_events;
 use crate::db::{Database, DbConnection, DbError};
 use crate::domain::EventStatus;
 use crate::on_backend;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -47,8 +46,8 @@ pub struct EventStore {
     sender: mpsc::Sender<Pending>,
 }
 
-/// Called after each commit, with the number of deliveries it made durable.
-pub type OnCommit = Arc<dyn Fn(usize) + Send + Sync>;
+/// Called after each commit that made deliveries to apply durable, with the lanes (directories) they are in.
+pub type OnCommit = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 
 impl EventStore {
     /// Starts the writer thread; it stops once every handle is dropped and the queue is drained.
@@ -103,12 +102,16 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
                 .collect(),
             Err(e) => vec![Err(e)],
         };
-        let stored = results
+        let lanes: HashSet<String> = events
             .iter()
-            .filter(|r| matches!(r, Ok(Stored::New)))
-            .count();
-        if stored > 0 {
-            on_commit(stored);
+            .zip(&results)
+            .filter(|(event, result)| {
+                matches!(result, Ok(Stored::New)) && event.status == EventStatus::Received.as_str()
+            })
+            .map(|(event, _)| event.lane.clone())
+            .collect();
+        if !lanes.is_empty() {
+            on_commit(lanes.into_iter().collect());
         }
         for (sender, result) in senders.into_iter().zip(results) {
             let _ = sender.send(result.map_err(|e| {
@@ -138,24 +141,17 @@ fn record_lane_heads(conn: &mut DbConnection, stored: &[&NewWebhookEvent]) -> Re
     if lanes.is_empty() {
         return Ok(());
     }
-    let newest: Option<i64> = webhook_events::table
-        .select(diesel::dsl::max(webhook_events::id))
-        .first(conn)?;
-    let Some(newest) = newest else {
-        return Ok(());
-    };
     let mut lanes: Vec<&str> = lanes.into_iter().collect();
     lanes.sort_unstable();
     for lane in lanes {
-        on_backend!(&mut *conn, |c| diesel::insert_into(lane_heads::table)
-            .values((
-                lane_heads::lane.eq(lane),
-                lane_heads::received_through.eq(newest),
-            ))
-            .on_conflict(lane_heads::lane)
-            .do_update()
-            .set(lane_heads::received_through.eq(excluded(lane_heads::received_through)))
-            .execute(c))?;
+        // One statement: the newest id is read where the head is written.
+        diesel::sql_query(
+            "INSERT INTO lane_heads (lane, received_through) \
+             VALUES ($1, (SELECT MAX(id) FROM webhook_events)) \
+             ON CONFLICT (lane) DO UPDATE SET received_through = excluded.received_through",
+        )
+        .bind::<diesel::sql_types::Text, _>(lane)
+        .execute(conn)?;
     }
     Ok(())
 }

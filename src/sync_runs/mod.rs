@@ -549,7 +549,7 @@ impl PullWriter {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, RunError>,
     ) -> Result<T, RunError> {
-        self.db.write_workspace(&self.workspace, |conn| {
+        self.db.write_pull(&self.workspace, |conn| {
             let holds: i64 = sync_runs::table
                 .find(&self.run.id)
                 .filter(sync_runs::status.eq("running"))
@@ -565,8 +565,8 @@ impl PullWriter {
         })
     }
 
-    /// Runs `step` a transaction at a time, each on up to a number of items `sizer` picks (starting from
-    /// `most`), until it says nothing is left.
+    /// Runs `step` a transaction at a time, each on up to a number of items sized to the write budget (at
+    /// most `most`), until it says nothing is left.
     fn in_transactions(
         &self,
         most: usize,
@@ -575,8 +575,8 @@ impl PullWriter {
         let mut sizer = BatchSizer::new(self.db.write_budget(), 10, most);
         loop {
             let limit = sizer.next();
-            let more = sizer.timed(limit, || {
-                self.write(|conn| Ok(with_store(conn, |store| step(store, limit))?))
+            let more = self.write(|conn| {
+                sizer.timed(limit, || Ok(with_store(conn, |store| step(store, limit))?))
             })?;
             if !more {
                 return Ok(());
@@ -665,8 +665,8 @@ fn apply_pages(
             }
         }
         let size = batch.len();
-        let applied = sizer.timed(size, || {
-            writer.write(|conn| {
+        let applied = writer.write(|conn| {
+            sizer.timed(size, || {
                 let mut requests = 0;
                 let written = with_store(conn, |store| {
                     requests = batch.iter().map(|(_, made)| *made).max().unwrap_or(0);

@@ -4,6 +4,8 @@
 ALTER TABLE webhook_events ADD COLUMN lane TEXT NOT NULL DEFAULT '';
 UPDATE webhook_events SET lane = directory_id WHERE directory_id IS NOT NULL;
 CREATE INDEX webhook_events_lane ON webhook_events (lane, id);
+-- A lane's deliveries waiting for a retry, and only those.
+CREATE INDEX webhook_events_lane_retry ON webhook_events (lane, next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 
 -- The newest delivery stored in each lane. Written by intake alone (in the transaction that stores the
 -- delivery), so intake never waits for a row the applier holds.
