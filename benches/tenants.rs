@@ -443,6 +443,32 @@ async fn previews_next_door(url: &str, members: usize, secs: f64) -> Vec<String>
         preview_times.extend(times);
         moved.push(m.to_string());
     }
+    // One replacement of A's mappings (every group to viewer), while B's webhooks go on.
+    let streaming = {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            stream(
+                &client,
+                &base,
+                ("directory_steady", "org_steady"),
+                20,
+                secs / 2.0,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let replacing = Instant::now();
+    operator(
+        &client,
+        Method::PUT,
+        format!("{base}/api/v1/workspaces/{ws_a}/role-mappings"),
+        Some(mappings(&|_| "viewer")),
+        200,
+    )
+    .await;
+    let replaced = replacing.elapsed();
+    let during_put = streaming.await.unwrap();
     let members_of_a = operator(
         &client,
         Method::GET,
@@ -463,6 +489,13 @@ async fn previews_next_door(url: &str, members: usize, secs: f64) -> Vec<String>
     };
     vec![
         row("no preview running".into(), quiet),
+        row(
+            format!(
+                "one replacement of A's mappings ({:.0} ms)",
+                replaced.as_secs_f64() * 1000.0
+            ),
+            during_put,
+        ),
         row(
             format!(
                 "3 preview loops ({} previews, p50 {preview_p50:.0} ms, moving {} members)",

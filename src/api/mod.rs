@@ -58,6 +58,17 @@ impl AppState {
         web::block(move || db.write_workspace(&workspace_id, work)).await?
     }
 
+    /// Runs a write of the workspace made of steps (see [`Database::write_workspace_in_steps`]) off the
+    /// async workers.
+    pub async fn write_workspace_in_steps<T: Send + 'static>(
+        &self,
+        workspace_id: String,
+        step: impl FnMut(&mut DbConnection, usize) -> ApiResult<Option<T>> + Send + 'static,
+    ) -> ApiResult<T> {
+        let db = self.db.clone();
+        web::block(move || db.write_workspace_in_steps(&workspace_id, step)).await?
+    }
+
     /// Runs `work` in one write transaction that changes no workspace's members, teams, links, mappings
     /// or directories (a token, a delivery's status, a new workspace), off the async workers.
     pub async fn write<T: Send + 'static>(

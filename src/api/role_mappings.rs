@@ -80,7 +80,8 @@ pub(super) async fn get_role_mappings(
 
 /// Replace the role mappings
 ///
-/// Replaces the whole set; directory-managed members' roles are recomputed. A group may appear once,
+/// Replaces the whole set; directory-managed members' roles are recomputed (on SQLite a batch of
+/// members per transaction, the workspace's other writes waiting for the end). A group may appear once,
 /// and must be one of the workspace's directory groups (400 `unknown_group`).
 #[utoipa::path(put, path = "/api/v1/workspaces/{ws}/role-mappings", tag = "directory",
     params(WorkspaceParam),
@@ -99,28 +100,22 @@ pub(super) async fn put_role_mappings(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let wanted = wanted_mappings(body.into_inner())?;
+    let cause = caller.cause();
+    let mut replacing: Option<(WorkspaceRow, roles::MappingReplacement)> = None;
     let rows = state
-        .write_workspace(ws.clone(), move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
-            replace(conn, &caller, &workspace, &wanted)
+        .write_workspace_in_steps(ws.clone(), move |conn, limit| {
+            if replacing.is_none() {
+                let workspace = load_workspace(conn, &caller, &ws)?;
+                check_groups(conn, &workspace, &wanted)?;
+                replacing = Some((workspace, roles::MappingReplacement::new(&wanted)));
+            }
+            let (workspace, replacement) = replacing.as_mut().expect("set above");
+            Ok(crate::directory_sync::with_store(conn, |store| {
+                replacement.step(store, &cause, workspace, limit)
+            })?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
-}
-
-/// Replaces the workspace's mappings with `wanted` once its groups check out: what a replacement does,
-/// and what a preview does inside a savepoint it rolls back.
-fn replace(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    workspace: &WorkspaceRow,
-    wanted: &[(String, Role)],
-) -> ApiResult<Vec<RoleMappingRow>> {
-    check_groups(conn, workspace, wanted)?;
-    let cause = caller.cause();
-    Ok(crate::directory_sync::with_store(conn, |store| {
-        roles::replace_mappings(store, &cause, workspace, wanted)
-    })?)
 }
 
 /// The mappings asked for: known roles but `owner`, each group once.

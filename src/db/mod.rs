@@ -605,6 +605,51 @@ impl Database {
         self.write_workspace_as(Work::Shared, workspace_id, work)
     }
 
+    /// Runs a write of one workspace made of steps: `step(conn, limit)` does up to `limit` items of it and
+    /// answers `Some` once the write is done. On PostgreSQL every step runs in one transaction holding the
+    /// workspace's lock, so the write is atomic. On SQLite each step is a transaction of its own, sized to
+    /// the single writer's budget, and the workspace's lock is held across them: intake and other
+    /// workspaces' writes go between the steps, this workspace's writes wait for the end. A crash between
+    /// two steps leaves the steps before committed.
+    pub fn write_workspace_in_steps<T, E>(
+        &self,
+        workspace_id: &str,
+        mut step: impl FnMut(&mut DbConnection, usize) -> Result<Option<T>, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        const LEAST: usize = 50;
+        const MOST: usize = 1000;
+        if self.sqlite_writer.is_some() {
+            let asked = Instant::now();
+            let _held = self.workspace_locks.lock(workspace_id);
+            self.record_lock_wait(asked);
+            let mut sizer = BatchSizer::new(self.write_budget(), LEAST, MOST);
+            loop {
+                let limit = sizer.next();
+                let done = self.with_writer(Work::Shared, |conn| {
+                    conn.transaction(|conn| sizer.timed(limit, || step(conn, limit)))
+                })?;
+                if let Some(done) = done {
+                    return Ok(done);
+                }
+            }
+        }
+        self.with_writer(Work::Shared, |conn| {
+            conn.transaction(|conn| {
+                let asked = Instant::now();
+                ordering::lock_workspace_pg(conn, workspace_id)?;
+                self.record_lock_wait(asked);
+                loop {
+                    if let Some(done) = step(conn, MOST)? {
+                        return Ok(done);
+                    }
+                }
+            })
+        })
+    }
+
     /// As [`Database::write_workspace`], for one transaction of a pull (see [`Work::durable`]).
     pub fn write_pull<T, E>(
         &self,

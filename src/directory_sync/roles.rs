@@ -87,16 +87,62 @@ pub fn recompute(
     Ok(())
 }
 
-/// Replaces the workspace's mappings with `wanted` (group, role), audits the differences and recomputes
-/// every directory member's role.
-pub fn replace_mappings(
+/// A replacement of the workspace's mappings with `wanted` (group, role), done in steps: the mappings and
+/// their audit entries first, then every directory member's role, up to a number of members per step. Run
+/// to the end in one transaction, or (on SQLite) in a transaction per step while the workspace stays
+/// locked (`Database::write_workspace_in_steps`), so one big replacement never holds the single writer
+/// for long.
+pub struct MappingReplacement {
+    wanted: Vec<(String, Role)>,
+    /// Once the mappings are replaced: the members left to recompute.
+    sweep: Option<RoleSweep>,
+    replaced: bool,
+}
+
+impl MappingReplacement {
+    pub fn new(wanted: &[(String, Role)]) -> Self {
+        Self {
+            wanted: wanted.to_vec(),
+            sweep: None,
+            replaced: false,
+        }
+    }
+
+    /// The next step, over up to `limit` members; the mappings as stored once the replacement is done.
+    pub fn step(
+        &mut self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+        limit: usize,
+    ) -> QueryResult<Option<Vec<RoleMappingRow>>> {
+        if !self.replaced {
+            let rows = mapping_rows(workspace, &self.wanted);
+            let had_mappings = replace_rows(store, cause, workspace, &rows)?;
+            self.sweep = RoleSweep::plan(store, rows, had_mappings)?;
+            self.replaced = true;
+            return Ok(None);
+        }
+        if let Some(sweep) = &mut self.sweep {
+            let more = sweep.step(store, workspace, limit, |store, member, role| {
+                set_role(store, cause, member, role)
+            })?;
+            if more {
+                return Ok(None);
+            }
+        }
+        Ok(Some(store.read(|conn| mappings(conn, &workspace.id))?))
+    }
+}
+
+/// Replaces the mapping rows and audits the differences; returns whether the workspace had mappings.
+fn replace_rows(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
-    wanted: &[(String, Role)],
-) -> QueryResult<Vec<RoleMappingRow>> {
-    let rows = mapping_rows(workspace, wanted);
-    let had_mappings = store.direct_on_links_and_mappings(&workspace.id, |conn| {
+    rows: &[RoleMappingRow],
+) -> QueryResult<bool> {
+    store.direct_on_links_and_mappings(&workspace.id, |conn| {
         let before: HashMap<String, String> = mappings(conn, &workspace.id)?
             .into_iter()
             .map(|m| (m.group_id, m.role))
@@ -107,7 +153,7 @@ pub fn replace_mappings(
             .collect();
         diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
             .execute(conn)?;
-        for row in &rows {
+        for row in rows {
             diesel::insert_into(role_mappings::table)
                 .values(row)
                 .execute(conn)?;
@@ -137,15 +183,7 @@ pub fn replace_mappings(
             .collect();
         audit::record_many(conn, cause, entries)?;
         Ok(!before.is_empty())
-    })?;
-    roles_under(
-        store,
-        workspace,
-        &rows,
-        had_mappings,
-        |store, member, role| set_role(store, cause, member, role),
-    )?;
-    store.read(|conn| mappings(conn, &workspace.id))
+    })
 }
 
 /// The rows of a set of mappings of the workspace.
@@ -173,65 +211,24 @@ pub fn preview_replacement(
 ) -> QueryResult<()> {
     let had_mappings = !store.role_mappings(&workspace.id)?.is_empty();
     let rows = mapping_rows(workspace, wanted);
-    roles_under(store, workspace, &rows, had_mappings, |_, member, role| {
+    roles_under(store, workspace, rows, had_mappings, |_, member, role| {
         each(member, role)
     })
 }
 
-/// Calls `each` with every directory member whose role `mappings` would change, and the role they give
-/// (rule 11): the highest mapped role of the member's groups, else the workspace's default. When the
-/// mappings are emptied (`had_mappings` and none now), the roles mappings gave return to the default, so
-/// no mapped privilege outlives its mapping; without mappings before or after, nothing changes.
+/// Calls `each` with every directory member whose role `mappings` would change, and the role they give.
 fn roles_under(
     store: &mut Store<'_>,
     workspace: &WorkspaceRow,
-    mappings: &[RoleMappingRow],
+    mappings: Vec<RoleMappingRow>,
     had_mappings: bool,
-    each: impl FnMut(&mut Store<'_>, &MemberRow, String),
+    mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
 ) -> QueryResult<()> {
-    if mappings.is_empty() {
-        if had_mappings {
-            let default = workspace.default_role.clone();
-            set_directory_roles(store, workspace, &[], |_| Some(default.clone()), each)?;
-        }
+    let Some(mut sweep) = RoleSweep::plan(store, mappings, had_mappings)? else {
         return Ok(());
-    }
-    // Only mapped groups matter: gather, per directory user, the mapped groups they are in.
-    let groups_by_user = store.read(|conn| {
-        let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
-        for mapping in mappings {
-            for user in store::users_in_group(conn, &mapping.group_id)? {
-                groups_by_user
-                    .entry(user)
-                    .or_default()
-                    .push(mapping.group_id.clone());
-            }
-        }
-        Ok(groups_by_user)
-    })?;
-    let mapped: Vec<&String> = groups_by_user.keys().collect();
-    let role_of = |member: &MemberRow| {
-        let groups = member
-            .directory_user_id
-            .as_ref()
-            .and_then(|u| groups_by_user.get(u))
-            .cloned()
-            .unwrap_or_default();
-        mapped_role(mappings, &workspace.default_role, &groups)
     };
-    set_directory_roles(store, workspace, &mapped, role_of, each)
-}
-
-/// Recomputes the role of every directory member of the workspace from the current mappings.
-pub fn recompute_workspace(
-    store: &mut Store<'_>,
-    cause: &Cause,
-    workspace: &WorkspaceRow,
-) -> QueryResult<()> {
-    let mappings = store.role_mappings(&workspace.id)?;
-    roles_under(store, workspace, &mappings, false, |store, member, role| {
-        set_role(store, cause, member, role)
-    })
+    while sweep.step(store, workspace, 1000, &mut each)? {}
+    Ok(())
 }
 
 /// The last mapping went: the roles mappings gave return to the workspace's default (rule 11's "else
@@ -241,66 +238,128 @@ pub fn return_to_default_role(
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    roles_under(store, workspace, &[], true, |store, member, role| {
+    roles_under(store, workspace, Vec::new(), true, |store, member, role| {
         set_role(store, cause, member, role)
     })
 }
 
-/// Calls `each` with the role `role_of` gives each member whose role the directory decides and would
-/// change (`None`: left as is), among the only members a change of mappings can move: those of the
-/// directory users in `mapped` (who may gain a mapped role) and those holding a role other than the
-/// default (who may lose one). A batch at a time, so a large workspace is never held in memory whole.
-fn set_directory_roles(
-    store: &mut Store<'_>,
-    workspace: &WorkspaceRow,
-    mapped: &[&String],
-    role_of: impl Fn(&MemberRow) -> Option<String>,
-    mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
-) -> QueryResult<()> {
-    let directory_members = || {
-        members::table
-            .filter(members::workspace_id.eq(workspace.id.clone()))
-            .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
-            .select(MemberRow::as_select())
-            .into_boxed()
-    };
-    // A member both mapped and off the default is seen twice: decided once.
-    let mut decided: HashSet<String> = HashSet::new();
-    let mut set_batch = |store: &mut Store<'_>, batch: &[MemberRow]| -> QueryResult<()> {
+/// A pass over the directory members whose role a set of mappings may change (rule 11): the highest
+/// mapped role of the member's groups, else the workspace's default. When the mappings are emptied (there
+/// were some and none are left), the roles mappings gave return to the default, so no mapped privilege
+/// outlives its mapping. Only two kinds of member can move: those of the directory users in a mapped group
+/// (who may gain a mapped role) and those holding a role other than the default (who may lose one); they
+/// are read a batch at a time, so a large workspace is never held in memory whole.
+struct RoleSweep {
+    mappings: Vec<RoleMappingRow>,
+    /// The mapped groups each directory user is in.
+    groups_by_user: HashMap<String, Vec<String>>,
+    /// Directory users in a mapped group, still to be looked at.
+    mapped: Vec<String>,
+    /// Then the members off the default role, after this member id; `None` once all are seen.
+    after: Option<String>,
+    /// Members looked at already (one both mapped and off the default is decided once).
+    decided: HashSet<String>,
+}
+
+impl RoleSweep {
+    /// The pass over `mappings` (the workspace's from now on), if it can change any role.
+    fn plan(
+        store: &mut Store<'_>,
+        mappings: Vec<RoleMappingRow>,
+        had_mappings: bool,
+    ) -> QueryResult<Option<Self>> {
+        if mappings.is_empty() && !had_mappings {
+            return Ok(None);
+        }
+        let groups_by_user = store.read(|conn| {
+            let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
+            for mapping in &mappings {
+                for user in store::users_in_group(conn, &mapping.group_id)? {
+                    groups_by_user
+                        .entry(user)
+                        .or_default()
+                        .push(mapping.group_id.clone());
+                }
+            }
+            Ok(groups_by_user)
+        })?;
+        Ok(Some(Self {
+            mapped: groups_by_user.keys().cloned().collect(),
+            groups_by_user,
+            mappings,
+            after: Some(String::new()),
+            decided: HashSet::new(),
+        }))
+    }
+
+    /// The role the mappings give a member.
+    fn role_of(&self, workspace: &WorkspaceRow, member: &MemberRow) -> String {
+        if self.mappings.is_empty() {
+            return workspace.default_role.clone();
+        }
+        let groups = member
+            .directory_user_id
+            .as_ref()
+            .and_then(|u| self.groups_by_user.get(u))
+            .cloned()
+            .unwrap_or_default();
+        mapped_role(&self.mappings, &workspace.default_role, &groups)
+            .unwrap_or_else(|| workspace.default_role.clone())
+    }
+
+    /// Looks at up to `limit` more members, calling `each` with those whose role would change and their new
+    /// role; returns whether any are left.
+    fn step(
+        &mut self,
+        store: &mut Store<'_>,
+        workspace: &WorkspaceRow,
+        limit: usize,
+        mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
+    ) -> QueryResult<bool> {
+        let limit = limit.max(1);
+        let directory_members = || {
+            members::table
+                .filter(members::workspace_id.eq(workspace.id.clone()))
+                .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
+                .select(MemberRow::as_select())
+                .into_boxed()
+        };
+        let batch = if !self.mapped.is_empty() {
+            let users: Vec<String> = self.mapped.drain(..limit.min(self.mapped.len())).collect();
+            let mut found = Vec::new();
+            for chunk in users.chunks(500) {
+                found.extend(store.load_members(|conn| {
+                    directory_members()
+                        .filter(members::directory_user_id.eq_any(chunk))
+                        .load(conn)
+                })?);
+            }
+            found
+        } else if let Some(after) = self.after.clone() {
+            let batch = store.load_members(|conn| {
+                directory_members()
+                    .filter(members::role.ne(workspace.default_role.clone()))
+                    .filter(members::id.gt(after))
+                    .order(members::id)
+                    .limit(limit as i64)
+                    .load(conn)
+            })?;
+            self.after = batch.last().map(|m| m.id.clone());
+            batch
+        } else {
+            return Ok(false);
+        };
         for member in batch.iter().filter(|m| directory_decides(m)) {
-            if !decided.insert(member.id.clone()) {
+            if !self.decided.insert(member.id.clone()) {
                 continue;
             }
-            match role_of(member) {
-                Some(role) if role != member.role => each(store, member, role),
-                _ => {}
+            let role = self.role_of(workspace, member);
+            if role != member.role {
+                each(store, member, role);
             }
         }
-        store.release()
-    };
-    for chunk in mapped.chunks(500) {
-        let batch = store.load_members(|conn| {
-            directory_members()
-                .filter(members::directory_user_id.eq_any(chunk))
-                .load(conn)
-        })?;
-        set_batch(store, &batch)?;
-    }
-    let mut after = String::new();
-    loop {
-        let batch = store.load_members(|conn| {
-            directory_members()
-                .filter(members::role.ne(workspace.default_role.clone()))
-                .filter(members::id.gt(after.clone()))
-                .order(members::id)
-                .limit(1000)
-                .load(conn)
-        })?;
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
-        after = last.id.clone();
-        set_batch(store, &batch)?;
+        store.release()?;
+        Ok(!self.mapped.is_empty() || self.after.is_some())
     }
 }
 
