@@ -226,8 +226,9 @@ impl Drop for KeyGuard<'_> {
 /// 1. **Intake** first: its transactions take a few milliseconds, and an acknowledgement must not wait
 ///    behind applying or a pull.
 /// 2. **The applier** next: what was just acknowledged becomes visible before background work goes on.
-///    Right after intake's turn the other writers hold back for [`APPLY_HEAD_START`], long enough for the
-///    applier it woke to ask, so a webhook's effect waits for at most one transaction of a pull, not two.
+///    Right after intake's turn the other writers hold back until the applier it woke has had a turn, or
+///    for [`APPLY_HEAD_START`] at most, so a webhook's effect waits for at most one transaction of a pull,
+///    not two.
 /// 3. **Everyone else** in the order they asked; one that has waited [`SHARED_AGING`] goes before the
 ///    applier, so a stream of webhooks cannot keep an admin request or a pull out for ever.
 ///
@@ -247,8 +248,9 @@ pub(super) struct WriterConnection {
     pub(super) durable: bool,
 }
 
-/// How long after intake's turn the writers other than the applier hold back.
-pub const APPLY_HEAD_START: Duration = Duration::from_millis(3);
+/// How long after intake's turn the writers other than the applier hold back, unless the applier has had
+/// its turn sooner: long enough for the applier's thread (which yields the CPU to intake) to wake and ask.
+pub const APPLY_HEAD_START: Duration = Duration::from_millis(10);
 /// How long a writer other than intake and the applier waits before it goes ahead of the applier.
 pub const SHARED_AGING: Duration = Duration::from_millis(100);
 
@@ -339,8 +341,11 @@ impl WriterGate {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         let mut turns = self.0.turns();
-        if turns.held.take() == Some(Work::Intake) {
-            turns.intake_ended = Some(Instant::now());
+        match turns.held.take() {
+            Some(Work::Intake) => turns.intake_ended = Some(Instant::now()),
+            // The applier intake woke has had its turn: the others need not hold back any longer.
+            Some(Work::Apply) => turns.intake_ended = None,
+            _ => {}
         }
         drop(turns);
         self.0.turn.notify_all();
@@ -349,7 +354,7 @@ impl Drop for Turn<'_> {
 
 /// How long one transaction may hold the SQLite writer, about: the wait it adds to another workspace's
 /// writes (SPEC rule 18).
-pub const SQLITE_WRITE_BUDGET: Duration = Duration::from_millis(40);
+pub const SQLITE_WRITE_BUDGET: Duration = Duration::from_millis(30);
 
 /// Sizes batches so that one transaction takes about a budget of time: from the time each item took in
 /// the batches before (a moving average), between a least and a most. Without a budget, always the most.
