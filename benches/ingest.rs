@@ -22,14 +22,13 @@ use diesel::prelude::*;
 use reqwest::Method;
 use rollcall::db::schema::webhook_events;
 use rollcall::db::{Database, DbError};
-use rollcall::workos::signature;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    database_url, env_or, free_port, measuring, operator, percentile_ms, runtime, scratch, spawn,
-    synced_workspace, wait_until_up, Process, OPERATOR, SECRET,
+    database_url, env_or, free_port, measuring, operator, percentile_ms, runtime, scratch,
+    sign_and_post, spawn, synced_workspace, wait_until_up, Process, OPERATOR, SECRET,
 };
 
 const ORGANIZATION: &str = "org_ingest";
@@ -103,20 +102,11 @@ fn event_body(phase: &str, n: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Posts one event signed now; returns how long its acknowledgement took.
+/// Posts one event signed now; returns how long its acknowledgement took, which must be a 200.
 async fn send(client: &reqwest::Client, base: &str, body: Vec<u8>) -> Duration {
-    let header = signature::sign(SECRET, signature::now_ms(), &body);
-    let sent = Instant::now();
-    let response = client
-        .post(format!("{base}/webhooks/workos"))
-        .header("content-type", "application/json")
-        .header("WorkOS-Signature", header)
-        .body(body)
-        .send()
-        .await
-        .expect("the webhook is sent");
-    assert_eq!(response.status(), 200, "the webhook is acknowledged");
-    sent.elapsed()
+    let (status, took) = sign_and_post(client, base, body).await;
+    assert_eq!(status, 200, "the webhook is acknowledged");
+    took
 }
 
 /// The deliveries not applied yet, as `/metrics` reports them.

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
-    backends, database_url, env_or, free_port, measuring, operator, percentile_ms, post_signed,
-    pull, runtime, scratch, spawn, synced_workspace, wait_until_up, OPERATOR, SECRET,
+    backends, database_url, dev_broker, directory_group_ids, env_or, free_port, measuring,
+    operator, percentile_ms, post_signed, pull, runtime, scratch, spawn, synced_workspace,
+    wait_until_up, OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
@@ -125,20 +126,7 @@ async fn workspace_of(client: &reqwest::Client, base: &str) -> String {
 
 /// Links the first `linked` directory groups to a team each and maps two of them to roles.
 async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, linked: usize) {
-    let groups = operator(
-        client,
-        Method::GET,
-        format!("{base}/api/v1/workspaces/{ws}/directory-groups?limit={linked}"),
-        None,
-        200,
-    )
-    .await;
-    let groups: Vec<String> = groups["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_str().unwrap().to_string())
-        .collect();
+    let groups = directory_group_ids(client, base, ws, linked).await;
     for (i, group) in groups.iter().enumerate() {
         let team = operator(
             client,
@@ -177,24 +165,7 @@ async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, li
 fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures {
     let db_scratch = scratch(backend);
     let database_url = database_url(&db_scratch.target);
-    let broker_port = free_port();
-    let broker_base = format!("http://127.0.0.1:{broker_port}");
-    let _broker = spawn(
-        &[
-            "dev-broker",
-            "--bind",
-            &format!("127.0.0.1:{broker_port}"),
-            "--api-key",
-            API_KEY,
-            "--users",
-            &users.to_string(),
-            "--groups",
-            &groups.to_string(),
-            "--memberships-per-user",
-            "3",
-        ],
-        &[],
-    );
+    let (_broker, broker_base) = dev_broker(users, groups, API_KEY);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let service = spawn(

@@ -21,14 +21,14 @@
 mod support;
 
 use reqwest::Method;
-use rollcall::workos::signature;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    backends, database_url, env_or, free_port, measuring, operator, percentile_ms, pull, runtime,
-    scratch, spawn, synced_workspace, wait_until_up, Process, OPERATOR, SECRET,
+    backends, database_url, dev_broker, directory_group_ids, env_or, free_port, measuring,
+    operator, percentile_ms, pull, runtime, scratch, sign_and_post, spawn, synced_workspace,
+    wait_until_up, Process, OPERATOR, SECRET,
 };
 
 const API_KEY: &str = "sk_test_bench";
@@ -69,25 +69,8 @@ async fn serve(
 }
 
 /// A dev broker of `users` users in `groups` groups, three memberships each; returns it and its base URL.
-async fn dev_broker(client: &reqwest::Client, users: usize, groups: usize) -> (Process, String) {
-    let port = free_port();
-    let process = spawn(
-        &[
-            "dev-broker",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--api-key",
-            API_KEY,
-            "--users",
-            &users.to_string(),
-            "--groups",
-            &groups.to_string(),
-            "--memberships-per-user",
-            "3",
-        ],
-        &[],
-    );
-    let base = format!("http://127.0.0.1:{port}");
+async fn broker_up(client: &reqwest::Client, users: usize, groups: usize) -> (Process, String) {
+    let (process, base) = dev_broker(users, groups, API_KEY);
     wait_until_up(client, &format!("{base}/_dev/state")).await;
     (process, base)
 }
@@ -115,22 +98,6 @@ fn user(id: &str, directory: &str, organization: &str, email: &str) -> Value {
         "created_at": "2026-03-02T10:00:00.000Z", "updated_at": "2026-03-02T10:00:00.000Z"})
 }
 
-/// Posts a signed webhook; returns its status and how long the answer took.
-async fn post(client: &reqwest::Client, base: &str, body: Vec<u8>) -> (u16, Duration) {
-    let header = signature::sign(SECRET, signature::now_ms(), &body);
-    let sent = Instant::now();
-    let status = client
-        .post(format!("{base}/webhooks/workos"))
-        .header("content-type", "application/json")
-        .header("WorkOS-Signature", header)
-        .body(body)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0);
-    (status, sent.elapsed())
-}
-
 /// Webhooks creating users of one workspace at `rate` a second for `secs`, each sent on time whatever
 /// the answers before it; returns each one's status and acknowledgement time.
 async fn stream(
@@ -153,9 +120,9 @@ async fn stream(
             user(&id, directory_id, organization, &email),
         );
         let (client, base) = (client.clone(), base.to_string());
-        sends.push(tokio::spawn(
-            async move { post(&client, &base, body).await },
-        ));
+        sends.push(tokio::spawn(async move {
+            sign_and_post(&client, &base, body).await
+        }));
     }
     let mut answers = Vec::with_capacity(count);
     for send in sends {
@@ -182,7 +149,7 @@ async fn activated(
     organization: &str,
 ) -> String {
     let ws = synced_workspace(client, base, organization).await;
-    let (status, _) = post(
+    let (status, _) = sign_and_post(
         client,
         base,
         event("dsync.activated", directory(directory_id, organization)),
@@ -212,7 +179,7 @@ async fn broker_down(url: &str, directories: usize, secs: f64) -> Vec<String> {
                     "dsync.activated",
                     directory(&format!("directory_down_{i}"), &format!("org_down_{i}")),
                 );
-                post(&client, &base, body)
+                sign_and_post(&client, &base, body)
             });
             futures_util::future::join_all(posts).await
         })
@@ -254,7 +221,7 @@ async fn probe(client: &reqwest::Client, base: &str, ws: &str) -> Duration {
         user(&id, "directory_probe", "org_probe", &email),
     );
     let sent = Instant::now();
-    let (status, _) = post(client, base, body).await;
+    let (status, _) = sign_and_post(client, base, body).await;
     assert_eq!(status, 200);
     let url = format!("{base}/api/v1/workspaces/{ws}/members?email={email}");
     loop {
@@ -300,7 +267,7 @@ async fn probes(
 /// Scenario 2: A's first pull of a big directory, and B's probes.
 async fn pull_next_door(url: &str, users: usize, quiet_probes: usize) -> Vec<String> {
     let client = reqwest::Client::new();
-    let (_broker, broker) = dev_broker(&client, users, (users / 100).max(10)).await;
+    let (_broker, broker) = broker_up(&client, users, (users / 100).max(10)).await;
     let service = serve(
         &client,
         url,
@@ -345,7 +312,7 @@ async fn pull_next_door(url: &str, users: usize, quiet_probes: usize) -> Vec<Str
 async fn previews_next_door(url: &str, members: usize, secs: f64) -> Vec<String> {
     let client = reqwest::Client::new();
     let groups = 100.min(members / 10).max(20);
-    let (_broker, broker) = dev_broker(&client, members, groups).await;
+    let (_broker, broker) = broker_up(&client, members, groups).await;
     let service = serve(
         &client,
         url,
@@ -356,20 +323,7 @@ async fn previews_next_door(url: &str, members: usize, secs: f64) -> Vec<String>
     let base = service.base.clone();
     let ws_a = synced_workspace(&client, &base, "org_dev").await;
     pull(&client, &base, "directory_dev").await;
-    let listed = operator(
-        &client,
-        Method::GET,
-        format!("{base}/api/v1/workspaces/{ws_a}/directory-groups?limit=20"),
-        None,
-        200,
-    )
-    .await;
-    let mapped: Vec<String> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_str().unwrap().to_string())
-        .collect();
+    let mapped = directory_group_ids(&client, &base, &ws_a, 20).await;
     let roles = ["admin", "builder", "viewer"];
     // Mapped now: the groups' roles in turn. Previewed: every group to one role, a different one per loop,
     // so each preview moves many members.

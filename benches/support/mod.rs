@@ -230,6 +230,46 @@ pub async fn deliver_all(
     }
 }
 
+/// Signs `body` now and posts it to the service at `base`; returns the status (0 when no answer came) and
+/// how long the answer took.
+pub async fn sign_and_post(client: &reqwest::Client, base: &str, body: Vec<u8>) -> (u16, Duration) {
+    let header = signature::sign(SECRET, signature::now_ms(), &body);
+    let sent = Instant::now();
+    let status = client
+        .post(format!("{base}/webhooks/workos"))
+        .header("content-type", "application/json")
+        .header("WorkOS-Signature", header)
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    (status, sent.elapsed())
+}
+
+/// The ids of the first `limit` directory groups of a workspace.
+pub async fn directory_group_ids(
+    client: &reqwest::Client,
+    base: &str,
+    ws: &str,
+    limit: usize,
+) -> Vec<String> {
+    let groups = operator(
+        client,
+        reqwest::Method::GET,
+        format!("{base}/api/v1/workspaces/{ws}/directory-groups?limit={limit}"),
+        None,
+        200,
+    )
+    .await;
+    groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Posts one signed webhook; returns how long its acknowledgement took, which must be a 200.
 pub async fn post_signed(
     client: &reqwest::Client,
@@ -328,6 +368,29 @@ pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
         command.env(name, value);
     }
     Process(command.spawn().expect("the rollcall binary starts"))
+}
+
+/// A `rollcall dev-broker` process holding a generated directory of `users` users in `groups` groups (three
+/// memberships each), its pull API taking `api_key`; returns it and its base URL (it may still be starting).
+pub fn dev_broker(users: usize, groups: usize, api_key: &str) -> (Process, String) {
+    let port = free_port();
+    let process = spawn(
+        &[
+            "dev-broker",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--api-key",
+            api_key,
+            "--users",
+            &users.to_string(),
+            "--groups",
+            &groups.to_string(),
+            "--memberships-per-user",
+            "3",
+        ],
+        &[],
+    );
+    (process, format!("http://127.0.0.1:{port}"))
 }
 
 /// Runs `rollcall` with `args` to its end, which must be a success; returns its wall time and what it printed.

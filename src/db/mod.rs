@@ -622,9 +622,7 @@ impl Database {
         const LEAST: usize = 50;
         const MOST: usize = 1000;
         if self.sqlite_writer.is_some() {
-            let asked = Instant::now();
-            let _held = self.workspace_locks.lock(workspace_id);
-            self.record_lock_wait(asked);
+            let _held = self.lock_workspace_here(workspace_id);
             let mut sizer = BatchSizer::new(self.write_budget(), LEAST, MOST);
             loop {
                 let limit = sizer.next();
@@ -638,9 +636,7 @@ impl Database {
         }
         self.with_writer(Work::Shared, |conn| {
             conn.transaction(|conn| {
-                let asked = Instant::now();
-                ordering::lock_workspace_pg(conn, workspace_id)?;
-                self.record_lock_wait(asked);
+                self.lock_workspace_in(conn, workspace_id)?;
                 loop {
                     if let Some(done) = step(conn, MOST)? {
                         return Ok(done);
@@ -672,20 +668,32 @@ impl Database {
         E: From<DbError> + From<diesel::result::Error>,
     {
         if self.sqlite_writer.is_some() {
-            // The workspace first, then the writer: nobody waits for a workspace while holding the writer.
-            let asked = Instant::now();
-            let _held = self.workspace_locks.lock(workspace_id);
-            self.record_lock_wait(asked);
+            let _held = self.lock_workspace_here(workspace_id);
             return self.with_writer(kind, |conn| conn.transaction(work));
         }
         self.with_writer(kind, |conn| {
             conn.transaction(|conn| {
-                let asked = Instant::now();
-                ordering::lock_workspace_pg(conn, workspace_id)?;
-                self.record_lock_wait(asked);
+                self.lock_workspace_in(conn, workspace_id)?;
                 work(conn)
             })
         })
+    }
+
+    /// On SQLite, takes the workspace's in-process lock, waiting for it. Taken before the writer, never
+    /// while holding it, so nobody holding the writer waits for a workspace.
+    fn lock_workspace_here(&self, workspace_id: &str) -> KeyGuard<'_> {
+        let asked = Instant::now();
+        let held = self.workspace_locks.lock(workspace_id);
+        self.record_lock_wait(asked);
+        held
+    }
+
+    /// On PostgreSQL, takes the workspace's lock for the rest of the transaction, waiting for it.
+    fn lock_workspace_in(&self, conn: &mut DbConnection, workspace_id: &str) -> QueryResult<()> {
+        let asked = Instant::now();
+        ordering::lock_workspace_pg(conn, workspace_id)?;
+        self.record_lock_wait(asked);
+        Ok(())
     }
 
     /// Runs `work` in one transaction of the applier that holds `lane` (on PostgreSQL across every

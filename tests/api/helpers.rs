@@ -309,6 +309,22 @@ impl TestApp {
         found
     }
 
+    /// `GET /metrics`, which must answer 200 in the Prometheus text format.
+    pub async fn scrape(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("the scrape is sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        response.text().await.unwrap()
+    }
+
     /// Creates a workspace admin token; returns it.
     pub async fn admin_token(&self, ws: &str) -> String {
         let (status, body) = self

@@ -242,7 +242,7 @@ async fn turning_sync_off_and_on_again_soon_pulls_once(backend: Backend) {
             })
             .sum()
     };
-    let after_first = scrape(&app).await;
+    let after_first = app.scrape().await;
     assert_eq!(
         value(
             &after_first,
@@ -258,7 +258,7 @@ async fn turning_sync_off_and_on_again_soon_pulls_once(backend: Backend) {
         app.set_sync(&ws, true).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(requests(&scrape(&app).await), requests(&after_first));
+    assert_eq!(requests(&app.scrape().await), requests(&after_first));
     // An operator is never held back.
     let resync = resync(&app, &broker.directory_id).await;
     assert_eq!(resync["status"], "succeeded", "{resync}");
@@ -407,21 +407,6 @@ async fn runs_are_listed_newest_first_by_directory(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("the scrape is sent");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    response.text().await.unwrap()
-}
-
 fn value(scrape: &str, series: &str) -> f64 {
     sample_value(scrape, series).unwrap_or_else(|| panic!("no {series} in\n{scrape}"))
 }
@@ -435,7 +420,7 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
     };
     let broker = broker(20, 3, faults).await;
     let app = app_for(backend, &broker, Duration::ZERO).await;
-    let before = scrape(&app).await;
+    let before = app.scrape().await;
     assert_eq!(value(&before, "rollcall_sync_runs_running"), 0.0);
     assert_eq!(
         value(&before, "rollcall_sync_runs_total{status=\"succeeded\"}"),
@@ -444,7 +429,7 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
     app.synced_workspace("org_dev").await;
     let run = resync(&app, &broker.directory_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    let after = scrape(&app).await;
+    let after = app.scrape().await;
     assert_eq!(
         value(&after, "rollcall_sync_runs_total{status=\"succeeded\"}"),
         1.0
@@ -501,7 +486,7 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
         app.post_webhook(b"[1, 2]").await.status(),
         StatusCode::BAD_REQUEST
     );
-    let webhooks = scrape(&app).await;
+    let webhooks = app.scrape().await;
     for (outcome, count) in [
         ("accepted", 1.0),
         ("unauthorized", 1.0),
@@ -536,7 +521,7 @@ async fn a_stopped_applier_shows_in_readiness_and_the_backlog(backend: Backend) 
         event("dsync.user.created", user, &at(1))
     };
     app.deliver(&[created("directory_user_applied")]).await;
-    let applied = scrape(&app).await;
+    let applied = app.scrape().await;
     assert_eq!(value(&applied, "rollcall_apply_lag_seconds_count"), 1.0);
     assert_eq!(value(&applied, "rollcall_deliveries_waiting"), 0.0);
     assert_eq!(
@@ -567,7 +552,7 @@ async fn a_stopped_applier_shows_in_readiness_and_the_backlog(backend: Backend) 
         assert_eq!(response.status(), StatusCode::OK);
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let stopped = scrape(&app).await;
+    let stopped = app.scrape().await;
     assert_eq!(value(&stopped, "rollcall_deliveries_waiting"), 2.0);
     assert!(value(&stopped, "rollcall_oldest_waiting_delivery_age_seconds") >= 1.0);
     assert_eq!(value(&stopped, "rollcall_applier_running"), 0.0);

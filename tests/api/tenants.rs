@@ -55,16 +55,6 @@ where
     }
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("the scrape is sent");
-    response.text().await.unwrap()
-}
-
 /// While another writer holds workspace A's lock, B's events are applied, reads and a role-mapping
 /// preview of A answer, and A's events wait; once it lets go, A's are applied in the order they came.
 async fn a_held_workspace_holds_up_only_its_own_events(backend: Backend) {
@@ -118,7 +108,7 @@ async fn a_held_workspace_holds_up_only_its_own_events(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(preview["total"], 0);
-    let deferred = scrape(&app).await;
+    let deferred = app.scrape().await;
     assert!(
         sample_value(&deferred, "rollcall_apply_lane_deferrals_total").unwrap_or(0.0) >= 1.0,
         "the applier put A's lane aside: {deferred}"
@@ -196,7 +186,7 @@ async fn webhooks_are_acknowledged_while_the_broker_is_down_and_pulls_wait_for_i
     eventually(
         "three pulls wait for the broker and the others are queued",
         || async {
-            let scrape = scrape(&app).await;
+            let scrape = app.scrape().await;
             let running = sample_value(&scrape, "rollcall_sync_runs_running").unwrap_or(0.0);
             let queued = sample_value(&scrape, "rollcall_sync_runs_queued").unwrap_or(0.0);
             running == 3.0 && queued >= 10.0
@@ -229,7 +219,7 @@ async fn webhooks_are_acknowledged_while_the_broker_is_down_and_pulls_wait_for_i
         )
         .await;
     assert_eq!(members["data"].as_array().unwrap().len(), 40);
-    let scrape = scrape(&app).await;
+    let scrape = app.scrape().await;
     assert_eq!(
         sample_value(&scrape, "rollcall_sync_runs_running"),
         Some(3.0),
