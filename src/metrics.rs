@@ -62,6 +62,15 @@ pub const RUN_DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0,
 ];
 
+/// Why a delivery was skipped (rules 7, 19), as `rollcall_events_skipped` labels it.
+pub const SKIP_REASONS: [&str; 5] = [
+    "unknown_directory",
+    "no_workspace",
+    "directory_sync_off",
+    "plan_below_growth",
+    "organization_mismatch",
+];
+
 /// The label value standing for names outside the known ones.
 const OTHER: &str = "other";
 
@@ -101,6 +110,7 @@ struct Series {
     connection_wait: Histograms,
     workspace_lock_wait: Histogram,
     lane_deferrals: Counter,
+    events_skipped: Family<Label, Counter>,
 }
 
 /// The Events API tail's lag as the database shows it.
@@ -194,6 +204,7 @@ impl Series {
             connection_wait: histograms(|| Histogram::new(WAIT_BUCKETS), "work", &WORK_KINDS),
             workspace_lock_wait: Histogram::new(WAIT_BUCKETS),
             lane_deferrals: Counter::default(),
+            events_skipped: labelled(Family::default(), "reason", &SKIP_REASONS),
         };
         series.register()
     }
@@ -291,6 +302,11 @@ impl Series {
             "Times the applier found a lane's workspace locked by another writer and went on with other lanes",
             self.lane_deferrals.clone(),
         );
+        r.register(
+            "rollcall_events_skipped",
+            "Deliveries this process stored as skipped, by reason (an organization_mismatch is an event naming another organization than its directory's)",
+            self.events_skipped.clone(),
+        );
         self
     }
 }
@@ -346,6 +362,15 @@ impl Metrics {
     /// The applier put a lane aside because its workspace was locked.
     pub fn lane_deferred(&self) {
         self.0.lane_deferrals.inc();
+    }
+
+    /// The applier stored a delivery as skipped, for the reason with this code.
+    pub fn event_skipped(&self, reason: &str) {
+        let reason = known_or_other(&SKIP_REASONS, reason);
+        self.0
+            .events_skipped
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// One HTTP request to the broker, by path (`/directories`, `/directory_users`, …), answered (or
@@ -544,6 +569,8 @@ rollcall_oldest_waiting_delivery_age_seconds 0.0
 # HELP rollcall_applier_running 1 while this process's applier runs; 0 once it has stopped (deliveries are then stored but not applied).
 # TYPE rollcall_applier_running gauge
 rollcall_applier_running 1
+rollcall_events_skipped_total{reason=\"organization_mismatch\"} 0
+rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
 ";
         // The series of a labelled family come in no set order.
         for line in expected.lines() {
@@ -563,7 +590,7 @@ rollcall_applier_running 1
             assert_eq!(sample_value(&text, &series), Some(0.0), "{series}");
         }
         let families = listed.iter().filter(|line| line.starts_with("# HELP"));
-        assert_eq!(families.count(), 21);
+        assert_eq!(families.count(), 22);
     }
 
     #[test]

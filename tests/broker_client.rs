@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An event of a page, read.
+fn value(event: &serde_json::value::RawValue) -> serde_json::Value {
+    serde_json::from_str(event.get()).expect("an event is JSON")
+}
+
 fn settings(base_url: &str, api_key: &str) -> BrokerSettings {
     BrokerSettings {
         base_url: base_url.to_owned(),
@@ -581,7 +586,7 @@ async fn read_events(
         ids.extend(
             page.data
                 .iter()
-                .map(|e| e["id"].as_str().unwrap().to_string()),
+                .map(|e| value(e)["id"].as_str().unwrap().to_string()),
         );
         match page.after {
             Some(after) => from = EventsFrom::After(after),
@@ -665,7 +670,7 @@ async fn list_events_sends_the_types_limit_order_and_one_start() {
         .await
         .expect("a page");
     assert_eq!(page.after.as_deref(), Some("event_2"));
-    assert_eq!(page.data[0]["event"], "dsync.user.created");
+    assert_eq!(value(&page.data[0])["event"], "dsync.user.created");
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T08:00:00.5Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
@@ -727,7 +732,7 @@ async fn list_events_waits_for_retry_after_and_retries_5xx() {
         .await
         .expect("a page after the retries");
     assert!(started.elapsed() >= Duration::from_millis(950));
-    assert_eq!(page, EventPage::default());
+    assert!(page.data.is_empty() && page.after.is_none());
     assert_eq!(server.hits(), 3);
     let stats = client.stats().snapshot();
     assert_eq!(

@@ -13,7 +13,7 @@ use crate::directory_sync::members::{audit_member_change, email_key, member_json
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
 use crate::workos::timestamp;
-use actix_web::{web, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -203,6 +203,49 @@ fn email_in_use(
     Ok(())
 }
 
+/// Rule 22: only the operator grants or removes `owner`, and the workspace's last active owner is never
+/// removed or demoted by hand. `before` is the member as stored (none: a new member); `after_role` the
+/// role it would have (none: it is removed).
+fn check_owner_change(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    ws: &str,
+    before: Option<&MemberRow>,
+    after_role: Option<&str>,
+) -> ApiResult<()> {
+    let owner = Role::Owner.as_str();
+    let was_owner = before.is_some_and(|m| m.role == owner);
+    if was_owner == (after_role == Some(owner)) {
+        return Ok(());
+    }
+    if !caller.is_operator() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_requires_operator",
+            "only the operator grants or removes the owner role",
+        ));
+    }
+    let Some(before) = before.filter(|m| m.status == MemberStatus::Active.as_str()) else {
+        return Ok(());
+    };
+    let active_owners: i64 = members::table
+        .filter(members::workspace_id.eq(ws))
+        .filter(members::role.eq(owner))
+        .filter(members::status.eq(MemberStatus::Active.as_str()))
+        .count()
+        .get_result(conn)?;
+    if active_owners <= 1 {
+        return Err(ApiError::conflict(
+            "last_owner",
+            format!(
+                "{} is the workspace's last active owner: make another member owner first",
+                before.email
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A member added by hand.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -217,7 +260,8 @@ pub(super) struct NewMember {
 
 /// Add a member by hand
 ///
-/// With directory sync on, members come from the identity provider (409).
+/// With directory sync on, members come from the identity provider (409). Only the operator adds an
+/// `owner` (403 `owner_requires_operator`).
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/members", tag = "members",
     params(WorkspaceParam),
     request_body = NewMember,
@@ -225,6 +269,7 @@ pub(super) struct NewMember {
         (status = 201, description = "Added.", body = Member),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["owner_requires_operator"])))),
         (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "email_taken"])))),
     ),
 )]
@@ -249,6 +294,7 @@ pub(super) async fn add_member(
                 ));
             }
             email_in_use(conn, &ws, &email, None)?;
+            check_owner_change(conn, &caller, &ws, None, role.map(|r| r.as_str()))?;
             let now = timestamp::now();
             let member = MemberRow {
                 id: new_id("mem"),
@@ -289,7 +335,8 @@ pub(super) struct MemberChanges {
 /// Change a member
 ///
 /// A directory-managed member's email and name come from the identity provider, and while the
-/// workspace has role mappings so does their role (409).
+/// workspace has role mappings so does their role (409). Only the operator grants or removes `owner`
+/// (403 `owner_requires_operator`), and never from the workspace's last active owner (409 `last_owner`).
 #[utoipa::path(patch, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
     params(WorkspaceParam, MemberParam),
     request_body = MemberChanges,
@@ -297,7 +344,8 @@ pub(super) struct MemberChanges {
         (status = 200, description = "The changed member.", body = Member),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
-        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "email_taken"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["owner_requires_operator"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "email_taken", "last_owner"])))),
     ),
 )]
 pub(super) async fn update_member(
@@ -327,6 +375,9 @@ pub(super) async fn update_member(
                 return Err(ApiError::managed_by_directory_sync(
                     "this workspace maps directory groups to roles: change the mapping or the member's groups",
                 ));
+            }
+            if let Some(role) = role {
+                check_owner_change(conn, &caller, &ws, Some(&before), Some(role.as_str()))?;
             }
             let mut after = before.clone();
             if let Some(email) = email {
@@ -364,13 +415,15 @@ pub(super) async fn update_member(
 /// Remove a member
 ///
 /// With directory sync on, a directory-managed member is removed in the identity provider (409);
-/// leftover manual members can still be removed here.
+/// leftover manual members can still be removed here. Only the operator removes an owner (403), and
+/// never the workspace's last active owner (409 `last_owner`).
 #[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
     params(WorkspaceParam, MemberParam),
     responses(
         (status = 204, description = "Removed."),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
-        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync"])))),
+        (status = 403, extensions(("x-problem-codes" = json!(["owner_requires_operator"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["managed_by_directory_sync", "last_owner"])))),
     ),
 )]
 pub(super) async fn remove_member(
@@ -388,6 +441,7 @@ pub(super) async fn remove_member(
                     "this member is managed by directory sync: remove them in the identity provider",
                 ));
             }
+            check_owner_change(conn, &caller, &ws, Some(&member), None)?;
             crate::directory_sync::teams::leave_all_teams(conn, &caller.cause(), &ws, &id)?;
             diesel::delete(members::table.find(&id)).execute(conn)?;
             crate::audit::record(

@@ -38,6 +38,10 @@ pub struct BrokerSettings {
     pub retry_after_cap: Duration,
 }
 
+/// The largest answer read from the broker: a page of 100 objects is far smaller. A larger one is
+/// refused (not retried) rather than read into memory.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
 /// The Events API's limit: 6,000 requests per 60 seconds per API key.
 pub const EVENTS_RATE_PER_KEY: f64 = 100.0;
 
@@ -78,6 +82,8 @@ pub struct UsersWithGroups {
     pub requests: u32,
     /// True when memberships came from the users' `groups[]` (no `?group=` requests).
     pub from_user_groups: bool,
+    /// Records that could not be read.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// One page of a directory's listing, as [`BrokerClient::stream_directory`] hands it on.
@@ -95,6 +101,30 @@ pub enum ListedPage {
         group_id: String,
         user_ids: Vec<String>,
     },
+    /// Records of a page that could not be read (too deeply nested, a wrong type): the rest of the page
+    /// is handed on, and these are left as they are stored.
+    Unreadable(Vec<Unreadable>),
+}
+
+/// A listed record that could not be read, with its id where the broker gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// `/directory_users` or `/directory_groups`.
+    pub path: &'static str,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// What a directory's listing did, besides the pages it handed on.
+#[derive(Debug, Clone, Copy)]
+pub struct Streamed {
+    /// HTTP requests made, retries included.
+    pub requests: u32,
+    /// True when memberships came from the users' `groups[]` (no `?group=` requests).
+    pub from_user_groups: bool,
+    /// The broker's clock (its `Date` header) when the last page of the listing was answered: every record
+    /// the listing lacks was gone by then.
+    pub served_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Where a page of `GET /events` starts.
@@ -110,9 +140,11 @@ pub enum EventsFrom {
 
 /// One page of `GET /events`: the events, oldest first, as the broker sends them (the same JSON envelope a
 /// webhook body carries: `id`, `event`, `data`, `created_at`, …), and the cursor to ask for the next page.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct EventPage {
-    pub data: Vec<serde_json::Value>,
+    /// Each event as the broker sent it, read one at a time by the caller (one that cannot be read never
+    /// stops the others).
+    pub data: Vec<Box<serde_json::value::RawValue>>,
     /// `None` when the broker says no more events follow for now.
     pub after: Option<String>,
 }
@@ -179,6 +211,14 @@ pub enum BrokerError {
     },
     #[error("GET {path}: the answer is not a list page: {message}")]
     Decode { path: String, message: String },
+    #[error("GET {path}: the answer is larger than {limit} bytes; refused unread")]
+    TooLarge { path: String, limit: usize },
+    #[error("GET {path}: a page with no records still named a next cursor after {items} items in {requests} requests; the listing is incomplete")]
+    EmptyPageWithCursor {
+        path: String,
+        items: usize,
+        requests: u32,
+    },
     #[error("GET {path}: gave up after {attempts} attempts; last: {last}")]
     RetriesExhausted {
         path: String,
@@ -226,9 +266,9 @@ impl BrokerError {
     /// Items read before a listing stopped (0 when nothing is known).
     pub fn items_so_far(&self) -> usize {
         match self {
-            BrokerError::Incomplete { items, .. } | BrokerError::RepeatedCursor { items, .. } => {
-                *items
-            }
+            BrokerError::Incomplete { items, .. }
+            | BrokerError::RepeatedCursor { items, .. }
+            | BrokerError::EmptyPageWithCursor { items, .. } => *items,
             _ => 0,
         }
     }
@@ -249,12 +289,54 @@ struct ListMetadata {
     after: Option<String>,
 }
 
+/// A page as it arrives: each record kept as its JSON text, read on its own.
 #[derive(Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
-struct Page<T> {
-    data: Vec<T>,
+struct RawPage {
+    data: Vec<Box<serde_json::value::RawValue>>,
     #[serde(default, alias = "listMetadata")]
     list_metadata: Option<ListMetadata>,
+}
+
+/// A page read: the records that could be read, and those that could not.
+struct Page<T> {
+    data: Vec<T>,
+    unreadable: Vec<(Option<String>, String)>,
+    list_metadata: Option<ListMetadata>,
+    /// The broker's `Date` header.
+    served_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A record's `id` alone; the rest is skipped without being read (however deeply it nests).
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<String>,
+}
+
+impl<T: DeserializeOwned> Page<T> {
+    /// Reads a page's body: NUL characters removed (rule 21), then each record on its own.
+    fn read(body: &[u8]) -> Result<Self, String> {
+        let body = crate::workos::text::strip_nul(body);
+        let raw: RawPage = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let mut data = Vec::with_capacity(raw.data.len());
+        let mut unreadable = Vec::new();
+        for record in raw.data {
+            match serde_json::from_str::<T>(record.get()) {
+                Ok(item) => data.push(item),
+                Err(error) => {
+                    let id = serde_json::from_str::<IdOnly>(record.get())
+                        .ok()
+                        .and_then(|r| r.id);
+                    unreadable.push((id, error.to_string()));
+                }
+            }
+        }
+        Ok(Page {
+            data,
+            unreadable,
+            list_metadata: raw.list_metadata,
+            served_at: None,
+        })
+    }
 }
 
 /// Why one attempt failed, and whether to try again.
@@ -290,6 +372,7 @@ impl std::fmt::Debug for BrokerClient {
 
 impl BrokerClient {
     pub fn new(settings: BrokerSettings) -> Result<Self, BrokerError> {
+        check_base_url(&settings.base_url)?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -391,7 +474,7 @@ impl BrokerClient {
             }
         }
         let limit = (&*self.events_limiter, "events");
-        let page: Page<serde_json::Value> = self
+        let page: Page<Box<serde_json::value::RawValue>> = self
             .get_page("/events", &query, limit, &mut 0)
             .await
             .map_err(cursor_expired)?;
@@ -416,6 +499,7 @@ impl BrokerClient {
             memberships: BTreeSet::new(),
             requests: 0,
             from_user_groups: false,
+            unreadable: Vec::new(),
         };
         let collect = async {
             while let Some((page, _)) = pages.recv().await {
@@ -428,11 +512,13 @@ impl BrokerClient {
                     ListedPage::GroupMembers { group_id, user_ids } => listed
                         .memberships
                         .extend(user_ids.into_iter().map(|u| (group_id.clone(), u))),
+                    ListedPage::Unreadable(records) => listed.unreadable.extend(records),
                 }
             }
         };
         let (streamed, ()) = tokio::join!(self.stream_directory(directory_id, sender), collect);
-        (listed.requests, listed.from_user_groups) = streamed?;
+        let streamed = streamed?;
+        (listed.requests, listed.from_user_groups) = (streamed.requests, streamed.from_user_groups);
         Ok(listed)
     }
 
@@ -447,7 +533,7 @@ impl BrokerClient {
         &self,
         directory_id: &str,
         pages: tokio::sync::mpsc::Sender<(ListedPage, u32)>,
-    ) -> Result<(u32, bool), BrokerError> {
+    ) -> Result<Streamed, BrokerError> {
         let mut requests = 0u32;
         let send = |page: ListedPage, made: u32| {
             let pages = pages.clone();
@@ -458,15 +544,33 @@ impl BrokerClient {
                     .map_err(|_| BrokerError::Abandoned)
             }
         };
+        // Records that could not be read go on as they are met, so the pull leaves them as stored.
+        let send_unreadable = |pager: &mut Pager<'_>, made: u32| {
+            let unreadable = std::mem::take(&mut pager.unreadable);
+            async move {
+                if unreadable.is_empty() {
+                    return Ok(());
+                }
+                send(ListedPage::Unreadable(unreadable), made).await
+            }
+        };
+        let served_until = std::sync::Mutex::new(None::<chrono::DateTime<chrono::Utc>>);
+        let served = |pager: &Pager<'_>| {
+            let mut latest = served_until.lock().unwrap_or_else(|e| e.into_inner());
+            *latest = (*latest).max(pager.served_until);
+        };
         let mut groups: Vec<String> = Vec::new();
         let mut pager = self.pager("/directory_groups", &[("directory", directory_id)], None);
         while let Some(page) = pager.next::<DirectoryGroup>(&mut requests).await? {
             groups.extend(page.iter().map(|g| g.id.clone()));
             send(ListedPage::Groups(page), requests).await?;
+            send_unreadable(&mut pager, requests).await?;
         }
+        served(&pager);
         let keys = GroupKeys::new(&groups);
         let made = AtomicU32::new(requests);
         let (made, send, keys, groups) = (&made, &send, &keys, &groups);
+        let (send_unreadable, served) = (&send_unreadable, &served);
         // Some(true): list each group's members; decided by the users' listing.
         let (decide, mut decided) = tokio::sync::watch::channel(None::<bool>);
         let users = async move {
@@ -495,7 +599,9 @@ impl BrokerClient {
                     }
                 }
                 send(ListedPage::Users { users, memberships }, total).await?;
+                send_unreadable(&mut pager, total).await?;
             }
+            served(&pager);
             let from_user_groups = some_groups && usable;
             if decide.borrow().is_none() {
                 decide.send_replace(Some(!from_user_groups));
@@ -527,6 +633,7 @@ impl BrokerClient {
                     loop {
                         let before = own;
                         let Some(members) = pager.next::<ListedId>(&mut own).await? else {
+                            served(&pager);
                             return Ok(());
                         };
                         let total = made.fetch_add(own - before, Ordering::Relaxed) + own - before;
@@ -538,7 +645,12 @@ impl BrokerClient {
                 .await
         };
         let (from_user_groups, ()) = tokio::try_join!(users, members)?;
-        Ok((made.load(Ordering::Relaxed), from_user_groups))
+        let served_until = *served_until.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Streamed {
+            requests: made.load(Ordering::Relaxed),
+            from_user_groups,
+            served_until,
+        })
     }
 
     fn describe(path: &str, query: &[(&str, &str)]) -> String {
@@ -587,6 +699,8 @@ impl BrokerClient {
             seen: HashSet::new(),
             after: None,
             done: false,
+            served_until: None,
+            unreadable: Vec::new(),
         }
     }
 
@@ -674,16 +788,28 @@ impl BrokerClient {
         let status = response.status();
         let path = described.to_owned();
         if status.is_success() {
-            let body = response.bytes().await.map_err(|error| Attempt::Retry {
-                cause: format!("{status}, reading the body failed: {error}"),
-                wait: None,
-            })?;
-            return serde_json::from_slice(&body).map_err(|error| {
-                Attempt::Fatal(BrokerError::Decode {
-                    path,
-                    message: error.to_string(),
-                })
-            });
+            let served_at = response
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                .map(|at| at.with_timezone(&chrono::Utc));
+            let body = read_capped(response, MAX_ANSWER_BYTES)
+                .await
+                .map_err(|failure| match failure {
+                    ReadFailure::TooLarge => Attempt::Fatal(BrokerError::TooLarge {
+                        path: path.clone(),
+                        limit: MAX_ANSWER_BYTES,
+                    }),
+                    ReadFailure::Transport(error) => Attempt::Retry {
+                        cause: format!("{status}, reading the body failed: {error}"),
+                        wait: None,
+                    },
+                })?;
+            let mut page = Page::read(&body)
+                .map_err(|message| Attempt::Fatal(BrokerError::Decode { path, message }))?;
+            page.served_at = served_at;
+            return Ok(page);
         }
         let retry_after = response
             .headers()
@@ -748,6 +874,10 @@ struct Pager<'a> {
     seen: HashSet<String>,
     after: Option<String>,
     done: bool,
+    /// The latest `Date` the broker answered this listing with.
+    served_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Records of the listing that could not be read.
+    unreadable: Vec<Unreadable>,
 }
 
 impl Pager<'_> {
@@ -790,13 +920,29 @@ impl Pager<'_> {
                 })
             }
         };
-        self.items += page.data.len();
+        let unread = page.unreadable.len();
+        self.items += page.data.len() + unread;
+        self.served_until = self.served_until.max(page.served_at);
+        let path = self.path;
+        self.unreadable
+            .extend(page.unreadable.into_iter().map(|(id, reason)| Unreadable {
+                path: listed_path(path),
+                id,
+                reason,
+            }));
         match page
             .list_metadata
             .and_then(|m| m.after)
             .filter(|cursor| !cursor.is_empty())
         {
             None => self.done = true,
+            Some(_) if page.data.is_empty() && unread == 0 => {
+                return Err(BrokerError::EmptyPageWithCursor {
+                    path: self.described.clone(),
+                    items: self.items,
+                    requests: *requests,
+                });
+            }
             Some(cursor) => {
                 if !self.seen.insert(cursor.clone()) {
                     return Err(BrokerError::RepeatedCursor {
@@ -810,6 +956,66 @@ impl Pager<'_> {
             }
         }
         Ok(Some(page.data))
+    }
+}
+
+/// The listing path an unreadable record came from, as [`Unreadable::path`] names it.
+fn listed_path(path: &str) -> &'static str {
+    match path {
+        "/directory_groups" => "/directory_groups",
+        "/directory_users" => "/directory_users",
+        "/directories" => "/directories",
+        _ => "/events",
+    }
+}
+
+/// Why an answer's body was not read whole.
+enum ReadFailure {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body up to `limit` bytes, as it arrives (never allocating from what `Content-Length` claims).
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadFailure> {
+    if response
+        .content_length()
+        .is_some_and(|n| n as usize > limit)
+    {
+        return Err(ReadFailure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadFailure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Refuses a plain-HTTP broker address unless it is this machine: the API key would travel in clear.
+fn check_base_url(base_url: &str) -> Result<(), BrokerError> {
+    let url = reqwest::Url::parse(base_url).map_err(|e| {
+        BrokerError::Build(format!("the broker address {base_url:?} is not a URL: {e}"))
+    })?;
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(BrokerError::Build(format!(
+            "the broker address {base_url} is plain http to another machine: the API key would travel in clear; use https (http is allowed to localhost only)"
+        ))),
+        other => Err(BrokerError::Build(format!(
+            "the broker address {base_url} has scheme {other:?}; use https"
+        ))),
     }
 }
 

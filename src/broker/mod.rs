@@ -8,6 +8,7 @@ mod rate_limit;
 
 pub use client::{
     BrokerClient, BrokerError, BrokerSettings, EventPage, EventsFrom, ListedPage, Listing,
-    RequestStats, RequestStatsSnapshot, UsersWithGroups, EVENTS_RATE_PER_KEY,
+    RequestStats, RequestStatsSnapshot, Streamed, Unreadable, UsersWithGroups, EVENTS_RATE_PER_KEY,
+    MAX_ANSWER_BYTES,
 };
 pub use rate_limit::RateLimiter;

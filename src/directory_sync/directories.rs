@@ -83,10 +83,11 @@ fn store_directory(
     ) {
         return Ok(false);
     }
-    let organization_id = d
-        .organization_id
-        .clone()
-        .unwrap_or_else(|| ctx.workspace.organization_id.clone());
+    // A directory stays with the organization it was first stored with (rule 19).
+    let organization_id = existing.as_ref().map_or_else(
+        || ctx.workspace.organization_id.clone(),
+        |e| e.organization_id.clone(),
+    );
     let row = directory_row(d, organization_id, state, stamp, deleted, existing.as_ref());
     store.put_directory(row);
     Ok(true)

@@ -13,9 +13,11 @@ use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::json;
 
-/// The key that makes emails unique per workspace, compared case-insensitively.
+/// The key that makes emails unique per workspace: ASCII letters compared case-insensitively, every
+/// other character as it is (rule 21), so that no look-alike letter (`K`, U+212A KELVIN SIGN) folds onto
+/// another member's address and adopts them.
 pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    email.trim().to_ascii_lowercase()
 }
 
 /// Brings the member of the person behind `user` in line with the directory.

@@ -61,6 +61,25 @@ pub enum SkipReason {
     NoWorkspace(String),
     DirectorySyncOff,
     PlanBelowGrowth(String),
+    /// The event names another organization than its stored directory's (rule 19).
+    OrganizationMismatch {
+        directory: String,
+        stored: String,
+        named: String,
+    },
+}
+
+impl SkipReason {
+    /// The reason's code, as metrics and the stored reason name it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::UnknownDirectory(_) => "unknown_directory",
+            SkipReason::NoWorkspace(_) => "no_workspace",
+            SkipReason::DirectorySyncOff => "directory_sync_off",
+            SkipReason::PlanBelowGrowth(_) => "plan_below_growth",
+            SkipReason::OrganizationMismatch { .. } => "organization_mismatch",
+        }
+    }
 }
 
 impl std::fmt::Display for SkipReason {
@@ -77,6 +96,14 @@ impl std::fmt::Display for SkipReason {
                     "the workspace's plan {plan} does not include directory sync"
                 )
             }
+            SkipReason::OrganizationMismatch {
+                directory,
+                stored,
+                named,
+            } => write!(
+                f,
+                "organization_mismatch: the event names organization {named}, but directory {directory} belongs to {stored}; a directory never moves through an event"
+            ),
         }
     }
 }
@@ -187,14 +214,10 @@ pub fn apply_event(
 pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<()> {
     let directories: BTreeSet<&str> = events.iter().filter_map(|e| e.directory_id()).collect();
     store.prefetch_directories(&directories.iter().copied().collect::<Vec<_>>())?;
-    // An event that names no organization belongs to its directory's.
+    // An event belongs to its directory's organization, else to the one it names.
     let mut organization_of: Vec<Option<String>> = Vec::with_capacity(events.len());
     for event in events {
-        organization_of.push(match (event.organization_id(), event.directory_id()) {
-            (Some(org), _) => Some(org.to_string()),
-            (None, Some(directory)) => store.directory(directory)?.map(|d| d.organization_id),
-            (None, None) => None,
-        });
+        organization_of.push(workspace::event_organization(store, event)?.ok().flatten());
     }
     let organizations: BTreeSet<&str> = organization_of
         .iter()

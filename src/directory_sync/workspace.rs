@@ -10,17 +10,35 @@ use crate::workos::events::Event;
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 
-/// The organization an event belongs to: the one it names, else its directory's as stored
-/// (`stored_organization` looks that up).
+/// The organization an event belongs to (rule 19): its directory's as stored, else the one it names. A
+/// stored directory whose organization differs from the one the event names is a mismatch.
 fn organization_of(
     event: &Event,
     stored_organization: impl FnOnce(&str) -> QueryResult<Option<String>>,
-) -> QueryResult<Option<String>> {
-    match (event.organization_id(), event.directory_id()) {
-        (Some(org), _) => Ok(Some(org.to_string())),
-        (None, Some(directory)) => stored_organization(directory),
-        (None, None) => Ok(None),
-    }
+) -> QueryResult<Result<Option<String>, SkipReason>> {
+    let stored = match event.directory_id() {
+        Some(directory) => stored_organization(directory)?,
+        None => None,
+    };
+    Ok(match (stored, event.organization_id()) {
+        (Some(stored), Some(named)) if stored != named => Err(SkipReason::OrganizationMismatch {
+            directory: event.directory_id().unwrap_or_default().to_string(),
+            stored,
+            named: named.to_string(),
+        }),
+        (Some(stored), _) => Ok(Some(stored)),
+        (None, named) => Ok(named.map(str::to_string)),
+    })
+}
+
+/// The organization an event belongs to, with its directory looked up in `store`.
+pub fn event_organization(
+    store: &mut Store<'_>,
+    event: &Event,
+) -> QueryResult<Result<Option<String>, SkipReason>> {
+    organization_of(event, |directory| {
+        Ok(store.directory(directory)?.map(|d| d.organization_id))
+    })
 }
 
 /// The workspace whose `organization_id` matches the event's, if it currently takes directory changes.
@@ -28,9 +46,10 @@ pub fn qualifying_workspace(
     store: &mut Store<'_>,
     event: &Event,
 ) -> QueryResult<Result<WorkspaceRow, SkipReason>> {
-    let organization_id = organization_of(event, |directory| {
-        Ok(store.directory(directory)?.map(|d| d.organization_id))
-    })?;
+    let organization_id = match event_organization(store, event)? {
+        Ok(organization) => organization,
+        Err(mismatch) => return Ok(Err(mismatch)),
+    };
     let Some(organization_id) = organization_id else {
         let directory = event.directory_id().unwrap_or("(none)").to_string();
         return Ok(Err(SkipReason::UnknownDirectory(directory)));
@@ -71,16 +90,12 @@ pub fn workspace_of_directory(
 /// Every workspace these events would be applied to (whether or not it takes directory changes now),
 /// in id order: the locks applying them takes.
 pub fn workspaces_of(conn: &mut DbConnection, events: &[&Event]) -> QueryResult<Vec<String>> {
-    let unnamed: BTreeSet<&str> = events
-        .iter()
-        .filter(|e| e.organization_id().is_none())
-        .filter_map(|e| e.directory_id())
-        .collect();
-    let stored: HashMap<String, String> = if unnamed.is_empty() {
+    let named: BTreeSet<&str> = events.iter().filter_map(|e| e.directory_id()).collect();
+    let stored: HashMap<String, String> = if named.is_empty() {
         HashMap::new()
     } else {
         directories::table
-            .filter(directories::id.eq_any(&unnamed))
+            .filter(directories::id.eq_any(&named))
             .select((directories::id, directories::organization_id))
             .load::<(String, String)>(conn)?
             .into_iter()
@@ -89,7 +104,7 @@ pub fn workspaces_of(conn: &mut DbConnection, events: &[&Event]) -> QueryResult<
     let mut organizations: BTreeSet<String> = BTreeSet::new();
     for event in events {
         let organization = organization_of(event, |directory| Ok(stored.get(directory).cloned()))?;
-        organizations.extend(organization);
+        organizations.extend(organization.ok().flatten());
     }
     if organizations.is_empty() {
         return Ok(Vec::new());

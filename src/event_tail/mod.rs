@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::workos::events::{Event, APPLIED_EVENT_TYPES};
 use crate::workos::timestamp::{self, Timestamp};
 use place::TailLease;
+use serde_json::value::RawValue;
 
 pub use runner::{EventTail, TailState};
 
@@ -96,8 +97,8 @@ pub async fn catch_up(
             .iter()
             .map(|event| delivery(event, received_at))
             .collect();
-        let last = page.data.last().and_then(|e| e.get("id")?.as_str());
-        let Some(cursor) = last.map(str::to_string).or(page.after) else {
+        let last = page.data.last().and_then(|e| event_id(e));
+        let Some(cursor) = last.or(page.after) else {
             return Err(TailError::Broker(BrokerError::Decode {
                 path: "/events".into(),
                 message: "a page of events with no id to read on from".into(),
@@ -156,13 +157,25 @@ fn describe(from: &EventsFrom) -> String {
 
 /// An event from the tail as a delivery: as a webhook's would be stored, marked as the tail's. One that
 /// is not an event is stored as `invalid` for operators, like a webhook's, and never stops the tail.
-fn delivery(event: &serde_json::Value, received_at: Timestamp) -> NewWebhookEvent {
-    let body = serde_json::to_vec(event).unwrap_or_default();
+fn delivery(event: &RawValue, received_at: Timestamp) -> NewWebhookEvent {
+    let body = event.get().as_bytes().to_vec();
     match Event::parse(&body) {
         Ok(parsed) => NewWebhookEvent::received(&parsed, body, received_at),
         Err(why) => NewWebhookEvent::invalid(body, why.0, received_at),
     }
     .from_event_tail()
+}
+
+/// An event's `id`, read without reading the rest (however deeply it nests).
+fn event_id(event: &RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(event.get())
+        .ok()
+        .and_then(|e| e.id)
+        .filter(|id| !id.is_empty())
 }
 
 /// Runs `work` on the blocking pool.
@@ -217,7 +230,8 @@ mod tests {
             "created_at": "2026-11-30T10:00:00.000Z", "data": {"object": "directory_group",
             "id": "directory_group_1", "idp_id": "g1", "directory_id": "directory_1", "name": "Eng",
             "created_at": "2026-11-30T10:00:00.000Z", "updated_at": "2026-11-30T10:00:00.000Z"}});
-        let stored = delivery(&event, now);
+        let raw = |value: &serde_json::Value| RawValue::from_string(value.to_string()).unwrap();
+        let stored = delivery(&raw(&event), now);
         assert_eq!(stored.event_id.as_deref(), Some("event_01"));
         assert_eq!(stored.directory_id.as_deref(), Some("directory_1"));
         assert_eq!(
@@ -225,12 +239,32 @@ mod tests {
             ("received", "events")
         );
         // A poison body is parked for operators, as a webhook's would be; the tail reads on.
-        let poison = delivery(&serde_json::json!({"id": "event_02", "event": 7}), now);
+        let poison = delivery(
+            &raw(&serde_json::json!({"id": "event_02", "event": 7})),
+            now,
+        );
         assert_eq!(
             (poison.status.as_str(), poison.source.as_str()),
             ("invalid", "events")
         );
         assert!(poison.reason.is_some());
+        // Custom attributes nested deeper than a reader's recursion limit are skipped unread: the event is
+        // stored to be applied. Such nesting where Rollcall reads (`groups`) makes it invalid, and its id
+        // still moves the cursor on.
+        let nested = "[".repeat(300) + &"]".repeat(300);
+        let user = |extra: &str| {
+            format!(
+                r#"{{"id":"event_03","event":"dsync.user.updated","data":{{"id":"u","directory_id":"d",{extra}}}}}"#
+            )
+        };
+        let deep = RawValue::from_string(user(&format!(r#""custom_attributes":{{"x":{nested}}}"#)))
+            .unwrap();
+        assert_eq!(delivery(&deep, now).status.as_str(), "received");
+        let deep = RawValue::from_string(user(&format!(r#""groups":{nested}"#))).unwrap();
+        let stored = delivery(&deep, now);
+        assert_eq!(stored.status.as_str(), "invalid");
+        assert!(stored.reason.unwrap().contains("recursion"));
+        assert_eq!(event_id(&deep).as_deref(), Some("event_03"));
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct BatchReport {
     pub failed_attempts: usize,
     /// Directories whose `dsync.activated` was applied in the batch (committed once the report is returned).
     pub activated: Vec<String>,
+    /// The reason code of each delivery the batch skipped.
+    pub skipped: Vec<&'static str>,
     /// For each delivery settled, how long it waited from being received to being applied.
     pub waited: Vec<Duration>,
     /// Rows the batch wrote besides the deliveries' own.
@@ -92,6 +94,7 @@ impl BatchReport {
         self.taken += other.taken;
         self.failed_attempts += other.failed_attempts;
         self.activated.extend(other.activated);
+        self.skipped.extend(other.skipped);
         self.waited.extend(other.waited);
         self.written += other.written;
         self.more |= other.more;
@@ -299,6 +302,8 @@ enum Settlement {
         reason: Option<String>,
         /// The directory a `dsync.activated` activated.
         activated: Option<String>,
+        /// The code of the reason it was skipped for.
+        skipped: Option<&'static str>,
     },
     /// Applying failed; retried later or parked.
     Failed(String),
@@ -310,6 +315,10 @@ impl Settlement {
             && event.event_type == DIRECTORY_ACTIVATED)
             .then(|| event.directory_id().map(str::to_string))
             .flatten();
+        let skipped = match &outcome {
+            ApplyOutcome::Skipped(why) => Some(why.code()),
+            _ => None,
+        };
         let (status, reason) = match outcome {
             ApplyOutcome::Applied => (EventStatus::Applied, None),
             ApplyOutcome::Ignored => (
@@ -323,6 +332,7 @@ impl Settlement {
             status,
             reason,
             activated,
+            skipped,
         }
     }
 
@@ -331,6 +341,7 @@ impl Settlement {
             status,
             reason: Some(reason),
             activated: None,
+            skipped: None,
         }
     }
 }
@@ -486,8 +497,10 @@ fn record_settlements(
                 status,
                 reason,
                 activated,
+                skipped,
             } => {
                 report.activated.extend(activated);
+                report.skipped.extend(skipped);
                 report
                     .waited
                     .push((now - row.received_at).to_std().unwrap_or(Duration::ZERO));
@@ -867,6 +880,9 @@ fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<Atomi
                 written = report.taken + report.written;
                 for waited in &report.waited {
                     options.metrics.delivery_applied(*waited);
+                }
+                for reason in &report.skipped {
+                    options.metrics.event_skipped(reason);
                 }
                 if let Some(hook) = &options.on_activated {
                     for directory in &report.activated {

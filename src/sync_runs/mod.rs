@@ -486,9 +486,16 @@ impl SyncRunner {
         let failure = match (listed, applied) {
             (_, Err(e)) => e,
             (Err(e), Ok(())) => RunError::Message(format!("listing the directory failed: {e}")),
-            (Ok((requests, _)), Ok(())) => {
-                let pull =
+            (Ok(streamed), Ok(())) => {
+                let mut pull =
                     pull.ok_or_else(|| RunError::Message("the pull did not begin".into()))?;
+                let requests = streamed.requests;
+                // By the broker's clock where it gives one (rule 20).
+                pull.listed_until(
+                    streamed
+                        .served_until
+                        .map_or_else(timestamp::now, |at| at.naive_utc()),
+                );
                 let listing = started.elapsed();
                 return tokio::task::spawn_blocking(move || {
                     finish(&writer, pull, requests, listing)

@@ -59,8 +59,10 @@ pub enum EventPayload {
 struct Envelope {
     id: String,
     event: String,
+    /// Read by the payload's own type, which skips what it does not know (custom attributes, however deep
+    /// they nest) unread.
     #[serde(default)]
-    data: serde_json::Value,
+    data: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     created_at: Option<String>,
 }
@@ -68,20 +70,19 @@ struct Envelope {
 impl Event {
     /// Reads an event from the raw request body.
     pub fn parse(body: &[u8]) -> Result<Event, InvalidPayload> {
-        let envelope: Envelope = serde_json::from_slice(body)
+        let envelope: Envelope = serde_json::from_slice(&super::text::strip_nul(body))
             .map_err(|e| InvalidPayload(format!("not an event envelope: {e}")))?;
         if envelope.id.trim().is_empty() {
             return Err(InvalidPayload("the event id is empty".into()));
         }
-        no_nul(&[("id", Some(&envelope.id)), ("event", Some(&envelope.event))])
-            .map_err(InvalidPayload)?;
         let created_at = match envelope.created_at.as_deref() {
             None => None,
             Some(text) => Some(timestamp::parse(text).ok_or_else(|| {
                 InvalidPayload(format!("created_at {text:?} is not a timestamp"))
             })?),
         };
-        let payload = EventPayload::parse(&envelope.event, envelope.data)?;
+        let data = envelope.data.as_deref().map_or("null", |d| d.get());
+        let payload = EventPayload::parse(&envelope.event, data)?;
         Ok(Event {
             id: envelope.id,
             event_type: envelope.event,
@@ -125,12 +126,12 @@ impl Event {
 }
 
 impl EventPayload {
-    fn parse(event_type: &str, data: serde_json::Value) -> Result<EventPayload, InvalidPayload> {
+    fn parse(event_type: &str, data: &str) -> Result<EventPayload, InvalidPayload> {
         fn typed<T: serde::de::DeserializeOwned + Validate>(
             event_type: &str,
-            data: serde_json::Value,
+            data: &str,
         ) -> Result<T, InvalidPayload> {
-            let value: T = serde_json::from_value(data)
+            let value: T = serde_json::from_str(data)
                 .map_err(|e| InvalidPayload(format!("{event_type} data: {e}")))?;
             value
                 .validate()
@@ -198,13 +199,6 @@ pub struct Directory {
 impl Validate for Directory {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
-        no_nul(&[
-            ("id", Some(&self.id)),
-            ("organization_id", self.organization_id.as_ref()),
-            ("type", self.directory_type.as_ref()),
-            ("name", self.name.as_ref()),
-            ("state", self.state.as_ref()),
-        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -262,16 +256,6 @@ impl Validate for DirectoryUser {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
         non_empty("directory_id", &self.directory_id)?;
-        no_nul(&[
-            ("id", Some(&self.id)),
-            ("directory_id", Some(&self.directory_id)),
-            ("organization_id", self.organization_id.as_ref()),
-            ("idp_id", self.idp_id.as_ref()),
-            ("email", self.primary_email().map(str::to_string).as_ref()),
-            ("first_name", self.first_name.as_ref()),
-            ("last_name", self.last_name.as_ref()),
-            ("state", self.state.as_ref()),
-        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -339,13 +323,6 @@ impl Validate for DirectoryGroup {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
         non_empty("directory_id", &self.directory_id)?;
-        no_nul(&[
-            ("id", Some(&self.id)),
-            ("directory_id", Some(&self.directory_id)),
-            ("organization_id", self.organization_id.as_ref()),
-            ("idp_id", self.idp_id.as_ref()),
-            ("name", self.name.as_ref()),
-        ])?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -371,17 +348,6 @@ impl Validate for GroupMembershipChange {
         non_empty("directory_id", &self.directory_id)?;
         self.user.validate().map_err(|e| format!("user: {e}"))?;
         self.group.validate().map_err(|e| format!("group: {e}"))
-    }
-}
-
-/// Text Rollcall stores must not hold NUL characters (PostgreSQL text cannot).
-fn no_nul(fields: &[(&str, Option<&String>)]) -> Result<(), String> {
-    match fields
-        .iter()
-        .find(|(_, v)| v.is_some_and(|v| v.contains('\0')))
-    {
-        Some((field, _)) => Err(format!("{field} contains a NUL character")),
-        None => Ok(()),
     }
 }
 
@@ -519,11 +485,23 @@ mod tests {
             br#"{"id":"event_1","event":"dsync.user.created","data":{"directory_id":"d"}}"#,
             br#"{"id":"event_1","event":"dsync.user.created","data":{"id":"u","directory_id":"d","updated_at":"later"}}"#,
             br#"{"id":"event_1","event":"dsync.user.created","created_at":"soon","data":{"id":"u","directory_id":"d"}}"#,
-            br#"{"id":"event_\u0000","event":"dsync.user.created","data":{"id":"u","directory_id":"d"}}"#,
-            br#"{"id":"event_1","event":"dsync.user.created","data":{"id":"u","directory_id":"d","email":"a\u0000@b.c"}}"#,
+            br#"{"id":"\u0000","event":"dsync.user.created","data":{"id":"u","directory_id":"d"}}"#,
         ] {
             assert!(Event::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn nul_characters_are_removed_not_refused() {
+        let body = br#"{"id":"event_\u00001","event":"dsync.user.updated","data":{"id":"u","directory_id":"d","email":"a\u0000@b.c","first_name":"Ann\u0000","state":"inactive"}}"#;
+        let event = Event::parse(body).unwrap();
+        assert_eq!(event.id, "event_1");
+        let EventPayload::UserUpdated(user) = event.payload else {
+            panic!("a user update");
+        };
+        assert_eq!(user.primary_email(), Some("a@b.c"));
+        assert_eq!(user.first_name.as_deref(), Some("Ann"));
+        assert!(!user.is_active());
     }
 
     mod fuzz {
@@ -620,7 +598,7 @@ mod tests {
 
     #[test]
     fn the_applied_event_types_are_those_with_a_payload_to_apply() {
-        let parses_as = |event_type: &str| EventPayload::parse(event_type, serde_json::json!({}));
+        let parses_as = |event_type: &str| EventPayload::parse(event_type, "{}");
         for event_type in APPLIED_EVENT_TYPES {
             // An applied type reads its data, so empty data is refused; an ignored one is not read.
             let refused = parses_as(event_type).expect_err(event_type);

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod signature;
+pub mod text;
 pub mod timestamp;
 
 /// `PROPTEST_CASES`, or `default`, cases for a property test, with no file of past failures.

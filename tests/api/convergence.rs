@@ -239,6 +239,7 @@ impl Broker {
             memberships,
             requests: 0,
             from_user_groups: true,
+            unreadable: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ mod convergence;
 mod event_tail;
 mod full_pull;
 mod helpers;
+mod hostile;
 mod instances;
 mod one_writer;
 mod openapi;

@@ -51,6 +51,7 @@ fn listed(users: &[&Value], groups: &[&Value], memberships: &[(&str, &str)]) -> 
             .collect(),
         requests: 0,
         from_user_groups: true,
+        unreadable: Vec::new(),
     }
 }
 

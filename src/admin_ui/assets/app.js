@@ -348,13 +348,15 @@ function memberRow(m, workspace, groups, rolesMapped, message) {
   const removeLocked = directory && workspace.directory_sync_enabled;
   const roleLocked = directory && rolesMapped;
   const roleSelect = h("select", {
-    "aria-label": `Role of ${m.email}`, disabled: roleLocked || m.role === "owner",
+    "aria-label": `Role of ${m.email}`, disabled: roleLocked,
     "aria-describedby": roleLocked ? reasonId : null,
     onchange: async () => {
       try {
         await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
         announce(`${m.email} is now ${roleSelect.value}`);
       } catch (e) {
+        // The server decides who may grant or remove owner (rule 22); its reason is shown as it is.
+        roleSelect.value = m.role;
         showAlert(message, e.message);
       }
     },

@@ -24,7 +24,10 @@ impl DirectoryPull {
         if !self.workspace_takes_changes(store)? {
             return Ok(());
         }
-        let stored = self.stored_users(store)?;
+        let mut stored = self.stored_users(store)?;
+        if self.unreadable_unknown {
+            tracing::warn!(directory = %self.directory_id, "a listed record without an id could not be read: this pull removes nothing");
+        }
         if teams::derives_from_groups(store, &self.ctx.workspace)? {
             // Teams and roles follow from groups: every user's are checked, not only those whose
             // memberships this pull changed, so whatever an earlier failed pull left behind is repaired.
@@ -35,6 +38,9 @@ impl DirectoryPull {
         } else {
             // No link, mapping or group source: memberships decide no team and no role.
             self.touched.clear();
+        }
+        if self.unreadable_unknown {
+            stored.clear();
         }
         self.doomed = stored
             .into_iter()
@@ -137,7 +143,7 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         limit: usize,
     ) -> Result<bool, ApplyError> {
-        if !self.workspace_takes_changes(store)? {
+        if !self.workspace_takes_changes(store)? || self.unreadable_unknown {
             return Ok(false);
         }
         if self.groups_to_check.is_none() {
@@ -166,7 +172,11 @@ impl DirectoryPull {
             .iter()
             .filter(
                 |(group, user)| match (self.groups.get(group), self.users.get(user)) {
-                    (Some(g), Some(u)) => !self.listed_memberships.contains(&(g, u)),
+                    (Some(g), Some(u)) => {
+                        !self.listed_memberships.contains(&(g, u))
+                            && !self.unreadable_groups.contains(&g)
+                            && !self.unreadable_users.contains(&u)
+                    }
                     _ => true,
                 },
             )
@@ -232,13 +242,22 @@ impl DirectoryPull {
         let Some(row) = store.user(id)? else {
             return Ok(false);
         };
-        let Ok(snapshot) = serde_json::from_str::<DirectoryUser>(&row.snapshot) else {
+        let Ok(mut snapshot) = serde_json::from_str::<DirectoryUser>(&row.snapshot) else {
             tracing::warn!(user = %id, "the stored snapshot of a user the pull would delete does not parse; left as is");
             return Ok(false);
         };
+        snapshot.updated_at = Some(timestamp::format(self.deleted_as_of(row.source_updated_at)));
         let ctx = self.deletion_ctx(row.source_event_at);
         users::apply_user_snapshot(store, &ctx, &snapshot, true, effects)?;
         Ok(true)
+    }
+
+    /// The `updated_at` a deletion the pull infers carries (rule 20): the stored snapshot's, or the time by
+    /// which the listing showed the record gone if that is later, so that no snapshot the broker made before
+    /// the listing brings it back. A change the broker makes later still wins.
+    fn deleted_as_of(&self, stored_updated_at: Timestamp) -> Timestamp {
+        self.listed_until
+            .map_or(stored_updated_at, |until| until.max(stored_updated_at))
     }
 
     /// Stored live groups of the directory the listing lacks and nothing touched since the pull began,
@@ -262,6 +281,9 @@ impl DirectoryPull {
                 ))
                 .load(conn)
         })?;
+        if self.unreadable_unknown {
+            return Ok(Vec::new());
+        }
         Ok(stored
             .into_iter()
             .filter(|(id, ..)| {
@@ -277,7 +299,7 @@ impl DirectoryPull {
                     idp_id: Some(idp_id),
                     name: Some(name),
                     created_at: None,
-                    updated_at: Some(timestamp::format(updated_at)),
+                    updated_at: Some(timestamp::format(self.deleted_as_of(updated_at))),
                 };
                 (deletion, event_at)
             })

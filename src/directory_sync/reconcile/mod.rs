@@ -69,7 +69,15 @@ pub struct ReconcileCounts {
     pub held_memberships_removed: usize,
     /// Email changes not applied because another member holds the email (each in the audit log).
     pub conflicts: usize,
+    /// Listed records that could not be read (left as stored: neither updated nor deleted).
+    pub records_unreadable: usize,
+    /// The first few of them: which record, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
+
+/// Unreadable records a run names; the rest are counted.
+const UNREADABLE_NAMED: usize = 10;
 
 /// Applies a complete listing at once, in the caller's transaction; `ctx.event_at` must be when the pull
 /// began. The same steps as a pull that streams its pages.
@@ -164,6 +172,15 @@ pub struct DirectoryPull {
     /// Stored groups the complete listing lacks, still to be deleted (with their stored event time), once
     /// `finish` has looked them up.
     unlisted_groups: Option<Vec<(DirectoryGroup, Timestamp)>>,
+    /// Users and groups listed but unreadable: left as stored, with their memberships.
+    unreadable_users: HashSet<u32>,
+    unreadable_groups: HashSet<u32>,
+    /// A record without an id could not be read: the listing cannot say what is gone, so nothing is removed.
+    unreadable_unknown: bool,
+    /// Rule 20: the broker's time by which every record the listing lacks was gone (its clock, where it
+    /// gave one). A deletion the pull infers is stamped no older than this, so no snapshot the broker made
+    /// before brings the record back.
+    listed_until: Option<Timestamp>,
     pub users_listed: usize,
     pub counts: ReconcileCounts,
 }
@@ -216,6 +233,10 @@ impl DirectoryPull {
             touched: BTreeSet::new(),
             groups_to_check: None,
             unlisted_groups: None,
+            unreadable_users: HashSet::new(),
+            unreadable_groups: HashSet::new(),
+            unreadable_unknown: false,
+            listed_until: None,
             users_listed: 0,
             counts: ReconcileCounts::default(),
         })
@@ -232,6 +253,44 @@ impl DirectoryPull {
     /// left the plans that include it while the pull ran (rules 12, 13).
     pub fn stopped(&self) -> Option<&str> {
         self.stopped.as_deref()
+    }
+
+    /// Once the listing is complete: the broker's time its last page was answered at (its `Date`), else
+    /// this host's. Deletions the pull infers are stamped a second after it, as `Date` counts whole seconds.
+    pub fn listed_until(&mut self, at: Timestamp) {
+        self.listed_until = Some(at + chrono::TimeDelta::seconds(1));
+    }
+
+    /// Records a listing's unreadable records: each is left as stored, with its memberships.
+    fn unreadable(&mut self, records: Vec<crate::broker::Unreadable>) {
+        for record in records {
+            self.counts.records_unreadable += 1;
+            let what = if record.path == "/directory_groups" {
+                "group"
+            } else {
+                "user"
+            };
+            tracing::warn!(directory = %self.directory_id, record = ?record.id, path = record.path, reason = %record.reason, "a listed record could not be read; it is left as stored");
+            if self.counts.unreadable.len() < UNREADABLE_NAMED {
+                let id = record.id.as_deref().unwrap_or("(no id)");
+                self.counts
+                    .unreadable
+                    .push(format!("{what} {id}: {}", record.reason));
+            }
+            match (record.id, what) {
+                (None, _) => self.unreadable_unknown = true,
+                (Some(id), "group") => {
+                    let id = self.groups.intern(&id);
+                    self.listed_groups.insert(id);
+                    self.unreadable_groups.insert(id);
+                }
+                (Some(id), _) => {
+                    let id = self.users.intern(&id);
+                    self.listed_users.insert(id);
+                    self.unreadable_users.insert(id);
+                }
+            }
+        }
     }
 
     /// Whether the guard held the pull's destructive steps back.

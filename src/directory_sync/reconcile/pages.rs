@@ -43,6 +43,7 @@ impl DirectoryPull {
                 ListedPage::GroupMembers { group_id, user_ids } => {
                     pairs.extend(user_ids.into_iter().map(|u| (group_id.clone(), u)));
                 }
+                ListedPage::Unreadable(records) => self.unreadable(records),
             }
         }
         self.apply_users(store, &users)?;

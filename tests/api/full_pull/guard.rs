@@ -27,6 +27,7 @@ async fn an_empty_listing_of_a_populated_directory_is_held(app: TestApp) {
         memberships: BTreeSet::new(),
         requests: 0,
         from_user_groups: false,
+        unreadable: Vec::new(),
     };
     let held = pull(
         &app,

@@ -1,0 +1,302 @@
+//! Rules 19–22: what the broker, an identity provider or a client sends never moves a directory to
+//! another workspace, never fails on text a database cannot store, never takes a member over through a
+//! look-alike email, and never makes or unmakes an owner by hand.
+
+use crate::broker::{at, event, TestDirectory};
+use crate::helpers::{spawn_app, Backend, TestApp};
+use reqwest::{Method, StatusCode};
+use rollcall::metrics::sample_value;
+use serde_json::{json, Value};
+
+crate::on_both_backends!(
+    backend:
+    an_event_naming_another_organization_is_skipped_and_moves_nothing,
+    a_look_alike_email_never_takes_a_member_over,
+    only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays,
+);
+
+/// A workspace with directory sync on and `dir` activated; returns the workspace's id.
+async fn activated(app: &TestApp, dir: &TestDirectory) -> String {
+    let ws = app.synced_workspace(&dir.organization_id).await;
+    app.deliver(&[event("dsync.activated", dir.object(&at(0)), &at(0))])
+        .await;
+    ws
+}
+
+/// The stored delivery of this event: its status and reason.
+async fn outcome(app: &TestApp, event: &Value) -> (String, String) {
+    let id = event["id"].as_str().unwrap();
+    let deliveries = app.deliveries(id).await;
+    let delivery = deliveries.first().expect("the event was stored");
+    (
+        delivery["status"].as_str().unwrap().to_string(),
+        delivery["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// A signed event for workspace A's directory that names workspace B's organization creates nothing in
+/// B (nor in A), and a `dsync.activated` naming B's organization leaves the directory with A: both are
+/// skipped as `organization_mismatch`, and counted.
+async fn an_event_naming_another_organization_is_skipped_and_moves_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let a = TestDirectory::new();
+    let b = TestDirectory::new();
+    let ws_a = activated(&app, &a).await;
+    let ws_b = activated(&app, &b).await;
+
+    let mut user = a.user(
+        "directory_user_crossing",
+        "idp-crossing",
+        Some(&format!("crossing-{}@example.com", a.tag.to_lowercase())),
+        "Crossing",
+        "active",
+        &at(1),
+    );
+    user["organization_id"] = json!(b.organization_id);
+    let created = event("dsync.user.created", user, &at(1));
+    let mut moved = a.object(&at(2));
+    moved["organization_id"] = json!(b.organization_id);
+    let activation = event("dsync.activated", moved, &at(2));
+    app.deliver(&[created.clone(), activation.clone()]).await;
+
+    for sent in [&created, &activation] {
+        let (status, reason) = outcome(&app, sent).await;
+        assert_eq!(status, "skipped", "{sent}");
+        assert!(reason.starts_with("organization_mismatch"), "{reason}");
+        assert!(reason.contains(&b.organization_id), "{reason}");
+    }
+    assert!(app.members(&ws_a).await.is_empty());
+    assert!(app.members(&ws_b).await.is_empty());
+    let (status, body) = app
+        .op(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws_a}/directory-sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["directories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, [a.id.as_str()], "the directory stays with A");
+    let scrape = app.scrape().await;
+    let skipped = sample_value(
+        &scrape,
+        "rollcall_events_skipped_total{reason=\"organization_mismatch\"}",
+    );
+    assert_eq!(skipped, Some(2.0), "{scrape}");
+
+    // The same user, naming A's organization (or none), is applied to A.
+    let user = a.user(
+        "directory_user_crossing",
+        "idp-crossing",
+        Some(&format!("crossing-{}@example.com", a.tag.to_lowercase())),
+        "Crossing",
+        "active",
+        &at(3),
+    );
+    app.deliver(&[event("dsync.user.updated", user, &at(3))])
+        .await;
+    assert_eq!(app.members(&ws_a).await.len(), 1);
+    assert!(app.members(&ws_b).await.is_empty());
+}
+
+/// Adds a member by hand with the operator's token; returns its id.
+async fn add_member(app: &TestApp, ws: &str, email: &str, role: &str) -> String {
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/members"),
+            Some(json!({ "email": email, "role": role })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// A directory user `K…` spelled with U+212A KELVIN SIGN is not the manual owner `kate@…`: it gets a
+/// member of its own and the owner stays manual and owner. An ASCII case difference still matches.
+async fn a_look_alike_email_never_takes_a_member_over(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = TestDirectory::new();
+    let domain = format!("{}.example.com", dir.tag.to_lowercase());
+    let ws = app.create_workspace(&dir.organization_id, "growth").await;
+    let kate = add_member(&app, &ws, &format!("kate@{domain}"), "owner").await;
+    let bob = add_member(&app, &ws, &format!("bob@{domain}"), "viewer").await;
+    app.set_sync(&ws, true).await;
+    app.deliver(&[event("dsync.activated", dir.object(&at(0)), &at(0))])
+        .await;
+    let look_alike = format!("\u{212A}ate@{domain}");
+    let users = [
+        dir.user(
+            "directory_user_k",
+            "idp-k",
+            Some(&look_alike),
+            "Kelvin",
+            "active",
+            &at(1),
+        ),
+        dir.user(
+            "directory_user_b",
+            "idp-b",
+            Some(&format!("BOB@{}", domain.to_uppercase())),
+            "Bob",
+            "active",
+            &at(1),
+        ),
+    ];
+    let events: Vec<Value> = users
+        .into_iter()
+        .map(|u| event("dsync.user.created", u, &at(1)))
+        .collect();
+    app.deliver(&events).await;
+
+    let members = app.members(&ws).await;
+    let by_id = |id: &str| members.iter().find(|m| m["id"] == id).unwrap().clone();
+    let owner = by_id(&kate);
+    assert_eq!(owner["managed_by"], "manual", "{owner}");
+    assert_eq!(owner["role"], "owner", "{owner}");
+    let adopted = by_id(&bob);
+    assert_eq!(
+        adopted["managed_by"], "directory",
+        "an ASCII case difference matches: {adopted}"
+    );
+    let kelvin: Vec<&Value> = members
+        .iter()
+        .filter(|m| m["email"] == look_alike.as_str())
+        .collect();
+    assert_eq!(kelvin.len(), 1, "{members:?}");
+    assert_ne!(kelvin[0]["id"], kate.as_str());
+    assert_eq!(kelvin[0]["role"], "viewer");
+    assert_eq!(members.len(), 3);
+}
+
+/// Rule 22 through the API: an admin token never grants, removes or demotes `owner`; the operator does,
+/// but never to the workspace's last active owner.
+async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = TestDirectory::new();
+    let ws = app.create_workspace(&dir.organization_id, "growth").await;
+    let admin = app.admin_token(&ws).await;
+    let domain = format!("{}.example.com", dir.tag.to_lowercase());
+    let ann = add_member(&app, &ws, &format!("ann@{domain}"), "owner").await;
+    let ben = add_member(&app, &ws, &format!("ben@{domain}"), "admin").await;
+    let member = |id: &str| format!("/api/v1/workspaces/{ws}/members/{id}");
+    let code = |body: &Value| body["code"].as_str().unwrap_or_default().to_string();
+
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &member(&ben),
+            Some(&admin),
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "owner_requires_operator"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/members"),
+            Some(&admin),
+            Some(json!({ "email": format!("cy@{domain}"), "role": "owner" })),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "owner_requires_operator"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &member(&ann),
+            Some(&admin),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "owner_requires_operator"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(Method::DELETE, &member(&ann), Some(&admin), None)
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "owner_requires_operator"),
+        "{body}"
+    );
+    // Other changes of an owner stay the admin's to make.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &member(&ann),
+            Some(&admin),
+            Some(json!({ "first_name": "Ann" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The operator: never the last active owner.
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &member(&ann),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::CONFLICT, "last_owner"),
+        "{body}"
+    );
+    let (status, body) = app.op(Method::DELETE, &member(&ann), None).await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::CONFLICT, "last_owner"),
+        "{body}"
+    );
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &member(&ben),
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &member(&ann),
+            Some(json!({ "role": "viewer" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let roles: Vec<(String, String)> = app
+        .members(&ws)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(roles.contains(&(ann.clone(), "viewer".into())), "{roles:?}");
+    assert!(roles.contains(&(ben.clone(), "owner".into())), "{roles:?}");
+    let (status, body) = app.op(Method::DELETE, &member(&ben), None).await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (StatusCode::CONFLICT, "last_owner"),
+        "{body}"
+    );
+}
