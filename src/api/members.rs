@@ -225,7 +225,8 @@ fn check_owner_change(
             "only the operator grants or removes the owner role",
         ));
     }
-    let Some(before) = before.filter(|m| m.status == MemberStatus::Active.as_str()) else {
+    let Some(before) = before.filter(|m| was_owner && m.status == MemberStatus::Active.as_str())
+    else {
         return Ok(());
     };
     let active_owners: i64 = members::table

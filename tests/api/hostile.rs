@@ -13,6 +13,8 @@ crate::on_both_backends!(
     an_event_naming_another_organization_is_skipped_and_moves_nothing,
     a_look_alike_email_never_takes_a_member_over,
     only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays,
+    a_nul_in_a_name_never_stops_a_deprovisioning,
+    a_pull_reads_hostile_pages_record_by_record,
 );
 
 /// A workspace with directory sync on and `dir` activated; returns the workspace's id.
@@ -299,4 +301,157 @@ async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(back
         (StatusCode::CONFLICT, "last_owner"),
         "{body}"
     );
+}
+
+/// Rule 21: the `state: inactive` snapshot whose `first_name` holds a NUL deprovisions the member, with
+/// the NUL removed from the name.
+async fn a_nul_in_a_name_never_stops_a_deprovisioning(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = TestDirectory::new();
+    let ws = activated(&app, &dir).await;
+    let email = format!("nul-{}@example.com", dir.tag.to_lowercase());
+    let user = |first: &str, state: &str, minute: u32| {
+        dir.user(
+            "directory_user_nul",
+            "idp-nul",
+            Some(&email),
+            first,
+            state,
+            &at(minute),
+        )
+    };
+    app.deliver(&[event(
+        "dsync.user.created",
+        user("Ann", "active", 1),
+        &at(1),
+    )])
+    .await;
+    let leaving = event(
+        "dsync.user.updated",
+        user("Ann\u{0}ette", "inactive", 2),
+        &at(2),
+    );
+    app.deliver(&[leaving.clone()]).await;
+    assert_eq!(outcome(&app, &leaving).await.0, "applied");
+    let member = app.member(&ws, &email).await.expect("the member");
+    assert_eq!(member["status"], "deprovisioned", "{member}");
+    assert_eq!(member["first_name"], "Annette", "{member}");
+}
+
+/// A broker whose pages hold what an identity provider can put in them: a NUL in a name, custom
+/// attributes nested deeper than any JSON reader's recursion limit, and one record Rollcall cannot read
+/// at all. Every request is answered from `pages` by its path.
+fn hostile_broker(
+    dir: &TestDirectory,
+    users: Vec<Value>,
+) -> (String, actix_web::dev::ServerHandle) {
+    let nested = "[".repeat(400) + &"]".repeat(400);
+    let groups = json!({"data": [], "list_metadata": {"after": null}}).to_string();
+    let users = users
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+        .replace("\"DEEP\"", &nested);
+    let users = format!(r#"{{"data":[{users}],"list_metadata":{{"after":null}}}}"#);
+    let directory = dir.id.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        let (groups, users, directory) = (groups.clone(), users.clone(), directory.clone());
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |request: actix_web::HttpRequest| {
+                let body = match request.path() {
+                    "/directory_groups" => groups.clone(),
+                    "/directory_users" if request.query_string().contains(&directory) => {
+                        users.clone()
+                    }
+                    _ => json!({"data": [], "list_metadata": {"after": null}}).to_string(),
+                };
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://{addr}"), handle)
+}
+
+/// A pull of those pages stores the name without its NUL (PostgreSQL refuses NUL in text), applies the
+/// user whose custom attributes nest deeply, and leaves the unreadable record as stored: not updated, not
+/// deleted, named in the run's counts.
+async fn a_pull_reads_hostile_pages_record_by_record(backend: Backend) {
+    let dir = TestDirectory::new();
+    let tag = dir.tag.to_lowercase();
+    let email = |name: &str| format!("{name}-{tag}@example.com");
+    let mut nul = dir.user(
+        "directory_user_nul",
+        "idp-nul",
+        Some(&email("nul")),
+        "Zo\u{0}e",
+        "active",
+        &at(5),
+    );
+    nul["custom_attributes"] = json!({"manager": "DEEP"});
+    let mut unreadable = dir.user(
+        "directory_user_bad",
+        "idp-bad",
+        Some(&email("bad")),
+        "Bad",
+        "inactive",
+        &at(5),
+    );
+    unreadable["groups"] = json!("DEEP");
+    let plain = dir.user(
+        "directory_user_ok",
+        "idp-ok",
+        Some(&email("ok")),
+        "Ok",
+        "active",
+        &at(5),
+    );
+    let (base_url, server) = hostile_broker(&dir, vec![nul, unreadable, plain]);
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.workos_api_key = Some("sk_test_hostile_pages".into());
+        s.workos_api_base = base_url;
+    })
+    .await;
+    let ws = activated(&app, &dir).await;
+    // The unreadable user was active before the pull.
+    let before = dir.user(
+        "directory_user_bad",
+        "idp-bad",
+        Some(&email("bad")),
+        "Bad",
+        "active",
+        &at(1),
+    );
+    app.deliver(&[event("dsync.user.created", before, &at(1))])
+        .await;
+
+    let run = crate::full_pull::resync(&app, &dir.id, false).await;
+    server.stop(false).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["records_unreadable"], 1, "{run}");
+    let named = run["counts"]["unreadable"][0].as_str().unwrap_or_default();
+    assert!(named.starts_with("user directory_user_bad:"), "{run}");
+    assert_eq!(run["counts"]["users_deleted"], 0, "{run}");
+    let zoe = app.member(&ws, &email("nul")).await.expect("the member");
+    assert_eq!(
+        (zoe["first_name"].as_str(), zoe["status"].as_str()),
+        (Some("Zoe"), Some("active")),
+        "{zoe}"
+    );
+    assert!(app.member(&ws, &email("ok")).await.is_some());
+    let bad = app.member(&ws, &email("bad")).await.expect("the member");
+    assert_eq!(bad["status"], "active", "left as stored: {bad}");
 }

@@ -103,6 +103,8 @@ pub fn reconcile_directory(
             let group_id = group_id.to_string();
             pull.apply(store, vec![ListedPage::GroupMembers { group_id, user_ids }])?;
         }
+        // The listing is complete now, by this host's clock.
+        pull.listed_until(crate::workos::timestamp::now());
         pull.decide(store)?;
         while pull.remove_unlisted_memberships(store, 100)? {}
         while pull.finish(store, 500)? {}

@@ -195,7 +195,7 @@ async fn lossy_broker_pulled_once(app: &TestApp, users: u32) -> (DevBrokerHandle
 }
 
 /// Starts a resync through the API and waits for the run to end; returns the run.
-async fn resync(app: &TestApp, directory_id: &str, force: bool) -> serde_json::Value {
+pub(crate) async fn resync(app: &TestApp, directory_id: &str, force: bool) -> serde_json::Value {
     let (status, started) = app
         .op(
             Method::POST,
