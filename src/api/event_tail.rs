@@ -35,6 +35,10 @@ pub struct EventTailStatus {
     lag_seconds: Option<f64>,
     /// Events the tail fed to the applier that no webhook had brought first.
     events_applied: i64,
+    /// Why the tail looks stuck, when it has read nothing since its start time although webhooks brought
+    /// newer events; left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled: Option<String>,
 }
 
 /// Read the Events API tail's state, cursor and lag
@@ -51,8 +55,13 @@ pub(super) async fn get_event_tail(
     caller: Caller,
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
-    let place = state
-        .read(|conn| Ok(crate::event_tail::place::load(conn)?))
+    let (place, stalled) = state
+        .read(|conn| {
+            Ok((
+                crate::event_tail::place::load(conn)?,
+                crate::event_tail::place::stalled(conn)?,
+            ))
+        })
         .await?;
     let now = crate::workos::timestamp::now();
     let place = place.as_ref();
@@ -65,5 +74,6 @@ pub(super) async fn get_event_tail(
             .and_then(|p| p.cursor_event_at)
             .map(|at| (now - at).to_std().unwrap_or_default().as_secs_f64()),
         events_applied: place.map_or(0, |p| p.events_stored),
+        stalled,
     }))
 }

@@ -34,6 +34,10 @@ pub struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^stopped$")]
     applier: Option<&'static str>,
+    /// Why the Events API tail looks stuck (it has read nothing although webhooks brought newer events);
+    /// left out otherwise. It does not make the service unready: webhooks still work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_tail: Option<String>,
 }
 
 impl Readiness {
@@ -42,6 +46,7 @@ impl Readiness {
             status: "unavailable",
             database: None,
             applier: None,
+            event_tail: None,
         }
     }
 }
@@ -68,12 +73,22 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         });
     }
     let db = state.db.clone();
-    match web::block(move || db.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(Readiness {
-            status: "ready",
-            database: Some("ok"),
-            applier: None,
-        }),
+    let ready = move || {
+        db.ping()?;
+        db.read(|conn| Ok::<_, crate::db::DbError>(crate::event_tail::place::stalled(conn)?))
+    };
+    match web::block(ready).await {
+        Ok(Ok(event_tail)) => {
+            if let Some(why) = &event_tail {
+                tracing::warn!(reason = %why, "the Events API tail looks stuck");
+            }
+            HttpResponse::Ok().json(Readiness {
+                status: "ready",
+                database: Some("ok"),
+                applier: None,
+                event_tail,
+            })
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: the database does not answer");
             HttpResponse::ServiceUnavailable().json(Readiness {

@@ -46,6 +46,12 @@ pub fn apply_user_snapshot(
         }
     };
     store.put_user(row.clone());
+    if deleted {
+        // Rule 20: a deleted user leaves its groups (their member counts no longer include them).
+        for group in store.live_groups_of_user(&row.id)? {
+            super::groups::set_membership(store, ctx, &group, &row.id, &row.directory_id, false)?;
+        }
+    }
     members::sync_for_user(store, ctx, &row, effects)
 }
 

@@ -74,17 +74,30 @@ pub async fn catch_up(
     let mut done = CatchUp::default();
     let place = blocking(db, place::read).await??;
     let mut from = start_of(place.as_ref(), timestamp::now())?;
+    // Read from the margin before the start time; if the broker no longer serves that far back (its
+    // retention ends in between), from the start time itself.
+    let mut without_margin = match (&from, place.as_ref().and_then(|p| p.resume_from)) {
+        (EventsFrom::RangeStart(_), Some(at)) => Some(EventsFrom::RangeStart(at.and_utc())),
+        _ => None,
+    };
     loop {
-        let page = client
+        let listed = client
             .list_events(&APPLIED_EVENT_TYPES, &from, PAGE_SIZE)
-            .await
-            .map_err(|e| match e {
-                BrokerError::CursorExpired { message } => TailError::CursorLost(format!(
-                    "the broker no longer holds events from {}: {message}",
-                    describe(&from)
-                )),
-                other => TailError::Broker(other),
-            })?;
+            .await;
+        if let (Err(BrokerError::CursorExpired { .. }), Some(exact)) = (&listed, &without_margin) {
+            tracing::info!(from = %describe(&from), "the broker does not serve events from the margin before the tail's start time; reading from the start time itself");
+            from = exact.clone();
+            without_margin = None;
+            continue;
+        }
+        without_margin = None;
+        let page = listed.map_err(|e| match e {
+            BrokerError::CursorExpired { message } => TailError::CursorLost(format!(
+                "the broker no longer holds events from {}: {message}",
+                describe(&from)
+            )),
+            other => TailError::Broker(other),
+        })?;
         done.pages += 1;
         metrics.event_tail_page(page.data.len());
         if page.data.is_empty() {
@@ -140,11 +153,20 @@ fn start_of(
                 "the tail was to read from {}, outside the broker's retention",
                 timestamp::time_json(&at)
             ))),
-            (None, _, Some(at)) => Ok(EventsFrom::RangeStart(at.and_utc())),
+            (None, _, Some(at)) => Ok(EventsFrom::RangeStart((at - clock_margin()).and_utc())),
             (None, _, None) => Err(TailError::NotStarted),
         },
         None => Err(TailError::NotStarted),
     }
+}
+
+/// How far before the time it was told to start at the tail reads: that time is this host's, the events'
+/// `created_at` the broker's, and the two clocks may disagree. Reading a little more is harmless: each event
+/// is stored once and applied by rule 6.
+pub const CLOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+fn clock_margin() -> chrono::Duration {
+    chrono::Duration::from_std(CLOCK_MARGIN).expect("the margin fits")
 }
 
 fn describe(from: &EventsFrom) -> String {
@@ -218,7 +240,8 @@ mod tests {
         let after = start_of(Some(&place(now, Some("event_9"), Some(2), None)), now).unwrap();
         assert_eq!(after, EventsFrom::After("event_9".into()));
         let from = start_of(Some(&place(now, None, None, Some(1))), now).unwrap();
-        let expected = (now - chrono::Duration::days(1)).and_utc();
+        // A margin before it: the broker's clock may be behind this host's.
+        let expected = (now - chrono::Duration::days(1) - clock_margin()).and_utc();
         assert_eq!(from, EventsFrom::RangeStart(expected));
     }
 

@@ -35,6 +35,33 @@ pub fn lag(conn: &mut DbConnection) -> QueryResult<Option<EventTailLag>> {
     }))
 }
 
+/// Why the tail looks stuck, if it does: it has read no event since the time it was told to start at, and
+/// polled since webhooks brought events the broker created after that time (the broker's clock far behind
+/// this host's, or an API key of another environment than the webhooks').
+pub fn stalled(conn: &mut DbConnection) -> QueryResult<Option<String>> {
+    use crate::db::models::SOURCE_WEBHOOK;
+    use crate::db::schema::webhook_events;
+    let Some(place) = load(conn)? else {
+        return Ok(None);
+    };
+    let (None, Some(from), Some(polled)) = (&place.cursor, place.resume_from, place.last_poll_at)
+    else {
+        return Ok(None);
+    };
+    let missed: i64 = webhook_events::table
+        .filter(webhook_events::source.eq(SOURCE_WEBHOOK))
+        .filter(webhook_events::event_created_at.gt(from))
+        .filter(webhook_events::received_at.lt(polled))
+        .count()
+        .get_result(conn)?;
+    Ok((missed > 0).then(|| {
+        format!(
+            "the tail has read no event created after {} although webhooks brought {missed} created since; is the broker's clock far behind this host's, or its API key another environment's?",
+            timestamp::time_json(&from)
+        )
+    }))
+}
+
 /// Writes the row, creating it the first time.
 fn save(conn: &mut DbConnection, row: &EventTailRow) -> QueryResult<()> {
     let updated = diesel::update(event_tail::table.find(1))

@@ -15,6 +15,8 @@ crate::on_both_backends!(
     only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays,
     a_nul_in_a_name_never_stops_a_deprovisioning,
     a_pull_reads_hostile_pages_record_by_record,
+    a_deleted_user_leaves_its_groups,
+    a_tail_that_reads_nothing_while_webhooks_bring_newer_events_says_so,
 );
 
 /// A workspace with directory sync on and `dir` activated; returns the workspace's id.
@@ -331,7 +333,7 @@ async fn a_nul_in_a_name_never_stops_a_deprovisioning(backend: Backend) {
         user("Ann\u{0}ette", "inactive", 2),
         &at(2),
     );
-    app.deliver(&[leaving.clone()]).await;
+    app.deliver(std::slice::from_ref(&leaving)).await;
     assert_eq!(outcome(&app, &leaving).await.0, "applied");
     let member = app.member(&ws, &email).await.expect("the member");
     assert_eq!(member["status"], "deprovisioned", "{member}");
@@ -454,4 +456,83 @@ async fn a_pull_reads_hostile_pages_record_by_record(backend: Backend) {
     assert!(app.member(&ws, &email("ok")).await.is_some());
     let bad = app.member(&ws, &email("bad")).await.expect("the member");
     assert_eq!(bad["status"], "active", "left as stored: {bad}");
+}
+
+/// Rule 20: `dsync.user.deleted` (by webhook or the Events API, the same path) takes the user out of its
+/// groups' member counts.
+async fn a_deleted_user_leaves_its_groups(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = TestDirectory::new();
+    let ws = activated(&app, &dir).await;
+    let user = dir.user(
+        "directory_user_gone",
+        "idp-gone",
+        Some(&format!("gone-{}@example.com", dir.tag.to_lowercase())),
+        "Gone",
+        "active",
+        &at(1),
+    );
+    let group = dir.group("directory_group_left", "Left", &at(1));
+    app.deliver(&[
+        event("dsync.group.created", group.clone(), &at(1)),
+        event("dsync.user.created", user.clone(), &at(1)),
+        event(
+            "dsync.group.user_added",
+            dir.membership(&user, &group),
+            &at(2),
+        ),
+    ])
+    .await;
+    let count = |body: &Value| body["data"][0]["member_count"].as_i64();
+    let path = format!("/api/v1/workspaces/{ws}/directory-groups");
+    let (_, groups) = app.op(Method::GET, &path, None).await;
+    assert_eq!(count(&groups), Some(1), "{groups}");
+    let mut deleted = user.clone();
+    deleted["updated_at"] = at(3).into();
+    app.deliver(&[event("dsync.user.deleted", deleted, &at(3))])
+        .await;
+    let (_, groups) = app.op(Method::GET, &path, None).await;
+    assert_eq!(count(&groups), Some(0), "{groups}");
+    // A late membership event from before the deletion does not put them back.
+    app.deliver(&[event(
+        "dsync.group.user_added",
+        dir.membership(&user, &group),
+        &at(2),
+    )])
+    .await;
+    let (_, groups) = app.op(Method::GET, &path, None).await;
+    assert_eq!(count(&groups), Some(0), "{groups}");
+}
+
+/// A tail told to read from a time after which it finds nothing, although webhooks brought events the
+/// broker created since and it has polled after they came, says so in its status and in `/readyz`.
+async fn a_tail_that_reads_nothing_while_webhooks_bring_newer_events_says_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = TestDirectory::new();
+    let from = rollcall::workos::timestamp::now();
+    rollcall::event_tail::place::restart_from(&app.db, from).unwrap();
+    let (_, status) = app.op(Method::GET, "/api/v1/event-tail", None).await;
+    assert!(status.get("stalled").is_none(), "{status}");
+    let created = rollcall::workos::timestamp::format(from + chrono::TimeDelta::seconds(30));
+    activated(&app, &dir).await;
+    app.deliver(&[event(
+        "dsync.group.created",
+        dir.group("directory_group_t", "T", &created),
+        &created,
+    )])
+    .await;
+    let polled = rollcall::workos::timestamp::now() + chrono::TimeDelta::seconds(1);
+    rollcall::event_tail::place::record_poll(&app.db, polled).unwrap();
+    let (_, status) = app.op(Method::GET, "/api/v1/event-tail", None).await;
+    let why = status["stalled"].as_str().unwrap_or_default();
+    assert!(why.contains("clock"), "{status}");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["event_tail"].as_str(), Some(why), "{ready}");
 }
