@@ -850,3 +850,106 @@ async fn events_requests_share_the_keys_rate_limit() {
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
     assert_eq!(server.hits(), 11);
 }
+
+#[tokio::test]
+async fn an_answer_over_the_cap_is_refused_unread_and_not_retried() {
+    // Over the cap, with and without a Content-Length the client could trust.
+    let big = vec![b' '; MAX_ANSWER_BYTES + 1];
+    let server = serve(move |_, n| {
+        let body = big.clone();
+        if n == 1 {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body)
+        } else {
+            let chunks = futures_util::stream::iter(
+                body.chunks(64 * 1024)
+                    .map(|c| Ok::<_, std::io::Error>(web::Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>(),
+            );
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(chunks)
+        }
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    for _ in 0..2 {
+        let error = client.list_users("directory_t").await.expect_err("refused");
+        assert!(
+            matches!(error.root(), BrokerError::TooLarge { .. }),
+            "{error}"
+        );
+    }
+    assert_eq!(server.hits(), 2, "not retried");
+}
+
+#[tokio::test]
+async fn an_empty_page_that_names_a_next_cursor_ends_the_listing_incomplete() {
+    let server = serve(|_, n| {
+        HttpResponse::Ok().json(json!({
+            "data": [],
+            "list_metadata": {"after": format!("cursor_{n}")}
+        }))
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let error = client
+        .list_users("directory_t")
+        .await
+        .expect_err("an error");
+    assert!(
+        matches!(error, BrokerError::EmptyPageWithCursor { .. }),
+        "{error}"
+    );
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_is_set_aside_and_the_page_read_on() {
+    let nested = "[".repeat(300) + &"]".repeat(300);
+    let page = format!(
+        r#"{{"data":[{{"id":"directory_user_1","directory_id":"directory_t","first_name":"A\u0000nn","custom_attributes":{{"x":{nested}}}}},{{"id":"directory_user_2","directory_id":"directory_t","groups":{nested}}},{{"id":"directory_user_3","directory_id":"directory_t"}}],"list_metadata":{{"after":null}}}}"#
+    );
+    let server = serve(move |_, _| {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(page.clone())
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let listed = client
+        .users_with_groups("directory_t")
+        .await
+        .expect("a listing");
+    let ids: Vec<&str> = listed.users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["directory_user_1", "directory_user_3"]);
+    assert_eq!(listed.users[0].first_name.as_deref(), Some("Ann"));
+    assert_eq!(listed.unreadable.len(), 1);
+    assert_eq!(listed.unreadable[0].id.as_deref(), Some("directory_user_2"));
+    assert!(
+        listed.unreadable[0].reason.contains("recursion"),
+        "{:?}",
+        listed.unreadable
+    );
+}
+
+#[test]
+fn plain_http_is_refused_unless_the_broker_is_this_machine() {
+    for refused in [
+        "http://api.workos.com",
+        "http://10.0.0.8:8080",
+        "ftp://localhost",
+    ] {
+        let error = BrokerClient::new(settings(refused, "sk")).expect_err(refused);
+        assert!(error.to_string().contains("use https"), "{error}");
+    }
+    for allowed in [
+        "https://api.workos.com",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        assert!(
+            BrokerClient::new(settings(allowed, "sk")).is_ok(),
+            "{allowed}"
+        );
+    }
+}
