@@ -323,6 +323,27 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
         "builder"
     );
     browser.screenshot("members").await;
+    // Owner is the operator's (rule 22): the screen shows the server's refusal and keeps the role.
+    browser
+        .choose("tr[data-member=\"guest@example.com\"] select", "owner")
+        .await;
+    browser
+        .wait_text(
+            "#members-message",
+            "only the operator grants or removes the owner role",
+        )
+        .await;
+    let shown = browser
+        .script(
+            "return document.querySelector('tr[data-member=\"guest@example.com\"] select').value;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, "builder");
+    assert_eq!(
+        app.member(&ws, "guest@example.com").await.unwrap()["role"],
+        "builder"
+    );
 
     // The audit log names what caused each change.
     browser.go_to("Audit log", "Audit log").await;

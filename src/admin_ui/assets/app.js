@@ -352,7 +352,8 @@ function memberRow(m, workspace, groups, rolesMapped, message) {
     "aria-describedby": roleLocked ? reasonId : null,
     onchange: async () => {
       try {
-        await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
+        const changed = await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
+        m.role = changed.role;
         announce(`${m.email} is now ${roleSelect.value}`);
       } catch (e) {
         // The server decides who may grant or remove owner (rule 22); its reason is shown as it is.
