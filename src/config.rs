@@ -55,6 +55,16 @@ pub struct Settings {
     #[arg(long, env = "ROLLCALL_WEBHOOK_BODY_LIMIT", default_value = "1048576", value_name = "BYTES",
         value_parser = body_limit)]
     pub webhook_body_limit: usize,
+    /// How long a webhook's body may take to arrive in full once its headers are in (1s to 5m); a slower
+    /// one gets 408 and its connection is closed, so a client sending a byte now and then holds nothing.
+    #[arg(long, env = "ROLLCALL_WEBHOOK_BODY_TIMEOUT", default_value = "10s", value_name = "DURATION",
+        value_parser = body_timeout)]
+    pub webhook_body_timeout: Duration,
+    /// Connections the service keeps open at once (64 to 1000000); more wait until one closes. Each takes
+    /// a file descriptor, so keep it under the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "ROLLCALL_MAX_CONNECTIONS", default_value = "4096", value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(64..=1_000_000))]
+    pub max_connections: u32,
     /// The bootstrap operator token, at least 32 characters: may do everything over the API.
     #[arg(
         long,
@@ -388,6 +398,8 @@ impl fmt::Debug for Settings {
             )
             .field("webhook_tolerance", &self.webhook_tolerance)
             .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("max_connections", &self.max_connections)
             .field("operator_token", &redacted(&self.operator_token))
             .field("resync_interval", &self.resync_interval)
             .field("user_listing_rate", &self.user_listing_rate)
@@ -470,6 +482,14 @@ fn webhook_tolerance(text: &str) -> Result<Duration, String> {
     Ok(tolerance)
 }
 
+fn body_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_setting_duration(text)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&timeout) {
+        return Err("must be between 1s and 5m, such as 10s".into());
+    }
+    Ok(timeout)
+}
+
 fn listing_rate(text: &str) -> Result<f64, String> {
     text.trim()
         .parse::<f64>()
@@ -545,6 +565,8 @@ mod tests {
         assert!(s.webhook_secrets.is_empty());
         assert_eq!(s.webhook_tolerance, Duration::from_secs(180));
         assert_eq!(s.webhook_body_limit, 1 << 20);
+        assert_eq!(s.webhook_body_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 4096);
         assert_eq!(s.resync_interval(), Duration::from_secs(3600));
         assert_eq!(s.event_source(), EventSource::Webhooks);
         assert!(!s.event_tail_enabled());
@@ -577,6 +599,9 @@ mod tests {
             ("ROLLCALL_WEBHOOK_BODY_LIMIT", "ten"),
             ("ROLLCALL_EVENT_SOURCE", "carrier-pigeon"),
             ("ROLLCALL_EVENTS_POLL_INTERVAL", "often"),
+            ("ROLLCALL_WEBHOOK_BODY_TIMEOUT", "0"),
+            ("ROLLCALL_WEBHOOK_BODY_TIMEOUT", "1h"),
+            ("ROLLCALL_MAX_CONNECTIONS", "10"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert_eq!(error.setting, name);

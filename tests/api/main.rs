@@ -21,6 +21,7 @@ mod retention;
 mod role_mapping_preview;
 mod samples;
 mod schedule;
+mod slow_clients;
 mod teams;
 mod tenants;
 mod tokens;
