@@ -38,7 +38,7 @@ pub struct Event {
     #[schema(required = true)]
     reason: Option<String>,
     attempts: i32,
-    /// Deliveries of the same event after this one, acknowledged and not stored again
+    /// Later deliveries of the same event (of an `invalid` delivery: of the same body), not stored again
     redeliveries: i32,
     /// The path that brought it first: a webhook, or the Events API tail
     #[schema(pattern = "^(webhook|events)$")]

@@ -112,7 +112,8 @@ async fn read_body(
 ///
 /// Verifies `WorkOS-Signature` over the raw body, stores the delivery durably, then answers. The body must
 /// arrive in full within `ROLLCALL_WEBHOOK_BODY_TIMEOUT` (408 otherwise). A signed body that is not an
-/// event is stored as `invalid` and answered 400. A verified delivery wakes the Events API tail; with
+/// event is stored as `invalid` and answered 400 (the same body again is answered 400 and counted on the
+/// stored delivery, not stored again). A verified delivery wakes the Events API tail; with
 /// `ROLLCALL_EVENT_SOURCE=events` that is all it does (the tail brings the event).
 #[utoipa::path(post, path = "/webhooks/workos", tag = "webhooks",
     params(("WorkOS-Signature" = String, Header, description = "`t=<milliseconds>, v1=<hex HMAC-SHA256 of \"t.body\">`.")),
@@ -235,7 +236,15 @@ async fn receive(
         StoreError::Database(_) | StoreError::ShuttingDown => ApiError::unavailable(),
     })?;
     if let Some(why) = invalid {
-        tracing::warn!(reason = %why, "signed webhook is not an event; stored as invalid");
+        match stored {
+            Stored::New => {
+                tracing::warn!(reason = %why, "signed webhook is not an event; stored as invalid")
+            }
+            Stored::Redelivery => tracing::debug!(
+                reason = %why,
+                "signed webhook is not an event, and was stored before; counted, not stored again"
+            ),
+        }
         return Err(ApiError::bad_request("invalid_payload", why.0));
     }
     let redelivery = stored == Stored::Redelivery;

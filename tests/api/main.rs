@@ -11,6 +11,7 @@ mod event_tail;
 mod full_pull;
 mod helpers;
 mod instances;
+mod invalid_deliveries;
 mod one_writer;
 mod openapi;
 mod pool;

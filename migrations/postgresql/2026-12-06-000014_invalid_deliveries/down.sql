@@ -1,0 +1,2 @@
+DROP INDEX webhook_events_body_hash;
+ALTER TABLE webhook_events DROP COLUMN body_hash;
