@@ -43,6 +43,7 @@ async fn old_deliveries_are_pruned_and_failed_ones_kept(backend: Backend) {
         ("failed", long_ago),
         ("conflict", long_ago),
         ("invalid", long_ago),
+        ("dismissed", long_ago),
         ("applied", timestamp::now()),
     ]
     .into_iter()
