@@ -1,7 +1,7 @@
 //! Settings: `rollcall serve`'s options, each also read from its environment variable (and `.env`); a bad
 //! value stops start-up naming the setting.
 
-use crate::db::{DatabaseTarget, DEFAULT_SQLITE_FILE};
+use crate::db::{redact_password, DatabaseTarget, DEFAULT_SQLITE_FILE};
 use crate::secret::REDACTED;
 use clap::{ArgAction, Args, FromArgMatches};
 use std::fmt;
@@ -36,7 +36,8 @@ pub struct Settings {
     #[arg(long, env = "WORKOS_API_BASE", default_value = "https://api.workos.com", value_name = "URL",
         value_parser = http_url)]
     pub workos_api_base: String,
-    /// Webhook signing secrets, comma-separated; any of them verifies a webhook (none: every one is refused).
+    /// Webhook signing secrets, comma-separated, each at least 16 characters; any of them verifies a
+    /// webhook (none: every one is refused).
     #[arg(
         long,
         env = "WORKOS_WEBHOOK_SECRETS",
@@ -45,14 +46,25 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub webhook_secrets: Vec<String>,
-    /// How far a webhook signature's timestamp may be from now, either way.
+    /// How far a webhook signature's timestamp may be from now, either way (at most 1h): a captured
+    /// request can be replayed for this long.
     #[arg(long, env = "WORKOS_WEBHOOK_TOLERANCE", default_value = "180s", value_name = "DURATION",
-        value_parser = parse_setting_duration)]
+        value_parser = webhook_tolerance)]
     pub webhook_tolerance: Duration,
     /// The largest webhook body accepted, in bytes (at least 1024); larger ones get 413.
     #[arg(long, env = "ROLLCALL_WEBHOOK_BODY_LIMIT", default_value = "1048576", value_name = "BYTES",
         value_parser = body_limit)]
     pub webhook_body_limit: usize,
+    /// How long a webhook's body may take to arrive in full once its headers are in (1s to 5m); a slower
+    /// one gets 408 and its connection is closed, so a client sending a byte now and then holds nothing.
+    #[arg(long, env = "ROLLCALL_WEBHOOK_BODY_TIMEOUT", default_value = "10s", value_name = "DURATION",
+        value_parser = body_timeout)]
+    pub webhook_body_timeout: Duration,
+    /// Connections the service keeps open at once (64 to 1000000); more wait until one closes. Each takes
+    /// a file descriptor, so keep it under the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "ROLLCALL_MAX_CONNECTIONS", default_value = "4096", value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(64..=1_000_000))]
+    pub max_connections: u32,
     /// The bootstrap operator token, at least 32 characters: may do everything over the API.
     #[arg(
         long,
@@ -141,6 +153,14 @@ pub enum LogFormat {
 /// The shortest operator token accepted: a shorter one is guessable.
 pub const MIN_OPERATOR_TOKEN_LEN: usize = 32;
 
+/// The shortest webhook secret accepted: whoever guesses the secret can sign events that provision and
+/// deprovision members. The broker's secrets are far longer.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+/// The widest webhook tolerance accepted: a signed request can be replayed while it is within the
+/// tolerance, and the broker signs each delivery as it sends it.
+pub const MAX_WEBHOOK_TOLERANCE: Duration = Duration::from_secs(3600);
+
 /// Values that stand in for a secret in examples and were never meant to be used. Any value starting
 /// with `replace-me` is refused as well.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -188,11 +208,13 @@ impl ConfigError {
             .get_arguments()
             .find(|arg| arg.to_string() == *option)?;
         let setting = arg.get_env()?.to_string_lossy();
+        let value = match error.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) if !value.is_empty() => Some(value.as_str()),
+            _ => None,
+        };
         let problem = match std::error::Error::source(error) {
-            Some(why) => match error.get(ContextKind::InvalidValue) {
-                Some(ContextValue::String(value)) if !why.to_string().contains(value.as_str()) => {
-                    format!("{value:?}: {why}")
-                }
+            Some(why) => match value {
+                Some(value) if !why.to_string().contains(value) => format!("{value:?}: {why}"),
                 _ => why.to_string(),
             },
             None => {
@@ -200,6 +222,19 @@ impl ConfigError {
                 let first = rendered.split("\n\n").next().unwrap_or_default();
                 first.trim_start_matches("error: ").trim().to_string()
             }
+        };
+        // The value is quoted as the message shows it: a secret not at all, a database URL without its
+        // password.
+        let problem = match value {
+            Some(value) if arg.is_hide_env_values_set() => {
+                let shown = if setting == "DATABASE_URL" {
+                    redact_password(value)
+                } else {
+                    REDACTED.to_string()
+                };
+                problem.replace(value, &shown)
+            }
+            _ => problem,
         };
         Some(Self::new(&setting, problem))
     }
@@ -251,6 +286,19 @@ impl Settings {
         refuse_placeholders("WORKOS_API_KEY", &self.workos_api_key)?;
         refuse_placeholders("ROLLCALL_OPERATOR_TOKEN", &self.operator_token)?;
         self.check_event_source()?;
+        if self
+            .webhook_secrets
+            .iter()
+            .any(|s| s.chars().count() < MIN_WEBHOOK_SECRET_LEN)
+        {
+            return Err(ConfigError::new(
+                "WORKOS_WEBHOOK_SECRETS",
+                format!(
+                    "holds a secret shorter than {MIN_WEBHOOK_SECRET_LEN} characters; use the signing secret \
+                     the broker shows for the webhook endpoint"
+                ),
+            ));
+        }
         if self
             .operator_token
             .as_ref()
@@ -350,6 +398,8 @@ impl fmt::Debug for Settings {
             )
             .field("webhook_tolerance", &self.webhook_tolerance)
             .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("max_connections", &self.max_connections)
             .field("operator_token", &redacted(&self.operator_token))
             .field("resync_interval", &self.resync_interval)
             .field("user_listing_rate", &self.user_listing_rate)
@@ -418,6 +468,26 @@ fn body_limit(text: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n >= 1024)
         .ok_or_else(|| "must be a whole number of bytes, at least 1024".into())
+}
+
+fn webhook_tolerance(text: &str) -> Result<Duration, String> {
+    let tolerance = parse_setting_duration(text)?;
+    if tolerance.is_zero() || tolerance > MAX_WEBHOOK_TOLERANCE {
+        return Err(
+            "must be more than 0 and at most 1h (a signed request can be replayed for this long), \
+             such as 180s"
+                .into(),
+        );
+    }
+    Ok(tolerance)
+}
+
+fn body_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_setting_duration(text)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&timeout) {
+        return Err("must be between 1s and 5m, such as 10s".into());
+    }
+    Ok(timeout)
 }
 
 fn listing_rate(text: &str) -> Result<f64, String> {
@@ -495,6 +565,8 @@ mod tests {
         assert!(s.webhook_secrets.is_empty());
         assert_eq!(s.webhook_tolerance, Duration::from_secs(180));
         assert_eq!(s.webhook_body_limit, 1 << 20);
+        assert_eq!(s.webhook_body_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 4096);
         assert_eq!(s.resync_interval(), Duration::from_secs(3600));
         assert_eq!(s.event_source(), EventSource::Webhooks);
         assert!(!s.event_tail_enabled());
@@ -503,8 +575,15 @@ mod tests {
 
     #[test]
     fn secrets_are_a_comma_separated_list() {
-        let s = settings(&[("WORKOS_WEBHOOK_SECRETS", " old , new ,")]).unwrap();
-        assert_eq!(s.webhook_secrets, ["old", "new"]);
+        let s = settings(&[(
+            "WORKOS_WEBHOOK_SECRETS",
+            " whsec_old_0123456789 , whsec_new_0123456789 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.webhook_secrets,
+            ["whsec_old_0123456789", "whsec_new_0123456789"]
+        );
     }
 
     #[test]
@@ -520,6 +599,9 @@ mod tests {
             ("ROLLCALL_WEBHOOK_BODY_LIMIT", "ten"),
             ("ROLLCALL_EVENT_SOURCE", "carrier-pigeon"),
             ("ROLLCALL_EVENTS_POLL_INTERVAL", "often"),
+            ("ROLLCALL_WEBHOOK_BODY_TIMEOUT", "0"),
+            ("ROLLCALL_WEBHOOK_BODY_TIMEOUT", "1h"),
+            ("ROLLCALL_MAX_CONNECTIONS", "10"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert_eq!(error.setting, name);
@@ -641,10 +723,57 @@ mod tests {
     }
 
     #[test]
+    fn a_short_webhook_secret_is_refused_by_name() {
+        for (value, short) in [
+            ("k1", "k1"),
+            ("whsec_012345678", "whsec_012345678"),
+            ("whsec_old_0123456789,tiny_one", "tiny_one"),
+        ] {
+            let error = settings(&[("WORKOS_WEBHOOK_SECRETS", value)]).unwrap_err();
+            assert_eq!(error.setting, "WORKOS_WEBHOOK_SECRETS", "{value}");
+            assert!(error.problem.contains("16 characters"), "{error}");
+            assert!(!error.problem.contains(short), "{error}");
+        }
+        let sixteen = "0123456789abcdef";
+        let s = settings(&[("WORKOS_WEBHOOK_SECRETS", sixteen)]).unwrap();
+        assert_eq!(s.webhook_secrets, [sixteen]);
+    }
+
+    #[test]
+    fn a_webhook_tolerance_over_an_hour_is_refused_by_name() {
+        for value in ["3650d", "1h1s", "0"] {
+            let error = settings(&[("WORKOS_WEBHOOK_TOLERANCE", value)]).unwrap_err();
+            assert_eq!(error.setting, "WORKOS_WEBHOOK_TOLERANCE", "{value}");
+            assert!(error.problem.contains("at most 1h"), "{error}");
+        }
+        let s = settings(&[("WORKOS_WEBHOOK_TOLERANCE", "1h")]).unwrap();
+        assert_eq!(s.webhook_tolerance, MAX_WEBHOOK_TOLERANCE);
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_named_without_its_password() {
+        let error = settings(&[(
+            "DATABASE_URL",
+            "mysql://app:s3cret-pass@db.internal/rollcall",
+        )])
+        .unwrap_err();
+        assert_eq!(error.setting, "DATABASE_URL");
+        let message = error.to_string();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.contains("mysql://app:[redacted]@db.internal/rollcall"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn debug_output_shows_no_secret() {
         let s = settings(&[
             ("ROLLCALL_OPERATOR_TOKEN", TOKEN),
-            ("WORKOS_WEBHOOK_SECRETS", "whsec_old_one,whsec_new_one"),
+            (
+                "WORKOS_WEBHOOK_SECRETS",
+                "whsec_old_0123456789,whsec_new_0123456789",
+            ),
             ("WORKOS_API_KEY", "sk_live_key"),
             ("DATABASE_URL", "postgres://app:s3cret@db/rollcall"),
         ])
@@ -652,8 +781,8 @@ mod tests {
         let printed = format!("{s:?}");
         for secret in [
             TOKEN,
-            "whsec_old_one",
-            "whsec_new_one",
+            "whsec_old_0123456789",
+            "whsec_new_0123456789",
             "sk_live_key",
             "s3cret",
         ] {

@@ -80,6 +80,7 @@ text_enum!(
         Conflict => "conflict",
         Failed => "failed",
         Invalid => "invalid",
+        Dismissed => "dismissed",
     }
 );
 

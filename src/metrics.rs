@@ -35,10 +35,11 @@ pub const BROKER_ENDPOINTS: [&str; 4] = [
     "events",
 ];
 /// What became of a webhook delivery.
-pub const WEBHOOK_OUTCOMES: [&str; 5] = [
+pub const WEBHOOK_OUTCOMES: [&str; 6] = [
     "accepted",
     "unauthorized",
     "bad_request",
+    "timeout",
     "too_large",
     "unavailable",
 ];
@@ -532,6 +533,7 @@ rollcall_broker_retries_total 0
 rollcall_webhooks_received_total{outcome=\"accepted\"} 0
 rollcall_webhooks_received_total{outcome=\"unauthorized\"} 0
 rollcall_webhooks_received_total{outcome=\"bad_request\"} 0
+rollcall_webhooks_received_total{outcome=\"timeout\"} 0
 rollcall_webhooks_received_total{outcome=\"too_large\"} 0
 rollcall_webhooks_received_total{outcome=\"unavailable\"} 0
 # HELP rollcall_apply_lag_seconds Time from receiving a delivery (just before its acknowledgement) to applying it, for the deliveries this process applied.

@@ -14,6 +14,14 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a client has to send its first request's headers once it has connected.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle kept-alive connection stays open for the client's next request.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a connection closed after an answer waits for the client to hang up before it is dropped.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A built service, bound to its port, ready to run.
 pub struct Application {
@@ -178,6 +186,7 @@ impl Application {
             .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
+        let max_connections = settings.max_connections;
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -189,6 +198,9 @@ impl Application {
             token_use: Default::default(),
             event_tail,
         });
+        // Actix counts connections per worker thread; the setting is the whole process's.
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let connections_per_worker = (max_connections as usize).div_ceil(workers);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(api::reject_nul))
@@ -198,6 +210,16 @@ impl Application {
                 .configure(crate::admin_ui::configure)
                 .default_service(web::to(api::not_found))
         })
+        .workers(workers)
+        .max_connections(connections_per_worker)
+        // Bounds on how long a client may hold a connection without making progress: the first
+        // request's headers must be in within REQUEST_HEAD_TIMEOUT, an idle kept-alive connection closes
+        // after KEEP_ALIVE, and a connection closed after an answer waits at most DISCONNECT_TIMEOUT for
+        // the client to hang up. A webhook's body has ROLLCALL_WEBHOOK_BODY_TIMEOUT. (Actix's
+        // `max_connection_rate` limits TLS handshakes only, and TLS ends in front of Rollcall.)
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .listen(listener)?
         .shutdown_timeout(30)
         .run();

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "bench-secret";
+pub const SECRET: &str = "whsec_bench_0123456789";
 pub const OPERATOR: &str = "bench-operator-token-0123456789abcdef";
 
 /// A number from the environment, else `default`.

@@ -1,4 +1,4 @@
-//! Stored webhook events for operators: list, inspect, retry.
+//! Stored webhook events for operators: list, inspect, retry, dismiss.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -19,6 +19,7 @@ pub fn routes() -> Vec<Route> {
         Route::of::<__path_list_events>(|| web::to(list_events)),
         Route::of::<__path_get_event>(|| web::to(get_event)),
         Route::of::<__path_retry_event>(|| web::to(retry_event)),
+        Route::of::<__path_dismiss_event>(|| web::to(dismiss_event)),
     ]
     .concat()
 }
@@ -38,7 +39,7 @@ pub struct Event {
     #[schema(required = true)]
     reason: Option<String>,
     attempts: i32,
-    /// Deliveries of the same event after this one, acknowledged and not stored again
+    /// Later deliveries of the same event (of an `invalid` delivery: of the same body), not stored again
     redeliveries: i32,
     /// The path that brought it first: a webhook, or the Events API tail
     #[schema(pattern = "^(webhook|events)$")]
@@ -226,4 +227,59 @@ pub(super) async fn retry_event(
     tracing::info!(delivery = event.id, event_id = ?event.event_id, "event queued again by an operator");
     state.applier_wakeup.notify();
     Ok(HttpResponse::Accepted().json(Event::from(&event)))
+}
+
+/// Dismiss a signed body that was not an event
+///
+/// Only `invalid` deliveries can be dismissed: the delivery becomes `dismissed`, so it no longer shows
+/// under `?status=invalid`, and is pruned after `ROLLCALL_EVENT_RETENTION` like the rest. The broker's
+/// retries of the same body are still counted on it, not stored again. Dismissing a dismissed delivery
+/// changes nothing.
+#[utoipa::path(post, path = "/api/v1/events/{id}/dismiss", tag = "events",
+    params(EventParam),
+    responses(
+        (status = 200, description = "Dismissed.", body = Event),
+        (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["not_dismissable"])))),
+    ),
+)]
+pub(super) async fn dismiss_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require_operator()?;
+    let id = parse_event_id(&path.into_inner())?;
+    let event = state
+        .write(move |conn| {
+            let event = load_event(conn, id)?;
+            match event.status.parse::<EventStatus>() {
+                Ok(EventStatus::Dismissed) => return Ok(event),
+                Ok(EventStatus::Invalid) => {}
+                _ => {
+                    return Err(ApiError::conflict(
+                        "not_dismissable",
+                        format!(
+                            "an event that is {} cannot be dismissed; only invalid deliveries (bodies that \
+                             were not events) can",
+                            event.status
+                        ),
+                    ))
+                }
+            }
+            diesel::update(webhook_events::table.find(id))
+                .set((
+                    webhook_events::status.eq(EventStatus::Dismissed.as_str()),
+                    webhook_events::processed_at.eq(Some(crate::workos::timestamp::now())),
+                ))
+                .execute(conn)?;
+            load_event(conn, id)
+        })
+        .await?;
+    tracing::info!(
+        delivery = event.id,
+        "invalid delivery dismissed by an operator"
+    );
+    Ok(HttpResponse::Ok().json(Event::from(&event)))
 }

@@ -87,6 +87,7 @@ pub fn document() -> Document {
         super::events::list_events,
         super::events::get_event,
         super::events::retry_event,
+        super::events::dismiss_event,
         super::event_tail::get_event_tail,
         super::sync_runs::resync_directory,
         super::sync_runs::list_sync_runs,

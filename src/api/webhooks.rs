@@ -7,10 +7,14 @@ use crate::intake::event_store::{StoreError, Stored};
 use crate::workos::events::Event;
 use crate::workos::signature::{self, SignatureError};
 use crate::workos::timestamp;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use utoipa::ToSchema;
 
 pub fn routes() -> Vec<Route> {
@@ -35,11 +39,49 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Reads the body up to `limit` bytes.
+fn too_slow(timeout: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!(
+            "the body did not arrive within {} (ROLLCALL_WEBHOOK_BODY_TIMEOUT)",
+            humantime::format_duration(timeout)
+        ),
+    )
+}
+
+/// The answer to a refused request, holding the request's body (which may not have been read to its end)
+/// until the answer is sent: the connection is then closed, instead of being drained of the rest of a
+/// chunked body for as long as the client goes on sending it.
+struct ClosingAnswer<B> {
+    answer: B,
+    _request_body: web::Payload,
+}
+
+impl<B: MessageBody + Unpin> MessageBody for ClosingAnswer<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.answer.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().answer).poll_next(cx)
+    }
+}
+
+/// Reads the body up to `limit` bytes, all of it by `deadline`. The buffer grows with the bytes that
+/// arrive, never from what `Content-Length` promises: a client that declares 1 MiB and sends a byte now
+/// and then holds a few bytes, and only until the deadline.
 async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
     limit: usize,
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
 ) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
@@ -49,8 +91,13 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(4096).min(limit));
-    while let Some(chunk) = payload.next().await {
+    let mut body = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Err(_) => return Err(too_slow(timeout)),
+            Ok(None) => return Ok(body),
+            Ok(Some(chunk)) => chunk,
+        };
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("invalid_payload", format!("could not read the body: {e}"))
         })?;
@@ -59,14 +106,15 @@ async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
 }
 
 /// Receive a signed broker event
 ///
-/// Verifies `WorkOS-Signature` over the raw body, stores the delivery durably, then answers. A signed
-/// body that is not an event is stored as `invalid` and answered 400. A verified delivery wakes the Events
-/// API tail; with `ROLLCALL_EVENT_SOURCE=events` that is all it does (the tail brings the event).
+/// Verifies `WorkOS-Signature` over the raw body, stores the delivery durably, then answers. The body must
+/// arrive in full within `ROLLCALL_WEBHOOK_BODY_TIMEOUT` (408 otherwise). A signed body that is not an
+/// event is stored as `invalid` and answered 400 (the same body again is answered 400 and counted on the
+/// stored delivery, not stored again). A verified delivery wakes the Events API tail; with
+/// `ROLLCALL_EVENT_SOURCE=events` that is all it does (the tail brings the event).
 #[utoipa::path(post, path = "/webhooks/workos", tag = "webhooks",
     params(("WorkOS-Signature" = String, Header, description = "`t=<milliseconds>, v1=<hex HMAC-SHA256 of \"t.body\">`.")),
     request_body(content = Object, description = "Any JSON; a `dsync.*` event to be applied."),
@@ -74,26 +122,36 @@ async fn read_body(
         (status = 200, description = "Stored (whether applied, duplicate, skipped or of an unknown type).", body = WebhookReceipt),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_payload"])))),
         (status = 401, extensions(("x-problem-codes" = json!(["invalid_signature"])))),
+        (status = 408, extensions(("x-problem-codes" = json!(["body_timeout"])))),
         (status = 413, extensions(("x-problem-codes" = json!(["payload_too_large"])))),
         (status = 503, extensions(("x-problem-codes" = json!(["database_unavailable"])))),
     ),
 )]
 pub(crate) async fn receive_webhook(
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let answer = receive(req, payload, &state).await;
+    let answer = receive(req, &mut payload, &state).await;
     let outcome = match &answer {
         Ok(_) => "accepted",
         Err(e) if e.status == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(e) if e.status == StatusCode::REQUEST_TIMEOUT => "timeout",
         Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         Err(_) => "bad_request",
     };
     state.metrics.webhook_received(outcome, started.elapsed());
-    answer
+    answer.or_else(|refused| {
+        let response = actix_web::ResponseError::error_response(&refused);
+        Ok(response
+            .map_body(|_, answer| ClosingAnswer {
+                answer,
+                _request_body: payload,
+            })
+            .map_into_boxed_body())
+    })
 }
 
 /// Bodies up to this size are verified on the request's own thread (hashing a few KiB takes microseconds,
@@ -120,10 +178,11 @@ fn unauthorized(why: SignatureError) -> ApiError {
 
 async fn receive(
     req: HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     let settings = &state.settings;
+    let deadline = tokio::time::Instant::now() + settings.webhook_body_timeout;
     // The header is checked before the body is read: a malformed, stale or oversized one costs nothing.
     let header = req
         .headers()
@@ -136,7 +195,14 @@ async fn receive(
         settings.webhook_tolerance,
     )
     .map_err(unauthorized)?;
-    let body = read_body(&req, payload, settings.webhook_body_limit).await?;
+    let body = read_body(
+        &req,
+        payload,
+        settings.webhook_body_limit,
+        deadline,
+        settings.webhook_body_timeout,
+    )
+    .await?;
     let secrets = settings.webhook_secrets.clone();
     let verify = move |body: Vec<u8>| checked.verify_body(&body, &secrets).map(|()| body);
     let body = if body.len() <= VERIFIED_IN_PLACE {
@@ -170,7 +236,15 @@ async fn receive(
         StoreError::Database(_) | StoreError::ShuttingDown => ApiError::unavailable(),
     })?;
     if let Some(why) = invalid {
-        tracing::warn!(reason = %why, "signed webhook is not an event; stored as invalid");
+        match stored {
+            Stored::New => {
+                tracing::warn!(reason = %why, "signed webhook is not an event; stored as invalid")
+            }
+            Stored::Redelivery => tracing::debug!(
+                reason = %why,
+                "signed webhook is not an event, and was stored before; counted, not stored again"
+            ),
+        }
         return Err(ApiError::bad_request("invalid_payload", why.0));
     }
     let redelivery = stored == Stored::Redelivery;

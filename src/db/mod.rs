@@ -940,9 +940,9 @@ impl std::fmt::Debug for DatabaseTarget {
     }
 }
 
-/// A PostgreSQL URL or key/value connection string with its password (`user:PASSWORD@` or
-/// `password=…`) replaced by `[redacted]`.
-fn redact_password(url: &str) -> String {
+/// A database URL (of any scheme) or PostgreSQL key/value connection string with its password
+/// (`user:PASSWORD@` or `password=…`) replaced by `[redacted]`.
+pub fn redact_password(url: &str) -> String {
     use crate::secret::REDACTED;
     match url.split_once("://") {
         Some((scheme, rest)) => {

@@ -170,6 +170,9 @@ pub struct NewWebhookEvent {
     /// The lane it is applied in, in arrival order with the rest of the lane: its directory (`''` when it
     /// names none).
     pub lane: String,
+    /// For a body that is not an event (it has no event id): the hex SHA-256 of the body, by which a
+    /// redelivery of it is known.
+    pub body_hash: Option<String>,
 }
 
 /// The path that brought a delivery.
@@ -197,6 +200,7 @@ impl NewWebhookEvent {
             received_at,
             source: SOURCE_WEBHOOK.into(),
             lane: event.directory_id().unwrap_or_default().to_string(),
+            body_hash: None,
         }
     }
 
@@ -208,7 +212,9 @@ impl NewWebhookEvent {
 
     /// A correctly signed body that is not an event: kept for operators, never applied.
     pub fn invalid(body: Vec<u8>, reason: String, received_at: Timestamp) -> Self {
+        use sha2::{Digest, Sha256};
         Self {
+            body_hash: Some(hex::encode(Sha256::digest(&body))),
             event_id: None,
             event_type: None,
             directory_id: None,

@@ -122,6 +122,7 @@ diesel::table! {
         redeliveries -> Integer,
         source -> Text,
         lane -> Text,
+        body_hash -> Nullable<Text>,
     }
 }
 

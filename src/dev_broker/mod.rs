@@ -178,7 +178,7 @@ pub struct DevBrokerFlags {
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
     /// The secret events are signed with (`WorkOS-Signature: t=…, v1=…`).
-    #[arg(long, default_value = "whsec_dev")]
+    #[arg(long, default_value = "whsec_dev_broker_local")]
     pub webhook_secret: Secret,
     /// Share of events never delivered.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]

@@ -2,7 +2,9 @@
 //! in one transaction, and each sender hears back only after that transaction has committed.
 //!
 //! A delivery of an event already stored (the broker's retries, a replay of a captured request inside the
-//! signature's tolerance) is not stored again: the first row counts it in `redeliveries`.
+//! signature's tolerance) is not stored again: the first row counts it in `redeliveries`. A signed body
+//! that is not an event is known by the hash of its bytes instead of an event id, so the broker's retries
+//! of it do not pile up either.
 
 use crate::db::models::NewWebhookEvent;
 use crate::db::schema::webhook_events;
@@ -162,60 +164,123 @@ pub fn insert_deliveries(
     conn: &mut DbConnection,
     events: &[NewWebhookEvent],
 ) -> Result<Vec<Stored>, DbError> {
-    {
-        let ids: Vec<&str> = events
-            .iter()
-            .filter_map(|e| e.event_id.as_deref())
-            .collect();
-        let mut seen: HashSet<String> = HashSet::new();
-        for chunk in ids.chunks(500) {
-            let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
-                .filter(webhook_events::event_id.eq_any(chunk))
-                .select(webhook_events::event_id)
-                .distinct()
-                .load(c))?;
-            seen.extend(stored.into_iter().flatten());
-        }
-        let mut fresh = Vec::with_capacity(events.len());
-        let mut again: HashMap<&str, i32> = HashMap::new();
-        let outcomes = events
-            .iter()
-            .map(|event| match event.event_id.as_deref() {
-                Some(id) if !seen.insert(id.to_string()) => {
-                    *again.entry(id).or_default() += 1;
-                    Stored::Redelivery
-                }
-                _ => {
-                    fresh.push(event);
-                    Stored::New
-                }
-            })
-            .collect();
-        if !fresh.is_empty() {
-            on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
-                .values(fresh.clone())
-                .execute(c))?;
-            record_lane_heads(conn, &fresh)?;
-        }
-        let redelivered: Vec<&str> = again.keys().copied().collect();
-        let firsts: Vec<(Option<String>, Option<i64>)> =
+    let ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.event_id.as_deref())
+        .collect();
+    let hashes: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event_id.is_none())
+        .filter_map(|e| e.body_hash.as_deref())
+        .collect();
+    let mut seen: HashSet<DeliveryKey> = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
+            .filter(webhook_events::event_id.eq_any(chunk))
+            .select(webhook_events::event_id)
+            .distinct()
+            .load(c))?;
+        seen.extend(stored.into_iter().flatten().map(DeliveryKey::Event));
+    }
+    for chunk in hashes.chunks(500) {
+        let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
+            .filter(webhook_events::body_hash.eq_any(chunk))
+            .select(webhook_events::body_hash)
+            .distinct()
+            .load(c))?;
+        seen.extend(stored.into_iter().flatten().map(DeliveryKey::Body));
+    }
+    let mut fresh = Vec::with_capacity(events.len());
+    let mut again: HashMap<DeliveryKey, i32> = HashMap::new();
+    let outcomes = events
+        .iter()
+        .map(|event| match DeliveryKey::of(event) {
+            Some(key) if !seen.insert(key.clone()) => {
+                *again.entry(key).or_default() += 1;
+                Stored::Redelivery
+            }
+            _ => {
+                fresh.push(event);
+                Stored::New
+            }
+        })
+        .collect();
+    if !fresh.is_empty() {
+        on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
+            .values(fresh.clone())
+            .execute(c))?;
+        record_lane_heads(conn, &fresh)?;
+    }
+    let redelivered_ids: Vec<&str> = again.keys().filter_map(DeliveryKey::event_id).collect();
+    let redelivered_bodies: Vec<&str> = again.keys().filter_map(DeliveryKey::body_hash).collect();
+    let mut firsts: Vec<(DeliveryKey, i64)> = Vec::new();
+    if !redelivered_ids.is_empty() {
+        let rows: Vec<(Option<String>, Option<i64>)> =
             on_backend!(conn, |c| webhook_events::table
-                .filter(webhook_events::event_id.eq_any(&redelivered))
+                .filter(webhook_events::event_id.eq_any(&redelivered_ids))
                 .group_by(webhook_events::event_id)
                 .select((
                     webhook_events::event_id,
                     diesel::dsl::min(webhook_events::id)
                 ))
                 .load(c))?;
-        for (event_id, first) in firsts {
-            let (Some(event_id), Some(first)) = (event_id, first) else {
-                continue;
-            };
-            let count = again.get(event_id.as_str()).copied().unwrap_or(0);
-            on_backend!(conn, |c| diesel::update(webhook_events::table.find(first))
-                .set(webhook_events::redeliveries.eq(webhook_events::redeliveries + count))
-                .execute(c))?;
+        firsts.extend(
+            rows.into_iter()
+                .filter_map(|(id, first)| Some((DeliveryKey::Event(id?), first?))),
+        );
+    }
+    if !redelivered_bodies.is_empty() {
+        let rows: Vec<(Option<String>, Option<i64>)> =
+            on_backend!(conn, |c| webhook_events::table
+                .filter(webhook_events::body_hash.eq_any(&redelivered_bodies))
+                .group_by(webhook_events::body_hash)
+                .select((
+                    webhook_events::body_hash,
+                    diesel::dsl::min(webhook_events::id)
+                ))
+                .load(c))?;
+        firsts.extend(
+            rows.into_iter()
+                .filter_map(|(hash, first)| Some((DeliveryKey::Body(hash?), first?))),
+        );
+    }
+    for (key, first) in firsts {
+        let count = again.get(&key).copied().unwrap_or(0);
+        on_backend!(conn, |c| diesel::update(webhook_events::table.find(first))
+            .set(webhook_events::redeliveries.eq(webhook_events::redeliveries + count))
+            .execute(c))?;
+    }
+    Ok(outcomes)
+}
+
+/// What makes two deliveries the same: the event's id, or for a body that is not an event (and has no
+/// id), the hash of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DeliveryKey {
+    Event(String),
+    Body(String),
+}
+
+impl DeliveryKey {
+    fn of(event: &NewWebhookEvent) -> Option<Self> {
+        match (&event.event_id, &event.body_hash) {
+            (Some(id), _) => Some(Self::Event(id.clone())),
+            (None, Some(hash)) => Some(Self::Body(hash.clone())),
+            (None, None) => None,
         }
-        Ok::<_, DbError>(outcomes)
+    }
+
+    fn event_id(&self) -> Option<&str> {
+        match self {
+            Self::Event(id) => Some(id),
+            Self::Body(_) => None,
+        }
+    }
+
+    fn body_hash(&self) -> Option<&str> {
+        match self {
+            Self::Body(hash) => Some(hash),
+            Self::Event(_) => None,
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! Retention: deliveries Rollcall is done with (applied, duplicate, skipped, ignored) are deleted once
-//! older than `ROLLCALL_EVENT_RETENTION`, a small batch at a time in the background. Failed deliveries stay
-//! until an operator retries them; the audit log is never pruned.
+//! Retention: deliveries Rollcall is done with (applied, duplicate, skipped, ignored, and bodies that were
+//! not events, dismissed or not) are deleted once older than `ROLLCALL_EVENT_RETENTION`, a small batch at
+//! a time in the background. Failed deliveries stay until an operator retries them; the audit log is
+//! never pruned.
 
 use crate::db::schema::webhook_events;
 use crate::db::{Database, DbError};
@@ -11,11 +12,13 @@ use diesel::prelude::*;
 use std::time::Duration;
 
 /// The statuses of deliveries that are pruned once old enough.
-pub const PRUNED: [EventStatus; 4] = [
+pub const PRUNED: [EventStatus; 6] = [
     EventStatus::Applied,
     EventStatus::Duplicate,
     EventStatus::Skipped,
     EventStatus::Ignored,
+    EventStatus::Invalid,
+    EventStatus::Dismissed,
 ];
 
 /// Deliveries deleted in one transaction: short enough that intake and applying never wait long.

@@ -47,6 +47,32 @@ fn a_bad_setting_is_named() {
 }
 
 #[test]
+fn weak_webhook_settings_stop_start_up_by_name_and_no_secret_is_printed() {
+    for (name, value, secret) in [
+        ("WORKOS_WEBHOOK_SECRETS", "hunter2", Some("hunter2")),
+        ("WORKOS_WEBHOOK_TOLERANCE", "3650d", None),
+        (
+            "DATABASE_URL",
+            "mysql://app:s3cret-pass@db.internal/rollcall",
+            Some("s3cret"),
+        ),
+    ] {
+        let output = rollcall()
+            .arg("serve")
+            .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name}={value} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{stderr}");
+        if let Some(secret) = secret {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+    }
+}
+
+#[test]
 fn every_command_explains_itself() {
     for command in [
         vec!["--help"],

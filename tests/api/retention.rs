@@ -1,5 +1,5 @@
-//! Intake under pressure: stored deliveries are pruned after `ROLLCALL_EVENT_RETENTION`, and nothing an
-//! attacker sends without the secret is ever stored.
+//! Intake under pressure: stored deliveries are pruned after `ROLLCALL_EVENT_RETENTION` (bodies that were
+//! not events too), and nothing an attacker sends without the secret is ever stored.
 
 use crate::broker::{at, event};
 use crate::helpers::{spawn_app, spawn_app_on, Backend, TestDatabase};
@@ -42,6 +42,8 @@ async fn old_deliveries_are_pruned_and_failed_ones_kept(backend: Backend) {
         ("ignored", long_ago),
         ("failed", long_ago),
         ("conflict", long_ago),
+        ("invalid", long_ago),
+        ("dismissed", long_ago),
         ("applied", timestamp::now()),
     ]
     .into_iter()

@@ -491,6 +491,7 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
         ("accepted", 1.0),
         ("unauthorized", 1.0),
         ("bad_request", 1.0),
+        ("timeout", 0.0),
         ("too_large", 0.0),
         ("unavailable", 0.0),
     ] {

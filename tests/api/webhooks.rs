@@ -225,11 +225,11 @@ crate::on_both_backends!(
 
 async fn rotation(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
-        s.webhook_secrets = vec!["old-secret".into(), "new-secret".into()]
+        s.webhook_secrets = vec!["whsec_old_0123456789".into(), "whsec_new_0123456789".into()]
     })
     .await;
     let (_, event) = sample_event();
-    for secret in ["old-secret", "new-secret"] {
+    for secret in ["whsec_old_0123456789", "whsec_new_0123456789"] {
         let body =
             crate::broker::event("dsync.token.created", event["data"].clone(), &at(1)).to_string();
         let header = signature::sign(secret, signature::now_ms(), body.as_bytes());
