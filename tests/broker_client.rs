@@ -953,3 +953,24 @@ fn plain_http_is_refused_unless_the_broker_is_this_machine() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_page_of_events_with_one_nested_too_deeply_is_read_whole() {
+    let nested = "[".repeat(300) + &"]".repeat(300);
+    let page = format!(
+        r#"{{"data":[{{"id":"event_1","event":"dsync.user.updated","data":{{"groups":{nested}}}}},{{"id":"event_2","event":"dsync.group.created","data":{{}}}}],"list_metadata":{{"after":null}}}}"#
+    );
+    let server = serve(move |_, _| {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(page.clone())
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let page = client
+        .list_events(&USER_EVENTS, &EventsFrom::Start, 100)
+        .await
+        .expect("the page is read, each event left to its reader");
+    assert_eq!(page.data.len(), 2);
+    assert!(page.data[0].get().contains(&nested));
+    assert_eq!(value(&page.data[1])["id"], "event_2");
+}
