@@ -97,6 +97,17 @@ fn serve(answer: impl Fn(&HttpRequest, u32) -> HttpResponse + Send + Sync + 'sta
     }
 }
 
+/// A test server answering every request with this JSON text, and a client of it.
+fn serving_page(page: String) -> (TestServer, BrokerClient) {
+    let server = serve(move |_, _| {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(page.clone())
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    (server, client)
+}
+
 fn query(request: &HttpRequest) -> HashMap<String, String> {
     web::Query::<HashMap<String, String>>::from_query(request.query_string())
         .map(|q| q.into_inner())
@@ -909,12 +920,7 @@ async fn a_record_that_cannot_be_read_is_set_aside_and_the_page_read_on() {
     let page = format!(
         r#"{{"data":[{{"id":"directory_user_1","directory_id":"directory_t","first_name":"A\u0000nn","custom_attributes":{{"x":{nested}}}}},{{"id":"directory_user_2","directory_id":"directory_t","groups":{nested}}},{{"id":"directory_user_3","directory_id":"directory_t"}}],"list_metadata":{{"after":null}}}}"#
     );
-    let server = serve(move |_, _| {
-        HttpResponse::Ok()
-            .content_type("application/json")
-            .body(page.clone())
-    });
-    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let (_server, client) = serving_page(page);
     let listed = client
         .users_with_groups("directory_t")
         .await
@@ -960,12 +966,7 @@ async fn a_page_of_events_with_one_nested_too_deeply_is_read_whole() {
     let page = format!(
         r#"{{"data":[{{"id":"event_1","event":"dsync.user.updated","data":{{"groups":{nested}}}}},{{"id":"event_2","event":"dsync.group.created","data":{{}}}}],"list_metadata":{{"after":null}}}}"#
     );
-    let server = serve(move |_, _| {
-        HttpResponse::Ok()
-            .content_type("application/json")
-            .body(page.clone())
-    });
-    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let (_server, client) = serving_page(page);
     let page = client
         .list_events(&USER_EVENTS, &EventsFrom::Start, 100)
         .await

@@ -410,3 +410,31 @@ pub fn proptest_config(default: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// One case of a property, checked against a service.
+pub type PropertyCheck<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>> + 'a>,
+>;
+
+/// Runs a property over one service on `backend`, `default` cases (or `PROPTEST_CASES`), each case's check
+/// on the service's runtime; panics with the minimal failing case.
+pub fn check_property<S: proptest::strategy::Strategy>(
+    backend: Backend,
+    default: u32,
+    strategy: S,
+    check: impl for<'a> Fn(&'a TestApp, S::Value) -> PropertyCheck<'a>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = runtime.block_on(spawn_app(backend));
+    let mut runner = proptest::test_runner::TestRunner::new(proptest_config(default));
+    let outcome = runner.run(&strategy, |value| runtime.block_on(check(&app, value)));
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}

@@ -7,6 +7,7 @@ use crate::helpers::{spawn_app, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use rollcall::metrics::sample_value;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 crate::on_both_backends!(
     backend:
@@ -178,6 +179,16 @@ async fn a_look_alike_email_never_takes_a_member_over(backend: Backend) {
     assert_eq!(members.len(), 3);
 }
 
+/// A step of the owner rule's walk: as an admin (else the operator), the call, and the refusal expected
+/// (none: it succeeds).
+type OwnerStep = (
+    bool,
+    Method,
+    String,
+    Option<Value>,
+    Option<(StatusCode, &'static str)>,
+);
+
 /// Rule 22 through the API: an admin token never grants, removes or demotes `owner`; the operator does,
 /// but never to the workspace's last active owner.
 async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(backend: Backend) {
@@ -189,102 +200,62 @@ async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(back
     let ann = add_member(&app, &ws, &format!("ann@{domain}"), "owner").await;
     let ben = add_member(&app, &ws, &format!("ben@{domain}"), "admin").await;
     let member = |id: &str| format!("/api/v1/workspaces/{ws}/members/{id}");
-    let code = |body: &Value| body["code"].as_str().unwrap_or_default().to_string();
-
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &member(&ben),
-            Some(&admin),
-            Some(json!({ "role": "owner" })),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::FORBIDDEN, "owner_requires_operator"),
-        "{body}"
+    let members = format!("/api/v1/workspaces/{ws}/members");
+    let (forbidden, conflict) = (
+        Some((StatusCode::FORBIDDEN, "owner_requires_operator")),
+        Some((StatusCode::CONFLICT, "last_owner")),
     );
-    let (status, body) = app
-        .call(
+    let role = |role: &str| Some(json!({ "role": role }));
+    // Each step: who calls (an admin token, else the operator), what, and the refusal expected (none: 2xx).
+    let steps: Vec<OwnerStep> = vec![
+        (true, Method::PATCH, member(&ben), role("owner"), forbidden),
+        (
+            true,
             Method::POST,
-            &format!("/api/v1/workspaces/{ws}/members"),
-            Some(&admin),
+            members.clone(),
             Some(json!({ "email": format!("cy@{domain}"), "role": "owner" })),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::FORBIDDEN, "owner_requires_operator"),
-        "{body}"
-    );
-    let (status, body) = app
-        .call(
+            forbidden,
+        ),
+        (true, Method::PATCH, member(&ann), role("admin"), forbidden),
+        (true, Method::DELETE, member(&ann), None, forbidden),
+        // Other changes of an owner stay the admin's to make.
+        (
+            true,
             Method::PATCH,
-            &member(&ann),
-            Some(&admin),
-            Some(json!({ "role": "admin" })),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::FORBIDDEN, "owner_requires_operator"),
-        "{body}"
-    );
-    let (status, body) = app
-        .call(Method::DELETE, &member(&ann), Some(&admin), None)
-        .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::FORBIDDEN, "owner_requires_operator"),
-        "{body}"
-    );
-    // Other changes of an owner stay the admin's to make.
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &member(&ann),
-            Some(&admin),
+            member(&ann),
             Some(json!({ "first_name": "Ann" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-
-    // The operator: never the last active owner.
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &member(&ann),
-            Some(json!({ "role": "admin" })),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::CONFLICT, "last_owner"),
-        "{body}"
-    );
-    let (status, body) = app.op(Method::DELETE, &member(&ann), None).await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::CONFLICT, "last_owner"),
-        "{body}"
-    );
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &member(&ben),
-            Some(json!({ "role": "owner" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &member(&ann),
-            Some(json!({ "role": "viewer" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let roles: Vec<(String, String)> = app
+            None,
+        ),
+        // The operator: never the last active owner.
+        (false, Method::PATCH, member(&ann), role("admin"), conflict),
+        (false, Method::DELETE, member(&ann), None, conflict),
+        (false, Method::PATCH, member(&ben), role("owner"), None),
+        (false, Method::PATCH, member(&ann), role("viewer"), None),
+        (false, Method::DELETE, member(&ben), None, conflict),
+    ];
+    for (as_admin, method, path, body, refused) in steps {
+        let token = if as_admin {
+            admin.as_str()
+        } else {
+            crate::helpers::OPERATOR_TOKEN
+        };
+        let step = format!(
+            "{method} {path} {body:?} as {}",
+            if as_admin { "admin" } else { "operator" }
+        );
+        let (status, answer) = app.call(method, &path, Some(token), body).await;
+        match refused {
+            Some((expected, code)) => {
+                assert_eq!(
+                    (status, answer["code"].as_str()),
+                    (expected, Some(code)),
+                    "{step}: {answer}"
+                )
+            }
+            None => assert!(status.is_success(), "{step}: {answer}"),
+        }
+    }
+    let roles: BTreeSet<(String, String)> = app
         .members(&ws)
         .await
         .iter()
@@ -295,13 +266,11 @@ async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(back
             )
         })
         .collect();
-    assert!(roles.contains(&(ann.clone(), "viewer".into())), "{roles:?}");
-    assert!(roles.contains(&(ben.clone(), "owner".into())), "{roles:?}");
-    let (status, body) = app.op(Method::DELETE, &member(&ben), None).await;
+    let expected = [(ann, "viewer".to_string()), (ben, "owner".to_string())];
     assert_eq!(
-        (status, code(&body).as_str()),
-        (StatusCode::CONFLICT, "last_owner"),
-        "{body}"
+        roles,
+        expected.into_iter().collect(),
+        "the roles the steps left"
     );
 }
 

@@ -4,9 +4,9 @@
 
 use crate::broker::{at, event, TestDirectory};
 use crate::full_pull::pull;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
 use proptest::prelude::*;
-use proptest::test_runner::{TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use rollcall::broker::UsersWithGroups;
 use rollcall::directory_sync::reconcile::DeprovisionGuard;
 use rollcall::workos::events::{DirectoryGroup, DirectoryUser};
@@ -237,19 +237,9 @@ async fn check(app: &TestApp, scenario: Scenario) -> Result<(), TestCaseError> {
 }
 
 fn never_resurrects(backend: Backend) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = runtime.block_on(spawn_app(backend));
-    let mut runner = TestRunner::new(crate::helpers::proptest_config(48));
-    let outcome = runner.run(&scenario(), |scenario| {
-        runtime.block_on(check(&app, scenario))
+    crate::helpers::check_property(backend, 48, scenario(), |app, scenario| {
+        Box::pin(check(app, scenario))
     });
-    if let Err(failure) = outcome {
-        panic!("{failure}");
-    }
 }
 
 #[test]
