@@ -121,6 +121,9 @@ pub struct EventTailLag {
     pub newest_event_age: Option<Duration>,
     /// How long ago a catch-up last reached the newest event.
     pub last_poll_age: Option<Duration>,
+    /// Whether the tail has read nothing although webhooks brought newer events (see
+    /// `event_tail::place::stalled`).
+    pub stalled: bool,
 }
 
 /// The service's metrics; cheap to clone, clones count into the same registry.
@@ -458,6 +461,11 @@ impl Metrics {
                     "Time since the Events API tail last caught up with the newest event (alert on it: a stalled tail is otherwise silent)",
                     ConstGauge::new(age.as_secs_f64()),
                 );
+                scrape.register(
+                    "rollcall_event_tail_stalled",
+                    "1 when the Events API tail has read no event since its start time although webhooks brought newer ones (the broker's clock far behind, or an API key of another environment); GET /api/v1/event-tail says why",
+                    ConstGauge::new(i64::from(lag.stalled)),
+                );
             }
         }
         scrape.register(
@@ -600,6 +608,7 @@ rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
         let lag = EventTailLag {
             newest_event_age: Some(Duration::from_secs(42)),
             last_poll_age: Some(Duration::from_millis(1500)),
+            stalled: false,
         };
         let metrics = Metrics::default();
         metrics.event_tail_page(100);
@@ -619,6 +628,7 @@ rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
             value("rollcall_event_tail_last_poll_age_seconds"),
             Some(1.5)
         );
+        assert_eq!(value("rollcall_event_tail_stalled"), Some(0.0));
         assert_eq!(value("rollcall_event_tail_pages_total"), Some(2.0));
         assert_eq!(value("rollcall_event_tail_events_total"), Some(100.0));
         assert_eq!(value("rollcall_event_tail_cursor_losses_total"), Some(1.0));

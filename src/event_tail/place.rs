@@ -29,9 +29,11 @@ pub fn read(db: &Database) -> Result<Option<EventTailRow>, DbError> {
 pub fn lag(conn: &mut DbConnection) -> QueryResult<Option<EventTailLag>> {
     let now = timestamp::now();
     let age = |at: Option<Timestamp>| at.map(|at| (now - at).to_std().unwrap_or_default());
+    let stalled = stalled(conn)?.is_some();
     Ok(load(conn)?.map(|place| EventTailLag {
         newest_event_age: age(place.cursor_event_at),
         last_poll_age: age(place.last_poll_at),
+        stalled,
     }))
 }
 

@@ -504,4 +504,10 @@ async fn a_tail_that_reads_nothing_while_webhooks_bring_newer_events_says_so(bac
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["event_tail"].as_str(), Some(why), "{ready}");
+    let scrape = app.scrape().await;
+    assert_eq!(
+        sample_value(&scrape, "rollcall_event_tail_stalled"),
+        Some(1.0),
+        "{scrape}"
+    );
 }
