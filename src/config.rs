@@ -111,7 +111,8 @@ pub struct Settings {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
-    /// How long applied, duplicate, skipped and ignored deliveries are kept (0: for ever).
+    /// How long applied, duplicate, skipped and ignored deliveries, and bodies that were not events, are
+    /// kept (0: for ever).
     #[arg(long, env = "ROLLCALL_EVENT_RETENTION", default_value = "30d", value_name = "DURATION",
         value_parser = parse_setting_duration)]
     pub event_retention: Duration,

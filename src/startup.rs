@@ -187,6 +187,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let max_connections = settings.max_connections;
+        make_room_for_connections(max_connections);
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -310,6 +311,51 @@ pub fn broker_settings(settings: &Settings) -> crate::broker::BrokerSettings {
         api_key: settings.workos_api_key.clone().unwrap_or_default().into(),
         user_listing_rate_per_directory: settings.user_listing_rate,
         ..crate::broker::BrokerSettings::default()
+    }
+}
+
+/// Raises the process's soft limit on open files to what `connections` need, as far as the hard limit
+/// allows: each connection is a file descriptor, and the database, the logs and the listener take more.
+/// Warns when the hard limit is too low.
+fn make_room_for_connections(connections: u32) {
+    /// Files besides the connections: database connections, the SQLite file and its journal, the listener.
+    const OTHER_FILES: libc::rlim_t = 256;
+    let wanted = libc::rlim_t::from(connections) + OTHER_FILES;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limits into the struct it is given, and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let mut open_files = limit.rlim_cur;
+    if open_files >= wanted {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to the hard one needs no
+    // privilege.
+    if raised.rlim_cur > limit.rlim_cur
+        && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+    {
+        tracing::info!(
+            from = open_files,
+            to = raised.rlim_cur,
+            "raised the limit on open files for ROLLCALL_MAX_CONNECTIONS"
+        );
+        open_files = raised.rlim_cur;
+    }
+    if open_files < wanted {
+        tracing::warn!(
+            open_files,
+            max_connections = connections,
+            "the process may open fewer files than ROLLCALL_MAX_CONNECTIONS needs; connections past the \
+             limit wait to be accepted: raise the hard limit (`ulimit -Hn`) or lower ROLLCALL_MAX_CONNECTIONS"
+        );
     }
 }
 

@@ -337,11 +337,27 @@ impl Drop for Process {
 impl Process {
     /// The most memory the process has held (VmHWM), in MiB.
     pub fn peak_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// The memory the process holds now (VmRSS), in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    /// The address space the process has reserved now (VmSize), in MiB: allocations whose pages were
+    /// never written count here and not in VmRSS.
+    pub fn virtual_mib(&self) -> f64 {
+        self.status_mib("VmSize:")
+    }
+
+    /// A size line of `/proc/PID/status`, in MiB (NaN when it cannot be read).
+    fn status_mib(&self, field: &str) -> f64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     }

@@ -194,6 +194,53 @@ fn a_second_serve_on_the_same_sqlite_file_is_refused() {
     assert!(healthy(port), "the first server keeps serving");
 }
 
+#[test]
+fn serve_raises_its_open_file_limit_for_its_connections() {
+    use std::os::unix::process::CommandExt;
+    let database = TestDatabase::new(Backend::Sqlite);
+    let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let port = free_port();
+    let mut command = rollcall();
+    command
+        .arg("serve")
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("ROLLCALL_MAX_CONNECTIONS", "2000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // A soft limit too low for 2,000 connections, under a hard limit that allows them.
+    // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let serving = Serving(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthy(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", serving.0.id())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // 2,000 connections and 256 other files, under the hard limit.
+    assert_eq!(open_files[3..5], ["2256", "4096"], "{limits}");
+}
+
 /// Whether a service answers `/healthz` on the port.
 pub fn healthy(port: u16) -> bool {
     use std::io::Write;
