@@ -54,6 +54,12 @@ pub fn apply_membership(
 ) -> Result<(), ApplyError> {
     users::apply_user_snapshot(store, ctx, &change.user, false, effects)?;
     apply_group_snapshot(store, ctx, &change.group, false)?;
+    // Rule 20: a user deleted after this change left its groups; a late `user_added` records them out.
+    let deleted_since = store
+        .user(&change.user.id)?
+        .and_then(|u| u.deleted_at)
+        .is_some_and(|at| at >= ctx.event_at);
+    let is_member = is_member && !deleted_since;
     let group = &change.group.id;
     if set_membership(
         store,
