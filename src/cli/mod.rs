@@ -1,5 +1,6 @@
 //! The `rollcall` command line.
 
+#[cfg(feature = "dev-tools")]
 pub mod demo;
 pub mod replay;
 pub mod resync;
@@ -39,12 +40,14 @@ pub enum Command {
     /// ends. Exits 0 when the run succeeded; non-zero when it failed or was held (rerun with --force to
     /// release a held run), or when the server refused or could not be reached.
     Resync(resync::ResyncArgs),
+    #[cfg(feature = "dev-tools")]
     Demo(demo::DemoArgs),
     /// Sign sample events with a fresh timestamp and post them, in order, to a running server.
     ///
     /// Each path is an event file or a folder; a folder's `*.json` files are sent in name order.
     Replay(replay::ReplayArgs),
     /// Serve a local broker: the pull API and signed webhooks, for development, demos and tests.
+    #[cfg(feature = "dev-tools")]
     DevBroker(crate::dev_broker::DevBrokerArgs),
     /// Catch up once with the broker's Events API: store and apply every event after the stored cursor.
     ///
@@ -75,8 +78,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
         Command::Resync(args) => resync::run(args).await,
+        #[cfg(feature = "dev-tools")]
         Command::Demo(args) => demo::run(args).await,
         Command::Tail(args) => tail::run(args).await,
+        #[cfg(feature = "dev-tools")]
         Command::DevBroker(args) => crate::dev_broker::run(args).await,
         Command::Serve(settings) => {
             let settings = (*settings).checked()?;

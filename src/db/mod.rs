@@ -16,7 +16,7 @@ pub mod models;
 pub mod ordering;
 pub mod schema;
 
-pub use ordering::{BatchSizer, Work};
+pub use ordering::{AdvisoryLock, BatchSizer, Work};
 
 use crate::metrics::Metrics;
 use diesel::connection::SimpleConnection;
@@ -737,9 +737,10 @@ impl Database {
         self.with_writer(Work::Intake, |conn| {
             conn.transaction(|conn| {
                 if let DbConnection::Postgresql(c) = conn {
-                    c.batch_execute(
-                        "SELECT pg_advisory_xact_lock(7243004, hashtext(current_schema()))",
-                    )?;
+                    c.batch_execute(&format!(
+                        "SELECT pg_advisory_xact_lock({}, hashtext(current_schema()))",
+                        AdvisoryLock::Deliveries.key()
+                    ))?;
                 }
                 work(conn)
             })
@@ -917,12 +918,13 @@ fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
             .map_err(migration_error),
         DbConnection::Postgresql(c) => {
             // Several instances may start at once: one migrates, the others wait for it.
-            c.batch_execute("SELECT pg_advisory_lock(7243001)")?;
+            let lock = AdvisoryLock::Migrations.key();
+            c.batch_execute(&format!("SELECT pg_advisory_lock({lock})"))?;
             let applied = c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|v| v.iter().map(|m| m.to_string()).collect())
                 .map_err(migration_error);
-            c.batch_execute("SELECT pg_advisory_unlock(7243001)")?;
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({lock})"))?;
             applied
         }
     }

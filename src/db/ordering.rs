@@ -18,10 +18,32 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The first key of the workspace locks' advisory lock pairs (the second is a hash of schema and workspace).
-const WORKSPACE_LOCK: i32 = 7243002;
-/// The first key of the apply lanes' advisory lock pairs.
-const LANE_LOCK: i32 = 7243005;
+/// Every kind of PostgreSQL advisory lock Rollcall takes, by the first key of its pair (the second is a hash
+/// of the schema, and of what is locked where there are several): no two kinds share a first key, so no
+/// lock of one kind can ever stand in for another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvisoryLock {
+    /// Migrations: one instance migrates, the others wait (a single 64-bit key, 7243001).
+    Migrations = 7243001,
+    /// A workspace's writes (second key: schema and workspace).
+    Workspace = 7243002,
+    /// Storing deliveries: intake and the Events API tail, one at a time per schema.
+    Deliveries = 7243004,
+    /// An apply lane (second key: schema and lane).
+    Lane = 7243005,
+    /// The Events API tail's lease: one tail per schema.
+    EventTail = 7243006,
+}
+
+impl AdvisoryLock {
+    /// The first key.
+    pub const fn key(self) -> i32 {
+        self as i32
+    }
+}
+
+const WORKSPACE_LOCK: i32 = AdvisoryLock::Workspace.key();
+const LANE_LOCK: i32 = AdvisoryLock::Lane.key();
 
 /// The kinds of database work: each of intake (webhook intake and the Events API tail's storage) and the
 /// applier has connections of its own, so no other work can take them; pulls and everything else (API

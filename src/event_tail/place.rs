@@ -3,7 +3,7 @@
 
 use crate::db::models::{EventTailRow, NewWebhookEvent};
 use crate::db::schema::event_tail;
-use crate::db::{Database, DatabaseTarget, DbConnection, DbError, InstanceLock};
+use crate::db::{AdvisoryLock, Database, DatabaseTarget, DbConnection, DbError, InstanceLock};
 use crate::intake::event_store::{insert_deliveries, Stored};
 use crate::metrics::EventTailLag;
 use crate::workos::timestamp::{self, Timestamp};
@@ -163,9 +163,6 @@ enum LeaseHolder {
     SqliteFile(#[allow(dead_code)] InstanceLock),
 }
 
-/// The advisory lock's key (the pull locks use 7243003, the serialization lock 7243002).
-const TAIL_LOCK: &str = "7243005, hashtext(current_schema())";
-
 impl TailLease {
     /// Takes the lease for `rollcall serve`, or `None` when another instance holds it.
     pub fn for_service(db: &Database) -> Result<Option<Self>, DbError> {
@@ -198,7 +195,8 @@ impl TailLease {
             return Ok(None);
         };
         let taken: bool = diesel::select(diesel::dsl::sql::<Bool>(&format!(
-            "pg_try_advisory_lock({TAIL_LOCK})"
+            "pg_try_advisory_lock({}, hashtext(current_schema()))",
+            AdvisoryLock::EventTail.key()
         )))
         .get_result(c)?;
         Ok(taken.then_some(Self {
