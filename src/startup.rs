@@ -318,36 +318,38 @@ pub fn broker_settings(settings: &Settings) -> crate::broker::BrokerSettings {
 /// allows: each connection is a file descriptor, and the database, the logs and the listener take more.
 /// Warns when the hard limit is too low.
 fn make_room_for_connections(connections: u32) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     /// Files besides the connections: database connections, the SQLite file and its journal, the listener.
-    const OTHER_FILES: libc::rlim_t = 256;
-    let wanted = libc::rlim_t::from(connections) + OTHER_FILES;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the limits into the struct it is given, and reads nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return;
-    }
-    let mut open_files = limit.rlim_cur;
+    const OTHER_FILES: u64 = 256;
+    let wanted = u64::from(connections) + OTHER_FILES;
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let (current, maximum) = (
+        limit.current.unwrap_or(u64::MAX),
+        limit.maximum.unwrap_or(u64::MAX),
+    );
+    let mut open_files = current;
     if open_files >= wanted {
         return;
     }
-    let raised = libc::rlimit {
-        rlim_cur: wanted.min(limit.rlim_max),
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to the hard one needs no
-    // privilege.
-    if raised.rlim_cur > limit.rlim_cur
-        && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+    let raised = wanted.min(maximum);
+    // Raising the soft limit up to the hard one needs no privilege.
+    if raised > current
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            },
+        )
+        .is_ok()
     {
         tracing::info!(
             from = open_files,
-            to = raised.rlim_cur,
+            to = raised,
             "raised the limit on open files for ROLLCALL_MAX_CONNECTIONS"
         );
-        open_files = raised.rlim_cur;
+        open_files = raised;
     }
     if open_files < wanted {
         tracing::warn!(

@@ -888,21 +888,16 @@ impl InstanceLock {
             .write(true)
             .open(&lock_path)
             .map_err(|e| in_use(e.to_string()))?;
-        // SAFETY: flock takes a file descriptor this function owns (through `file`) and plain flags.
-        let taken = unsafe {
-            use std::os::fd::AsRawFd;
-            libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)
-        };
-        if taken != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(DbError::InUse(format!(
                     "another `rollcall serve` is already using the SQLite file {path}: SQLite takes one \
                      service per file. Stop the other one, or run several instances on PostgreSQL \
                      (DATABASE_URL=postgres://…)"
                 )));
             }
-            return Err(in_use(error.to_string()));
+            Err(std::fs::TryLockError::Error(error)) => return Err(in_use(error.to_string())),
         }
         Ok(Some(Self { _file: file }))
     }

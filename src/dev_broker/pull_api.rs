@@ -134,7 +134,7 @@ pub(super) fn injected_faults(shared: &Shared) -> Result<(), PullError> {
     if too_many {
         let n = shared.injected_429.fetch_add(1, Ordering::Relaxed);
         return Err(PullError::RateLimited {
-            retry_after: n % 2 == 0,
+            retry_after: n.is_multiple_of(2),
         });
     }
     if broken {

@@ -835,12 +835,10 @@ impl ApplierStopper {
 
 /// Lowers the calling thread's CPU priority, so acknowledging webhooks wins the cores when both are busy.
 fn yield_cpu_to_intake() {
-    // On Linux, PRIO_PROCESS with id 0 names the calling thread only.
+    // On Linux, the calling "process" of setpriority is the calling thread only. Best effort: a thread that
+    // may not lower its priority runs as it is.
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
+    let _ = rustix::process::setpriority_process(None, 10);
 }
 
 /// One worker: takes the next lane in turn, applies a batch of it, and gives it back.

@@ -58,9 +58,9 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // SAFETY: killpg only sends a signal, to the group the driver was started as the leader of.
-        unsafe {
-            libc::killpg(self.process.id() as libc::pid_t, libc::SIGKILL);
+        // The whole group the driver was started as the leader of: the driver and its browsers.
+        if let Some(group) = rustix::process::Pid::from_raw(self.process.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         let _ = self.process.wait();
     }

@@ -196,34 +196,27 @@ fn a_second_serve_on_the_same_sqlite_file_is_refused() {
 
 #[test]
 fn serve_raises_its_open_file_limit_for_its_connections() {
-    use std::os::unix::process::CommandExt;
     let database = TestDatabase::new(Backend::Sqlite);
     let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
         unreachable!()
     };
     let port = free_port();
-    let mut command = rollcall();
+    // A soft limit too low for 2,000 connections, under a hard limit that allows them: set by the shell,
+    // which then becomes the service (same process).
+    let mut command = Command::new("sh");
     command
-        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ROLLCALL", env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "-c",
+            r#"ulimit -S -n 256 && ulimit -H -n 4096 && exec "$ROLLCALL" serve"#,
+        ])
         .env("DATABASE_URL", format!("sqlite://{path}"))
         .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
         .env("ROLLCALL_MAX_CONNECTIONS", "2000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // A soft limit too low for 2,000 connections, under a hard limit that allows them.
-    // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 256,
-                rlim_max: 4096,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let serving = Serving(command.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     while !healthy(port) {
