@@ -521,30 +521,6 @@ pub fn parse_setting_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{text:?} is not a duration such as 90s, 30m, 1h30m or 30d ({e})"))
 }
 
-/// Reads `90`, `90s`, `30m`, `1h`, `30d` or `0`, as a token's `expires_in` has it.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 30m, 1h or 30d"))?;
-    let unit_seconds = match unit {
-        "ms" => return Ok(Duration::from_millis(value)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?} has an unknown unit; use s, m, h or d")),
-    };
-    value
-        .checked_mul(unit_seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,16 +781,18 @@ mod tests {
 
     #[test]
     fn durations_take_units() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("18446744073709551615d").is_err());
+        let parse = parse_setting_duration;
+        assert_eq!(parse("0"), Ok(Duration::ZERO));
+        assert_eq!(parse("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse("soon").is_err());
+        assert!(parse("18446744073709551615d").is_err());
+        assert!(parse("999999999999999999d").is_err());
         let retention = settings(&[("ROLLCALL_EVENT_RETENTION", "soon")]).unwrap_err();
         assert_eq!(retention.setting, "ROLLCALL_EVENT_RETENTION");
-        assert!(parse_duration("999999999999999999d").is_err());
     }
 
     #[test]

@@ -20,4 +20,5 @@ pub mod secret;
 pub mod startup;
 pub mod sync_runs;
 pub mod telemetry;
+pub mod tokens;
 pub mod workos;

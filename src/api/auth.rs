@@ -3,19 +3,15 @@
 //! expiry, is refused once revoked or expired, and records when it was last used (to the minute).
 
 use super::error::ApiError;
-use super::pagination::Page;
 use super::AppState;
 use crate::audit::Cause;
-use crate::config::parse_duration;
 use crate::db::models::ApiTokenRow;
 use crate::db::schema::api_tokens;
-use crate::db::{Database, DbConnection, DbError};
-use crate::ids::new_id;
-use crate::workos::timestamp::{self, Timestamp};
+use crate::db::{Database, DbError};
+use crate::tokens::hash_token;
+use crate::workos::timestamp;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -67,106 +63,6 @@ impl Caller {
             _ => Ok(()),
         }
     }
-}
-
-/// The SHA-256 of a token, as stored.
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new random token, shown once.
-pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("rc_{}", hex::encode(bytes))
-}
-
-/// The longest life a token may be given: ten years.
-const LONGEST_TOKEN_LIFE: Duration = Duration::from_secs(3650 * 86_400);
-
-/// When a token given `expires_in` (such as `30d`, `12h` or `90m`) at `now` expires: from a second up to
-/// ten years later. The error says what is wrong; the caller names the field.
-pub fn token_expiry(expires_in: &str, now: Timestamp) -> Result<Timestamp, String> {
-    let life = parse_duration(expires_in)?;
-    if life < Duration::from_secs(1) {
-        return Err(format!("{expires_in:?} must be at least 1s"));
-    }
-    if life > LONGEST_TOKEN_LIFE {
-        return Err(format!("{expires_in:?} is longer than 3650d"));
-    }
-    chrono::Duration::from_std(life)
-        .ok()
-        .and_then(|life| now.checked_add_signed(life))
-        .ok_or_else(|| format!("{expires_in:?} is too long"))
-}
-
-/// Stores a new token for a workspace admin (or an operator, with `None`), with an optional name and expiry;
-/// returns it as stored and the token itself, shown once.
-pub fn create_token(
-    conn: &mut DbConnection,
-    workspace_id: Option<&str>,
-    name: Option<&str>,
-    expires_at: Option<Timestamp>,
-) -> QueryResult<(ApiTokenRow, String)> {
-    let token = generate_token();
-    let row = ApiTokenRow {
-        id: new_id("tok"),
-        workspace_id: workspace_id.map(str::to_string),
-        token_hash: hash_token(&token),
-        created_at: timestamp::now(),
-        name: name.map(str::to_string),
-        last_used_at: None,
-        expires_at,
-        revoked_at: None,
-    };
-    diesel::insert_into(api_tokens::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok((row, token))
-}
-
-/// The tokens of a workspace (of the operators, with `None`) that are not revoked, expired ones included,
-/// oldest first: one page of them fetched with `limit + 1`, or with no page all of them.
-pub fn unrevoked_tokens(
-    conn: &mut DbConnection,
-    workspace_id: Option<&str>,
-    page: Option<&Page>,
-) -> QueryResult<Vec<ApiTokenRow>> {
-    let mut q = api_tokens::table
-        .filter(api_tokens::revoked_at.is_null())
-        .select(ApiTokenRow::as_select())
-        .order(api_tokens::id)
-        .into_boxed();
-    q = match workspace_id {
-        Some(ws) => q.filter(api_tokens::workspace_id.eq(ws.to_string())),
-        None => q.filter(api_tokens::workspace_id.is_null()),
-    };
-    if let Some(page) = page {
-        q = q.limit(page.limit + 1);
-        if let Some(after) = &page.after {
-            q = q.filter(api_tokens::id.gt(after.clone()));
-        }
-    }
-    q.load(conn)
-}
-
-/// Revokes the token `id` unless it already is; with `workspace_id`, only a token of that workspace.
-/// Whether a token was revoked. One statement, so a second process writing the same SQLite file (the
-/// command line beside the server) waits its turn instead of failing.
-pub fn revoke_token(
-    conn: &mut DbConnection,
-    id: &str,
-    workspace_id: Option<&str>,
-) -> QueryResult<bool> {
-    let mut revoke = diesel::update(api_tokens::table)
-        .filter(api_tokens::id.eq(id.to_string()))
-        .filter(api_tokens::revoked_at.is_null())
-        .set(api_tokens::revoked_at.eq(timestamp::now()))
-        .into_boxed();
-    if let Some(ws) = workspace_id {
-        revoke = revoke.filter(api_tokens::workspace_id.eq(ws.to_string()));
-    }
-    Ok(revoke.execute(conn)? > 0)
 }
 
 /// How stale a token's `last_used_at` may grow before a use writes it again.

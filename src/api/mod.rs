@@ -100,14 +100,7 @@ impl AppState {
 
 /// A name as admins give it: trimmed, 1 to 200 characters, no control characters.
 pub fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.contains(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "name: must be 1 to 200 characters, without control characters",
-        ));
-    }
-    Ok(name.to_string())
+    crate::tokens::check_name(name).map_err(|why| ApiError::bad_request("invalid_field", why))
 }
 
 /// Refuses a path or query string holding a NUL byte, which no stored text can hold.

@@ -1,6 +1,6 @@
 //! Workspaces, their admin tokens and their directory-sync setting (rule 13).
 
-use super::auth::{create_token, revoke_token, token_expiry, unrevoked_tokens, Caller};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::openapi::{directory_role, name, plan, TokenParam, WorkspaceParam};
 use super::pagination::{List, PageQuery};
@@ -12,6 +12,7 @@ use crate::db::DbConnection;
 use crate::domain::{MemberStatus, Plan, Role};
 use crate::ids::new_id;
 use crate::sync_runs::schedule::start_for_organization;
+use crate::tokens::{create_token, revoke_token, token_expiry, unrevoked_tokens};
 use crate::workos::timestamp;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
@@ -465,7 +466,11 @@ pub(super) async fn list_admin_tokens(
     let list = state
         .read(move |conn| {
             let workspace = load_workspace(conn, &caller, &id)?;
-            let rows = unrevoked_tokens(conn, Some(&workspace.id), Some(&page))?;
+            let rows = unrevoked_tokens(
+                conn,
+                Some(&workspace.id),
+                Some((page.limit, page.after.as_deref())),
+            )?;
             Ok(List::from_overfetch(rows, &page, |t| t.id.clone()))
         })
         .await?;

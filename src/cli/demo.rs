@@ -121,7 +121,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let db = app.database().clone();
         tokio::task::spawn_blocking(move || {
             db.write(|c| {
-                Ok::<_, DbError>(crate::api::auth::create_token(c, None, Some("demo"), None)?)
+                Ok::<_, DbError>(crate::tokens::create_token(c, None, Some("demo"), None)?)
             })
         })
         .await??

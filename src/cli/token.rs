@@ -1,9 +1,8 @@
 //! `rollcall token`: create, list and revoke API tokens directly on the database, as the admin API does.
 
-use crate::api::auth::{create_token, revoke_token, token_expiry, unrevoked_tokens};
-use crate::api::check_name;
 use crate::db::models::ApiTokenRow;
 use crate::db::{Database, DbConnection};
+use crate::tokens::{check_name, create_token, revoke_token, token_expiry, unrevoked_tokens};
 use crate::workos::timestamp::{self, Timestamp};
 use anyhow::Context;
 use clap::Subcommand;
@@ -52,7 +51,7 @@ pub fn run(command: TokenCommand, db: &Database) -> anyhow::Result<()> {
                 .as_deref()
                 .map(check_name)
                 .transpose()
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
+                .map_err(|e| anyhow::anyhow!(e))?;
             let expires_at = expires_in
                 .as_deref()
                 .map(|text| token_expiry(text, timestamp::now()))

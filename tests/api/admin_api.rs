@@ -316,7 +316,7 @@ async fn tokens_are_required_and_checked(app: TestApp) {
         .unwrap();
     assert_eq!(hashes.len(), 1);
     assert_ne!(hashes[0], token);
-    assert_eq!(hashes[0], rollcall::api::auth::hash_token(&token));
+    assert_eq!(hashes[0], rollcall::tokens::hash_token(&token));
 }
 
 async fn wrong_methods_unknown_paths_and_bad_input_get_problems(app: TestApp) {

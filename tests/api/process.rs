@@ -278,7 +278,7 @@ fn token_create_prints_a_token_that_is_stored_hashed() {
                 .map_err(rollcall::db::DbError::from)
         })
         .unwrap();
-    assert_eq!(hashes, [rollcall::api::auth::hash_token(&token)]);
+    assert_eq!(hashes, [rollcall::tokens::hash_token(&token)]);
     let missing = rollcall()
         .args(["token", "create", "--workspace", "ws_nope"])
         .env("DATABASE_URL", format!("sqlite://{path}"))

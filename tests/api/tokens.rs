@@ -124,7 +124,7 @@ async fn a_named_expiring_token_is_listed_without_its_secret(app: TestApp) {
     for secret in [&token, &plain] {
         assert!(!shown.contains(secret.as_str()), "{shown}");
         assert!(
-            !shown.contains(&rollcall::api::auth::hash_token(secret)),
+            !shown.contains(&rollcall::tokens::hash_token(secret)),
             "{shown}"
         );
     }
