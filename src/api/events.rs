@@ -185,6 +185,27 @@ const RETRYABLE: [EventStatus; 3] = [
     EventStatus::Conflict,
 ];
 
+/// An operator's change of one delivery: loads it, lets `change` check it and write, and answers it as it
+/// is then.
+async fn change_delivery(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    path: String,
+    change: impl FnOnce(&mut crate::db::DbConnection, &WebhookEventRow) -> ApiResult<()>
+        + Send
+        + 'static,
+) -> ApiResult<WebhookEventRow> {
+    caller.require_operator()?;
+    let id = parse_event_id(&path)?;
+    state
+        .write(move |conn| {
+            let event = load_event(conn, id)?;
+            change(conn, &event)?;
+            load_event(conn, id)
+        })
+        .await
+}
+
 /// Send a delivery back to the applier
 ///
 /// Only `failed`, `skipped` and `conflict` deliveries can be retried.
@@ -202,28 +223,24 @@ pub(super) async fn retry_event(
     caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_operator()?;
-    let id = parse_event_id(&path.into_inner())?;
-    let event = state
-        .write(move |conn| {
-            let event = load_event(conn, id)?;
-            if !RETRYABLE.iter().any(|s| s.as_str() == event.status) {
-                return Err(ApiError::conflict(
-                    "not_retryable",
-                    format!("an event that is {} cannot be retried; failed, skipped and conflict events can", event.status),
-                ));
-            }
-            diesel::update(webhook_events::table.find(id))
-                .set((
-                    webhook_events::status.eq(EventStatus::Received.as_str()),
-                    webhook_events::attempts.eq(0),
-                    // Due now: the applier takes deliveries waiting for a retry by this time.
-                    webhook_events::next_attempt_at.eq(Some(crate::workos::timestamp::now())),
-                ))
-                .execute(conn)?;
-            load_event(conn, id)
-        })
-        .await?;
+    let event = change_delivery(&state, &caller, path.into_inner(), |conn, event| {
+        if !RETRYABLE.iter().any(|s| s.as_str() == event.status) {
+            return Err(ApiError::conflict(
+                "not_retryable",
+                format!("an event that is {} cannot be retried; failed, skipped and conflict events can", event.status),
+            ));
+        }
+        diesel::update(webhook_events::table.find(event.id))
+            .set((
+                webhook_events::status.eq(EventStatus::Received.as_str()),
+                webhook_events::attempts.eq(0),
+                // Due now: the applier takes deliveries waiting for a retry by this time.
+                webhook_events::next_attempt_at.eq(Some(crate::workos::timestamp::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(delivery = event.id, event_id = ?event.event_id, "event queued again by an operator");
     state.applier_wakeup.notify();
     Ok(HttpResponse::Accepted().json(Event::from(&event)))
@@ -249,34 +266,30 @@ pub(super) async fn dismiss_event(
     caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_operator()?;
-    let id = parse_event_id(&path.into_inner())?;
-    let event = state
-        .write(move |conn| {
-            let event = load_event(conn, id)?;
-            match event.status.parse::<EventStatus>() {
-                Ok(EventStatus::Dismissed) => return Ok(event),
-                Ok(EventStatus::Invalid) => {}
-                _ => {
-                    return Err(ApiError::conflict(
-                        "not_dismissable",
-                        format!(
-                            "an event that is {} cannot be dismissed; only invalid deliveries (bodies that \
-                             were not events) can",
-                            event.status
-                        ),
-                    ))
-                }
-            }
-            diesel::update(webhook_events::table.find(id))
-                .set((
-                    webhook_events::status.eq(EventStatus::Dismissed.as_str()),
-                    webhook_events::processed_at.eq(Some(crate::workos::timestamp::now())),
+    let event = change_delivery(&state, &caller, path.into_inner(), |conn, event| {
+        match event.status.parse::<EventStatus>() {
+            Ok(EventStatus::Dismissed) => return Ok(()),
+            Ok(EventStatus::Invalid) => {}
+            _ => {
+                return Err(ApiError::conflict(
+                    "not_dismissable",
+                    format!(
+                        "an event that is {} cannot be dismissed; only invalid deliveries (bodies that \
+                         were not events) can",
+                        event.status
+                    ),
                 ))
-                .execute(conn)?;
-            load_event(conn, id)
-        })
-        .await?;
+            }
+        }
+        diesel::update(webhook_events::table.find(event.id))
+            .set((
+                webhook_events::status.eq(EventStatus::Dismissed.as_str()),
+                webhook_events::processed_at.eq(Some(crate::workos::timestamp::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(
         delivery = event.id,
         "invalid delivery dismissed by an operator"
