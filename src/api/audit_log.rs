@@ -3,8 +3,8 @@
 
 use super::auth::Caller;
 use super::error::ApiResult;
-use super::openapi::{PagedById, WorkspaceParam};
 use super::pagination::{List, PageQuery};
+use super::params::{PagedById, WorkspaceParam};
 use super::workspaces::{load_workspace, time_json};
 use super::{AppState, Route};
 use crate::db::models::AuditEntryRow;

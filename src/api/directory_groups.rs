@@ -2,8 +2,8 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::WorkspaceParam;
 use super::pagination::{List, PageQuery};
+use super::params::WorkspaceParam;
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::DirectoryGroupRow;

@@ -2,13 +2,14 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{event_status, EventParam, PagedById};
 use super::pagination::{List, PageQuery};
+use super::params::{EventParam, PagedById};
 use super::workspaces::time_json;
 use super::{AppState, Route};
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::EventStatus;
+use crate::schemas::event_status;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,8 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{email, member_status, role, MemberParam, WorkspaceParam};
 use super::pagination::{List, PageQuery};
+use super::params::{MemberParam, WorkspaceParam};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::MemberRow;
@@ -12,6 +12,7 @@ use crate::db::DbConnection;
 use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
+use crate::schemas::{email, member_status, role};
 use crate::workos::timestamp;
 use actix_web::{http::StatusCode, web, HttpResponse};
 use diesel::prelude::*;

@@ -12,6 +12,7 @@ pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod params;
 pub mod role_mappings;
 pub mod sync_runs;
 pub mod teams;

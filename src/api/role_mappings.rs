@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{directory_role, role, WorkspaceParam};
+use super::params::WorkspaceParam;
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::{RoleMappingRow, WorkspaceRow};
@@ -11,6 +11,7 @@ use crate::db::DbConnection;
 use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
+use crate::schemas::{directory_role, role};
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -3,8 +3,8 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{DirectoryParam, RunParam};
 use super::pagination::{List, PageQuery};
+use super::params::{DirectoryParam, RunParam};
 use super::workspaces::time_json;
 use super::{AppState, Route};
 use crate::db::models::SyncRunRow;

@@ -2,8 +2,8 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::openapi::{member_status, GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::pagination::{List, Page, PageQuery};
+use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::workspaces::{load_workspace, time_json};
 use super::{check_name, AppState, Route};
 use crate::audit::{self, AuditRecord};
@@ -17,6 +17,7 @@ use crate::directory_sync::teams::{
 };
 use crate::domain::MemberStatus;
 use crate::ids::new_id;
+use crate::schemas::member_status;
 use crate::workos::timestamp;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -218,7 +219,7 @@ pub(super) async fn list_teams(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TeamName {
-    #[schema(schema_with = super::openapi::name)]
+    #[schema(schema_with = crate::schemas::name)]
     name: String,
 }
 

@@ -1,0 +1,85 @@
+//! The path and query parameters handlers share, as the OpenAPI document describes them.
+
+use utoipa::IntoParams;
+
+/// `{ws}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkspaceParam {
+    /// The workspace (`ws_…`).
+    #[param(min_length = 1)]
+    pub ws: String,
+}
+
+/// `{member}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberParam {
+    /// The member (`mem_…`).
+    #[param(min_length = 1)]
+    pub member: String,
+}
+
+/// `{team}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TeamParam {
+    /// The team.
+    #[param(min_length = 1)]
+    pub team: String,
+}
+
+/// `{group}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct GroupParam {
+    /// The directory group (`directory_group_…`).
+    #[param(min_length = 1)]
+    pub group: String,
+}
+
+/// `{dir}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DirectoryParam {
+    /// The directory (`directory_…`).
+    #[param(min_length = 1)]
+    pub dir: String,
+}
+
+/// `{run}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RunParam {
+    /// The sync run (`run_…`).
+    #[param(min_length = 1)]
+    pub run: String,
+}
+
+/// `{token}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenParam {
+    /// The admin token (`tok_…`).
+    #[param(min_length = 1)]
+    pub token: String,
+}
+
+/// `{id}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventParam {
+    /// The stored delivery's `id`; anything else is 404.
+    pub id: i64,
+}
+
+/// `?limit=` and `?after=` for a list whose cursor is a numeric id.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PagedById {
+    /// At most this many items.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<i64>,
+    /// The previous page's `list_metadata.after`, a numeric id.
+    pub after: Option<i64>,
+}
