@@ -57,10 +57,12 @@ pub(super) async fn get_event_tail(
     caller.require_operator()?;
     let (place, stalled) = state
         .read(|conn| {
-            Ok((
-                crate::event_tail::place::load(conn)?,
-                crate::event_tail::place::stalled(conn)?,
-            ))
+            let place = crate::event_tail::place::load(conn)?;
+            let stalled = match &place {
+                Some(place) => crate::event_tail::place::stalled_at(conn, place)?,
+                None => None,
+            };
+            Ok((place, stalled))
         })
         .await?;
     let now = crate::workos::timestamp::now();

@@ -297,6 +297,15 @@ struct RawPage {
     list_metadata: Option<ListMetadata>,
 }
 
+/// A page whose every record reads as `T`.
+#[derive(Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+struct TypedPage<T> {
+    data: Vec<T>,
+    #[serde(default, alias = "listMetadata")]
+    list_metadata: Option<ListMetadata>,
+}
+
 /// A page read: the records that could be read, and those that could not.
 struct Page<T> {
     data: Vec<T>,
@@ -313,9 +322,18 @@ struct IdOnly {
 }
 
 impl<T: DeserializeOwned> Page<T> {
-    /// Reads a page's body: NUL characters removed (rule 21), then each record on its own.
+    /// Reads a page's body: NUL characters removed (rule 21), then the page whole; only a page holding a
+    /// record that cannot be read is read again, each record on its own.
     fn read(body: &[u8]) -> Result<Self, String> {
         let body = crate::workos::text::strip_nul(body);
+        if let Ok(page) = serde_json::from_slice::<TypedPage<T>>(&body) {
+            return Ok(Page {
+                data: page.data,
+                unreadable: Vec::new(),
+                list_metadata: page.list_metadata,
+                served_at: None,
+            });
+        }
         let raw: RawPage = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         let mut data = Vec::with_capacity(raw.data.len());
         let mut unreadable = Vec::new();

@@ -29,11 +29,13 @@ pub fn read(db: &Database) -> Result<Option<EventTailRow>, DbError> {
 pub fn lag(conn: &mut DbConnection) -> QueryResult<Option<EventTailLag>> {
     let now = timestamp::now();
     let age = |at: Option<Timestamp>| at.map(|at| (now - at).to_std().unwrap_or_default());
-    let stalled = stalled(conn)?.is_some();
-    Ok(load(conn)?.map(|place| EventTailLag {
+    let Some(place) = load(conn)? else {
+        return Ok(None);
+    };
+    Ok(Some(EventTailLag {
         newest_event_age: age(place.cursor_event_at),
         last_poll_age: age(place.last_poll_at),
-        stalled,
+        stalled: stalled_at(conn, &place)?.is_some(),
     }))
 }
 
@@ -41,11 +43,16 @@ pub fn lag(conn: &mut DbConnection) -> QueryResult<Option<EventTailLag>> {
 /// polled since webhooks brought events the broker created after that time (the broker's clock far behind
 /// this host's, or an API key of another environment than the webhooks').
 pub fn stalled(conn: &mut DbConnection) -> QueryResult<Option<String>> {
+    match load(conn)? {
+        Some(place) => stalled_at(conn, &place),
+        None => Ok(None),
+    }
+}
+
+/// As [`stalled`], for the place already read.
+pub fn stalled_at(conn: &mut DbConnection, place: &EventTailRow) -> QueryResult<Option<String>> {
     use crate::db::models::SOURCE_WEBHOOK;
     use crate::db::schema::webhook_events;
-    let Some(place) = load(conn)? else {
-        return Ok(None);
-    };
     let (None, Some(from), Some(polled)) = (&place.cursor, place.resume_from, place.last_poll_at)
     else {
         return Ok(None);
