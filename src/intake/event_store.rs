@@ -160,95 +160,70 @@ fn record_lane_heads(conn: &mut DbConnection, stored: &[&NewWebhookEvent]) -> Re
 
 /// Inserts deliveries inside the caller's [`Database::write_deliveries`] transaction, as
 /// [`insert_batch`] does; the Events API tail advances its cursor in the same transaction.
+///
+/// A delivery is known by its event id (or its body's hash): the unique index on it refuses a second row
+/// (`ON CONFLICT DO NOTHING`), and the first row counts what it refused.
 pub fn insert_deliveries(
     conn: &mut DbConnection,
     events: &[NewWebhookEvent],
 ) -> Result<Vec<Stored>, DbError> {
-    let ids: Vec<&str> = events
+    // Within the batch, only the first delivery of an event is offered to the database.
+    let mut in_batch: HashSet<DeliveryKey> = HashSet::new();
+    let offered: Vec<&NewWebhookEvent> = events
         .iter()
-        .filter_map(|e| e.event_id.as_deref())
+        .filter(|event| DeliveryKey::of(event).is_none_or(|key| in_batch.insert(key)))
         .collect();
-    let hashes: Vec<&str> = events
-        .iter()
-        .filter(|e| e.event_id.is_none())
-        .filter_map(|e| e.body_hash.as_deref())
-        .collect();
-    let mut seen: HashSet<DeliveryKey> = HashSet::new();
-    for chunk in ids.chunks(500) {
-        let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
-            .filter(webhook_events::event_id.eq_any(chunk))
-            .select(webhook_events::event_id)
-            .distinct()
-            .load(c))?;
-        seen.extend(stored.into_iter().flatten().map(DeliveryKey::Event));
+    let mut taken: HashSet<DeliveryKey> = HashSet::new();
+    let mut fresh: Vec<&NewWebhookEvent> = Vec::with_capacity(offered.len());
+    for chunk in offered.chunks(MAX_BATCH) {
+        let rows: Vec<NewWebhookEvent> = chunk.iter().map(|e| (*e).clone()).collect();
+        let keys: Vec<(Option<String>, Option<String>)> =
+            on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .returning((webhook_events::event_id, webhook_events::body_hash))
+                .get_results(c))?;
+        taken
+            .extend(keys.into_iter().filter_map(|(event_id, body_hash)| {
+                DeliveryKey::from_columns(event_id, body_hash)
+            }));
     }
-    for chunk in hashes.chunks(500) {
-        let stored: Vec<Option<String>> = on_backend!(conn, |c| webhook_events::table
-            .filter(webhook_events::body_hash.eq_any(chunk))
-            .select(webhook_events::body_hash)
-            .distinct()
-            .load(c))?;
-        seen.extend(stored.into_iter().flatten().map(DeliveryKey::Body));
-    }
-    let mut fresh = Vec::with_capacity(events.len());
     let mut again: HashMap<DeliveryKey, i32> = HashMap::new();
+    let mut first_seen: HashSet<DeliveryKey> = HashSet::new();
     let outcomes = events
         .iter()
         .map(|event| match DeliveryKey::of(event) {
-            Some(key) if !seen.insert(key.clone()) => {
-                *again.entry(key).or_default() += 1;
-                Stored::Redelivery
-            }
-            _ => {
+            None => {
                 fresh.push(event);
                 Stored::New
             }
+            Some(key) if taken.contains(&key) && first_seen.insert(key.clone()) => {
+                fresh.push(event);
+                Stored::New
+            }
+            Some(key) => {
+                *again.entry(key).or_default() += 1;
+                Stored::Redelivery
+            }
         })
         .collect();
-    if !fresh.is_empty() {
-        on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
-            .values(fresh.clone())
-            .execute(c))?;
-        record_lane_heads(conn, &fresh)?;
-    }
-    let redelivered_ids: Vec<&str> = again.keys().filter_map(DeliveryKey::event_id).collect();
-    let redelivered_bodies: Vec<&str> = again.keys().filter_map(DeliveryKey::body_hash).collect();
-    let mut firsts: Vec<(DeliveryKey, i64)> = Vec::new();
-    if !redelivered_ids.is_empty() {
-        let rows: Vec<(Option<String>, Option<i64>)> =
-            on_backend!(conn, |c| webhook_events::table
-                .filter(webhook_events::event_id.eq_any(&redelivered_ids))
-                .group_by(webhook_events::event_id)
-                .select((
-                    webhook_events::event_id,
-                    diesel::dsl::min(webhook_events::id)
-                ))
-                .load(c))?;
-        firsts.extend(
-            rows.into_iter()
-                .filter_map(|(id, first)| Some((DeliveryKey::Event(id?), first?))),
-        );
-    }
-    if !redelivered_bodies.is_empty() {
-        let rows: Vec<(Option<String>, Option<i64>)> =
-            on_backend!(conn, |c| webhook_events::table
-                .filter(webhook_events::body_hash.eq_any(&redelivered_bodies))
-                .group_by(webhook_events::body_hash)
-                .select((
-                    webhook_events::body_hash,
-                    diesel::dsl::min(webhook_events::id)
-                ))
-                .load(c))?;
-        firsts.extend(
-            rows.into_iter()
-                .filter_map(|(hash, first)| Some((DeliveryKey::Body(hash?), first?))),
-        );
-    }
-    for (key, first) in firsts {
-        let count = again.get(&key).copied().unwrap_or(0);
-        on_backend!(conn, |c| diesel::update(webhook_events::table.find(first))
-            .set(webhook_events::redeliveries.eq(webhook_events::redeliveries + count))
-            .execute(c))?;
+    record_lane_heads(conn, &fresh)?;
+    for (key, count) in again {
+        let counted = webhook_events::redeliveries.eq(webhook_events::redeliveries + count);
+        match key {
+            DeliveryKey::Event(id) => on_backend!(conn, |c| diesel::update(
+                webhook_events::table.filter(webhook_events::event_id.eq(&id))
+            )
+            .set(counted)
+            .execute(c))?,
+            DeliveryKey::Body(hash) => on_backend!(conn, |c| diesel::update(
+                webhook_events::table
+                    .filter(webhook_events::event_id.is_null())
+                    .filter(webhook_events::body_hash.eq(&hash))
+            )
+            .set(counted)
+            .execute(c))?,
+        };
     }
     Ok(outcomes)
 }
@@ -263,24 +238,15 @@ enum DeliveryKey {
 
 impl DeliveryKey {
     fn of(event: &NewWebhookEvent) -> Option<Self> {
-        match (&event.event_id, &event.body_hash) {
-            (Some(id), _) => Some(Self::Event(id.clone())),
-            (None, Some(hash)) => Some(Self::Body(hash.clone())),
+        Self::from_columns(event.event_id.clone(), event.body_hash.clone())
+    }
+
+    /// The key of a stored row, from its two columns.
+    fn from_columns(event_id: Option<String>, body_hash: Option<String>) -> Option<Self> {
+        match (event_id, body_hash) {
+            (Some(id), _) => Some(Self::Event(id)),
+            (None, Some(hash)) => Some(Self::Body(hash)),
             (None, None) => None,
-        }
-    }
-
-    fn event_id(&self) -> Option<&str> {
-        match self {
-            Self::Event(id) => Some(id),
-            Self::Body(_) => None,
-        }
-    }
-
-    fn body_hash(&self) -> Option<&str> {
-        match self {
-            Self::Body(hash) => Some(hash),
-            Self::Event(_) => None,
         }
     }
 }

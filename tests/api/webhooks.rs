@@ -174,6 +174,38 @@ async fn a_redelivery_in_one_batch_is_stored_once(app: TestApp) {
     assert_eq!(deliveries[0]["redeliveries"], 7);
 }
 
+/// The database itself stores an event once: writers that share no lock (here, plain write transactions
+/// on several threads at once, as two instances' intake would be without their lock) still end with one
+/// row, which counts the others as redeliveries.
+async fn an_event_is_stored_once_by_writers_that_share_no_lock(app: TestApp) {
+    use rollcall::db::models::NewWebhookEvent;
+    use rollcall::intake::event_store::{insert_deliveries, Stored};
+    use rollcall::workos::{events::Event, timestamp};
+    let (_, created) = sample_event();
+    let body = created.to_string().into_bytes();
+    let delivery = NewWebhookEvent::received(&Event::parse(&body).unwrap(), body, timestamp::now());
+    let writers = 6;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(writers));
+    let outcomes: Vec<Stored> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let (db, start, delivery) = (app.db.clone(), start.clone(), delivery.clone());
+                scope.spawn(move || {
+                    start.wait();
+                    db.write(|conn| insert_deliveries(conn, std::slice::from_ref(&delivery)))
+                        .expect("store the delivery")[0]
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let new = outcomes.iter().filter(|o| **o == Stored::New).count();
+    assert_eq!(new, 1, "{outcomes:?}");
+    let deliveries = app.deliveries(created["id"].as_str().unwrap()).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["redeliveries"], writers as i64 - 1);
+}
+
 async fn a_forged_flood_is_refused_before_the_body_is_read(app: TestApp) {
     let (_, created) = sample_event();
     let now = signature::now_ms();
@@ -219,6 +251,7 @@ crate::on_both_backends!(
     a_body_over_the_limit_is_413,
     duplicate_delivery_changes_nothing,
     a_redelivery_in_one_batch_is_stored_once,
+    an_event_is_stored_once_by_writers_that_share_no_lock,
     a_forged_flood_is_refused_before_the_body_is_read,
     token_events_and_unknown_types_are_acknowledged_and_ignored,
 );
@@ -284,4 +317,66 @@ async fn no_secret_configured_refuses_everything_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_configured_refuses_everything_postgres() {
     no_secret_configured_refuses_everything(Backend::Postgres).await
+}
+
+/// Versions before intake dedupe stored a redelivered event again; the migration that makes a delivery's
+/// key unique folds those rows into the first, which counts them.
+async fn stored_redeliveries_are_folded_into_the_first_row(backend: Backend) {
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    use rollcall::db::DbConnection;
+    let database = crate::helpers::TestDatabase::new(backend);
+    database.open();
+    let folder = |backend: &str| {
+        FileBasedMigrations::from_path(format!(
+            "{}/migrations/{backend}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the migrations folder")
+    };
+    let mut conn = database.target.establish().unwrap();
+    let before_unique_keys = "INSERT INTO webhook_events \
+         (event_id, body_hash, body, status, attempts, received_at, source, lane, redeliveries) VALUES \
+         ('event_a', NULL, 'x', 'applied', 1, '2026-01-01 00:00:00', 'webhook', 'd', 1), \
+         ('event_a', NULL, 'x', 'duplicate', 1, '2026-01-01 00:00:01', 'webhook', 'd', 0), \
+         ('event_b', NULL, 'x', 'applied', 1, '2026-01-01 00:00:02', 'webhook', 'd', 0), \
+         ('event_a', NULL, 'x', 'duplicate', 1, '2026-01-01 00:00:03', 'webhook', 'd', 0), \
+         (NULL, 'hash_c', 'x', 'invalid', 0, '2026-01-01 00:00:04', 'webhook', '', 0), \
+         (NULL, 'hash_c', 'x', 'invalid', 0, '2026-01-01 00:00:05', 'webhook', '', 0)";
+    match &mut conn {
+        DbConnection::Sqlite(c) => {
+            c.revert_last_migration(folder("sqlite")).unwrap();
+            c.batch_execute(before_unique_keys).unwrap();
+        }
+        DbConnection::Postgresql(c) => {
+            c.revert_last_migration(folder("postgresql")).unwrap();
+            c.batch_execute(before_unique_keys).unwrap();
+        }
+    }
+    let db = database.open();
+    let rows: Vec<(Option<String>, Option<String>, String, i32)> = db
+        .read(|conn| {
+            use diesel::prelude::*;
+            use rollcall::db::schema::webhook_events as e;
+            e::table
+                .order(e::id)
+                .select((e::event_id, e::body_hash, e::status, e::redeliveries))
+                .load(conn)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        rows,
+        [
+            (some("event_a"), None, "applied".into(), 3),
+            (some("event_b"), None, "applied".into(), 0),
+            (None, some("hash_c"), "invalid".into(), 1),
+        ]
+    );
+}
+
+mod folded {
+    crate::on_both_backends!(backend: stored_redeliveries_are_folded_into_the_first_row);
+    use super::*;
 }
