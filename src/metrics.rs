@@ -20,6 +20,9 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// How a sync run ended.
 pub const RUN_STATUSES: [&str; 3] = ["succeeded", "failed", "held"];
 /// Why a sync run started.
+/// Why an asked-for sync run was not started.
+pub const RUN_SKIP_REASONS: [&str; 2] = ["in_progress", "too_soon"];
+
 pub const RUN_TRIGGERS: [&str; 5] = [
     "scheduled",
     "directory_activated",
@@ -95,6 +98,7 @@ struct Series {
     registry: Registry,
     runs_finished: Family<Label, Counter>,
     runs_started: Family<Label, Counter>,
+    runs_skipped: Family<Label, Counter>,
     runs_queued: Gauge,
     runs_running: Gauge,
     run_duration: Histograms,
@@ -180,6 +184,7 @@ impl Series {
             registry: Registry::default(),
             runs_finished: labelled(Family::default(), "status", &RUN_STATUSES),
             runs_started: labelled(Family::default(), "trigger", &RUN_TRIGGERS),
+            runs_skipped: labelled(Family::default(), "reason", &RUN_SKIP_REASONS),
             runs_queued: Gauge::default(),
             runs_running: Gauge::default(),
             run_duration: histograms(
@@ -225,6 +230,11 @@ impl Series {
             "rollcall_sync_runs_started",
             "Sync runs started, by what started them",
             self.runs_started.clone(),
+        );
+        r.register(
+            "rollcall_sync_runs_skipped",
+            "Automatic sync runs not started: their directory's run was in progress, or its last automatic pull was less than ROLLCALL_AUTOMATIC_PULL_SPACING ago",
+            self.runs_skipped.clone(),
         );
         r.register(
             "rollcall_sync_runs_queued",
@@ -324,6 +334,15 @@ impl Metrics {
             .get_or_create(&[("trigger", trigger)])
             .inc();
         self.0.runs_queued.inc();
+    }
+
+    /// A sync run was not started, for `reason` (one of [`RUN_SKIP_REASONS`]).
+    pub fn run_skipped(&self, reason: &str) {
+        let reason = known_or_other(&RUN_SKIP_REASONS, reason);
+        self.0
+            .runs_skipped
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// A queued sync run got its pull slot; it counts as running until [`Metrics::run_finished`].
@@ -512,6 +531,10 @@ rollcall_sync_runs_started_total{trigger=\"scheduled\"} 0
 rollcall_sync_runs_started_total{trigger=\"directory_activated\"} 0
 rollcall_sync_runs_started_total{trigger=\"sync_enabled\"} 0
 rollcall_sync_runs_started_total{trigger=\"on_demand\"} 0
+# HELP rollcall_sync_runs_skipped_total Automatic sync runs not started: their directory's run was in progress, or its last automatic pull was less than ROLLCALL_AUTOMATIC_PULL_SPACING ago.
+# TYPE rollcall_sync_runs_skipped_total counter
+rollcall_sync_runs_skipped_total{reason=\"in_progress\"} 0
+rollcall_sync_runs_skipped_total{reason=\"too_soon\"} 0
 # HELP rollcall_sync_runs_queued Sync runs of this process waiting for a pull slot (ROLLCALL_MAX_CONCURRENT_PULLS).
 # TYPE rollcall_sync_runs_queued gauge
 rollcall_sync_runs_queued 0
@@ -600,7 +623,7 @@ rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
             assert_eq!(sample_value(&text, &series), Some(0.0), "{series}");
         }
         let families = listed.iter().filter(|line| line.starts_with("# HELP"));
-        assert_eq!(families.count(), 22);
+        assert_eq!(families.count(), 23);
     }
 
     #[test]

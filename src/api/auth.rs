@@ -79,9 +79,8 @@ pub struct TokenUse {
 }
 
 impl TokenUse {
-    /// Whether a use of `token_id` is due to be written; if so, counts it as written now.
-    fn due(&self, token_id: &str) -> bool {
-        let now = Instant::now();
+    /// Whether a use of `token_id` at `now` is due to be written; if so, counts it as written then.
+    fn due(&self, token_id: &str, now: Instant) -> bool {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if written
             .get(token_id)
@@ -99,7 +98,7 @@ impl TokenUse {
     /// Records a use of `token_id`: when due, writes its `last_used_at` in the background, behind any
     /// webhook's acknowledgement. A failure is logged; the request goes on regardless.
     fn record(&self, db: &Database, token_id: &str) {
-        if !self.due(token_id) {
+        if !self.due(token_id, Instant::now()) {
             return;
         }
         let (db, id) = (db.clone(), token_id.to_string());
@@ -169,5 +168,37 @@ impl FromRequest for Caller {
                 },
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_use_is_written_at_most_once_a_minute() {
+        let uses = TokenUse::default();
+        let start = Instant::now();
+        assert!(uses.due("tok_a", start));
+        assert!(!uses.due("tok_a", start + Duration::from_secs(59)));
+        // Another token has its own minute.
+        assert!(uses.due("tok_b", start + Duration::from_secs(59)));
+        assert!(uses.due("tok_a", start + LAST_USED_RESOLUTION));
+        assert!(!uses.due(
+            "tok_a",
+            start + LAST_USED_RESOLUTION + Duration::from_secs(1)
+        ));
+    }
+
+    #[test]
+    fn tokens_not_written_for_a_minute_are_forgotten_past_the_limit() {
+        let uses = TokenUse::default();
+        let start = Instant::now();
+        for i in 0..LAST_USED_REMEMBERED {
+            assert!(uses.due(&format!("tok_{i}"), start));
+        }
+        assert!(uses.due("tok_new", start + LAST_USED_RESOLUTION));
+        let remembered = uses.written.lock().unwrap().len();
+        assert_eq!(remembered, 1);
     }
 }

@@ -89,9 +89,11 @@ pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &s
                 started.push(run);
             }
             Err(StartError::InProgress) => {
+                runner.metrics.run_skipped("in_progress");
                 tracing::debug!(%directory, trigger, "a run of this directory is in progress; skipped")
             }
             Err(error @ StartError::TooSoon { .. }) => {
+                runner.metrics.run_skipped("too_soon");
                 tracing::info!(%directory, trigger, reason = %error, "automatic pull skipped")
             }
             Err(error) => {

@@ -257,8 +257,33 @@ async fn turning_sync_off_and_on_again_soon_pulls_once(backend: Backend) {
         app.set_sync(&ws, false).await;
         app.set_sync(&ws, true).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(requests(&app.scrape().await), requests(&after_first));
+    // Each switch-on decides in the background: once all thirty have skipped their pull (as too soon, or
+    // because the first run had not let go of the directory yet), they are done.
+    let skipped = |scrape: &str| {
+        ["in_progress", "too_soon"]
+            .iter()
+            .map(|reason| {
+                value(
+                    scrape,
+                    &format!("rollcall_sync_runs_skipped_total{{reason=\"{reason}\"}}"),
+                )
+            })
+            .sum::<f64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled = loop {
+        let scrape = app.scrape().await;
+        if skipped(&scrape) >= 30.0 {
+            break scrape;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the switch-ons never all decided: {scrape}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(skipped(&settled), 30.0);
+    assert_eq!(requests(&settled), requests(&after_first));
     // An operator is never held back.
     let resync = resync(&app, &broker.directory_id).await;
     assert_eq!(resync["status"], "succeeded", "{resync}");
@@ -552,10 +577,23 @@ async fn a_stopped_applier_shows_in_readiness_and_the_backlog(backend: Backend) 
         let response = app.post_webhook(created(id).to_string().as_bytes()).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The oldest waiting delivery's age counts from its receipt: received a minute ago, as stored.
+    let minute_ago = rollcall::workos::timestamp::now() - chrono::Duration::seconds(60);
+    app.db
+        .write(|conn| {
+            use diesel::prelude::*;
+            use rollcall::db::schema::webhook_events as e;
+            diesel::update(e::table.filter(e::event_id.is_not_null()))
+                .filter(e::status.eq("received"))
+                .set(e::received_at.eq(minute_ago))
+                .execute(conn)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap();
     let stopped = app.scrape().await;
     assert_eq!(value(&stopped, "rollcall_deliveries_waiting"), 2.0);
-    assert!(value(&stopped, "rollcall_oldest_waiting_delivery_age_seconds") >= 1.0);
+    let age = value(&stopped, "rollcall_oldest_waiting_delivery_age_seconds");
+    assert!((60.0..120.0).contains(&age), "{age}");
     assert_eq!(value(&stopped, "rollcall_applier_running"), 0.0);
     assert_eq!(value(&stopped, "rollcall_apply_lag_seconds_count"), 1.0);
 }
