@@ -1,5 +1,12 @@
 //! The product's vocabulary: plans, roles, member status and the like, stored as text.
+//!
+//! Each is an enum that the database reads and writes as its text (a `TEXT` column on both backends), so
+//! the rest of the code compares variants, never strings.
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -7,9 +14,32 @@ use std::str::FromStr;
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            diesel::AsExpression, diesel::FromSqlRow,
+        )]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        #[diesel(sql_type = Text)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl<DB: Backend> ToSql<Text, DB> for $name
+        where
+            str: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        impl<DB: Backend> FromSql<Text, DB> for $name
+        where
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = String::from_sql(bytes)?;
+                text.parse().map_err(|why: String| why.into())
+            }
+        }
 
         impl $name {
             /// Every value, in order.
@@ -82,6 +112,56 @@ text_enum!(
         Invalid => "invalid",
         Dismissed => "dismissed",
     }
+);
+
+text_enum!(
+    /// Where a sync run stands.
+    RunStatus {
+        Queued => "queued",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Held => "held",
+    }
+);
+
+impl RunStatus {
+    /// How a run may end.
+    pub const ENDED: &'static [RunStatus] =
+        &[RunStatus::Succeeded, RunStatus::Failed, RunStatus::Held];
+
+    /// Whether the run has ended.
+    pub fn has_ended(self) -> bool {
+        Self::ENDED.contains(&self)
+    }
+}
+
+text_enum!(
+    /// What started a sync run.
+    RunTrigger {
+        Scheduled => "scheduled",
+        DirectoryActivated => "directory_activated",
+        SyncEnabled => "sync_enabled",
+        OnDemand => "on_demand",
+        EventCursorLost => "event_cursor_lost",
+    }
+);
+
+impl RunTrigger {
+    /// The triggers a workspace or the broker sets off without an operator, spaced by
+    /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: a tenant turning directory sync off and on cannot pull again and
+    /// again on the shared API key.
+    pub fn is_automatic(self) -> bool {
+        matches!(
+            self,
+            RunTrigger::DirectoryActivated | RunTrigger::SyncEnabled
+        )
+    }
+}
+
+text_enum!(
+    /// The path that brought a delivery.
+    DeliverySource { Webhook => "webhook", Events => "events" }
 );
 
 #[cfg(test)]

@@ -19,10 +19,9 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// How a sync run ended.
 pub const RUN_STATUSES: [&str; 3] = ["succeeded", "failed", "held"];
-/// Why a sync run started.
 /// Why an asked-for sync run was not started.
 pub const RUN_SKIP_REASONS: [&str; 2] = ["in_progress", "too_soon"];
-
+/// Why a sync run started.
 pub const RUN_TRIGGERS: [&str; 5] = [
     "scheduled",
     "directory_activated",
