@@ -14,6 +14,7 @@ pub mod domain;
 pub mod event_tail;
 pub mod ids;
 pub mod intake;
+pub mod lists;
 pub mod metrics;
 pub mod schemas;
 pub mod secret;

@@ -3,12 +3,13 @@
 
 use super::auth::Caller;
 use super::error::ApiResult;
-use super::pagination::{List, PageQuery};
+use super::pagination::{after_id, PageQuery};
 use super::params::{PagedById, WorkspaceParam};
 use super::workspaces::{load_workspace, time_json};
 use super::{AppState, Route};
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
+use crate::lists::List;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -86,7 +87,7 @@ pub(super) async fn list_audit_log(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let page = query.page()?;
-    let after = page.after_id()?;
+    let after = after_id(&page)?;
     let body = state
         .read(move |conn| {
             load_workspace(conn, &caller, &ws)?;

@@ -2,13 +2,14 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::WorkspaceParam;
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
 use crate::directory_sync::teams::workspace_groups;
+use crate::lists::List;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;

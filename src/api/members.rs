@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{MemberParam, WorkspaceParam};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
@@ -12,6 +12,7 @@ use crate::db::DbConnection;
 use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
+use crate::lists::List;
 use crate::schemas::{email, member_status, role};
 use crate::workos::timestamp;
 use actix_web::{http::StatusCode, web, HttpResponse};

@@ -3,12 +3,13 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{DirectoryParam, RunParam};
 use super::workspaces::time_json;
 use super::{AppState, Route};
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
+use crate::lists::List;
 use crate::sync_runs::schedule::ON_DEMAND;
 use crate::sync_runs::StartError;
 use actix_web::{web, HttpResponse};

@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, Page, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::workspaces::{load_workspace, time_json};
 use super::{check_name, AppState, Route};
@@ -17,6 +17,7 @@ use crate::directory_sync::teams::{
 };
 use crate::domain::MemberStatus;
 use crate::ids::new_id;
+use crate::lists::{List, Page};
 use crate::schemas::member_status;
 use crate::workos::timestamp;
 use actix_web::http::StatusCode;

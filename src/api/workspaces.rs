@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{TokenParam, WorkspaceParam};
 use super::{check_name, AppState, Route};
 use crate::audit::{self, AuditRecord};
@@ -11,6 +11,7 @@ use crate::db::schema::{directories, directory_users, members, sync_runs, worksp
 use crate::db::DbConnection;
 use crate::domain::{MemberStatus, Plan, Role};
 use crate::ids::new_id;
+use crate::lists::List;
 use crate::schemas::{directory_role, name, plan};
 use crate::sync_runs::schedule::start_for_organization;
 use crate::tokens::{create_token, revoke_token, token_expiry, unrevoked_tokens};
