@@ -1,5 +1,6 @@
 //! Rollcall keeps a SaaS product's workspaces in step with each customer's identity provider.
 
+pub mod access;
 pub mod admin_ui;
 pub mod api;
 pub mod audit;

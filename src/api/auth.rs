@@ -1,9 +1,10 @@
 //! Bearer tokens: the bootstrap operator token from the configuration, and stored tokens kept as SHA-256
-//! hashes, each either an operator's or one workspace's admin's. A stored token may carry a name and an
+//! hashes, each either an operator's or one workspace's admin's; a request's token tells its [`Caller`]. A stored token may carry a name and an
 //! expiry, is refused once revoked or expired, and records when it was last used (to the minute).
 
 use super::error::ApiError;
 use super::AppState;
+use crate::access::Caller;
 use crate::audit::Cause;
 use crate::db::models::ApiTokenRow;
 use crate::db::schema::api_tokens;
@@ -18,52 +19,6 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// May do everything.
-    Operator { cause: Cause },
-    /// Acts on one workspace only.
-    WorkspaceAdmin {
-        workspace_id: String,
-        token_id: String,
-    },
-}
-
-impl Caller {
-    /// The audit cause of what this caller changes.
-    pub fn cause(&self) -> Cause {
-        match self {
-            Caller::Operator { cause } => cause.clone(),
-            Caller::WorkspaceAdmin { token_id, .. } => Cause::ApiToken(token_id.clone()),
-        }
-    }
-
-    /// Whether this caller is an operator.
-    pub fn is_operator(&self) -> bool {
-        matches!(self, Caller::Operator { .. })
-    }
-
-    /// 403 unless an operator.
-    pub fn require_operator(&self) -> Result<(), ApiError> {
-        if self.is_operator() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only an operator may do this"))
-        }
-    }
-
-    /// 404 for a workspace admin asking about another workspace, so it is not revealed.
-    pub fn require_workspace(&self, workspace_id: &str) -> Result<(), ApiError> {
-        match self {
-            Caller::WorkspaceAdmin {
-                workspace_id: own, ..
-            } if own != workspace_id => Err(ApiError::not_found("workspace")),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// How stale a token's `last_used_at` may grow before a use writes it again.
 const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);

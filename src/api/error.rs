@@ -1,5 +1,6 @@
 //! Errors as `application/problem+json` with a stable `code`; 5xx bodies never carry internals.
 
+use crate::access::{OperatorOnly, OtherWorkspace};
 use crate::db::DbError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -150,6 +151,18 @@ impl From<DbError> for ApiError {
         } else {
             Self::internal(error)
         }
+    }
+}
+
+impl From<OperatorOnly> for ApiError {
+    fn from(error: OperatorOnly) -> Self {
+        Self::forbidden(error.to_string())
+    }
+}
+
+impl From<OtherWorkspace> for ApiError {
+    fn from(_: OtherWorkspace) -> Self {
+        Self::not_found("workspace")
     }
 }
 

@@ -1,9 +1,9 @@
 //! `GET /api/v1/event-tail`: the Events API tail as operators see it.
 
-use super::auth::Caller;
 use super::error::ApiResult;
 use super::workspaces::time_json;
 use super::{AppState, Route};
+use crate::access::Caller;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;

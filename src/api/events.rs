@@ -1,11 +1,11 @@
 //! Stored webhook events for operators: list, inspect, retry, dismiss.
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::{after_id, PageQuery};
 use super::params::{EventParam, PagedById};
 use super::workspaces::time_json;
 use super::{AppState, Route};
+use crate::access::Caller;
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::EventStatus;

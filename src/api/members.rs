@@ -1,11 +1,11 @@
 //! Workspace members over the API; with directory sync on, the directory owns them (rules 11–12).
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{MemberParam, WorkspaceParam};
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
+use crate::access::Caller;
 use crate::db::models::MemberRow;
 use crate::db::schema::{directory_group_memberships as memberships, members};
 use crate::db::DbConnection;

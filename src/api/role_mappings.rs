@@ -1,10 +1,10 @@
 //! `GET/PUT …/role-mappings`: which directory group grants which role (rule 11), self-serve.
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::params::WorkspaceParam;
 use super::workspaces::load_workspace;
 use super::{AppState, Route};
+use crate::access::Caller;
 use crate::db::models::{RoleMappingRow, WorkspaceRow};
 use crate::db::schema::directory_groups;
 use crate::db::DbConnection;

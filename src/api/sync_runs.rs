@@ -1,12 +1,12 @@
 //! `POST /api/v1/directories/{dir}/resync`, `GET /api/v1/sync-runs` and `GET /api/v1/sync-runs/{run}`:
 //! full pulls for operators.
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{DirectoryParam, RunParam};
 use super::workspaces::time_json;
 use super::{AppState, Route};
+use crate::access::Caller;
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
 use crate::lists::List;

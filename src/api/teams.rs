@@ -1,11 +1,11 @@
 //! Teams, their members with the reasons they are there, and the directory groups linked to them.
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::workspaces::{load_workspace, time_json};
 use super::{check_name, AppState, Route};
+use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
 use crate::db::schema::{

@@ -1,10 +1,10 @@
 //! Workspaces, their admin tokens and their directory-sync setting (rule 13).
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{TokenParam, WorkspaceParam};
 use super::{check_name, AppState, Route};
+use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{ApiTokenRow, DirectoryRow, SyncRunRow, WorkspaceRow};
 use crate::db::schema::{directories, directory_users, members, sync_runs, workspaces};
