@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod schemas;
 pub mod secret;
 pub mod startup;
+pub mod state;
 pub mod sync_runs;
 pub mod telemetry;
 pub mod tokens;

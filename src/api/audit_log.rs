@@ -1,15 +1,17 @@
 //! `GET …/audit-log`: every change to the workspace's members, teams, links, mappings and roles, newest
 //! first, with what caused it (rule 17).
 
+use super::blocking::OffWorkers;
 use super::error::ApiResult;
 use super::pagination::{after_id, PageQuery};
 use super::params::{PagedById, WorkspaceParam};
+use super::route::Route;
 use super::workspaces::{load_workspace, time_json};
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
 use crate::lists::List;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;

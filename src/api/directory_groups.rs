@@ -1,15 +1,17 @@
 //! `GET …/directory-groups`: the directory groups an admin can link to teams or map to roles.
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::WorkspaceParam;
+use super::route::Route;
 use super::workspaces::load_workspace;
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
 use crate::directory_sync::teams::workspace_groups;
 use crate::lists::List;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;

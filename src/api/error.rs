@@ -32,6 +32,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// 400 `invalid_field`: a field of the body is not what it must be.
+    pub fn invalid_field(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalid_field", detail)
+    }
+
     /// 400 `invalid_body`.
     pub fn invalid_body(detail: impl Into<String>) -> Self {
         Self::bad_request("invalid_body", detail)

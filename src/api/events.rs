@@ -1,16 +1,18 @@
 //! Stored webhook events for operators: list, inspect, retry, dismiss.
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::{after_id, PageQuery};
 use super::params::{EventParam, PagedById};
+use super::route::Route;
 use super::workspaces::time_json;
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::EventStatus;
 use crate::lists::List;
 use crate::schemas::event_status;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,10 +1,11 @@
 //! Workspace members over the API; with directory sync on, the directory owns them (rules 11–12).
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{MemberParam, WorkspaceParam};
+use super::route::Route;
 use super::workspaces::load_workspace;
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::MemberRow;
 use crate::db::schema::{directory_group_memberships as memberships, members};
@@ -14,6 +15,7 @@ use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
 use crate::lists::List;
 use crate::schemas::{email, member_status, role};
+use crate::state::AppState;
 use crate::workos::timestamp;
 use actix_web::{http::StatusCode, web, HttpResponse};
 use diesel::prelude::*;

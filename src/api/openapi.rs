@@ -6,7 +6,7 @@
 //! operation shares. `tests/api/openapi.rs` snapshots the document, so API changes show up in review.
 
 use super::error::Problem;
-use super::Route;
+use super::route::Route;
 use crate::lists::ListMetadata;
 
 use crate::schemas::one_of;

@@ -1,9 +1,10 @@
 //! `GET/PUT …/role-mappings`: which directory group grants which role (rule 11), self-serve.
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::params::WorkspaceParam;
+use super::route::Route;
 use super::workspaces::load_workspace;
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::{RoleMappingRow, WorkspaceRow};
 use crate::db::schema::directory_groups;
@@ -12,6 +13,7 @@ use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
 use crate::schemas::{directory_role, role};
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

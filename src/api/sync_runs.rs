@@ -1,15 +1,17 @@
 //! `POST /api/v1/directories/{dir}/resync`, `GET /api/v1/sync-runs` and `GET /api/v1/sync-runs/{run}`:
 //! full pulls for operators.
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{DirectoryParam, RunParam};
+use super::route::Route;
 use super::workspaces::time_json;
-use super::{AppState, Route};
 use crate::access::Caller;
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
 use crate::lists::List;
+use crate::state::AppState;
 use crate::sync_runs::schedule::ON_DEMAND;
 use crate::sync_runs::StartError;
 use actix_web::{web, HttpResponse};

@@ -1,10 +1,11 @@
 //! Teams, their members with the reasons they are there, and the directory groups linked to them.
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
+use super::route::Route;
 use super::workspaces::{load_workspace, time_json};
-use super::{check_name, AppState, Route};
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
@@ -19,6 +20,8 @@ use crate::domain::MemberStatus;
 use crate::ids::new_id;
 use crate::lists::{List, Page};
 use crate::schemas::member_status;
+use crate::state::AppState;
+use crate::tokens::check_name;
 use crate::workos::timestamp;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -139,7 +142,7 @@ fn check_team_name(
     name: &str,
     except: Option<&str>,
 ) -> ApiResult<(String, String)> {
-    let name = check_name(name)?;
+    let name = check_name(name).map_err(ApiError::invalid_field)?;
     let key = name.to_lowercase();
     let mut q = teams::table
         .filter(teams::workspace_id.eq(ws))

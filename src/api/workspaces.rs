@@ -1,9 +1,10 @@
 //! Workspaces, their admin tokens and their directory-sync setting (rule 13).
 
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::{TokenParam, WorkspaceParam};
-use super::{check_name, AppState, Route};
+use super::route::Route;
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{ApiTokenRow, DirectoryRow, SyncRunRow, WorkspaceRow};
@@ -13,7 +14,9 @@ use crate::domain::{MemberStatus, Plan, Role};
 use crate::ids::new_id;
 use crate::lists::List;
 use crate::schemas::{directory_role, name, plan};
+use crate::state::AppState;
 use crate::sync_runs::schedule::start_for_organization;
+use crate::tokens::check_name;
 use crate::tokens::{create_token, revoke_token, token_expiry, unrevoked_tokens};
 use crate::workos::timestamp;
 use actix_web::{web, HttpResponse};
@@ -176,7 +179,7 @@ pub(super) async fn create_workspace(
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
     let body = body.into_inner();
-    let name = check_name(&body.name)?;
+    let name = check_name(&body.name).map_err(ApiError::invalid_field)?;
     let plan: Plan = parse_field("plan", &body.plan)?;
     let organization_id = body.organization_id.trim().to_string();
     if organization_id.is_empty()
@@ -340,7 +343,12 @@ pub(super) async fn update_workspace(
         caller.require_workspace(&id)?;
         caller.require_operator()?;
     }
-    let name = changes.name.as_deref().map(check_name).transpose()?;
+    let name = changes
+        .name
+        .as_deref()
+        .map(check_name)
+        .transpose()
+        .map_err(ApiError::invalid_field)?;
     let plan = changes
         .plan
         .as_deref()
@@ -420,7 +428,12 @@ pub(super) async fn create_admin_token(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid_body(e.to_string()))?
     };
-    let name = body.name.as_deref().map(check_name).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(check_name)
+        .transpose()
+        .map_err(ApiError::invalid_field)?;
     let expires_at = body
         .expires_in
         .as_deref()
