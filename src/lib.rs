@@ -25,3 +25,4 @@ pub mod sync_runs;
 pub mod telemetry;
 pub mod tokens;
 pub mod workos;
+pub mod workspaces;

@@ -6,12 +6,13 @@ use super::error::ApiResult;
 use super::pagination::{after_id, PageQuery};
 use super::params::{PagedById, WorkspaceParam};
 use super::route::Route;
-use super::workspaces::{load_workspace, time_json};
 use crate::access::Caller;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
 use crate::lists::List;
 use crate::state::AppState;
+use crate::workos::timestamp::time_json;
+use crate::workspaces;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -92,7 +93,7 @@ pub(super) async fn list_audit_log(
     let after = after_id(&page)?;
     let body = state
         .read(move |conn| {
-            load_workspace(conn, &caller, &ws)?;
+            workspaces::visible(conn, &caller, &ws)?;
             let mut q = audit_log::table
                 .filter(audit_log::workspace_id.eq(&ws))
                 .order(audit_log::id.desc())

@@ -1,21 +1,20 @@
 //! Handlers reach the database off the async workers, and what fails there answers as the API maps it.
 
-use super::error::ApiResult;
-use crate::db::DbConnection;
+use super::error::{ApiError, ApiResult};
+use crate::db::{Database, DbConnection};
 use crate::state::AppState;
 use actix_web::web;
 
 /// The database as handlers use it: each call runs on the blocking pool, never on an async worker.
 pub(crate) trait OffWorkers {
-    /// Runs `work` in one write transaction of the workspace (holding its lock, see
-    /// [`crate::db::Database::write_workspace`]).
-    async fn write_workspace<T: Send + 'static>(
+    /// Calls a service function with the database; its error answers as the API maps it.
+    async fn call<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         &self,
-        workspace_id: String,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+        work: impl FnOnce(&Database) -> Result<T, E> + Send + 'static,
     ) -> ApiResult<T>;
 
-    /// Runs a write of the workspace made of steps (see [`crate::db::Database::write_workspace_in_steps`]).
+    /// Runs a write of the workspace made of steps (see
+    /// [`crate::db::Database::write_workspace_in_steps`]).
     async fn write_workspace_in_steps<T: Send + 'static>(
         &self,
         workspace_id: String,
@@ -43,13 +42,12 @@ pub(crate) trait OffWorkers {
 }
 
 impl OffWorkers for AppState {
-    async fn write_workspace<T: Send + 'static>(
+    async fn call<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         &self,
-        workspace_id: String,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+        work: impl FnOnce(&Database) -> Result<T, E> + Send + 'static,
     ) -> ApiResult<T> {
         let db = self.db.clone();
-        web::block(move || db.write_workspace(&workspace_id, work)).await?
+        web::block(move || work(&db)).await?.map_err(Into::into)
     }
 
     async fn write_workspace_in_steps<T: Send + 'static>(

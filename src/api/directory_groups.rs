@@ -5,13 +5,13 @@ use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
 use super::params::WorkspaceParam;
 use super::route::Route;
-use super::workspaces::load_workspace;
 use crate::access::Caller;
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
 use crate::directory_sync::teams::workspace_groups;
 use crate::lists::List;
 use crate::state::AppState;
+use crate::workspaces;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub(super) async fn list_directory_groups(
     let page = query.page()?;
     let body = state
         .read(move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
             let mut q = workspace_groups(&workspace)
                 .order(directory_groups::id)
                 .limit(page.limit + 1)

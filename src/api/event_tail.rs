@@ -3,9 +3,9 @@
 use super::blocking::OffWorkers;
 use super::error::ApiResult;
 use super::route::Route;
-use super::workspaces::time_json;
 use crate::access::Caller;
 use crate::state::AppState;
+use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
