@@ -100,16 +100,15 @@ pub(super) async fn create_workspace(
     body: web::Json<NewWorkspace>,
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
+    let body = body.into_inner();
+    let new = workspaces::NewWorkspace {
+        name: body.name,
+        plan: body.plan,
+        organization_id: body.organization_id,
+        default_role: body.default_role,
+    };
     let workspace = state
-        .call(move |db| {
-            let new = workspaces::NewWorkspace {
-                name: &body.name,
-                plan: &body.plan,
-                organization_id: &body.organization_id,
-                default_role: body.default_role.as_deref(),
-            };
-            workspaces::create(db, &caller, new)
-        })
+        .call(move |db| workspaces::create(db, &caller, new))
         .await?;
     Ok(HttpResponse::Created().json(workspace))
 }
@@ -191,15 +190,14 @@ pub(super) async fn update_workspace(
         caller.require_workspace(&id)?;
         caller.require_operator()?;
     }
+    let body = body.into_inner();
+    let changes = workspaces::WorkspaceChanges {
+        name: body.name,
+        plan: body.plan,
+        default_role: body.default_role,
+    };
     let workspace = state
-        .call(move |db| {
-            let changes = workspaces::WorkspaceChanges {
-                name: body.name.as_deref(),
-                plan: body.plan.as_deref(),
-                default_role: body.default_role.as_deref(),
-            };
-            workspaces::change(db, &caller, &id, changes)
-        })
+        .call(move |db| workspaces::change(db, &caller, &id, changes))
         .await?;
     Ok(HttpResponse::Ok().json(workspace))
 }

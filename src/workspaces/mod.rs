@@ -141,25 +141,25 @@ fn check_organization_id(value: &str) -> Result<String, WorkspaceError> {
 }
 
 /// A new workspace, as asked for.
-pub struct NewWorkspace<'a> {
-    pub name: &'a str,
-    pub plan: &'a str,
+pub struct NewWorkspace {
+    pub name: String,
+    pub plan: String,
     /// The broker's organization (`org_…`); one workspace each.
-    pub organization_id: &'a str,
+    pub organization_id: String,
     /// `viewer` when not given.
-    pub default_role: Option<&'a str>,
+    pub default_role: Option<String>,
 }
 
 /// Creates a workspace with directory sync off; one workspace per organization.
 pub fn create(
     db: &Database,
     caller: &Caller,
-    new: NewWorkspace<'_>,
+    new: NewWorkspace,
 ) -> Result<Workspace, WorkspaceError> {
-    let name = check_workspace_name(new.name)?;
-    let plan: Plan = parse_field("plan", new.plan)?;
-    let organization_id = check_organization_id(new.organization_id)?;
-    let default_role = check_default_role(new.default_role.unwrap_or("viewer"))?;
+    let name = check_workspace_name(&new.name)?;
+    let plan: Plan = parse_field("plan", &new.plan)?;
+    let organization_id = check_organization_id(&new.organization_id)?;
+    let default_role = check_default_role(new.default_role.as_deref().unwrap_or("viewer"))?;
     let workspace = db.write(|conn| {
         let taken: i64 = workspaces::table
             .filter(workspaces::organization_id.eq(&organization_id))
@@ -245,10 +245,10 @@ pub fn get(db: &Database, caller: &Caller, id: &str) -> Result<Workspace, Worksp
 }
 
 /// What to change in a workspace, as asked for; what is not given stays.
-pub struct WorkspaceChanges<'a> {
-    pub name: Option<&'a str>,
-    pub plan: Option<&'a str>,
-    pub default_role: Option<&'a str>,
+pub struct WorkspaceChanges {
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub default_role: Option<String>,
 }
 
 /// Changes a workspace's name, plan or directory members' default role. Who may change the plan is
@@ -257,14 +257,23 @@ pub fn change(
     db: &Database,
     caller: &Caller,
     id: &str,
-    changes: WorkspaceChanges<'_>,
+    changes: WorkspaceChanges,
 ) -> Result<Workspace, WorkspaceError> {
-    let name = changes.name.map(check_workspace_name).transpose()?;
+    let name = changes
+        .name
+        .as_deref()
+        .map(check_workspace_name)
+        .transpose()?;
     let plan = changes
         .plan
+        .as_deref()
         .map(|p| parse_field::<Plan>("plan", p))
         .transpose()?;
-    let default_role = changes.default_role.map(check_default_role).transpose()?;
+    let default_role = changes
+        .default_role
+        .as_deref()
+        .map(check_default_role)
+        .transpose()?;
     db.write_workspace(id, |conn| {
         let before = visible(conn, caller, id)?;
         let mut after = before.clone();
