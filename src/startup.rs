@@ -1,6 +1,5 @@
 //! Building and running the service: database, migrations, event store, applier and HTTP server.
 
-use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::{Database, InstanceLock};
 use crate::event_tail::EventTail;
@@ -10,6 +9,7 @@ use crate::intake::applier::{
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
 use crate::sync_runs::schedule;
+use crate::{api, state::AppState};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;

@@ -1,14 +1,18 @@
 //! `GET …/audit-log`: every change to the workspace's members, teams, links, mappings and roles, newest
 //! first, with what caused it (rule 17).
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::ApiResult;
-use super::pagination::{List, PageQuery};
+use super::pagination::{after_id, PageQuery};
 use super::params::{PagedById, WorkspaceParam};
-use super::workspaces::{load_workspace, time_json};
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
+use crate::lists::List;
+use crate::state::AppState;
+use crate::workos::timestamp::time_json;
+use crate::workspaces;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -86,10 +90,10 @@ pub(super) async fn list_audit_log(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let page = query.page()?;
-    let after = page.after_id()?;
+    let after = after_id(&page)?;
     let body = state
         .read(move |conn| {
-            load_workspace(conn, &caller, &ws)?;
+            workspaces::visible(conn, &caller, &ws)?;
             let mut q = audit_log::table
                 .filter(audit_log::workspace_id.eq(&ws))
                 .order(audit_log::id.desc())

@@ -1,120 +1,21 @@
 //! Bearer tokens: the bootstrap operator token from the configuration, and stored tokens kept as SHA-256
-//! hashes, each either an operator's or one workspace's admin's. A stored token may carry a name and an
-//! expiry, is refused once revoked or expired, and records when it was last used (to the minute).
+//! hashes, each either an operator's or one workspace's admin's; a request's token tells its [`Caller`].
+//! A stored token may carry a name and an expiry, is refused once revoked or expired, and records when it
+//! was last used (to the minute, see [`crate::state::TokenUse`]).
 
 use super::error::ApiError;
-use super::AppState;
+use crate::access::Caller;
 use crate::audit::Cause;
 use crate::db::models::ApiTokenRow;
 use crate::db::schema::api_tokens;
-use crate::db::{Database, DbError};
+use crate::state::AppState;
 use crate::tokens::hash_token;
 use crate::workos::timestamp;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// May do everything.
-    Operator { cause: Cause },
-    /// Acts on one workspace only.
-    WorkspaceAdmin {
-        workspace_id: String,
-        token_id: String,
-    },
-}
-
-impl Caller {
-    /// The audit cause of what this caller changes.
-    pub fn cause(&self) -> Cause {
-        match self {
-            Caller::Operator { cause } => cause.clone(),
-            Caller::WorkspaceAdmin { token_id, .. } => Cause::ApiToken(token_id.clone()),
-        }
-    }
-
-    /// Whether this caller is an operator.
-    pub fn is_operator(&self) -> bool {
-        matches!(self, Caller::Operator { .. })
-    }
-
-    /// 403 unless an operator.
-    pub fn require_operator(&self) -> Result<(), ApiError> {
-        if self.is_operator() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only an operator may do this"))
-        }
-    }
-
-    /// 404 for a workspace admin asking about another workspace, so it is not revealed.
-    pub fn require_workspace(&self, workspace_id: &str) -> Result<(), ApiError> {
-        match self {
-            Caller::WorkspaceAdmin {
-                workspace_id: own, ..
-            } if own != workspace_id => Err(ApiError::not_found("workspace")),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// How stale a token's `last_used_at` may grow before a use writes it again.
-const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
-
-/// Past this many tokens remembered, those not written for a minute are forgotten.
-const LAST_USED_REMEMBERED: usize = 4096;
-
-/// When this process last wrote each token's `last_used_at`, so that a busy token costs one write a minute
-/// rather than one a request.
-#[derive(Default)]
-pub struct TokenUse {
-    written: Mutex<HashMap<String, Instant>>,
-}
-
-impl TokenUse {
-    /// Whether a use of `token_id` at `now` is due to be written; if so, counts it as written then.
-    fn due(&self, token_id: &str, now: Instant) -> bool {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if written
-            .get(token_id)
-            .is_some_and(|at| now.duration_since(*at) < LAST_USED_RESOLUTION)
-        {
-            return false;
-        }
-        if written.len() >= LAST_USED_REMEMBERED {
-            written.retain(|_, at| now.duration_since(*at) < LAST_USED_RESOLUTION);
-        }
-        written.insert(token_id.to_string(), now);
-        true
-    }
-
-    /// Records a use of `token_id`: when due, writes its `last_used_at` in the background, behind any
-    /// webhook's acknowledgement. A failure is logged; the request goes on regardless.
-    fn record(&self, db: &Database, token_id: &str) {
-        if !self.due(token_id, Instant::now()) {
-            return;
-        }
-        let (db, id) = (db.clone(), token_id.to_string());
-        tokio::task::spawn_blocking(move || {
-            let written = db.write(|conn| {
-                diesel::update(api_tokens::table.find(&id))
-                    .set(api_tokens::last_used_at.eq(timestamp::now()))
-                    .execute(conn)
-                    .map_err(DbError::from)
-            });
-            if let Err(error) = written {
-                tracing::warn!(token = %id, error = %error, "could not record when the token was last used");
-            }
-        });
-    }
-}
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
@@ -168,37 +69,5 @@ impl FromRequest for Caller {
                 },
             })
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_use_is_written_at_most_once_a_minute() {
-        let uses = TokenUse::default();
-        let start = Instant::now();
-        assert!(uses.due("tok_a", start));
-        assert!(!uses.due("tok_a", start + Duration::from_secs(59)));
-        // Another token has its own minute.
-        assert!(uses.due("tok_b", start + Duration::from_secs(59)));
-        assert!(uses.due("tok_a", start + LAST_USED_RESOLUTION));
-        assert!(!uses.due(
-            "tok_a",
-            start + LAST_USED_RESOLUTION + Duration::from_secs(1)
-        ));
-    }
-
-    #[test]
-    fn tokens_not_written_for_a_minute_are_forgotten_past_the_limit() {
-        let uses = TokenUse::default();
-        let start = Instant::now();
-        for i in 0..LAST_USED_REMEMBERED {
-            assert!(uses.due(&format!("tok_{i}"), start));
-        }
-        assert!(uses.due("tok_new", start + LAST_USED_RESOLUTION));
-        let remembered = uses.written.lock().unwrap().len();
-        assert_eq!(remembered, 1);
     }
 }

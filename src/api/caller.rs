@@ -1,7 +1,7 @@
 //! `GET /api/v1/caller`: who the token belongs to, so a client knows what it may show.
 
-use super::auth::Caller;
-use super::Route;
+use super::route::Route;
+use crate::access::Caller;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;

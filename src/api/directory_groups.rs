@@ -1,14 +1,17 @@
 //! `GET …/directory-groups`: the directory groups an admin can link to teams or map to roles.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::WorkspaceParam;
-use super::workspaces::load_workspace;
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::{directory_group_memberships as memberships, directory_groups, team_links};
 use crate::directory_sync::teams::workspace_groups;
+use crate::lists::List;
+use crate::state::AppState;
+use crate::workspaces;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -46,7 +49,7 @@ pub(super) async fn list_directory_groups(
     let page = query.page()?;
     let body = state
         .read(move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
             let mut q = workspace_groups(&workspace)
                 .order(directory_groups::id)
                 .limit(page.limit + 1)

@@ -1,6 +1,11 @@
 //! Errors as `application/problem+json` with a stable `code`; 5xx bodies never carry internals.
 
+use crate::access::{OperatorOnly, OtherWorkspace};
 use crate::db::DbError;
+use crate::directory_sync::teams::LinkError;
+use crate::workspaces::members::MemberError;
+use crate::workspaces::teams::TeamError;
+use crate::workspaces::WorkspaceError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -29,6 +34,11 @@ impl ApiError {
     /// 400 with a code naming what is wrong.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 400 `invalid_field`: a field of the body is not what it must be.
+    pub fn invalid_field(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalid_field", detail)
     }
 
     /// 400 `invalid_body`.
@@ -149,6 +159,89 @@ impl From<DbError> for ApiError {
             Self::unavailable()
         } else {
             Self::internal(error)
+        }
+    }
+}
+
+impl From<OperatorOnly> for ApiError {
+    fn from(error: OperatorOnly) -> Self {
+        Self::forbidden(error.to_string())
+    }
+}
+
+impl From<OtherWorkspace> for ApiError {
+    fn from(_: OtherWorkspace) -> Self {
+        Self::not_found("workspace")
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::NotFound => Self::not_found("workspace"),
+            WorkspaceError::InvalidField(detail) => Self::invalid_field(detail),
+            WorkspaceError::OrganizationTaken => {
+                Self::conflict("organization_taken", error.to_string())
+            }
+            WorkspaceError::PlanRequired(_) => {
+                Self::new(StatusCode::FORBIDDEN, "plan_required", error.to_string())
+            }
+            WorkspaceError::AdminTokenNotFound => Self::not_found("admin token"),
+            WorkspaceError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<MemberError> for ApiError {
+    fn from(error: MemberError) -> Self {
+        match error {
+            MemberError::Workspace(error) => error.into(),
+            MemberError::NotFound => Self::not_found("member"),
+            MemberError::InvalidField(detail) => Self::invalid_field(detail),
+            MemberError::ManagedByDirectorySync(detail) => Self::managed_by_directory_sync(detail),
+            MemberError::EmailTaken => Self::conflict("email_taken", error.to_string()),
+            MemberError::OwnerRequiresOperator => Self::new(
+                StatusCode::FORBIDDEN,
+                "owner_requires_operator",
+                error.to_string(),
+            ),
+            MemberError::LastOwner { .. } => Self::conflict("last_owner", error.to_string()),
+            MemberError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<TeamError> for ApiError {
+    fn from(error: TeamError) -> Self {
+        match error {
+            TeamError::Workspace(error) => error.into(),
+            TeamError::NotFound => Self::not_found("team"),
+            TeamError::InvalidName(detail) => Self::invalid_field(detail),
+            TeamError::NameTaken => Self::conflict("team_name_taken", error.to_string()),
+            TeamError::MemberNotFound => Self::not_found("member"),
+            TeamError::MemberDeprovisioned => {
+                Self::conflict("member_deprovisioned", error.to_string())
+            }
+            TeamError::NoManualMembership => Self::not_found("manual team membership"),
+            TeamError::Link(error) => error.into(),
+            TeamError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::DirectorySyncInactive => {
+                Self::conflict("directory_sync_inactive", error.to_string())
+            }
+            LinkError::NoDirectoryGroups => {
+                Self::conflict("no_directory_groups", error.to_string())
+            }
+            LinkError::AlreadyLinked => Self::conflict("already_linked", error.to_string()),
+            LinkError::GroupNotFound => Self::not_found("directory group"),
+            LinkError::NotLinked => Self::not_found("link"),
+            LinkError::Db(error) => error.into(),
         }
     }
 }

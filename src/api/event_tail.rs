@@ -1,9 +1,11 @@
 //! `GET /api/v1/event-tail`: the Events API tail as operators see it.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::ApiResult;
-use super::workspaces::time_json;
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
+use crate::state::AppState;
+use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;

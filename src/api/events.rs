@@ -1,15 +1,18 @@
 //! Stored webhook events for operators: list, inspect, retry, dismiss.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::{after_id, PageQuery};
 use super::params::{EventParam, PagedById};
-use super::workspaces::time_json;
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::EventStatus;
+use crate::lists::List;
 use crate::schemas::event_status;
+use crate::state::AppState;
+use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -131,7 +134,7 @@ pub(super) async fn list_events(
                 .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
         })
         .transpose()?;
-    let after = page.after_id()?;
+    let after = after_id(&page)?;
     let list = state
         .read(move |conn| {
             // Newest first: the cursor is the last id seen.

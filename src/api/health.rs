@@ -1,6 +1,7 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the applier runs and the database answers too).
 
-use super::{AppState, Route};
+use super::route::Route;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -1,21 +1,18 @@
 //! Workspace members over the API; with directory sync on, the directory owns them (rules 11–12).
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{MemberParam, WorkspaceParam};
-use super::workspaces::load_workspace;
-use super::{AppState, Route};
-use crate::db::models::MemberRow;
-use crate::db::schema::{directory_group_memberships as memberships, members};
-use crate::db::DbConnection;
-use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
-use crate::domain::{ManagedBy, MemberStatus, Role};
-use crate::ids::new_id;
+use super::route::Route;
+use crate::access::Caller;
+use crate::directory_sync::members::Member;
+use crate::domain::MemberStatus;
+use crate::lists::List;
 use crate::schemas::{email, member_status, role};
-use crate::workos::timestamp;
-use actix_web::{http::StatusCode, web, HttpResponse};
-use diesel::prelude::*;
+use crate::state::AppState;
+use crate::workspaces::members::{self, MemberFilter};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -61,6 +58,7 @@ pub(super) async fn list_members(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let page = query.page.page()?;
+    let query = query.into_inner();
     let status = query
         .status
         .as_deref()
@@ -69,61 +67,15 @@ pub(super) async fn list_members(
                 .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
         })
         .transpose()?;
-    let email = query.email.as_deref().map(email_key);
-    let group = query.group.clone();
+    let filter = MemberFilter {
+        status,
+        email: query.email,
+        group: query.group,
+    };
     let list = state
-        .read(move |conn| {
-            load_workspace(conn, &caller, &ws)?;
-            let mut q = members::table
-                .filter(members::workspace_id.eq(&ws))
-                .order(members::id)
-                .limit(page.limit + 1)
-                .select(MemberRow::as_select())
-                .into_boxed();
-            if let Some(status) = status {
-                q = q.filter(members::status.eq(status.as_str()));
-            }
-            if let Some(email) = email {
-                q = q.filter(members::email_key.eq(email));
-            }
-            if let Some(group) = group {
-                q = q.filter(
-                    members::directory_user_id.eq_any(
-                        memberships::table
-                            .filter(memberships::group_id.eq(group))
-                            .filter(memberships::is_member.eq(true))
-                            .select(memberships::user_id.nullable()),
-                    ),
-                );
-            }
-            if let Some(after) = &page.after {
-                q = q.filter(members::id.gt(after.clone()));
-            }
-            Ok(List::from_overfetch(
-                q.load(conn)?,
-                &page,
-                |m: &MemberRow| m.id.clone(),
-            ))
-        })
+        .call(move |db| members::list(db, &caller, &ws, filter, &page))
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(|row| Member::from(row))))
-}
-
-/// Loads a member of a workspace the caller may see, else 404.
-pub fn load_member(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    ws: &str,
-    id: &str,
-) -> ApiResult<MemberRow> {
-    load_workspace(conn, caller, ws)?;
-    members::table
-        .find(id)
-        .filter(members::workspace_id.eq(ws))
-        .select(MemberRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("member"))
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// Get a member
@@ -141,111 +93,9 @@ pub(super) async fn get_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
     let member = state
-        .read(move |conn| load_member(conn, &caller, &ws, &id))
+        .call(move |db| members::get(db, &caller, &ws, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(Member::from(&member)))
-}
-
-fn check_email(email: &str) -> ApiResult<String> {
-    let email = email.trim();
-    let valid = email.len() <= 320
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.contains(|c: char| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email.to_string())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_field",
-            "email: must be an address such as ada@example.com",
-        ))
-    }
-}
-
-/// A first or last name: at most 200 characters, no control characters.
-fn check_person_name(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
-    match value {
-        Some(v) if v.chars().count() > 200 || v.contains(char::is_control) => {
-            Err(ApiError::bad_request(
-                "invalid_field",
-                format!("{field}: at most 200 characters, without control characters"),
-            ))
-        }
-        other => Ok(other),
-    }
-}
-
-fn check_role(role: &str) -> ApiResult<Role> {
-    role.parse::<Role>()
-        .map_err(|e| ApiError::bad_request("invalid_field", format!("role: {e}")))
-}
-
-fn email_in_use(
-    conn: &mut DbConnection,
-    ws: &str,
-    email: &str,
-    except: Option<&str>,
-) -> ApiResult<()> {
-    let mut q = members::table
-        .filter(members::workspace_id.eq(ws))
-        .filter(members::email_key.eq(email_key(email)))
-        .into_boxed();
-    if let Some(id) = except {
-        q = q.filter(members::id.ne(id.to_string()));
-    }
-    let found: i64 = q.count().get_result(conn)?;
-    if found > 0 {
-        return Err(ApiError::conflict(
-            "email_taken",
-            "another member of this workspace has that email",
-        ));
-    }
-    Ok(())
-}
-
-/// Rule 22: only the operator grants or removes `owner`, and the workspace's last active owner is never
-/// removed or demoted by hand. `before` is the member as stored (none: a new member); `after_role` the
-/// role it would have (none: it is removed).
-fn check_owner_change(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    ws: &str,
-    before: Option<&MemberRow>,
-    after_role: Option<&str>,
-) -> ApiResult<()> {
-    let owner = Role::Owner.as_str();
-    let was_owner = before.is_some_and(|m| m.role == owner);
-    if was_owner == (after_role == Some(owner)) {
-        return Ok(());
-    }
-    if !caller.is_operator() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "owner_requires_operator",
-            "only the operator grants or removes the owner role",
-        ));
-    }
-    let Some(before) = before.filter(|m| was_owner && m.status == MemberStatus::Active.as_str())
-    else {
-        return Ok(());
-    };
-    let active_owners: i64 = members::table
-        .filter(members::workspace_id.eq(ws))
-        .filter(members::role.eq(owner))
-        .filter(members::status.eq(MemberStatus::Active.as_str()))
-        .count()
-        .get_result(conn)?;
-    if active_owners <= 1 {
-        return Err(ApiError::conflict(
-            "last_owner",
-            format!(
-                "{} is the workspace's last active owner: make another member owner first",
-                before.email
-            ),
-        ));
-    }
-    Ok(())
+    Ok(HttpResponse::Ok().json(member))
 }
 
 /// A member added by hand.
@@ -283,43 +133,16 @@ pub(super) async fn add_member(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let body = body.into_inner();
-    let email = check_email(&body.email)?;
-    let first_name = check_person_name("first_name", body.first_name)?;
-    let last_name = check_person_name("last_name", body.last_name)?;
-    let role = body.role.as_deref().map(check_role).transpose()?;
+    let new = members::NewMember {
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        role: body.role,
+    };
     let member = state
-        .write_workspace(ws.clone(), move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
-            if workspace.directory_sync_enabled {
-                return Err(ApiError::managed_by_directory_sync(
-                    "directory sync is on: members are added in the identity provider",
-                ));
-            }
-            email_in_use(conn, &ws, &email, None)?;
-            check_owner_change(conn, &caller, &ws, None, role.map(|r| r.as_str()))?;
-            let now = timestamp::now();
-            let member = MemberRow {
-                id: new_id("mem"),
-                workspace_id: ws.clone(),
-                email_key: email_key(&email),
-                email,
-                first_name,
-                last_name,
-                role: role.map_or(workspace.default_role.clone(), |r| r.as_str().into()),
-                status: MemberStatus::Active.as_str().into(),
-                managed_by: ManagedBy::Manual.as_str().into(),
-                directory_user_id: None,
-                created_at: now,
-                updated_at: now,
-            };
-            diesel::insert_into(members::table)
-                .values(&member)
-                .execute(conn)?;
-            audit_member_change(conn, &caller.cause(), "member.added", None, &member)?;
-            Ok(member)
-        })
+        .call(move |db| members::add(db, &caller, &ws, new))
         .await?;
-    Ok(HttpResponse::Created().json(Member::from(&member)))
+    Ok(HttpResponse::Created().json(member))
 }
 
 /// What to change in a member.
@@ -357,61 +180,17 @@ pub(super) async fn update_member(
     body: web::Json<MemberChanges>,
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
-    let changes = body.into_inner();
-    let email = changes.email.as_deref().map(check_email).transpose()?;
-    let first_name = check_person_name("first_name", changes.first_name)?;
-    let last_name = check_person_name("last_name", changes.last_name)?;
-    let role = changes.role.as_deref().map(check_role).transpose()?;
+    let body = body.into_inner();
+    let changes = members::MemberChanges {
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        role: body.role,
+    };
     let member = state
-        .write_workspace(ws.clone(), move |conn| {
-            let before = load_member(conn, &caller, &ws, &id)?;
-            let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
-            let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
-            if directory_managed && identity_change {
-                return Err(ApiError::managed_by_directory_sync(
-                    "this member's email and name come from the identity provider",
-                ));
-            }
-            let role_change = role.is_some_and(|r| r.as_str() != before.role);
-            if directory_managed && role_change && crate::directory_sync::roles::has_mappings(conn, &ws)? {
-                return Err(ApiError::managed_by_directory_sync(
-                    "this workspace maps directory groups to roles: change the mapping or the member's groups",
-                ));
-            }
-            if let Some(role) = role {
-                check_owner_change(conn, &caller, &ws, Some(&before), Some(role.as_str()))?;
-            }
-            let mut after = before.clone();
-            if let Some(email) = email {
-                email_in_use(conn, &ws, &email, Some(&id))?;
-                after.email_key = email_key(&email);
-                after.email = email;
-            }
-            if let Some(first_name) = first_name {
-                after.first_name = Some(first_name);
-            }
-            if let Some(last_name) = last_name {
-                after.last_name = Some(last_name);
-            }
-            if let Some(role) = role {
-                after.role = role.as_str().into();
-            }
-            if after != before {
-                after.updated_at = timestamp::now();
-                diesel::update(members::table.find(&id))
-                    .set(&after)
-                    .execute(conn)?;
-                let action = if after.role != before.role {
-                    "member.role_changed"
-                } else {
-                    "member.updated"
-                };
-                audit_member_change(conn, &caller.cause(), action, Some(&before), &after)?;
-            }
-            Ok(after)
-        })
+        .call(move |db| members::change(db, &caller, &ws, &id, changes))
         .await?;
-    Ok(HttpResponse::Ok().json(Member::from(&member)))
+    Ok(HttpResponse::Ok().json(member))
 }
 
 /// Remove a member
@@ -435,31 +214,7 @@ pub(super) async fn remove_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
     state
-        .write_workspace(ws.clone(), move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
-            let member = load_member(conn, &caller, &ws, &id)?;
-            if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory.as_str() {
-                return Err(ApiError::managed_by_directory_sync(
-                    "this member is managed by directory sync: remove them in the identity provider",
-                ));
-            }
-            check_owner_change(conn, &caller, &ws, Some(&member), None)?;
-            crate::directory_sync::teams::leave_all_teams(conn, &caller.cause(), &ws, &id)?;
-            diesel::delete(members::table.find(&id)).execute(conn)?;
-            crate::audit::record(
-                conn,
-                &caller.cause(),
-                crate::audit::AuditRecord {
-                    workspace_id: &ws,
-                    action: "member.removed",
-                    subject_type: "member",
-                    subject_id: &id,
-                    before: Some(member_json(&member)),
-                    after: None,
-                },
-            )?;
-            Ok(())
-        })
+        .call(move |db| members::remove(db, &caller, &ws, &id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,7 +1,8 @@
 //! `GET /metrics`: the service's metrics in the Prometheus text exposition format (version 0.0.4), with
 //! the applier's backlog and the Events API tail's lag read from the database at each scrape.
 
-use super::{AppState, Route};
+use super::route::Route;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 
 pub fn routes() -> Vec<Route> {

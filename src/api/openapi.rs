@@ -6,8 +6,8 @@
 //! operation shares. `tests/api/openapi.rs` snapshots the document, so API changes show up in review.
 
 use super::error::Problem;
-use super::pagination::ListMetadata;
-use super::Route;
+use super::route::Route;
+use crate::lists::ListMetadata;
 
 use crate::schemas::one_of;
 use actix_web::http::StatusCode;

@@ -1,10 +1,10 @@
 //! `GET/PUT …/role-mappings`: which directory group grants which role (rule 11), self-serve.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::params::WorkspaceParam;
-use super::workspaces::load_workspace;
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
 use crate::db::models::{RoleMappingRow, WorkspaceRow};
 use crate::db::schema::directory_groups;
 use crate::db::DbConnection;
@@ -12,6 +12,8 @@ use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
 use crate::schemas::{directory_role, role};
+use crate::state::AppState;
+use crate::workspaces;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -72,7 +74,7 @@ pub(super) async fn get_role_mappings(
     let ws = path.into_inner();
     let rows = state
         .read(move |conn| {
-            load_workspace(conn, &caller, &ws)?;
+            workspaces::visible(conn, &caller, &ws)?;
             Ok(roles::mappings(conn, &ws)?)
         })
         .await?;
@@ -106,7 +108,7 @@ pub(super) async fn put_role_mappings(
     let rows = state
         .write_workspace_in_steps(ws.clone(), move |conn, limit| {
             if replacing.is_none() {
-                let workspace = load_workspace(conn, &caller, &ws)?;
+                let workspace = workspaces::visible(conn, &caller, &ws)?;
                 check_groups(conn, &workspace, &wanted)?;
                 replacing = Some((workspace, roles::MappingReplacement::new(&wanted)));
             }
@@ -227,7 +229,7 @@ pub(super) async fn preview_role_mappings(
     let wanted = wanted_mappings(body.into_inner())?;
     let preview = state
         .read_only(move |conn| {
-            let workspace = load_workspace(conn, &caller, &ws)?;
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
             check_groups(conn, &workspace, &wanted)?;
             let mut changes: Vec<RoleChange> = Vec::new();
             crate::directory_sync::with_store(conn, |store| {

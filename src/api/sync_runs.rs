@@ -1,16 +1,19 @@
 //! `POST /api/v1/directories/{dir}/resync`, `GET /api/v1/sync-runs` and `GET /api/v1/sync-runs/{run}`:
 //! full pulls for operators.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{DirectoryParam, RunParam};
-use super::workspaces::time_json;
-use super::{AppState, Route};
+use super::route::Route;
+use crate::access::Caller;
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
+use crate::lists::List;
+use crate::state::AppState;
 use crate::sync_runs::schedule::ON_DEMAND;
 use crate::sync_runs::StartError;
+use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,30 +1,19 @@
 //! Teams, their members with the reasons they are there, and the directory groups linked to them.
 
-use super::auth::Caller;
+use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::pagination::{List, Page, PageQuery};
+use super::pagination::PageQuery;
 use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
-use super::workspaces::{load_workspace, time_json};
-use super::{check_name, AppState, Route};
-use crate::audit::{self, AuditRecord};
-use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
-use crate::db::schema::{
-    directory_groups, members, team_links, team_member_sources as sources, teams,
-};
-use crate::db::DbConnection;
-use crate::directory_sync::teams::{
-    self as team_rules, LinkError, ShownSource, TeamMembershipSource, UnlinkMembers,
-};
-use crate::domain::MemberStatus;
-use crate::ids::new_id;
-use crate::schemas::member_status;
-use crate::workos::timestamp;
+use super::route::Route;
+use crate::access::Caller;
+use crate::directory_sync::teams::UnlinkMembers;
+use crate::lists::List;
+use crate::state::AppState;
+use crate::workspaces::team_links::{self, CreatedTeamLink, TeamLink};
+use crate::workspaces::teams::{self, Team, TeamMember};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn routes() -> Vec<Route> {
@@ -44,142 +33,6 @@ pub fn routes() -> Vec<Route> {
     .concat()
 }
 
-/// A team.
-#[derive(Serialize, ToSchema)]
-pub struct Team {
-    id: String,
-    workspace_id: String,
-    name: String,
-    member_count: i64,
-    linked_group_ids: Vec<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-}
-
-/// A member of a team and why they are in it.
-#[derive(Serialize, ToSchema)]
-pub struct TeamMember {
-    member_id: String,
-    email: String,
-    #[schema(required = true)]
-    first_name: Option<String>,
-    #[schema(required = true)]
-    last_name: Option<String>,
-    #[schema(schema_with = member_status)]
-    status: String,
-    sources: Vec<ShownSource>,
-}
-
-/// A directory group linked to a team.
-#[derive(Serialize, ToSchema)]
-pub struct TeamLink {
-    team_id: String,
-    group_id: String,
-    name: String,
-    directory_id: String,
-    #[schema(format = DateTime)]
-    linked_at: String,
-}
-
-/// A new link, with how many members it brought.
-#[derive(Serialize, ToSchema)]
-pub struct CreatedTeamLink {
-    #[serde(flatten)]
-    link: TeamLink,
-    /// Active members of the group added to the team.
-    members_added: usize,
-}
-
-/// A team as the API shows it.
-fn team_json(conn: &mut DbConnection, team: &TeamRow) -> ApiResult<Team> {
-    let member_count: i64 = sources::table
-        .filter(sources::team_id.eq(&team.id))
-        .select(diesel::dsl::count(sources::member_id).aggregate_distinct())
-        .first(conn)?;
-    let linked_group_ids: Vec<String> = team_links::table
-        .filter(team_links::team_id.eq(&team.id))
-        .order(team_links::group_id)
-        .select(team_links::group_id)
-        .load(conn)?;
-    Ok(Team {
-        id: team.id.clone(),
-        workspace_id: team.workspace_id.clone(),
-        name: team.name.clone(),
-        member_count,
-        linked_group_ids,
-        created_at: time_json(&team.created_at),
-        updated_at: time_json(&team.updated_at),
-    })
-}
-
-/// Loads a team of a workspace the caller may see, else 404.
-fn load_team(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    ws: &str,
-    team: &str,
-) -> ApiResult<(WorkspaceRow, TeamRow)> {
-    let workspace = load_workspace(conn, caller, ws)?;
-    let team = teams::table
-        .find(team)
-        .filter(teams::workspace_id.eq(ws))
-        .select(TeamRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("team"))?;
-    Ok((workspace, team))
-}
-
-fn check_team_name(
-    conn: &mut DbConnection,
-    ws: &str,
-    name: &str,
-    except: Option<&str>,
-) -> ApiResult<(String, String)> {
-    let name = check_name(name)?;
-    let key = name.to_lowercase();
-    let mut q = teams::table
-        .filter(teams::workspace_id.eq(ws))
-        .filter(teams::name_key.eq(key.clone()))
-        .into_boxed();
-    if let Some(id) = except {
-        q = q.filter(teams::id.ne(id.to_string()));
-    }
-    let taken: i64 = q.count().get_result(conn)?;
-    if taken > 0 {
-        return Err(ApiError::conflict(
-            "team_name_taken",
-            "another team of this workspace has that name",
-        ));
-    }
-    Ok((name.to_string(), key))
-}
-
-fn audit_team(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    action: &str,
-    team: &TeamRow,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> ApiResult<()> {
-    audit::record(
-        conn,
-        &caller.cause(),
-        AuditRecord {
-            workspace_id: &team.workspace_id,
-            action,
-            subject_type: "team",
-            subject_id: &team.id,
-            before,
-            after,
-        },
-    )?;
-    Ok(())
-}
-
 /// List teams
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams", tag = "teams",
     params(WorkspaceParam, PageQuery),
@@ -196,23 +49,10 @@ pub(super) async fn list_teams(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let page = query.page()?;
-    let body = state
-        .read(move |conn| {
-            load_workspace(conn, &caller, &ws)?;
-            let mut q = teams::table
-                .filter(teams::workspace_id.eq(&ws))
-                .order(teams::id)
-                .limit(page.limit + 1)
-                .select(TeamRow::as_select())
-                .into_boxed();
-            if let Some(after) = &page.after {
-                q = q.filter(teams::id.gt(after.clone()));
-            }
-            let list = List::from_overfetch(q.load(conn)?, &page, |t: &TeamRow| t.id.clone());
-            list.try_map(|t| team_json(conn, t))
-        })
+    let list = state
+        .call(move |db| teams::list(db, &caller, &ws, &page))
         .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// A team's name.
@@ -241,35 +81,10 @@ pub(super) async fn create_team(
     body: web::Json<TeamName>,
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
-    let body = state
-        .write_workspace(ws.clone(), move |conn| {
-            load_workspace(conn, &caller, &ws)?;
-            let (name, name_key) = check_team_name(conn, &ws, &body.name, None)?;
-            let now = timestamp::now();
-            let team = TeamRow {
-                id: new_id("team"),
-                workspace_id: ws,
-                name,
-                name_key,
-                created_at: now,
-                updated_at: now,
-            };
-            diesel::insert_into(teams::table)
-                .values(&team)
-                .execute(conn)?;
-            let shown = team_json(conn, &team)?;
-            audit_team(
-                conn,
-                &caller,
-                "team.created",
-                &team,
-                None,
-                Some(json!(shown)),
-            )?;
-            Ok(shown)
-        })
+    let team = state
+        .call(move |db| teams::create(db, &caller, &ws, &body.name))
         .await?;
-    Ok(HttpResponse::Created().json(body))
+    Ok(HttpResponse::Created().json(team))
 }
 
 /// Get a team
@@ -286,13 +101,10 @@ pub(super) async fn get_team(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
-    let body = state
-        .read(move |conn| {
-            let (_, team) = load_team(conn, &caller, &ws, &team)?;
-            team_json(conn, &team)
-        })
+    let team = state
+        .call(move |db| teams::get(db, &caller, &ws, &team))
         .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(team))
 }
 
 /// Rename a team
@@ -313,31 +125,10 @@ pub(super) async fn rename_team(
     body: web::Json<TeamName>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
-    let body = state
-        .write_workspace(ws.clone(), move |conn| {
-            let (_, before) = load_team(conn, &caller, &ws, &team)?;
-            let (name, name_key) = check_team_name(conn, &ws, &body.name, Some(&team))?;
-            let after = TeamRow {
-                name,
-                name_key,
-                updated_at: timestamp::now(),
-                ..before.clone()
-            };
-            diesel::update(teams::table.find(&team))
-                .set(&after)
-                .execute(conn)?;
-            audit_team(
-                conn,
-                &caller,
-                "team.renamed",
-                &after,
-                Some(json!({ "name": before.name })),
-                Some(json!({ "name": after.name })),
-            )?;
-            team_json(conn, &after)
-        })
+    let team = state
+        .call(move |db| teams::rename(db, &caller, &ws, &team, &body.name))
         .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(team))
 }
 
 /// Delete a team
@@ -355,92 +146,9 @@ pub(super) async fn delete_team(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     state
-        .write_workspace(ws.clone(), move |conn| {
-            let (_, row) = load_team(conn, &caller, &ws, &team)?;
-            let shown = team_json(conn, &row)?;
-            diesel::delete(sources::table.filter(sources::team_id.eq(&team))).execute(conn)?;
-            diesel::delete(team_links::table.filter(team_links::team_id.eq(&team)))
-                .execute(conn)?;
-            diesel::delete(teams::table.find(&team)).execute(conn)?;
-            audit_team(
-                conn,
-                &caller,
-                "team.deleted",
-                &row,
-                Some(json!(shown)),
-                None,
-            )
-        })
+        .call(move |db| teams::delete(db, &caller, &ws, &team))
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Team members with their sources, for the given member ids, in id order.
-fn team_members(
-    conn: &mut DbConnection,
-    team_id: &str,
-    member_ids: &[String],
-) -> ApiResult<Vec<TeamMember>> {
-    let mut rows: BTreeMap<String, (Option<MemberRow>, Vec<ShownSource>)> = member_ids
-        .iter()
-        .map(|id| (id.clone(), (None, Vec::new())))
-        .collect();
-    for chunk in member_ids.chunks(500) {
-        let found: Vec<MemberRow> = members::table
-            .filter(members::id.eq_any(chunk))
-            .select(MemberRow::as_select())
-            .load(conn)?;
-        for member in found {
-            if let Some(entry) = rows.get_mut(&member.id) {
-                entry.0 = Some(member);
-            }
-        }
-        let found: Vec<TeamMemberSourceRow> = sources::table
-            .filter(sources::team_id.eq(team_id))
-            .filter(sources::member_id.eq_any(chunk))
-            .order((sources::source_type.desc(), sources::group_id))
-            .select(TeamMemberSourceRow::as_select())
-            .load(conn)?;
-        for source in found {
-            if let Some(entry) = rows.get_mut(&source.member_id) {
-                entry.1.push(TeamMembershipSource::of(&source).shown());
-            }
-        }
-    }
-    Ok(rows
-        .into_values()
-        .filter_map(|(member, sources)| {
-            let m = member?;
-            Some(TeamMember {
-                member_id: m.id,
-                email: m.email,
-                first_name: m.first_name,
-                last_name: m.last_name,
-                status: m.status,
-                sources,
-            })
-        })
-        .collect())
-}
-
-fn page_of_team_members(
-    conn: &mut DbConnection,
-    team_id: &str,
-    page: &Page,
-) -> ApiResult<List<String>> {
-    let mut q = sources::table
-        .filter(sources::team_id.eq(team_id))
-        .select(sources::member_id)
-        .distinct()
-        .order(sources::member_id)
-        .limit(page.limit + 1)
-        .into_boxed();
-    if let Some(after) = &page.after {
-        q = q.filter(sources::member_id.gt(after.clone()));
-    }
-    Ok(List::from_overfetch(q.load(conn)?, page, |m: &String| {
-        m.clone()
-    }))
 }
 
 /// List a team's members and why each is in it
@@ -459,18 +167,10 @@ pub(super) async fn list_team_members(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     let page = query.page()?;
-    let body = state
-        .read(move |conn| {
-            load_team(conn, &caller, &ws, &team)?;
-            let ids = page_of_team_members(conn, &team, &page)?;
-            let data = team_members(conn, &team, &ids.data)?;
-            Ok(List {
-                data,
-                list_metadata: ids.list_metadata,
-            })
-        })
+    let list = state
+        .call(move |db| teams::list_members(db, &caller, &ws, &team, &page))
         .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// The member to add.
@@ -502,54 +202,15 @@ pub(super) async fn add_team_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     let member_id = body.into_inner().member_id;
-    let (created, body) = state
-        .write_workspace(ws.clone(), move |conn| {
-            let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
-            let member: MemberRow = members::table
-                .find(&member_id)
-                .filter(members::workspace_id.eq(&ws))
-                .select(MemberRow::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or_else(|| ApiError::not_found("member"))?;
-            if member.status != MemberStatus::Active.as_str() {
-                return Err(ApiError::conflict(
-                    "member_deprovisioned",
-                    "a deprovisioned member cannot join a team",
-                ));
-            }
-            let manual = TeamMembershipSource::Manual.row(&team.id, &member.id);
-            let existing: i64 = sources::table
-                .find((
-                    &manual.team_id,
-                    &manual.member_id,
-                    &manual.source_type,
-                    &manual.group_id,
-                ))
-                .count()
-                .get_result(conn)?;
-            if existing == 0 {
-                team_rules::add_sources(
-                    conn,
-                    &caller.cause(),
-                    &workspace.id,
-                    std::slice::from_ref(&manual),
-                )?;
-            }
-            let shown = team_members(conn, &team.id, std::slice::from_ref(&member.id))?;
-            let shown = shown
-                .into_iter()
-                .next()
-                .ok_or_else(|| ApiError::not_found("member"))?;
-            Ok((existing == 0, shown))
-        })
+    let added = state
+        .call(move |db| teams::add_member(db, &caller, &ws, &team, &member_id))
         .await?;
-    let status = if created {
+    let status = if added.added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(body))
+    Ok(HttpResponse::build(status).json(added.member))
 }
 
 /// Remove a member's manual source
@@ -570,51 +231,9 @@ pub(super) async fn remove_team_member(
 ) -> ApiResult<HttpResponse> {
     let (ws, team, member) = path.into_inner();
     state
-        .write_workspace(ws.clone(), move |conn| {
-            let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
-            if !team_rules::remove_source(
-                conn,
-                &caller.cause(),
-                &workspace.id,
-                &team.id,
-                &member,
-                &TeamMembershipSource::Manual,
-            )? {
-                return Err(ApiError::not_found("manual team membership"));
-            }
-            Ok(())
-        })
+        .call(move |db| teams::remove_member(db, &caller, &ws, &team, &member))
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn link_error(e: LinkError) -> ApiError {
-    match e {
-        LinkError::DirectorySyncInactive => {
-            ApiError::conflict("directory_sync_inactive", e.to_string())
-        }
-        LinkError::NoDirectoryGroups => ApiError::conflict("no_directory_groups", e.to_string()),
-        LinkError::AlreadyLinked => ApiError::conflict("already_linked", e.to_string()),
-        LinkError::GroupNotFound => ApiError::not_found("directory group"),
-        LinkError::NotLinked => ApiError::not_found("link"),
-        LinkError::Db(e) => e.into(),
-    }
-}
-
-fn linked_group(conn: &mut DbConnection, link: &TeamLinkRow) -> ApiResult<TeamLink> {
-    let group: Option<(String, String)> = directory_groups::table
-        .find(&link.group_id)
-        .select((directory_groups::name, directory_groups::directory_id))
-        .first(conn)
-        .optional()?;
-    let (name, directory_id) = group.unwrap_or_default();
-    Ok(TeamLink {
-        team_id: link.team_id.clone(),
-        group_id: link.group_id.clone(),
-        name,
-        directory_id,
-        linked_at: time_json(&link.created_at),
-    })
 }
 
 /// List the directory groups linked to a team
@@ -633,24 +252,10 @@ pub(super) async fn list_linked_groups(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     let page = query.page()?;
-    let body = state
-        .read(move |conn| {
-            load_team(conn, &caller, &ws, &team)?;
-            let mut q = team_links::table
-                .filter(team_links::team_id.eq(&team))
-                .order(team_links::group_id)
-                .limit(page.limit + 1)
-                .select(TeamLinkRow::as_select())
-                .into_boxed();
-            if let Some(after) = &page.after {
-                q = q.filter(team_links::group_id.gt(after.clone()));
-            }
-            let list =
-                List::from_overfetch(q.load(conn)?, &page, |l: &TeamLinkRow| l.group_id.clone());
-            list.try_map(|l| linked_group(conn, l))
-        })
+    let list = state
+        .call(move |db| team_links::list(db, &caller, &ws, &team, &page))
         .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// The directory group to link.
@@ -682,23 +287,10 @@ pub(super) async fn link_directory_group(
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
     let group_id = body.into_inner().group_id;
-    let body = state
-        .write_workspace(ws.clone(), move |conn| {
-            let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
-            let added =
-                team_rules::link_group(conn, &caller.cause(), &workspace, &team.id, &group_id)
-                    .map_err(link_error)?;
-            let link = team_links::table
-                .find((&team.id, &group_id))
-                .select(TeamLinkRow::as_select())
-                .first(conn)?;
-            Ok(CreatedTeamLink {
-                link: linked_group(conn, &link)?,
-                members_added: added,
-            })
-        })
+    let link = state
+        .call(move |db| team_links::link(db, &caller, &ws, &team, &group_id))
         .await?;
-    Ok(HttpResponse::Created().json(body))
+    Ok(HttpResponse::Created().json(link))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -739,12 +331,7 @@ pub(super) async fn unlink_directory_group(
         }
     };
     state
-        .write_workspace(ws.clone(), move |conn| {
-            let (workspace, team) = load_team(conn, &caller, &ws, &team)?;
-            team_rules::unlink_group(conn, &caller.cause(), &workspace, &team.id, &group, choice)
-                .map_err(link_error)?;
-            Ok(())
-        })
+        .call(move |db| team_links::unlink(db, &caller, &ws, &team, &group, choice))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

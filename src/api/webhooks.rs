@@ -1,9 +1,10 @@
 //! `POST /webhooks/workos`: verify the signature over the raw bytes, store durably, then answer.
 
 use super::error::ApiError;
-use super::{AppState, Route};
+use super::route::Route;
 use crate::db::models::NewWebhookEvent;
 use crate::intake::event_store::{StoreError, Stored};
+use crate::state::AppState;
 use crate::workos::events::Event;
 use crate::workos::signature::{self, SignatureError};
 use crate::workos::timestamp;

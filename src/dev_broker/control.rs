@@ -4,7 +4,7 @@
 use super::event_log::EventExpiry;
 use super::faults::FaultsUpdate;
 use super::model::{ModelError, NewGroup, NewUser, UserChanges};
-use super::server::Shared;
+use super::shared::Shared;
 use actix_web::http::StatusCode;
 use actix_web::{error, web, HttpResponse, ResponseError};
 use serde::Deserialize;

@@ -2,6 +2,7 @@
 //! and posted to the webhook URL by a background task, with the configured drops, duplicates, delays and
 //! reordering; a non-2xx answer is retried with backoff.
 
+use super::delivery_record::Delivery;
 use super::event_log::EventLog;
 use super::faults::Faults;
 use crate::secret::Secret;
@@ -9,7 +10,6 @@ use crate::workos::signature;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,59 +34,6 @@ impl Default for RetryPolicy {
         Self {
             retries: 3,
             backoff: Duration::from_millis(500),
-        }
-    }
-}
-
-/// What became of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// No webhook URL is configured.
-    NotSent,
-    /// Waiting, in flight or being retried.
-    Pending,
-    /// Every copy was answered 2xx.
-    Delivered,
-    /// Dropped on purpose.
-    Dropped,
-    /// A copy was still refused after the last retry.
-    Failed,
-}
-
-/// An event's delivery so far.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub state: DeliveryState,
-    /// Sent twice on purpose.
-    pub duplicated: bool,
-    /// Copies answered 2xx.
-    pub copies_delivered: u32,
-    /// POSTs made, retries included.
-    pub attempts: u32,
-    /// The last HTTP status received, if any.
-    pub last_status: Option<u16>,
-    #[serde(skip)]
-    copies_pending: u32,
-    #[serde(skip)]
-    copy_failed: bool,
-}
-
-impl Delivery {
-    /// An event's delivery before any attempt: pending when a webhook URL is configured.
-    pub(super) fn new(will_send: bool) -> Self {
-        Self {
-            state: if will_send {
-                DeliveryState::Pending
-            } else {
-                DeliveryState::NotSent
-            },
-            duplicated: false,
-            copies_delivered: 0,
-            attempts: 0,
-            last_status: None,
-            copies_pending: 0,
-            copy_failed: false,
         }
     }
 }
@@ -166,13 +113,10 @@ impl Deliverer {
             (dropped, delays)
         };
         if dropped {
-            self.log.update(seq, |d| d.state = DeliveryState::Dropped);
+            self.log.update(seq, Delivery::dropped);
             return;
         }
-        self.log.update(seq, |d| {
-            d.duplicated = delays.len() > 1;
-            d.copies_pending = delays.len() as u32;
-        });
+        self.log.update(seq, |d| d.sending(delays.len() as u32));
         for delay in delays {
             if delay == 0 {
                 // The first attempt goes out in order; retries happen on the side, as the broker's do.
@@ -219,21 +163,7 @@ impl Deliverer {
     }
 
     fn copy_done(&self, seq: u64, delivered: bool) {
-        self.log.update(seq, |d| {
-            d.copies_pending = d.copies_pending.saturating_sub(1);
-            if delivered {
-                d.copies_delivered += 1;
-            } else {
-                d.copy_failed = true;
-            }
-            if d.copies_pending == 0 {
-                d.state = if d.copy_failed {
-                    DeliveryState::Failed
-                } else {
-                    DeliveryState::Delivered
-                };
-            }
-        });
+        self.log.update(seq, |d| d.copy_done(delivered));
     }
 
     /// One signed POST; true on a 2xx answer.
@@ -258,10 +188,8 @@ impl Deliverer {
                 None
             }
         };
-        self.log.update(seq, |d| {
-            d.attempts += 1;
-            d.last_status = status.map(|s| s.as_u16());
-        });
+        self.log
+            .update(seq, |d| d.attempted(status.map(|s| s.as_u16())));
         status.is_some_and(|s| s.is_success())
     }
 }

@@ -2,7 +2,7 @@
 //! what the Events API (`GET /events`) pages through, oldest first, within the retention window. Event ids
 //! and times grow with the log, so a cursor or a `range_start` is found by binary search.
 
-use super::delivery::{Delivery, DeliveryState};
+use super::delivery_record::{Delivery, DeliveryState};
 use super::model::ModelError;
 use super::objects::{format_time, parse_time, BrokerEvent, Millis};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 use super::event_log::{EventsRefused, EventsRequest, EventsStart};
 use super::objects::{now_ms, parse_time, Millis};
 use super::pull_api::{authorize, injected_faults, page_limit, PullError};
-use super::server::Shared;
+use super::shared::Shared;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::collections::HashMap;

@@ -38,6 +38,7 @@
 
 mod control;
 mod delivery;
+mod delivery_record;
 mod event_log;
 mod events_api;
 mod faults;
@@ -47,8 +48,10 @@ mod model;
 mod objects;
 mod pull_api;
 mod server;
+mod shared;
 
-pub use delivery::{Delivery, DeliveryState, RetryPolicy, WebhookTarget};
+pub use delivery::{RetryPolicy, WebhookTarget};
+pub use delivery_record::{Delivery, DeliveryState};
 pub use event_log::{
     EventExpiry, EventRecord, EventSummary, DEFAULT_EVENT_LOG_LIMIT, DEFAULT_EVENT_RETENTION,
 };

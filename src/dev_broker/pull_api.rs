@@ -2,7 +2,7 @@
 //! cursors, rate limit and injected failures.
 
 use super::model::{GroupScope, ModelError, Order, PageQuery, UserScope};
-use super::server::Shared;
+use super::shared::Shared;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use rand::Rng;

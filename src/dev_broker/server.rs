@@ -5,10 +5,11 @@ use super::event_log::{
     EventExpiry, EventLog, EventRecord, EventSummary, DEFAULT_EVENT_LOG_LIMIT,
     DEFAULT_EVENT_RETENTION,
 };
-use super::faults::{Faults, FaultsUpdate, RateWindows};
+use super::faults::{Faults, FaultsUpdate};
 use super::generate::GenerateOptions;
 use super::model::*;
 use super::objects::*;
+use super::shared::Shared;
 use super::{control, events_api, load, pull_api};
 use crate::secret::Secret;
 use actix_web::{web, App, HttpServer};
@@ -17,8 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -104,73 +104,6 @@ impl Default for DevBrokerConfig {
     }
 }
 
-/// State shared by the HTTP handlers and the handle.
-pub(crate) struct Shared {
-    model: RwLock<DirectoryModel>,
-    pub faults: Arc<RwLock<Faults>>,
-    pub windows: RateWindows,
-    pub fault_rng: Mutex<StdRng>,
-    /// Injected 429s so far: every other one carries `Retry-After`.
-    pub injected_429: AtomicU64,
-    pub log: Arc<EventLog>,
-    queue: Option<mpsc::UnboundedSender<u64>>,
-    pub api_key: Secret,
-    pub fill_user_groups: bool,
-}
-
-impl Shared {
-    pub fn read(&self) -> RwLockReadGuard<'_, DirectoryModel> {
-        self.model.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, DirectoryModel> {
-        self.model.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs a change and queues its events, in the order the changes happened.
-    pub fn change<T>(
-        &self,
-        f: impl FnOnce(&mut DirectoryModel) -> Result<(T, Vec<BrokerEvent>), ModelError>,
-    ) -> Result<(T, Vec<String>), ModelError> {
-        let mut model = self.write();
-        let (value, events) = f(&mut model)?;
-        let ids = events.iter().map(|e| e.id.clone()).collect();
-        let seqs = self.log.append(events, self.queue.is_some());
-        if let Some(queue) = &self.queue {
-            for seq in seqs {
-                let _ = queue.send(seq);
-            }
-        }
-        Ok((value, ids))
-    }
-
-    pub fn faults(&self) -> Faults {
-        self.faults
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn update_faults(&self, update: &FaultsUpdate) -> Result<Faults, ModelError> {
-        let mut faults = self.faults.write().unwrap_or_else(|e| e.into_inner());
-        faults
-            .apply(update)
-            .map_err(|(field, message)| ModelError::Invalid { field, message })?;
-        Ok(faults.clone())
-    }
-
-    /// Applies `count` random changes; returns how many events they produced.
-    pub fn random_changes(&self, count: u32) -> usize {
-        let mut events = 0;
-        for _ in 0..count {
-            if let Ok(((), ids)) = self.change(|m| Ok(((), m.random_change()))) {
-                events += ids.len();
-            }
-        }
-        events
-    }
-}
-
 /// Starts dev brokers.
 pub struct DevBroker;
 
@@ -230,17 +163,15 @@ impl DevBroker {
                 Some(tx)
             }
         };
-        let shared = Arc::new(Shared {
-            model: RwLock::new(model),
+        let shared = Arc::new(Shared::new(
+            model,
             faults,
-            windows: RateWindows::default(),
-            fault_rng: Mutex::new(StdRng::seed_from_u64(config.seed.wrapping_add(1))),
-            injected_429: AtomicU64::new(0),
+            StdRng::seed_from_u64(config.seed.wrapping_add(1)),
             log,
             queue,
-            api_key: config.api_key.clone(),
-            fill_user_groups: config.fill_user_groups,
-        });
+            config.api_key.clone(),
+            config.fill_user_groups,
+        ));
 
         let listener =
             TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;

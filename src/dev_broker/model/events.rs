@@ -1,6 +1,6 @@
 //! The `dsync.*` events a change produces, carrying the objects as the broker sends them.
 
-use super::DirectoryModel;
+use super::directory::DirectoryModel;
 use crate::dev_broker::objects::*;
 use serde_json::{json, Map, Value};
 

@@ -1,21 +1,13 @@
-//! Directory groups: their records, and creating, renaming and deleting them.
+//! Directory groups: creating, renaming and deleting them (their records are in `records`).
 
-use super::{not_found, DirectoryModel, ModelError};
+use super::directory::DirectoryModel;
+use super::error::{not_found, ModelError};
+use super::records::GroupRecord;
 use crate::dev_broker::generate;
 use crate::dev_broker::objects::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::collections::BTreeSet;
-
-pub(crate) struct GroupRecord {
-    pub id: String,
-    pub directory: u32,
-    pub idp_id: String,
-    pub name: String,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub members: BTreeSet<u32>,
-}
 
 /// A group to create.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

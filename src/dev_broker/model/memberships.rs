@@ -1,6 +1,7 @@
 //! Group memberships: adding, removing and moving users between groups.
 
-use super::{DirectoryModel, ModelError};
+use super::directory::DirectoryModel;
+use super::error::ModelError;
 use crate::dev_broker::objects::BrokerEvent;
 
 impl DirectoryModel {

@@ -1,7 +1,8 @@
 //! Lists as the pull API pages them: the order, the cursors before and after, and which objects a list
 //! covers.
 
-use super::{DirectoryModel, ModelError};
+use super::directory::DirectoryModel;
+use super::error::ModelError;
 use crate::dev_broker::objects::*;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;

@@ -1,6 +1,9 @@
 //! Random changes an identity provider might make, for `POST /_dev/random-changes`.
 
-use super::{Attributes, DirectoryModel, NewGroup, NewUser, UserChanges, UserRecord, UserState};
+use super::directory::DirectoryModel;
+use super::groups::NewGroup;
+use super::records::{Attributes, UserRecord, UserState};
+use super::users::{NewUser, UserChanges};
 use crate::dev_broker::generate::{self, Person};
 use crate::dev_broker::objects::BrokerEvent;
 use rand::Rng;

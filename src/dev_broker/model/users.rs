@@ -1,93 +1,13 @@
-//! Directory users: their records, and creating, changing and deleting them.
+//! Directory users: creating, changing and deleting them (their records are in `records`).
 
-use super::{not_found, DirectoryModel, ModelError};
+use super::directory::DirectoryModel;
+use super::error::{not_found, ModelError};
+use super::records::{Attributes, UserRecord, UserState};
 use crate::dev_broker::generate::{self, Person};
 use crate::dev_broker::objects::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-
-/// Whether a directory user is active in the identity provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserState {
-    Active,
-    Inactive,
-}
-
-impl UserState {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserState::Active => "active",
-            UserState::Inactive => "inactive",
-        }
-    }
-
-    /// Reads `active`, `inactive` or the legacy `suspended`.
-    pub fn parse(text: &str) -> Result<Self, ModelError> {
-        match text {
-            "active" => Ok(UserState::Active),
-            "inactive" | "suspended" => Ok(UserState::Inactive),
-            other => Err(ModelError::Invalid {
-                field: "state",
-                message: format!("{other:?} is not active or inactive"),
-            }),
-        }
-    }
-}
-
-/// A user's custom attributes: generated ones are two small indexes, given ones a JSON object.
-#[derive(Debug, Clone)]
-pub(crate) enum Attributes {
-    Generated { department: u8, job_title: u8 },
-    Given(Box<Map<String, Value>>),
-}
-
-impl Attributes {
-    /// The attributes of a made-up person.
-    pub(super) fn made_up(person: &Person) -> Self {
-        Attributes::Generated {
-            department: person.department,
-            job_title: person.job_title,
-        }
-    }
-
-    pub(super) fn to_map(&self) -> Map<String, Value> {
-        match self {
-            Attributes::Generated {
-                department,
-                job_title,
-            } => {
-                let mut map = Map::new();
-                map.insert(
-                    "department".into(),
-                    generate::DEPARTMENTS[*department as usize].into(),
-                );
-                map.insert(
-                    "job_title".into(),
-                    generate::JOB_TITLES[*job_title as usize].into(),
-                );
-                map
-            }
-            Attributes::Given(map) => (**map).clone(),
-        }
-    }
-}
-
-pub(crate) struct UserRecord {
-    pub id: String,
-    pub directory: u32,
-    pub idp_id: String,
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub state: UserState,
-    pub attributes: Attributes,
-    pub role: Option<String>,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub groups: BTreeSet<u32>,
-}
 
 /// A user to create. Missing names are made up; a missing email is derived from the name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -1,0 +1,372 @@
+//! A workspace's members as admins list, add, change and remove them by hand. With directory sync on,
+//! the directory owns its members (rules 11–12), and only the operator grants or removes `owner`,
+//! never from the workspace's last active owner (rule 22).
+
+use super::{visible, WorkspaceError};
+use crate::access::Caller;
+use crate::audit::{self, AuditRecord};
+use crate::db::models::MemberRow;
+use crate::db::schema::{directory_group_memberships as memberships, members};
+use crate::db::{Database, DbConnection, DbError};
+use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
+use crate::directory_sync::{roles, teams};
+use crate::domain::{ManagedBy, MemberStatus, Role};
+use crate::ids::new_id;
+use crate::lists::{List, Page};
+use crate::workos::timestamp;
+use diesel::prelude::*;
+
+/// Why a change to a member, or a look at one, was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// No such member in the workspace.
+    #[error("member not found")]
+    NotFound,
+    /// A field given is not what it must be; the text names the field.
+    #[error("{0}")]
+    InvalidField(String),
+    /// The directory owns this (rules 11 and 12); the text says what and where to change it.
+    #[error("{0}")]
+    ManagedByDirectorySync(&'static str),
+    #[error("another member of this workspace has that email")]
+    EmailTaken,
+    #[error("only the operator grants or removes the owner role")]
+    OwnerRequiresOperator,
+    #[error("{email} is the workspace's last active owner: make another member owner first")]
+    LastOwner { email: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for MemberError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Db(error.into())
+    }
+}
+
+/// Which members a list holds; all of them when nothing is given.
+#[derive(Debug, Default)]
+pub struct MemberFilter {
+    pub status: Option<MemberStatus>,
+    /// Compared case-insensitively.
+    pub email: Option<String>,
+    /// Only members in this directory group.
+    pub group: Option<String>,
+}
+
+/// A page of the workspace's members, in id order.
+pub fn list(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    filter: MemberFilter,
+    page: &Page,
+) -> Result<List<Member>, MemberError> {
+    db.read(|conn| {
+        visible(conn, caller, workspace_id)?;
+        let mut q = members::table
+            .filter(members::workspace_id.eq(workspace_id))
+            .order(members::id)
+            .limit(page.limit + 1)
+            .select(MemberRow::as_select())
+            .into_boxed();
+        if let Some(status) = filter.status {
+            q = q.filter(members::status.eq(status.as_str()));
+        }
+        if let Some(email) = filter.email {
+            q = q.filter(members::email_key.eq(email_key(&email)));
+        }
+        if let Some(group) = filter.group {
+            q = q.filter(
+                members::directory_user_id.eq_any(
+                    memberships::table
+                        .filter(memberships::group_id.eq(group))
+                        .filter(memberships::is_member.eq(true))
+                        .select(memberships::user_id.nullable()),
+                ),
+            );
+        }
+        if let Some(after) = &page.after {
+            q = q.filter(members::id.gt(after.clone()));
+        }
+        let rows: Vec<MemberRow> = q.load(conn)?;
+        Ok(List::from_overfetch(rows, page, |m| m.id.clone()).map(|row| Member::from(row)))
+    })
+}
+
+/// Loads a member of a workspace the caller may see, else not found.
+fn load(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    workspace_id: &str,
+    id: &str,
+) -> Result<MemberRow, MemberError> {
+    visible(conn, caller, workspace_id)?;
+    members::table
+        .find(id)
+        .filter(members::workspace_id.eq(workspace_id))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(MemberError::NotFound)
+}
+
+/// A member of a workspace the caller may see.
+pub fn get(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Member, MemberError> {
+    db.read(|conn| load(conn, caller, workspace_id, id).map(|m| Member::from(&m)))
+}
+
+fn check_email(email: &str) -> Result<String, MemberError> {
+    let email = email.trim();
+    let valid = email.len() <= 320
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(MemberError::InvalidField(
+            "email: must be an address such as ada@example.com".into(),
+        ))
+    }
+}
+
+/// A first or last name: at most 200 characters, no control characters.
+fn check_person_name(field: &str, value: Option<String>) -> Result<Option<String>, MemberError> {
+    match value {
+        Some(v) if v.chars().count() > 200 || v.contains(char::is_control) => {
+            Err(MemberError::InvalidField(format!(
+                "{field}: at most 200 characters, without control characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+fn check_role(role: &str) -> Result<Role, MemberError> {
+    role.parse::<Role>()
+        .map_err(|e| MemberError::InvalidField(format!("role: {e}")))
+}
+
+/// Refuses an email another member of the workspace has (but `except`).
+fn email_in_use(
+    conn: &mut DbConnection,
+    workspace_id: &str,
+    email: &str,
+    except: Option<&str>,
+) -> Result<(), MemberError> {
+    let mut q = members::table
+        .filter(members::workspace_id.eq(workspace_id))
+        .filter(members::email_key.eq(email_key(email)))
+        .into_boxed();
+    if let Some(id) = except {
+        q = q.filter(members::id.ne(id.to_string()));
+    }
+    let found: i64 = q.count().get_result(conn)?;
+    if found > 0 {
+        return Err(MemberError::EmailTaken);
+    }
+    Ok(())
+}
+
+/// Rule 22: only the operator grants or removes `owner`, and the workspace's last active owner is never
+/// removed or demoted by hand. `before` is the member as stored (none: a new member); `after_role` the
+/// role it would have (none: it is removed).
+fn check_owner_change(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    workspace_id: &str,
+    before: Option<&MemberRow>,
+    after_role: Option<&str>,
+) -> Result<(), MemberError> {
+    let owner = Role::Owner.as_str();
+    let was_owner = before.is_some_and(|m| m.role == owner);
+    if was_owner == (after_role == Some(owner)) {
+        return Ok(());
+    }
+    if !caller.is_operator() {
+        return Err(MemberError::OwnerRequiresOperator);
+    }
+    let Some(before) = before.filter(|m| was_owner && m.status == MemberStatus::Active.as_str())
+    else {
+        return Ok(());
+    };
+    let active_owners: i64 = members::table
+        .filter(members::workspace_id.eq(workspace_id))
+        .filter(members::role.eq(owner))
+        .filter(members::status.eq(MemberStatus::Active.as_str()))
+        .count()
+        .get_result(conn)?;
+    if active_owners <= 1 {
+        return Err(MemberError::LastOwner {
+            email: before.email.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A member added by hand, as asked for.
+pub struct NewMember {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The workspace's `default_role` when not given.
+    pub role: Option<String>,
+}
+
+/// Adds a member by hand: not while directory sync is on, and an `owner` only by the operator.
+pub fn add(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    new: NewMember,
+) -> Result<Member, MemberError> {
+    let email = check_email(&new.email)?;
+    let first_name = check_person_name("first_name", new.first_name)?;
+    let last_name = check_person_name("last_name", new.last_name)?;
+    let role = new.role.as_deref().map(check_role).transpose()?;
+    db.write_workspace(workspace_id, |conn| {
+        let workspace = visible(conn, caller, workspace_id)?;
+        if workspace.directory_sync_enabled {
+            return Err(MemberError::ManagedByDirectorySync(
+                "directory sync is on: members are added in the identity provider",
+            ));
+        }
+        email_in_use(conn, workspace_id, &email, None)?;
+        check_owner_change(conn, caller, workspace_id, None, role.map(|r| r.as_str()))?;
+        let now = timestamp::now();
+        let member = MemberRow {
+            id: new_id("mem"),
+            workspace_id: workspace_id.to_string(),
+            email_key: email_key(&email),
+            email,
+            first_name,
+            last_name,
+            role: role.map_or(workspace.default_role.clone(), |r| r.as_str().into()),
+            status: MemberStatus::Active.as_str().into(),
+            managed_by: ManagedBy::Manual.as_str().into(),
+            directory_user_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(members::table)
+            .values(&member)
+            .execute(conn)?;
+        audit_member_change(conn, &caller.cause(), "member.added", None, &member)?;
+        Ok(Member::from(&member))
+    })
+}
+
+/// What to change in a member, as asked for; what is not given stays.
+#[derive(Debug, Default)]
+pub struct MemberChanges {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Option<String>,
+}
+
+/// Changes a member by hand. A directory-managed member's email and name come from the identity
+/// provider, and so does their role while the workspace maps groups to roles.
+pub fn change(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    id: &str,
+    changes: MemberChanges,
+) -> Result<Member, MemberError> {
+    let email = changes.email.as_deref().map(check_email).transpose()?;
+    let first_name = check_person_name("first_name", changes.first_name)?;
+    let last_name = check_person_name("last_name", changes.last_name)?;
+    let role = changes.role.as_deref().map(check_role).transpose()?;
+    db.write_workspace(workspace_id, |conn| {
+        let before = load(conn, caller, workspace_id, id)?;
+        let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
+        let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
+        if directory_managed && identity_change {
+            return Err(MemberError::ManagedByDirectorySync(
+                "this member's email and name come from the identity provider",
+            ));
+        }
+        let role_change = role.is_some_and(|r| r.as_str() != before.role);
+        if directory_managed && role_change && roles::has_mappings(conn, workspace_id)? {
+            return Err(MemberError::ManagedByDirectorySync(
+                "this workspace maps directory groups to roles: change the mapping or the member's groups",
+            ));
+        }
+        if let Some(role) = role {
+            check_owner_change(conn, caller, workspace_id, Some(&before), Some(role.as_str()))?;
+        }
+        let mut after = before.clone();
+        if let Some(email) = email {
+            email_in_use(conn, workspace_id, &email, Some(id))?;
+            after.email_key = email_key(&email);
+            after.email = email;
+        }
+        if let Some(first_name) = first_name {
+            after.first_name = Some(first_name);
+        }
+        if let Some(last_name) = last_name {
+            after.last_name = Some(last_name);
+        }
+        if let Some(role) = role {
+            after.role = role.as_str().into();
+        }
+        if after != before {
+            after.updated_at = timestamp::now();
+            diesel::update(members::table.find(id))
+                .set(&after)
+                .execute(conn)?;
+            let action = if after.role != before.role {
+                "member.role_changed"
+            } else {
+                "member.updated"
+            };
+            audit_member_change(conn, &caller.cause(), action, Some(&before), &after)?;
+        }
+        Ok(Member::from(&after))
+    })
+}
+
+/// Removes a member by hand, and from every team: with directory sync on, not one the directory
+/// manages; an owner only by the operator, and never the last active one.
+pub fn remove(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    id: &str,
+) -> Result<(), MemberError> {
+    db.write_workspace(workspace_id, |conn| {
+        let workspace = visible(conn, caller, workspace_id)?;
+        let member = load(conn, caller, workspace_id, id)?;
+        if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory.as_str() {
+            return Err(MemberError::ManagedByDirectorySync(
+                "this member is managed by directory sync: remove them in the identity provider",
+            ));
+        }
+        check_owner_change(conn, caller, workspace_id, Some(&member), None)?;
+        teams::leave_all_teams(conn, &caller.cause(), workspace_id, id)?;
+        diesel::delete(members::table.find(id)).execute(conn)?;
+        audit::record(
+            conn,
+            &caller.cause(),
+            AuditRecord {
+                workspace_id,
+                action: "member.removed",
+                subject_type: "member",
+                subject_id: id,
+                before: Some(member_json(&member)),
+                after: None,
+            },
+        )?;
+        Ok(())
+    })
+}

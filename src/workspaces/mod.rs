@@ -1,0 +1,302 @@
+//! Workspaces as the operator creates them and admins change them by hand (SPEC §4): the workspace
+//! itself here; its admin tokens, its directory-sync setting, its members and its teams in the files
+//! beside, which build on this one (it imports none of them).
+
+pub mod admin_tokens;
+pub mod directory_sync_setting;
+pub mod members;
+pub mod team_links;
+pub mod teams;
+
+use crate::access::{Caller, OtherWorkspace};
+use crate::audit::{self, AuditRecord, Cause};
+use crate::db::models::WorkspaceRow;
+use crate::db::schema::workspaces;
+use crate::db::{Database, DbConnection, DbError};
+use crate::domain::{Plan, Role};
+use crate::ids::new_id;
+use crate::lists::{List, Page};
+use crate::schemas::{directory_role, plan};
+use crate::tokens::check_name;
+use crate::workos::timestamp::{self, time_json};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// Why a change to a workspace, or a look at one, was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// No such workspace, or one the caller may not see.
+    #[error("workspace not found")]
+    NotFound,
+    /// A field given is not what it must be; the text names the field.
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("another workspace already has this organization_id")]
+    OrganizationTaken,
+    /// Directory sync on needs `growth` or above (rule 13).
+    #[error("directory sync needs the growth or enterprise plan; this workspace is on {0}")]
+    PlanRequired(Plan),
+    /// No such admin token of the workspace, or one already revoked.
+    #[error("admin token not found")]
+    AdminTokenNotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for WorkspaceError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Db(error.into())
+    }
+}
+
+impl From<OtherWorkspace> for WorkspaceError {
+    fn from(_: OtherWorkspace) -> Self {
+        Self::NotFound
+    }
+}
+
+/// A workspace.
+#[derive(Serialize, ToSchema)]
+pub struct Workspace {
+    id: String,
+    name: String,
+    #[schema(schema_with = plan)]
+    plan: String,
+    organization_id: String,
+    directory_sync_enabled: bool,
+    #[schema(schema_with = directory_role)]
+    default_role: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+impl From<&WorkspaceRow> for Workspace {
+    fn from(w: &WorkspaceRow) -> Self {
+        Workspace {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            plan: w.plan.clone(),
+            organization_id: w.organization_id.clone(),
+            directory_sync_enabled: w.directory_sync_enabled,
+            default_role: w.default_role.clone(),
+            created_at: time_json(&w.created_at),
+            updated_at: time_json(&w.updated_at),
+        }
+    }
+}
+
+/// Loads a workspace the caller may see, else not found.
+pub fn visible(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<WorkspaceRow, WorkspaceError> {
+    caller.require_workspace(id)?;
+    workspaces::table
+        .find(id)
+        .select(WorkspaceRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(WorkspaceError::NotFound)
+}
+
+fn parse_field<T: std::str::FromStr<Err = String>>(
+    field: &str,
+    value: &str,
+) -> Result<T, WorkspaceError> {
+    value
+        .parse()
+        .map_err(|e| WorkspaceError::InvalidField(format!("{field}: {e}")))
+}
+
+fn check_workspace_name(name: &str) -> Result<String, WorkspaceError> {
+    check_name(name).map_err(WorkspaceError::InvalidField)
+}
+
+/// The default role of directory members: any role but `owner`, which the directory never assigns.
+fn check_default_role(value: &str) -> Result<Role, WorkspaceError> {
+    match parse_field::<Role>("default_role", value)? {
+        Role::Owner => Err(WorkspaceError::InvalidField(
+            "default_role: the directory never assigns owner".into(),
+        )),
+        role => Ok(role),
+    }
+}
+
+/// The broker's organization id as given: trimmed, without spaces or control characters.
+fn check_organization_id(value: &str) -> Result<String, WorkspaceError> {
+    let organization_id = value.trim();
+    if organization_id.is_empty()
+        || organization_id.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return Err(WorkspaceError::InvalidField(
+            "organization_id: must be the broker's org_… id".into(),
+        ));
+    }
+    Ok(organization_id.to_string())
+}
+
+/// A new workspace, as asked for.
+pub struct NewWorkspace {
+    pub name: String,
+    pub plan: String,
+    /// The broker's organization (`org_…`); one workspace each.
+    pub organization_id: String,
+    /// `viewer` when not given.
+    pub default_role: Option<String>,
+}
+
+/// Creates a workspace with directory sync off; one workspace per organization.
+pub fn create(
+    db: &Database,
+    caller: &Caller,
+    new: NewWorkspace,
+) -> Result<Workspace, WorkspaceError> {
+    let name = check_workspace_name(&new.name)?;
+    let plan: Plan = parse_field("plan", &new.plan)?;
+    let organization_id = check_organization_id(&new.organization_id)?;
+    let default_role = check_default_role(new.default_role.as_deref().unwrap_or("viewer"))?;
+    let workspace = db.write(|conn| {
+        let taken: i64 = workspaces::table
+            .filter(workspaces::organization_id.eq(&organization_id))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            return Err(WorkspaceError::OrganizationTaken);
+        }
+        let now = timestamp::now();
+        let row = WorkspaceRow {
+            id: new_id("ws"),
+            name,
+            plan: plan.as_str().into(),
+            organization_id,
+            directory_sync_enabled: false,
+            default_role: default_role.as_str().into(),
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(workspaces::table)
+            .values(&row)
+            .execute(conn)?;
+        audit_workspace(conn, &caller.cause(), "workspace.created", None, &row)?;
+        Ok(row)
+    })?;
+    tracing::info!(workspace = %workspace.id, organization = %workspace.organization_id, "workspace created");
+    Ok(Workspace::from(&workspace))
+}
+
+/// Records a change of a workspace in the audit log, each side as the API shows it.
+fn audit_workspace(
+    conn: &mut DbConnection,
+    cause: &Cause,
+    action: &str,
+    before: Option<&WorkspaceRow>,
+    after: &WorkspaceRow,
+) -> QueryResult<()> {
+    let shown = |w: &WorkspaceRow| json!(Workspace::from(w));
+    audit::record(
+        conn,
+        cause,
+        AuditRecord {
+            workspace_id: &after.id,
+            action,
+            subject_type: "workspace",
+            subject_id: &after.id,
+            before: before.map(shown),
+            after: Some(shown(after)),
+        },
+    )
+}
+
+/// A page of the workspaces the caller may see: an operator every one, a workspace admin their own.
+pub fn list(
+    db: &Database,
+    caller: &Caller,
+    page: &Page,
+) -> Result<List<Workspace>, WorkspaceError> {
+    let scope = match caller {
+        Caller::WorkspaceAdmin { workspace_id, .. } => Some(workspace_id.clone()),
+        Caller::Operator { .. } => None,
+    };
+    db.read(|conn| {
+        let mut q = workspaces::table
+            .select(WorkspaceRow::as_select())
+            .order(workspaces::id)
+            .limit(page.limit + 1)
+            .into_boxed();
+        if let Some(after) = &page.after {
+            q = q.filter(workspaces::id.gt(after.clone()));
+        }
+        if let Some(own) = scope {
+            q = q.filter(workspaces::id.eq(own));
+        }
+        let rows: Vec<WorkspaceRow> = q.load(conn)?;
+        Ok(List::from_overfetch(rows, page, |w| w.id.clone()).map(|row| Workspace::from(row)))
+    })
+}
+
+/// A workspace the caller may see.
+pub fn get(db: &Database, caller: &Caller, id: &str) -> Result<Workspace, WorkspaceError> {
+    db.read(|conn| visible(conn, caller, id).map(|w| Workspace::from(&w)))
+}
+
+/// What to change in a workspace, as asked for; what is not given stays.
+pub struct WorkspaceChanges {
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub default_role: Option<String>,
+}
+
+/// Changes a workspace's name, plan or directory members' default role. Who may change the plan is
+/// the caller's to check.
+pub fn change(
+    db: &Database,
+    caller: &Caller,
+    id: &str,
+    changes: WorkspaceChanges,
+) -> Result<Workspace, WorkspaceError> {
+    let name = changes
+        .name
+        .as_deref()
+        .map(check_workspace_name)
+        .transpose()?;
+    let plan = changes
+        .plan
+        .as_deref()
+        .map(|p| parse_field::<Plan>("plan", p))
+        .transpose()?;
+    let default_role = changes
+        .default_role
+        .as_deref()
+        .map(check_default_role)
+        .transpose()?;
+    db.write_workspace(id, |conn| {
+        let before = visible(conn, caller, id)?;
+        let mut after = before.clone();
+        if let Some(name) = name {
+            after.name = name;
+        }
+        if let Some(plan) = plan {
+            after.plan = plan.as_str().into();
+        }
+        if let Some(role) = default_role {
+            after.default_role = role.as_str().into();
+        }
+        after.updated_at = timestamp::now();
+        diesel::update(workspaces::table.find(id))
+            .set(&after)
+            .execute(conn)?;
+        audit_workspace(
+            conn,
+            &caller.cause(),
+            "workspace.updated",
+            Some(&before),
+            &after,
+        )?;
+        Ok(Workspace::from(&after))
+    })
+}

@@ -1,0 +1,120 @@
+//! The directory groups linked to a team, as admins link and unlink them (rules 8–9); what a link does
+//! to the team's members is [`crate::directory_sync::teams`]'s.
+
+use super::teams::{load, TeamError};
+use crate::access::Caller;
+use crate::db::models::TeamLinkRow;
+use crate::db::schema::{directory_groups, team_links};
+use crate::db::{Database, DbConnection};
+use crate::directory_sync::teams::{self as team_rules, UnlinkMembers};
+use crate::lists::{List, Page};
+use crate::workos::timestamp::time_json;
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A directory group linked to a team.
+#[derive(Serialize, ToSchema)]
+pub struct TeamLink {
+    team_id: String,
+    group_id: String,
+    name: String,
+    directory_id: String,
+    #[schema(format = DateTime)]
+    linked_at: String,
+}
+
+/// A new link, with how many members it brought.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTeamLink {
+    #[serde(flatten)]
+    link: TeamLink,
+    /// Active members of the group added to the team.
+    members_added: usize,
+}
+
+/// A link as the API shows it, with its group's name and directory.
+fn linked_group(conn: &mut DbConnection, link: &TeamLinkRow) -> Result<TeamLink, TeamError> {
+    let group: Option<(String, String)> = directory_groups::table
+        .find(&link.group_id)
+        .select((directory_groups::name, directory_groups::directory_id))
+        .first(conn)
+        .optional()?;
+    let (name, directory_id) = group.unwrap_or_default();
+    Ok(TeamLink {
+        team_id: link.team_id.clone(),
+        group_id: link.group_id.clone(),
+        name,
+        directory_id,
+        linked_at: time_json(&link.created_at),
+    })
+}
+
+/// A page of the groups linked to a team, in group id order.
+pub fn list(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    team_id: &str,
+    page: &Page,
+) -> Result<List<TeamLink>, TeamError> {
+    db.read(|conn| {
+        load(conn, caller, workspace_id, team_id)?;
+        let mut q = team_links::table
+            .filter(team_links::team_id.eq(team_id))
+            .order(team_links::group_id)
+            .limit(page.limit + 1)
+            .select(TeamLinkRow::as_select())
+            .into_boxed();
+        if let Some(after) = &page.after {
+            q = q.filter(team_links::group_id.gt(after.clone()));
+        }
+        let list = List::from_overfetch(q.load(conn)?, page, |l: &TeamLinkRow| l.group_id.clone());
+        list.try_map(|l| linked_group(conn, l))
+    })
+}
+
+/// Links a directory group of the workspace to a team, which takes in the group's active members.
+pub fn link(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    team_id: &str,
+    group_id: &str,
+) -> Result<CreatedTeamLink, TeamError> {
+    db.write_workspace(workspace_id, |conn| {
+        let (workspace, team) = load(conn, caller, workspace_id, team_id)?;
+        let added = team_rules::link_group(conn, &caller.cause(), &workspace, &team.id, group_id)?;
+        let link = team_links::table
+            .find((&team.id, group_id))
+            .select(TeamLinkRow::as_select())
+            .first(conn)?;
+        Ok(CreatedTeamLink {
+            link: linked_group(conn, &link)?,
+            members_added: added,
+        })
+    })
+}
+
+/// Unlinks a directory group from a team; `members` says what happens to those it brought in.
+pub fn unlink(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    team_id: &str,
+    group_id: &str,
+    members: UnlinkMembers,
+) -> Result<(), TeamError> {
+    db.write_workspace(workspace_id, |conn| {
+        let (workspace, team) = load(conn, caller, workspace_id, team_id)?;
+        team_rules::unlink_group(
+            conn,
+            &caller.cause(),
+            &workspace,
+            &team.id,
+            group_id,
+            members,
+        )?;
+        Ok(())
+    })
+}
