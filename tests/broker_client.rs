@@ -644,9 +644,7 @@ async fn list_events_pages_the_dev_broker_from_the_start_a_cursor_or_a_time() {
     );
 
     // From a time: the first page starts there, the next ones follow the cursor.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mark = chrono::Utc::now();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mark = broker.mark_time();
     broker.random_changes(5);
     let later: Vec<String> = broker
         .events()

@@ -4,7 +4,7 @@
 
 use super::delivery_record::{Delivery, DeliveryState};
 use super::model::ModelError;
-use super::objects::{format_time, parse_time, BrokerEvent, Millis};
+use super::objects::{format_time, parse_time, BrokerClock, BrokerEvent, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -43,6 +43,8 @@ pub struct EventLog {
     expired_through: AtomicU64,
     /// The creation time of the newest event forgotten past the limit.
     newest_forgotten_ms: AtomicI64,
+    /// What "now" is for the retention window.
+    clock: BrokerClock,
 }
 
 /// Which events to expire.
@@ -125,7 +127,33 @@ impl EventLog {
             retention,
             expired_through: AtomicU64::new(0),
             newest_forgotten_ms: AtomicI64::new(Millis::MIN),
+            clock: BrokerClock::default(),
         }
+    }
+
+    /// The log, telling the retention window's time by `clock`.
+    pub fn with_clock(mut self, clock: BrokerClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The broker's time now.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// When the newest event was created, kept or forgotten; `None` before the first.
+    pub fn newest_created_ms(&self) -> Option<Millis> {
+        let kept = self.lock().back().map(EventRecord::created_ms);
+        let forgotten = self.newest_forgotten_ms.load(Ordering::Relaxed);
+        kept.into_iter()
+            .chain((forgotten != Millis::MIN).then_some(forgotten))
+            .max()
+    }
+
+    /// Moves the broker's clock (the log's, and every part sharing it) ahead by `by`.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<EventRecord>> {
@@ -248,7 +276,7 @@ impl EventLog {
             }
         };
         self.expired_through.fetch_max(through, Ordering::Relaxed);
-        let now = super::objects::now_ms();
+        let now = self.clock.now_ms();
         let first = self.first_served(&records, now);
         Ok(records.get(first).map(|r| r.event.id.clone()))
     }

@@ -3,7 +3,7 @@
 //! from an `after` cursor or a `range_start`, within the retention window.
 
 use super::event_log::{EventsRefused, EventsRequest, EventsStart};
-use super::objects::{now_ms, parse_time, Millis};
+use super::objects::{parse_time, Millis};
 use super::pull_api::{authorize, injected_faults, page_limit, PullError};
 use super::shared::Shared;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -77,7 +77,7 @@ async fn list_events(
     authorize(&request, &shared)?;
     injected_faults(&shared)?;
     let events = events_request(&query)?;
-    let page = shared.log.page(&events, now_ms())?;
+    let page = shared.log.page(&events, shared.log.now_ms())?;
     Ok(HttpResponse::Ok().json(json!({
         "object": "list",
         "data": page.data,

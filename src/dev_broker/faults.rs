@@ -1,10 +1,10 @@
 //! Trouble the dev broker can make on purpose: failing list requests, a per-directory rate limit, and
 //! webhook deliveries that are dropped, duplicated, delayed or reordered.
 
+use super::objects::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// The fault settings in force; all can be changed while the broker runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,22 +109,19 @@ impl Faults {
     }
 }
 
-/// Requests seen in the last second, per directory.
+/// Requests seen in the last second, per directory, by the broker's clock (unix milliseconds).
 #[derive(Default)]
 pub struct RateWindows {
-    seen: Mutex<HashMap<String, VecDeque<Instant>>>,
+    seen: Mutex<HashMap<String, VecDeque<Millis>>>,
 }
 
 impl RateWindows {
-    /// Counts a request for `directory`; false when `limit` requests were already made in the last second.
-    pub fn admit(&self, directory: &str, limit: u32) -> bool {
-        let now = Instant::now();
+    /// Counts a request for `directory` at `now`; false when `limit` requests were already made in the
+    /// second before it.
+    pub fn admit(&self, directory: &str, limit: u32, now: Millis) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let window = seen.entry(directory.to_string()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
+        while window.front().is_some_and(|t| now - *t >= 1000) {
             window.pop_front();
         }
         if window.len() >= limit as usize {

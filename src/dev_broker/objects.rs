@@ -24,6 +24,27 @@ pub fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The broker's clock: the machine's, moved ahead by [`BrokerClock::advance`], so that tests and demos
+/// can let time pass (an event's age, the retention window, a rate window) without waiting for it.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerClock {
+    ahead_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl BrokerClock {
+    /// The broker's time now, in unix milliseconds.
+    pub fn now_ms(&self) -> Millis {
+        now_ms() + self.ahead_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the clock ahead by `by`, for every part of the broker that reads it.
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = Millis::try_from(by.as_millis()).unwrap_or(Millis::MAX);
+        self.ahead_ms
+            .fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A directory as `GET /directories` answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryObject {

@@ -235,7 +235,7 @@ async fn list_users(
             (None, None) => None,
         };
         if let Some(key) = key {
-            if !shared.windows.admit(&key, limit) {
+            if !shared.windows.admit(&key, limit, shared.log.now_ms()) {
                 return Err(PullError::RateLimited { retry_after: true });
             }
         }

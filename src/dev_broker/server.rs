@@ -117,7 +117,8 @@ impl DevBroker {
              `rollcall dev-broker --allow-remote`",
             config.bind
         );
-        let mut model = DirectoryModel::new(config.seed);
+        let clock = BrokerClock::default();
+        let mut model = DirectoryModel::new(config.seed).with_clock(clock.clone());
         let directory = NewDirectory {
             id: config.directory.id.clone(),
             organization_id: config.directory.organization_id.clone(),
@@ -142,7 +143,9 @@ impl DevBroker {
         }
 
         let stop = CancellationToken::new();
-        let log = Arc::new(EventLog::new(config.max_events, config.event_retention));
+        let log = Arc::new(
+            EventLog::new(config.max_events, config.event_retention).with_clock(clock.clone()),
+        );
         let faults = Arc::new(RwLock::new(config.faults.clone()));
         let queue = match &config.webhook {
             None => None,
@@ -227,6 +230,22 @@ impl DevBrokerHandle {
         f: impl FnOnce(&mut DirectoryModel) -> Result<(T, Vec<BrokerEvent>), ModelError>,
     ) -> Changed<T> {
         self.shared.change(f).map(|(value, _)| value)
+    }
+
+    /// Moves the broker's clock ahead by `by`: events age, the retention window and the rate limit's
+    /// window move on, as if that much time had passed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.log.advance_clock(by);
+    }
+
+    /// A moment after every event so far and before every later one: a millisecond after the newest
+    /// event, with the clock moved a second on, so that a `range_start` or `range_end` at it splits the log
+    /// there.
+    pub fn mark_time(&self) -> chrono::DateTime<chrono::Utc> {
+        let newest = self.shared.log.newest_created_ms();
+        let mark = newest.map_or_else(|| self.shared.log.now_ms(), |ms| ms + 1);
+        self.advance_clock(Duration::from_secs(1));
+        chrono::DateTime::from_timestamp_millis(mark).unwrap_or_default()
     }
 
     /// Creates a user (`dsync.user.created`, and `user_added` for each of its groups).

@@ -187,9 +187,7 @@ async fn range_start_and_range_end_select_by_creation_time() {
     let broker = start(generated(10, 2)).await;
     broker.random_changes(5);
     let earlier = logged(&broker);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mark = chrono::Utc::now();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mark = broker.mark_time();
     broker.random_changes(5);
     let everything = logged(&broker);
     let later = &everything[earlier.len()..];
@@ -301,7 +299,7 @@ async fn the_retention_window_and_the_log_cap_both_expire_events() {
     let old = logged(&broker);
     let cursor = old.last().unwrap()["id"].as_str().unwrap().to_string();
     assert_eq!(walk(&broker, "/events?limit=10").await, old);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    broker.advance_clock(Duration::from_secs(2));
     assert_eq!(walk(&broker, "/events?limit=10").await, Vec::<Value>::new());
     let (status, _, body) = get(&broker, &format!("/events?after={cursor}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -311,9 +309,9 @@ async fn the_retention_window_and_the_log_cap_both_expire_events() {
     config.max_events = 5;
     let broker = start(config).await;
     broker.random_changes(8);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mark = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mark = broker
+        .mark_time()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     broker.random_changes(8);
     let kept = logged(&broker);
     assert_eq!(kept.len(), 5);

@@ -65,9 +65,9 @@ async fn the_official_python_sdk_pages_through_the_events() {
     config.faults.drop = 1.0;
     let broker = start(config).await;
     broker.random_changes(30);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let mark = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mark = broker
+        .mark_time()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     broker.random_changes(8);
     assert!(broker.settle(std::time::Duration::from_secs(10)).await);
     assert!(receiver.received().is_empty(), "every webhook was dropped");

@@ -55,6 +55,7 @@ pub struct DirectoryModel {
     pub(crate) rng: StdRng,
     mint: IdMint,
     last_now: Millis,
+    clock: BrokerClock,
 }
 
 impl DirectoryModel {
@@ -70,7 +71,14 @@ impl DirectoryModel {
             rng: StdRng::seed_from_u64(seed),
             mint: IdMint::new(),
             last_now: 0,
+            clock: BrokerClock::default(),
         }
+    }
+
+    /// The model, telling the time of its changes by `clock`.
+    pub fn with_clock(mut self, clock: BrokerClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A fresh id with `prefix`, time-ordered at `at`.
@@ -80,7 +88,7 @@ impl DirectoryModel {
 
     /// The time of a change: never earlier than the previous one.
     pub(super) fn now(&mut self) -> Millis {
-        self.last_now = now_ms().max(self.last_now);
+        self.last_now = self.clock.now_ms().max(self.last_now);
         self.last_now
     }
 
