@@ -308,7 +308,7 @@ impl ShutdownHandle {
 pub fn broker_settings(settings: &Settings) -> crate::broker::BrokerSettings {
     crate::broker::BrokerSettings {
         base_url: settings.workos_api_base.clone(),
-        api_key: settings.workos_api_key.clone().unwrap_or_default().into(),
+        api_key: settings.workos_api_key.clone().unwrap_or_default(),
         user_listing_rate_per_directory: settings.user_listing_rate,
         ..crate::broker::BrokerSettings::default()
     }

@@ -2,7 +2,7 @@
 
 use super::rate_limit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
 use futures_util::TryStreamExt;
 use rand::Rng;
@@ -21,7 +21,7 @@ pub struct BrokerSettings {
     /// Such as `https://api.workos.com`, without a trailing path.
     pub base_url: String,
     /// Sent as `Authorization: Bearer …`.
-    pub api_key: Secret,
+    pub api_key: SecretString,
     /// The timeout of one HTTP request.
     pub timeout: Duration,
     /// Retries after the first attempt of a request (429, 5xx, transport errors).
@@ -49,7 +49,7 @@ impl Default for BrokerSettings {
     fn default() -> Self {
         Self {
             base_url: "https://api.workos.com".into(),
-            api_key: Secret::default(),
+            api_key: SecretString::default(),
             timeout: Duration::from_secs(30),
             max_retries: 5,
             user_listing_rate_per_directory: 4.0,
@@ -791,7 +791,7 @@ impl BrokerClient {
             .http
             .get(url)
             .query(query)
-            .bearer_auth(self.settings.api_key.expose())
+            .bearer_auth(self.settings.api_key.expose_secret())
             .send()
             .await;
         let response = match response {
@@ -1152,7 +1152,10 @@ mod tests {
         };
         let printed = format!("{settings:?}");
         assert!(!printed.contains("hidden"), "{printed}");
-        assert!(printed.contains("api_key: [redacted]"), "{printed}");
+        assert!(
+            printed.contains("api_key: SecretBox<str>([REDACTED])"),
+            "{printed}"
+        );
     }
 
     #[test]
