@@ -96,26 +96,23 @@ impl EventTail {
         *self.0.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
-    /// Starts the tail in the background: it reads whenever it holds the lease, every `interval` or when
-    /// woken; `on_stored` is called after each page it stores (to wake the applier).
-    pub fn spawn(
+    /// The tail, and its work for the service to run in the background until it stops: it reads whenever
+    /// it holds the lease, every `interval` or when woken; `on_stored` is called after each page it stores
+    /// (to wake the applier).
+    pub fn start(
         db: Database,
         client: BrokerClient,
         runner: SyncRunner,
         interval: Duration,
         metrics: Metrics,
         on_stored: Arc<dyn Fn() + Send + Sync>,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> (Self, impl std::future::Future<Output = ()>) {
         let tail = Self::off();
         tail.set(TailState::Standby);
-        let task = {
-            let tail = tail.clone();
-            tokio::spawn(async move {
-                tail.run(db, client, runner, interval, metrics, on_stored)
-                    .await
-            })
-        };
-        (tail, task)
+        let work = tail
+            .clone()
+            .run(db, client, runner, interval, metrics, on_stored);
+        (tail, work)
     }
 
     async fn run(
