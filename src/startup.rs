@@ -14,6 +14,7 @@ use crate::intake::applier::{ActivationHook, Applier, ApplierOptions, RetryPolic
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
 use crate::sync_runs::schedule;
+use crate::telemetry::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing_actix_web::TracingLogger;
 
 /// How long a client has to send its first request's headers once it has connected.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -248,7 +250,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(api::reject_nul))
-                .wrap(tracing_actix())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .configure(api::configure)
                 .configure(crate::admin_ui::configure)
@@ -454,8 +456,4 @@ fn make_room_for_connections(connections: u32) {
              limit wait to be accepted: raise the hard limit (`ulimit -Hn`) or lower ROLLCALL_MAX_CONNECTIONS"
         );
     }
-}
-
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%s %r %Dms").log_target("rollcall::http")
 }

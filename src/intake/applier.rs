@@ -238,6 +238,7 @@ fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> Qu
 
 /// Applies one batch of a lane, if the lane and its workspaces are free; `sizer` sizes the batch and
 /// learns from its time.
+#[tracing::instrument(name = "apply_batch", skip_all, fields(lane = %lane))]
 pub fn apply_lane(
     db: &Database,
     lane: &str,
@@ -501,6 +502,13 @@ fn record_settlements(
                 activated,
                 skipped,
             } => {
+                tracing::debug!(
+                    delivery = row.id,
+                    event_id = row.event_id.as_deref(),
+                    status = status.as_str(),
+                    reason = reason.as_deref(),
+                    "delivery settled"
+                );
                 report.activated.extend(activated);
                 report.skipped.extend(skipped);
                 report

@@ -70,13 +70,20 @@ impl EventStore {
     }
 
     /// Stores one delivery; returns once it is committed.
+    #[tracing::instrument(
+        name = "store_delivery",
+        skip_all,
+        fields(event_id = event.event_id.as_deref(), directory_id = event.directory_id.as_deref(), source = %event.source)
+    )]
     pub async fn store(&self, event: NewWebhookEvent) -> Result<Stored, StoreError> {
         let (stored, outcome) = oneshot::channel();
         self.sender
             .send(Pending { event, stored })
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
-        outcome.await.map_err(|_| StoreError::ShuttingDown)?
+        let stored = outcome.await.map_err(|_| StoreError::ShuttingDown)?;
+        tracing::debug!(outcome = ?stored, "delivery stored");
+        stored
     }
 }
 

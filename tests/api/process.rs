@@ -460,3 +460,135 @@ async fn sigterm_ends_a_pull_in_flight_as_interrupted_and_the_process_exits(back
     );
     drop(broker.stop(false));
 }
+
+/// With JSON logs and `rollcall::intake=debug`, one delivery can be followed: the request that brought it
+/// (its request id) stored it under its event id, and the batch of its directory's lane settled it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_can_be_followed_in_the_logs_from_its_request_to_its_batch() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let port = free_port();
+    let mut child = rollcall()
+        .arg("serve")
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+        .env("ROLLCALL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,rollcall::intake=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = {
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        })
+    };
+    let mut child = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !healthy(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let event_id = format!("event_follow_{}", crate::broker::unique());
+    let body = json!({
+        "id": event_id, "event": "dsync.user.created", "created_at": "2026-01-01T00:00:00.000Z",
+        "data": {"id": "directory_user_follow", "directory_id": "directory_follow", "organization_id": "org_follow",
+            "idp_id": "follow", "email": "follow@example.com", "state": "active",
+            "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}
+    })
+    .to_string();
+    let signed = rollcall::workos::signature::sign(
+        SECRET,
+        rollcall::workos::signature::now_ms(),
+        body.as_bytes(),
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhooks/workos"))
+        .header("content-type", "application/json")
+        .header("WorkOS-Signature", signed)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    // Settled once the applier has moved it on from `received`.
+    let db = database.open();
+    loop {
+        let status: Vec<String> = db
+            .read(|c| {
+                rollcall::db::schema::webhook_events::table
+                    .filter(rollcall::db::schema::webhook_events::event_id.eq(&event_id))
+                    .select(rollcall::db::schema::webhook_events::status)
+                    .load(c)
+                    .map_err(rollcall::db::DbError::from)
+            })
+            .unwrap();
+        if status.iter().any(|s| s != "received") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = log.join().unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let saying = |message: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect()
+    };
+    let span = |line: &Value, name: &str| -> Value {
+        line["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let stored = saying("delivery stored");
+    let stored = stored
+        .iter()
+        .find(|l| span(l, "store_delivery")["event_id"] == event_id.as_str())
+        .unwrap_or_else(|| panic!("no stored delivery in\n{log}"));
+    let request = span(stored, "request");
+    assert_eq!(request["path"], "/webhooks/workos", "{stored}");
+    let request_id = request["request_id"].as_str().expect("a request id");
+    assert_eq!(
+        span(stored, "store_delivery")["directory_id"],
+        "directory_follow"
+    );
+    assert!(
+        saying("answered")
+            .iter()
+            .any(|l| span(l, "request")["request_id"] == request_id && l["fields"]["status"] == 200),
+        "the request's answer is not logged under its id in\n{log}"
+    );
+    let settled = saying("delivery settled");
+    let settled = settled
+        .iter()
+        .find(|l| l["fields"]["event_id"] == event_id.as_str())
+        .unwrap_or_else(|| panic!("no settled delivery in\n{log}"));
+    assert_eq!(
+        span(settled, "apply_batch")["lane"],
+        "directory_follow",
+        "{settled}"
+    );
+}
