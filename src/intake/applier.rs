@@ -815,14 +815,6 @@ impl Applier {
         }
     }
 
-    /// A handle that asks the applier to stop without waiting for it.
-    pub fn stopper(&self) -> ApplierStopper {
-        ApplierStopper {
-            stop: self.stop.clone(),
-            wakeup: self.wakeup.clone(),
-        }
-    }
-
     /// What wakes the applier when deliveries were stored.
     pub fn wakeup(&self) -> Wakeup {
         self.wakeup.clone()
@@ -840,20 +832,6 @@ impl Applier {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-    }
-}
-
-/// Asks an [`Applier`] to stop after the batches in hand.
-#[derive(Clone)]
-pub struct ApplierStopper {
-    stop: CancellationToken,
-    wakeup: Wakeup,
-}
-
-impl ApplierStopper {
-    pub fn stop(&self) {
-        self.stop.cancel();
-        self.wakeup.notify();
     }
 }
 
