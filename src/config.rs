@@ -2,15 +2,15 @@
 //! value stops start-up naming the setting.
 
 use crate::db::{redact_password, DatabaseTarget, DEFAULT_SQLITE_FILE};
-use crate::secret::REDACTED;
+use crate::secret::{parse_secret, trimmed, ExposeSecret, SecretString, REDACTED};
 use clap::{ArgAction, Args, FromArgMatches};
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything Rollcall can be configured with. Its `Debug` output shows no secret, and `--help` shows no
-/// secret's value from the environment.
-#[derive(Clone, Args)]
+/// Everything Rollcall can be configured with. Its `Debug` output shows no secret (each is a
+/// [`SecretString`], and the database URL hides its password), and `--help` shows no secret's value from the
+/// environment.
+#[derive(Clone, Debug, Args)]
 pub struct Settings {
     /// Where data lives: sqlite://PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DB.
     #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_SQLITE_FILE,
@@ -29,9 +29,10 @@ pub struct Settings {
         long,
         env = "WORKOS_API_KEY",
         value_name = "KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub workos_api_key: Option<String>,
+    pub workos_api_key: Option<SecretString>,
     /// The broker's API.
     #[arg(long, env = "WORKOS_API_BASE", default_value = "https://api.workos.com", value_name = "URL",
         value_parser = http_url)]
@@ -43,9 +44,10 @@ pub struct Settings {
         env = "WORKOS_WEBHOOK_SECRETS",
         value_name = "SECRETS",
         value_delimiter = ',',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<SecretString>,
     /// How far a webhook signature's timestamp may be from now, either way (at most 1h): a captured
     /// request can be replayed for this long.
     #[arg(long, env = "WORKOS_WEBHOOK_TOLERANCE", default_value = "180s", value_name = "DURATION",
@@ -70,9 +72,10 @@ pub struct Settings {
         long,
         env = "ROLLCALL_OPERATOR_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub operator_token: Option<String>,
+    pub operator_token: Option<SecretString>,
     /// How often every directory is pulled in full (0: never on a schedule) [default: 1h, or 1d while
     /// the Events API tail runs].
     #[arg(long, env = "RESYNC_INTERVAL", value_name = "DURATION",
@@ -279,7 +282,6 @@ impl Settings {
     /// The settings with secrets trimmed and blank ones dropped, once every value read is usable: no
     /// secret is an example's placeholder and the operator token is long enough.
     pub fn checked(mut self) -> Result<Self, ConfigError> {
-        let trimmed = |value: &String| Some(value.trim().to_string()).filter(|v| !v.is_empty());
         self.webhook_secrets = self.webhook_secrets.iter().filter_map(trimmed).collect();
         self.workos_api_key = self.workos_api_key.as_ref().and_then(trimmed);
         self.operator_token = self.operator_token.as_ref().and_then(trimmed);
@@ -290,7 +292,7 @@ impl Settings {
         if self
             .webhook_secrets
             .iter()
-            .any(|s| s.chars().count() < MIN_WEBHOOK_SECRET_LEN)
+            .any(|s| s.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN)
         {
             return Err(ConfigError::new(
                 "WORKOS_WEBHOOK_SECRETS",
@@ -303,7 +305,7 @@ impl Settings {
         if self
             .operator_token
             .as_ref()
-            .is_some_and(|t| t.chars().count() < MIN_OPERATOR_TOKEN_LEN)
+            .is_some_and(|t| t.expose_secret().chars().count() < MIN_OPERATOR_TOKEN_LEN)
         {
             return Err(ConfigError::new(
                 "ROLLCALL_OPERATOR_TOKEN",
@@ -384,42 +386,6 @@ impl Settings {
     }
 }
 
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |value: &Option<String>| value.as_ref().map(|_| REDACTED);
-        f.debug_struct("Settings")
-            .field("database", &self.database)
-            .field("db_pool_size", &self.db_pool_size)
-            .field("bind", &self.bind)
-            .field("workos_api_key", &redacted(&self.workos_api_key))
-            .field("workos_api_base", &self.workos_api_base)
-            .field(
-                "webhook_secrets",
-                &vec![REDACTED; self.webhook_secrets.len()],
-            )
-            .field("webhook_tolerance", &self.webhook_tolerance)
-            .field("webhook_body_limit", &self.webhook_body_limit)
-            .field("webhook_body_timeout", &self.webhook_body_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("operator_token", &redacted(&self.operator_token))
-            .field("resync_interval", &self.resync_interval)
-            .field("user_listing_rate", &self.user_listing_rate)
-            .field(
-                "mass_deprovision_threshold",
-                &self.mass_deprovision_threshold,
-            )
-            .field("apply_max_attempts", &self.apply_max_attempts)
-            .field("pull_on_activation", &self.pull_on_activation)
-            .field("automatic_pull_spacing", &self.automatic_pull_spacing)
-            .field("max_concurrent_pulls", &self.max_concurrent_pulls)
-            .field("log_format", &self.log_format)
-            .field("event_retention", &self.event_retention)
-            .field("event_source", &self.event_source)
-            .field("events_poll_interval", &self.events_poll_interval)
-            .finish()
-    }
-}
-
 impl EventSource {
     /// The setting's value.
     pub fn name(self) -> &'static str {
@@ -434,9 +400,12 @@ impl EventSource {
 /// Refuses a secret setting whose value, or one of whose values, is an example's placeholder.
 fn refuse_placeholders<'a>(
     setting: &str,
-    values: impl IntoIterator<Item = &'a String>,
+    values: impl IntoIterator<Item = &'a SecretString>,
 ) -> Result<(), ConfigError> {
-    if values.into_iter().any(|v| is_placeholder(v)) {
+    if values
+        .into_iter()
+        .any(|v| is_placeholder(v.expose_secret()))
+    {
         return Err(ConfigError::new(
             setting,
             "is a placeholder from an example, not a real secret; set the real value",
@@ -526,6 +495,11 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The secrets' values, to compare.
+    fn exposed<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Vec<&'a str> {
+        secrets.into_iter().map(|s| s.expose_secret()).collect()
+    }
+
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let vars: HashMap<String, String> = vars
             .iter()
@@ -558,7 +532,7 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(
-            s.webhook_secrets,
+            exposed(&s.webhook_secrets),
             ["whsec_old_0123456789", "whsec_new_0123456789"]
         );
     }
@@ -612,7 +586,7 @@ mod tests {
         assert_eq!(s.resync_interval(), Duration::from_secs(3600));
         assert_eq!(s.event_source(), EventSource::Webhooks);
         assert!(!s.event_tail_enabled());
-        assert_eq!(s.workos_api_key, None);
+        assert!(s.workos_api_key.is_none());
         let s = settings(&[
             ("RESYNC_INTERVAL", " 1h30m "),
             ("ROLLCALL_EVENT_RETENTION", "1d"),
@@ -696,7 +670,7 @@ mod tests {
         assert!(error.to_string().contains("32 characters"), "{error}");
         assert!(!error.to_string().contains(&TOKEN[1..]));
         let s = settings(&[("ROLLCALL_OPERATOR_TOKEN", TOKEN)]).unwrap();
-        assert_eq!(s.operator_token.as_deref(), Some(TOKEN));
+        assert_eq!(exposed(&s.operator_token), [TOKEN]);
     }
 
     #[test]
@@ -713,7 +687,7 @@ mod tests {
         }
         let sixteen = "0123456789abcdef";
         let s = settings(&[("WORKOS_WEBHOOK_SECRETS", sixteen)]).unwrap();
-        assert_eq!(s.webhook_secrets, [sixteen]);
+        assert_eq!(exposed(&s.webhook_secrets), [sixteen]);
     }
 
     #[test]
@@ -765,7 +739,7 @@ mod tests {
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
-        assert!(printed.contains("[redacted]"), "{printed}");
+        assert!(printed.contains("REDACTED"), "{printed}");
         assert!(printed.contains("db/rollcall"), "{printed}");
     }
 

@@ -1,45 +1,23 @@
-//! Values kept out of logs and `Debug` output: API keys, signing secrets, tokens.
+//! Values kept out of logs and `Debug` output: API keys, signing secrets, tokens, database URLs. They are
+//! held as [`SecretString`] (the `secrecy` crate): its `Debug` output shows no value, its memory is zeroed
+//! when it is dropped, and the value is read only through [`ExposeSecret::expose_secret`], where it is used.
 
-use std::fmt;
+pub use secrecy::{ExposeSecret, SecretString};
 
-/// What a secret's `Debug` output shows instead of the secret.
+/// What a secret shows instead of its value where Rollcall writes the redaction itself (error messages
+/// quoting a setting, a database URL with its password taken out).
 pub const REDACTED: &str = "[redacted]";
 
-/// A secret value: its `Debug` output is `[redacted]`; [`Secret::expose`] gives the value where it is used.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value itself, for signing or sending; never for a log line.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// Reads a secret option or environment variable (clap's value parser: `SecretString` has no `FromStr`).
+pub fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_string())
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(value.into())
-    }
+/// The secret with surrounding white space removed, or `None` when nothing is left.
+pub fn trimmed(secret: &SecretString) -> Option<SecretString> {
+    Some(secret.expose_secret().trim())
+        .filter(|value| !value.is_empty())
+        .map(SecretString::from)
 }
 
 #[cfg(test)]
@@ -48,9 +26,19 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_value() {
-        let secret = Secret::from("sk_live_do_not_print");
-        assert_eq!(format!("{secret:?}"), "[redacted]");
-        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
-        assert_eq!(secret.expose(), "sk_live_do_not_print");
+        let secret = SecretString::from("sk_live_do_not_print");
+        for printed in [format!("{secret:?}"), format!("{:?}", Some(secret.clone()))] {
+            assert!(!printed.contains("do_not_print"), "{printed}");
+            assert!(printed.contains("REDACTED"), "{printed}");
+        }
+        assert_eq!(secret.expose_secret(), "sk_live_do_not_print");
+    }
+
+    #[test]
+    fn trimming_drops_blank_secrets() {
+        let trimmed =
+            |value: &str| super::trimmed(&value.into()).map(|s| s.expose_secret().to_owned());
+        assert_eq!(trimmed("  whsec_x  ").as_deref(), Some("whsec_x"));
+        assert_eq!(trimmed("   "), None);
     }
 }

@@ -1,20 +1,29 @@
 //! Building and running the service: database, migrations, event store, applier and HTTP server.
+//!
+//! Its background work (the applier, the event store's writer, the Events API tail, the schedule, the
+//! lease keeper, retention and the sync runs) belongs to one [`TaskTracker`] and stops with one
+//! [`CancellationToken`], which SIGTERM, SIGINT (Ctrl-C) or a [`ShutdownHandle`] cancels. The HTTP server
+//! then finishes the requests in flight, runs in progress end at their next step (recorded interrupted),
+//! and the service returns once every task has ended.
 
 use crate::config::Settings;
 use crate::db::{Database, InstanceLock};
 use crate::event_tail::EventTail;
-use crate::intake::applier::{
-    ActivationHook, Applier, ApplierOptions, ApplierStopper, RetryPolicy, Wakeup,
-};
+use crate::intake::applier::{ActivationHook, Applier, ApplierOptions, RetryPolicy, Wakeup};
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
 use crate::sync_runs::schedule;
+use crate::telemetry::RequestSpan;
 use crate::{api, state::AppState};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing_actix_web::TracingLogger;
 
 /// How long a client has to send its first request's headers once it has connected.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +31,11 @@ const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a connection closed after an answer waits for the client to hang up before it is dropped.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long requests in flight have to finish once the service is stopping.
+const REQUESTS_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the background work has to end once the HTTP server has stopped: runs stop at their next
+/// transaction, the applier after its batch.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A built service, bound to its port, ready to run.
 pub struct Application {
@@ -30,10 +44,29 @@ pub struct Application {
     db: Database,
     /// On SQLite, keeps other `serve` processes off the file while this one runs.
     _instance_lock: Option<InstanceLock>,
-    applier: Applier,
-    event_store_writer: std::thread::JoinHandle<()>,
-    /// The schedule and the task that starts runs for activated directories; aborted at stop.
-    background: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
+    /// Stops the applier alone (a child of the service's token).
+    applier_shutdown: CancellationToken,
+    /// Wakes the applier's workers, so they hear of a stop at once.
+    applier_wakeup: Wakeup,
+}
+
+/// The service's background work: every task and worker thread is tracked by `tasks`, and stops once
+/// `shutdown` is cancelled.
+#[derive(Clone)]
+struct Background {
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Background {
+    /// Runs `work` as a tracked task until it ends or the service stops.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            shutdown.run_until_cancelled_owned(work).await;
+        });
+    }
 }
 
 impl Application {
@@ -72,6 +105,10 @@ impl Application {
         if settings.operator_token.is_none() {
             tracing::warn!("ROLLCALL_OPERATOR_TOKEN is not set: only tokens made with `rollcall token create` can use the API");
         }
+        let background = Background {
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        };
         let wakeup = Wakeup::default();
         let retry = RetryPolicy {
             max_attempts: settings.apply_max_attempts,
@@ -95,7 +132,8 @@ impl Application {
                         settings.mass_deprovision_threshold,
                     )
                     .with_automatic_pull_spacing(settings.automatic_pull_spacing)
-                    .with_concurrent_pulls(settings.max_concurrent_pulls as usize),
+                    .with_concurrent_pulls(settings.max_concurrent_pulls as usize)
+                    .with_lifecycle(background.tasks.clone(), background.shutdown.clone()),
                 )
             }
             None => {
@@ -104,9 +142,8 @@ impl Application {
             }
         };
         let sync_runner = sync_runner.map(|runner| runner.with_metrics(metrics.clone()));
-        let mut background = Vec::new();
         if let Some(runner) = &sync_runner {
-            background.push(schedule::spawn_lease_keeper(runner.clone()));
+            background.spawn(schedule::keep_leases(runner.clone()));
         }
         let on_activated: Option<ActivationHook> = match &sync_runner {
             Some(_) if !settings.pull_on_activation => {
@@ -114,8 +151,8 @@ impl Application {
                 None
             }
             Some(runner) => {
-                let (activated, task) = schedule::spawn_activation_runs(runner.clone());
-                background.push(task);
+                let (activated, work) = schedule::activation_runs(runner.clone());
+                background.spawn(work);
                 Some(Arc::new(move |directory: &str| {
                     // The receiving task only ends with the service.
                     let _ = activated.send(directory.to_string());
@@ -135,13 +172,15 @@ impl Application {
                     interval_secs = interval.as_secs_f64(),
                     "every qualifying directory is pulled in full each RESYNC_INTERVAL"
                 );
-                background.push(schedule::spawn_schedule(runner.clone(), interval));
+                background.spawn(schedule::run_schedule(runner.clone(), interval));
             }
         }
-        background.extend(crate::intake::retention::spawn(
-            db.clone(),
-            settings.event_retention,
-        ));
+        if let Some(pruning) =
+            crate::intake::retention::pruning(db.clone(), settings.event_retention)
+        {
+            background.spawn(pruning);
+        }
+        let applier_shutdown = background.shutdown.child_token();
         let applier = Applier::start(
             db.clone(),
             ApplierOptions {
@@ -149,6 +188,8 @@ impl Application {
                 wakeup: wakeup.clone(),
                 on_activated,
                 metrics: metrics.clone(),
+                shutdown: applier_shutdown.clone(),
+                tasks: background.tasks.clone(),
             },
         );
         let event_tail = match (&broker, &sync_runner) {
@@ -159,7 +200,7 @@ impl Application {
                     "the Events API tail is on: events are read after a stored cursor, and verified webhooks wake it"
                 );
                 let wakeup = wakeup.clone();
-                let (tail, task) = EventTail::spawn(
+                let (tail, work) = EventTail::start(
                     db.clone(),
                     client.clone(),
                     runner.clone(),
@@ -167,7 +208,7 @@ impl Application {
                     metrics.clone(),
                     Arc::new(move || wakeup.notify()),
                 );
-                background.push(task);
+                background.spawn(work);
                 tail
             }
             _ => {
@@ -175,11 +216,12 @@ impl Application {
                 EventTail::off()
             }
         };
-        let (event_store, event_store_writer) = {
+        let event_store = {
             let wakeup = wakeup.clone();
             EventStore::start(
                 db.clone(),
                 Arc::new(move |lanes| wakeup.notify_lanes(lanes)),
+                &background.tasks,
             )
         };
         let listener = TcpListener::bind(settings.bind)
@@ -188,6 +230,7 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let max_connections = settings.max_connections;
         make_room_for_connections(max_connections);
+        let applier_wakeup = wakeup.clone();
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -199,13 +242,15 @@ impl Application {
             token_use: Default::default(),
             event_tail,
         });
+        // Listening from before the server answers: a signal sent once it does is not missed.
+        let stop_on_signal = stop_on_signal(background.shutdown.clone());
         // Actix counts connections per worker thread; the setting is the whole process's.
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let connections_per_worker = (max_connections as usize).div_ceil(workers);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(api::reject_nul))
-                .wrap(tracing_actix())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .configure(api::configure)
                 .configure(crate::admin_ui::configure)
@@ -222,16 +267,28 @@ impl Application {
         .keep_alive(KEEP_ALIVE)
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .listen(listener)?
-        .shutdown_timeout(30)
+        .shutdown_timeout(REQUESTS_STOP_TIMEOUT.as_secs())
+        // The service's own signal handling cancels the one token everything stops with.
+        .disable_signals()
         .run();
+        background.tasks.spawn(stop_on_signal);
+        // The server stops with the rest: it finishes the requests in flight first.
+        let handle = server.handle();
+        let stopping = background.shutdown.clone();
+        background.tasks.spawn(async move {
+            stopping.cancelled().await;
+            handle.stop(true).await;
+        });
+        // The applier's threads hold tracker tokens of their own; the handle is not needed.
+        drop(applier);
         Ok(Self {
             port,
             server,
             db,
             _instance_lock: instance_lock,
-            applier,
-            event_store_writer,
             background,
+            applier_shutdown,
+            applier_wakeup,
         })
     }
 
@@ -248,59 +305,99 @@ impl Application {
     /// A handle that stops the service from elsewhere (tests, embedding programs).
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            server: self.server.handle(),
-            applier: self.applier.stopper(),
+            shutdown: self.background.shutdown.clone(),
+            applier: self.applier_shutdown.clone(),
+            applier_wakeup: self.applier_wakeup.clone(),
         }
     }
 
-    /// Serves until SIGTERM or SIGINT: stops taking requests, finishes those in flight, drains the event
-    /// store, lets the applier finish its batch, and returns.
+    /// Serves until SIGTERM, SIGINT or a [`ShutdownHandle`] stops it: stops taking requests and finishes
+    /// those in flight, while the background work stops (the applier after its batch, runs in progress at
+    /// their next step, recorded interrupted); drains the event store, and returns once every task and
+    /// worker thread has ended.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             server,
-            applier,
-            event_store_writer,
             background,
             // Held until the service has stopped.
             _instance_lock,
             ..
         } = self;
+        let Background { tasks, shutdown } = background;
         let served = server.await;
-        // No new runs start from here on; runs in progress end with the process.
-        for task in background {
-            task.abort();
+        // However the server ended, everything else stops with it.
+        shutdown.cancel();
+        tracing::info!("HTTP server stopped; finishing background work");
+        // The server's handles to the event store are gone with it, so the writer drains and ends.
+        tasks.close();
+        if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still_running = tasks.len(),
+                "background work did not stop within {}s; stopping without it",
+                BACKGROUND_STOP_TIMEOUT.as_secs()
+            );
         }
         served?;
-        tracing::info!("HTTP server stopped; finishing background work");
-        tokio::task::spawn_blocking(move || {
-            // The server's handles to the event store are gone with it, so the writer drains and ends.
-            let _ = event_store_writer.join();
-            applier.stop();
-        })
-        .await?;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT (Ctrl-C); ends when it is cancelled otherwise. The signals
+/// are listened for from the call on (not from the future's first poll), so one sent as soon as the
+/// service answers is not missed.
+fn stop_on_signal(shutdown: CancellationToken) -> impl Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(signals) => Some(signals),
+        Err(error) => {
+            tracing::warn!(%error, signal = name, "cannot listen for the signal");
+            None
+        }
+    };
+    let (terminate, interrupt) = (
+        listen(SignalKind::terminate(), "SIGTERM"),
+        listen(SignalKind::interrupt(), "SIGINT"),
+    );
+    let received = |signals: Option<tokio::signal::unix::Signal>| async move {
+        match signals {
+            Some(mut signals) => signals.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    async move {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = received(terminate) => tracing::info!("SIGTERM received; stopping"),
+            _ = received(interrupt) => tracing::info!("SIGINT received; stopping"),
+        }
+        shutdown.cancel();
     }
 }
 
 /// Stops a running [`Application`] without waiting for it.
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    server: actix_web::dev::ServerHandle,
-    applier: ApplierStopper,
+    shutdown: CancellationToken,
+    applier: CancellationToken,
+    applier_wakeup: Wakeup,
 }
 
 impl ShutdownHandle {
-    /// Stops taking requests and stops the applier; in-flight work finishes in the background.
+    /// Stops the service as SIGTERM does: stops taking requests and every background task; in-flight
+    /// work finishes in the background ([`Application::run_until_stopped`] returns once it has).
     pub fn stop(&self) {
-        // The stop command is sent at once; the returned future only waits for completion.
-        drop(self.server.stop(true));
-        self.applier.stop();
+        self.shutdown.cancel();
+        self.applier_wakeup.notify();
     }
 
     /// Stops only the applier: webhooks are still stored and acknowledged, and `/readyz` answers 503.
     pub fn stop_applier(&self) {
-        self.applier.stop();
+        self.applier.cancel();
+        self.applier_wakeup.notify();
     }
 }
 
@@ -308,7 +405,7 @@ impl ShutdownHandle {
 pub fn broker_settings(settings: &Settings) -> crate::broker::BrokerSettings {
     crate::broker::BrokerSettings {
         base_url: settings.workos_api_base.clone(),
-        api_key: settings.workos_api_key.clone().unwrap_or_default().into(),
+        api_key: settings.workos_api_key.clone().unwrap_or_default(),
         user_listing_rate_per_directory: settings.user_listing_rate,
         ..crate::broker::BrokerSettings::default()
     }
@@ -359,8 +456,4 @@ fn make_room_for_connections(connections: u32) {
              limit wait to be accepted: raise the hard limit (`ulimit -Hn`) or lower ROLLCALL_MAX_CONNECTIONS"
         );
     }
-}
-
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%s %r %Dms").log_target("rollcall::http")
 }

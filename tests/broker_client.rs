@@ -267,6 +267,28 @@ async fn waits_for_retry_after_on_429() {
     assert_eq!((stats.rate_limited, stats.retries), (1, 1));
 }
 
+#[tokio::test]
+async fn waits_for_retry_after_on_503() {
+    let server = serve(|_, n| {
+        if n == 1 {
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .body("down for maintenance")
+        } else {
+            one_page_of_users()
+        }
+    });
+    let client = BrokerClient::new(settings(&server.url, "sk")).expect("a client");
+    let started = Instant::now();
+    let listing = client.list_users("directory_t").await.expect("a listing");
+    let elapsed = started.elapsed();
+    // The backoff alone would have waited 10 to 20 ms.
+    assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+    assert_eq!(listing.requests, 2);
+    let stats = client.stats().snapshot();
+    assert_eq!((stats.rate_limited, stats.retries), (0, 1));
+}
+
 /// A broker that allows 2 `/directory_users` requests a second per directory and answers more with 429
 /// and `Retry-After: 1`, while the users and several groups' members are listed at once at the client's
 /// default 4 requests a second: after a 429 every listing of that directory waits the second out, not

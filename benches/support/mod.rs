@@ -6,6 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use rollcall::config::Settings;
 use rollcall::db::{Database, DatabaseTarget};
+use rollcall::secret::ExposeSecret;
 use rollcall::startup::Application;
 use rollcall::workos::signature;
 use serde_json::json;
@@ -74,7 +75,9 @@ pub fn scratch(backend: &str) -> Scratch {
             .unwrap();
         let sep = if url.contains('?') { '&' } else { '?' };
         Scratch {
-            target: DatabaseTarget::Postgres(format!("{url}{sep}options=-csearch_path%3D{schema}")),
+            target: DatabaseTarget::Postgres(
+                format!("{url}{sep}options=-csearch_path%3D{schema}").into(),
+            ),
             _dir: None,
             drop_schema: Some((url, schema)),
         }
@@ -441,7 +444,7 @@ pub async fn wait_until_up(client: &reqwest::Client, url: &str) {
 pub fn database_url(target: &DatabaseTarget) -> String {
     match target {
         DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
-        DatabaseTarget::Postgres(url) => url.clone(),
+        DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::access::Caller;
 use crate::audit::Cause;
 use crate::db::models::ApiTokenRow;
 use crate::db::schema::api_tokens;
+use crate::secret::ExposeSecret;
 use crate::state::AppState;
 use crate::tokens::hash_token;
 use crate::workos::timestamp;
@@ -38,7 +39,11 @@ impl FromRequest for Caller {
             let token = token.ok_or_else(ApiError::unauthorized)?;
             let hash = hash_token(&token);
             if let Some(bootstrap) = &state.settings.operator_token {
-                if bool::from(hash_token(bootstrap).as_bytes().ct_eq(hash.as_bytes())) {
+                if bool::from(
+                    hash_token(bootstrap.expose_secret())
+                        .as_bytes()
+                        .ct_eq(hash.as_bytes()),
+                ) {
                     return Ok(Caller::Operator {
                         cause: Cause::BootstrapOperator,
                     });

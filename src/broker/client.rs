@@ -2,10 +2,9 @@
 
 use super::rate_limit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
 use futures_util::TryStreamExt;
-use rand::Rng;
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -21,7 +20,7 @@ pub struct BrokerSettings {
     /// Such as `https://api.workos.com`, without a trailing path.
     pub base_url: String,
     /// Sent as `Authorization: Bearer …`.
-    pub api_key: Secret,
+    pub api_key: SecretString,
     /// The timeout of one HTTP request.
     pub timeout: Duration,
     /// Retries after the first attempt of a request (429, 5xx, transport errors).
@@ -30,7 +29,7 @@ pub struct BrokerSettings {
     pub user_listing_rate_per_directory: f64,
     /// `/events` requests per second for the API key (the broker allows 6,000 a minute).
     pub events_rate_per_key: f64,
-    /// The first backoff wait; doubled for each next retry, with jitter.
+    /// The first backoff wait (between half and all of it, with jitter); doubled for each next retry.
     pub backoff_base: Duration,
     /// The longest backoff wait.
     pub backoff_max: Duration,
@@ -49,7 +48,7 @@ impl Default for BrokerSettings {
     fn default() -> Self {
         Self {
             base_url: "https://api.workos.com".into(),
-            api_key: Secret::default(),
+            api_key: SecretString::default(),
             timeout: Duration::from_secs(30),
             max_retries: 5,
             user_listing_rate_per_directory: 4.0,
@@ -724,6 +723,10 @@ impl BrokerClient {
 
     /// One page, with retries. `limit` spaces the requests of one key, and a `Retry-After` holds every
     /// request of that key (of every concurrent listing sharing it) until it has passed.
+    ///
+    /// Retries are `backon`'s exponential backoff with jitter. A `Retry-After` (on 429 or 503) replaces
+    /// the backoff: the wait is placed on the key's hold, which the next attempt waits out in `acquire`
+    /// with every other request of the key, so the retry itself sleeps no more.
     async fn get_page<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -731,54 +734,82 @@ impl BrokerClient {
         limit: (&RateLimiter, &str),
         requests: &mut u32,
     ) -> Result<Page<T>, BrokerError> {
+        use backon::Retryable;
         let described = Self::describe(path, query);
         let url = format!("{}{path}", self.settings.base_url);
         let (limiter, key) = limit;
-        let mut attempt = 0u32;
-        loop {
+        let group_members = path == "/directory_users" && query.iter().any(|(k, _)| *k == "group");
+        let attempts = AtomicU32::new(0);
+        let (url, described, attempts) = (&url, &described, &attempts);
+        let attempt = || async move {
             limiter.acquire(key).await;
-            *requests += 1;
+            attempts.fetch_add(1, Ordering::Relaxed);
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            if query.iter().any(|(k, _)| *k == "group") && path == "/directory_users" {
+            if group_members {
                 self.stats
                     .group_member_requests
                     .fetch_add(1, Ordering::Relaxed);
             }
             let sent = std::time::Instant::now();
-            let outcome = self.attempt(&url, &described, query).await;
+            let outcome = self.attempt(url, described, query).await;
             if let Some(metrics) = &self.metrics {
                 metrics.broker_request(path, sent.elapsed());
             }
-            let (cause, wait) = match outcome {
-                Ok(page) => return Ok(page),
-                Err(Attempt::Fatal(error)) => return Err(error),
-                Err(Attempt::Retry { cause, wait }) => (cause, wait),
-            };
-            if attempt >= self.settings.max_retries {
-                return Err(BrokerError::RetriesExhausted {
-                    path: described,
-                    attempts: attempt + 1,
-                    last: cause,
-                });
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if let Some(metrics) = &self.metrics {
-                metrics.broker_retry();
-            }
-            attempt += 1;
-            match wait {
-                // The broker's own wait holds every request of the key, not only this one.
-                Some(wait) => {
-                    tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "the broker asked to wait (Retry-After); holding every request of this endpoint and directory");
-                    limiter.hold(key, std::time::Instant::now() + wait);
+            outcome
+        };
+        let outcome = attempt
+            .retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|failed| matches!(failed, Attempt::Retry { .. }))
+            .adjust(|failed, backoff| match failed {
+                // The hold is the wait (see `notify`); `None` still ends the retries.
+                Attempt::Retry { wait: Some(_), .. } => backoff.map(|_| Duration::ZERO),
+                _ => backoff,
+            })
+            .notify(|failed, backoff| {
+                let Attempt::Retry { cause, wait } = failed else {
+                    return;
+                };
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &self.metrics {
+                    metrics.broker_retry();
                 }
-                None => {
-                    let wait = self.backoff(attempt - 1);
-                    tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "retrying a broker request");
-                    tokio::time::sleep(wait).await;
+                match wait {
+                    // The broker's own wait holds every request of the key, not only this one.
+                    Some(wait) => {
+                        tracing::debug!(path = %described, %cause, wait_ms = wait.as_millis() as u64, "the broker asked to wait (Retry-After); holding every request of this endpoint and directory");
+                        limiter.hold(key, std::time::Instant::now() + *wait);
+                    }
+                    None => {
+                        tracing::debug!(path = %described, %cause, wait_ms = backoff.as_millis() as u64, "retrying a broker request");
+                    }
                 }
-            }
+            })
+            .await;
+        let attempts = attempts.load(Ordering::Relaxed);
+        *requests += attempts;
+        match outcome {
+            Ok(page) => Ok(page),
+            Err(Attempt::Fatal(error)) => Err(error),
+            Err(Attempt::Retry { cause, .. }) => Err(BrokerError::RetriesExhausted {
+                path: described.clone(),
+                attempts,
+                last: cause,
+            }),
         }
+    }
+
+    /// The backoff between attempts: `max_retries` retries, each waiting between half and all of
+    /// `backoff_base * 2^n`, at most `backoff_max` (backon's jitter adds up to as much again to a wait,
+    /// so it is given half of each).
+    fn backoff(&self) -> backon::ExponentialBuilder {
+        let settings = &self.settings;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(settings.backoff_base / 2)
+            .with_max_delay(settings.backoff_max / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(settings.max_retries as usize)
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -791,7 +822,7 @@ impl BrokerClient {
             .http
             .get(url)
             .query(query)
-            .bearer_auth(self.settings.api_key.expose())
+            .bearer_auth(self.settings.api_key.expose_secret())
             .send()
             .await;
         let response = match response {
@@ -857,9 +888,10 @@ impl BrokerClient {
                     wait: retry_after,
                 })
             }
+            // A 503 may say when to come back, as a 429 does.
             s if s.is_server_error() => Err(Attempt::Retry {
                 cause: format!("{s}: {body}"),
-                wait: None,
+                wait: retry_after.filter(|_| s == StatusCode::SERVICE_UNAVAILABLE),
             }),
             s => Err(Attempt::Fatal(BrokerError::Status {
                 path,
@@ -867,17 +899,6 @@ impl BrokerClient {
                 body,
             })),
         }
-    }
-
-    /// Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .settings
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.settings.backoff_max);
-        let factor = rand::rng().random_range(0.5..=1.0);
-        full.mul_f64(factor)
     }
 }
 
@@ -1152,7 +1173,10 @@ mod tests {
         };
         let printed = format!("{settings:?}");
         assert!(!printed.contains("hidden"), "{printed}");
-        assert!(printed.contains("api_key: [redacted]"), "{printed}");
+        assert!(
+            printed.contains("api_key: SecretBox<str>([REDACTED])"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut settings = Settings::from_lookup(|_| None)?;
     settings.database = database.clone();
     settings.bind = service_addr;
-    settings.webhook_secrets = vec![secret];
-    settings.workos_api_key = Some(broker.api_key.clone());
+    settings.webhook_secrets = vec![secret.into()];
+    settings.workos_api_key = Some(broker.api_key.clone().into());
     settings.workos_api_base = broker.base_url.clone();
     settings.operator_token = None;
     let app = Application::build(settings)?;

@@ -1,6 +1,6 @@
 //! `rollcall replay`: posts sample events to a running server, each signed with a fresh timestamp.
 
-use crate::secret::Secret;
+use crate::secret::{parse_secret, ExposeSecret, SecretString};
 use crate::workos::signature;
 use anyhow::Context;
 use clap::Args;
@@ -16,14 +16,14 @@ pub struct ReplayArgs {
     pub url: Option<String>,
     /// The signing secret; of a comma-separated list, the first. Default: WORKOS_WEBHOOK_SECRETS, which
     /// keeps the secret out of the process list and the shell's history.
-    #[arg(long, env = "WORKOS_WEBHOOK_SECRETS", hide_env_values = true)]
-    pub secret: Option<Secret>,
+    #[arg(long, env = "WORKOS_WEBHOOK_SECRETS", hide_env_values = true, value_parser = parse_secret)]
+    pub secret: Option<SecretString>,
 }
 
 /// The first secret of a comma-separated list.
-fn first_secret(secrets: &Secret) -> Option<&str> {
+fn first_secret(secrets: &SecretString) -> Option<&str> {
     secrets
-        .expose()
+        .expose_secret()
         .split(',')
         .map(str::trim)
         .find(|s| !s.is_empty())

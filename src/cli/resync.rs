@@ -1,7 +1,7 @@
 //! `rollcall resync`: asks a running service for a full pull of one directory, follows the run with a
 //! progress bar and prints its counts.
 
-use crate::secret::Secret;
+use crate::secret::{parse_secret, ExposeSecret, SecretString};
 use anyhow::Context;
 use clap::Args;
 use indicatif::ProgressBar;
@@ -26,8 +26,8 @@ pub struct ResyncArgs {
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// An operator token. Default: ROLLCALL_OPERATOR_TOKEN.
-    #[arg(long)]
-    pub token: Option<Secret>,
+    #[arg(long, value_parser = parse_secret)]
+    pub token: Option<SecretString>,
 }
 
 /// A sync run as `GET /api/v1/sync-runs/{run}` answers it; read leniently, so fields added later (or
@@ -74,7 +74,7 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     let token = args
         .token
-        .map(|t| t.expose().to_string())
+        .map(|t| t.expose_secret().to_string())
         .or_else(|| std::env::var("ROLLCALL_OPERATOR_TOKEN").ok())
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())

@@ -19,6 +19,7 @@ pub mod schema;
 pub use ordering::{AdvisoryLock, BatchSizer, Work};
 
 use crate::metrics::Metrics;
+use crate::secret::{ExposeSecret, SecretString};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -131,13 +132,26 @@ pub fn migration_names() -> (Vec<String>, Vec<String>) {
 
 /// Which database a `DATABASE_URL` points at. Its `Debug` output, like [`DatabaseTarget::display`], shows
 /// no password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum DatabaseTarget {
     /// A SQLite file.
     Sqlite(String),
-    /// A PostgreSQL connection URL, or a key/value connection string (`host=… dbname=…`).
-    Postgres(String),
+    /// A PostgreSQL connection URL, or a key/value connection string (`host=… dbname=…`): a secret, as it
+    /// may hold the password.
+    Postgres(SecretString),
 }
+
+impl PartialEq for DatabaseTarget {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            (Self::Postgres(a), Self::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DatabaseTarget {}
 
 /// The SQLite file used when `DATABASE_URL` is not set.
 pub const DEFAULT_SQLITE_FILE: &str = "rollcall.db";
@@ -167,7 +181,7 @@ impl DatabaseTarget {
             return Err("is empty".into());
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self::Postgres(url.to_string()));
+            return Ok(Self::Postgres(url.into()));
         }
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -187,7 +201,7 @@ impl DatabaseTarget {
             .split_once('=')
             .is_some_and(|(keyword, _)| CONNINFO_KEYWORDS.contains(&keyword.trim()))
         {
-            return Ok(Self::Postgres(url.to_string()));
+            return Ok(Self::Postgres(url.into()));
         }
         Ok(Self::Sqlite(url.to_string()))
     }
@@ -204,7 +218,7 @@ impl DatabaseTarget {
     pub fn display(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite file {path}"),
-            Self::Postgres(url) => redact_password(url),
+            Self::Postgres(url) => redact_password(url.expose_secret()),
         }
     }
 
@@ -223,7 +237,7 @@ impl DatabaseTarget {
                 Ok(DbConnection::Sqlite(conn))
             }
             Self::Postgres(url) => Ok(DbConnection::Postgresql(diesel::PgConnection::establish(
-                url,
+                url.expose_secret(),
             )?)),
         }
     }
@@ -931,36 +945,59 @@ impl std::fmt::Debug for DatabaseTarget {
             Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
             Self::Postgres(url) => f
                 .debug_tuple("Postgres")
-                .field(&redact_password(url))
+                .field(&redact_password(url.expose_secret()))
                 .finish(),
         }
     }
 }
 
 /// A database URL (of any scheme) or PostgreSQL key/value connection string with its password
-/// (`user:PASSWORD@` or `password=…`) replaced by `[redacted]`.
+/// (`user:PASSWORD@`, or a `password=` parameter or keyword) replaced by `[redacted]`. URLs are read by the
+/// `url` crate (so a password holding `@` or `:` is found where a URL parser finds it); a URL it cannot read
+/// shows its scheme alone. A key/value connection string is not a URL, so it is read here.
 pub fn redact_password(url: &str) -> String {
     use crate::secret::REDACTED;
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            // The last `@` ends the user information, so a password holding `@` is hidden whole.
-            let (user, host) = match rest.rsplit_once('@') {
-                Some((auth, host)) => match auth.split_once(':') {
-                    Some((user, _)) => (format!("{user}:{REDACTED}@"), host),
-                    None => (format!("{auth}@"), host),
-                },
-                None => (String::new(), rest),
-            };
-            let host = redact_password_values(host, |c| c == '&' || c == '#');
-            format!("{scheme}://{user}{host}")
-        }
-        None => redact_password_values(url, char::is_whitespace),
+    use url::{form_urlencoded, Position, Url};
+    let Some((scheme, _)) = url.split_once("://") else {
+        return redact_conninfo_password(url);
+    };
+    let Ok(parsed) = Url::parse(url) else {
+        return format!("{scheme}://{REDACTED}");
+    };
+    // The text as parsed, cut at the url crate's positions; only the password and `password=` values are
+    // replaced.
+    let mut shown = match parsed.password() {
+        Some(_) => format!(
+            "{}:{REDACTED}@{}",
+            &parsed[..Position::AfterUsername],
+            &parsed[Position::BeforeHost..Position::AfterPath]
+        ),
+        None => parsed[..Position::AfterPath].to_owned(),
+    };
+    if let Some(query) = parsed.query() {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let key = form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .map(|(k, _)| k);
+                match key {
+                    Some(key) if key == "password" => format!("password={REDACTED}"),
+                    _ => pair.to_owned(),
+                }
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
     }
+    shown.push_str(&parsed[Position::AfterQuery..]);
+    shown
 }
 
-/// `text` with the value of every `password=` (a URL's query parameter, or a key/value connection
-/// string's keyword) replaced by `[redacted]`; a value ends where `ends` says, or at its closing quote.
-fn redact_password_values(text: &str, ends: impl Fn(char) -> bool) -> String {
+/// A key/value connection string (`host=db password=… user=app`) with the value of every `password`
+/// keyword replaced by `[redacted]`; a value ends at white space, or at its closing quote. Hand-written:
+/// libpq's key/value syntax (quotes, backslash escapes, spaces around `=`) is not a URL.
+fn redact_conninfo_password(text: &str) -> String {
     use crate::secret::REDACTED;
     let mut redacted = String::with_capacity(text.len());
     let mut rest = text;
@@ -968,7 +1005,7 @@ fn redact_password_values(text: &str, ends: impl Fn(char) -> bool) -> String {
         let starts_keyword = rest[..at]
             .chars()
             .next_back()
-            .is_none_or(|c| c.is_whitespace() || c == '?' || c == '&');
+            .is_none_or(char::is_whitespace);
         let after = &rest[at + "password".len()..];
         let value = after.trim_start().strip_prefix('=').map(str::trim_start);
         let (Some(value), true) = (value, starts_keyword) else {
@@ -989,7 +1026,7 @@ fn redact_password_values(text: &str, ends: impl Fn(char) -> bool) -> String {
                     })
                     .map_or(value.len(), |(i, _)| i + 2)
             }
-            None => value.find(&ends).unwrap_or(value.len()),
+            None => value.find(char::is_whitespace).unwrap_or(value.len()),
         };
         redacted.push_str(&rest[..at]);
         redacted.push_str("password=");
@@ -1056,6 +1093,18 @@ mod tests {
                 "host=db password=[redacted] user=app",
             ),
             ("host=db passwordless=yes", "host=db passwordless=yes"),
+            (
+                "postgres://app:s3%40ss:w0rd@db/rollcall#top",
+                "postgres://app:[redacted]@db/rollcall#top",
+            ),
+            (
+                "postgres://db/rollcall?passwordless=1&pass%77ord=s3cret",
+                "postgres://db/rollcall?passwordless=1&password=[redacted]",
+            ),
+            (
+                "postgres://app:s3cret@db:port/rollcall",
+                "postgres://[redacted]",
+            ),
         ] {
             let target = DatabaseTarget::parse(url).unwrap();
             assert_eq!(target.backend(), "postgresql", "{url}");

@@ -5,7 +5,7 @@
 use super::delivery_record::Delivery;
 use super::event_log::EventLog;
 use super::faults::Faults;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::workos::signature;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
     pub url: String,
-    pub secret: Secret,
+    pub secret: SecretString,
 }
 
 /// How failed deliveries are retried: `retries` more attempts, waiting `backoff`, then twice that, and so on.
@@ -172,7 +172,11 @@ impl Deliverer {
             return false;
         };
         let body = serde_json::to_vec(&event).expect("an event serializes");
-        let header = signature::sign(self.target.secret.expose(), signature::now_ms(), &body);
+        let header = signature::sign(
+            self.target.secret.expose_secret(),
+            signature::now_ms(),
+            &body,
+        );
         let result = self
             .client
             .post(&self.target.url)

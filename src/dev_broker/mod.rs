@@ -66,7 +66,7 @@ pub use objects::{
 };
 pub use server::{DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource};
 
-use crate::secret::Secret;
+use crate::secret::{parse_secret, SecretString};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,8 +130,8 @@ pub struct DevBrokerFlags {
           value_parser = crate::config::parse_setting_duration)]
     pub event_retention: Duration,
     /// The API key the pull API accepts as `Authorization: Bearer …`.
-    #[arg(long, default_value = "sk_test_dev")]
-    pub api_key: Secret,
+    #[arg(long, default_value = "sk_test_dev", value_parser = parse_secret)]
+    pub api_key: SecretString,
     /// The id of the directory made when none is loaded.
     #[arg(long, default_value = "directory_dev")]
     pub directory_id: String,
@@ -181,8 +181,8 @@ pub struct DevBrokerFlags {
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
     /// The secret events are signed with (`WorkOS-Signature: t=…, v1=…`).
-    #[arg(long, default_value = "whsec_dev_broker_local")]
-    pub webhook_secret: Secret,
+    #[arg(long, default_value = "whsec_dev_broker_local", value_parser = parse_secret)]
+    pub webhook_secret: SecretString,
     /// Share of events never delivered.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub drop: f64,
@@ -349,10 +349,11 @@ mod tests {
         ])
         .expect("the flags parse");
         let config = command.args.config();
-        assert_eq!(config.api_key.expose(), "sk_test_hidden");
+        use crate::secret::ExposeSecret;
+        assert_eq!(config.api_key.expose_secret(), "sk_test_hidden");
         for printed in [format!("{:?}", command.args), format!("{config:?}")] {
             assert!(!printed.contains("hidden"), "{printed}");
-            assert!(printed.contains("[redacted]"), "{printed}");
+            assert!(printed.contains("REDACTED"), "{printed}");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::model::{GroupScope, ModelError, Order, PageQuery, UserScope};
 use super::shared::Shared;
+use crate::secret::ExposeSecret;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use rand::Rng;
@@ -104,7 +105,7 @@ pub(super) fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), Pu
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if given.is_some_and(|given| same_key(given, shared.api_key.expose())) {
+    if given.is_some_and(|given| same_key(given, shared.api_key.expose_secret())) {
         Ok(())
     } else {
         Err(PullError::Unauthorized)

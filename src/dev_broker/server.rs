@@ -11,7 +11,7 @@ use super::model::*;
 use super::objects::*;
 use super::shared::Shared;
 use super::{control, events_api, load, pull_api};
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use rand::rngs::StdRng;
@@ -58,7 +58,7 @@ impl Default for DirectorySettings {
 pub struct DevBrokerConfig {
     pub bind: SocketAddr,
     /// The key the pull API accepts as `Authorization: Bearer …`.
-    pub api_key: Secret,
+    pub api_key: SecretString,
     pub directory: DirectorySettings,
     pub source: DirectorySource,
     /// Seeds generated data, ids, faults and delivery decisions.
@@ -200,7 +200,7 @@ impl DevBroker {
         Ok(DevBrokerHandle {
             base_url: format!("http://{addr}"),
             addr,
-            api_key: config.api_key.expose().to_string(),
+            api_key: config.api_key.expose_secret().to_string(),
             directory_id: config.directory.id,
             shared,
             server: server_handle,

@@ -5,7 +5,7 @@ use super::event_log::EventLog;
 use super::faults::{Faults, FaultsUpdate, RateWindows};
 use super::model::{DirectoryModel, ModelError};
 use super::objects::BrokerEvent;
-use crate::secret::Secret;
+use crate::secret::SecretString;
 use rand::rngs::StdRng;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -21,7 +21,7 @@ pub(crate) struct Shared {
     pub injected_429: AtomicU64,
     pub log: Arc<EventLog>,
     queue: Option<mpsc::UnboundedSender<u64>>,
-    pub api_key: Secret,
+    pub api_key: SecretString,
     pub fill_user_groups: bool,
 }
 
@@ -34,7 +34,7 @@ impl Shared {
         fault_rng: StdRng,
         log: Arc<EventLog>,
         queue: Option<mpsc::UnboundedSender<u64>>,
-        api_key: Secret,
+        api_key: SecretString,
         fill_user_groups: bool,
     ) -> Self {
         Self {

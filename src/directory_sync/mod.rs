@@ -165,6 +165,7 @@ where
 }
 
 /// Applies one event; `received_at` stands in for a missing event `created_at`.
+#[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type, directory_id = event.directory_id()))]
 pub fn apply_event(
     store: &mut Store<'_>,
     event: &Event,

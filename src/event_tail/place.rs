@@ -106,6 +106,7 @@ fn empty_place(now: Timestamp) -> EventTailRow {
 /// Stores a page of events from the tail and moves the cursor past them, in one transaction: a crash
 /// leaves both as they were or both done, so no event is skipped and none is stored twice (an event a
 /// webhook brought first is counted on its row, as any redelivery). Returns what became of each.
+#[tracing::instrument(name = "store_tail_page", skip_all, fields(events = deliveries.len(), cursor = %cursor))]
 pub fn store_page(
     db: &Database,
     deliveries: &[NewWebhookEvent],

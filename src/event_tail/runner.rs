@@ -60,6 +60,16 @@ pub const TAIL_STATES: [&str; 6] = [
 /// The first wait after an error; doubled after each further one, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The waits after consecutive errors (`backon`'s exponential backoff, without end).
+fn backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(FIRST_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .without_max_times()
+        .build()
+}
 /// How often a start-over checks whether its pulls have ended.
 const RUN_CHECK: Duration = Duration::from_millis(250);
 
@@ -96,26 +106,23 @@ impl EventTail {
         *self.0.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
-    /// Starts the tail in the background: it reads whenever it holds the lease, every `interval` or when
-    /// woken; `on_stored` is called after each page it stores (to wake the applier).
-    pub fn spawn(
+    /// The tail, and its work for the service to run in the background until it stops: it reads whenever
+    /// it holds the lease, every `interval` or when woken; `on_stored` is called after each page it stores
+    /// (to wake the applier).
+    pub fn start(
         db: Database,
         client: BrokerClient,
         runner: SyncRunner,
         interval: Duration,
         metrics: Metrics,
         on_stored: Arc<dyn Fn() + Send + Sync>,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> (Self, impl std::future::Future<Output = ()>) {
         let tail = Self::off();
         tail.set(TailState::Standby);
-        let task = {
-            let tail = tail.clone();
-            tokio::spawn(async move {
-                tail.run(db, client, runner, interval, metrics, on_stored)
-                    .await
-            })
-        };
-        (tail, task)
+        let work = tail
+            .clone()
+            .run(db, client, runner, interval, metrics, on_stored);
+        (tail, work)
     }
 
     async fn run(
@@ -128,7 +135,7 @@ impl EventTail {
         on_stored: Arc<dyn Fn() + Send + Sync>,
     ) {
         let mut lease: Option<TailLease> = None;
-        let mut failures = 0u32;
+        let mut waits = backoff();
         loop {
             if !lease.as_mut().is_some_and(TailLease::holds) {
                 lease = match blocking(&db, TailLease::for_service).await {
@@ -181,14 +188,11 @@ impl EventTail {
                 };
                 match failed {
                     None => {
-                        failures = 0;
+                        waits = backoff();
                         self.set(TailState::Idle);
                     }
                     Some(why) => {
-                        let wait = FIRST_BACKOFF
-                            .saturating_mul(1 << failures.min(10))
-                            .min(MAX_BACKOFF);
-                        failures += 1;
+                        let wait = waits.next().unwrap_or(MAX_BACKOFF);
                         tracing::warn!(error = %why, wait_ms = wait.as_millis() as u64, "the Events API tail backs off; its place is kept");
                         self.set(TailState::BackingOff);
                         tokio::time::sleep(wait).await;

@@ -33,6 +33,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How failed applies are retried.
 #[derive(Debug, Clone, Copy)]
@@ -236,6 +238,7 @@ fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> Qu
 
 /// Applies one batch of a lane, if the lane and its workspaces are free; `sizer` sizes the batch and
 /// learns from its time.
+#[tracing::instrument(name = "apply_batch", skip_all, fields(lane = %lane))]
 pub fn apply_lane(
     db: &Database,
     lane: &str,
@@ -499,6 +502,13 @@ fn record_settlements(
                 activated,
                 skipped,
             } => {
+                tracing::debug!(
+                    delivery = row.id,
+                    event_id = row.event_id.as_deref(),
+                    status = status.as_str(),
+                    reason = reason.as_deref(),
+                    "delivery settled"
+                );
                 report.activated.extend(activated);
                 report.skipped.extend(skipped);
                 report
@@ -737,9 +747,10 @@ enum Again {
 }
 
 /// The background applier: a few worker threads (one on SQLite, whose single writer they would share)
-/// taking lanes in turn.
+/// taking lanes in turn. They are threads of their own, not tasks, as each lowers its own CPU priority; each
+/// holds a token of the service's task tracker, so the service waits for them as it stops.
 pub struct Applier {
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     wakeup: Wakeup,
     health: ApplierHealth,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -754,15 +765,20 @@ pub struct ApplierOptions {
     pub on_activated: Option<ActivationHook>,
     /// Where the time from receipt to applied is recorded.
     pub metrics: Metrics,
+    /// Cancelled to stop the applier after the batches in hand.
+    pub shutdown: CancellationToken,
+    /// Tracks the worker threads: it counts one task per thread until the thread ends.
+    pub tasks: TaskTracker,
 }
 
 /// The applier's workers on PostgreSQL: one per connection the applier has.
 const WORKERS: u32 = crate::db::APPLY_CONNECTIONS;
 
 impl Applier {
-    /// Starts applying deliveries as they arrive (and every second, for retries and other instances).
+    /// Starts applying deliveries as they arrive (and every second, for retries and other instances),
+    /// until `options.shutdown` is cancelled. Needs a Tokio runtime: a task wakes the workers when it is.
     pub fn start(db: Database, options: ApplierOptions) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = options.shutdown.clone();
         let health = ApplierHealth(Arc::new(AtomicBool::new(true)));
         let wakeup = options.wakeup.clone();
         let workers = match db.write_budget() {
@@ -772,30 +788,30 @@ impl Applier {
         let lanes = Arc::new(Lanes::default());
         let threads = (0..workers)
             .map(|n| {
-                let (stop, flag) = (stop.clone(), RunningFlag(health.clone()));
+                let (tracked, flag) = (options.tasks.token(), RunningFlag(health.clone()));
                 let (db, options, lanes) = (db.clone(), options.clone(), lanes.clone());
                 std::thread::Builder::new()
                     .name(format!("event-applier-{n}"))
                     .spawn(move || {
+                        // Dropped last: the thread counts as running until it has ended.
+                        let _tracked = tracked;
                         let _flag = flag;
-                        run(db, options, lanes, stop)
+                        run(db, options, lanes)
                     })
                     .expect("the applier threads start")
             })
             .collect();
+        // Workers waiting for deliveries hear of the stop at once.
+        let (stopped, woken) = (stop.clone(), wakeup.clone());
+        options.tasks.spawn(async move {
+            stopped.cancelled().await;
+            woken.notify();
+        });
         Self {
             stop,
             wakeup,
             health,
             threads,
-        }
-    }
-
-    /// A handle that asks the applier to stop without waiting for it.
-    pub fn stopper(&self) -> ApplierStopper {
-        ApplierStopper {
-            stop: self.stop.clone(),
-            wakeup: self.wakeup.clone(),
         }
     }
 
@@ -811,25 +827,11 @@ impl Applier {
 
     /// Finishes the batches in hand and stops.
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.cancel();
         self.wakeup.notify();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-    }
-}
-
-/// Asks an [`Applier`] to stop after the batches in hand.
-#[derive(Clone)]
-pub struct ApplierStopper {
-    stop: Arc<AtomicBool>,
-    wakeup: Wakeup,
-}
-
-impl ApplierStopper {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.wakeup.notify();
     }
 }
 
@@ -842,10 +844,10 @@ fn yield_cpu_to_intake() {
 }
 
 /// One worker: takes the next lane in turn, applies a batch of it, and gives it back.
-fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>, stop: Arc<AtomicBool>) {
+fn run(db: Database, options: ApplierOptions, lanes: Arc<Lanes>) {
     yield_cpu_to_intake();
     let mut sizer = BatchSizer::new(db.write_budget(), LEAST_BATCH, BATCH);
-    while !stop.load(Ordering::SeqCst) {
+    while !options.shutdown.is_cancelled() {
         let (look, named) = options.wakeup.take();
         lanes.found(named, false);
         if look || lanes.due_for_look() {

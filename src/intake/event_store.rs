@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
 /// The most deliveries committed in one transaction.
 const MAX_BATCH: usize = 500;
@@ -52,24 +53,37 @@ pub struct EventStore {
 pub type OnCommit = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 
 impl EventStore {
-    /// Starts the writer thread; it stops once every handle is dropped and the queue is drained.
-    pub fn start(db: Database, on_commit: OnCommit) -> (Self, std::thread::JoinHandle<()>) {
+    /// Starts the writer thread; it stops once every handle is dropped and the queue is drained, and counts
+    /// as a task of `tasks` until then (so a stopping service waits for every acknowledged delivery to be
+    /// committed).
+    pub fn start(db: Database, on_commit: OnCommit, tasks: &TaskTracker) -> Self {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-        let writer = std::thread::Builder::new()
+        let tracked = tasks.token();
+        std::thread::Builder::new()
             .name("event-store".into())
-            .spawn(move || write_batches(db, receiver, on_commit))
+            .spawn(move || {
+                let _tracked = tracked;
+                write_batches(db, receiver, on_commit)
+            })
             .expect("the event store thread starts");
-        (Self { sender }, writer)
+        Self { sender }
     }
 
     /// Stores one delivery; returns once it is committed.
+    #[tracing::instrument(
+        name = "store_delivery",
+        skip_all,
+        fields(event_id = event.event_id.as_deref(), directory_id = event.directory_id.as_deref(), source = %event.source)
+    )]
     pub async fn store(&self, event: NewWebhookEvent) -> Result<Stored, StoreError> {
         let (stored, outcome) = oneshot::channel();
         self.sender
             .send(Pending { event, stored })
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
-        outcome.await.map_err(|_| StoreError::ShuttingDown)?
+        let stored = outcome.await.map_err(|_| StoreError::ShuttingDown)?;
+        tracing::debug!(outcome = ?stored, "delivery stored");
+        stored
     }
 }
 

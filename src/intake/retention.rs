@@ -68,13 +68,14 @@ pub fn prune(db: &Database, retention: Duration) -> Result<usize, DbError> {
     }
 }
 
-/// Prunes every minute, in the background, until the service stops; `retention` zero keeps everything.
-pub fn spawn(db: Database, retention: Duration) -> Option<tokio::task::JoinHandle<()>> {
+/// The work that prunes every minute, for the service to run in the background until it stops; none when
+/// `retention` is zero (everything is kept).
+pub fn pruning(db: Database, retention: Duration) -> Option<impl std::future::Future<Output = ()>> {
     if retention.is_zero() {
         tracing::info!("stored deliveries are kept for ever: ROLLCALL_EVENT_RETENTION is 0");
         return None;
     }
-    Some(tokio::spawn(async move {
+    Some(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tick.tick().await;
@@ -90,5 +91,5 @@ pub fn spawn(db: Database, retention: Duration) -> Option<tokio::task::JoinHandl
                 Err(error) => tracing::warn!(%error, "the pruning task did not finish"),
             }
         }
-    }))
+    })
 }

@@ -5,6 +5,10 @@
 //! run at once, workspaces taking turns for the slots ([`slots`]). A pull holds no database connection
 //! while it waits for the broker, and each of its transactions holds only its workspace's lock, so a pull
 //! (or a broker outage) of one workspace holds up no other's webhooks (rule 18).
+//!
+//! Runs are tasks of the service's [`TaskTracker`] and stop with its [`CancellationToken`]: a run waiting
+//! for a slot, listing or writing stops at its next transaction and is recorded `failed` ("interrupted"),
+//! so no run is left `running` when the service stops.
 
 pub mod lease;
 pub mod schedule;
@@ -29,6 +33,8 @@ use slots::{PullSlots, DEFAULT_CONCURRENT_PULLS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why a run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +59,18 @@ pub enum StartError {
     Db(#[from] DbError),
 }
 
+/// What an interrupted run's error says.
+pub const INTERRUPTED_BY_SHUTDOWN: &str =
+    "interrupted: the service was stopped before the pull ended; the next pull takes it up again";
+
 /// Why a run failed; the message is what operators read on the run.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
     #[error("{0}")]
     Message(String),
+    /// The service is stopping: the run stopped before its next step.
+    #[error("{INTERRUPTED_BY_SHUTDOWN}")]
+    Interrupted,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -96,6 +109,13 @@ pub struct SyncRunner {
     discovered: Arc<Mutex<HashMap<String, Instant>>>,
     metrics: Metrics,
     automatic_pull_spacing: std::time::Duration,
+    /// Where runs are spawned, so the service waits for them as it stops.
+    tasks: TaskTracker,
+    /// The service's runtime, where runs are spawned: not the HTTP worker's that asked for one (a worker's
+    /// runtime ends with the server, and would drop its tasks before they record how they ended).
+    runtime: Option<tokio::runtime::Handle>,
+    /// Cancelled when the service stops: runs end at their next step.
+    shutdown: CancellationToken,
 }
 
 /// Whether a run may be queued.
@@ -116,7 +136,19 @@ impl SyncRunner {
             discovered: Arc::default(),
             metrics: Metrics::default(),
             automatic_pull_spacing: std::time::Duration::ZERO,
+            tasks: TaskTracker::new(),
+            runtime: None,
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// The runner, spawning its runs on `tasks`, on the runtime it is called on (the service's), and
+    /// ending them (recorded interrupted) once `shutdown` is cancelled.
+    pub fn with_lifecycle(mut self, tasks: TaskTracker, shutdown: CancellationToken) -> Self {
+        self.tasks = tasks;
+        self.runtime = tokio::runtime::Handle::try_current().ok();
+        self.shutdown = shutdown;
+        self
     }
 
     /// The runner, starting an automatic pull of a directory (its `dsync.activated`, its workspace turning
@@ -208,7 +240,7 @@ impl SyncRunner {
         self.metrics.run_started(trigger);
         let runner = self.clone();
         let id = run.id.clone();
-        tokio::spawn(async move {
+        let task = async move {
             use futures_util::FutureExt;
             let queued_at = std::time::Instant::now();
             let (id, directory) = (run.id.clone(), run.directory_id.clone());
@@ -233,7 +265,11 @@ impl SyncRunner {
                 };
                 runner.record_end(&id, failed).await;
             }
-        });
+        };
+        match &self.runtime {
+            Some(runtime) => self.tasks.spawn_on(task, runtime),
+            None => self.tasks.spawn(task),
+        };
         Ok(id)
     }
 
@@ -396,7 +432,8 @@ impl SyncRunner {
     }
 
     /// Waits for a pull slot, pulls the run's directory and records how it ended; `queued_at` is when its
-    /// task began, `ran` is set once it has its slot.
+    /// task began, `ran` is set once it has its slot. A service stopping meanwhile ends it interrupted.
+    #[tracing::instrument(name = "sync_run", skip_all, fields(run = %run.id, directory_id = %run.directory_id, trigger = %run.trigger))]
     async fn execute(&self, run: SyncRunRow, queued_at: std::time::Instant, ran: &mut bool) {
         let workspace = {
             let directory = run.directory_id.clone();
@@ -405,10 +442,15 @@ impl SyncRunner {
         };
         let outcome = match workspace {
             Ok(Some(workspace)) => {
-                let _slot = self.slots.acquire(&workspace).await;
-                *ran = true;
-                self.metrics.run_running();
-                self.pull(&run, &workspace).await
+                let slot = self.slots.acquire(&workspace);
+                match self.shutdown.run_until_cancelled(slot).await {
+                    Some(_slot) => {
+                        *ran = true;
+                        self.metrics.run_running();
+                        self.pull(&run, &workspace).await
+                    }
+                    None => Err(RunError::Interrupted),
+                }
             }
             Ok(None) => Err(RunError::Message(format!(
                 "no workspace has the organization of directory {}",
@@ -424,6 +466,9 @@ impl SyncRunner {
         self.metrics.run_finished(status, queued_at.elapsed(), *ran);
         let error = outcome.as_ref().err().map(|e| e.to_string());
         match &error {
+            _ if matches!(outcome, Err(RunError::Interrupted)) => {
+                tracing::info!(run = %run.id, directory = %run.directory_id, "sync run interrupted: the service is stopping")
+            }
             Some(e) => {
                 tracing::warn!(run = %run.id, directory = %run.directory_id, error = %e, "sync run failed; nothing was deleted")
             }
@@ -464,7 +509,10 @@ impl SyncRunner {
             db: self.db.clone(),
             workspace: workspace.to_string(),
             run: run.clone(),
+            shutdown: self.shutdown.clone(),
         };
+        // The blocking steps log inside the run's span too.
+        let span = tracing::Span::current();
         let guard = DeprovisionGuard {
             max_share: self.max_share,
             min_count: 10,
@@ -473,16 +521,21 @@ impl SyncRunner {
         // A few pages in flight: the listing runs ahead of applying by that much, no more.
         let (sender, pages) = tokio::sync::mpsc::channel(8);
         let applying = {
-            let writer = writer.clone();
-            tokio::task::spawn_blocking(move || apply_pages(&writer, started_at, guard, pages))
+            let (writer, span) = (writer.clone(), span.clone());
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| apply_pages(&writer, started_at, guard, pages))
+            })
         };
-        let listed = self
-            .client
-            .stream_directory(&run.directory_id, sender)
-            .await;
+        // A stopping service drops the listing, and with it the pages' sender: applying ends after the
+        // transaction in hand.
+        let listing = self.client.stream_directory(&run.directory_id, sender);
+        let listed = self.shutdown.run_until_cancelled(listing).await;
         let (pull, applied) = applying
             .await
             .map_err(|e| RunError::Message(e.to_string()))?;
+        let Some(listed) = listed else {
+            return Err(RunError::Interrupted);
+        };
         let failure = match (listed, applied) {
             (_, Err(e)) => e,
             (Err(e), Ok(())) => RunError::Message(format!("listing the directory failed: {e}")),
@@ -498,14 +551,15 @@ impl SyncRunner {
                 );
                 let listing = started.elapsed();
                 return tokio::task::spawn_blocking(move || {
-                    finish(&writer, pull, requests, listing)
+                    span.in_scope(|| finish(&writer, pull, requests, listing))
                 })
                 .await
                 .map_err(|e| RunError::Message(e.to_string()))?;
             }
         };
-        // Nothing is deleted, but memberships the applied pages added still decide teams and roles.
-        if let Some(mut pull) = pull {
+        // Nothing is deleted, but memberships the applied pages added still decide teams and roles (unless
+        // the service is stopping: the next pull repairs them).
+        if let Some(mut pull) = pull.filter(|_| !self.shutdown.is_cancelled()) {
             let reconciled = tokio::task::spawn_blocking(move || {
                 writer.in_transactions(500, |store, limit| pull.reconcile_teams(store, limit))
             })
@@ -541,21 +595,27 @@ fn write_for_organization<T>(
 }
 
 /// How a pull writes: each transaction holds the workspace's lock, checks that the run still holds its
-/// directory, and (on SQLite) keeps to the single writer's budget.
+/// directory, and (on SQLite) keeps to the single writer's budget; none starts once the service is
+/// stopping.
 #[derive(Clone)]
 struct PullWriter {
     db: Database,
     workspace: String,
     run: SyncRunRow,
+    shutdown: CancellationToken,
 }
 
 impl PullWriter {
     /// Runs `work` in one transaction of the pull's workspace, once the run is seen still to hold its
-    /// directory (a process whose lease ran out stops at its next transaction).
+    /// directory (a process whose lease ran out stops at its next transaction), unless the service is
+    /// stopping.
     fn write<T>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, RunError>,
     ) -> Result<T, RunError> {
+        if self.shutdown.is_cancelled() {
+            return Err(RunError::Interrupted);
+        }
         self.db.write_pull(&self.workspace, |conn| {
             let holds: i64 = sync_runs::table
                 .find(&self.run.id)

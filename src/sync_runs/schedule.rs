@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// The trigger of a run started by the schedule.
 pub const SCHEDULED: &str = "scheduled";
@@ -105,66 +104,66 @@ pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &s
 }
 
 /// Starts a `scheduled` run of every qualifying directory every `interval`, the first one `interval`
-/// after start-up; the pull slots decide how many run at once, workspaces taking turns. Runs until the
-/// task is aborted.
-pub fn spawn_schedule(runner: SyncRunner, interval: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        // A tick missed while runs were being started is not made up for.
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let db = runner.database().clone();
-            let due = tokio::task::spawn_blocking(move || {
-                db.read(|c| Ok::<_, DbError>(scheduled_directories(c)?))
-            })
-            .await;
-            match due {
-                Ok(Ok(due)) => {
-                    tracing::debug!(directories = due.len(), "scheduled full pulls are due");
-                    start_runs(&runner, &due, SCHEDULED).await;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "scheduled pulls: the directories could not be read; trying at the next interval")
-                }
-                Err(error) => tracing::warn!(%error, "scheduled pulls: the lookup did not finish"),
+/// after start-up; the pull slots decide how many run at once, workspaces taking turns. Never ends: the
+/// service runs it until it stops.
+pub async fn run_schedule(runner: SyncRunner, interval: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    // A tick missed while runs were being started is not made up for.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let db = runner.database().clone();
+        let due = tokio::task::spawn_blocking(move || {
+            db.read(|c| Ok::<_, DbError>(scheduled_directories(c)?))
+        })
+        .await;
+        match due {
+            Ok(Ok(due)) => {
+                tracing::debug!(directories = due.len(), "scheduled full pulls are due");
+                start_runs(&runner, &due, SCHEDULED).await;
             }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "scheduled pulls: the directories could not be read; trying at the next interval")
+            }
+            Err(error) => tracing::warn!(%error, "scheduled pulls: the lookup did not finish"),
         }
-    })
+    }
 }
 
 /// Every [`super::LEASE_ROUND`]: renews the leases of this process's runs, and ends the runs a stopped
-/// process left (their lease ran out), so their directories can be pulled again. Runs until aborted.
-pub fn spawn_lease_keeper(runner: SyncRunner) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(super::LEASE_ROUND);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let keeper = runner.clone();
-            let kept = tokio::task::spawn_blocking(move || {
-                keeper.renew_leases()?;
-                super::lease::end_interrupted_runs(keeper.database(), false)
-            })
-            .await;
-            match kept {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "could not renew this process's sync-run leases; a run whose lease runs out is taken for interrupted")
-                }
-                Err(error) => tracing::warn!(%error, "the lease renewal did not finish"),
+/// process left (their lease ran out), so their directories can be pulled again. Never ends: the service
+/// runs it until it stops.
+pub async fn keep_leases(runner: SyncRunner) {
+    let mut ticks = tokio::time::interval(super::LEASE_ROUND);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let keeper = runner.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            keeper.renew_leases()?;
+            super::lease::end_interrupted_runs(keeper.database(), false)
+        })
+        .await;
+        match kept {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not renew this process's sync-run leases; a run whose lease runs out is taken for interrupted")
             }
+            Err(error) => tracing::warn!(%error, "the lease renewal did not finish"),
         }
-    })
+    }
 }
 
-/// A sender the applier's thread can use to ask for a `directory_activated` run, and the task that
-/// starts those runs. The task ends when every sender is gone.
-pub fn spawn_activation_runs(
+/// A sender the applier's thread can use to ask for a `directory_activated` run, and the work that
+/// starts those runs (for the service to run). The work ends when every sender is gone.
+pub fn activation_runs(
     runner: SyncRunner,
-) -> (mpsc::UnboundedSender<String>, JoinHandle<()>) {
+) -> (
+    mpsc::UnboundedSender<String>,
+    impl std::future::Future<Output = ()>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let task = tokio::spawn(async move {
+    let work = async move {
         while let Some(directory) = rx.recv().await {
             start_runs(
                 &runner,
@@ -173,8 +172,8 @@ pub fn spawn_activation_runs(
             )
             .await;
         }
-    });
-    (tx, task)
+    };
+    (tx, work)
 }
 
 /// Starts a `sync_enabled` run of each directory of the organization: those Rollcall knows and those the

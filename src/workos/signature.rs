@@ -3,6 +3,7 @@
 //! Verification runs over the raw request bytes, before any JSON parsing, against every configured
 //! secret (several are accepted at once while a secret is rotated).
 
+use crate::secret::{ExposeSecret, SecretString};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
@@ -93,10 +94,12 @@ impl SignatureHeader {
 
     /// Whether the body is signed by one of the secrets: the MAC is computed once per secret and compared
     /// with every signature in constant time.
-    pub fn verify_body(&self, body: &[u8], secrets: &[String]) -> Result<(), SignatureError> {
+    pub fn verify_body(&self, body: &[u8], secrets: &[SecretString]) -> Result<(), SignatureError> {
         let mut matched = subtle::Choice::from(0);
         for secret in secrets {
-            let expected = mac(secret, &self.timestamp, body).finalize().into_bytes();
+            let expected = mac(secret.expose_secret(), &self.timestamp, body)
+                .finalize()
+                .into_bytes();
             for candidate in &self.signatures {
                 matched |= expected.as_slice().ct_eq(candidate);
             }
@@ -113,7 +116,7 @@ impl SignatureHeader {
 /// timestamp within the tolerance of `now_ms` (unix milliseconds).
 pub fn check_header(
     header: Option<&str>,
-    secrets: &[String],
+    secrets: &[SecretString],
     now_ms: i64,
     tolerance: Duration,
 ) -> Result<SignatureHeader, SignatureError> {
@@ -132,7 +135,7 @@ pub fn check_header(
 pub fn verify(
     header: Option<&str>,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[SecretString],
     now_ms: i64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
@@ -173,8 +176,8 @@ mod tests {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
-    fn secrets(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn secrets(list: &[&str]) -> Vec<SecretString> {
+        list.iter().map(|s| SecretString::from(*s)).collect()
     }
 
     /// The clock the vector was signed at.
@@ -471,7 +474,7 @@ mod tests {
                 header in prop_oneof![header_like(), "\\PC{0,200}"],
                 body in prop::collection::vec(any::<u8>(), 0..256),
             ) {
-                let secrets = vec!["whsec_fuzz".to_string()];
+                let secrets = [SecretString::from("whsec_fuzz")];
                 let result = verify(Some(&header), &body, &secrets, NOW, DEFAULT_TOLERANCE);
                 // Nothing but a MAC made with the secret verifies.
                 prop_assert!(result.is_err(), "{header:?} verified");
@@ -485,7 +488,7 @@ mod tests {
                 flip in any::<prop::sample::Index>(),
                 bit in 0..8u8,
             ) {
-                let secrets = vec!["whsec_other".to_string(), secret.clone()];
+                let secrets = [SecretString::from("whsec_other"), SecretString::from(secret.as_str())];
                 let header = sign(&secret, at, &body);
                 prop_assert_eq!(verify(Some(&header), &body, &secrets, NOW, DEFAULT_TOLERANCE), Ok(()));
                 if !body.is_empty() {

@@ -31,7 +31,7 @@ pub(crate) async fn service_and_broker(backend: Backend) -> (TestApp, DevBrokerH
     .await
     .expect("the dev broker starts");
     let app = helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = broker.base_url.clone();
         s.user_listing_rate = 0.0;
         s.pull_on_activation = true;

@@ -47,7 +47,7 @@ async fn broker(users: u32) -> DevBrokerHandle {
 async fn app_for(backend: Backend, broker: &DevBrokerHandle) -> TestApp {
     let (key, base) = (broker.api_key.clone(), broker.base_url.clone());
     let app = spawn_app_with(backend, move |s| {
-        s.workos_api_key = Some(key);
+        s.workos_api_key = Some(key.into());
         s.workos_api_base = base;
         s.resync_interval = Some(Duration::ZERO);
     })

@@ -13,6 +13,7 @@ use rollcall::dev_broker::{
     DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySource, Faults, FaultsUpdate,
     GenerateOptions, WebhookTarget,
 };
+use rollcall::secret::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -75,7 +76,7 @@ fn webhooks_lost() -> Faults {
 /// The settings of a service on `port` with the tail on, pointed at `broker`.
 fn tail_settings(settings: &mut Settings, port: u16, broker: &DevBrokerHandle) {
     settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.workos_api_key = Some(broker.api_key.clone());
+    settings.workos_api_key = Some(broker.api_key.clone().into());
     settings.workos_api_base = broker.base_url.clone();
     settings.user_listing_rate = 0.0;
     settings.events_poll_interval = POLL;
@@ -547,7 +548,7 @@ async fn two_instances_on_one_postgresql_share_one_tail() {
 fn tail_once(target: &DatabaseTarget, broker: &DevBrokerHandle) -> std::process::Command {
     let url = match target {
         DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
-        DatabaseTarget::Postgres(url) => url.clone(),
+        DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
     };
     let mut command = crate::cli::rollcall();
     command

@@ -54,9 +54,9 @@ impl TestDatabase {
                     .expect("create a test schema");
                 let separator = if base.contains('?') { '&' } else { '?' };
                 TestDatabase {
-                    target: DatabaseTarget::Postgres(format!(
-                        "{base}{separator}options=-csearch_path%3D{schema}"
-                    )),
+                    target: DatabaseTarget::Postgres(
+                        format!("{base}{separator}options=-csearch_path%3D{schema}").into(),
+                    ),
                     _dir: None,
                     schema: Some(schema),
                 }
@@ -100,8 +100,8 @@ pub fn test_settings(target: DatabaseTarget) -> Settings {
     let mut settings = Settings::from_lookup(|_| None).expect("default settings");
     settings.database = target;
     settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.webhook_secrets = vec![SECRET.to_string()];
-    settings.operator_token = Some(OPERATOR_TOKEN.to_string());
+    settings.webhook_secrets = vec![SECRET.into()];
+    settings.operator_token = Some(OPERATOR_TOKEN.into());
     // Many tests run at once against one PostgreSQL server: keep each one's share of connections small.
     settings.db_pool_size = 4;
     // Pulls start only when a test asks: tests of the automatic triggers turn them on.

@@ -8,6 +8,7 @@ use crate::process::{free_port, healthy, rollcall, Serving};
 use diesel::prelude::*;
 use rollcall::db::schema::{audit_log, webhook_events};
 use rollcall::db::{Database, DbError};
+use rollcall::secret::ExposeSecret;
 use rollcall::workos::signature;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -38,7 +39,7 @@ fn serve(url: &str, port: u16) -> Serving {
 /// Two `serve` processes on the test database, once both answer.
 async fn two_instances(database: &TestDatabase) -> ([u16; 2], Vec<Serving>) {
     let url = match &database.target {
-        rollcall::db::DatabaseTarget::Postgres(url) => url.clone(),
+        rollcall::db::DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
         other => unreachable!("{other:?}"),
     };
     let ports = [free_port(), free_port()];

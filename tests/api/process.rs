@@ -1,9 +1,15 @@
 //! The `rollcall` binary as an operator runs it: start-up errors, help, a clean stop on SIGTERM, and one
 //! service per SQLite file.
 
-use crate::helpers::{Backend, TestDatabase, SECRET};
+use crate::helpers::{Backend, TestDatabase, OPERATOR_TOKEN, SECRET};
+use diesel::prelude::*;
+use rollcall::db::DatabaseTarget;
+use rollcall::secret::ExposeSecret;
+use serde_json::{json, Value};
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The `rollcall` binary with an empty environment.
@@ -286,4 +292,303 @@ fn token_create_prints_a_token_that_is_stored_hashed() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no workspace ws_nope"));
+}
+
+crate::on_both_backends!(
+    backend: sigterm_ends_a_pull_in_flight_as_interrupted_and_the_process_exits,
+);
+
+/// A broker that lists one directory of organization `org_stop` and no groups, and answers the users'
+/// listing and the Events API only after a minute: a pull and the tail are caught waiting for it. Counts
+/// the users' listings asked for.
+fn slow_broker() -> (String, Arc<AtomicU32>, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let users_asked = Arc::new(AtomicU32::new(0));
+    let asked = users_asked.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let page = |data: Value| {
+        HttpResponse::Ok().json(json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}))
+    };
+    let server = HttpServer::new(move || {
+        let asked = asked.clone();
+        App::new().default_service(web::to(move |request: HttpRequest| {
+            let asked = asked.clone();
+            async move {
+                match request.path() {
+                    "/directories" => page(json!([{
+                        "object": "directory", "id": "directory_stop", "organization_id": "org_stop",
+                        "type": "okta scim v2.0", "state": "active", "name": "Stop",
+                        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"
+                    }])),
+                    "/directory_groups" => page(json!([])),
+                    path => {
+                        if path == "/directory_users" {
+                            asked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        page(json!([]))
+                    }
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, users_asked, handle)
+}
+
+/// SIGTERM while a pull waits for the broker and the Events API tail reads: the pull stops, its run is
+/// recorded `failed` (interrupted) instead of being left `running`, every background task ends, and the
+/// process exits cleanly well before the broker would have answered.
+async fn sigterm_ends_a_pull_in_flight_as_interrupted_and_the_process_exits(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let database_url = match &database.target {
+        DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
+    };
+    let (broker_url, users_asked, broker) = slow_broker();
+    let port = free_port();
+    let mut child = rollcall()
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+        .env("ROLLCALL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("WORKOS_API_KEY", "sk_test_slow")
+        .env("WORKOS_API_BASE", &broker_url)
+        .env("ROLLCALL_EVENTS_POLL_INTERVAL", "1s")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read as it comes, so a full pipe never holds the service up.
+    let log = {
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        })
+    };
+    let child = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !healthy(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A workspace turning directory sync on finds the directory at the broker and pulls it.
+    let client = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let created: Value = client
+        .post(format!("{api}/workspaces"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"name": "Stopping", "plan": "growth", "organization_id": "org_stop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workspace = created["id"].as_str().expect("a workspace").to_owned();
+    let enabled = client
+        .put(format!("{api}/workspaces/{workspace}/directory-sync"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(enabled.status().is_success(), "{}", enabled.status());
+    while users_asked.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the pull never asked for the users"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = database.open();
+    let runs = || {
+        db.read(|c| {
+            rollcall::db::schema::sync_runs::table
+                .select((
+                    rollcall::db::schema::sync_runs::status,
+                    rollcall::db::schema::sync_runs::error,
+                ))
+                .load::<(String, Option<String>)>(c)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap()
+    };
+    assert_eq!(runs(), [("running".to_string(), None)]);
+
+    let stopping = Instant::now();
+    let mut child = child;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "the service did not stop within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let log = log.join().unwrap();
+    assert!(exit.success(), "{exit:?}\n{log}");
+    for fact in ["sync run interrupted", "stopped cleanly"] {
+        assert!(log.contains(fact), "missing {fact:?} in\n{log}");
+    }
+    assert!(!log.contains("did not stop within"), "{log}");
+    assert_eq!(
+        runs(),
+        [(
+            "failed".to_string(),
+            Some(rollcall::sync_runs::INTERRUPTED_BY_SHUTDOWN.to_string())
+        )]
+    );
+    drop(broker.stop(false));
+}
+
+/// With JSON logs and `rollcall::intake=debug`, one delivery can be followed: the request that brought it
+/// (its request id) stored it under its event id, and the batch of its directory's lane settled it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_can_be_followed_in_the_logs_from_its_request_to_its_batch() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let DatabaseTarget::Sqlite(path) = &database.target else {
+        unreachable!()
+    };
+    let port = free_port();
+    let mut child = rollcall()
+        .arg("serve")
+        .env("DATABASE_URL", format!("sqlite://{path}"))
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+        .env("ROLLCALL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,rollcall::intake=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = {
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        })
+    };
+    let mut child = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !healthy(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let event_id = format!("event_follow_{}", crate::broker::unique());
+    let body = json!({
+        "id": event_id, "event": "dsync.user.created", "created_at": "2026-01-01T00:00:00.000Z",
+        "data": {"id": "directory_user_follow", "directory_id": "directory_follow", "organization_id": "org_follow",
+            "idp_id": "follow", "email": "follow@example.com", "state": "active",
+            "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}
+    })
+    .to_string();
+    let signed = rollcall::workos::signature::sign(
+        SECRET,
+        rollcall::workos::signature::now_ms(),
+        body.as_bytes(),
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhooks/workos"))
+        .header("content-type", "application/json")
+        .header("WorkOS-Signature", signed)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    // Settled once the applier has moved it on from `received`.
+    let db = database.open();
+    loop {
+        let status: Vec<String> = db
+            .read(|c| {
+                rollcall::db::schema::webhook_events::table
+                    .filter(rollcall::db::schema::webhook_events::event_id.eq(&event_id))
+                    .select(rollcall::db::schema::webhook_events::status)
+                    .load(c)
+                    .map_err(rollcall::db::DbError::from)
+            })
+            .unwrap();
+        if status.iter().any(|s| s != "received") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = log.join().unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let saying = |message: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect()
+    };
+    let span = |line: &Value, name: &str| -> Value {
+        line["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let stored = saying("delivery stored");
+    let stored = stored
+        .iter()
+        .find(|l| span(l, "store_delivery")["event_id"] == event_id.as_str())
+        .unwrap_or_else(|| panic!("no stored delivery in\n{log}"));
+    let request = span(stored, "request");
+    assert_eq!(request["path"], "/webhooks/workos", "{stored}");
+    let request_id = request["request_id"].as_str().expect("a request id");
+    assert_eq!(
+        span(stored, "store_delivery")["directory_id"],
+        "directory_follow"
+    );
+    assert!(
+        saying("answered")
+            .iter()
+            .any(|l| span(l, "request")["request_id"] == request_id && l["fields"]["status"] == 200),
+        "the request's answer is not logged under its id in\n{log}"
+    );
+    let settled = saying("delivery settled");
+    let settled = settled
+        .iter()
+        .find(|l| l["fields"]["event_id"] == event_id.as_str())
+        .unwrap_or_else(|| panic!("no settled delivery in\n{log}"));
+    assert_eq!(
+        span(settled, "apply_batch")["lane"],
+        "directory_follow",
+        "{settled}"
+    );
 }

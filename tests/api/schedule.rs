@@ -57,7 +57,7 @@ async fn app_for_with(
 ) -> TestApp {
     let (key, base) = (broker.api_key.clone(), broker.base_url.clone());
     spawn_app_with(backend, move |s: &mut Settings| {
-        s.workos_api_key = Some(key);
+        s.workos_api_key = Some(key.into());
         s.workos_api_base = base;
         s.resync_interval = Some(interval);
         s.pull_on_activation = true;

@@ -7,6 +7,7 @@ use crate::broker::{at, event, TestDirectory};
 use crate::helpers::{postgres_url, spawn_app_on, spawn_app_with, Backend, TestApp, TestDatabase};
 use reqwest::{Method, StatusCode};
 use rollcall::metrics::sample_value;
+use rollcall::secret::ExposeSecret;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -285,16 +286,16 @@ async fn a_webhook_is_answered_503_at_once_when_the_database_is_down() {
     let database = TestDatabase::new(Backend::Postgres);
     let mut proxy = Proxy::start(0).await;
     let through_proxy = match &database.target {
-        rollcall::db::DatabaseTarget::Postgres(url) => {
-            url.replace(":5432", &format!(":{}", proxy.port))
-        }
+        rollcall::db::DatabaseTarget::Postgres(url) => url
+            .expose_secret()
+            .replace(":5432", &format!(":{}", proxy.port)),
         other => unreachable!("{other:?}"),
     };
     assert!(
         postgres_url().contains(":5432"),
         "the proxy forwards to 127.0.0.1:5432"
     );
-    let target = rollcall::db::DatabaseTarget::Postgres(through_proxy);
+    let target = rollcall::db::DatabaseTarget::Postgres(through_proxy.into());
     let app = spawn_app_on(target, |_| {}).await;
     let dir = TestDirectory::new();
     activated(&app, &dir).await;

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
 use rollcall::db::schema::api_tokens;
 use rollcall::db::{DatabaseTarget, DbError};
+use rollcall::secret::ExposeSecret;
 use rollcall::workos::timestamp::{self, Timestamp};
 use serde_json::{json, Value};
 use std::process::Output;
@@ -413,7 +414,7 @@ async fn only_operators_list_and_revoke_tokens(app: TestApp) {
 async fn token_command(app: &TestApp, args: &[&str]) -> Output {
     let url = match app.db.target() {
         DatabaseTarget::Sqlite(path) => path.clone(),
-        DatabaseTarget::Postgres(url) => url.clone(),
+        DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
     };
     let mut command = rollcall();
     command.env("DATABASE_URL", url).arg("token").args(args);

@@ -16,7 +16,7 @@ pub struct Received {
 }
 
 struct State {
-    secret: String,
+    secret: rollcall::secret::SecretString,
     /// How many of the first requests to answer 500.
     fail_first: u32,
     requests: AtomicU32,
@@ -64,7 +64,7 @@ impl Receiver {
     /// Starts a receiver that accepts events signed with `secret`, after refusing the first `fail_first`.
     pub fn start(secret: &str, fail_first: u32) -> Receiver {
         let state = Arc::new(State {
-            secret: secret.to_string(),
+            secret: secret.into(),
             fail_first,
             requests: AtomicU32::new(0),
             received: Mutex::new(Vec::new()),

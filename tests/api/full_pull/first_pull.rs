@@ -88,7 +88,7 @@ async fn lossy_webhooks_then_one_pull_match_the_broker(app: TestApp) {
 async fn a_directory_no_webhook_announced_is_found_by_the_pull(backend: crate::helpers::Backend) {
     let broker = broker(12, None, Faults::default()).await;
     let app = crate::helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = broker.base_url.clone();
     })
     .await;

@@ -6,7 +6,7 @@ use super::*;
 async fn operators_resync_a_directory_through_the_api(backend: crate::helpers::Backend) {
     let broker = broker(30, None, Faults::default()).await;
     let app = crate::helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = broker.base_url.clone();
     })
     .await;
@@ -106,7 +106,7 @@ async fn two_instances_on_one_postgresql_never_pull_the_same_directory_at_once()
     // 4 user listings a second keep each run busy for a few seconds: long enough to overlap.
     let broker = broker(250, None, Faults::default()).await;
     let point_at_broker = |s: &mut rollcall::config::Settings| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = broker.base_url.clone();
     };
     let first =
@@ -144,7 +144,7 @@ async fn a_listing_that_fails_on_page_7_deletes_nothing(backend: crate::helpers:
     let broker = broker(800, None, Faults::default()).await;
     let proxy = FailingPage::start(&broker.base_url).await;
     let app = crate::helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = proxy.base_url.clone();
         s.user_listing_rate = 0.0;
     })

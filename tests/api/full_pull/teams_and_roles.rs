@@ -295,7 +295,7 @@ async fn teams_and_roles_follow_a_failed_pull_and_are_repaired_by_the_next(
     let broker = broker(40, None, Faults::default()).await;
     let proxy = FailingPage::start(&broker.base_url).await;
     let app = crate::helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone());
+        s.workos_api_key = Some(broker.api_key.clone().into());
         s.workos_api_base = proxy.base_url.clone();
         s.user_listing_rate = 0.0;
     })
