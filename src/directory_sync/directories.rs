@@ -1,7 +1,9 @@
 //! `dsync.activated`, legacy `dsync.deactivated` and `dsync.deleted` (rule 4).
 
+use super::context::{ApplyContext, ApplyError, Effects};
+use super::stamp::Stamp;
 use super::store::Store;
-use super::{members, teams, ApplyContext, ApplyError, Effects, Stamp};
+use super::{members, teams};
 use crate::db::models::{DirectoryRow, DirectoryUserRow};
 use crate::db::schema::{directories, directory_groups, directory_users};
 use crate::db::DbConnection;

@@ -2,9 +2,10 @@
 
 pub use super::member_entries::{audit_member_change, member_json, Member};
 
+use super::context::{ApplyContext, ApplyError, Effects};
 use super::member_entries::member_change;
 use super::store::Store;
-use super::{teams, ApplyContext, ApplyError, Effects};
+use super::teams;
 use crate::audit::AuditRecord;
 use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::domain::{ManagedBy, MemberStatus};

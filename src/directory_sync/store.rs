@@ -1132,3 +1132,17 @@ fn upsert_members(conn: &mut DbConnection, rows: &[MemberRow]) -> QueryResult<us
         ]
     )
 }
+
+/// Runs `work` over a fresh [`Store`] on the caller's transaction, then writes back what it changed.
+pub fn with_store<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut Store<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let mut store = Store::new(conn);
+    let result = work(&mut store)?;
+    store.flush()?;
+    Ok(result)
+}
