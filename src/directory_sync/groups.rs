@@ -3,7 +3,8 @@
 use super::context::{ApplyContext, ApplyError, Effects};
 use super::stamp::Stamp;
 use super::store::Store;
-use super::{memberships, teams, users};
+use super::teams::{self, Reconciliation};
+use super::{memberships, users};
 use crate::db::models::DirectoryGroupRow;
 use crate::workos::events::{DirectoryGroup, GroupMembershipChange};
 use crate::workos::timestamp;
@@ -53,7 +54,12 @@ pub fn apply_membership(
     is_member: bool,
     effects: &mut Effects,
 ) -> Result<(), ApplyError> {
-    users::apply_user_snapshot(store, ctx, &change.user, false, effects)?;
+    // The user's snapshot and the membership both move the member: their teams and role follow once,
+    // after both.
+    let mut reconciliation = Reconciliation::default();
+    if let Some(member) = users::record_user_snapshot(store, ctx, &change.user, false, effects)? {
+        reconciliation.add_member(&member);
+    }
     apply_group_snapshot(store, ctx, &change.group, false)?;
     // Rule 20: a user deleted after this change left its groups; a late `user_added` records them out.
     let deleted_since = store
@@ -70,8 +76,7 @@ pub fn apply_membership(
         &change.directory_id,
         is_member,
     )? {
-        let user = std::slice::from_ref(&change.user.id);
-        teams::reconcile_directory_users(store, &ctx.cause, &ctx.workspace, user)?;
+        reconciliation.add_user(&change.user.id);
     }
-    Ok(())
+    Ok(reconciliation.run(store, &ctx.cause, &ctx.workspace)?)
 }

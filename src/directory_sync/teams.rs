@@ -269,6 +269,61 @@ pub fn reconcile_directory_users(
     Ok(())
 }
 
+/// The members whose teams and roles a change affects, reconciled once when it is done: the members of
+/// some directory users, and some members by id. An event that moves members in more than one way (a
+/// membership change carrying a user snapshot, a directory's deletion) fills one as it goes and runs it
+/// last, so no member is reconciled twice for one event.
+#[derive(Default)]
+pub struct Reconciliation {
+    users: BTreeSet<String>,
+    members: BTreeSet<String>,
+}
+
+impl Reconciliation {
+    /// The members (in the workspace) of a directory user.
+    pub fn add_user(&mut self, user_id: &str) {
+        self.users.insert(user_id.to_string());
+    }
+
+    pub fn add_member(&mut self, member: &MemberRow) {
+        self.members.insert(member.id.clone());
+    }
+
+    /// Reconciles every member added, once.
+    pub fn run(
+        self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+    ) -> QueryResult<()> {
+        let users: Vec<String> = self.users.into_iter().collect();
+        reconcile_directory_users(store, cause, workspace, &users)?;
+        let reached = |member: &MemberRow| {
+            member
+                .directory_user_id
+                .as_ref()
+                .is_some_and(|user| users.binary_search(user).is_ok())
+        };
+        let members: Vec<String> = self.members.into_iter().collect();
+        for batch in members.chunks(500) {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.prefetch_members(&ids)?;
+            let mut rest = Vec::new();
+            for id in batch {
+                // Those linked to one of the users were reconciled with them.
+                if let Some(member) = store.member(id)?.filter(|m| !reached(m)) {
+                    rest.push(member);
+                }
+            }
+            reconcile_members(store, cause, workspace, &rest)?;
+            if members.len() > 500 {
+                store.release()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Rule 10 (and rule 4 for a whole directory): a deleted group's links and role mappings go, and its
 /// members are reconciled, so those whose only source it was leave those teams.
 pub fn drop_group(
@@ -276,6 +331,20 @@ pub fn drop_group(
     cause: &Cause,
     workspace: &WorkspaceRow,
     group_id: &str,
+) -> QueryResult<()> {
+    let mut reconciliation = Reconciliation::default();
+    unlink_dropped_group(store, cause, workspace, group_id, &mut reconciliation)?;
+    reconciliation.run(store, cause, workspace)
+}
+
+/// A deleted group's links and role mapping go (and with its workspace's last mapping, the roles mappings
+/// gave); its members, and anyone still holding a source through it, join `reconciliation`.
+pub fn unlink_dropped_group(
+    store: &mut Store<'_>,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    group_id: &str,
+    reconciliation: &mut Reconciliation,
 ) -> QueryResult<()> {
     for team in store.remove_group_links(&workspace.id, group_id)? {
         let entry = AuditRecord {
@@ -289,7 +358,7 @@ pub fn drop_group(
         store.audit(cause, entry);
     }
     let last_mapping_gone = roles::delete_group_mapping(store, cause, workspace, group_id)?;
-    let users = store.users_in_group(group_id)?;
+    reconciliation.users.extend(store.users_in_group(group_id)?);
     // Anyone still holding a source through the group, whatever the membership records say.
     let holders: Vec<String> = store.read(|conn| {
         sources::table
@@ -298,17 +367,11 @@ pub fn drop_group(
             .distinct()
             .load(conn)
     })?;
+    reconciliation.members.extend(holders);
     if last_mapping_gone {
         roles::return_to_default_role(store, cause, workspace)?;
     }
-    reconcile_directory_users(store, cause, workspace, &users)?;
-    let mut held = Vec::new();
-    for member_id in holders {
-        if let Some(member) = store.member(&member_id)? {
-            held.push(member);
-        }
-    }
-    reconcile_members(store, cause, workspace, &held)
+    Ok(())
 }
 
 /// Why a directory group cannot be linked to or unlinked from a team.

@@ -3,18 +3,15 @@
 use super::context::{ApplyContext, ApplyError, Effects};
 use super::stamp::Stamp;
 use super::store::Store;
-use super::{members, memberships};
-use crate::db::models::DirectoryUserRow;
+use super::{members, memberships, teams};
+use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::workos::events::DirectoryUser;
 use crate::workos::timestamp;
 use diesel::QueryResult;
 use std::collections::BTreeSet;
 
 /// Stores a user snapshot if it is newer than the stored one (a deletion leaves a tombstone), then brings
-/// the user's member in line.
-///
-/// A stale snapshot changes nothing, except that an active one records that the user was once active: such
-/// a user has a member whatever order the events came in.
+/// the user's member in line, teams and role included.
 pub fn apply_user_snapshot(
     store: &mut Store<'_>,
     ctx: &ApplyContext,
@@ -22,6 +19,24 @@ pub fn apply_user_snapshot(
     deleted: bool,
     effects: &mut Effects,
 ) -> Result<(), ApplyError> {
+    if let Some(member) = record_user_snapshot(store, ctx, user, deleted, effects)? {
+        teams::reconcile_member(store, &ctx.cause, &ctx.workspace, &member)?;
+    }
+    Ok(())
+}
+
+/// As [`apply_user_snapshot`], but leaves the member's teams and role to the caller: returns the member
+/// brought in line, if any, for the caller to reconcile once its whole change is done.
+///
+/// A stale snapshot changes nothing, except that an active one records that the user was once active: such
+/// a user has a member whatever order the events came in.
+pub fn record_user_snapshot(
+    store: &mut Store<'_>,
+    ctx: &ApplyContext,
+    user: &DirectoryUser,
+    deleted: bool,
+    effects: &mut Effects,
+) -> Result<Option<MemberRow>, ApplyError> {
     let stamp = Stamp::of(user.updated_at(), ctx.event_at);
     let email = user.primary_email();
     let active_with_email = !deleted && user.is_active() && email.is_some();
@@ -32,7 +47,7 @@ pub fn apply_user_snapshot(
             if !stamp.supersedes(Some((existing.source_updated_at, existing.source_event_at))) =>
         {
             if existing.ever_active || !active_with_email {
-                return Ok(());
+                return Ok(None);
             }
             DirectoryUserRow {
                 ever_active: true,

@@ -21,6 +21,10 @@ impl Store<'_> {
         self.row(id)
     }
 
+    pub fn prefetch_members(&mut self, ids: &[&str]) -> QueryResult<()> {
+        self.prefetch::<MemberRow>(ids)
+    }
+
     /// Members a query finds, as the store holds them.
     pub fn load_members(
         &mut self,
