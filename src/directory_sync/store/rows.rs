@@ -200,3 +200,89 @@ pub(super) fn unknown(keys: &[&str], known: impl Fn(&str) -> bool) -> Vec<String
         .into_iter()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Row {
+        id: &'static str,
+        value: u32,
+    }
+
+    impl Keyed for Row {
+        type Key = &'static str;
+
+        fn key(&self) -> &'static str {
+            self.id
+        }
+    }
+
+    fn row(id: &'static str, value: u32) -> Row {
+        Row { id, value }
+    }
+
+    /// Each change as (stored value, current value).
+    fn changes(rows: &mut Rows<Row>) -> Vec<(Option<u32>, Option<u32>)> {
+        rows.take_changes()
+            .into_iter()
+            .map(|c| (c.stored.map(|r| r.value), c.current.map(|r| r.value)))
+            .collect()
+    }
+
+    #[test]
+    fn a_change_pairs_what_the_database_holds_with_the_row_now() {
+        let mut rows = Rows::default();
+        rows.remember("a", Some(row("a", 1)));
+        rows.remember("b", None);
+        rows.put(row("b", 2));
+        rows.put(row("a", 3));
+        rows.put(row("a", 4));
+        assert_eq!(changes(&mut rows), [(None, Some(2)), (Some(1), Some(4))]);
+        assert!(changes(&mut rows).is_empty(), "taken once");
+        rows.put(row("a", 5));
+        assert_eq!(
+            changes(&mut rows),
+            [(Some(4), Some(5))],
+            "the flushed row is stored"
+        );
+    }
+
+    #[test]
+    fn a_row_added_and_removed_before_a_flush_is_no_change() {
+        let mut rows = Rows::default();
+        rows.remember("a", Some(row("a", 1)));
+        rows.put(row("b", 2));
+        rows.remove(&"b");
+        rows.remove(&"a");
+        rows.put(row("a", 1));
+        assert_eq!(changes(&mut rows), [(Some(1), Some(1))]);
+        assert_eq!(rows.row("b"), None);
+        assert!(rows.knows("b"), "known to be absent");
+    }
+
+    #[test]
+    fn a_row_read_again_does_not_replace_a_changed_one() {
+        let mut rows = Rows::default();
+        rows.put(row("a", 2));
+        rows.remember("a", Some(row("a", 1)));
+        assert_eq!(rows.row("a"), Some(row("a", 2)));
+    }
+
+    #[test]
+    fn an_index_knows_only_the_groups_loaded() {
+        let mut index: Index<String, &str> = Index::default();
+        assert!(!index.insert(&"u1".to_string(), "g1"), "u1 is not loaded");
+        index.loaded("u1".to_string());
+        index.loaded("u2".to_string());
+        assert!(index.insert(&"u1".to_string(), "g1"));
+        assert!(index.lacks(&"u1".to_string(), &"g2"));
+        assert!(!index.lacks(&"u3".to_string(), &"g2"), "u3 is not loaded");
+        index.moved(Some(&"u1".to_string()), Some(&"u3".to_string()), &"g1");
+        assert!(index.keys("u1").is_empty());
+        assert!(!index.knows("u3"));
+        index.moved(None, Some(&"u2".to_string()), &"g1");
+        assert_eq!(index.keys("u2").into_iter().collect::<Vec<_>>(), ["g1"]);
+    }
+}
