@@ -1,7 +1,10 @@
 //! `dsync.activated`, legacy `dsync.deactivated` and `dsync.deleted` (rule 4).
 
+use super::context::{ApplyContext, ApplyError, Effects};
+use super::members;
+use super::stamp::Stamp;
 use super::store::Store;
-use super::{members, teams, ApplyContext, ApplyError, Effects, Stamp};
+use super::teams::{self, Reconciliation};
 use crate::db::models::{DirectoryRow, DirectoryUserRow};
 use crate::db::schema::{directories, directory_groups, directory_users};
 use crate::db::DbConnection;
@@ -47,11 +50,16 @@ pub fn apply_deleted(
             .select(DirectoryUserRow::as_select())
             .load(conn)
     })?;
+    // Its members are deprovisioned and its groups dropped first; then each member's teams and role
+    // follow once.
+    let mut reconciliation = Reconciliation::default();
     for batch in users.chunks(500) {
         let ids: Vec<&str> = batch.iter().map(|u| u.id.as_str()).collect();
         store.prefetch_members_of_users(&ids)?;
         for user in batch {
-            members::sync_for_user(store, ctx, user, effects)?;
+            if let Some(member) = members::sync_for_user(store, ctx, user, effects)? {
+                reconciliation.add_member(&member);
+            }
         }
     }
     let groups: Vec<String> = store.read(|conn| {
@@ -61,9 +69,15 @@ pub fn apply_deleted(
             .load(conn)
     })?;
     for group in groups {
-        teams::drop_group(store, &ctx.cause, &ctx.workspace, &group)?;
+        teams::unlink_dropped_group(
+            store,
+            &ctx.cause,
+            &ctx.workspace,
+            &group,
+            &mut reconciliation,
+        )?;
     }
-    Ok(())
+    Ok(reconciliation.run(store, &ctx.cause, &ctx.workspace)?)
 }
 
 /// Stores the directory snapshot if it is newer than the stored one; returns whether it was.

@@ -1,11 +1,13 @@
 //! `dsync.group.*`: Rollcall's copy of directory groups and of who is in them (rules 6, 10).
 
+use super::context::{ApplyContext, ApplyError, Effects};
+use super::stamp::Stamp;
 use super::store::Store;
-use super::{teams, users, ApplyContext, ApplyError, Effects, Stamp};
-use crate::audit::Cause;
-use crate::db::models::{DirectoryGroupRow, GroupMembershipRow};
+use super::teams::{self, Reconciliation};
+use super::{memberships, users};
+use crate::db::models::DirectoryGroupRow;
 use crate::workos::events::{DirectoryGroup, GroupMembershipChange};
-use crate::workos::timestamp::{self, Timestamp};
+use crate::workos::timestamp;
 
 /// Stores a group snapshot if it is newer than the stored one (a deletion leaves a tombstone); returns
 /// whether it was.
@@ -52,7 +54,12 @@ pub fn apply_membership(
     is_member: bool,
     effects: &mut Effects,
 ) -> Result<(), ApplyError> {
-    users::apply_user_snapshot(store, ctx, &change.user, false, effects)?;
+    // The user's snapshot and the membership both move the member: their teams and role follow once,
+    // after both.
+    let mut reconciliation = Reconciliation::default();
+    if let Some(member) = users::record_user_snapshot(store, ctx, &change.user, false, effects)? {
+        reconciliation.add_member(&member);
+    }
     apply_group_snapshot(store, ctx, &change.group, false)?;
     // Rule 20: a user deleted after this change left its groups; a late `user_added` records them out.
     let deleted_since = store
@@ -61,7 +68,7 @@ pub fn apply_membership(
         .is_some_and(|at| at >= ctx.event_at);
     let is_member = is_member && !deleted_since;
     let group = &change.group.id;
-    if set_membership(
+    if memberships::set_membership(
         store,
         ctx,
         group,
@@ -69,59 +76,7 @@ pub fn apply_membership(
         &change.directory_id,
         is_member,
     )? {
-        let user = std::slice::from_ref(&change.user.id);
-        teams::reconcile_directory_users(store, &ctx.cause, &ctx.workspace, user)?;
+        reconciliation.add_user(&change.user.id);
     }
-    Ok(())
-}
-
-/// Records whether a user is in a group as of `ctx.event_at`; returns whether that was newer than what
-/// was stored.
-pub fn set_membership(
-    store: &mut Store<'_>,
-    ctx: &ApplyContext,
-    group_id: &str,
-    user_id: &str,
-    directory_id: &str,
-    is_member: bool,
-) -> Result<bool, ApplyError> {
-    let existing = store.membership(group_id, user_id)?;
-    let event_id = match &ctx.cause {
-        Cause::Event(id) => Some(id.as_str()),
-        _ => None,
-    };
-    if existing.as_ref().is_some_and(|e| {
-        !is_newer_membership_event(
-            (ctx.event_at, event_id),
-            (e.last_event_at, e.last_event_id.as_deref()),
-        )
-    }) {
-        return Ok(false);
-    }
-    store.put_membership(GroupMembershipRow {
-        group_id: group_id.to_string(),
-        user_id: user_id.to_string(),
-        directory_id: existing.map_or_else(|| directory_id.to_string(), |e| e.directory_id),
-        is_member,
-        last_event_at: ctx.event_at,
-        updated_at: timestamp::now(),
-        last_event_id: event_id.map(str::to_string),
-    });
-    Ok(true)
-}
-
-/// Whether a membership change (its time and, from an event, its id) is newer than the one stored: a later
-/// time, or the same millisecond and a later event id (the broker mints ids in time order, so the outcome
-/// does not depend on which arrived first). A change without an id (a full pull's) never wins a tie.
-fn is_newer_membership_event(
-    change: (Timestamp, Option<&str>),
-    stored: (Timestamp, Option<&str>),
-) -> bool {
-    match change.0.cmp(&stored.0) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => {
-            matches!((change.1, stored.1), (Some(change), Some(stored)) if change > stored)
-        }
-    }
+    Ok(reconciliation.run(store, &ctx.cause, &ctx.workspace)?)
 }

@@ -2,9 +2,9 @@
 
 pub use super::member_entries::{audit_member_change, member_json, Member};
 
+use super::context::{ApplyContext, ApplyError, Effects};
 use super::member_entries::member_change;
 use super::store::Store;
-use super::{teams, ApplyContext, ApplyError, Effects};
 use crate::audit::AuditRecord;
 use crate::db::models::{DirectoryUserRow, MemberRow};
 use crate::domain::{ManagedBy, MemberStatus};
@@ -20,7 +20,9 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_ascii_lowercase()
 }
 
-/// Brings the member of the person behind `user` in line with the directory.
+/// Brings the member of the person behind `user` in line with the directory, all but their teams and role;
+/// returns that member, for the caller to reconcile once its change is done
+/// ([`Reconciliation`](super::teams::Reconciliation)).
 ///
 /// The person is everyone in the directory sharing `user`'s `idp_id` (a returning user gets a new broker
 /// id); of those records that were ever active, the newest live one speaks for them (else the newest). Their member is found by link,
@@ -30,7 +32,7 @@ pub fn sync_for_user(
     ctx: &ApplyContext,
     user: &DirectoryUserRow,
     effects: &mut Effects,
-) -> Result<(), ApplyError> {
+) -> Result<Option<MemberRow>, ApplyError> {
     let claimants: Vec<DirectoryUserRow> = if user.idp_id.is_empty() {
         vec![user.clone()]
     } else {
@@ -52,7 +54,7 @@ pub fn sync_for_user(
                 &b.id,
             ))
     }) else {
-        return Ok(());
+        return Ok(None);
     };
     let mut linked: Vec<MemberRow> = Vec::new();
     for claimant in &claimants {
@@ -63,17 +65,12 @@ pub fn sync_for_user(
         .iter()
         .find(|m| m.directory_user_id.as_deref() == Some(owner.id.as_str()))
         .or(linked.first());
-    let member = match linked_member {
+    match linked_member {
         Some(member) => {
-            update_member(store, ctx, member, owner, status, "member.updated", effects)?
+            update_member(store, ctx, member, owner, status, "member.updated", effects).map(Some)
         }
-        None => match match_by_email(store, ctx, owner, status, effects)? {
-            Some(member) => member,
-            None => return Ok(()),
-        },
-    };
-    teams::reconcile_member(store, &ctx.cause, &ctx.workspace, &member)?;
-    Ok(())
+        None => match_by_email(store, ctx, owner, status, effects),
+    }
 }
 
 /// Adopts the member with the owner's email, or creates one; `None` when there is no email or the email

@@ -2,8 +2,8 @@
 //! the workspace's default; `owner` is never assigned or removed by the directory.
 
 use super::member_entries::member_change;
-use super::store::{self, Store};
-use crate::audit::{self, AuditRecord, Cause};
+use super::store::Store;
+use crate::audit::{AuditRecord, Cause};
 use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::{members, role_mappings};
 use crate::db::DbConnection;
@@ -131,7 +131,7 @@ impl MappingReplacement {
                 return Ok(None);
             }
         }
-        Ok(Some(store.read(|conn| mappings(conn, &workspace.id))?))
+        Ok(Some(store.role_mappings(&workspace.id)?))
     }
 }
 
@@ -142,48 +142,41 @@ fn replace_rows(
     workspace: &WorkspaceRow,
     rows: &[RoleMappingRow],
 ) -> QueryResult<bool> {
-    store.direct_on_links_and_mappings(&workspace.id, |conn| {
-        let before: HashMap<String, String> = mappings(conn, &workspace.id)?
-            .into_iter()
-            .map(|m| (m.group_id, m.role))
-            .collect();
-        let after: HashMap<String, String> = rows
-            .iter()
-            .map(|m| (m.group_id.clone(), m.role.clone()))
-            .collect();
-        diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(&workspace.id)))
-            .execute(conn)?;
-        for row in rows {
-            diesel::insert_into(role_mappings::table)
-                .values(row)
-                .execute(conn)?;
-        }
-        let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
-        groups.sort();
-        groups.dedup();
-        let entries = groups
-            .into_iter()
-            .filter(|g| before.get(*g) != after.get(*g))
-            .map(|g| AuditRecord {
-                workspace_id: &workspace.id,
-                action: match (before.contains_key(g), after.contains_key(g)) {
-                    (false, _) => "role_mapping.created",
-                    (true, false) => "role_mapping.removed",
-                    (true, true) => "role_mapping.changed",
-                },
-                subject_type: "role_mapping",
-                subject_id: g,
-                before: before
-                    .get(g)
-                    .map(|role| json!({ "group_id": g, "role": role })),
-                after: after
-                    .get(g)
-                    .map(|role| json!({ "group_id": g, "role": role })),
-            })
-            .collect();
-        audit::record_many(conn, cause, entries)?;
-        Ok(!before.is_empty())
-    })
+    let before: HashMap<String, String> = store
+        .replace_role_mappings(&workspace.id, rows)?
+        .into_iter()
+        .map(|m| (m.group_id, m.role))
+        .collect();
+    let after: HashMap<String, String> = rows
+        .iter()
+        .map(|m| (m.group_id.clone(), m.role.clone()))
+        .collect();
+    let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
+    groups.sort();
+    groups.dedup();
+    for g in groups
+        .into_iter()
+        .filter(|g| before.get(*g) != after.get(*g))
+    {
+        let entry = AuditRecord {
+            workspace_id: &workspace.id,
+            action: match (before.contains_key(g), after.contains_key(g)) {
+                (false, _) => "role_mapping.created",
+                (true, false) => "role_mapping.removed",
+                (true, true) => "role_mapping.changed",
+            },
+            subject_type: "role_mapping",
+            subject_id: g,
+            before: before
+                .get(g)
+                .map(|role| json!({ "group_id": g, "role": role })),
+            after: after
+                .get(g)
+                .map(|role| json!({ "group_id": g, "role": role })),
+        };
+        store.audit(cause, entry);
+    }
+    Ok(!before.is_empty())
 }
 
 /// The rows of a set of mappings of the workspace.
@@ -271,18 +264,15 @@ impl RoleSweep {
         if mappings.is_empty() && !had_mappings {
             return Ok(None);
         }
-        let groups_by_user = store.read(|conn| {
-            let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
-            for mapping in &mappings {
-                for user in store::users_in_group(conn, &mapping.group_id)? {
-                    groups_by_user
-                        .entry(user)
-                        .or_default()
-                        .push(mapping.group_id.clone());
-                }
+        let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
+        for mapping in &mappings {
+            for user in store.users_in_group(&mapping.group_id)? {
+                groups_by_user
+                    .entry(user)
+                    .or_default()
+                    .push(mapping.group_id.clone());
             }
-            Ok(groups_by_user)
-        })?;
+        }
         Ok(Some(Self {
             mapped: groups_by_user.keys().cloned().collect(),
             groups_by_user,
@@ -366,31 +356,22 @@ impl RoleSweep {
 /// Deletes a deleted group's mapping, if it had one; returns whether that was the workspace's last (then
 /// the caller returns the mapped roles to the default with [`return_to_default_role`]).
 pub fn delete_group_mapping(
-    conn: &mut DbConnection,
+    store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     group_id: &str,
 ) -> QueryResult<bool> {
-    let existing: Option<RoleMappingRow> = role_mappings::table
-        .find((&workspace.id, group_id))
-        .select(RoleMappingRow::as_select())
-        .first(conn)
-        .optional()?;
-    let Some(mapping) = existing else {
+    let Some(mapping) = store.remove_role_mapping(&workspace.id, group_id)? else {
         return Ok(false);
     };
-    diesel::delete(role_mappings::table.find((&workspace.id, group_id))).execute(conn)?;
-    audit::record(
-        conn,
-        cause,
-        AuditRecord {
-            workspace_id: &workspace.id,
-            action: "role_mapping.removed",
-            subject_type: "role_mapping",
-            subject_id: group_id,
-            before: Some(json!({ "group_id": group_id, "role": mapping.role })),
-            after: None,
-        },
-    )?;
-    Ok(!has_mappings(conn, &workspace.id)?)
+    let entry = AuditRecord {
+        workspace_id: &workspace.id,
+        action: "role_mapping.removed",
+        subject_type: "role_mapping",
+        subject_id: group_id,
+        before: Some(json!({ "group_id": group_id, "role": mapping.role })),
+        after: None,
+    };
+    store.audit(cause, entry);
+    Ok(store.role_mappings(&workspace.id)?.is_empty())
 }

@@ -1,10 +1,8 @@
 //! Why a member is in a team, as stored: a manual source or a linked directory group, keyed by team.
-//! Below the team rules and the working set, which both read and write sources.
+//! Below the team rules and the working set, which reads and writes sources for them.
 
 use crate::db::models::TeamMemberSourceRow;
-use crate::db::DbConnection;
 use crate::workos::timestamp::{self, Timestamp};
-use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -102,26 +100,4 @@ impl SourceKey {
             created_at,
         }
     }
-}
-
-/// Inserts source rows in batches, skipping any already there; returns how many were given.
-pub fn insert_sources(conn: &mut DbConnection, rows: &[TeamMemberSourceRow]) -> QueryResult<usize> {
-    use crate::db::schema::team_member_sources;
-    use diesel::sql_types::{Text, Timestamp};
-    crate::insert_rows!(
-        conn,
-        team_member_sources,
-        rows,
-        [
-            team_id: Text = "text",
-            member_id: Text = "text",
-            source_type: Text = "text",
-            group_id: Text = "text",
-            created_at: Timestamp = "timestamp",
-        ],
-        "ON CONFLICT DO NOTHING",
-        |c, chunk| diesel::insert_or_ignore_into(team_member_sources::table)
-            .values(chunk)
-            .execute(c)?
-    )
 }

@@ -1,15 +1,15 @@
 //! Teams fed by directory groups (rules 3, 8–10): why each member is in each team, kept exact as groups,
-//! links and member status change.
+//! links and member status change. Every change to a member's sources goes through the [`Store`].
 
-use super::sources::DIRECTORY_GROUP;
-pub use super::sources::{insert_sources, ShownSource, SourceKey, TeamMembershipSource};
+pub use super::sources::{ShownSource, SourceKey, TeamMembershipSource};
 
 use super::roles;
-use super::store::{self, Store};
-use crate::audit::{self, AuditRecord, Cause};
-use crate::db::models::{MemberRow, TeamMemberSourceRow, WorkspaceRow};
+use super::sources::DIRECTORY_GROUP;
+use super::store::{with_store, Store};
+use crate::audit::{AuditRecord, Cause};
+use crate::db::models::{MemberRow, TeamLinkRow, TeamMemberSourceRow, WorkspaceRow};
 use crate::db::schema::{
-    directory_group_memberships as memberships, directory_groups, members, team_links,
+    directory_group_memberships as memberships, directory_groups, members,
     team_member_sources as sources,
 };
 use crate::db::DbConnection;
@@ -44,6 +44,52 @@ fn source_entry<'a>(
 const SOURCE_ADDED: &str = "team_member.source_added";
 const SOURCE_REMOVED: &str = "team_member.source_removed";
 
+/// Adds a source to a member and audits it; returns whether it was new.
+fn add_source(
+    store: &mut Store<'_>,
+    cause: &Cause,
+    workspace_id: &str,
+    member_id: &str,
+    key: SourceKey,
+) -> QueryResult<bool> {
+    let added = store.add_source(member_id, key.clone())?;
+    if added {
+        let entry = source_entry(
+            workspace_id,
+            member_id,
+            SOURCE_ADDED,
+            &key.team_id,
+            None,
+            Some(&key.source),
+        );
+        store.audit(cause, entry);
+    }
+    Ok(added)
+}
+
+/// Takes a source from a member and audits it; returns whether it was there.
+fn take_source(
+    store: &mut Store<'_>,
+    cause: &Cause,
+    workspace_id: &str,
+    member_id: &str,
+    key: &SourceKey,
+) -> QueryResult<bool> {
+    let removed = store.remove_source(member_id, key)?;
+    if removed {
+        let entry = source_entry(
+            workspace_id,
+            member_id,
+            SOURCE_REMOVED,
+            &key.team_id,
+            Some(&key.source),
+            None,
+        );
+        store.audit(cause, entry);
+    }
+    Ok(removed)
+}
+
 /// Adds sources (skipping any already there) and audits each one added; returns how many.
 pub fn add_sources(
     conn: &mut DbConnection,
@@ -51,102 +97,23 @@ pub fn add_sources(
     workspace_id: &str,
     rows: &[TeamMemberSourceRow],
 ) -> QueryResult<usize> {
-    let fresh = not_stored(conn, rows)?;
-    insert_sources(conn, &fresh)?;
-    audit_sources(conn, cause, workspace_id, &fresh, SOURCE_ADDED)?;
-    Ok(fresh.len())
-}
-
-/// The rows not stored yet (each once): only those are added and audited.
-fn not_stored(
-    conn: &mut DbConnection,
-    rows: &[TeamMemberSourceRow],
-) -> QueryResult<Vec<TeamMemberSourceRow>> {
-    type Key = (String, String, String, String);
-    let key = |r: &TeamMemberSourceRow| -> Key {
-        let (t, m) = (r.team_id.clone(), r.member_id.clone());
-        (t, m, r.source_type.clone(), r.group_id.clone())
-    };
-    let mut by_team: HashMap<&str, Vec<&str>> = HashMap::new();
-    for row in rows {
-        by_team
-            .entry(&row.team_id)
-            .or_default()
-            .push(&row.member_id);
-    }
-    let mut stored: BTreeSet<Key> = BTreeSet::new();
-    for (team, members) in by_team {
-        for chunk in members.chunks(500) {
-            let found: Vec<Key> = sources::table
-                .filter(sources::team_id.eq(team))
-                .filter(sources::member_id.eq_any(chunk))
-                .select((
-                    sources::team_id,
-                    sources::member_id,
-                    sources::source_type,
-                    sources::group_id,
-                ))
-                .load(conn)?;
-            stored.extend(found);
-        }
-    }
-    Ok(rows
-        .iter()
-        .filter(|row| stored.insert(key(row)))
-        .cloned()
-        .collect())
-}
-
-/// Removes sources and audits each one that was there; returns how many were.
-pub fn remove_sources(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    workspace_id: &str,
-    rows: &[TeamMemberSourceRow],
-) -> QueryResult<usize> {
-    let mut removed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let key = (
-            &row.team_id,
-            &row.member_id,
-            &row.source_type,
-            &row.group_id,
-        );
-        if diesel::delete(sources::table.find(key)).execute(conn)? > 0 {
-            removed.push(row.clone());
-        }
-    }
-    audit_sources(conn, cause, workspace_id, &removed, SOURCE_REMOVED)?;
-    Ok(removed.len())
-}
-
-fn audit_sources(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    workspace_id: &str,
-    rows: &[TeamMemberSourceRow],
-    action: &str,
-) -> QueryResult<()> {
-    let entries = rows
-        .iter()
-        .map(|row| {
-            let source = TeamMembershipSource::of(row);
-            let (before, after) = if action == SOURCE_ADDED {
-                (None, Some(&source))
-            } else {
-                (Some(&source), None)
-            };
-            source_entry(
+    with_store(conn, |store| {
+        let members: Vec<&str> = rows.iter().map(|r| r.member_id.as_str()).collect();
+        store.prefetch_sources(&members)?;
+        let mut added = 0;
+        for row in rows {
+            if add_source(
+                store,
+                cause,
                 workspace_id,
                 &row.member_id,
-                action,
-                &row.team_id,
-                before,
-                after,
-            )
-        })
-        .collect();
-    audit::record_many(conn, cause, entries)
+                SourceKey::of(row),
+            )? {
+                added += 1;
+            }
+        }
+        Ok(added)
+    })
 }
 
 /// Removes one source and audits it; returns whether it was there.
@@ -158,8 +125,13 @@ pub fn remove_source(
     member_id: &str,
     source: &TeamMembershipSource,
 ) -> QueryResult<bool> {
-    let row = source.row(team_id, member_id);
-    Ok(remove_sources(conn, cause, workspace_id, std::slice::from_ref(&row))? > 0)
+    let key = SourceKey {
+        team_id: team_id.to_string(),
+        source: source.clone(),
+    };
+    with_store(conn, |store| {
+        take_source(store, cause, workspace_id, member_id, &key)
+    })
 }
 
 /// Takes a member out of every team, auditing each source removed (a member being deleted).
@@ -169,12 +141,12 @@ pub fn leave_all_teams(
     workspace_id: &str,
     member_id: &str,
 ) -> QueryResult<()> {
-    let existing: Vec<TeamMemberSourceRow> = sources::table
-        .filter(sources::member_id.eq(member_id))
-        .select(TeamMemberSourceRow::as_select())
-        .load(conn)?;
-    remove_sources(conn, cause, workspace_id, &existing)?;
-    Ok(())
+    with_store(conn, |store| {
+        for key in store.sources(member_id)? {
+            take_source(store, cause, workspace_id, member_id, &key)?;
+        }
+        Ok(())
+    })
 }
 
 /// Whether anything in the workspace follows from directory groups: a link, a role mapping, or a source
@@ -259,30 +231,12 @@ pub fn reconcile_members(
                 TeamMembershipSource::Manual => active,
                 TeamMembershipSource::DirectoryGroup(_) => desired.remove(&key),
             };
-            if !keep && store.remove_source(&member.id, &key)? {
-                let entry = source_entry(
-                    &workspace.id,
-                    &member.id,
-                    SOURCE_REMOVED,
-                    &key.team_id,
-                    Some(&key.source),
-                    None,
-                );
-                store.audit(cause, entry);
+            if !keep {
+                take_source(store, cause, &workspace.id, &member.id, &key)?;
             }
         }
         for key in desired {
-            if store.add_source(&member.id, key.clone())? {
-                let entry = source_entry(
-                    &workspace.id,
-                    &member.id,
-                    SOURCE_ADDED,
-                    &key.team_id,
-                    None,
-                    Some(&key.source),
-                );
-                store.audit(cause, entry);
-            }
+            add_source(store, cause, &workspace.id, &member.id, key)?;
         }
         if let Some(current) = store.member(&member.id)? {
             roles::recompute(store, cause, workspace, &current, &groups, &mappings)?;
@@ -315,6 +269,61 @@ pub fn reconcile_directory_users(
     Ok(())
 }
 
+/// The members whose teams and roles a change affects, reconciled once when it is done: the members of
+/// some directory users, and some members by id. An event that moves members in more than one way (a
+/// membership change carrying a user snapshot, a directory's deletion) fills one as it goes and runs it
+/// last, so no member is reconciled twice for one event.
+#[derive(Default)]
+pub struct Reconciliation {
+    users: BTreeSet<String>,
+    members: BTreeSet<String>,
+}
+
+impl Reconciliation {
+    /// The members (in the workspace) of a directory user.
+    pub fn add_user(&mut self, user_id: &str) {
+        self.users.insert(user_id.to_string());
+    }
+
+    pub fn add_member(&mut self, member: &MemberRow) {
+        self.members.insert(member.id.clone());
+    }
+
+    /// Reconciles every member added, once.
+    pub fn run(
+        self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+    ) -> QueryResult<()> {
+        let users: Vec<String> = self.users.into_iter().collect();
+        reconcile_directory_users(store, cause, workspace, &users)?;
+        let reached = |member: &MemberRow| {
+            member
+                .directory_user_id
+                .as_ref()
+                .is_some_and(|user| users.binary_search(user).is_ok())
+        };
+        let members: Vec<String> = self.members.into_iter().collect();
+        for batch in members.chunks(500) {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.prefetch_members(&ids)?;
+            let mut rest = Vec::new();
+            for id in batch {
+                // Those linked to one of the users were reconciled with them.
+                if let Some(member) = store.member(id)?.filter(|m| !reached(m)) {
+                    rest.push(member);
+                }
+            }
+            reconcile_members(store, cause, workspace, &rest)?;
+            if members.len() > 500 {
+                store.release()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Rule 10 (and rule 4 for a whole directory): a deleted group's links and role mappings go, and its
 /// members are reconciled, so those whose only source it was leave those teams.
 pub fn drop_group(
@@ -323,52 +332,46 @@ pub fn drop_group(
     workspace: &WorkspaceRow,
     group_id: &str,
 ) -> QueryResult<()> {
-    let (users, holders, last_mapping_gone) =
-        store.direct_on_links_and_mappings(&workspace.id, |conn| {
-            let links: Vec<String> = team_links::table
-                .filter(team_links::group_id.eq(group_id))
-                .filter(team_links::workspace_id.eq(&workspace.id))
-                .select(team_links::team_id)
-                .load(conn)?;
-            diesel::delete(
-                team_links::table
-                    .filter(team_links::group_id.eq(group_id))
-                    .filter(team_links::workspace_id.eq(&workspace.id)),
-            )
-            .execute(conn)?;
-            let entries = links
-                .iter()
-                .map(|team| AuditRecord {
-                    workspace_id: &workspace.id,
-                    action: "team_link.removed",
-                    subject_type: "team",
-                    subject_id: team,
-                    before: Some(json!({ "group_id": group_id })),
-                    after: None,
-                })
-                .collect();
-            audit::record_many(conn, cause, entries)?;
-            let last_mapping_gone = roles::delete_group_mapping(conn, cause, workspace, group_id)?;
-            let users = store::users_in_group(conn, group_id)?;
-            // Anyone still holding a source through the group, whatever the membership records say.
-            let holders: Vec<String> = sources::table
-                .filter(sources::group_id.eq(group_id))
-                .select(sources::member_id)
-                .distinct()
-                .load(conn)?;
-            Ok((users, holders, last_mapping_gone))
-        })?;
+    let mut reconciliation = Reconciliation::default();
+    unlink_dropped_group(store, cause, workspace, group_id, &mut reconciliation)?;
+    reconciliation.run(store, cause, workspace)
+}
+
+/// A deleted group's links and role mapping go (and with its workspace's last mapping, the roles mappings
+/// gave); its members, and anyone still holding a source through it, join `reconciliation`.
+pub fn unlink_dropped_group(
+    store: &mut Store<'_>,
+    cause: &Cause,
+    workspace: &WorkspaceRow,
+    group_id: &str,
+    reconciliation: &mut Reconciliation,
+) -> QueryResult<()> {
+    for team in store.remove_group_links(&workspace.id, group_id)? {
+        let entry = AuditRecord {
+            workspace_id: &workspace.id,
+            action: "team_link.removed",
+            subject_type: "team",
+            subject_id: &team,
+            before: Some(json!({ "group_id": group_id })),
+            after: None,
+        };
+        store.audit(cause, entry);
+    }
+    let last_mapping_gone = roles::delete_group_mapping(store, cause, workspace, group_id)?;
+    reconciliation.users.extend(store.users_in_group(group_id)?);
+    // Anyone still holding a source through the group, whatever the membership records say.
+    let holders: Vec<String> = store.read(|conn| {
+        sources::table
+            .filter(sources::group_id.eq(group_id))
+            .select(sources::member_id)
+            .distinct()
+            .load(conn)
+    })?;
+    reconciliation.members.extend(holders);
     if last_mapping_gone {
         roles::return_to_default_role(store, cause, workspace)?;
     }
-    reconcile_directory_users(store, cause, workspace, &users)?;
-    let mut held = Vec::new();
-    for member_id in holders {
-        if let Some(member) = store.member(&member_id)? {
-            held.push(member);
-        }
-    }
-    reconcile_members(store, cause, workspace, &held)
+    Ok(())
 }
 
 /// Why a directory group cannot be linked to or unlinked from a team.
@@ -427,57 +430,66 @@ pub fn link_group(
     if !workspace.directory_sync_enabled {
         return Err(LinkError::DirectorySyncInactive);
     }
-    let groups: i64 = workspace_groups(workspace).count().get_result(conn)?;
-    if groups == 0 {
-        return Err(LinkError::NoDirectoryGroups);
-    }
-    let found: i64 = workspace_groups(workspace)
-        .filter(directory_groups::id.eq(group_id.to_string()))
-        .count()
-        .get_result(conn)?;
-    if found == 0 {
-        return Err(LinkError::GroupNotFound);
-    }
-    let linked: i64 = team_links::table
-        .find((team_id, group_id))
-        .count()
-        .get_result(conn)?;
-    if linked > 0 {
-        return Err(LinkError::AlreadyLinked);
-    }
-    diesel::insert_into(team_links::table)
-        .values(crate::db::models::TeamLinkRow {
+    with_store(conn, |store| {
+        let (groups, found) = store.read(|conn| {
+            let groups: i64 = workspace_groups(workspace).count().get_result(conn)?;
+            let found: i64 = workspace_groups(workspace)
+                .filter(directory_groups::id.eq(group_id.to_string()))
+                .count()
+                .get_result(conn)?;
+            Ok((groups, found))
+        })?;
+        if groups == 0 {
+            return Err(LinkError::NoDirectoryGroups);
+        }
+        if found == 0 {
+            return Err(LinkError::GroupNotFound);
+        }
+        if store.is_linked(team_id, group_id)? {
+            return Err(LinkError::AlreadyLinked);
+        }
+        store.add_team_link(&TeamLinkRow {
             team_id: team_id.to_string(),
             group_id: group_id.to_string(),
             workspace_id: workspace.id.clone(),
             created_at: timestamp::now(),
-        })
-        .execute(conn)?;
-    audit::record(
-        conn,
-        cause,
-        AuditRecord {
+        })?;
+        let entry = AuditRecord {
             workspace_id: &workspace.id,
             action: "team_link.created",
             subject_type: "team",
             subject_id: team_id,
             before: None,
             after: Some(json!({ "group_id": group_id })),
-        },
-    )?;
-    let newcomers: Vec<String> = memberships::table
-        .inner_join(
-            members::table.on(members::directory_user_id.eq(memberships::user_id.nullable())),
-        )
-        .filter(memberships::group_id.eq(group_id))
-        .filter(memberships::is_member.eq(true))
-        .filter(members::workspace_id.eq(&workspace.id))
-        .filter(members::status.eq(MemberStatus::Active.as_str()))
-        .select(members::id)
-        .load(conn)?;
-    let source = TeamMembershipSource::DirectoryGroup(group_id.to_string());
-    let rows: Vec<TeamMemberSourceRow> = newcomers.iter().map(|m| source.row(team_id, m)).collect();
-    Ok(add_sources(conn, cause, &workspace.id, &rows)?)
+        };
+        store.audit(cause, entry);
+        let newcomers: Vec<String> = store.read(|conn| {
+            memberships::table
+                .inner_join(
+                    members::table
+                        .on(members::directory_user_id.eq(memberships::user_id.nullable())),
+                )
+                .filter(memberships::group_id.eq(group_id))
+                .filter(memberships::is_member.eq(true))
+                .filter(members::workspace_id.eq(&workspace.id))
+                .filter(members::status.eq(MemberStatus::Active.as_str()))
+                .select(members::id)
+                .load(conn)
+        })?;
+        let ids: Vec<&str> = newcomers.iter().map(String::as_str).collect();
+        store.prefetch_sources(&ids)?;
+        let key = SourceKey {
+            team_id: team_id.to_string(),
+            source: TeamMembershipSource::DirectoryGroup(group_id.to_string()),
+        };
+        let mut added = 0;
+        for member in &newcomers {
+            if add_source(store, cause, &workspace.id, member, key.clone())? {
+                added += 1;
+            }
+        }
+        Ok(added)
+    })
 }
 
 /// Rule 9: unlinks a directory group from a team, keeping or removing the members who came through it;
@@ -490,58 +502,58 @@ pub fn unlink_group(
     group_id: &str,
     members_choice: UnlinkMembers,
 ) -> Result<usize, LinkError> {
-    let removed = diesel::delete(team_links::table.find((team_id, group_id))).execute(conn)?;
-    if removed == 0 {
-        return Err(LinkError::NotLinked);
-    }
-    audit::record(
-        conn,
-        cause,
-        AuditRecord {
+    with_store(conn, |store| {
+        if !store.remove_team_link(&workspace.id, team_id, group_id)? {
+            return Err(LinkError::NotLinked);
+        }
+        let choice = match members_choice {
+            UnlinkMembers::Keep => "keep",
+            UnlinkMembers::Remove => "remove",
+        };
+        let entry = AuditRecord {
             workspace_id: &workspace.id,
             action: "team_link.removed",
             subject_type: "team",
             subject_id: team_id,
             before: Some(json!({ "group_id": group_id })),
-            after: Some(
-                json!({ "members": match members_choice { UnlinkMembers::Keep => "keep", UnlinkMembers::Remove => "remove" } }),
-            ),
-        },
-    )?;
-    let through_group = sources::table
-        .filter(sources::team_id.eq(team_id))
-        .filter(sources::source_type.eq(DIRECTORY_GROUP))
-        .filter(sources::group_id.eq(group_id));
-    let holders: Vec<String> = through_group.select(sources::member_id).load(conn)?;
-    let group_source = TeamMembershipSource::DirectoryGroup(group_id.to_string());
-    let (action, after) = match members_choice {
-        UnlinkMembers::Keep => {
-            let rows: Vec<TeamMemberSourceRow> = holders
-                .iter()
-                .map(|m| TeamMembershipSource::Manual.row(team_id, m))
-                .collect();
-            insert_sources(conn, &rows)?;
-            (
-                "team_member.source_changed",
-                Some(&TeamMembershipSource::Manual),
-            )
-        }
-        UnlinkMembers::Remove => (SOURCE_REMOVED, None),
-    };
-    diesel::delete(through_group).execute(conn)?;
-    let entries = holders
-        .iter()
-        .map(|m| {
-            source_entry(
+            after: Some(json!({ "members": choice })),
+        };
+        store.audit(cause, entry);
+        let holders: Vec<String> = store.read(|conn| {
+            sources::table
+                .filter(sources::team_id.eq(team_id))
+                .filter(sources::source_type.eq(DIRECTORY_GROUP))
+                .filter(sources::group_id.eq(group_id))
+                .select(sources::member_id)
+                .load(conn)
+        })?;
+        let ids: Vec<&str> = holders.iter().map(String::as_str).collect();
+        store.prefetch_sources(&ids)?;
+        let source_in_team = |source: TeamMembershipSource| SourceKey {
+            team_id: team_id.to_string(),
+            source,
+        };
+        let through_group = source_in_team(TeamMembershipSource::DirectoryGroup(group_id.into()));
+        let manual = source_in_team(TeamMembershipSource::Manual);
+        let (action, after) = match members_choice {
+            UnlinkMembers::Keep => ("team_member.source_changed", Some(&manual.source)),
+            UnlinkMembers::Remove => (SOURCE_REMOVED, None),
+        };
+        for member in &holders {
+            store.remove_source(member, &through_group)?;
+            if members_choice == UnlinkMembers::Keep {
+                store.add_source(member, manual.clone())?;
+            }
+            let entry = source_entry(
                 &workspace.id,
-                m,
+                member,
                 action,
                 team_id,
-                Some(&group_source),
+                Some(&through_group.source),
                 after,
-            )
-        })
-        .collect();
-    audit::record_many(conn, cause, entries)?;
-    Ok(holders.len())
+            );
+            store.audit(cause, entry);
+        }
+        Ok(holders.len())
+    })
 }

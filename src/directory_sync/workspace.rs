@@ -1,7 +1,7 @@
 //! Which workspace an event belongs to, and whether it takes directory changes (rule 7).
 
+use super::outcome::SkipReason;
 use super::store::Store;
-use super::SkipReason;
 use crate::db::models::WorkspaceRow;
 use crate::db::schema::{directories, workspaces};
 use crate::db::DbConnection;

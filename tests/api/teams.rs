@@ -424,6 +424,83 @@ async fn deprovisioning_empties_teams_and_reprovisioning_restores_groups(app: Te
     );
 }
 
+/// A membership event that also changes its user is one change to the member: their teams follow the
+/// state after both, and nothing is added only to be taken away again.
+async fn a_membership_event_changes_a_members_teams_once(app: TestApp) {
+    let org = Org::new(&app).await;
+    app.deliver(&[
+        org.created("kim"),
+        org.group_created("eng"),
+        org.added("kim", "eng"),
+    ])
+    .await;
+    let team = new_team(&app, &org, "Eng").await;
+    link(&app, &org, &team, "eng").await;
+    app.deliver(&[org.state("kim", "inactive")]).await;
+    assert!(roster(&app, &org, &team).await.is_empty());
+    // Kim returns, in the same event that takes her out of the group.
+    let t = org.tick();
+    let returning = org
+        .dir
+        .membership(&org.user("kim", "active", &t), &org.group("eng"));
+    app.deliver(&[event("dsync.group.user_removed", returning, &t)])
+        .await;
+    let kim = app.member(&org.ws, "kim@example.com").await.unwrap();
+    assert_eq!(kim["status"], "active");
+    assert!(roster(&app, &org, &team).await.is_empty());
+    let sources: Vec<String> = audit_actions(&app, &org)
+        .await
+        .into_iter()
+        .filter(|a| a["subject_id"] == kim["id"] && a["subject_type"] == "team_member")
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    // Added by the link, removed on deprovisioning; the returning event adds and removes none.
+    assert_eq!(
+        sources,
+        ["team_member.source_removed", "team_member.source_added"],
+        "newest first"
+    );
+}
+
+/// A deleted directory takes its groups' mappings with it: a member's role changes once, to the default,
+/// not through each mapping left along the way.
+async fn a_deleted_directory_changes_a_role_once(app: TestApp) {
+    let org = Org::new(&app).await;
+    app.deliver(&[
+        org.created("lee"),
+        org.group_created("leads"),
+        org.group_created("eng"),
+    ])
+    .await;
+    app.deliver(&[org.added("lee", "leads"), org.added("lee", "eng")])
+        .await;
+    let mappings = json!([
+        { "group_id": org.group_id("leads"), "role": "admin" },
+        { "group_id": org.group_id("eng"), "role": "builder" },
+    ]);
+    let (status, body) = app
+        .op(Method::PUT, &org.path("/role-mappings"), Some(mappings))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let t = org.tick();
+    app.deliver(&[event("dsync.deleted", org.dir.object(&t), &t)])
+        .await;
+    let lee = app.member(&org.ws, "lee@example.com").await.unwrap();
+    assert_eq!(lee["status"], "deprovisioned");
+    assert_eq!(lee["role"], "viewer");
+    let changes: Vec<Value> = audit_actions(&app, &org)
+        .await
+        .into_iter()
+        .filter(|a| {
+            a["action"] == "member.role_changed"
+                && a["subject_id"] == lee["id"]
+                && a["cause"]["type"] == "event"
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["before"]["role"], "admin");
+}
+
 async fn roles_follow_mappings_and_groups(app: TestApp) {
     let org = Org::new(&app).await;
     app.deliver(&[
@@ -822,6 +899,8 @@ crate::on_both_backends!(
     unlinking_with_keep_turns_group_sources_manual,
     a_deleted_group_leaves_its_teams,
     deprovisioning_empties_teams_and_reprovisioning_restores_groups,
+    a_membership_event_changes_a_members_teams_once,
+    a_deleted_directory_changes_a_role_once,
     roles_follow_mappings_and_groups,
     linking_rules_answer_with_their_codes,
     an_admin_cannot_reach_another_workspaces_teams_groups_or_audit_log,

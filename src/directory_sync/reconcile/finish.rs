@@ -5,10 +5,11 @@ use super::DirectoryPull;
 use crate::db::schema::{
     directory_group_memberships as memberships, directory_groups, directory_users,
 };
+use crate::directory_sync::context::{ApplyContext, ApplyError, Effects};
+use crate::directory_sync::memberships::set_membership;
 use crate::directory_sync::store::Store;
-use crate::directory_sync::{
-    groups, prefetch_users, teams, users, ApplyContext, ApplyError, Effects,
-};
+use crate::directory_sync::users::{self, prefetch_users};
+use crate::directory_sync::{groups, teams};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
@@ -191,7 +192,7 @@ impl DirectoryPull {
             .collect();
         store.prefetch_memberships(&pairs)?;
         for (group, user) in unlisted {
-            if groups::set_membership(store, &self.ctx, group, user, &self.directory_id, false)? {
+            if set_membership(store, &self.ctx, group, user, &self.directory_id, false)? {
                 self.counts.memberships_removed += 1;
                 let id = self.users.intern(user);
                 self.touched.insert(id);

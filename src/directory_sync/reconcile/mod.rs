@@ -16,8 +16,8 @@
 mod finish;
 mod pages;
 
-use super::store::Store;
-use super::{ApplyContext, ApplyError};
+use super::context::{ApplyContext, ApplyError};
+use super::store::{self, Store};
 use crate::broker::ListedPage;
 use crate::db::schema::directory_users;
 use crate::db::DbConnection;
@@ -87,7 +87,7 @@ pub fn reconcile_directory(
     listing: &DirectoryListing<'_>,
     guard: DeprovisionGuard,
 ) -> Result<ReconcileCounts, ApplyError> {
-    super::with_store(conn, |store| {
+    store::with_store(conn, |store| {
         let mut pull = DirectoryPull::begin(store, ctx, listing.directory_id, guard)?;
         pull.apply(store, vec![ListedPage::Groups(listing.groups.to_vec())])?;
         for page in listing.users.chunks(100) {

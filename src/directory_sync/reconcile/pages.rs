@@ -4,8 +4,12 @@
 use super::DirectoryPull;
 use crate::broker::ListedPage;
 use crate::db::schema::directory_users;
+use crate::directory_sync::context::{ApplyError, Effects};
+use crate::directory_sync::groups;
+use crate::directory_sync::memberships::set_membership;
+use crate::directory_sync::stamp::Stamp;
 use crate::directory_sync::store::Store;
-use crate::directory_sync::{groups, prefetch_users, users, ApplyError, Effects, Stamp};
+use crate::directory_sync::users::{self, prefetch_users};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
 use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
@@ -189,9 +193,7 @@ impl DirectoryPull {
                 None => true,
                 Some(stored) => !stored.is_member && stored.updated_at < self.ctx.event_at,
             };
-            if add
-                && groups::set_membership(store, &self.ctx, group, user, &self.directory_id, true)?
-            {
+            if add && set_membership(store, &self.ctx, group, user, &self.directory_id, true)? {
                 self.counts.memberships_added += 1;
                 self.touched.insert(pair.1);
             }
