@@ -3,6 +3,7 @@
 use crate::db::models::NewAuditEntry;
 use crate::db::schema::audit_log;
 use crate::db::DbConnection;
+use crate::domain::CauseKind;
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -23,12 +24,13 @@ pub enum Cause {
 impl Cause {
     /// The cause's kind and id as stored.
     pub fn parts(&self) -> (&'static str, &str) {
-        match self {
-            Cause::Event(id) => ("event", id),
-            Cause::SyncRun(id) => ("sync_run", id),
-            Cause::ApiToken(id) => ("api_token", id),
-            Cause::BootstrapOperator => ("operator", "bootstrap"),
-        }
+        let (kind, id) = match self {
+            Cause::Event(id) => (CauseKind::Event, id.as_str()),
+            Cause::SyncRun(id) => (CauseKind::SyncRun, id.as_str()),
+            Cause::ApiToken(id) => (CauseKind::ApiToken, id.as_str()),
+            Cause::BootstrapOperator => (CauseKind::Operator, "bootstrap"),
+        };
+        (kind.as_str(), id)
     }
 }
 

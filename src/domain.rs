@@ -3,39 +3,41 @@
 //! Each is an enum that the database reads and writes as its text (a `TEXT` column on both backends), so
 //! the rest of the code compares variants, never strings.
 
-use diesel::backend::Backend;
-use diesel::deserialize::{self, FromSql};
-use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
+/// Declares an enum of the product's words: each variant with its text, stored in a `TEXT` column
+/// (diesel), serialised as its text (serde), shown and parsed as its text, with `ALL` in order.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])* $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
         $(#[$meta])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-            diesel::AsExpression, diesel::FromSqlRow,
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
+            serde::Serialize, serde::Deserialize, diesel::AsExpression, diesel::FromSqlRow,
         )]
-        #[serde(rename_all = "snake_case")]
-        #[diesel(sql_type = Text)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name { $($(#[$variant_meta])* #[serde(rename = $text)] $variant),+ }
 
-        impl<DB: Backend> ToSql<Text, DB> for $name
+        impl<DB: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Text, DB>
+            for $name
         where
-            str: ToSql<Text, DB>,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
         {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
                 self.as_str().to_sql(out)
             }
         }
 
-        impl<DB: Backend> FromSql<Text, DB> for $name
+        impl<DB: diesel::backend::Backend>
+            diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
         where
-            String: FromSql<Text, DB>,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
-            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = String::from_sql(bytes)?;
                 text.parse().map_err(|why: String| why.into())
             }
@@ -51,13 +53,13 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -71,6 +73,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum!(
     /// A workspace's plan; directory sync needs `growth` or above.
@@ -137,6 +140,30 @@ impl RunStatus {
 }
 
 text_enum!(
+    /// What made a change, as the audit log stores it.
+    CauseKind {
+        /// A broker event (webhook or Events API).
+        Event => "event",
+        /// A full pull.
+        SyncRun => "sync_run",
+        /// A request with a stored API token.
+        ApiToken => "api_token",
+        /// A request with the configured operator token.
+        Operator => "operator",
+    }
+);
+
+text_enum!(
+    /// What a sync run is doing.
+    RunPhase {
+        Queued => "queued",
+        Listing => "listing",
+        ReconcilingTeams => "reconciling teams",
+        Done => "done",
+    }
+);
+
+text_enum!(
     /// What started a sync run.
     RunTrigger {
         Scheduled => "scheduled",
@@ -151,11 +178,12 @@ impl RunTrigger {
     /// The triggers a workspace or the broker sets off without an operator, spaced by
     /// `ROLLCALL_AUTOMATIC_PULL_SPACING`: a tenant turning directory sync off and on cannot pull again and
     /// again on the shared API key.
+    pub const AUTOMATIC: &'static [RunTrigger] =
+        &[RunTrigger::DirectoryActivated, RunTrigger::SyncEnabled];
+
+    /// Whether a workspace or the broker set it off, without an operator.
     pub fn is_automatic(self) -> bool {
-        matches!(
-            self,
-            RunTrigger::DirectoryActivated | RunTrigger::SyncEnabled
-        )
+        Self::AUTOMATIC.contains(&self)
     }
 }
 

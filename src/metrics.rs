@@ -5,6 +5,7 @@
 //! applier's backlog is read from the database at each scrape, so it covers every instance sharing it; it
 //! and whether the applier runs are passed to [`Metrics::render`].
 
+use crate::domain::{RunStatus, RunTrigger};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,18 +18,8 @@ use std::time::Duration;
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// How a sync run ended.
-pub const RUN_STATUSES: [&str; 3] = ["succeeded", "failed", "held"];
 /// Why an asked-for sync run was not started.
 pub const RUN_SKIP_REASONS: [&str; 2] = ["in_progress", "too_soon"];
-/// Why a sync run started.
-pub const RUN_TRIGGERS: [&str; 5] = [
-    "scheduled",
-    "directory_activated",
-    "sync_enabled",
-    "on_demand",
-    "event_cursor_lost",
-];
 /// The broker's list endpoints: the pull API's and the Events API's.
 pub const BROKER_ENDPOINTS: [&str; 4] = [
     "directories",
@@ -149,7 +140,7 @@ impl std::fmt::Debug for Metrics {
 fn labelled<M: Clone, C: prometheus_client::metrics::family::MetricConstructor<M>>(
     family: Family<Label, M, C>,
     key: &'static str,
-    values: &[&'static str],
+    values: impl IntoIterator<Item = &'static str>,
 ) -> Family<Label, M, C> {
     for value in values {
         let _ = family.get_or_create(&[(key, value)]);
@@ -161,9 +152,14 @@ fn labelled<M: Clone, C: prometheus_client::metrics::family::MetricConstructor<M
 fn histograms(
     buckets: fn() -> Histogram,
     key: &'static str,
-    values: &[&'static str],
+    values: impl IntoIterator<Item = &'static str>,
 ) -> Histograms {
     labelled(Family::new_with_constructor(buckets), key, values)
+}
+
+/// How a sync run may end, as labels.
+fn run_ends() -> impl Iterator<Item = &'static str> {
+    RunStatus::ENDED.iter().map(|s| s.as_str())
 }
 
 /// `name` when it is one of `known`, else [`OTHER`].
@@ -181,38 +177,42 @@ impl Series {
     fn new() -> Self {
         let series = Self {
             registry: Registry::default(),
-            runs_finished: labelled(Family::default(), "status", &RUN_STATUSES),
-            runs_started: labelled(Family::default(), "trigger", &RUN_TRIGGERS),
-            runs_skipped: labelled(Family::default(), "reason", &RUN_SKIP_REASONS),
+            runs_finished: labelled(Family::default(), "status", run_ends()),
+            runs_started: labelled(
+                Family::default(),
+                "trigger",
+                RunTrigger::ALL.iter().map(|t| t.as_str()),
+            ),
+            runs_skipped: labelled(Family::default(), "reason", RUN_SKIP_REASONS),
             runs_queued: Gauge::default(),
             runs_running: Gauge::default(),
             run_duration: histograms(
                 || Histogram::new(RUN_DURATION_BUCKETS),
                 "status",
-                &RUN_STATUSES,
+                run_ends(),
             ),
-            broker_requests: labelled(Family::default(), "endpoint", &BROKER_ENDPOINTS),
+            broker_requests: labelled(Family::default(), "endpoint", BROKER_ENDPOINTS),
             broker_request_duration: histograms(
                 || Histogram::new(REQUEST_BUCKETS),
                 "endpoint",
-                &BROKER_ENDPOINTS,
+                BROKER_ENDPOINTS,
             ),
             broker_rate_limited: Counter::default(),
             broker_retries: Counter::default(),
-            webhooks: labelled(Family::default(), "outcome", &WEBHOOK_OUTCOMES),
+            webhooks: labelled(Family::default(), "outcome", WEBHOOK_OUTCOMES),
             webhook_duration: histograms(
                 || Histogram::new(REQUEST_BUCKETS),
                 "outcome",
-                &WEBHOOK_OUTCOMES,
+                WEBHOOK_OUTCOMES,
             ),
             apply_lag: Histogram::new(APPLY_LAG_BUCKETS),
             event_tail_pages: Counter::default(),
             event_tail_events: Counter::default(),
             event_tail_cursor_losses: Counter::default(),
-            connection_wait: histograms(|| Histogram::new(WAIT_BUCKETS), "work", &WORK_KINDS),
+            connection_wait: histograms(|| Histogram::new(WAIT_BUCKETS), "work", WORK_KINDS),
             workspace_lock_wait: Histogram::new(WAIT_BUCKETS),
             lane_deferrals: Counter::default(),
-            events_skipped: labelled(Family::default(), "reason", &SKIP_REASONS),
+            events_skipped: labelled(Family::default(), "reason", SKIP_REASONS),
         };
         series.register()
     }
@@ -326,11 +326,10 @@ impl Series {
 
 impl Metrics {
     /// A sync run was queued for `trigger`; it counts as queued until [`Metrics::run_running`].
-    pub fn run_started(&self, trigger: &str) {
-        let trigger = known_or_other(&RUN_TRIGGERS, trigger);
+    pub fn run_started(&self, trigger: RunTrigger) {
         self.0
             .runs_started
-            .get_or_create(&[("trigger", trigger)])
+            .get_or_create(&[("trigger", trigger.as_str())])
             .inc();
         self.0.runs_queued.inc();
     }
@@ -352,9 +351,9 @@ impl Metrics {
 
     /// A sync run ended with `status` (`succeeded`, `failed` or `held`) `took` after it was queued;
     /// `ran`: it had got its slot (else it ended queued).
-    pub fn run_finished(&self, status: &str, took: Duration, ran: bool) {
-        if let Some(status) = RUN_STATUSES.iter().find(|s| **s == status) {
-            let label = [("status", *status)];
+    pub fn run_finished(&self, status: RunStatus, took: Duration, ran: bool) {
+        if status.has_ended() {
+            let label = [("status", status.as_str())];
             self.0.runs_finished.get_or_create(&label).inc();
             self.0
                 .run_duration
@@ -662,10 +661,10 @@ rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
     fn counters_move_and_the_gauge_follows_runs() {
         let metrics = Metrics::default();
         let clone = metrics.clone();
-        metrics.run_started("scheduled");
-        clone.run_started("on_demand");
+        metrics.run_started(RunTrigger::Scheduled);
+        clone.run_started(RunTrigger::OnDemand);
         metrics.run_running();
-        metrics.run_finished("held", Duration::from_secs(90), true);
+        metrics.run_finished(RunStatus::Held, Duration::from_secs(90), true);
         metrics.connection_wait("intake", Duration::from_millis(2));
         metrics.workspace_lock_wait(Duration::from_millis(30));
         metrics.lane_deferred();
@@ -782,10 +781,8 @@ rollcall_events_skipped_total{reason=\"plan_below_growth\"} 0
     #[test]
     fn unknown_names_are_counted_apart() {
         let metrics = Metrics::default();
-        metrics.run_started("manual \"test\"");
         metrics.broker_request("/organizations", Duration::ZERO);
         let text = metrics.render(None, false);
-        assert!(text.contains("rollcall_sync_runs_started_total{trigger=\"other\"} 1\n"));
         assert!(text.contains("rollcall_broker_requests_total{endpoint=\"other\"} 1\n"));
     }
 

@@ -1,7 +1,10 @@
 //! The OpenAPI schemas of the values Rollcall checks and shows (roles, statuses, plans, names, emails):
 //! beside the domain types, so the records that carry them can be documented wherever they live.
 
-use crate::domain::{EventStatus, ManagedBy, MemberStatus, Plan, Role};
+use crate::domain::{
+    CauseKind, DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RunPhase,
+    RunStatus, RunTrigger,
+};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
 /// A string that is one of `values`.
@@ -44,6 +47,26 @@ pub fn member_status() -> Schema {
 
 pub fn event_status() -> Schema {
     one_of(EventStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+pub fn delivery_source() -> Schema {
+    one_of(DeliverySource::ALL.iter().map(|s| s.as_str()))
+}
+
+pub fn run_status() -> Schema {
+    one_of(RunStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+pub fn cause_kind() -> Schema {
+    one_of(CauseKind::ALL.iter().map(|k| k.as_str()))
+}
+
+pub fn run_phase() -> Schema {
+    one_of(RunPhase::ALL.iter().map(|p| p.as_str()))
+}
+
+pub fn run_trigger() -> Schema {
+    one_of(RunTrigger::ALL.iter().map(|t| t.as_str()))
 }
 
 pub fn managed_by() -> Schema {

@@ -34,7 +34,7 @@ fn parse_json(text: &Option<String>) -> Value {
 pub struct AuditCause {
     /// `event`, `sync_run`, `api_token` or `operator`.
     #[serde(rename = "type")]
-    #[schema(pattern = "^(event|sync_run|api_token|operator)$")]
+    #[schema(schema_with = crate::schemas::cause_kind)]
     kind: String,
     /// The event, sync run or token id; `bootstrap` for the configured operator token.
     id: String,

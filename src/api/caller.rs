@@ -2,8 +2,10 @@
 
 use super::route::Route;
 use crate::access::Caller;
+use crate::schemas::one_of;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa::openapi::schema::Schema;
 use utoipa::ToSchema;
 
 pub fn routes() -> Vec<Route> {
@@ -14,7 +16,7 @@ pub fn routes() -> Vec<Route> {
 #[derive(Serialize, ToSchema)]
 pub struct CallerInfo {
     /// `operator` or `workspace_admin`.
-    #[schema(pattern = "^(operator|workspace_admin)$")]
+    #[schema(schema_with = caller_kind)]
     kind: &'static str,
     /// A workspace admin's workspace; null for an operator.
     #[schema(required = true)]
@@ -39,4 +41,8 @@ pub(super) async fn get_caller(caller: Caller) -> HttpResponse {
         },
     };
     HttpResponse::Ok().json(info)
+}
+
+fn caller_kind() -> Schema {
+    one_of(["operator", "workspace_admin"])
 }

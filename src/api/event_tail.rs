@@ -20,7 +20,7 @@ pub struct EventTailStatus {
     /// What this instance's tail does: `off` (no tail runs here), `standby` (another instance runs it),
     /// `idle` (caught up), `polling`, `backing_off` (after an error, its place kept) or `resyncing` (a full
     /// pull before it reads on from the pull's start).
-    #[schema(pattern = "^(off|standby|idle|polling|backing_off|resyncing)$")]
+    #[schema(schema_with = tail_state)]
     state: String,
     /// The id of the last event stored from the tail; none before it has read one, or after a full pull
     /// made it start over.
@@ -80,4 +80,9 @@ pub(super) async fn get_event_tail(
         events_applied: place.map_or(0, |p| p.events_stored),
         stalled,
     }))
+}
+
+/// The tail's states, as the API shows them.
+fn tail_state() -> utoipa::openapi::schema::Schema {
+    crate::schemas::one_of(crate::event_tail::TailState::ALL.iter().map(|s| s.as_str()))
 }

@@ -8,9 +8,9 @@ use super::route::Route;
 use crate::access::Caller;
 use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
-use crate::domain::EventStatus;
+use crate::domain::{DeliverySource, EventStatus};
 use crate::lists::List;
-use crate::schemas::event_status;
+use crate::schemas::{delivery_source, event_status};
 use crate::state::AppState;
 use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
@@ -39,15 +39,15 @@ pub struct Event {
     #[schema(required = true)]
     directory_id: Option<String>,
     #[schema(schema_with = event_status)]
-    status: String,
+    status: EventStatus,
     #[schema(required = true)]
     reason: Option<String>,
     attempts: i32,
     /// Later deliveries of the same event (of an `invalid` delivery: of the same body), not stored again
     redeliveries: i32,
     /// The path that brought it first: a webhook, or the Events API tail
-    #[schema(pattern = "^(webhook|events)$")]
-    source: String,
+    #[schema(schema_with = delivery_source)]
+    source: DeliverySource,
     #[schema(required = true, format = DateTime)]
     event_created_at: Option<String>,
     #[schema(format = DateTime)]
@@ -65,11 +65,11 @@ impl From<&WebhookEventRow> for Event {
             event_id: e.event_id.clone(),
             event_type: e.event_type.clone(),
             directory_id: e.directory_id.clone(),
-            status: e.status.clone(),
+            status: e.status,
             reason: e.reason.clone(),
             attempts: e.attempts,
             redeliveries: e.redeliveries,
-            source: e.source.clone(),
+            source: e.source,
             event_created_at: e.event_created_at.as_ref().map(time_json),
             received_at: time_json(&e.received_at),
             processed_at: e.processed_at.as_ref().map(time_json),
@@ -228,7 +228,7 @@ pub(super) async fn retry_event(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let event = change_delivery(&state, &caller, path.into_inner(), |conn, event| {
-        if !RETRYABLE.iter().any(|s| s.as_str() == event.status) {
+        if !RETRYABLE.contains(&event.status) {
             return Err(ApiError::conflict(
                 "not_retryable",
                 format!("an event that is {} cannot be retried; failed, skipped and conflict events can", event.status),
@@ -236,7 +236,7 @@ pub(super) async fn retry_event(
         }
         diesel::update(webhook_events::table.find(event.id))
             .set((
-                webhook_events::status.eq(EventStatus::Received.as_str()),
+                webhook_events::status.eq(EventStatus::Received),
                 webhook_events::attempts.eq(0),
                 // Due now: the applier takes deliveries waiting for a retry by this time.
                 webhook_events::next_attempt_at.eq(Some(crate::workos::timestamp::now())),
@@ -271,9 +271,9 @@ pub(super) async fn dismiss_event(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let event = change_delivery(&state, &caller, path.into_inner(), |conn, event| {
-        match event.status.parse::<EventStatus>() {
-            Ok(EventStatus::Dismissed) => return Ok(()),
-            Ok(EventStatus::Invalid) => {}
+        match event.status {
+            EventStatus::Dismissed => return Ok(()),
+            EventStatus::Invalid => {}
             _ => {
                 return Err(ApiError::conflict(
                     "not_dismissable",
@@ -287,7 +287,7 @@ pub(super) async fn dismiss_event(
         }
         diesel::update(webhook_events::table.find(event.id))
             .set((
-                webhook_events::status.eq(EventStatus::Dismissed.as_str()),
+                webhook_events::status.eq(EventStatus::Dismissed),
                 webhook_events::processed_at.eq(Some(crate::workos::timestamp::now())),
             ))
             .execute(conn)?;

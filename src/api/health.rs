@@ -1,9 +1,11 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the applier runs and the database answers too).
 
 use super::route::Route;
+use crate::schemas::one_of;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa::openapi::schema::Schema;
 use utoipa::ToSchema;
 
 pub fn routes() -> Vec<Route> {
@@ -17,7 +19,7 @@ pub fn routes() -> Vec<Route> {
 /// The process answers.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    #[schema(pattern = "^ok$")]
+    #[schema(schema_with = ok)]
     status: &'static str,
 }
 
@@ -25,15 +27,15 @@ pub struct Health {
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `unavailable`.
-    #[schema(pattern = "^(ready|unavailable)$")]
+    #[schema(schema_with = readiness)]
     status: &'static str,
     /// `ok` or `unreachable`; left out when the database was not asked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^(ok|unreachable)$")]
+    #[schema(schema_with = reachability)]
     database: Option<&'static str>,
     /// `stopped` when the applier has stopped; left out otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^stopped$")]
+    #[schema(schema_with = stopped)]
     applier: Option<&'static str>,
     /// Why the Events API tail looks stuck (it has read nothing although webhooks brought newer events);
     /// left out otherwise. It does not make the service unready: webhooks still work.
@@ -99,4 +101,20 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
         Err(_) => HttpResponse::ServiceUnavailable().json(Readiness::unavailable()),
     }
+}
+
+fn ok() -> Schema {
+    one_of(["ok"])
+}
+
+fn readiness() -> Schema {
+    one_of(["ready", "unavailable"])
+}
+
+fn reachability() -> Schema {
+    one_of(["ok", "unreachable"])
+}
+
+fn stopped() -> Schema {
+    one_of(["stopped"])
 }

@@ -51,7 +51,7 @@ impl RoleMappings {
                 .iter()
                 .map(|m| RoleMapping {
                     group_id: m.group_id.clone(),
-                    role: m.role.clone(),
+                    role: m.role.to_string(),
                 })
                 .collect(),
         }
@@ -174,18 +174,18 @@ pub struct RoleChange {
     member_id: String,
     email: String,
     #[schema(schema_with = role)]
-    from: String,
+    from: Role,
     #[schema(schema_with = role)]
-    to: String,
+    to: Role,
 }
 
 /// How many members a change of mappings would move from one role to another.
 #[derive(Serialize, ToSchema)]
 pub struct RoleMove {
     #[schema(schema_with = role)]
-    from: String,
+    from: Role,
     #[schema(schema_with = role)]
-    to: String,
+    to: Role,
     count: usize,
 }
 
@@ -237,7 +237,7 @@ pub(super) async fn preview_role_mappings(
                     changes.push(RoleChange {
                         member_id: member.id.clone(),
                         email: member.email.clone(),
-                        from: member.role.clone(),
+                        from: member.role,
                         to,
                     })
                 })
@@ -250,11 +250,9 @@ pub(super) async fn preview_role_mappings(
 
 /// Counts the changes by move and lists the first of them by member id.
 fn summarize(mut changes: Vec<RoleChange>) -> RoleMappingPreview {
-    let mut counted: HashMap<(String, String), usize> = HashMap::new();
+    let mut counted: HashMap<(Role, Role), usize> = HashMap::new();
     for change in &changes {
-        *counted
-            .entry((change.from.clone(), change.to.clone()))
-            .or_default() += 1;
+        *counted.entry((change.from, change.to)).or_default() += 1;
     }
     let mut moves: Vec<RoleMove> = counted
         .into_iter()

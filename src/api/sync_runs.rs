@@ -9,9 +9,10 @@ use super::route::Route;
 use crate::access::Caller;
 use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
+use crate::domain::{RunPhase, RunStatus, RunTrigger};
 use crate::lists::List;
+use crate::schemas::{run_phase, run_status, run_trigger};
 use crate::state::AppState;
-use crate::sync_runs::schedule::ON_DEMAND;
 use crate::sync_runs::StartError;
 use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
@@ -28,9 +29,6 @@ pub fn routes() -> Vec<Route> {
     ]
     .concat()
 }
-
-/// The statuses a run can have.
-pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "held"];
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -72,7 +70,11 @@ pub(super) async fn resync_directory(
         )
     })?;
     let run_id = runner
-        .start(&path.into_inner(), ON_DEMAND, query.force.unwrap_or(false))
+        .start(
+            &path.into_inner(),
+            RunTrigger::OnDemand,
+            query.force.unwrap_or(false),
+        )
         .await
         .map_err(|e| match e {
             StartError::UnknownDirectory => ApiError::not_found("directory"),
@@ -88,9 +90,8 @@ pub(super) async fn resync_directory(
 /// How far a run has got.
 #[derive(Serialize, ToSchema)]
 pub struct SyncRunProgress {
-    /// `queued`, `listing`, `reconciling teams` or `done`.
-    #[schema(pattern = "^(queued|listing|reconciling teams|done)$")]
-    phase: String,
+    #[schema(schema_with = run_phase)]
+    phase: RunPhase,
     requests: i32,
     users_listed: i32,
 }
@@ -123,13 +124,11 @@ pub struct SyncRun {
     /// What started the run: an operator, the schedule, an applied `dsync.activated`, the workspace
     /// turning directory sync on, or the Events API tail starting over: `on_demand`, `scheduled`,
     /// `directory_activated`, `sync_enabled` or `event_cursor_lost`.
-    #[schema(
-        pattern = "^(on_demand|scheduled|directory_activated|sync_enabled|event_cursor_lost)$"
-    )]
-    trigger: String,
+    #[schema(schema_with = run_trigger)]
+    trigger: RunTrigger,
     force: bool,
-    #[schema(pattern = "^(queued|running|succeeded|failed|held)$")]
-    status: String,
+    #[schema(schema_with = run_status)]
+    status: RunStatus,
     progress: SyncRunProgress,
     #[schema(required = true, value_type = Option<SyncRunCounts>)]
     counts: Value,
@@ -148,11 +147,11 @@ impl From<&SyncRunRow> for SyncRun {
         SyncRun {
             id: run.id.clone(),
             directory_id: run.directory_id.clone(),
-            trigger: run.trigger.clone(),
+            trigger: run.trigger,
             force: run.force,
-            status: run.status.clone(),
+            status: run.status,
             progress: SyncRunProgress {
-                phase: run.phase.clone(),
+                phase: run.phase,
                 requests: run.requests,
                 users_listed: run.users_listed,
             },
@@ -202,7 +201,7 @@ pub(super) struct ListQuery {
     /// Only runs of this directory (`directory_…`).
     directory: Option<String>,
     /// Only runs with this status.
-    #[param(pattern = "^(queued|running|succeeded|failed|held)$")]
+    #[param(schema_with = run_status)]
     status: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
@@ -225,15 +224,12 @@ pub(super) async fn list_sync_runs(
     caller.require_operator()?;
     let query = query.into_inner();
     let page = query.page.page()?;
-    let status = query.status.filter(|s| !s.is_empty());
-    if let Some(status) = &status {
-        if !RUN_STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("status must be one of {}", RUN_STATUSES.join(", ")),
-            ));
-        }
-    }
+    let status = query
+        .status
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<RunStatus>())
+        .transpose()
+        .map_err(|why| ApiError::bad_request("invalid_parameter", format!("status: {why}")))?;
     let directory = query.directory.filter(|d| !d.is_empty());
     let list = state
         .read(move |conn| {

@@ -297,7 +297,7 @@ pub(super) async fn link_directory_group(
 #[into_params(parameter_in = Query)]
 pub(super) struct UnlinkQuery {
     /// What happens to the members the group brought in.
-    #[param(required = true, pattern = "^(keep|remove)$")]
+    #[param(required = true, schema_with = unlink_members)]
     members: Option<String>,
 }
 
@@ -320,9 +320,8 @@ pub(super) async fn unlink_directory_group(
     query: web::Query<UnlinkQuery>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team, group) = path.into_inner();
-    let choice = match query.members.as_deref() {
-        Some("keep") => UnlinkMembers::Keep,
-        Some("remove") => UnlinkMembers::Remove,
+    let choice = match query.members.as_deref().map(str::parse) {
+        Some(Ok(choice)) => choice,
         _ => {
             return Err(ApiError::bad_request(
                 "members_choice_required",
@@ -334,4 +333,9 @@ pub(super) async fn unlink_directory_group(
         .call(move |db| team_links::unlink(db, &caller, &ws, &team, &group, choice))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// What unlinking may do with the group's members.
+fn unlink_members() -> utoipa::openapi::schema::Schema {
+    crate::schemas::one_of(UnlinkMembers::ALL.iter().map(|m| m.as_str()))
 }

@@ -7,6 +7,7 @@ use crate::dev_broker::{
     DevBroker, DevBrokerConfig, DevBrokerHandle, DirectorySettings, DirectorySource, FaultsUpdate,
     GenerateOptions, WebhookTarget,
 };
+use crate::domain::RunStatus;
 use crate::startup::Application;
 use anyhow::Context;
 use clap::Args;
@@ -343,7 +344,10 @@ async fn set_up(api: &Api, broker: &DevBrokerHandle) -> anyhow::Result<Workspace
             .call(Method::GET, format!("/sync-runs/{run_id}"), None)
             .await?;
         anyhow::ensure!(status.is_success(), "reading run {run_id}: {status} {run}");
-        if ["succeeded", "failed", "held"].contains(&run["status"].as_str().unwrap_or("")) {
+        let status = run["status"]
+            .as_str()
+            .and_then(|s| s.parse::<RunStatus>().ok());
+        if status.is_some_and(RunStatus::has_ended) {
             break run;
         }
         anyhow::ensure!(
@@ -395,7 +399,7 @@ fn print_welcome(
             created.clone()
         }
     );
-    if run["status"] == "held" {
+    if run["status"].as_str() == Some(RunStatus::Held.as_str()) {
         println!(
             "                held: it would deprovision too many members; \
              `rollcall resync --directory {dir} --force --url {service} --token …` releases it"

@@ -1,6 +1,7 @@
 //! `rollcall resync`: asks a running service for a full pull of one directory, follows the run with a
 //! progress bar and prints its counts.
 
+use crate::domain::RunStatus;
 use crate::secret::{parse_secret, ExposeSecret, SecretString};
 use anyhow::Context;
 use clap::Args;
@@ -9,9 +10,6 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// The statuses a run ends with.
-const TERMINAL: [&str; 3] = ["succeeded", "failed", "held"];
 
 #[derive(Debug, Args)]
 pub struct ResyncArgs {
@@ -151,7 +149,7 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        if TERMINAL.contains(&run.status.as_str()) {
+        if run.status.parse().is_ok_and(RunStatus::has_ended) {
             bar.finish_and_clear();
             break run;
         }
@@ -174,9 +172,9 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
             println!("  {name}: {value}");
         }
     }
-    match run.status.as_str() {
-        "succeeded" => Ok(()),
-        "held" => anyhow::bail!(
+    match run.status.parse() {
+        Ok(RunStatus::Succeeded) => Ok(()),
+        Ok(RunStatus::Held) => anyhow::bail!(
             "run {run_id} held back its destructive steps: it would deprovision more of the directory's \
              active members than the threshold allows, so no user, group or membership was removed \
              (additions and updates were applied). Check the broker, then \

@@ -1,6 +1,10 @@
 //! Rows as Rust types.
 
 use super::schema::*;
+use crate::domain::{
+    DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RunPhase, RunStatus,
+    RunTrigger,
+};
 use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
 
@@ -10,10 +14,10 @@ use diesel::prelude::*;
 pub struct WorkspaceRow {
     pub id: String,
     pub name: String,
-    pub plan: String,
+    pub plan: Plan,
     pub organization_id: String,
     pub directory_sync_enabled: bool,
-    pub default_role: String,
+    pub default_role: Role,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -119,9 +123,9 @@ pub struct MemberRow {
     pub email_key: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    pub role: String,
-    pub status: String,
-    pub managed_by: String,
+    pub role: Role,
+    pub status: MemberStatus,
+    pub managed_by: ManagedBy,
     pub directory_user_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -137,7 +141,7 @@ pub struct WebhookEventRow {
     pub directory_id: Option<String>,
     pub event_created_at: Option<Timestamp>,
     pub body: Vec<u8>,
-    pub status: String,
+    pub status: EventStatus,
     pub reason: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: Option<Timestamp>,
@@ -146,7 +150,7 @@ pub struct WebhookEventRow {
     /// How many times the same event was delivered again after this row was stored.
     pub redeliveries: i32,
     /// The path that brought it: `webhook` or `events` (the Events API tail).
-    pub source: String,
+    pub source: DeliverySource,
     /// The lane it is applied in: its directory (`''` when it names none).
     pub lane: String,
 }
@@ -160,13 +164,13 @@ pub struct NewWebhookEvent {
     pub directory_id: Option<String>,
     pub event_created_at: Option<Timestamp>,
     pub body: Vec<u8>,
-    pub status: String,
+    pub status: EventStatus,
     pub reason: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: Option<Timestamp>,
     pub received_at: Timestamp,
     /// The path that brought it: `webhook` or `events`.
-    pub source: String,
+    pub source: DeliverySource,
     /// The lane it is applied in, in arrival order with the rest of the lane: its directory (`''` when it
     /// names none).
     pub lane: String,
@@ -174,11 +178,6 @@ pub struct NewWebhookEvent {
     /// redelivery of it is known.
     pub body_hash: Option<String>,
 }
-
-/// The path that brought a delivery.
-pub const SOURCE_WEBHOOK: &str = "webhook";
-/// A delivery the Events API tail stored.
-pub const SOURCE_EVENTS: &str = "events";
 
 impl NewWebhookEvent {
     /// A delivery of an event, waiting to be applied.
@@ -193,12 +192,12 @@ impl NewWebhookEvent {
             directory_id: event.directory_id().map(str::to_string),
             event_created_at: event.created_at,
             body,
-            status: crate::domain::EventStatus::Received.as_str().into(),
+            status: EventStatus::Received,
             reason: None,
             attempts: 0,
             next_attempt_at: None,
             received_at,
-            source: SOURCE_WEBHOOK.into(),
+            source: DeliverySource::Webhook,
             lane: event.directory_id().unwrap_or_default().to_string(),
             body_hash: None,
         }
@@ -206,7 +205,7 @@ impl NewWebhookEvent {
 
     /// The same delivery, as the Events API tail brought it.
     pub fn from_event_tail(mut self) -> Self {
-        self.source = SOURCE_EVENTS.into();
+        self.source = DeliverySource::Events;
         self
     }
 
@@ -220,13 +219,13 @@ impl NewWebhookEvent {
             directory_id: None,
             event_created_at: None,
             body,
-            status: crate::domain::EventStatus::Invalid.as_str().into(),
+            status: EventStatus::Invalid,
             // The reason may quote the body; PostgreSQL text cannot hold NUL.
             reason: Some(reason.replace('\0', "\\u0000")),
             attempts: 0,
             next_attempt_at: None,
             received_at,
-            source: SOURCE_WEBHOOK.into(),
+            source: DeliverySource::Webhook,
             lane: String::new(),
         }
     }
@@ -323,7 +322,7 @@ pub struct TeamLinkRow {
 pub struct RoleMappingRow {
     pub workspace_id: String,
     pub group_id: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: Timestamp,
 }
 
@@ -333,11 +332,9 @@ pub struct RoleMappingRow {
 pub struct SyncRunRow {
     pub id: String,
     pub directory_id: String,
-    /// `on_demand`, `schedule`, `activated` or `sync_enabled`.
-    pub trigger: String,
+    pub trigger: RunTrigger,
     pub force: bool,
-    /// `queued`, `running`, `succeeded`, `failed` or `held`.
-    pub status: String,
+    pub status: RunStatus,
     /// What the run changed, as JSON.
     pub counts: Option<String>,
     pub error: Option<String>,
@@ -346,8 +343,8 @@ pub struct SyncRunRow {
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
-    /// What a running pull is doing: `queued`, `listing`, `finishing`, `reconciling teams` or `done`.
-    pub phase: String,
+    /// What a running pull is doing.
+    pub phase: RunPhase,
     /// Users listed so far, all applied.
     pub users_listed: i32,
     /// Until when the process that queued or runs it holds it; renewed while it lives. A queued or

@@ -4,6 +4,7 @@
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::MemberRow;
 use crate::db::DbConnection;
+use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::schemas;
 use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
@@ -22,11 +23,11 @@ pub struct Member {
     #[schema(required = true)]
     last_name: Option<String>,
     #[schema(schema_with = schemas::role)]
-    role: String,
+    role: Role,
     #[schema(schema_with = schemas::member_status)]
-    status: String,
+    status: MemberStatus,
     #[schema(schema_with = schemas::managed_by)]
-    managed_by: String,
+    managed_by: ManagedBy,
     #[schema(required = true)]
     directory_user_id: Option<String>,
     #[schema(format = DateTime)]
@@ -43,9 +44,9 @@ impl From<&MemberRow> for Member {
             email: m.email.clone(),
             first_name: m.first_name.clone(),
             last_name: m.last_name.clone(),
-            role: m.role.clone(),
-            status: m.status.clone(),
-            managed_by: m.managed_by.clone(),
+            role: m.role,
+            status: m.status,
+            managed_by: m.managed_by,
             directory_user_id: m.directory_user_id.clone(),
             created_at: time_json(&m.created_at),
             updated_at: time_json(&m.updated_at),

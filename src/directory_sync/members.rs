@@ -119,7 +119,7 @@ fn desired_status(store: &mut Store<'_>, owner: &DirectoryUserRow) -> QueryResul
 
 /// A member found by email may be taken over unless another live directory record owns it.
 fn can_adopt(store: &mut Store<'_>, member: &MemberRow) -> QueryResult<bool> {
-    if member.managed_by == ManagedBy::Manual.as_str() {
+    if member.managed_by == ManagedBy::Manual {
         return Ok(true);
     }
     let Some(linked) = &member.directory_user_id else {
@@ -165,9 +165,9 @@ pub fn new_member(
         email_key: email_key(email),
         first_name: owner.first_name.clone(),
         last_name: owner.last_name.clone(),
-        role: ctx.workspace.default_role.clone(),
-        status: status.as_str().to_string(),
-        managed_by: ManagedBy::Directory.as_str().to_string(),
+        role: ctx.workspace.default_role,
+        status,
+        managed_by: ManagedBy::Directory,
         directory_user_id: Some(owner.id.clone()),
         created_at: now,
         updated_at: now,
@@ -186,8 +186,8 @@ fn update_member(
     let mut next = MemberRow {
         first_name: owner.first_name.clone(),
         last_name: owner.last_name.clone(),
-        status: status.as_str().to_string(),
-        managed_by: ManagedBy::Directory.as_str().to_string(),
+        status,
+        managed_by: ManagedBy::Directory,
         directory_user_id: Some(owner.id.clone()),
         ..member.clone()
     };

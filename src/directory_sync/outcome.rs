@@ -8,7 +8,7 @@ pub enum SkipReason {
     /// No workspace has this organization id.
     NoWorkspace(String),
     DirectorySyncOff,
-    PlanBelowGrowth(String),
+    PlanBelowGrowth(crate::domain::Plan),
     /// The event names another organization than its stored directory's (rule 19).
     OrganizationMismatch {
         directory: String,

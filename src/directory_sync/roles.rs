@@ -32,28 +32,24 @@ pub fn has_mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<
 }
 
 /// The role the mappings give someone in `groups`, if the workspace has mappings at all.
-fn mapped_role(
-    mappings: &[RoleMappingRow],
-    default_role: &str,
-    groups: &[String],
-) -> Option<String> {
+fn mapped_role(mappings: &[RoleMappingRow], default_role: Role, groups: &[String]) -> Option<Role> {
     if mappings.is_empty() {
         return None;
     }
     let best = mappings
         .iter()
         .filter(|m| groups.contains(&m.group_id))
-        .filter_map(|m| m.role.parse::<Role>().ok())
+        .map(|m| m.role)
         .max();
-    Some(best.map_or(default_role.to_string(), |r| r.as_str().to_string()))
+    Some(best.unwrap_or(default_role))
 }
 
 /// Whether the directory decides this member's role.
 fn directory_decides(member: &MemberRow) -> bool {
-    member.managed_by == ManagedBy::Directory.as_str() && member.role != Role::Owner.as_str()
+    member.managed_by == ManagedBy::Directory && member.role != Role::Owner
 }
 
-fn set_role(store: &mut Store<'_>, cause: &Cause, member: &MemberRow, role: String) {
+fn set_role(store: &mut Store<'_>, cause: &Cause, member: &MemberRow, role: Role) {
     if member.role == role {
         return;
     }
@@ -81,7 +77,7 @@ pub fn recompute(
     if !directory_decides(member) {
         return Ok(());
     }
-    if let Some(role) = mapped_role(mappings, &workspace.default_role, groups) {
+    if let Some(role) = mapped_role(mappings, workspace.default_role, groups) {
         set_role(store, cause, member, role);
     }
     Ok(())
@@ -142,15 +138,12 @@ fn replace_rows(
     workspace: &WorkspaceRow,
     rows: &[RoleMappingRow],
 ) -> QueryResult<bool> {
-    let before: HashMap<String, String> = store
+    let before: HashMap<String, Role> = store
         .replace_role_mappings(&workspace.id, rows)?
         .into_iter()
         .map(|m| (m.group_id, m.role))
         .collect();
-    let after: HashMap<String, String> = rows
-        .iter()
-        .map(|m| (m.group_id.clone(), m.role.clone()))
-        .collect();
+    let after: HashMap<String, Role> = rows.iter().map(|m| (m.group_id.clone(), m.role)).collect();
     let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
     groups.sort();
     groups.dedup();
@@ -187,7 +180,7 @@ fn mapping_rows(workspace: &WorkspaceRow, wanted: &[(String, Role)]) -> Vec<Role
         .map(|(group_id, role)| RoleMappingRow {
             workspace_id: workspace.id.clone(),
             group_id: group_id.clone(),
-            role: role.as_str().to_string(),
+            role: *role,
             created_at: now,
         })
         .collect()
@@ -200,7 +193,7 @@ pub fn preview_replacement(
     store: &mut Store<'_>,
     workspace: &WorkspaceRow,
     wanted: &[(String, Role)],
-    mut each: impl FnMut(&MemberRow, String),
+    mut each: impl FnMut(&MemberRow, Role),
 ) -> QueryResult<()> {
     let had_mappings = !store.role_mappings(&workspace.id)?.is_empty();
     let rows = mapping_rows(workspace, wanted);
@@ -215,7 +208,7 @@ fn roles_under(
     workspace: &WorkspaceRow,
     mappings: Vec<RoleMappingRow>,
     had_mappings: bool,
-    mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
+    mut each: impl FnMut(&mut Store<'_>, &MemberRow, Role),
 ) -> QueryResult<()> {
     let Some(mut sweep) = RoleSweep::plan(store, mappings, had_mappings)? else {
         return Ok(());
@@ -283,9 +276,9 @@ impl RoleSweep {
     }
 
     /// The role the mappings give a member.
-    fn role_of(&self, workspace: &WorkspaceRow, member: &MemberRow) -> String {
+    fn role_of(&self, workspace: &WorkspaceRow, member: &MemberRow) -> Role {
         if self.mappings.is_empty() {
-            return workspace.default_role.clone();
+            return workspace.default_role;
         }
         let groups = member
             .directory_user_id
@@ -293,8 +286,8 @@ impl RoleSweep {
             .and_then(|u| self.groups_by_user.get(u))
             .cloned()
             .unwrap_or_default();
-        mapped_role(&self.mappings, &workspace.default_role, &groups)
-            .unwrap_or_else(|| workspace.default_role.clone())
+        mapped_role(&self.mappings, workspace.default_role, &groups)
+            .unwrap_or(workspace.default_role)
     }
 
     /// Looks at up to `limit` more members, calling `each` with those whose role would change and their new
@@ -304,13 +297,13 @@ impl RoleSweep {
         store: &mut Store<'_>,
         workspace: &WorkspaceRow,
         limit: usize,
-        mut each: impl FnMut(&mut Store<'_>, &MemberRow, String),
+        mut each: impl FnMut(&mut Store<'_>, &MemberRow, Role),
     ) -> QueryResult<bool> {
         let limit = limit.max(1);
         let directory_members = || {
             members::table
                 .filter(members::workspace_id.eq(workspace.id.clone()))
-                .filter(members::managed_by.eq(ManagedBy::Directory.as_str()))
+                .filter(members::managed_by.eq(ManagedBy::Directory))
                 .select(MemberRow::as_select())
                 .into_boxed()
         };
@@ -328,7 +321,7 @@ impl RoleSweep {
         } else if let Some(after) = self.after.clone() {
             let batch = store.load_members(|conn| {
                 directory_members()
-                    .filter(members::role.ne(workspace.default_role.clone()))
+                    .filter(members::role.ne(workspace.default_role))
                     .filter(members::id.gt(after))
                     .order(members::id)
                     .limit(limit as i64)

@@ -214,7 +214,7 @@ pub fn reconcile_members(
             (Some(user), true) => store.live_groups_of_user(user)?,
             _ => Vec::new(),
         };
-        let active = member.status == MemberStatus::Active.as_str();
+        let active = member.status == MemberStatus::Active;
         let mut desired: BTreeSet<SourceKey> = BTreeSet::new();
         if active {
             for group in &groups {
@@ -391,14 +391,15 @@ pub enum LinkError {
     Db(#[from] diesel::result::Error),
 }
 
-/// What unlinking does with the members who came through the group (rule 9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnlinkMembers {
-    /// Their group sources become manual ones: nobody leaves.
-    Keep,
-    /// Their group sources go: those with no other source leave.
-    Remove,
-}
+crate::domain::text_enum!(
+    /// What unlinking does with the members who came through the group (rule 9).
+    UnlinkMembers {
+        /// Their group sources become manual ones: nobody leaves.
+        Keep => "keep",
+        /// Their group sources go: those with no other source leave.
+        Remove => "remove",
+    }
+);
 
 /// The live (not deleted) directory groups of a workspace's directories.
 pub fn workspace_groups(
@@ -472,7 +473,7 @@ pub fn link_group(
                 .filter(memberships::group_id.eq(group_id))
                 .filter(memberships::is_member.eq(true))
                 .filter(members::workspace_id.eq(&workspace.id))
-                .filter(members::status.eq(MemberStatus::Active.as_str()))
+                .filter(members::status.eq(MemberStatus::Active))
                 .select(members::id)
                 .load(conn)
         })?;
@@ -506,10 +507,7 @@ pub fn unlink_group(
         if !store.remove_team_link(&workspace.id, team_id, group_id)? {
             return Err(LinkError::NotLinked);
         }
-        let choice = match members_choice {
-            UnlinkMembers::Keep => "keep",
-            UnlinkMembers::Remove => "remove",
-        };
+        let choice = members_choice.as_str();
         let entry = AuditRecord {
             workspace_id: &workspace.id,
             action: "team_link.removed",

@@ -5,7 +5,6 @@ use super::store::Store;
 use crate::db::models::WorkspaceRow;
 use crate::db::schema::{directories, workspaces};
 use crate::db::DbConnection;
-use crate::domain::Plan;
 use crate::workos::events::Event;
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -62,9 +61,8 @@ pub fn qualifying_workspace(
 
 /// Whether a workspace currently takes directory changes: sync on and a plan that includes it.
 pub fn check_qualifies(workspace: &WorkspaceRow) -> Result<(), SkipReason> {
-    match workspace.plan.parse::<Plan>() {
-        Ok(plan) if plan.includes_directory_sync() => {}
-        _ => return Err(SkipReason::PlanBelowGrowth(workspace.plan.clone())),
+    if !workspace.plan.includes_directory_sync() {
+        return Err(SkipReason::PlanBelowGrowth(workspace.plan));
     }
     if !workspace.directory_sync_enabled {
         return Err(SkipReason::DirectorySyncOff);

@@ -51,14 +51,14 @@ pub fn stalled(conn: &mut DbConnection) -> QueryResult<Option<String>> {
 
 /// As [`stalled`], for the place already read.
 pub fn stalled_at(conn: &mut DbConnection, place: &EventTailRow) -> QueryResult<Option<String>> {
-    use crate::db::models::SOURCE_WEBHOOK;
     use crate::db::schema::webhook_events;
+    use crate::domain::DeliverySource;
     let (None, Some(from), Some(polled)) = (&place.cursor, place.resume_from, place.last_poll_at)
     else {
         return Ok(None);
     };
     let missed: i64 = webhook_events::table
-        .filter(webhook_events::source.eq(SOURCE_WEBHOOK))
+        .filter(webhook_events::source.eq(DeliverySource::Webhook))
         .filter(webhook_events::event_created_at.gt(from))
         .filter(webhook_events::received_at.lt(polled))
         .count()

@@ -7,8 +7,9 @@ use super::{blocking, catch_up, TailError};
 use crate::broker::BrokerClient;
 use crate::db::schema::sync_runs;
 use crate::db::Database;
+use crate::domain::{RunStatus, RunTrigger};
 use crate::metrics::Metrics;
-use crate::sync_runs::schedule::{scheduled_directories, EVENT_CURSOR_LOST};
+use crate::sync_runs::schedule::scheduled_directories;
 use crate::sync_runs::{StartError, SyncRunner};
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -16,46 +17,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// What the tail is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TailState {
-    /// No tail runs in this process (`ROLLCALL_EVENT_SOURCE=webhooks`, no API key, or a poll interval of 0).
-    Off,
-    /// Another instance holds the tail; this one waits to take over.
-    Standby,
-    /// Caught up; waiting for the poll interval or a webhook.
-    Idle,
-    /// Reading events.
-    Polling,
-    /// Waiting after an error before it tries again, its place kept.
-    BackingOff,
-    /// Pulling every active directory in full before reading on from the pull's start.
-    Resyncing,
-}
-
-impl TailState {
-    /// The state as the API shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TailState::Off => "off",
-            TailState::Standby => "standby",
-            TailState::Idle => "idle",
-            TailState::Polling => "polling",
-            TailState::BackingOff => "backing_off",
-            TailState::Resyncing => "resyncing",
-        }
+crate::domain::text_enum!(
+    /// What the tail is doing.
+    TailState {
+        /// No tail runs in this process (`ROLLCALL_EVENT_SOURCE=webhooks`, no API key, or a poll interval
+        /// of 0).
+        Off => "off",
+        /// Another instance holds the tail; this one waits to take over.
+        Standby => "standby",
+        /// Caught up; waiting for the poll interval or a webhook.
+        Idle => "idle",
+        /// Reading events.
+        Polling => "polling",
+        /// Waiting after an error before it tries again, its place kept.
+        BackingOff => "backing_off",
+        /// Pulling every active directory in full before reading on from the pull's start.
+        Resyncing => "resyncing",
     }
-}
-
-/// Every state, as the API shows them.
-pub const TAIL_STATES: [&str; 6] = [
-    "off",
-    "standby",
-    "idle",
-    "polling",
-    "backing_off",
-    "resyncing",
-];
+);
 
 /// The first wait after an error; doubled after each further one, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -222,7 +201,10 @@ async fn start_over(db: &Database, runner: &SyncRunner) -> Result<(), String> {
     let mut runs = Vec::new();
     for directory in directories {
         loop {
-            match runner.start(&directory, EVENT_CURSOR_LOST, false).await {
+            match runner
+                .start(&directory, RunTrigger::EventCursorLost, false)
+                .await
+            {
                 Ok(run) => {
                     runs.push(run);
                     break;
@@ -243,21 +225,21 @@ async fn start_over(db: &Database, runner: &SyncRunner) -> Result<(), String> {
                     sync_runs::table
                         .find(&id)
                         .select(sync_runs::status)
-                        .first::<String>(conn)
+                        .first::<RunStatus>(conn)
                         .map_err(crate::db::DbError::from)
                 })
             })
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-            match status.as_str() {
-                "succeeded" => break,
-                "held" => {
+            match status {
+                RunStatus::Succeeded => break,
+                RunStatus::Held => {
                     tracing::warn!(run = %run, "the Events API tail's full pull was held (too many deprovisionings): the tail reads on, the held changes wait for an operator");
                     break;
                 }
-                "failed" => return Err(format!("the full pull {run} failed")),
-                _ => tokio::time::sleep(RUN_CHECK).await,
+                RunStatus::Failed => return Err(format!("the full pull {run} failed")),
+                RunStatus::Queued | RunStatus::Running => tokio::time::sleep(RUN_CHECK).await,
             }
         }
     }

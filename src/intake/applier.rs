@@ -199,7 +199,7 @@ fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> Qu
     let mut rows: Vec<WebhookEventRow> = webhook_events::table
         .filter(webhook_events::lane.eq(lane))
         .filter(webhook_events::next_attempt_at.le(now))
-        .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
+        .filter(webhook_events::status.eq(EventStatus::Received))
         .limit(limit as i64)
         .select(WebhookEventRow::as_select())
         .load(conn)?;
@@ -224,9 +224,11 @@ fn take(conn: &mut DbConnection, lane: &str, limit: usize, now: Timestamp) -> Qu
     .filter(|&to| to > cursor);
     let count = fresh.len();
     // Stored as something else (invalid), or waiting for a retry that is not due: nothing to do now.
-    rows.extend(fresh.into_iter().filter(|row| {
-        row.status == EventStatus::Received.as_str() && row.next_attempt_at.is_none()
-    }));
+    rows.extend(
+        fresh
+            .into_iter()
+            .filter(|row| row.status == EventStatus::Received && row.next_attempt_at.is_none()),
+    );
     rows.sort_by_key(|row| row.id);
     Ok(Taken {
         more: !drained || rows.len() >= limit,
@@ -556,7 +558,7 @@ fn record_settlements(
     for chunk in applied.chunks(1000) {
         diesel::update(webhook_events::table.filter(webhook_events::id.eq_any(chunk)))
             .set((
-                webhook_events::status.eq(EventStatus::Applied.as_str()),
+                webhook_events::status.eq(EventStatus::Applied),
                 webhook_events::reason.eq(None::<String>),
                 webhook_events::attempts.eq(webhook_events::attempts + 1),
                 webhook_events::next_attempt_at.eq(None::<Timestamp>),
@@ -935,7 +937,7 @@ pub fn backlog(conn: &mut DbConnection) -> Result<crate::metrics::Backlog, DbErr
     .get_result(conn)?;
     let (retrying, retrying_oldest): (i64, Option<Timestamp>) = webhook_events::table
         .filter(webhook_events::next_attempt_at.is_not_null())
-        .filter(webhook_events::status.eq(EventStatus::Received.as_str()))
+        .filter(webhook_events::status.eq(EventStatus::Received))
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::min(webhook_events::received_at),

@@ -122,7 +122,7 @@ fn write_batches(db: Database, mut receiver: mpsc::Receiver<Pending>, on_commit:
             .iter()
             .zip(&results)
             .filter(|(event, result)| {
-                matches!(result, Ok(Stored::New)) && event.status == EventStatus::Received.as_str()
+                matches!(result, Ok(Stored::New)) && event.status == EventStatus::Received
             })
             .map(|(event, _)| event.lane.clone())
             .collect();
@@ -151,7 +151,7 @@ pub fn insert_batch(db: &Database, events: &[NewWebhookEvent]) -> Result<Vec<Sto
 fn record_lane_heads(conn: &mut DbConnection, stored: &[&NewWebhookEvent]) -> Result<(), DbError> {
     let lanes: HashSet<&str> = stored
         .iter()
-        .filter(|e| e.status == EventStatus::Received.as_str())
+        .filter(|e| e.status == EventStatus::Received)
         .map(|e| e.lane.as_str())
         .collect();
     if lanes.is_empty() {

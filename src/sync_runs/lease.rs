@@ -5,6 +5,7 @@
 
 use crate::db::schema::sync_runs;
 use crate::db::{Database, DbConnection, DbError};
+use crate::domain::{RunPhase, RunStatus};
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub fn claim(
         end_expired(conn, Some(directory_id), Some(run_id))?;
         diesel::update(sync_runs::table.find(run_id))
             .set((
-                sync_runs::status.eq("running"),
+                sync_runs::status.eq(RunStatus::Running),
                 sync_runs::started_at.eq(Some(started_at)),
                 sync_runs::lease_until.eq(Some(lease_end())),
             ))
@@ -66,7 +67,7 @@ pub fn renew(db: &Database, run_ids: &[String]) -> Result<usize, DbError> {
         diesel::update(
             sync_runs::table
                 .filter(sync_runs::id.eq_any(run_ids))
-                .filter(sync_runs::status.eq_any(["queued", "running"])),
+                .filter(sync_runs::status.eq_any([RunStatus::Queued, RunStatus::Running])),
         )
         .set(sync_runs::lease_until.eq(Some(lease_end())))
         .execute(conn)
@@ -83,7 +84,7 @@ fn end_expired(
 ) -> QueryResult<Vec<(String, String)>> {
     let now = timestamp::now();
     let mut expired = sync_runs::table
-        .filter(sync_runs::status.eq_any(["queued", "running"]))
+        .filter(sync_runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
         .filter(
             sync_runs::lease_until
                 .is_null()
@@ -108,12 +109,12 @@ fn end_interrupted(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<usize> 
     diesel::update(
         sync_runs::table
             .filter(sync_runs::id.eq_any(ids))
-            .filter(sync_runs::status.eq_any(["queued", "running"])),
+            .filter(sync_runs::status.eq_any([RunStatus::Queued, RunStatus::Running])),
     )
     .set((
-        sync_runs::status.eq("failed"),
+        sync_runs::status.eq(RunStatus::Failed),
         sync_runs::error.eq(INTERRUPTED),
-        sync_runs::phase.eq("done"),
+        sync_runs::phase.eq(RunPhase::Done),
         sync_runs::finished_at.eq(Some(timestamp::now())),
     ))
     .execute(conn)
@@ -127,7 +128,7 @@ pub fn end_interrupted_runs(db: &Database, starting_up: bool) -> Result<usize, D
     let ended = db.write(|conn| {
         if every {
             let unfinished: Vec<(String, String)> = sync_runs::table
-                .filter(sync_runs::status.eq_any(["queued", "running"]))
+                .filter(sync_runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
                 .select((sync_runs::id, sync_runs::directory_id))
                 .load(conn)?;
             let ids: Vec<&str> = unfinished.iter().map(|(id, _)| id.as_str()).collect();

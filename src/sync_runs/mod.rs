@@ -25,6 +25,7 @@ use crate::directory_sync::reconcile::{DeprovisionGuard, DirectoryPull, Reconcil
 use crate::directory_sync::store::Store;
 use crate::directory_sync::workspace::{check_qualifies, workspace_of_directory};
 use crate::directory_sync::{with_store, ApplyContext, ApplyError};
+use crate::domain::{RunPhase, RunStatus, RunTrigger};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::workos::timestamp;
@@ -197,22 +198,22 @@ impl SyncRunner {
     pub async fn start(
         &self,
         directory_id: &str,
-        trigger: &str,
+        trigger: RunTrigger,
         force: bool,
     ) -> Result<String, StartError> {
         let run = SyncRunRow {
             id: new_id("run"),
             directory_id: directory_id.to_string(),
-            trigger: trigger.to_string(),
+            trigger,
             force,
-            status: "queued".into(),
+            status: RunStatus::Queued,
             counts: None,
             error: None,
             requests: 0,
             created_at: timestamp::now(),
             started_at: None,
             finished_at: None,
-            phase: "queued".into(),
+            phase: RunPhase::Queued,
             users_listed: 0,
             lease_until: Some(lease::lease_end()),
         };
@@ -256,9 +257,9 @@ impl SyncRunner {
                 tracing::error!(run = %id, directory = %directory, error = %why, "sync run stopped by a panic");
                 runner
                     .metrics
-                    .run_finished("failed", queued_at.elapsed(), ran);
+                    .run_finished(RunStatus::Failed, queued_at.elapsed(), ran);
                 let failed = RunEnd {
-                    status: "failed",
+                    status: RunStatus::Failed,
                     error: Some(format!("the pull stopped unexpectedly: {why}")),
                     counts: None,
                     requests: None,
@@ -275,7 +276,7 @@ impl SyncRunner {
 
     /// Records the run as queued, attaching first a directory only the broker knows: refused for a
     /// directory neither knows, or an automatic pull too soon after the last.
-    async fn queue(&self, run: &SyncRunRow, trigger: &str) -> Result<Queueing, StartError> {
+    async fn queue(&self, run: &SyncRunRow, trigger: RunTrigger) -> Result<Queueing, StartError> {
         let directory_id = run.directory_id.clone();
         // A directory no webhook has announced yet may still be known to the broker: only then is its list
         // of directories asked for.
@@ -305,8 +306,8 @@ impl SyncRunner {
         let Some(organization) = known.or_else(|| listed.as_ref()?.organization_id.clone()) else {
             return Ok(Queueing::UnknownDirectory);
         };
-        let spacing = Some(self.automatic_pull_spacing)
-            .filter(|s| !s.is_zero() && schedule::AUTOMATIC.contains(&trigger));
+        let spacing =
+            Some(self.automatic_pull_spacing).filter(|s| !s.is_zero() && trigger.is_automatic());
         let run = run.clone();
         self.blocking(move |db| {
             write_for_organization(db, &organization, |conn| {
@@ -403,7 +404,7 @@ impl SyncRunner {
                     .set((
                         sync_runs::status.eq(end.status),
                         sync_runs::error.eq(end.error),
-                        sync_runs::phase.eq("done"),
+                        sync_runs::phase.eq(RunPhase::Done),
                         sync_runs::finished_at.eq(Some(timestamp::now())),
                     ))
                     .execute(conn)?;
@@ -459,9 +460,9 @@ impl SyncRunner {
             Err(e) => Err(RunError::Message(e.to_string())),
         };
         let (status, finished) = match &outcome {
-            Ok(pulled) if pulled.held => ("held", Some(pulled)),
-            Ok(pulled) => ("succeeded", Some(pulled)),
-            Err(_) => ("failed", None),
+            Ok(pulled) if pulled.held => (RunStatus::Held, Some(pulled)),
+            Ok(pulled) => (RunStatus::Succeeded, Some(pulled)),
+            Err(_) => (RunStatus::Failed, None),
         };
         self.metrics.run_finished(status, queued_at.elapsed(), *ran);
         let error = outcome.as_ref().err().map(|e| e.to_string());
@@ -475,7 +476,7 @@ impl SyncRunner {
             None => {
                 let timings = finished.map(|p| p.timings).unwrap_or_default();
                 tracing::info!(
-                    run = %run.id, directory = %run.directory_id, status,
+                    run = %run.id, directory = %run.directory_id, %status,
                     listing_ms = timings.listing.as_millis() as u64,
                     comparing_ms = timings.comparing.as_millis() as u64,
                     reconciling_ms = timings.reconciling.as_millis() as u64,
@@ -619,7 +620,7 @@ impl PullWriter {
         self.db.write_pull(&self.workspace, |conn| {
             let holds: i64 = sync_runs::table
                 .find(&self.run.id)
-                .filter(sync_runs::status.eq("running"))
+                .filter(sync_runs::status.eq(RunStatus::Running))
                 .count()
                 .get_result(conn)?;
             if holds == 0 {
@@ -658,7 +659,7 @@ const PAGES_PER_TRANSACTION: usize = 40;
 
 /// How a run ended, as recorded on it.
 struct RunEnd {
-    status: &'static str,
+    status: RunStatus,
     error: Option<String>,
     counts: Option<String>,
     requests: Option<i32>,
@@ -713,7 +714,7 @@ fn apply_pages(
     let run = &writer.run;
     let begun = writer.write(|conn| {
         let ctx = context(conn, run, started_at)?;
-        record_progress(conn, run, "listing", 0, 0, None)?;
+        record_progress(conn, run, RunPhase::Listing, 0, 0, None)?;
         with_store(conn, |store| {
             Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &run.directory_id, guard)?)
         })
@@ -742,7 +743,14 @@ fn apply_pages(
                     Ok::<_, RunError>(store.written())
                 })?;
                 let counts = Some(&pull.counts);
-                record_progress(conn, run, "listing", requests, pull.users_listed, counts)?;
+                record_progress(
+                    conn,
+                    run,
+                    RunPhase::Listing,
+                    requests,
+                    pull.users_listed,
+                    counts,
+                )?;
                 Ok::<_, RunError>(written)
             })
         });
@@ -793,7 +801,7 @@ fn finish(
         record_progress(
             conn,
             run,
-            "reconciling teams",
+            RunPhase::ReconcilingTeams,
             requests,
             pull.users_listed,
             counts,
@@ -826,7 +834,7 @@ fn finish(
 fn record_progress(
     conn: &mut DbConnection,
     run: &SyncRunRow,
-    phase: &str,
+    phase: RunPhase,
     requests: u32,
     users_listed: usize,
     counts: Option<&ReconcileCounts>,

@@ -6,26 +6,11 @@ use crate::db::models::WorkspaceRow;
 use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{DbConnection, DbError};
 use crate::directory_sync::workspace::check_qualifies;
+use crate::domain::RunTrigger;
 use diesel::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// The trigger of a run started by the schedule.
-pub const SCHEDULED: &str = "scheduled";
-/// The trigger of a run started by an applied `dsync.activated`.
-pub const DIRECTORY_ACTIVATED: &str = "directory_activated";
-/// The trigger of a run started by a workspace turning directory sync on.
-pub const SYNC_ENABLED: &str = "sync_enabled";
-/// The trigger of a run an operator asked for.
-pub const ON_DEMAND: &str = "on_demand";
-/// The trigger of a run the Events API tail starts when it has no place to read from: at its first start,
-/// and when its cursor fell out of the broker's retention window.
-pub const EVENT_CURSOR_LOST: &str = "event_cursor_lost";
-/// The triggers a workspace or the broker sets off without an operator, spaced by
-/// `ROLLCALL_AUTOMATIC_PULL_SPACING`: a tenant turning directory sync off and on cannot pull again and
-/// again on the shared API key.
-pub const AUTOMATIC: &[&str] = &[DIRECTORY_ACTIVATED, SYNC_ENABLED];
 
 /// When the directory's latest automatic run was queued, on any instance.
 pub fn last_automatic_run(
@@ -34,7 +19,7 @@ pub fn last_automatic_run(
 ) -> QueryResult<Option<crate::workos::timestamp::Timestamp>> {
     sync_runs::table
         .filter(sync_runs::directory_id.eq(directory_id))
-        .filter(sync_runs::trigger.eq_any(AUTOMATIC))
+        .filter(sync_runs::trigger.eq_any(RunTrigger::AUTOMATIC))
         .select(diesel::dsl::max(sync_runs::created_at))
         .first(conn)
 }
@@ -79,24 +64,28 @@ pub fn organization_directories(
 }
 
 /// Starts a run of each directory; one already running is skipped. Returns the runs started.
-pub async fn start_runs(runner: &SyncRunner, directories: &[String], trigger: &str) -> Vec<String> {
+pub async fn start_runs(
+    runner: &SyncRunner,
+    directories: &[String],
+    trigger: RunTrigger,
+) -> Vec<String> {
     let mut started = Vec::new();
     for directory in directories {
         match runner.start(directory, trigger, false).await {
             Ok(run) => {
-                tracing::info!(%run, %directory, trigger, "sync run started");
+                tracing::info!(%run, %directory, %trigger, "sync run started");
                 started.push(run);
             }
             Err(StartError::InProgress) => {
                 runner.metrics.run_skipped("in_progress");
-                tracing::debug!(%directory, trigger, "a run of this directory is in progress; skipped")
+                tracing::debug!(%directory, %trigger, "a run of this directory is in progress; skipped")
             }
             Err(error @ StartError::TooSoon { .. }) => {
                 runner.metrics.run_skipped("too_soon");
-                tracing::info!(%directory, trigger, reason = %error, "automatic pull skipped")
+                tracing::info!(%directory, %trigger, reason = %error, "automatic pull skipped")
             }
             Err(error) => {
-                tracing::warn!(%directory, trigger, %error, "could not start a sync run")
+                tracing::warn!(%directory, %trigger, %error, "could not start a sync run")
             }
         }
     }
@@ -120,7 +109,7 @@ pub async fn run_schedule(runner: SyncRunner, interval: Duration) {
         match due {
             Ok(Ok(due)) => {
                 tracing::debug!(directories = due.len(), "scheduled full pulls are due");
-                start_runs(&runner, &due, SCHEDULED).await;
+                start_runs(&runner, &due, RunTrigger::Scheduled).await;
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "scheduled pulls: the directories could not be read; trying at the next interval")
@@ -168,7 +157,7 @@ pub fn activation_runs(
             start_runs(
                 &runner,
                 std::slice::from_ref(&directory),
-                DIRECTORY_ACTIVATED,
+                RunTrigger::DirectoryActivated,
             )
             .await;
         }
@@ -189,7 +178,7 @@ pub async fn start_for_organization(runner: &SyncRunner, organization_id: &str) 
     })
     .await;
     match found {
-        Ok(Ok(directories)) => start_runs(runner, &directories, SYNC_ENABLED).await,
+        Ok(Ok(directories)) => start_runs(runner, &directories, RunTrigger::SyncEnabled).await,
         Ok(Err(error)) => {
             tracing::warn!(organization = %organization_id, %error, "could not read the organization's directories");
             Vec::new()

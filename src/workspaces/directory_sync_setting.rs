@@ -6,7 +6,7 @@ use crate::access::Caller;
 use crate::db::models::{DirectoryRow, SyncRunRow, WorkspaceRow};
 use crate::db::schema::{directories, directory_users, members, sync_runs, workspaces};
 use crate::db::{Database, DbConnection};
-use crate::domain::{MemberStatus, Plan};
+use crate::domain::MemberStatus;
 use crate::workos::timestamp::{self, time_json};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -33,8 +33,8 @@ pub struct Directory {
 #[derive(Serialize, ToSchema)]
 pub struct LastFullPull {
     run_id: String,
-    #[schema(pattern = "^(queued|running|succeeded|failed|held)$")]
-    status: String,
+    #[schema(schema_with = crate::schemas::run_status)]
+    status: crate::domain::RunStatus,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(required = true, format = DateTime)]
@@ -63,7 +63,7 @@ fn directory_sync(
         .map(|d| {
             let member_count: i64 = members::table
                 .filter(members::workspace_id.eq(&workspace.id))
-                .filter(members::status.eq(MemberStatus::Active.as_str()))
+                .filter(members::status.eq(MemberStatus::Active))
                 .filter(
                     members::directory_user_id.eq_any(
                         directory_users::table
@@ -131,7 +131,7 @@ pub fn set(
 ) -> Result<SettingChanged, WorkspaceError> {
     db.write_workspace(workspace_id, |conn| {
         let before = visible(conn, caller, workspace_id)?;
-        let plan: Plan = before.plan.parse().unwrap_or(Plan::Free);
+        let plan = before.plan;
         if enabled && !plan.includes_directory_sync() {
             return Err(WorkspaceError::PlanRequired(plan));
         }

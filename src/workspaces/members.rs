@@ -185,24 +185,22 @@ fn check_owner_change(
     caller: &Caller,
     workspace_id: &str,
     before: Option<&MemberRow>,
-    after_role: Option<&str>,
+    after_role: Option<Role>,
 ) -> Result<(), MemberError> {
-    let owner = Role::Owner.as_str();
-    let was_owner = before.is_some_and(|m| m.role == owner);
-    if was_owner == (after_role == Some(owner)) {
+    let was_owner = before.is_some_and(|m| m.role == Role::Owner);
+    if was_owner == (after_role == Some(Role::Owner)) {
         return Ok(());
     }
     if !caller.is_operator() {
         return Err(MemberError::OwnerRequiresOperator);
     }
-    let Some(before) = before.filter(|m| was_owner && m.status == MemberStatus::Active.as_str())
-    else {
+    let Some(before) = before.filter(|m| was_owner && m.status == MemberStatus::Active) else {
         return Ok(());
     };
     let active_owners: i64 = members::table
         .filter(members::workspace_id.eq(workspace_id))
-        .filter(members::role.eq(owner))
-        .filter(members::status.eq(MemberStatus::Active.as_str()))
+        .filter(members::role.eq(Role::Owner))
+        .filter(members::status.eq(MemberStatus::Active))
         .count()
         .get_result(conn)?;
     if active_owners <= 1 {
@@ -241,7 +239,7 @@ pub fn add(
             ));
         }
         email_in_use(conn, workspace_id, &email, None)?;
-        check_owner_change(conn, caller, workspace_id, None, role.map(|r| r.as_str()))?;
+        check_owner_change(conn, caller, workspace_id, None, role)?;
         let now = timestamp::now();
         let member = MemberRow {
             id: new_id("mem"),
@@ -250,9 +248,9 @@ pub fn add(
             email,
             first_name,
             last_name,
-            role: role.map_or(workspace.default_role.clone(), |r| r.as_str().into()),
-            status: MemberStatus::Active.as_str().into(),
-            managed_by: ManagedBy::Manual.as_str().into(),
+            role: role.unwrap_or(workspace.default_role),
+            status: MemberStatus::Active,
+            managed_by: ManagedBy::Manual,
             directory_user_id: None,
             created_at: now,
             updated_at: now,
@@ -289,21 +287,21 @@ pub fn change(
     let role = changes.role.as_deref().map(check_role).transpose()?;
     db.write_workspace(workspace_id, |conn| {
         let before = load(conn, caller, workspace_id, id)?;
-        let directory_managed = before.managed_by == ManagedBy::Directory.as_str();
+        let directory_managed = before.managed_by == ManagedBy::Directory;
         let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
         if directory_managed && identity_change {
             return Err(MemberError::ManagedByDirectorySync(
                 "this member's email and name come from the identity provider",
             ));
         }
-        let role_change = role.is_some_and(|r| r.as_str() != before.role);
+        let role_change = role.is_some_and(|r| r != before.role);
         if directory_managed && role_change && roles::has_mappings(conn, workspace_id)? {
             return Err(MemberError::ManagedByDirectorySync(
                 "this workspace maps directory groups to roles: change the mapping or the member's groups",
             ));
         }
         if let Some(role) = role {
-            check_owner_change(conn, caller, workspace_id, Some(&before), Some(role.as_str()))?;
+            check_owner_change(conn, caller, workspace_id, Some(&before), Some(role))?;
         }
         let mut after = before.clone();
         if let Some(email) = email {
@@ -318,7 +316,7 @@ pub fn change(
             after.last_name = Some(last_name);
         }
         if let Some(role) = role {
-            after.role = role.as_str().into();
+            after.role = role;
         }
         if after != before {
             after.updated_at = timestamp::now();
@@ -347,7 +345,7 @@ pub fn remove(
     db.write_workspace(workspace_id, |conn| {
         let workspace = visible(conn, caller, workspace_id)?;
         let member = load(conn, caller, workspace_id, id)?;
-        if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory.as_str() {
+        if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory {
             return Err(MemberError::ManagedByDirectorySync(
                 "this member is managed by directory sync: remove them in the identity provider",
             ));

@@ -63,11 +63,11 @@ pub struct Workspace {
     id: String,
     name: String,
     #[schema(schema_with = plan)]
-    plan: String,
+    plan: Plan,
     organization_id: String,
     directory_sync_enabled: bool,
     #[schema(schema_with = directory_role)]
-    default_role: String,
+    default_role: Role,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -79,10 +79,10 @@ impl From<&WorkspaceRow> for Workspace {
         Workspace {
             id: w.id.clone(),
             name: w.name.clone(),
-            plan: w.plan.clone(),
+            plan: w.plan,
             organization_id: w.organization_id.clone(),
             directory_sync_enabled: w.directory_sync_enabled,
-            default_role: w.default_role.clone(),
+            default_role: w.default_role,
             created_at: time_json(&w.created_at),
             updated_at: time_json(&w.updated_at),
         }
@@ -159,7 +159,10 @@ pub fn create(
     let name = check_workspace_name(&new.name)?;
     let plan: Plan = parse_field("plan", &new.plan)?;
     let organization_id = check_organization_id(&new.organization_id)?;
-    let default_role = check_default_role(new.default_role.as_deref().unwrap_or("viewer"))?;
+    let default_role = match new.default_role.as_deref() {
+        Some(role) => check_default_role(role)?,
+        None => Role::Viewer,
+    };
     let workspace = db.write(|conn| {
         let taken: i64 = workspaces::table
             .filter(workspaces::organization_id.eq(&organization_id))
@@ -172,10 +175,10 @@ pub fn create(
         let row = WorkspaceRow {
             id: new_id("ws"),
             name,
-            plan: plan.as_str().into(),
+            plan,
             organization_id,
             directory_sync_enabled: false,
-            default_role: default_role.as_str().into(),
+            default_role,
             created_at: now,
             updated_at: now,
         };
@@ -281,10 +284,10 @@ pub fn change(
             after.name = name;
         }
         if let Some(plan) = plan {
-            after.plan = plan.as_str().into();
+            after.plan = plan;
         }
         if let Some(role) = default_role {
-            after.default_role = role.as_str().into();
+            after.default_role = role;
         }
         after.updated_at = timestamp::now();
         diesel::update(workspaces::table.find(id))

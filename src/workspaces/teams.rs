@@ -81,7 +81,7 @@ pub struct TeamMember {
     #[schema(required = true)]
     last_name: Option<String>,
     #[schema(schema_with = member_status)]
-    status: String,
+    status: MemberStatus,
     sources: Vec<ShownSource>,
 }
 
@@ -410,7 +410,7 @@ pub fn add_member(
             .first(conn)
             .optional()?
             .ok_or(TeamError::MemberNotFound)?;
-        if member.status != MemberStatus::Active.as_str() {
+        if member.status != MemberStatus::Active {
             return Err(TeamError::MemberDeprovisioned);
         }
         let manual = TeamMembershipSource::Manual.row(&team.id, &member.id);

@@ -26,10 +26,10 @@ fn insert_workspace(db: &Database, organization_id: &str) -> String {
     let row = WorkspaceRow {
         id: id.clone(),
         name: "Ordering".into(),
-        plan: "growth".into(),
+        plan: rollcall::domain::Plan::Growth,
         organization_id: organization_id.into(),
         directory_sync_enabled: true,
-        default_role: "viewer".into(),
+        default_role: rollcall::domain::Role::Viewer,
         created_at: now,
         updated_at: now,
     };

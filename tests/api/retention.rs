@@ -51,7 +51,7 @@ async fn old_deliveries_are_pruned_and_failed_ones_kept(backend: Backend) {
         let body = event("dsync.token.created", serde_json::json!({}), &at(1)).to_string();
         let parsed = Event::parse(body.as_bytes()).unwrap();
         NewWebhookEvent {
-            status: status.into(),
+            status: status.parse().unwrap(),
             ..NewWebhookEvent::received(&parsed, body.into_bytes(), received_at)
         }
     })

@@ -203,7 +203,7 @@ impl DirectoryPull {
                 .select(directory_users::id.nullable());
             member_rows::table
                 .filter(member_rows::workspace_id.eq(&workspace_id))
-                .filter(member_rows::status.eq(MemberStatus::Active.as_str()))
+                .filter(member_rows::status.eq(MemberStatus::Active))
                 .filter(member_rows::directory_user_id.eq_any(of_directory))
                 .count()
                 .get_result(conn)
@@ -248,7 +248,7 @@ impl DirectoryPull {
         Ok(store
             .members_of_user(&self.ctx.workspace.id, user_id)?
             .iter()
-            .any(|m| m.status == MemberStatus::Active.as_str()))
+            .any(|m| m.status == MemberStatus::Active))
     }
 
     /// Why the pull stopped changing anything, if it did: the workspace turned directory sync off or
