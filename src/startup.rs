@@ -77,6 +77,24 @@ impl Application {
 
     /// As [`Application::build`], with the applier's retry policy given.
     pub fn build_with(settings: Settings, retry: RetryPolicy) -> anyhow::Result<Self> {
+        Self::assemble(settings, retry, None)
+    }
+
+    /// As [`Application::build_with`], serving on `listener` instead of binding `ROLLCALL_BIND`: the
+    /// caller bound it (and may keep a clone, to hand the same address to the next instance).
+    pub fn build_on(
+        settings: Settings,
+        retry: RetryPolicy,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        Self::assemble(settings, retry, Some(listener))
+    }
+
+    fn assemble(
+        settings: Settings,
+        retry: RetryPolicy,
+        listener: Option<TcpListener>,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let instance_lock = InstanceLock::acquire(&settings.database)?;
         let metrics = Metrics::default();
@@ -224,8 +242,11 @@ impl Application {
                 &background.tasks,
             )
         };
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(settings.bind)
+                .with_context(|| format!("binding ROLLCALL_BIND {}", settings.bind))?,
+        };
         let port = listener.local_addr()?.port();
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let max_connections = settings.max_connections;

@@ -3,7 +3,9 @@
 //! cursor falls out of the broker's retention, resumes from its stored cursor after a restart, and runs
 //! on one instance at a time.
 
-use crate::helpers::{spawn_app_on, test_settings, Backend, TestApp, TestDatabase, SECRET};
+use crate::helpers::{
+    spawn_app_on, spawn_app_serving, test_settings, Backend, TestApp, TestDatabase, SECRET,
+};
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
 use rollcall::config::{EventSource, Settings};
@@ -16,6 +18,7 @@ use rollcall::dev_broker::{
 use rollcall::secret::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 crate::on_both_backends!(
@@ -41,11 +44,11 @@ mod instances {
 /// How often the tail polls in these tests when nothing wakes it.
 const POLL: Duration = Duration::from_millis(200);
 
-/// A free port for the service, and a dev broker of a small generated directory whose webhooks go to it
-/// with `faults` (the port is held while the broker binds its own, so they differ).
-async fn broker_for(faults: Faults) -> (u16, DevBrokerHandle) {
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = reserved.local_addr().unwrap().port();
+/// The service's address, bound and held by the test for every service it starts there, and a dev broker
+/// of a small generated directory whose webhooks go to it with `faults`.
+async fn broker_for(faults: Faults) -> (TcpListener, DevBrokerHandle) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().unwrap().port();
     let broker = DevBroker::start(DevBrokerConfig {
         source: DirectorySource::Generate(GenerateOptions {
             users: 20,
@@ -62,7 +65,7 @@ async fn broker_for(faults: Faults) -> (u16, DevBrokerHandle) {
     })
     .await
     .expect("the dev broker starts");
-    (port, broker)
+    (listener, broker)
 }
 
 /// Every webhook dropped.
@@ -73,9 +76,8 @@ fn webhooks_lost() -> Faults {
     }
 }
 
-/// The settings of a service on `port` with the tail on, pointed at `broker`.
-fn tail_settings(settings: &mut Settings, port: u16, broker: &DevBrokerHandle) {
-    settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
+/// The settings of a service with the tail on, pointed at `broker`.
+fn tail_settings(settings: &mut Settings, broker: &DevBrokerHandle) {
     settings.workos_api_key = Some(broker.api_key.clone().into());
     settings.workos_api_base = broker.base_url.clone();
     settings.user_listing_rate = 0.0;
@@ -84,17 +86,18 @@ fn tail_settings(settings: &mut Settings, port: u16, broker: &DevBrokerHandle) {
     settings.resync_interval = Some(Duration::ZERO);
 }
 
-/// A service with the tail on, on `target` and `port`, once its tail has started (with no directory to
-/// pull yet, it starts reading from now).
+/// A service with the tail on, on `target` and `listener`'s address, once its tail has started (with no
+/// directory to pull yet, it starts reading from now).
 async fn tail_app(
     target: &DatabaseTarget,
-    port: u16,
+    listener: &TcpListener,
     broker: &DevBrokerHandle,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
     wait_for_the_file(target).await;
-    let app = spawn_app_on(target.clone(), |s| {
-        tail_settings(s, port, broker);
+    let serving = listener.try_clone().expect("the listener's address");
+    let app = spawn_app_serving(target.clone(), serving, |s| {
+        tail_settings(s, broker);
         adjust(s);
     })
     .await;
@@ -265,8 +268,8 @@ fn each_event_stored_once(
 
 async fn lost_webhooks_are_repaired_by_the_tail_without_a_full_pull(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&app, &broker).await;
     let runs_before = runs(&app, &broker).await;
     assert_eq!(runs_before.len(), 1, "{runs_before:?}");
@@ -313,8 +316,8 @@ async fn lost_webhooks_are_repaired_by_the_tail_without_a_full_pull(backend: Bac
 
 async fn an_event_by_both_paths_is_stored_and_applied_once(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(Faults::default()).await;
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(Faults::default()).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&app, &broker).await;
     let audited_before = crate::helpers::audit_entries(&app.db);
     broker.random_changes(30);
@@ -343,8 +346,8 @@ async fn an_event_by_both_paths_is_stored_and_applied_once(backend: Backend) {
 
 async fn a_cursor_past_retention_leads_to_one_full_pull_and_a_tail_that_resumes(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&app, &broker).await;
     broker.random_changes(10);
     converges(&app, &ws, &broker).await;
@@ -401,8 +404,8 @@ async fn a_cursor_past_retention_leads_to_one_full_pull_and_a_tail_that_resumes(
 
 async fn a_restart_resumes_from_the_stored_cursor(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let first = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let first = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&first, &broker).await;
     broker.random_changes(15);
     converges(&first, &ws, &broker).await;
@@ -412,7 +415,7 @@ async fn a_restart_resumes_from_the_stored_cursor(backend: Backend) {
     drop(first);
     // While no service runs, the directory changes on.
     broker.random_changes(15);
-    let second = tail_app(&database.target, port, &broker, |_| {}).await;
+    let second = tail_app(&database.target, &listener, &broker, |_| {}).await;
     converges(&second, &ws, &broker).await;
     assert_eq!(runs(&second, &broker).await, runs_before, "no full pull");
     // Read again from an earlier place, an event would count as a redelivery.
@@ -422,8 +425,8 @@ async fn a_restart_resumes_from_the_stored_cursor(backend: Backend) {
 
 async fn broker_errors_delay_the_tail_but_lose_and_repeat_nothing(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&app, &broker).await;
     // Half the requests fail from now on: the client retries, and past its retries the tail backs off
     // with its cursor kept.
@@ -453,9 +456,9 @@ async fn broker_errors_delay_the_tail_but_lose_and_repeat_nothing(backend: Backe
 
 async fn with_the_source_events_a_webhook_only_wakes_the_tail(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(Faults::default()).await;
+    let (listener, broker) = broker_for(Faults::default()).await;
     // Polled only every 10 minutes: only the webhooks' nudges can bring the events in time.
-    let app = tail_app(&database.target, port, &broker, |s| {
+    let app = tail_app(&database.target, &listener, &broker, |s| {
         s.event_source = Some(EventSource::Events);
         s.events_poll_interval = Duration::from_secs(600);
     })
@@ -509,10 +512,10 @@ async fn only_operators_read_the_event_tail(backend: Backend) {
 /// each event is stored and applied once.
 async fn two_instances_on_one_postgresql_share_one_tail() {
     let database = TestDatabase::new(Backend::Postgres);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let first = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let first = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let second = spawn_app_on(database.target.clone(), |s| {
-        tail_settings(s, 0, &broker);
+        tail_settings(s, &broker);
     })
     .await;
     wait_until("the second instance stands by", || async {
@@ -567,8 +570,8 @@ async fn output_of(mut command: std::process::Command) -> std::process::Output {
 
 async fn the_command_line_catches_up_once_unless_a_service_runs_the_tail(backend: Backend) {
     let database = TestDatabase::new(backend);
-    let (port, broker) = broker_for(webhooks_lost()).await;
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let (listener, broker) = broker_for(webhooks_lost()).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     let ws = synced(&app, &broker).await;
     let refused = output_of(tail_once(&database.target, &broker)).await;
     let said = crate::cli::text(&refused.stderr);
@@ -595,7 +598,7 @@ async fn the_command_line_catches_up_once_unless_a_service_runs_the_tail(backend
     let stored = stored_events(&db);
     assert_eq!(stored.keys().cloned().collect::<BTreeSet<_>>(), generated);
     drop(db);
-    let app = tail_app(&database.target, port, &broker, |_| {}).await;
+    let app = tail_app(&database.target, &listener, &broker, |_| {}).await;
     converges(&app, &ws, &broker).await;
     assert_eq!(runs(&app, &broker).await.len(), 1, "no full pull");
     let help = crate::cli::rollcall()

@@ -126,13 +126,35 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 
 /// Another instance of the service on an existing database, as several processes share one PostgreSQL.
 pub async fn spawn_app_on(target: DatabaseTarget, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    start_app(target, None, adjust).await
+}
+
+/// A service on an existing database, serving on `listener` (the test keeps the address, to give it to
+/// the next instance).
+pub async fn spawn_app_serving(
+    target: DatabaseTarget,
+    listener: std::net::TcpListener,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    start_app(target, Some(listener), adjust).await
+}
+
+async fn start_app(
+    target: DatabaseTarget,
+    listener: Option<std::net::TcpListener>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings(target);
     adjust(&mut settings);
     let retry = RetryPolicy {
         max_attempts: 3,
         first_backoff: Duration::from_millis(10),
     };
-    let app = Application::build_with(settings, retry).expect("the service builds");
+    let app = match listener {
+        Some(listener) => Application::build_on(settings, retry, listener),
+        None => Application::build_with(settings, retry),
+    }
+    .expect("the service builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.database().clone();
     let shutdown = app.shutdown_handle();

@@ -4,7 +4,7 @@
 
 use crate::broker::{at, event, TestDirectory};
 use crate::helpers::{Backend, TestDatabase, OPERATOR_TOKEN, SECRET};
-use crate::process::{free_port, healthy, rollcall, Serving};
+use crate::process::{rollcall, Started};
 use diesel::prelude::*;
 use rollcall::db::schema::{audit_log, webhook_events};
 use rollcall::db::{Database, DbError};
@@ -12,7 +12,6 @@ use rollcall::secret::ExposeSecret;
 use rollcall::workos::signature;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// People whose records change; each gets a sequence of changes.
@@ -20,41 +19,29 @@ const PEOPLE: usize = 40;
 /// Snapshots per person after the first, each a new name.
 const RENAMES: usize = 6;
 
-fn serve(url: &str, port: u16) -> Serving {
-    Serving(
-        rollcall()
-            .arg("serve")
-            .env("DATABASE_URL", url)
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-            .env("WORKOS_WEBHOOK_SECRETS", SECRET)
-            .env("ROLLCALL_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .env("ROLLCALL_DB_POOL_SIZE", "4")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rollcall serve starts"),
-    )
+fn serve(url: &str) -> Started {
+    let mut command = rollcall();
+    command
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("WORKOS_WEBHOOK_SECRETS", SECRET)
+        .env("ROLLCALL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("ROLLCALL_DB_POOL_SIZE", "4");
+    Started::start(command)
 }
 
 /// Two `serve` processes on the test database, once both answer.
-async fn two_instances(database: &TestDatabase) -> ([u16; 2], Vec<Serving>) {
+async fn two_instances(database: &TestDatabase) -> ([u16; 2], Vec<Started>) {
     let url = match &database.target {
         rollcall::db::DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
         other => unreachable!("{other:?}"),
     };
-    let ports = [free_port(), free_port()];
-    let processes: Vec<Serving> = ports.iter().map(|port| serve(&url, *port)).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for port in ports {
-        while !healthy(port) {
-            assert!(
-                Instant::now() < deadline,
-                "instance on {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    (ports, processes)
+    tokio::task::spawn_blocking(move || {
+        let processes = vec![serve(&url), serve(&url)];
+        ([processes[0].port, processes[1].port], processes)
+    })
+    .await
+    .unwrap()
 }
 
 async fn post_signed(client: &reqwest::Client, port: u16, body: &Value) {

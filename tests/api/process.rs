@@ -99,46 +99,18 @@ fn every_command_explains_itself() {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let database = TestDatabase::new(Backend::Sqlite);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
     let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
         unreachable!()
     };
-    let mut child = rollcall()
+    let mut command = rollcall();
+    command
         .arg("serve")
         .env("DATABASE_URL", format!("sqlite://{path}"))
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
         .env("WORKOS_WEBHOOK_SECRETS", SECRET)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+        .env("RUST_LOG", "info");
     // Ready once /healthz answers: the signal handlers are installed by then.
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let started = Started::start(command);
+    let (exit, log) = started.stop(Duration::from_secs(20));
     assert!(exit.success(), "{exit:?}\n{log}");
     for fact in [
         "database ready",
@@ -150,9 +122,94 @@ fn serve_stops_cleanly_on_sigterm() {
     }
 }
 
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A `rollcall serve` process listening where the system put it (`ROLLCALL_BIND=127.0.0.1:0`): its port is
+/// read from its "listening" log line, so no port is reserved and released for it first. Its log is read as
+/// it comes, so a full pipe never holds it up; it is killed when dropped.
+pub struct Started {
+    pub serving: Serving,
+    pub port: u16,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Started {
+    /// Starts `command` (a `serve`, or a shell that becomes one) and waits until it answers `/healthz`.
+    pub fn start(mut command: Command) -> Self {
+        command
+            .env("ROLLCALL_BIND", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("rollcall serve starts");
+        let stderr = child.stderr.take().expect("its log");
+        let (found, listening) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut log = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = listening_port(&line) {
+                    let _ = found.send(port);
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        let serving = Serving(child);
+        let Ok(port) = listening.recv_timeout(Duration::from_secs(30)) else {
+            drop(serving);
+            panic!(
+                "rollcall serve never said where it listens:\n{}",
+                log.join().unwrap_or_default()
+            );
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !healthy(port) {
+            assert!(
+                Instant::now() < deadline,
+                "the server on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Started { serving, port, log }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.serving.0.id()
+    }
+
+    /// Sends SIGTERM, waits up to `patience` for the process to end, and returns how it ended and its log.
+    pub fn stop(mut self, patience: Duration) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let stopping = Instant::now();
+        let exit = loop {
+            if let Some(exit) = self.serving.0.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                stopping.elapsed() < patience,
+                "the service did not stop within {patience:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (exit, self.log.join().unwrap_or_default())
+    }
+}
+
+/// The port of the "listening" log line, in the text or the JSON format.
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("listening for webhooks") {
+        return None;
+    }
+    let (_, rest) = line.split_once("127.0.0.1:")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// A `rollcall serve` process, killed when dropped.
@@ -171,24 +228,21 @@ fn a_second_serve_on_the_same_sqlite_file_is_refused() {
     let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
         unreachable!()
     };
-    let serve = |port: u16| {
+    let serve = || {
         let mut command = rollcall();
         command
             .arg("serve")
-            .env("DATABASE_URL", format!("sqlite://{path}"))
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("DATABASE_URL", format!("sqlite://{path}"));
         command
     };
-    let port = free_port();
-    let _first = Serving(serve(port).spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "the first server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let second = serve(free_port()).output().unwrap();
+    let first = Started::start(serve());
+    let port = first.port;
+    let second = serve()
+        .env("ROLLCALL_BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(!second.status.success(), "a second serve must not start");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -206,7 +260,6 @@ fn serve_raises_its_open_file_limit_for_its_connections() {
     let rollcall::db::DatabaseTarget::Sqlite(path) = &database.target else {
         unreachable!()
     };
-    let port = free_port();
     // A soft limit too low for 2,000 connections, under a hard limit that allows them: set by the shell,
     // which then becomes the service (same process).
     let mut command = Command::new("sh");
@@ -219,17 +272,9 @@ fn serve_raises_its_open_file_limit_for_its_connections() {
             r#"ulimit -S -n 256 && ulimit -H -n 4096 && exec "$ROLLCALL" serve"#,
         ])
         .env("DATABASE_URL", format!("sqlite://{path}"))
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-        .env("ROLLCALL_MAX_CONNECTIONS", "2000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let serving = Serving(command.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", serving.0.id())).unwrap();
+        .env("ROLLCALL_MAX_CONNECTIONS", "2000");
+    let serving = Started::start(command);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", serving.id())).unwrap();
     let open_files: Vec<&str> = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -354,36 +399,21 @@ async fn sigterm_ends_a_pull_in_flight_as_interrupted_and_the_process_exits(back
         DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
     };
     let (broker_url, users_asked, broker) = slow_broker();
-    let port = free_port();
-    let mut child = rollcall()
+    let mut command = rollcall();
+    command
         .arg("serve")
         .env("DATABASE_URL", database_url)
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
         .env("WORKOS_WEBHOOK_SECRETS", SECRET)
         .env("ROLLCALL_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .env("WORKOS_API_KEY", "sk_test_slow")
         .env("WORKOS_API_BASE", &broker_url)
         .env("ROLLCALL_EVENTS_POLL_INTERVAL", "1s")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .env("RUST_LOG", "info");
+    let started = tokio::task::spawn_blocking(move || Started::start(command))
+        .await
         .unwrap();
-    // Read as it comes, so a full pipe never holds the service up.
-    let log = {
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut log = String::new();
-            let _ = stderr.read_to_string(&mut log);
-            log
-        })
-    };
-    let child = Serving(child);
+    let port = started.port;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // A workspace turning directory sync on finds the directory at the broker and pulls it.
     let client = reqwest::Client::new();
     let api = format!("http://127.0.0.1:{port}/api/v1");
@@ -428,24 +458,9 @@ async fn sigterm_ends_a_pull_in_flight_as_interrupted_and_the_process_exits(back
     };
     assert_eq!(runs(), [("running".to_string(), None)]);
 
-    let stopping = Instant::now();
-    let mut child = child;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
+    let (exit, log) = tokio::task::spawn_blocking(move || started.stop(Duration::from_secs(20)))
+        .await
         .unwrap();
-    assert!(status.success());
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(20),
-            "the service did not stop within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let log = log.join().unwrap();
     assert!(exit.success(), "{exit:?}\n{log}");
     for fact in ["sync run interrupted", "stopped cleanly"] {
         assert!(log.contains(fact), "missing {fact:?} in\n{log}");
@@ -469,32 +484,18 @@ async fn a_delivery_can_be_followed_in_the_logs_from_its_request_to_its_batch() 
     let DatabaseTarget::Sqlite(path) = &database.target else {
         unreachable!()
     };
-    let port = free_port();
-    let mut child = rollcall()
+    let mut command = rollcall();
+    command
         .arg("serve")
         .env("DATABASE_URL", format!("sqlite://{path}"))
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
         .env("WORKOS_WEBHOOK_SECRETS", SECRET)
         .env("ROLLCALL_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,rollcall::intake=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .env("RUST_LOG", "info,rollcall::intake=debug");
+    let started = tokio::task::spawn_blocking(move || Started::start(command))
+        .await
         .unwrap();
-    let log = {
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut log = String::new();
-            let _ = stderr.read_to_string(&mut log);
-            log
-        })
-    };
-    let mut child = Serving(child);
+    let port = started.port;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let event_id = format!("event_follow_{}", crate::broker::unique());
     let body = json!({
         "id": event_id, "event": "dsync.user.created", "created_at": "2026-01-01T00:00:00.000Z",
@@ -535,15 +536,9 @@ async fn a_delivery_can_be_followed_in_the_logs_from_its_request_to_its_batch() 
         assert!(Instant::now() < deadline, "the delivery was not applied");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
+    let (_, log) = tokio::task::spawn_blocking(move || started.stop(Duration::from_secs(20)))
+        .await
         .unwrap();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let log = log.join().unwrap();
     let lines: Vec<Value> = log
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
