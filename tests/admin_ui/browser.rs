@@ -111,24 +111,44 @@ fn chromedriver() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// The port chromedriver says it listens on, from a line of its output (`--port=0` lets it choose).
+fn driver_port(line: &str) -> Option<u16> {
+    line.split_once("started successfully on port ")?
+        .1
+        .trim_end_matches('.')
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium whose relative URLs are on `app`.
     pub async fn start(app: &str) -> Browser {
-        let port = free_port();
-        let process = Command::new(chromedriver())
-            .arg(format!("--port={port}"))
+        // It chooses its port and says which, so none is reserved and released for it first.
+        let mut process = Command::new(chromedriver())
+            .arg("--port=0")
             .process_group(0)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        let output = process.stdout.take().expect("chromedriver's output");
+        let (found, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // Read to the end, so a full pipe never holds the driver up.
+            for line in std::io::BufReader::new(output)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = driver_port(&line) {
+                    let _ = found.send(port);
+                }
+            }
+        });
+        let port = said
+            .recv_timeout(PATIENCE)
+            .expect("chromedriver says which port it listens on");
         let driver = Driver {
             process,
             address: format!("127.0.0.1:{port}"),
