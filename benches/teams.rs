@@ -14,6 +14,7 @@ use rollcall::db::schema::{
     directories, directory_group_memberships, directory_groups, directory_users, members,
 };
 use rollcall::db::{Database, DbError};
+use rollcall::ids::DirectoryUserId;
 use rollcall::on_backend;
 use rollcall::workos::timestamp;
 use serde_json::{json, Value};
@@ -29,8 +30,8 @@ const BIG: &str = "directory_group_big";
 const LINKED: &str = "directory_group_linked";
 const PLAIN: &str = "directory_group_plain";
 
-fn user_id(i: usize) -> String {
-    format!("directory_user_{i:06}")
+fn user_id(i: usize) -> DirectoryUserId {
+    format!("directory_user_{i:06}").into()
 }
 
 fn user_json(i: usize) -> Value {

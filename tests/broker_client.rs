@@ -137,7 +137,7 @@ async fn lists_250_users_across_3_pages_each_once() {
     assert!(listing.complete);
     assert_eq!(listing.requests, 3);
     assert_eq!(listing.items.len(), 250);
-    let ids: BTreeSet<_> = listing.items.iter().map(|u| u.id.clone()).collect();
+    let ids: BTreeSet<_> = listing.items.iter().map(|u| u.id.to_string()).collect();
     assert_eq!(ids.len(), 250, "every user exactly once");
     let truth: BTreeSet<_> = broker.truth().users.iter().map(|u| u.id.clone()).collect();
     assert_eq!(ids, truth);
@@ -153,7 +153,7 @@ async fn lists_directories_groups_and_group_members() {
 
     let directories = client.list_directories(None).await.expect("directories");
     assert_eq!(directories.items.len(), 1);
-    assert_eq!(directories.items[0].id, broker.directory_id);
+    assert_eq!(directories.items[0].id.as_str(), broker.directory_id);
     let org = client
         .list_directories(Some("org_dev"))
         .await
@@ -164,20 +164,20 @@ async fn lists_directories_groups_and_group_members() {
         .list_groups(&broker.directory_id)
         .await
         .expect("groups");
-    let ids: BTreeSet<_> = groups.items.iter().map(|g| g.id.clone()).collect();
+    let ids: BTreeSet<_> = groups.items.iter().map(|g| g.id.to_string()).collect();
     let truth_ids: BTreeSet<_> = truth.groups.iter().map(|g| g.id.clone()).collect();
     assert_eq!(ids, truth_ids);
 
     for group in &groups.items {
         let members = client
-            .list_group_members(&group.id, &broker.directory_id)
+            .list_group_members(group.id.as_str(), &broker.directory_id)
             .await
             .expect("members");
-        let got: BTreeSet<_> = members.items.iter().map(|u| u.id.clone()).collect();
+        let got: BTreeSet<_> = members.items.iter().map(|u| u.id.to_string()).collect();
         let expected: BTreeSet<_> = truth
             .memberships
             .iter()
-            .filter(|(g, _)| *g == group.id)
+            .filter(|(g, _)| group.id == g.as_str())
             .map(|(_, u)| u.clone())
             .collect();
         assert_eq!(got, expected, "members of {}", group.id);

@@ -57,8 +57,9 @@ pub(super) async fn list_directory_groups(
             if let Some(after) = &page.after {
                 q = q.filter(directory_groups::id.gt(after.clone()));
             }
-            let list =
-                List::from_overfetch(q.load(conn)?, &page, |g: &DirectoryGroupRow| g.id.clone());
+            let list = List::from_overfetch(q.load(conn)?, &page, |g: &DirectoryGroupRow| {
+                g.id.to_string()
+            });
             list.try_map(|group| {
                 let member_count: i64 = memberships::table
                     .filter(memberships::group_id.eq(&group.id))
@@ -72,9 +73,9 @@ pub(super) async fn list_directory_groups(
                     .select(team_links::team_id)
                     .load(conn)?;
                 Ok::<_, ApiError>(DirectoryGroup {
-                    id: group.id.clone(),
+                    id: group.id.to_string(),
                     name: group.name.clone(),
-                    directory_id: group.directory_id.clone(),
+                    directory_id: group.directory_id.to_string(),
                     member_count,
                     linked_team_ids,
                 })

@@ -11,6 +11,7 @@ use crate::db::DbConnection;
 use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
+use crate::ids::DirectoryGroupId;
 use crate::schemas::{directory_role, role};
 use crate::state::AppState;
 use crate::workspaces;
@@ -50,7 +51,7 @@ impl RoleMappings {
             data: rows
                 .iter()
                 .map(|m| RoleMapping {
-                    group_id: m.group_id.clone(),
+                    group_id: m.group_id.to_string(),
                     role: m.role.to_string(),
                 })
                 .collect(),
@@ -122,8 +123,8 @@ pub(super) async fn put_role_mappings(
 }
 
 /// The mappings asked for: known roles but `owner`, each group once.
-fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(String, Role)>> {
-    let mut wanted: Vec<(String, Role)> = Vec::new();
+fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(DirectoryGroupId, Role)>> {
+    let mut wanted: Vec<(DirectoryGroupId, Role)> = Vec::new();
     let mut seen = HashSet::new();
     for mapping in body {
         let role = match mapping.role.parse::<Role>() {
@@ -142,7 +143,7 @@ fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(String, Role)>> {
                 format!("group_id {} is mapped twice", mapping.group_id),
             ));
         }
-        wanted.push((mapping.group_id, role));
+        wanted.push((DirectoryGroupId::from(mapping.group_id), role));
     }
     Ok(wanted)
 }
@@ -151,7 +152,7 @@ fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(String, Role)>> {
 fn check_groups(
     conn: &mut DbConnection,
     workspace: &WorkspaceRow,
-    wanted: &[(String, Role)],
+    wanted: &[(DirectoryGroupId, Role)],
 ) -> ApiResult<()> {
     for (group_id, _) in wanted {
         let found: i64 = workspace_groups(workspace)

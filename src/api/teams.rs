@@ -7,6 +7,7 @@ use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::directory_sync::teams::UnlinkMembers;
+use crate::ids::DirectoryGroupId;
 use crate::lists::List;
 use crate::state::AppState;
 use crate::workspaces::team_links::{self, CreatedTeamLink, TeamLink};
@@ -286,7 +287,7 @@ pub(super) async fn link_directory_group(
     body: web::Json<GroupRef>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
-    let group_id = body.into_inner().group_id;
+    let group_id = DirectoryGroupId::from(body.into_inner().group_id);
     let link = state
         .call(move |db| team_links::link(db, &caller, &ws, &team, &group_id))
         .await?;
@@ -320,6 +321,7 @@ pub(super) async fn unlink_directory_group(
     query: web::Query<UnlinkQuery>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team, group) = path.into_inner();
+    let group = DirectoryGroupId::from(group);
     let choice = match query.members.as_deref().map(str::parse) {
         Some(Ok(choice)) => choice,
         _ => {

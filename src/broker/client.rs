@@ -1,6 +1,7 @@
 //! The broker client: requests, retries, pagination and the listings built on them.
 
 use super::rate_limit::RateLimiter;
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::metrics::Metrics;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::workos::events::{Directory, DirectoryGroup, DirectoryUser};
@@ -93,12 +94,12 @@ pub enum ListedPage {
     /// Users, with the `(group id, user id)` memberships their `groups[]` name, where the broker filled it.
     Users {
         users: Vec<DirectoryUser>,
-        memberships: Vec<(String, String)>,
+        memberships: Vec<(DirectoryGroupId, DirectoryUserId)>,
     },
     /// Members of one group, listed because the users' `groups[]` was empty or unusable.
     GroupMembers {
-        group_id: String,
-        user_ids: Vec<String>,
+        group_id: DirectoryGroupId,
+        user_ids: Vec<DirectoryUserId>,
     },
     /// Records of a page that could not be read (too deeply nested, a wrong type): the rest of the page
     /// is handed on, and these are left as they are stored.
@@ -279,7 +280,7 @@ const GROUPS_LISTED_AT_ONCE: usize = 4;
 /// A listed user read for its id alone (a group's members): the rest of the object is skipped unread.
 #[derive(Deserialize)]
 struct ListedId {
-    id: String,
+    id: DirectoryUserId,
 }
 
 #[derive(Deserialize)]
@@ -524,11 +525,17 @@ impl BrokerClient {
                     ListedPage::Groups(groups) => listed.groups.extend(groups),
                     ListedPage::Users { users, memberships } => {
                         listed.users.extend(users);
-                        listed.memberships.extend(memberships);
+                        listed.memberships.extend(
+                            memberships
+                                .into_iter()
+                                .map(|(g, u)| (g.into_string(), u.into_string())),
+                        );
                     }
-                    ListedPage::GroupMembers { group_id, user_ids } => listed
-                        .memberships
-                        .extend(user_ids.into_iter().map(|u| (group_id.clone(), u))),
+                    ListedPage::GroupMembers { group_id, user_ids } => listed.memberships.extend(
+                        user_ids
+                            .into_iter()
+                            .map(|u| (group_id.to_string(), u.into_string())),
+                    ),
                     ListedPage::Unreadable(records) => listed.unreadable.extend(records),
                 }
             }
@@ -576,7 +583,7 @@ impl BrokerClient {
             let mut latest = served_until.lock().unwrap_or_else(|e| e.into_inner());
             *latest = (*latest).max(pager.served_until);
         };
-        let mut groups: Vec<String> = Vec::new();
+        let mut groups: Vec<DirectoryGroupId> = Vec::new();
         let mut pager = self.pager("/directory_groups", &[("directory", directory_id)], None);
         while let Some(page) = pager.next::<DirectoryGroup>(&mut requests).await? {
             groups.extend(page.iter().map(|g| g.id.clone()));
@@ -643,7 +650,7 @@ impl BrokerClient {
                 .try_for_each_concurrent(GROUPS_LISTED_AT_ONCE, |group_id| async move {
                     let mut pager = self.pager(
                         "/directory_users",
-                        &[("group", group_id)],
+                        &[("group", group_id.as_str())],
                         Some(directory_id),
                     );
                     let mut own = 0;
@@ -1134,14 +1141,14 @@ struct GroupKeys<'a> {
 impl<'a> GroupKeys<'a> {
     /// Entries are resolved by the group's id only: names (and IdP ids) need not be unique, and a user
     /// put in the wrong one of two same-named groups would get the wrong teams and roles.
-    fn new(groups: &'a [String]) -> Self {
+    fn new(groups: &'a [DirectoryGroupId]) -> Self {
         Self {
-            ids: groups.iter().map(String::as_str).collect(),
+            ids: groups.iter().map(DirectoryGroupId::as_str).collect(),
         }
     }
 
     /// The user's `(group id, user id)` memberships, or `None` if an entry names no listed group.
-    fn resolve(&self, user: &DirectoryUser) -> Option<Vec<(String, String)>> {
+    fn resolve(&self, user: &DirectoryUser) -> Option<Vec<(DirectoryGroupId, DirectoryUserId)>> {
         user.groups
             .iter()
             .map(|entry| {
@@ -1151,7 +1158,7 @@ impl<'a> GroupKeys<'a> {
                     _ => return None,
                 };
                 let group_id = self.ids.get(key)?;
-                Some(((*group_id).to_owned(), user.id.clone()))
+                Some((DirectoryGroupId::from(*group_id), user.id.clone()))
             })
             .collect()
     }
@@ -1203,8 +1210,8 @@ mod tests {
     #[test]
     fn users_groups_resolve_by_id_alone() {
         let groups = vec![
-            "directory_group_a".to_string(),
-            "directory_group_b".to_string(),
+            DirectoryGroupId::from("directory_group_a"),
+            DirectoryGroupId::from("directory_group_b"),
         ];
         let keys = GroupKeys::new(&groups);
         let user = |entries: serde_json::Value| -> DirectoryUser {

@@ -5,6 +5,7 @@ use crate::domain::{
     DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RunPhase, RunStatus,
     RunTrigger,
 };
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
 
@@ -48,7 +49,7 @@ impl ApiTokenRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = directories, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryRow {
-    pub id: String,
+    pub id: DirectoryId,
     pub organization_id: String,
     pub directory_type: String,
     pub name: String,
@@ -65,8 +66,8 @@ pub struct DirectoryRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = directory_users, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryUserRow {
-    pub id: String,
-    pub directory_id: String,
+    pub id: DirectoryUserId,
+    pub directory_id: DirectoryId,
     pub idp_id: String,
     pub email: Option<String>,
     pub first_name: Option<String>,
@@ -86,8 +87,8 @@ pub struct DirectoryUserRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = directory_groups, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DirectoryGroupRow {
-    pub id: String,
-    pub directory_id: String,
+    pub id: DirectoryGroupId,
+    pub directory_id: DirectoryId,
     pub idp_id: String,
     pub name: String,
     pub snapshot: String,
@@ -102,9 +103,9 @@ pub struct DirectoryGroupRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = directory_group_memberships, treat_none_as_default_value = false)]
 pub struct GroupMembershipRow {
-    pub group_id: String,
-    pub user_id: String,
-    pub directory_id: String,
+    pub group_id: DirectoryGroupId,
+    pub user_id: DirectoryUserId,
+    pub directory_id: DirectoryId,
     pub is_member: bool,
     pub last_event_at: Timestamp,
     pub updated_at: Timestamp,
@@ -126,7 +127,7 @@ pub struct MemberRow {
     pub role: Role,
     pub status: MemberStatus,
     pub managed_by: ManagedBy,
-    pub directory_user_id: Option<String>,
+    pub directory_user_id: Option<DirectoryUserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -189,7 +190,7 @@ impl NewWebhookEvent {
         Self {
             event_id: Some(event.id.clone()),
             event_type: Some(event.event_type.clone()),
-            directory_id: event.directory_id().map(str::to_string),
+            directory_id: event.directory_id().map(DirectoryId::to_string),
             event_created_at: event.created_at,
             body,
             status: EventStatus::Received,
@@ -198,7 +199,10 @@ impl NewWebhookEvent {
             next_attempt_at: None,
             received_at,
             source: DeliverySource::Webhook,
-            lane: event.directory_id().unwrap_or_default().to_string(),
+            lane: event
+                .directory_id()
+                .map(DirectoryId::to_string)
+                .unwrap_or_default(),
             body_hash: None,
         }
     }
@@ -311,7 +315,7 @@ pub struct TeamMemberSourceRow {
 #[diesel(table_name = team_links)]
 pub struct TeamLinkRow {
     pub team_id: String,
-    pub group_id: String,
+    pub group_id: DirectoryGroupId,
     pub workspace_id: String,
     pub created_at: Timestamp,
 }
@@ -321,7 +325,7 @@ pub struct TeamLinkRow {
 #[diesel(table_name = role_mappings)]
 pub struct RoleMappingRow {
     pub workspace_id: String,
-    pub group_id: String,
+    pub group_id: DirectoryGroupId,
     pub role: Role,
     pub created_at: Timestamp,
 }

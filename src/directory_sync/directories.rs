@@ -8,6 +8,7 @@ use super::teams::{self, Reconciliation};
 use crate::db::models::{DirectoryRow, DirectoryUserRow};
 use crate::db::schema::{directories, directory_groups, directory_users};
 use crate::db::DbConnection;
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::events::Directory;
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -54,7 +55,7 @@ pub fn apply_deleted(
     // follow once.
     let mut reconciliation = Reconciliation::default();
     for batch in users.chunks(500) {
-        let ids: Vec<&str> = batch.iter().map(|u| u.id.as_str()).collect();
+        let ids: Vec<&DirectoryUserId> = batch.iter().map(|u| &u.id).collect();
         store.prefetch_members_of_users(&ids)?;
         for user in batch {
             if let Some(member) = members::sync_for_user(store, ctx, user, effects)? {
@@ -62,7 +63,7 @@ pub fn apply_deleted(
             }
         }
     }
-    let groups: Vec<String> = store.read(|conn| {
+    let groups: Vec<DirectoryGroupId> = store.read(|conn| {
         directory_groups::table
             .filter(directory_groups::directory_id.eq(&d.id))
             .select(directory_groups::id)

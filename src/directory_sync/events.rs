@@ -5,13 +5,14 @@ use super::outcome::ApplyOutcome;
 use super::store::Store;
 use super::{directories, groups, users, workspace};
 use crate::audit::Cause;
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::events::{DirectoryUser, Event, EventPayload};
 use crate::workos::timestamp::Timestamp;
 use diesel::QueryResult;
 use std::collections::BTreeSet;
 
 /// Applies one event; `received_at` stands in for a missing event `created_at`.
-#[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type, directory_id = event.directory_id()))]
+#[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type, directory_id = event.directory_id().map(|d| d.as_str())))]
 pub fn apply_event(
     store: &mut Store<'_>,
     event: &Event,
@@ -59,7 +60,8 @@ pub fn apply_event(
 /// Loads, in a few queries, what applying these events will read: their workspaces and directories, the
 /// users and groups they name, and those users' members, memberships and team sources.
 pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<()> {
-    let directories: BTreeSet<&str> = events.iter().filter_map(|e| e.directory_id()).collect();
+    let directories: BTreeSet<&DirectoryId> =
+        events.iter().filter_map(|e| e.directory_id()).collect();
     store.prefetch_directories(&directories.iter().copied().collect::<Vec<_>>())?;
     // An event belongs to its directory's organization, else to the one it names.
     let mut organization_of: Vec<Option<String>> = Vec::with_capacity(events.len());
@@ -73,8 +75,8 @@ pub fn prefetch_events(store: &mut Store<'_>, events: &[&Event]) -> QueryResult<
         .collect();
     store.prefetch_workspaces(&organizations.into_iter().collect::<Vec<_>>())?;
     let mut by_workspace: Vec<(String, Vec<&DirectoryUser>)> = Vec::new();
-    let mut groups: BTreeSet<&str> = BTreeSet::new();
-    let mut joining: BTreeSet<&str> = BTreeSet::new();
+    let mut groups: BTreeSet<&DirectoryGroupId> = BTreeSet::new();
+    let mut joining: BTreeSet<&DirectoryUserId> = BTreeSet::new();
     for (event, organization) in events.iter().zip(&organization_of) {
         let Some(organization) = organization else {
             continue;

@@ -47,7 +47,7 @@ impl From<&MemberRow> for Member {
             role: m.role,
             status: m.status,
             managed_by: m.managed_by,
-            directory_user_id: m.directory_user_id.clone(),
+            directory_user_id: m.directory_user_id.clone().map(String::from),
             created_at: time_json(&m.created_at),
             updated_at: time_json(&m.updated_at),
         }

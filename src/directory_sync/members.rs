@@ -63,7 +63,7 @@ pub fn sync_for_user(
     let status = desired_status(store, owner)?;
     let linked_member = linked
         .iter()
-        .find(|m| m.directory_user_id.as_deref() == Some(owner.id.as_str()))
+        .find(|m| m.directory_user_id.as_ref() == Some(&owner.id))
         .or(linked.first());
     match linked_member {
         Some(member) => {

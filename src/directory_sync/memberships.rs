@@ -5,6 +5,7 @@ use super::context::{ApplyContext, ApplyError};
 use super::store::Store;
 use crate::audit::Cause;
 use crate::db::models::GroupMembershipRow;
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::timestamp::{self, Timestamp};
 
 /// Records whether a user is in a group as of `ctx.event_at`; returns whether that was newer than what
@@ -12,9 +13,9 @@ use crate::workos::timestamp::{self, Timestamp};
 pub fn set_membership(
     store: &mut Store<'_>,
     ctx: &ApplyContext,
-    group_id: &str,
-    user_id: &str,
-    directory_id: &str,
+    group_id: &DirectoryGroupId,
+    user_id: &DirectoryUserId,
+    directory_id: &DirectoryId,
     is_member: bool,
 ) -> Result<bool, ApplyError> {
     let existing = store.membership(group_id, user_id)?;
@@ -31,9 +32,9 @@ pub fn set_membership(
         return Ok(false);
     }
     store.put_membership(GroupMembershipRow {
-        group_id: group_id.to_string(),
-        user_id: user_id.to_string(),
-        directory_id: existing.map_or_else(|| directory_id.to_string(), |e| e.directory_id),
+        group_id: group_id.clone(),
+        user_id: user_id.clone(),
+        directory_id: existing.map_or_else(|| directory_id.clone(), |e| e.directory_id),
         is_member,
         last_event_at: ctx.event_at,
         updated_at: timestamp::now(),

@@ -8,6 +8,7 @@ use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::{members, role_mappings};
 use crate::db::DbConnection;
 use crate::domain::{ManagedBy, Role};
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::json;
@@ -32,7 +33,11 @@ pub fn has_mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<
 }
 
 /// The role the mappings give someone in `groups`, if the workspace has mappings at all.
-fn mapped_role(mappings: &[RoleMappingRow], default_role: Role, groups: &[String]) -> Option<Role> {
+fn mapped_role(
+    mappings: &[RoleMappingRow],
+    default_role: Role,
+    groups: &[DirectoryGroupId],
+) -> Option<Role> {
     if mappings.is_empty() {
         return None;
     }
@@ -71,7 +76,7 @@ pub fn recompute(
     cause: &Cause,
     workspace: &WorkspaceRow,
     member: &MemberRow,
-    groups: &[String],
+    groups: &[DirectoryGroupId],
     mappings: &[RoleMappingRow],
 ) -> QueryResult<()> {
     if !directory_decides(member) {
@@ -89,14 +94,14 @@ pub fn recompute(
 /// locked (`Database::write_workspace_in_steps`), so one big replacement never holds the single writer
 /// for long.
 pub struct MappingReplacement {
-    wanted: Vec<(String, Role)>,
+    wanted: Vec<(DirectoryGroupId, Role)>,
     /// Once the mappings are replaced: the members left to recompute.
     sweep: Option<RoleSweep>,
     replaced: bool,
 }
 
 impl MappingReplacement {
-    pub fn new(wanted: &[(String, Role)]) -> Self {
+    pub fn new(wanted: &[(DirectoryGroupId, Role)]) -> Self {
         Self {
             wanted: wanted.to_vec(),
             sweep: None,
@@ -138,13 +143,14 @@ fn replace_rows(
     workspace: &WorkspaceRow,
     rows: &[RoleMappingRow],
 ) -> QueryResult<bool> {
-    let before: HashMap<String, Role> = store
+    let before: HashMap<DirectoryGroupId, Role> = store
         .replace_role_mappings(&workspace.id, rows)?
         .into_iter()
         .map(|m| (m.group_id, m.role))
         .collect();
-    let after: HashMap<String, Role> = rows.iter().map(|m| (m.group_id.clone(), m.role)).collect();
-    let mut groups: Vec<&String> = before.keys().chain(after.keys()).collect();
+    let after: HashMap<DirectoryGroupId, Role> =
+        rows.iter().map(|m| (m.group_id.clone(), m.role)).collect();
+    let mut groups: Vec<&DirectoryGroupId> = before.keys().chain(after.keys()).collect();
     groups.sort();
     groups.dedup();
     for g in groups
@@ -159,7 +165,7 @@ fn replace_rows(
                 (true, true) => "role_mapping.changed",
             },
             subject_type: "role_mapping",
-            subject_id: g,
+            subject_id: g.as_str(),
             before: before
                 .get(g)
                 .map(|role| json!({ "group_id": g, "role": role })),
@@ -173,7 +179,10 @@ fn replace_rows(
 }
 
 /// The rows of a set of mappings of the workspace.
-fn mapping_rows(workspace: &WorkspaceRow, wanted: &[(String, Role)]) -> Vec<RoleMappingRow> {
+fn mapping_rows(
+    workspace: &WorkspaceRow,
+    wanted: &[(DirectoryGroupId, Role)],
+) -> Vec<RoleMappingRow> {
     let now = timestamp::now();
     wanted
         .iter()
@@ -192,7 +201,7 @@ fn mapping_rows(workspace: &WorkspaceRow, wanted: &[(String, Role)]) -> Vec<Role
 pub fn preview_replacement(
     store: &mut Store<'_>,
     workspace: &WorkspaceRow,
-    wanted: &[(String, Role)],
+    wanted: &[(DirectoryGroupId, Role)],
     mut each: impl FnMut(&MemberRow, Role),
 ) -> QueryResult<()> {
     let had_mappings = !store.role_mappings(&workspace.id)?.is_empty();
@@ -238,9 +247,9 @@ pub fn return_to_default_role(
 struct RoleSweep {
     mappings: Vec<RoleMappingRow>,
     /// The mapped groups each directory user is in.
-    groups_by_user: HashMap<String, Vec<String>>,
+    groups_by_user: HashMap<DirectoryUserId, Vec<DirectoryGroupId>>,
     /// Directory users in a mapped group, still to be looked at.
-    mapped: Vec<String>,
+    mapped: Vec<DirectoryUserId>,
     /// Then the members off the default role, after this member id; `None` once all are seen.
     after: Option<String>,
     /// Members looked at already (one both mapped and off the default is decided once).
@@ -257,7 +266,7 @@ impl RoleSweep {
         if mappings.is_empty() && !had_mappings {
             return Ok(None);
         }
-        let mut groups_by_user: HashMap<String, Vec<String>> = HashMap::new();
+        let mut groups_by_user: HashMap<DirectoryUserId, Vec<DirectoryGroupId>> = HashMap::new();
         for mapping in &mappings {
             for user in store.users_in_group(&mapping.group_id)? {
                 groups_by_user
@@ -308,7 +317,8 @@ impl RoleSweep {
                 .into_boxed()
         };
         let batch = if !self.mapped.is_empty() {
-            let users: Vec<String> = self.mapped.drain(..limit.min(self.mapped.len())).collect();
+            let users: Vec<DirectoryUserId> =
+                self.mapped.drain(..limit.min(self.mapped.len())).collect();
             let mut found = Vec::new();
             for chunk in users.chunks(500) {
                 found.extend(store.load_members(|conn| {
@@ -352,7 +362,7 @@ pub fn delete_group_mapping(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
 ) -> QueryResult<bool> {
     let Some(mapping) = store.remove_role_mapping(&workspace.id, group_id)? else {
         return Ok(false);
@@ -361,7 +371,7 @@ pub fn delete_group_mapping(
         workspace_id: &workspace.id,
         action: "role_mapping.removed",
         subject_type: "role_mapping",
-        subject_id: group_id,
+        subject_id: group_id.as_str(),
         before: Some(json!({ "group_id": group_id, "role": mapping.role })),
         after: None,
     };

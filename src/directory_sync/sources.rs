@@ -2,6 +2,7 @@
 //! Below the team rules and the working set, which reads and writes sources for them.
 
 use crate::db::models::TeamMemberSourceRow;
+use crate::ids::DirectoryGroupId;
 use crate::workos::timestamp::{self, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,7 +13,7 @@ pub enum TeamMembershipSource {
     /// Added by an admin.
     Manual,
     /// Through a directory group linked to the team.
-    DirectoryGroup(String),
+    DirectoryGroup(DirectoryGroupId),
 }
 
 /// Why a member is in a team, as the API and the audit log show it: added by hand, or through a
@@ -32,7 +33,7 @@ impl TeamMembershipSource {
     /// Reads a stored source.
     pub fn of(row: &TeamMemberSourceRow) -> Self {
         if row.source_type == DIRECTORY_GROUP {
-            Self::DirectoryGroup(row.group_id.clone())
+            Self::DirectoryGroup(row.group_id.clone().into())
         } else {
             Self::Manual
         }
@@ -43,7 +44,7 @@ impl TeamMembershipSource {
         match self {
             Self::Manual => ShownSource::Manual,
             Self::DirectoryGroup(group_id) => ShownSource::DirectoryGroup {
-                group_id: group_id.clone(),
+                group_id: group_id.to_string(),
             },
         }
     }

@@ -14,6 +14,7 @@ use crate::db::schema::{
 };
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde_json::json;
@@ -193,7 +194,7 @@ pub fn reconcile_members(
         return Ok(());
     }
     let links = store.team_links(&workspace.id)?;
-    let mut teams_of_group: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut teams_of_group: HashMap<&DirectoryGroupId, Vec<&str>> = HashMap::new();
     for (group, team) in &links {
         teams_of_group.entry(group).or_default().push(team);
     }
@@ -203,9 +204,9 @@ pub fn reconcile_members(
     let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     store.prefetch_sources(&member_ids)?;
     if from_groups {
-        let users: Vec<&str> = members
+        let users: Vec<&DirectoryUserId> = members
             .iter()
-            .filter_map(|m| m.directory_user_id.as_deref())
+            .filter_map(|m| m.directory_user_id.as_ref())
             .collect();
         store.prefetch_groups_of_users(&users)?;
     }
@@ -218,7 +219,7 @@ pub fn reconcile_members(
         let mut desired: BTreeSet<SourceKey> = BTreeSet::new();
         if active {
             for group in &groups {
-                for team in teams_of_group.get(group.as_str()).into_iter().flatten() {
+                for team in teams_of_group.get(group).into_iter().flatten() {
                     desired.insert(SourceKey {
                         team_id: team.to_string(),
                         source: TeamMembershipSource::DirectoryGroup(group.clone()),
@@ -250,11 +251,11 @@ pub fn reconcile_directory_users(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
-    user_ids: &[String],
+    user_ids: &[DirectoryUserId],
 ) -> QueryResult<()> {
     let many = user_ids.len() > 500;
     for batch in user_ids.chunks(500) {
-        let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let ids: Vec<&DirectoryUserId> = batch.iter().collect();
         store.prefetch_members_of_users(&ids)?;
         let mut found = Vec::new();
         for user in batch {
@@ -275,14 +276,14 @@ pub fn reconcile_directory_users(
 /// last, so no member is reconciled twice for one event.
 #[derive(Default)]
 pub struct Reconciliation {
-    users: BTreeSet<String>,
+    users: BTreeSet<DirectoryUserId>,
     members: BTreeSet<String>,
 }
 
 impl Reconciliation {
     /// The members (in the workspace) of a directory user.
-    pub fn add_user(&mut self, user_id: &str) {
-        self.users.insert(user_id.to_string());
+    pub fn add_user(&mut self, user_id: &DirectoryUserId) {
+        self.users.insert(user_id.clone());
     }
 
     pub fn add_member(&mut self, member: &MemberRow) {
@@ -296,7 +297,7 @@ impl Reconciliation {
         cause: &Cause,
         workspace: &WorkspaceRow,
     ) -> QueryResult<()> {
-        let users: Vec<String> = self.users.into_iter().collect();
+        let users: Vec<DirectoryUserId> = self.users.into_iter().collect();
         reconcile_directory_users(store, cause, workspace, &users)?;
         let reached = |member: &MemberRow| {
             member
@@ -330,7 +331,7 @@ pub fn drop_group(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
 ) -> QueryResult<()> {
     let mut reconciliation = Reconciliation::default();
     unlink_dropped_group(store, cause, workspace, group_id, &mut reconciliation)?;
@@ -343,7 +344,7 @@ pub fn unlink_dropped_group(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
     reconciliation: &mut Reconciliation,
 ) -> QueryResult<()> {
     for team in store.remove_group_links(&workspace.id, group_id)? {
@@ -426,7 +427,7 @@ pub fn link_group(
     cause: &Cause,
     workspace: &WorkspaceRow,
     team_id: &str,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
 ) -> Result<usize, LinkError> {
     if !workspace.directory_sync_enabled {
         return Err(LinkError::DirectorySyncInactive);
@@ -435,7 +436,7 @@ pub fn link_group(
         let (groups, found) = store.read(|conn| {
             let groups: i64 = workspace_groups(workspace).count().get_result(conn)?;
             let found: i64 = workspace_groups(workspace)
-                .filter(directory_groups::id.eq(group_id.to_string()))
+                .filter(directory_groups::id.eq(group_id.clone()))
                 .count()
                 .get_result(conn)?;
             Ok((groups, found))
@@ -451,7 +452,7 @@ pub fn link_group(
         }
         store.add_team_link(&TeamLinkRow {
             team_id: team_id.to_string(),
-            group_id: group_id.to_string(),
+            group_id: group_id.clone(),
             workspace_id: workspace.id.clone(),
             created_at: timestamp::now(),
         })?;
@@ -481,7 +482,7 @@ pub fn link_group(
         store.prefetch_sources(&ids)?;
         let key = SourceKey {
             team_id: team_id.to_string(),
-            source: TeamMembershipSource::DirectoryGroup(group_id.to_string()),
+            source: TeamMembershipSource::DirectoryGroup(group_id.clone()),
         };
         let mut added = 0;
         for member in &newcomers {
@@ -500,7 +501,7 @@ pub fn unlink_group(
     cause: &Cause,
     workspace: &WorkspaceRow,
     team_id: &str,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
     members_choice: UnlinkMembers,
 ) -> Result<usize, LinkError> {
     with_store(conn, |store| {
@@ -531,7 +532,7 @@ pub fn unlink_group(
             team_id: team_id.to_string(),
             source,
         };
-        let through_group = source_in_team(TeamMembershipSource::DirectoryGroup(group_id.into()));
+        let through_group = source_in_team(TeamMembershipSource::DirectoryGroup(group_id.clone()));
         let manual = source_in_team(TeamMembershipSource::Manual);
         let (action, after) = match members_choice {
             UnlinkMembers::Keep => ("team_member.source_changed", Some(&manual.source)),

@@ -5,6 +5,7 @@ use super::stamp::Stamp;
 use super::store::Store;
 use super::{members, memberships, teams};
 use crate::db::models::{DirectoryUserRow, MemberRow};
+use crate::ids::{DirectoryId, DirectoryUserId};
 use crate::workos::events::DirectoryUser;
 use crate::workos::timestamp;
 use diesel::QueryResult;
@@ -107,9 +108,9 @@ pub fn prefetch_users(
     workspace_id: &str,
     users: &[&DirectoryUser],
 ) -> QueryResult<()> {
-    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let ids: Vec<&DirectoryUserId> = users.iter().map(|u| &u.id).collect();
     store.prefetch_users(&ids)?;
-    let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut pairs: BTreeSet<(DirectoryId, String)> = BTreeSet::new();
     for user in users {
         if let Some(idp) = user.idp_id.as_deref().filter(|i| !i.is_empty()) {
             pairs.insert((user.directory_id.clone(), idp.to_string()));
@@ -118,12 +119,9 @@ pub fn prefetch_users(
             pairs.insert((stored.directory_id, stored.idp_id));
         }
     }
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(d, i)| (d.as_str(), i.as_str()))
-        .collect();
+    let pairs: Vec<(&DirectoryId, &str)> = pairs.iter().map(|(d, i)| (d, i.as_str())).collect();
     store.prefetch_users_with_idp(&pairs)?;
-    let mut people: BTreeSet<String> = ids.iter().map(|id| id.to_string()).collect();
+    let mut people: BTreeSet<DirectoryUserId> = ids.iter().map(|id| (*id).clone()).collect();
     for (directory, idp) in &pairs {
         people.extend(
             store
@@ -132,7 +130,7 @@ pub fn prefetch_users(
                 .map(|u| u.id),
         );
     }
-    let people: Vec<&str> = people.iter().map(String::as_str).collect();
+    let people: Vec<&DirectoryUserId> = people.iter().collect();
     store.prefetch_members_of_users(&people)?;
     let emails: BTreeSet<String> = users
         .iter()

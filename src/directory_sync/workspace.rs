@@ -5,6 +5,7 @@ use super::store::Store;
 use crate::db::models::WorkspaceRow;
 use crate::db::schema::{directories, workspaces};
 use crate::db::DbConnection;
+use crate::ids::DirectoryId;
 use crate::workos::events::Event;
 use diesel::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -13,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 /// stored directory whose organization differs from the one the event names is a mismatch.
 fn organization_of(
     event: &Event,
-    stored_organization: impl FnOnce(&str) -> QueryResult<Option<String>>,
+    stored_organization: impl FnOnce(&DirectoryId) -> QueryResult<Option<String>>,
 ) -> QueryResult<Result<Option<String>, SkipReason>> {
     let stored = match event.directory_id() {
         Some(directory) => stored_organization(directory)?,
@@ -21,7 +22,10 @@ fn organization_of(
     };
     Ok(match (stored, event.organization_id()) {
         (Some(stored), Some(named)) if stored != named => Err(SkipReason::OrganizationMismatch {
-            directory: event.directory_id().unwrap_or_default().to_string(),
+            directory: event
+                .directory_id()
+                .map(DirectoryId::to_string)
+                .unwrap_or_default(),
             stored,
             named: named.to_string(),
         }),
@@ -50,7 +54,9 @@ pub fn qualifying_workspace(
         Err(mismatch) => return Ok(Err(mismatch)),
     };
     let Some(organization_id) = organization_id else {
-        let directory = event.directory_id().unwrap_or("(none)").to_string();
+        let directory = event
+            .directory_id()
+            .map_or_else(|| "(none)".to_string(), DirectoryId::to_string);
         return Ok(Err(SkipReason::UnknownDirectory(directory)));
     };
     let Some(workspace) = store.workspace_of_organization(&organization_id)? else {
@@ -88,14 +94,14 @@ pub fn workspace_of_directory(
 /// Every workspace these events would be applied to (whether or not it takes directory changes now),
 /// in id order: the locks applying them takes.
 pub fn workspaces_of(conn: &mut DbConnection, events: &[&Event]) -> QueryResult<Vec<String>> {
-    let named: BTreeSet<&str> = events.iter().filter_map(|e| e.directory_id()).collect();
-    let stored: HashMap<String, String> = if named.is_empty() {
+    let named: BTreeSet<&DirectoryId> = events.iter().filter_map(|e| e.directory_id()).collect();
+    let stored: HashMap<DirectoryId, String> = if named.is_empty() {
         HashMap::new()
     } else {
         directories::table
             .filter(directories::id.eq_any(&named))
             .select((directories::id, directories::organization_id))
-            .load::<(String, String)>(conn)?
+            .load::<(DirectoryId, String)>(conn)?
             .into_iter()
             .collect()
     };

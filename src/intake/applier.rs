@@ -318,7 +318,7 @@ impl Settlement {
     fn of(outcome: ApplyOutcome, event: &Event) -> Self {
         let activated = (matches!(outcome, ApplyOutcome::Applied)
             && event.event_type == DIRECTORY_ACTIVATED)
-            .then(|| event.directory_id().map(str::to_string))
+            .then(|| event.directory_id().map(|d| d.to_string()))
             .flatten();
         let skipped = match &outcome {
             ApplyOutcome::Skipped(why) => Some(why.code()),

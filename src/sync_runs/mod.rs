@@ -26,7 +26,7 @@ use crate::directory_sync::store::Store;
 use crate::directory_sync::workspace::{check_qualifies, workspace_of_directory};
 use crate::directory_sync::{with_store, ApplyContext, ApplyError};
 use crate::domain::{RunPhase, RunStatus, RunTrigger};
-use crate::ids::new_id;
+use crate::ids::{new_id, DirectoryId};
 use crate::metrics::Metrics;
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -296,7 +296,10 @@ impl SyncRunner {
         let listed = match known {
             Some(_) => None,
             None => match self.client.list_directories(None).await {
-                Ok(listing) => listing.items.into_iter().find(|d| d.id == run.directory_id),
+                Ok(listing) => listing
+                    .items
+                    .into_iter()
+                    .find(|d| d.id.as_str() == run.directory_id),
                 Err(e) => {
                     tracing::warn!(directory = %run.directory_id, error = %e, "could not list the broker's directories");
                     None
@@ -715,8 +718,9 @@ fn apply_pages(
     let begun = writer.write(|conn| {
         let ctx = context(conn, run, started_at)?;
         record_progress(conn, run, RunPhase::Listing, 0, 0, None)?;
+        let directory_id = DirectoryId::from(run.directory_id.as_str());
         with_store(conn, |store| {
-            Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &run.directory_id, guard)?)
+            Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &directory_id, guard)?)
         })
     });
     let mut pull = match begun {

@@ -1,6 +1,7 @@
 //! The `dsync.*` event envelope and the directory objects it carries, in every shape the broker has sent.
 
 use super::timestamp::{self, Timestamp};
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Every event type Rollcall applies (the others are acknowledged and ignored); the Events API tail asks
@@ -92,7 +93,7 @@ impl Event {
     }
 
     /// The directory the event concerns, where the payload names one.
-    pub fn directory_id(&self) -> Option<&str> {
+    pub fn directory_id(&self) -> Option<&DirectoryId> {
         self.scope().map(|(directory, _)| directory)
     }
 
@@ -102,7 +103,7 @@ impl Event {
     }
 
     /// The directory and, where named, the organization of the payload.
-    fn scope(&self) -> Option<(&str, Option<&str>)> {
+    fn scope(&self) -> Option<(&DirectoryId, Option<&str>)> {
         Some(match &self.payload {
             EventPayload::DirectoryActivated(d)
             | EventPayload::DirectoryDeleted(d)
@@ -180,7 +181,7 @@ where
 /// A broker directory (`directory_…`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Directory {
-    pub id: String,
+    pub id: DirectoryId,
     #[serde(default)]
     pub organization_id: Option<String>,
     /// The provider, an open set such as `okta scim v2.0`.
@@ -198,7 +199,7 @@ pub struct Directory {
 
 impl Validate for Directory {
     fn validate(&self) -> Result<(), String> {
-        non_empty("id", &self.id)?;
+        non_empty("id", self.id.as_str())?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -223,8 +224,8 @@ pub struct UserEmail {
 /// A person in the customer's directory, as the broker sends it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DirectoryUser {
-    pub id: String,
-    pub directory_id: String,
+    pub id: DirectoryUserId,
+    pub directory_id: DirectoryId,
     #[serde(default)]
     pub organization_id: Option<String>,
     #[serde(default)]
@@ -254,8 +255,8 @@ pub struct DirectoryUser {
 
 impl Validate for DirectoryUser {
     fn validate(&self) -> Result<(), String> {
-        non_empty("id", &self.id)?;
-        non_empty("directory_id", &self.directory_id)?;
+        non_empty("id", self.id.as_str())?;
+        non_empty("directory_id", self.directory_id.as_str())?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -305,8 +306,8 @@ impl DirectoryUser {
 /// A group in the customer's directory, as the broker sends it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DirectoryGroup {
-    pub id: String,
-    pub directory_id: String,
+    pub id: DirectoryGroupId,
+    pub directory_id: DirectoryId,
     #[serde(default)]
     pub organization_id: Option<String>,
     #[serde(default)]
@@ -321,8 +322,8 @@ pub struct DirectoryGroup {
 
 impl Validate for DirectoryGroup {
     fn validate(&self) -> Result<(), String> {
-        non_empty("id", &self.id)?;
-        non_empty("directory_id", &self.directory_id)?;
+        non_empty("id", self.id.as_str())?;
+        non_empty("directory_id", self.directory_id.as_str())?;
         check_time("created_at", &self.created_at)?;
         check_time("updated_at", &self.updated_at)
     }
@@ -338,14 +339,14 @@ impl DirectoryGroup {
 /// The payload of `dsync.group.user_added` and `dsync.group.user_removed`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupMembershipChange {
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub user: DirectoryUser,
     pub group: DirectoryGroup,
 }
 
 impl Validate for GroupMembershipChange {
     fn validate(&self) -> Result<(), String> {
-        non_empty("directory_id", &self.directory_id)?;
+        non_empty("directory_id", self.directory_id.as_str())?;
         self.user.validate().map_err(|e| format!("user: {e}"))?;
         self.group.validate().map_err(|e| format!("group: {e}"))
     }

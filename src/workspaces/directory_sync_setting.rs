@@ -80,7 +80,7 @@ fn directory_sync(
                 .first(conn)
                 .optional()?;
             Ok(Directory {
-                id: d.id,
+                id: d.id.into_string(),
                 directory_type: d.directory_type,
                 name: d.name,
                 state: d.state,

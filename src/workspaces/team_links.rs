@@ -7,6 +7,7 @@ use crate::db::models::TeamLinkRow;
 use crate::db::schema::{directory_groups, team_links};
 use crate::db::{Database, DbConnection};
 use crate::directory_sync::teams::{self as team_rules, UnlinkMembers};
+use crate::ids::{DirectoryGroupId, DirectoryId};
 use crate::lists::{List, Page};
 use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
@@ -35,17 +36,17 @@ pub struct CreatedTeamLink {
 
 /// A link as the API shows it, with its group's name and directory.
 fn linked_group(conn: &mut DbConnection, link: &TeamLinkRow) -> Result<TeamLink, TeamError> {
-    let group: Option<(String, String)> = directory_groups::table
+    let group: Option<(String, DirectoryId)> = directory_groups::table
         .find(&link.group_id)
         .select((directory_groups::name, directory_groups::directory_id))
         .first(conn)
         .optional()?;
-    let (name, directory_id) = group.unwrap_or_default();
+    let (name, directory_id) = group.unzip();
     Ok(TeamLink {
         team_id: link.team_id.clone(),
-        group_id: link.group_id.clone(),
-        name,
-        directory_id,
+        group_id: link.group_id.to_string(),
+        name: name.unwrap_or_default(),
+        directory_id: directory_id.map(String::from).unwrap_or_default(),
         linked_at: time_json(&link.created_at),
     })
 }
@@ -69,7 +70,9 @@ pub fn list(
         if let Some(after) = &page.after {
             q = q.filter(team_links::group_id.gt(after.clone()));
         }
-        let list = List::from_overfetch(q.load(conn)?, page, |l: &TeamLinkRow| l.group_id.clone());
+        let list = List::from_overfetch(q.load(conn)?, page, |l: &TeamLinkRow| {
+            l.group_id.to_string()
+        });
         list.try_map(|l| linked_group(conn, l))
     })
 }
@@ -80,7 +83,7 @@ pub fn link(
     caller: &Caller,
     workspace_id: &str,
     team_id: &str,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
 ) -> Result<CreatedTeamLink, TeamError> {
     db.write_workspace(workspace_id, |conn| {
         let (workspace, team) = load(conn, caller, workspace_id, team_id)?;
@@ -102,7 +105,7 @@ pub fn unlink(
     caller: &Caller,
     workspace_id: &str,
     team_id: &str,
-    group_id: &str,
+    group_id: &DirectoryGroupId,
     members: UnlinkMembers,
 ) -> Result<(), TeamError> {
     db.write_workspace(workspace_id, |conn| {

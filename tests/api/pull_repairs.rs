@@ -160,7 +160,7 @@ async fn a_held_pull_destroys_nothing(app: TestApp) {
         timestamp::now(),
         GUARD,
     );
-    let groups: Vec<String> = full.groups.iter().map(|g| g.id.clone()).collect();
+    let groups: Vec<String> = full.groups.iter().map(|g| g.id.to_string()).collect();
     let team = team_following(&app, &ws, "Linked", &groups[..2]).await;
     map_roles(&app, &ws, &[(groups[0].clone(), "builder")]).await;
     let before = destructible(&app, &ws, &broker.directory_id, &team).await;
@@ -295,7 +295,7 @@ async fn a_pull_stops_when_directory_sync_is_turned_off(app: TestApp) {
         .write(|conn| {
             let ctx = context(conn, &ws)?;
             with_store(conn, |store| {
-                DirectoryPull::begin(store, &ctx, &broker.directory_id, force)
+                DirectoryPull::begin(store, &ctx, &broker.directory_id.as_str().into(), force)
             })
             .map_err(db_err)
         })

@@ -10,6 +10,7 @@ use crate::directory_sync::memberships::set_membership;
 use crate::directory_sync::store::Store;
 use crate::directory_sync::users::{self, prefetch_users};
 use crate::directory_sync::{groups, teams};
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
@@ -99,9 +100,10 @@ impl DirectoryPull {
             self.counts.users_updated += 1;
             self.counts.deprovisioned += 1;
         }
-        let doomed: Vec<String> = self.doomed.drain(..room.min(self.doomed.len())).collect();
+        let doomed: Vec<DirectoryUserId> =
+            self.doomed.drain(..room.min(self.doomed.len())).collect();
         room -= doomed.len();
-        let ids: Vec<&str> = doomed.iter().map(String::as_str).collect();
+        let ids: Vec<&DirectoryUserId> = doomed.iter().collect();
         store.prefetch_users(&ids)?;
         for id in &doomed {
             if self.delete_user(store, id, &mut effects)? {
@@ -149,7 +151,7 @@ impl DirectoryPull {
         }
         if self.groups_to_check.is_none() {
             let directory_id = self.directory_id.clone();
-            let all: Vec<String> = store.read(|conn| {
+            let all: Vec<DirectoryGroupId> = store.read(|conn| {
                 directory_groups::table
                     .filter(directory_groups::directory_id.eq(&directory_id))
                     .select(directory_groups::id)
@@ -158,10 +160,10 @@ impl DirectoryPull {
             self.groups_to_check = Some(all);
         }
         let left = self.groups_to_check.as_mut().expect("set above");
-        let batch: Vec<String> = left.drain(..limit.min(left.len())).collect();
+        let batch: Vec<DirectoryGroupId> = left.drain(..limit.min(left.len())).collect();
         let more = !left.is_empty();
         let started = self.ctx.event_at;
-        let in_groups: Vec<(String, String)> = store.read(|conn| {
+        let in_groups: Vec<(DirectoryGroupId, DirectoryUserId)> = store.read(|conn| {
             memberships::table
                 .filter(memberships::group_id.eq_any(&batch))
                 .filter(memberships::is_member.eq(true))
@@ -169,7 +171,7 @@ impl DirectoryPull {
                 .select((memberships::group_id, memberships::user_id))
                 .load(conn)
         })?;
-        let unlisted: Vec<&(String, String)> = in_groups
+        let unlisted: Vec<&(DirectoryGroupId, DirectoryUserId)> = in_groups
             .iter()
             .filter(
                 |(group, user)| match (self.groups.get(group), self.users.get(user)) {
@@ -186,10 +188,8 @@ impl DirectoryPull {
             self.counts.held_memberships_removed += unlisted.len();
             return Ok(more);
         }
-        let pairs: Vec<(&str, &str)> = unlisted
-            .iter()
-            .map(|(g, u)| (g.as_str(), u.as_str()))
-            .collect();
+        let pairs: Vec<(&DirectoryGroupId, &DirectoryUserId)> =
+            unlisted.iter().map(|(g, u)| (g, u)).collect();
         store.prefetch_memberships(&pairs)?;
         for (group, user) in unlisted {
             if set_membership(store, &self.ctx, group, user, &self.directory_id, false)? {
@@ -202,7 +202,7 @@ impl DirectoryPull {
     }
 
     /// Stored live users of the directory untouched since the pull began.
-    fn stored_users(&self, store: &mut Store<'_>) -> QueryResult<Vec<String>> {
+    fn stored_users(&self, store: &mut Store<'_>) -> QueryResult<Vec<DirectoryUserId>> {
         store.read(|conn| {
             directory_users::table
                 .filter(directory_users::directory_id.eq(&self.directory_id))
@@ -217,11 +217,11 @@ impl DirectoryPull {
     fn with_active_member(
         &self,
         store: &mut Store<'_>,
-        user_ids: &[String],
-    ) -> QueryResult<HashSet<String>> {
+        user_ids: &[DirectoryUserId],
+    ) -> QueryResult<HashSet<DirectoryUserId>> {
         let mut found = HashSet::new();
         for chunk in user_ids.chunks(500) {
-            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let ids: Vec<&DirectoryUserId> = chunk.iter().collect();
             store.prefetch_members_of_users(&ids)?;
             for id in chunk {
                 if self.has_active_member(store, id)? {
@@ -237,7 +237,7 @@ impl DirectoryPull {
     fn delete_user(
         &mut self,
         store: &mut Store<'_>,
-        id: &str,
+        id: &DirectoryUserId,
         effects: &mut Effects,
     ) -> Result<bool, ApplyError> {
         let Some(row) = store.user(id)? else {
@@ -267,7 +267,7 @@ impl DirectoryPull {
         &mut self,
         store: &mut Store<'_>,
     ) -> QueryResult<Vec<(DirectoryGroup, Timestamp)>> {
-        type Row = (String, String, String, Timestamp, Timestamp);
+        type Row = (DirectoryGroupId, String, String, Timestamp, Timestamp);
         let stored: Vec<Row> = store.read(|conn| {
             directory_groups::table
                 .filter(directory_groups::directory_id.eq(&self.directory_id))
@@ -321,9 +321,9 @@ impl DirectoryPull {
         for id in &batch {
             self.touched.remove(id);
         }
-        let user_ids: Vec<String> = batch
+        let user_ids: Vec<DirectoryUserId> = batch
             .iter()
-            .map(|id| self.users.name(*id).to_string())
+            .map(|id| self.users.name(*id).clone())
             .collect();
         teams::reconcile_directory_users(store, &self.ctx.cause, &self.ctx.workspace, &user_ids)?;
         Ok(!self.touched.is_empty())

@@ -22,6 +22,7 @@ use crate::broker::ListedPage;
 use crate::db::schema::directory_users;
 use crate::db::DbConnection;
 use crate::domain::MemberStatus;
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
 use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
@@ -29,11 +30,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A complete listing of one directory from the broker.
 pub struct DirectoryListing<'a> {
-    pub directory_id: &'a str,
+    pub directory_id: &'a DirectoryId,
     pub users: &'a [DirectoryUser],
     pub groups: &'a [DirectoryGroup],
     /// `(group id, user id)` pairs.
-    pub memberships: &'a BTreeSet<(String, String)>,
+    pub memberships: &'a BTreeSet<(DirectoryGroupId, DirectoryUserId)>,
 }
 
 /// How a pull may deprovision.
@@ -95,12 +96,12 @@ pub fn reconcile_directory(
             let memberships = Vec::new();
             pull.apply(store, vec![ListedPage::Users { users, memberships }])?;
         }
-        let mut by_group: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut by_group: HashMap<&DirectoryGroupId, Vec<DirectoryUserId>> = HashMap::new();
         for (group, user) in listing.memberships {
             by_group.entry(group).or_default().push(user.clone());
         }
         for (group_id, user_ids) in by_group {
-            let group_id = group_id.to_string();
+            let group_id = group_id.clone();
             pull.apply(store, vec![ListedPage::GroupMembers { group_id, user_ids }])?;
         }
         // The listing is complete now, by this host's clock.
@@ -113,37 +114,45 @@ pub fn reconcile_directory(
     })
 }
 
-/// Short ids for the strings a pull remembers, so a directory of 100,000 users and 300,000 memberships
+/// Short ids for the ids a pull remembers, so a directory of 100,000 users and 300,000 memberships
 /// stays small in memory.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+struct Interner<T> {
+    ids: HashMap<T, u32>,
+    names: Vec<T>,
 }
 
-impl Interner {
-    fn intern(&mut self, name: &str) -> u32 {
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Interner<T> {
+    fn intern(&mut self, name: &T) -> u32 {
         if let Some(id) = self.ids.get(name) {
             return *id;
         }
         let id = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.ids.insert(name.to_string(), id);
+        self.names.push(name.clone());
+        self.ids.insert(name.clone(), id);
         id
     }
 
-    fn get(&self, name: &str) -> Option<u32> {
+    fn get(&self, name: &T) -> Option<u32> {
         self.ids.get(name).copied()
     }
 
-    fn name(&self, id: u32) -> &str {
+    fn name(&self, id: u32) -> &T {
         &self.names[id as usize]
     }
 }
 
 /// One pull of one directory, fed the broker's listing a page at a time.
 pub struct DirectoryPull {
-    directory_id: String,
+    directory_id: DirectoryId,
     /// The pull's cause, stamped with when it began: deletions and memberships it decides.
     ctx: ApplyContext,
     /// Listed snapshots carry the broker's `updated_at` and no event time of their own: they replace a
@@ -156,12 +165,12 @@ pub struct DirectoryPull {
     /// Once the listing is complete: whether the guard holds every destructive step back.
     held: Option<bool>,
     /// Stored users the complete listing lacks, and which of them have an active member.
-    doomed: Vec<String>,
-    doomed_active: HashSet<String>,
+    doomed: Vec<DirectoryUserId>,
+    doomed_active: HashSet<DirectoryUserId>,
     /// Why the pull stopped changing anything (the workspace stopped taking directory changes).
     stopped: Option<String>,
-    users: Interner,
-    groups: Interner,
+    users: Interner<DirectoryUserId>,
+    groups: Interner<DirectoryGroupId>,
     listed_users: HashSet<u32>,
     listed_groups: HashSet<u32>,
     listed_memberships: HashSet<(u32, u32)>,
@@ -170,7 +179,7 @@ pub struct DirectoryPull {
     /// Users whose memberships the pull changed: their teams and roles follow in `reconcile_teams`.
     touched: BTreeSet<u32>,
     /// Groups whose stored memberships are still to be compared with the listing, once it is complete.
-    groups_to_check: Option<Vec<String>>,
+    groups_to_check: Option<Vec<DirectoryGroupId>>,
     /// Stored groups the complete listing lacks, still to be deleted (with their stored event time), once
     /// `finish` has looked them up.
     unlisted_groups: Option<Vec<(DirectoryGroup, Timestamp)>>,
@@ -192,7 +201,7 @@ impl DirectoryPull {
     pub fn begin(
         store: &mut Store<'_>,
         ctx: &ApplyContext,
-        directory_id: &str,
+        directory_id: &DirectoryId,
         guard: DeprovisionGuard,
     ) -> Result<Self, ApplyError> {
         use crate::db::schema::members as member_rows;
@@ -209,7 +218,7 @@ impl DirectoryPull {
                 .get_result(conn)
         })?;
         Ok(Self {
-            directory_id: directory_id.to_string(),
+            directory_id: directory_id.clone(),
             ctx: ApplyContext {
                 workspace: ctx.workspace.clone(),
                 cause: ctx.cause.clone(),
@@ -244,7 +253,11 @@ impl DirectoryPull {
         })
     }
 
-    fn has_active_member(&self, store: &mut Store<'_>, user_id: &str) -> QueryResult<bool> {
+    fn has_active_member(
+        &self,
+        store: &mut Store<'_>,
+        user_id: &DirectoryUserId,
+    ) -> QueryResult<bool> {
         Ok(store
             .members_of_user(&self.ctx.workspace.id, user_id)?
             .iter()
@@ -282,12 +295,12 @@ impl DirectoryPull {
             match (record.id, what) {
                 (None, _) => self.unreadable_unknown = true,
                 (Some(id), "group") => {
-                    let id = self.groups.intern(&id);
+                    let id = self.groups.intern(&DirectoryGroupId::from(id));
                     self.listed_groups.insert(id);
                     self.unreadable_groups.insert(id);
                 }
                 (Some(id), _) => {
-                    let id = self.users.intern(&id);
+                    let id = self.users.intern(&DirectoryUserId::from(id));
                     self.listed_users.insert(id);
                     self.unreadable_users.insert(id);
                 }

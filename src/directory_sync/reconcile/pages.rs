@@ -10,6 +10,7 @@ use crate::directory_sync::memberships::set_membership;
 use crate::directory_sync::stamp::Stamp;
 use crate::directory_sync::store::Store;
 use crate::directory_sync::users::{self, prefetch_users};
+use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
 use crate::workos::timestamp::Timestamp;
 use diesel::prelude::*;
@@ -33,7 +34,7 @@ impl DirectoryPull {
             return Ok(());
         }
         let mut users = Vec::new();
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut pairs: Vec<(DirectoryGroupId, DirectoryUserId)> = Vec::new();
         for page in pages {
             match page {
                 ListedPage::Groups(groups) => self.apply_groups(store, &groups)?,
@@ -59,7 +60,7 @@ impl DirectoryPull {
         store: &mut Store<'_>,
         listed: &[DirectoryGroup],
     ) -> Result<(), ApplyError> {
-        let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
+        let ids: Vec<&DirectoryGroupId> = listed.iter().map(|g| &g.id).collect();
         store.prefetch_groups(&ids)?;
         for group in listed {
             let id = self.groups.intern(&group.id);
@@ -90,7 +91,7 @@ impl DirectoryPull {
         }
         // Compared by their stamps first: only users that are new or changed go through the rules, and
         // only what those need is loaded.
-        let ids: Vec<&str> = listed.iter().map(|u| u.id.as_str()).collect();
+        let ids: Vec<&DirectoryUserId> = listed.iter().map(|u| &u.id).collect();
         let stored = self.stored_stamps(store, &ids)?;
         let mut changed: Vec<&DirectoryUser> = Vec::new();
         let mut leaving: Vec<&DirectoryUser> = Vec::new();
@@ -100,7 +101,7 @@ impl DirectoryPull {
             self.users_listed += 1;
             let active_with_email = user.is_active() && user.primary_email().is_some();
             let stamp = Stamp::of(user.updated_at(), self.listed_ctx.event_at);
-            match stored.get(user.id.as_str()) {
+            match stored.get(&user.id) {
                 Some(before) if stamp.supersedes(Some(before.stamp)) && !user.is_active() => {
                     leaving.push(user)
                 }
@@ -139,11 +140,11 @@ impl DirectoryPull {
     fn stored_stamps<'a>(
         &self,
         store: &mut Store<'_>,
-        ids: &[&'a str],
-    ) -> QueryResult<HashMap<&'a str, StoredUser>> {
+        ids: &[&'a DirectoryUserId],
+    ) -> QueryResult<HashMap<&'a DirectoryUserId, StoredUser>> {
         let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let rows: Vec<(String, Timestamp, Timestamp, bool)> = store.read(|conn| {
+            let rows: Vec<(DirectoryUserId, Timestamp, Timestamp, bool)> = store.read(|conn| {
                 directory_users::table
                     .filter(directory_users::id.eq_any(chunk))
                     .select((
@@ -154,7 +155,7 @@ impl DirectoryPull {
                     ))
                     .load(conn)
             })?;
-            let by_id: HashMap<String, StoredUser> = rows
+            let by_id: HashMap<DirectoryUserId, StoredUser> = rows
                 .into_iter()
                 .map(|(id, updated_at, event_at, ever_active)| {
                     let stamp = (updated_at, event_at);
@@ -174,15 +175,13 @@ impl DirectoryPull {
     fn add_memberships(
         &mut self,
         store: &mut Store<'_>,
-        listed: &[(String, String)],
+        listed: &[(DirectoryGroupId, DirectoryUserId)],
     ) -> Result<(), ApplyError> {
         if listed.is_empty() {
             return Ok(());
         }
-        let pairs: Vec<(&str, &str)> = listed
-            .iter()
-            .map(|(g, u)| (g.as_str(), u.as_str()))
-            .collect();
+        let pairs: Vec<(&DirectoryGroupId, &DirectoryUserId)> =
+            listed.iter().map(|(g, u)| (g, u)).collect();
         store.prefetch_memberships(&pairs)?;
         for (group, user) in listed {
             let pair = (self.groups.intern(group), self.users.intern(user));

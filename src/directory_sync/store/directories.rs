@@ -3,10 +3,11 @@
 use super::Store;
 use crate::db::models::{DirectoryRow, WorkspaceRow};
 use crate::db::schema::{directories, workspaces};
+use crate::ids::DirectoryId;
 use diesel::prelude::*;
 
-looked_up!(WorkspaceRow, organization_id, workspaces, workspaces);
-looked_up!(DirectoryRow, id, directories, directories);
+looked_up!(WorkspaceRow, organization_id: String, workspaces, workspaces);
+looked_up!(DirectoryRow, id: DirectoryId, directories, directories);
 
 impl Store<'_> {
     /// The workspace of a broker organization.
@@ -19,10 +20,10 @@ impl Store<'_> {
 
     /// Loads the workspaces of these organizations.
     pub fn prefetch_workspaces(&mut self, organization_ids: &[&str]) -> QueryResult<()> {
-        self.prefetch::<WorkspaceRow>(organization_ids)
+        self.prefetch::<WorkspaceRow, _>(organization_ids)
     }
 
-    pub fn directory(&mut self, id: &str) -> QueryResult<Option<DirectoryRow>> {
+    pub fn directory(&mut self, id: &DirectoryId) -> QueryResult<Option<DirectoryRow>> {
         self.row(id)
     }
 
@@ -30,7 +31,7 @@ impl Store<'_> {
         self.c.directories.put(row);
     }
 
-    pub fn prefetch_directories(&mut self, ids: &[&str]) -> QueryResult<()> {
-        self.prefetch::<DirectoryRow>(ids)
+    pub fn prefetch_directories(&mut self, ids: &[&DirectoryId]) -> QueryResult<()> {
+        self.prefetch::<DirectoryRow, _>(ids)
     }
 }

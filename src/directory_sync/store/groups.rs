@@ -3,12 +3,13 @@
 use super::Store;
 use crate::db::models::DirectoryGroupRow;
 use crate::db::schema::directory_groups;
+use crate::ids::DirectoryGroupId;
 use diesel::prelude::*;
 
-looked_up!(DirectoryGroupRow, id, groups, directory_groups);
+looked_up!(DirectoryGroupRow, id: DirectoryGroupId, groups, directory_groups);
 
 impl Store<'_> {
-    pub fn group(&mut self, id: &str) -> QueryResult<Option<DirectoryGroupRow>> {
+    pub fn group(&mut self, id: &DirectoryGroupId) -> QueryResult<Option<DirectoryGroupRow>> {
         self.row(id)
     }
 
@@ -16,7 +17,7 @@ impl Store<'_> {
         self.c.groups.put(row);
     }
 
-    pub fn prefetch_groups(&mut self, ids: &[&str]) -> QueryResult<()> {
-        self.prefetch::<DirectoryGroupRow>(ids)
+    pub fn prefetch_groups(&mut self, ids: &[&DirectoryGroupId]) -> QueryResult<()> {
+        self.prefetch::<DirectoryGroupRow, _>(ids)
     }
 }

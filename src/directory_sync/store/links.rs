@@ -5,15 +5,19 @@
 use super::Store;
 use crate::db::models::{RoleMappingRow, TeamLinkRow};
 use crate::db::schema::{role_mappings, team_links};
+use crate::ids::DirectoryGroupId;
 use diesel::prelude::*;
 
 impl Store<'_> {
     /// The workspace's `(group, team)` links.
-    pub fn team_links(&mut self, workspace_id: &str) -> QueryResult<Vec<(String, String)>> {
+    pub fn team_links(
+        &mut self,
+        workspace_id: &str,
+    ) -> QueryResult<Vec<(DirectoryGroupId, String)>> {
         if let Some(links) = self.c.team_links.get(workspace_id) {
             return Ok(links.clone());
         }
-        let links: Vec<(String, String)> = team_links::table
+        let links: Vec<(DirectoryGroupId, String)> = team_links::table
             .filter(team_links::workspace_id.eq(workspace_id))
             .select((team_links::group_id, team_links::team_id))
             .load(self.db()?)?;
@@ -40,7 +44,7 @@ impl Store<'_> {
     }
 
     /// Whether a group is linked to a team.
-    pub fn is_linked(&mut self, team_id: &str, group_id: &str) -> QueryResult<bool> {
+    pub fn is_linked(&mut self, team_id: &str, group_id: &DirectoryGroupId) -> QueryResult<bool> {
         let found: i64 = team_links::table
             .find((team_id, group_id))
             .count()
@@ -62,7 +66,7 @@ impl Store<'_> {
         &mut self,
         workspace_id: &str,
         team_id: &str,
-        group_id: &str,
+        group_id: &DirectoryGroupId,
     ) -> QueryResult<bool> {
         let removed =
             diesel::delete(team_links::table.find((team_id, group_id))).execute(self.db()?)?;
@@ -74,7 +78,7 @@ impl Store<'_> {
     pub fn remove_group_links(
         &mut self,
         workspace_id: &str,
-        group_id: &str,
+        group_id: &DirectoryGroupId,
     ) -> QueryResult<Vec<String>> {
         let of_group = team_links::table
             .filter(team_links::group_id.eq(group_id))
@@ -109,7 +113,7 @@ impl Store<'_> {
     pub fn remove_role_mapping(
         &mut self,
         workspace_id: &str,
-        group_id: &str,
+        group_id: &DirectoryGroupId,
     ) -> QueryResult<Option<RoleMappingRow>> {
         let conn = self.db()?;
         let existing: Option<RoleMappingRow> = role_mappings::table

@@ -4,9 +4,10 @@ use super::{Cached, Store};
 use crate::db::models::MemberRow;
 use crate::db::schema::members;
 use crate::db::DbConnection;
+use crate::ids::DirectoryUserId;
 use diesel::prelude::*;
 
-looked_up!(MemberRow, id, members, members, remembered: email_is_theirs);
+looked_up!(MemberRow, id: String, members, members, remembered: email_is_theirs);
 
 /// Emails are unique per workspace: nobody else holds a member's email key.
 fn email_is_theirs(cached: &mut Cached, member: &MemberRow) {
@@ -22,7 +23,7 @@ impl Store<'_> {
     }
 
     pub fn prefetch_members(&mut self, ids: &[&str]) -> QueryResult<()> {
-        self.prefetch::<MemberRow>(ids)
+        self.prefetch::<MemberRow, _>(ids)
     }
 
     /// Members a query finds, as the store holds them.
@@ -37,7 +38,7 @@ impl Store<'_> {
     pub fn members_of_user(
         &mut self,
         workspace_id: &str,
-        user_id: &str,
+        user_id: &DirectoryUserId,
     ) -> QueryResult<Vec<MemberRow>> {
         if !self.c.members_of_user.knows(user_id) {
             self.prefetch_members_of_users(&[user_id])?;
@@ -53,7 +54,7 @@ impl Store<'_> {
     }
 
     /// Loads the members linked to these directory users, in every workspace.
-    pub fn prefetch_members_of_users(&mut self, user_ids: &[&str]) -> QueryResult<()> {
+    pub fn prefetch_members_of_users(&mut self, user_ids: &[&DirectoryUserId]) -> QueryResult<()> {
         let found = self.load_groups(
             |c| &mut c.members_of_user,
             user_ids,

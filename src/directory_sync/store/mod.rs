@@ -11,14 +11,14 @@
 //! (`directories` with workspaces, `users`, `groups`, `memberships`, `members`, `sources`, and `links` for
 //! team links and role mappings, which are written at once); `flush` writes the rest back.
 
-/// Makes a row type one the store looks up by a text key: `looked_up!(row type, key column, its field in
-/// Cached, its table)`, and optionally `remembered: f` for what else a row read tells.
+/// Makes a row type one the store looks up by a key column: `looked_up!(row type, key column: key type, its
+/// field in Cached, its table)`, and optionally `remembered: f` for what else a row read tells.
 macro_rules! looked_up {
-    ($row:ty, $key:ident, $cached:ident, $table:ident $(, remembered: $hook:path)?) => {
+    ($row:ty, $key:ident: $key_type:ty, $cached:ident, $table:ident $(, remembered: $hook:path)?) => {
         impl $crate::directory_sync::store::rows::Keyed for $row {
-            type Key = String;
+            type Key = $key_type;
 
-            fn key(&self) -> String {
+            fn key(&self) -> $key_type {
                 self.$key.clone()
             }
         }
@@ -32,7 +32,7 @@ macro_rules! looked_up {
 
             fn look_up(
                 conn: &mut $crate::db::DbConnection,
-                keys: &[String],
+                keys: &[$key_type],
             ) -> diesel::QueryResult<Vec<Self>> {
                 $table::table
                     .filter($table::$key.eq_any(keys))
@@ -66,10 +66,13 @@ use crate::db::models::{
     NewAuditEntry, RoleMappingRow, TeamMemberSourceRow, WorkspaceRow,
 };
 use crate::db::DbConnection;
+use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::timestamp;
 use diesel::QueryResult;
 use rows::{unknown, Index, Keyed, Rows, LOOKUP_CHUNK};
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// What a [`Store`] holds between flushes.
 #[derive(Default)]
@@ -79,31 +82,31 @@ struct Cached {
     directories: Rows<DirectoryRow>,
     users: Rows<DirectoryUserRow>,
     /// Every user of a directory with a given `idp_id`, for the pairs loaded.
-    users_by_idp: Index<(String, String), String>,
+    users_by_idp: Index<(DirectoryId, String), DirectoryUserId>,
     groups: Rows<DirectoryGroupRow>,
     memberships: Rows<GroupMembershipRow>,
     /// Every group a user has a membership record with (in or out), for the users loaded.
-    memberships_of_user: Index<String, String>,
+    memberships_of_user: Index<DirectoryUserId, DirectoryGroupId>,
     members: Rows<MemberRow>,
     /// Every member (of any workspace) linked to a directory user, for the users loaded.
-    members_of_user: Index<String, String>,
+    members_of_user: Index<DirectoryUserId, String>,
     /// The member holding an email key in a workspace, or none, for the keys loaded.
     member_with_email: HashMap<(String, String), Option<String>>,
     sources: Rows<TeamMemberSourceRow>,
     /// Why each member is in which team, for the members loaded.
     sources_of_member: Index<String, SourceKey>,
     /// `(group, team)` links by workspace.
-    team_links: HashMap<String, Vec<(String, String)>>,
+    team_links: HashMap<String, Vec<(DirectoryGroupId, String)>>,
     role_mappings: HashMap<String, Vec<RoleMappingRow>>,
     audit: Vec<NewAuditEntry>,
 }
 
-/// A table whose rows the store looks up by a text key: where they are kept, and how they are found.
-trait Lookup: Keyed<Key = String> {
+/// A table whose rows the store looks up by a key column: where they are kept, and how they are found.
+trait Lookup: Keyed<Key: Ord> {
     fn rows(cached: &mut Cached) -> &mut Rows<Self>;
 
     /// The rows with these keys (at most [`LOOKUP_CHUNK`] of them).
-    fn look_up(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Vec<Self>>;
+    fn look_up(conn: &mut DbConnection, keys: &[Self::Key]) -> QueryResult<Vec<Self>>;
 
     /// What else a row read from the database tells (a member's email key is theirs alone).
     fn remembered(_cached: &mut Cached, _row: &Self) {}
@@ -190,15 +193,23 @@ impl<'c> Store<'c> {
     }
 
     /// The row with this key, looked up if it is not known.
-    fn row<T: Lookup>(&mut self, key: &str) -> QueryResult<Option<T>> {
+    fn row<T, Q>(&mut self, key: &Q) -> QueryResult<Option<T>>
+    where
+        T: Lookup<Key: Borrow<Q>>,
+        Q: Eq + Hash + ToOwned<Owned = T::Key> + ?Sized,
+    {
         if !T::rows(&mut self.c).knows(key) {
-            self.prefetch::<T>(&[key])?;
+            self.prefetch::<T, Q>(&[key])?;
         }
         Ok(T::rows(&mut self.c).row(key))
     }
 
     /// Loads the rows with these keys, those not known yet.
-    fn prefetch<T: Lookup>(&mut self, keys: &[&str]) -> QueryResult<()> {
+    fn prefetch<T, Q>(&mut self, keys: &[&Q]) -> QueryResult<()>
+    where
+        T: Lookup<Key: Borrow<Q>>,
+        Q: Eq + Hash + ToOwned<Owned = T::Key> + ?Sized,
+    {
         let rows = T::rows(&mut self.c);
         let wanted = unknown(keys, |k| rows.knows(k));
         let found = self.look_up(&wanted, T::look_up)?;
@@ -216,7 +227,7 @@ impl<'c> Store<'c> {
         query: impl FnOnce(&mut DbConnection) -> QueryResult<Vec<T>>,
     ) -> QueryResult<Vec<T>> {
         let found = query(self.db()?)?;
-        let keys: Vec<String> = found.iter().map(Keyed::key).collect();
+        let keys: Vec<T::Key> = found.iter().map(Keyed::key).collect();
         self.remember_all(found);
         let rows = T::rows(&mut self.c);
         Ok(keys
@@ -227,13 +238,18 @@ impl<'c> Store<'c> {
 
     /// Loads the groups of an index not loaded yet: `query` finds the rows of a chunk of groups, and `entry`
     /// says which group a row found is in, under which key. Returns the rows found.
-    fn load_groups<K: Ord + Clone, R>(
+    fn load_groups<G, Q, K, R>(
         &mut self,
-        index: fn(&mut Cached) -> &mut Index<String, K>,
-        groups: &[&str],
-        query: impl Fn(&mut DbConnection, &[String]) -> QueryResult<Vec<R>>,
-        entry: impl Fn(&R) -> Option<(String, K)>,
-    ) -> QueryResult<Vec<R>> {
+        index: fn(&mut Cached) -> &mut Index<G, K>,
+        groups: &[&Q],
+        query: impl Fn(&mut DbConnection, &[G]) -> QueryResult<Vec<R>>,
+        entry: impl Fn(&R) -> Option<(G, K)>,
+    ) -> QueryResult<Vec<R>>
+    where
+        G: Eq + Hash + Ord + Borrow<Q>,
+        Q: Eq + Hash + Ord + ToOwned<Owned = G> + ?Sized,
+        K: Ord + Clone,
+    {
         let loaded = index(&mut self.c);
         let wanted = unknown(groups, |g| loaded.knows(g));
         let found = self.look_up(&wanted, query)?;

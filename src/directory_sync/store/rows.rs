@@ -192,10 +192,14 @@ impl<G: Eq + Hash, K: Ord + Clone> Index<G, K> {
 }
 
 /// The keys not yet known, each once, in order.
-pub(super) fn unknown(keys: &[&str], known: impl Fn(&str) -> bool) -> Vec<String> {
+pub(super) fn unknown<K>(keys: &[&K], known: impl Fn(&K) -> bool) -> Vec<K::Owned>
+where
+    K: ToOwned + ?Sized,
+    K::Owned: Ord,
+{
     keys.iter()
         .filter(|k| !known(k))
-        .map(|k| k.to_string())
+        .map(|k| (*k).to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()

@@ -4,23 +4,24 @@ use super::Store;
 use crate::db::models::DirectoryUserRow;
 use crate::db::schema::directory_users;
 use crate::db::DbConnection;
+use crate::ids::{DirectoryId, DirectoryUserId};
 use diesel::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-looked_up!(DirectoryUserRow, id, users, directory_users);
+looked_up!(DirectoryUserRow, id: DirectoryUserId, users, directory_users);
 
 /// The `(directory, idp_id)` pair a user is found by.
-fn idp_pair(user: &DirectoryUserRow) -> (String, String) {
+fn idp_pair(user: &DirectoryUserRow) -> (DirectoryId, String) {
     (user.directory_id.clone(), user.idp_id.clone())
 }
 
 impl Store<'_> {
-    pub fn user(&mut self, id: &str) -> QueryResult<Option<DirectoryUserRow>> {
+    pub fn user(&mut self, id: &DirectoryUserId) -> QueryResult<Option<DirectoryUserRow>> {
         self.row(id)
     }
 
-    pub fn prefetch_users(&mut self, ids: &[&str]) -> QueryResult<()> {
-        self.prefetch::<DirectoryUserRow>(ids)
+    pub fn prefetch_users(&mut self, ids: &[&DirectoryUserId]) -> QueryResult<()> {
+        self.prefetch::<DirectoryUserRow, _>(ids)
     }
 
     /// Users a query finds, as the store holds them.
@@ -44,10 +45,10 @@ impl Store<'_> {
     /// Every user of the directory with this `idp_id`: one person, perhaps under several broker ids.
     pub fn users_with_idp(
         &mut self,
-        directory_id: &str,
+        directory_id: &DirectoryId,
         idp_id: &str,
     ) -> QueryResult<Vec<DirectoryUserRow>> {
-        let pair = (directory_id.to_string(), idp_id.to_string());
+        let pair = (directory_id.clone(), idp_id.to_string());
         if !self.c.users_by_idp.knows(&pair) {
             self.prefetch_users_with_idp(&[(directory_id, idp_id)])?;
         }
@@ -61,14 +62,14 @@ impl Store<'_> {
     }
 
     /// Loads every user with these `(directory, idp_id)` pairs.
-    pub fn prefetch_users_with_idp(&mut self, pairs: &[(&str, &str)]) -> QueryResult<()> {
-        let wanted: BTreeSet<(String, String)> = pairs
+    pub fn prefetch_users_with_idp(&mut self, pairs: &[(&DirectoryId, &str)]) -> QueryResult<()> {
+        let wanted: BTreeSet<(DirectoryId, String)> = pairs
             .iter()
-            .map(|(d, i)| (d.to_string(), i.to_string()))
+            .map(|(d, i)| ((*d).clone(), i.to_string()))
             .filter(|pair| !self.c.users_by_idp.knows(pair))
             .collect();
         // Through the index on (directory, idp_id): one directory's pairs at a time.
-        let mut by_directory: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_directory: BTreeMap<&DirectoryId, Vec<String>> = BTreeMap::new();
         for (directory, idp_id) in &wanted {
             by_directory
                 .entry(directory)
@@ -84,7 +85,7 @@ impl Store<'_> {
                     .load(conn)
             })?;
             for idp_id in idp_ids {
-                self.c.users_by_idp.loaded((directory.to_string(), idp_id));
+                self.c.users_by_idp.loaded((directory.clone(), idp_id));
             }
             for row in &found {
                 self.c.users_by_idp.insert(&idp_pair(row), row.id.clone());

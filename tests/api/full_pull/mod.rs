@@ -24,6 +24,7 @@ use rollcall::directory_sync::reconcile::{
     reconcile_directory, DeprovisionGuard, DirectoryListing, ReconcileCounts,
 };
 use rollcall::directory_sync::{ApplyContext, ApplyError};
+use rollcall::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use rollcall::workos::timestamp;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,11 +100,17 @@ pub(crate) fn pull(
                 cause: Cause::SyncRun("run_test".into()),
                 event_at: started_at,
             };
+            let directory_id = DirectoryId::from(directory_id);
+            let memberships: BTreeSet<(DirectoryGroupId, DirectoryUserId)> = listed
+                .memberships
+                .iter()
+                .map(|(g, u)| (g.as_str().into(), u.as_str().into()))
+                .collect();
             let listing = DirectoryListing {
-                directory_id,
+                directory_id: &directory_id,
                 users: &listed.users,
                 groups: &listed.groups,
-                memberships: &listed.memberships,
+                memberships: &memberships,
             };
             reconcile_directory(conn, &ctx, &listing, guard)
                 .map_err(|ApplyError::Db(e)| DbError::from(e))
