@@ -14,12 +14,9 @@ use std::collections::BTreeSet;
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     /// Default: the first directory.
-    #[serde(default)]
     pub directory_id: Option<String>,
     /// Default: a made-up team name.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
 }
 

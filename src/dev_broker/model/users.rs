@@ -14,23 +14,15 @@ use std::collections::BTreeSet;
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Default: the first directory.
-    #[serde(default)]
     pub directory_id: Option<String>,
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
     /// `active` (default) or `inactive`.
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
     /// A role slug; default `member`.
-    #[serde(default)]
     pub role: Option<String>,
     /// Group ids the user joins right away (one `dsync.group.user_added` each).
     #[serde(default)]
@@ -41,17 +33,11 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserChanges {
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
-    #[serde(default)]
     pub role: Option<String>,
 }
 
