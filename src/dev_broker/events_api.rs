@@ -4,9 +4,8 @@
 
 use super::event_log::{EventsRefused, EventsRequest, EventsStart};
 use super::objects::{parse_time, Millis};
-use super::pull_api::{authorize, injected_faults, page_limit, PullError};
-use super::shared::Shared;
-use actix_web::{web, HttpRequest, HttpResponse};
+use super::pull_api::{injected_faults, page_limit, Authorized, PullError};
+use actix_web::{web, HttpResponse};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -70,11 +69,9 @@ fn events_request(query: &HashMap<String, String>) -> Result<EventsRequest, Pull
 }
 
 async fn list_events(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
+    shared: Authorized,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
     injected_faults(&shared)?;
     let events = events_request(&query)?;
     let page = shared.log.page(&events, shared.log.now_ms())?;

@@ -45,22 +45,14 @@ impl Default for Faults {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
-    #[serde(default)]
     pub rate_429: Option<f64>,
-    #[serde(default)]
     pub rate_500: Option<f64>,
     /// 0 turns the rate limit off.
-    #[serde(default)]
     pub rate_limit: Option<u32>,
-    #[serde(default)]
     pub drop: Option<f64>,
-    #[serde(default)]
     pub duplicate: Option<f64>,
-    #[serde(default)]
     pub delay_ms: Option<u64>,
-    #[serde(default)]
     pub reorder: Option<bool>,
-    #[serde(default)]
     pub reorder_window: Option<usize>,
 }
 

@@ -1,4 +1,5 @@
 //! Loading a directory from a JSON file (`--load`); the format is described in the module's parent.
+//! An absent `Option` field reads as `None`; only lists need `#[serde(default)]`.
 
 use super::generate;
 use super::model::{
@@ -29,13 +30,10 @@ pub struct DirectoryFile {
 pub struct DirectoryEntry {
     pub id: String,
     pub organization_id: String,
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub directory_type: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub domain: Option<String>,
-    #[serde(default)]
     pub created_at: Option<String>,
 }
 
@@ -43,16 +41,11 @@ pub struct DirectoryEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub directory_id: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
     pub name: String,
-    #[serde(default)]
     pub created_at: Option<String>,
-    #[serde(default)]
     pub updated_at: Option<String>,
 }
 
@@ -60,29 +53,18 @@ pub struct GroupEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub directory_id: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
-    #[serde(default)]
     pub role: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
-    #[serde(default)]
     pub created_at: Option<String>,
-    #[serde(default)]
     pub updated_at: Option<String>,
 }
 
@@ -202,4 +184,28 @@ pub fn load(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_fields_are_none_and_unknown_ones_refused() {
+        let file: DirectoryFile = serde_json::from_str(
+            r#"{"groups": [{"name": "Engineering"}], "users": [{"email": "ada@example.com"}]}"#,
+        )
+        .unwrap();
+        assert!(file.directories.is_empty());
+        assert_eq!(file.groups[0].id, None);
+        assert_eq!(file.users[0].first_name, None);
+        assert!(file.users[0].groups.is_empty());
+        assert!(
+            serde_json::from_str::<DirectoryFile>(r#"{"users": [{"nickname": "ada"}]}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<GroupEntry>("{}").is_err(),
+            "a group needs a name"
+        );
+    }
 }

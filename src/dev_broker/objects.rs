@@ -57,11 +57,10 @@ pub struct DirectoryObject {
     /// `linked` in the pull API.
     pub state: String,
     pub name: String,
-    #[serde(default)]
     pub domain: Option<String>,
     #[serde(default)]
     pub domains: Vec<DomainObject>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<DirectoryMetadata>,
     pub created_at: String,
     pub updated_at: String,
@@ -104,23 +103,20 @@ pub struct DirectoryUserObject {
     pub organization_id: String,
     pub idp_id: String,
     pub email: Option<String>,
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
     pub state: String,
     #[serde(default)]
     pub custom_attributes: Map<String, Value>,
     #[serde(default)]
     pub raw_attributes: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleSlug>,
     pub created_at: String,
     pub updated_at: String,
     /// The deprecated `groups[]`: empty unless the broker fills it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<DirectoryGroupObject>>,
 }
 

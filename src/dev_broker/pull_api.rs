@@ -4,8 +4,10 @@
 use super::model::{GroupScope, ModelError, Order, PageQuery, UserScope};
 use super::shared::Shared;
 use crate::secret::ExposeSecret;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::LocalBoxFuture;
 use rand::Rng;
 use serde::Serialize;
 use serde_json::json;
@@ -98,17 +100,38 @@ pub async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "message": "Not Found" }))
 }
 
-pub(super) fn authorize(request: &HttpRequest, shared: &Shared) -> Result<(), PullError> {
-    let given = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if given.is_some_and(|given| same_key(given, shared.api_key.expose_secret())) {
-        Ok(())
-    } else {
-        Err(PullError::Unauthorized)
+/// The broker's state, for a request that presented the API key as `Authorization: Bearer …`; any
+/// other request is refused with 401.
+pub(super) struct Authorized(web::Data<Shared>);
+
+impl FromRequest for Authorized {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let shared = web::Data::<Shared>::from_request(request, payload);
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|v| v.trim().to_string());
+        Box::pin(async move {
+            let shared = shared.await?;
+            if given.is_some_and(|given| same_key(&given, shared.api_key.expose_secret())) {
+                Ok(Authorized(shared))
+            } else {
+                Err(PullError::Unauthorized.into())
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for Authorized {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
@@ -187,6 +210,15 @@ fn page_query(query: &HashMap<String, String>) -> Result<PageQuery, PullError> {
     })
 }
 
+/// The 422 of a list that needs `directory` or `other` and got neither.
+fn neither_given(other: &str) -> PullError {
+    let code = format!("Please provide either \"directory\" or \"{other}\" parameters.");
+    PullError::Validation(vec![
+        ("directory".into(), code.clone()),
+        (other.into(), code),
+    ])
+}
+
 fn ok<T: Serialize>(body: &T) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
@@ -198,12 +230,7 @@ fn param<'a>(query: &'a HashMap<String, String>, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-async fn list_directories(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
-    query: Query,
-) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
+async fn list_directories(shared: Authorized, query: Query) -> Result<HttpResponse, PullError> {
     injected_faults(&shared)?;
     let page = page_query(&query)?;
     let list = shared
@@ -213,20 +240,13 @@ async fn list_directories(
 }
 
 async fn get_directory(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
+    shared: Authorized,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
     Ok(ok(&shared.read().get_directory(&id)?))
 }
 
-async fn list_users(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
-    query: Query,
-) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
+async fn list_users(shared: Authorized, query: Query) -> Result<HttpResponse, PullError> {
     injected_faults(&shared)?;
     let (directory, group) = (param(&query, "directory"), param(&query, "group"));
     if let Some(limit) = shared.faults().rate_limit {
@@ -257,13 +277,7 @@ async fn list_users(
             email,
         },
         (None, Some(d)) => UserScope::Directory(d),
-        (None, None) => {
-            let code = "Please provide either \"directory\" or \"group\" parameters.".to_string();
-            return Err(PullError::Validation(vec![
-                ("directory".into(), code.clone()),
-                ("group".into(), code),
-            ]));
-        }
+        (None, None) => return Err(neither_given("group")),
     };
     let page = page_query(&query)?;
     let model = shared.read();
@@ -276,33 +290,17 @@ async fn list_users(
     Ok(ok(&list))
 }
 
-async fn get_user(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
+async fn get_user(shared: Authorized, id: web::Path<String>) -> Result<HttpResponse, PullError> {
     Ok(ok(&shared.read().get_user(&id, shared.fill_user_groups)?))
 }
 
-async fn list_groups(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
-    query: Query,
-) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
+async fn list_groups(shared: Authorized, query: Query) -> Result<HttpResponse, PullError> {
     injected_faults(&shared)?;
     let (directory, user) = (param(&query, "directory"), param(&query, "user"));
     let scope = match (user, directory) {
         (Some(u), _) => GroupScope::User(u),
         (None, Some(d)) => GroupScope::Directory(d),
-        (None, None) => {
-            let code = "Please provide either \"directory\" or \"user\" parameters.".to_string();
-            return Err(PullError::Validation(vec![
-                ("directory".into(), code.clone()),
-                ("user".into(), code),
-            ]));
-        }
+        (None, None) => return Err(neither_given("user")),
     };
     let page = page_query(&query)?;
     let mut list = shared.read().list_groups(scope, &page)?;
@@ -312,12 +310,7 @@ async fn list_groups(
     Ok(ok(&list))
 }
 
-async fn get_group(
-    request: HttpRequest,
-    shared: web::Data<Shared>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PullError> {
-    authorize(&request, &shared)?;
+async fn get_group(shared: Authorized, id: web::Path<String>) -> Result<HttpResponse, PullError> {
     Ok(ok(&shared.read().get_group(&id)?))
 }
 

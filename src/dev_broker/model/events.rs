@@ -2,6 +2,7 @@
 
 use super::directory::DirectoryModel;
 use crate::dev_broker::objects::*;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 impl DirectoryModel {
@@ -15,29 +16,15 @@ impl DirectoryModel {
         }
     }
 
-    pub(super) fn user_event(
+    /// An event carrying a user or group `object` as its data, with the `previous_attributes` of an update.
+    pub(super) fn object_event(
         &mut self,
         kind: &str,
-        slot: u32,
+        object: impl Serialize,
         previous: Option<Map<String, Value>>,
         at: Millis,
     ) -> BrokerEvent {
-        let mut data =
-            serde_json::to_value(self.user_object(slot, None)).expect("a user serializes");
-        if let Some(previous) = previous {
-            data["previous_attributes"] = Value::Object(previous);
-        }
-        self.event(kind, data, at)
-    }
-
-    pub(super) fn group_event(
-        &mut self,
-        kind: &str,
-        slot: u32,
-        previous: Option<Map<String, Value>>,
-        at: Millis,
-    ) -> BrokerEvent {
-        let mut data = serde_json::to_value(self.group_object(slot)).expect("a group serializes");
+        let mut data = serde_json::to_value(object).expect("a broker object serializes");
         if let Some(previous) = previous {
             data["previous_attributes"] = Value::Object(previous);
         }

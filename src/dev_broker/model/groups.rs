@@ -14,12 +14,9 @@ use std::collections::BTreeSet;
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     /// Default: the first directory.
-    #[serde(default)]
     pub directory_id: Option<String>,
     /// Default: a made-up team name.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
 }
 
@@ -118,8 +115,9 @@ impl DirectoryModel {
             members: BTreeSet::new(),
         };
         let slot = self.insert_group(record)?;
-        let event = self.group_event("dsync.group.created", slot, None, at);
-        Ok((self.group_object(slot), vec![event]))
+        let group = self.group_object(slot);
+        let event = self.object_event("dsync.group.created", &group, None, at);
+        Ok((group, vec![event]))
     }
 
     /// Renames a group (`dsync.group.updated` with `previous_attributes.name`).
@@ -144,8 +142,9 @@ impl DirectoryModel {
         g.updated_at = at.max(g.updated_at + 1);
         let mut previous = Map::new();
         previous.insert("name".into(), old.into());
-        let event = self.group_event("dsync.group.updated", slot, Some(previous), at);
-        Ok((self.group_object(slot), vec![event]))
+        let group = self.group_object(slot);
+        let event = self.object_event("dsync.group.updated", &group, Some(previous), at);
+        Ok((group, vec![event]))
     }
 
     /// Deletes a group: one `dsync.group.deleted`, no `user_removed` for its members.
@@ -157,8 +156,8 @@ impl DirectoryModel {
         let at = self.now();
         let g = self.group_mut(slot);
         g.updated_at = at.max(g.updated_at + 1);
-        let event = self.group_event("dsync.group.deleted", slot, None, at);
         let object = self.group_object(slot);
+        let event = self.object_event("dsync.group.deleted", &object, None, at);
         let g = self.groups[slot as usize].take().expect("a live group");
         for u in g.members {
             if let Some(user) = self.users[u as usize].as_mut() {

@@ -14,23 +14,15 @@ use std::collections::BTreeSet;
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Default: the first directory.
-    #[serde(default)]
     pub directory_id: Option<String>,
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub idp_id: Option<String>,
     /// `active` (default) or `inactive`.
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
     /// A role slug; default `member`.
-    #[serde(default)]
     pub role: Option<String>,
     /// Group ids the user joins right away (one `dsync.group.user_added` each).
     #[serde(default)]
@@ -41,17 +33,11 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserChanges {
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
-    #[serde(default)]
     pub role: Option<String>,
 }
 
@@ -217,7 +203,8 @@ impl DirectoryModel {
             groups: BTreeSet::new(),
         };
         let slot = self.insert_user(record)?;
-        let mut events = vec![self.user_event("dsync.user.created", slot, None, at)];
+        let mut events =
+            vec![self.object_event("dsync.user.created", self.user_object(slot, None), None, at)];
         for g in groups {
             self.link(g, slot);
             events.push(self.membership_event("dsync.group.user_added", g, slot, at));
@@ -324,8 +311,9 @@ impl DirectoryModel {
             u.role = changes.role;
         }
         u.updated_at = at.max(u.updated_at + 1);
-        let event = self.user_event("dsync.user.updated", slot, Some(previous), at);
-        Ok((self.user_object(slot, None), vec![event]))
+        let user = self.user_object(slot, None);
+        let event = self.object_event("dsync.user.updated", &user, Some(previous), at);
+        Ok((user, vec![event]))
     }
 
     /// Deactivates (`active: false`) or reactivates a user: `dsync.user.updated` with the new state.
@@ -364,8 +352,8 @@ impl DirectoryModel {
         let at = self.now();
         let u = self.user_mut(slot);
         u.updated_at = at.max(u.updated_at + 1);
-        let event = self.user_event("dsync.user.deleted", slot, None, at);
         let object = self.user_object(slot, None);
+        let event = self.object_event("dsync.user.deleted", &object, None, at);
         let u = self.users[slot as usize].take().expect("a live user");
         for g in u.groups {
             if let Some(group) = self.groups[g as usize].as_mut() {
