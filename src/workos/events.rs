@@ -1,6 +1,6 @@
 //! The `dsync.*` event envelope and the directory objects it carries, in every shape the broker has sent.
 
-use super::timestamp::{self, Timestamp};
+use super::timestamp::{self, BrokerTime, Timestamp};
 use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -161,15 +161,6 @@ trait Validate {
     fn validate(&self) -> Result<(), String>;
 }
 
-fn check_time(field: &str, value: &Option<String>) -> Result<(), String> {
-    match value {
-        Some(text) if timestamp::parse(text).is_none() => {
-            Err(format!("{field} {text:?} is not a timestamp"))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -192,23 +183,22 @@ pub struct Directory {
     #[serde(default)]
     pub state: Option<String>,
     #[serde(default)]
-    pub created_at: Option<String>,
+    pub created_at: Option<BrokerTime>,
     #[serde(default)]
-    pub updated_at: Option<String>,
+    pub updated_at: Option<BrokerTime>,
 }
 
 impl Validate for Directory {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", self.id.as_str())?;
-        check_time("created_at", &self.created_at)?;
-        check_time("updated_at", &self.updated_at)
+        Ok(())
     }
 }
 
 impl Directory {
     /// When the broker last changed this directory.
     pub fn updated_at(&self) -> Option<Timestamp> {
-        self.updated_at.as_deref().and_then(timestamp::parse)
+        self.updated_at.map(|t| t.0)
     }
 }
 
@@ -241,9 +231,9 @@ pub struct DirectoryUser {
     #[serde(default)]
     pub state: Option<String>,
     #[serde(default)]
-    pub created_at: Option<String>,
+    pub created_at: Option<BrokerTime>,
     #[serde(default)]
-    pub updated_at: Option<String>,
+    pub updated_at: Option<BrokerTime>,
     /// Deprecated and often empty; filled by some list responses.
     #[serde(
         default,
@@ -257,8 +247,7 @@ impl Validate for DirectoryUser {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", self.id.as_str())?;
         non_empty("directory_id", self.directory_id.as_str())?;
-        check_time("created_at", &self.created_at)?;
-        check_time("updated_at", &self.updated_at)
+        Ok(())
     }
 }
 
@@ -299,7 +288,7 @@ impl DirectoryUser {
 
     /// When the broker last changed this user.
     pub fn updated_at(&self) -> Option<Timestamp> {
-        self.updated_at.as_deref().and_then(timestamp::parse)
+        self.updated_at.map(|t| t.0)
     }
 }
 
@@ -315,24 +304,23 @@ pub struct DirectoryGroup {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    pub created_at: Option<String>,
+    pub created_at: Option<BrokerTime>,
     #[serde(default)]
-    pub updated_at: Option<String>,
+    pub updated_at: Option<BrokerTime>,
 }
 
 impl Validate for DirectoryGroup {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", self.id.as_str())?;
         non_empty("directory_id", self.directory_id.as_str())?;
-        check_time("created_at", &self.created_at)?;
-        check_time("updated_at", &self.updated_at)
+        Ok(())
     }
 }
 
 impl DirectoryGroup {
     /// When the broker last changed this group.
     pub fn updated_at(&self) -> Option<Timestamp> {
-        self.updated_at.as_deref().and_then(timestamp::parse)
+        self.updated_at.map(|t| t.0)
     }
 }
 

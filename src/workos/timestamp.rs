@@ -43,6 +43,27 @@ pub fn now() -> Timestamp {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_broker_time_is_read_once_from_any_format_and_written_in_the_brokers() {
+        for text in [
+            "2021-06-25T19:07:33.155Z",
+            "2021-06-25T19:07:33.155+0000",
+            "2021-06-25 19:07:33.155",
+        ] {
+            let read: BrokerTime = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(read.0, parse("2021-06-25T19:07:33.155Z").unwrap(), "{text}");
+            assert_eq!(
+                serde_json::to_value(read).unwrap(),
+                "2021-06-25T19:07:33.155Z"
+            );
+        }
+        let refused = serde_json::from_value::<BrokerTime>(serde_json::json!("later")).unwrap_err();
+        assert!(
+            refused.to_string().contains("\"later\" is not a timestamp"),
+            "{refused}"
+        );
+    }
+
     use super::*;
 
     fn utc(s: &str) -> Timestamp {
@@ -93,5 +114,25 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse("yesterday"), None);
         assert_eq!(parse("2021-13-45T00:00:00Z"), None);
+    }
+}
+
+/// A time in a broker object, read once where the object is read (from any format the broker has used) and
+/// written back in the broker's format; a text that is no time makes the object unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BrokerTime(pub Timestamp);
+
+impl serde::Serialize for BrokerTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time_json(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BrokerTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        parse(&text)
+            .map(BrokerTime)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a timestamp")))
     }
 }

@@ -74,8 +74,8 @@ fn know_directory(app: &TestApp, id: &str, organization_id: &str) {
         directory_type: Some("okta scim v2.0".into()),
         name: Some("Dev".into()),
         state: Some("active".into()),
-        created_at: Some(at(0)),
-        updated_at: Some(at(0)),
+        created_at: serde_json::from_value(at(0).into()).unwrap(),
+        updated_at: serde_json::from_value(at(0).into()).unwrap(),
     };
     app.db
         .write(|c| {

@@ -12,7 +12,7 @@ use crate::directory_sync::users::{self, prefetch_users};
 use crate::directory_sync::{groups, teams};
 use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::events::{DirectoryGroup, DirectoryUser};
-use crate::workos::timestamp::{self, Timestamp};
+use crate::workos::timestamp::{BrokerTime, Timestamp};
 use diesel::prelude::*;
 use std::collections::HashSet;
 
@@ -247,7 +247,7 @@ impl DirectoryPull {
             tracing::warn!(user = %id, "the stored snapshot of a user the pull would delete does not parse; left as is");
             return Ok(false);
         };
-        snapshot.updated_at = Some(timestamp::format(self.deleted_as_of(row.source_updated_at)));
+        snapshot.updated_at = Some(BrokerTime(self.deleted_as_of(row.source_updated_at)));
         let ctx = self.deletion_ctx(row.source_event_at);
         users::apply_user_snapshot(store, &ctx, &snapshot, true, effects)?;
         Ok(true)
@@ -300,7 +300,7 @@ impl DirectoryPull {
                     idp_id: Some(idp_id),
                     name: Some(name),
                     created_at: None,
-                    updated_at: Some(timestamp::format(self.deleted_as_of(updated_at))),
+                    updated_at: Some(BrokerTime(self.deleted_as_of(updated_at))),
                 };
                 (deletion, event_at)
             })
