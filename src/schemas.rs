@@ -15,6 +15,19 @@ pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Schema {
         .into()
 }
 
+/// A string that is one of `values`, with what they mean (a field whose schema is given by a function
+/// loses its doc comment in the document).
+pub fn one_of_described<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    description: &str,
+) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .description(Some(description))
+        .into()
+}
+
 pub fn role() -> Schema {
     one_of(Role::ALL.iter().map(|r| r.as_str()))
 }
@@ -50,7 +63,10 @@ pub fn event_status() -> Schema {
 }
 
 pub fn delivery_source() -> Schema {
-    one_of(DeliverySource::ALL.iter().map(|s| s.as_str()))
+    one_of_described(
+        DeliverySource::ALL.iter().map(|s| s.as_str()),
+        "The path that brought it first: a webhook, or the Events API tail.",
+    )
 }
 
 pub fn run_status() -> Schema {
@@ -58,7 +74,10 @@ pub fn run_status() -> Schema {
 }
 
 pub fn cause_kind() -> Schema {
-    one_of(CauseKind::ALL.iter().map(|k| k.as_str()))
+    one_of_described(
+        CauseKind::ALL.iter().map(|k| k.as_str()),
+        "A broker event, a full pull, a request with a stored API token, or the configured operator token.",
+    )
 }
 
 pub fn run_phase() -> Schema {
@@ -66,7 +85,11 @@ pub fn run_phase() -> Schema {
 }
 
 pub fn run_trigger() -> Schema {
-    one_of(RunTrigger::ALL.iter().map(|t| t.as_str()))
+    one_of_described(
+        RunTrigger::ALL.iter().map(|t| t.as_str()),
+        "What started the run: the schedule, an applied `dsync.activated`, the workspace turning directory \
+         sync on, an operator, or the Events API tail starting over.",
+    )
 }
 
 pub fn managed_by() -> Schema {

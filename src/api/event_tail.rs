@@ -84,5 +84,10 @@ pub(super) async fn get_event_tail(
 
 /// The tail's states, as the API shows them.
 fn tail_state() -> utoipa::openapi::schema::Schema {
-    crate::schemas::one_of(crate::event_tail::TailState::ALL.iter().map(|s| s.as_str()))
+    crate::schemas::one_of_described(
+        crate::event_tail::TailState::ALL.iter().map(|s| s.as_str()),
+        "What this instance's tail does: `off` (no tail runs here), `standby` (another instance runs it), \
+         `idle` (caught up), `polling`, `backing_off` (after an error, its place kept) or `resyncing` (a \
+         full pull before it reads on from the pull's start).",
+    )
 }
