@@ -3,6 +3,37 @@
 //! Each is an enum that the database reads and writes as its text (a `TEXT` column on both backends), so
 //! the rest of the code compares variants, never strings.
 
+/// Reads and writes a type as TEXT on every backend (diesel): written as its `as_str()`, read through
+/// `$read`, a `fn(String) -> diesel::deserialize::Result<Self>`.
+macro_rules! stored_as_text {
+    ($name:ident, $read:expr) => {
+        impl<DB: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Text, DB>
+            for $name
+        where
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Text, DB>
+            for $name
+        where
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let read: fn(String) -> diesel::deserialize::Result<Self> = $read;
+                read(String::from_sql(bytes)?)
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
 /// Declares an enum of the product's words: each variant with its text, stored in a `TEXT` column
 /// (diesel), serialised as its text (serde), shown and parsed as its text, with `ALL` in order.
 macro_rules! text_enum {
@@ -19,29 +50,9 @@ macro_rules! text_enum {
         #[diesel(sql_type = diesel::sql_types::Text)]
         pub enum $name { $($(#[$variant_meta])* #[serde(rename = $text)] $variant),+ }
 
-        impl<DB: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Text, DB>
-            for $name
-        where
-            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-        {
-            fn to_sql<'b>(
-                &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, DB>,
-            ) -> diesel::serialize::Result {
-                self.as_str().to_sql(out)
-            }
-        }
-
-        impl<DB: diesel::backend::Backend>
-            diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
-        where
-            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-        {
-            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = String::from_sql(bytes)?;
-                text.parse().map_err(|why: String| why.into())
-            }
-        }
+        $crate::domain::stored_as_text!($name, |text: String| text
+            .parse::<$name>()
+            .map_err(|why| why.into()));
 
         impl $name {
             /// Every value, in order.

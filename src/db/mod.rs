@@ -243,6 +243,20 @@ impl DatabaseTarget {
     }
 }
 
+/// Lets `?` turn a failed query into each listed error's `Db` variant (which holds a [`DbError`]).
+macro_rules! query_errors_are_db_errors {
+    ($($error:ty),+ $(,)?) => {
+        $(
+            impl From<diesel::result::Error> for $error {
+                fn from(error: diesel::result::Error) -> Self {
+                    Self::Db(error.into())
+                }
+            }
+        )+
+    };
+}
+pub(crate) use query_errors_are_db_errors;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -76,11 +76,7 @@ enum RunError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for RunError {
-    fn from(e: diesel::result::Error) -> Self {
-        RunError::Db(e.into())
-    }
-}
+crate::db::query_errors_are_db_errors!(RunError);
 
 impl From<ApplyError> for RunError {
     fn from(ApplyError::Db(e): ApplyError) -> Self {

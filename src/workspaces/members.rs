@@ -40,11 +40,7 @@ pub enum MemberError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for MemberError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Db(error.into())
-    }
-}
+crate::db::query_errors_are_db_errors!(MemberError);
 
 /// Which members a list holds; all of them when nothing is given.
 #[derive(Debug, Default)]

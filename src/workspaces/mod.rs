@@ -45,11 +45,7 @@ pub enum WorkspaceError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for WorkspaceError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Db(error.into())
-    }
-}
+crate::db::query_errors_are_db_errors!(WorkspaceError);
 
 impl From<OtherWorkspace> for WorkspaceError {
     fn from(_: OtherWorkspace) -> Self {

@@ -51,11 +51,7 @@ pub enum TeamError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for TeamError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Db(error.into())
-    }
-}
+crate::db::query_errors_are_db_errors!(TeamError);
 
 /// A team.
 #[derive(Serialize, ToSchema)]
