@@ -460,3 +460,27 @@ pub fn check_property<S: proptest::strategy::Strategy>(
         panic!("{failure}");
     }
 }
+
+/// A small HTTP server on a port of its own on loopback, answering every request with `handler`, run on
+/// the test's runtime; returns its base URL and its handle.
+pub fn serve_http<H, Args>(handler: H) -> (String, actix_web::dev::ServerHandle)
+where
+    H: actix_web::Handler<Args> + Send,
+    Args: actix_web::FromRequest + 'static,
+    H::Output: actix_web::Responder + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port on loopback");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().default_service(actix_web::web::to(handler.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .expect("the server listens")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, handle)
+}

@@ -326,35 +326,18 @@ fn hostile_broker(
         .replace("\"DEEP\"", &nested);
     let users = format!(r#"{{"data":[{users}],"list_metadata":{{"after":null}}}}"#);
     let directory = dir.id.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = actix_web::HttpServer::new(move || {
-        let (groups, users, directory) = (groups.clone(), users.clone(), directory.clone());
-        actix_web::App::new().default_service(actix_web::web::to(
-            move |request: actix_web::HttpRequest| {
-                let body = match request.path() {
-                    "/directory_groups" => groups.clone(),
-                    "/directory_users" if request.query_string().contains(&directory) => {
-                        users.clone()
-                    }
-                    _ => json!({"data": [], "list_metadata": {"after": null}}).to_string(),
-                };
-                async move {
-                    actix_web::HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(body)
-                }
-            },
-        ))
+    crate::helpers::serve_http(move |request: actix_web::HttpRequest| {
+        let body = match request.path() {
+            "/directory_groups" => groups.clone(),
+            "/directory_users" if request.query_string().contains(&directory) => users.clone(),
+            _ => json!({"data": [], "list_metadata": {"after": null}}).to_string(),
+        };
+        async move {
+            actix_web::HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body)
+        }
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://{addr}"), handle)
 }
 
 /// A pull of those pages stores the name without its NUL (PostgreSQL refuses NUL in text), applies the

@@ -347,45 +347,32 @@ crate::on_both_backends!(
 /// listing and the Events API only after a minute: a pull and the tail are caught waiting for it. Counts
 /// the users' listings asked for.
 fn slow_broker() -> (String, Arc<AtomicU32>, actix_web::dev::ServerHandle) {
-    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    use actix_web::{HttpRequest, HttpResponse};
     let users_asked = Arc::new(AtomicU32::new(0));
     let asked = users_asked.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let page = |data: Value| {
         HttpResponse::Ok().json(json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}))
     };
-    let server = HttpServer::new(move || {
+    let (url, handle) = crate::helpers::serve_http(move |request: HttpRequest| {
         let asked = asked.clone();
-        App::new().default_service(web::to(move |request: HttpRequest| {
-            let asked = asked.clone();
-            async move {
-                match request.path() {
-                    "/directories" => page(json!([{
-                        "object": "directory", "id": "directory_stop", "organization_id": "org_stop",
-                        "type": "okta scim v2.0", "state": "active", "name": "Stop",
-                        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"
-                    }])),
-                    "/directory_groups" => page(json!([])),
-                    path => {
-                        if path == "/directory_users" {
-                            asked.fetch_add(1, Ordering::SeqCst);
-                        }
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                        page(json!([]))
+        async move {
+            match request.path() {
+                "/directories" => page(json!([{
+                    "object": "directory", "id": "directory_stop", "organization_id": "org_stop",
+                    "type": "okta scim v2.0", "state": "active", "name": "Stop",
+                    "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"
+                }])),
+                "/directory_groups" => page(json!([])),
+                path => {
+                    if path == "/directory_users" {
+                        asked.fetch_add(1, Ordering::SeqCst);
                     }
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    page(json!([]))
                 }
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
+        }
+    });
     (url, users_asked, handle)
 }
 

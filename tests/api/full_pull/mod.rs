@@ -337,26 +337,13 @@ impl FailingPage {
             deepest: 0.into(),
             fail_group: Default::default(),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let data = state.clone();
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new()
-                .app_data(data.clone())
-                .default_service(actix_web::web::to(pass_through))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (base_url, server) =
+            crate::helpers::serve_http(move |request| pass_through(request, data.clone()));
         Self {
-            base_url: format!("http://{addr}"),
+            base_url,
             state,
-            server: handle,
+            server,
         }
     }
 
