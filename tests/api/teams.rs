@@ -482,12 +482,32 @@ async fn a_deleted_directory_changes_a_role_once(app: TestApp) {
         .op(Method::PUT, &org.path("/role-mappings"), Some(mappings))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let team = new_team(&app, &org, "Engineering").await;
+    link(&app, &org, &team, "eng").await;
+    assert_eq!(
+        roster(&app, &org, &team).await,
+        [("lee".into(), vec!["eng".into()])]
+    );
     let t = org.tick();
     app.deliver(&[event("dsync.deleted", org.dir.object(&t), &t)])
         .await;
     let lee = app.member(&org.ws, "lee@example.com").await.unwrap();
     assert_eq!(lee["status"], "deprovisioned");
     assert_eq!(lee["role"], "viewer");
+    // Rule 4: the deleted directory's groups drop their links, audited with the event as cause; rule 3:
+    // its deprovisioned members leave the team.
+    let (_, shown) = app
+        .op(Method::GET, &org.path(&format!("/teams/{team}")), None)
+        .await;
+    assert_eq!(shown["linked_group_ids"], json!([]), "{shown}");
+    assert_eq!(roster(&app, &org, &team).await, []);
+    let unlinked: Vec<Value> = audit_actions(&app, &org)
+        .await
+        .into_iter()
+        .filter(|a| a["action"] == "team_link.removed")
+        .collect();
+    assert_eq!(unlinked.len(), 1, "{unlinked:?}");
+    assert_eq!(unlinked[0]["cause"]["type"], "event", "{unlinked:?}");
     let changes: Vec<Value> = audit_actions(&app, &org)
         .await
         .into_iter()
