@@ -45,22 +45,8 @@ pub struct AuditRecord<'a> {
 }
 
 /// Writes an audit entry in the caller's transaction.
-pub fn record(conn: &mut DbConnection, cause: &Cause, entry: AuditRecord<'_>) -> QueryResult<()> {
-    record_many(conn, cause, vec![entry])
-}
-
-/// Writes many audit entries of one cause in the caller's transaction, in batches.
-pub fn record_many(
-    conn: &mut DbConnection,
-    cause: &Cause,
-    entries: Vec<AuditRecord<'_>>,
-) -> QueryResult<()> {
-    let now = timestamp::now();
-    let rows: Vec<NewAuditEntry> = entries
-        .into_iter()
-        .map(|entry| self::entry(cause, entry, now))
-        .collect();
-    insert_entries(conn, &rows)?;
+pub fn record(conn: &mut DbConnection, cause: &Cause, record: AuditRecord<'_>) -> QueryResult<()> {
+    insert_entries(conn, &[entry(cause, record, timestamp::now())])?;
     Ok(())
 }
 

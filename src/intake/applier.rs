@@ -262,7 +262,7 @@ pub fn apply_lane(
         }
         let now = timestamp::now();
         let taken = take(write.conn, lane, limit, now)?;
-        let prepared = prepare(write.conn, &taken.rows)?;
+        let prepared = prepare(&taken.rows);
         let events: Vec<&Event> = prepared.events.iter().map(|(_, e)| e).collect();
         let touched = workspace::workspaces_of(write.conn, &events)?;
         if !write.try_lock_workspaces(&touched)? {
@@ -351,28 +351,18 @@ impl Settlement {
     }
 }
 
-/// Deliveries read and parsed: those settled already (redeliveries, bodies that are not events) and the
-/// events to apply.
+/// Deliveries read and parsed: those settled already (bodies that are not events) and the events to
+/// apply. A redelivery is never read here: the database stores an event id once.
 struct Prepared<'r> {
     settled: HashMap<i64, Settlement>,
     events: Vec<(&'r WebhookEventRow, Event)>,
 }
 
 /// Parses the deliveries and settles those with nothing to apply.
-fn prepare<'r>(conn: &mut DbConnection, rows: &'r [WebhookEventRow]) -> QueryResult<Prepared<'r>> {
-    let first_of = first_deliveries(conn, rows)?;
+fn prepare(rows: &[WebhookEventRow]) -> Prepared<'_> {
     let mut settled: HashMap<i64, Settlement> = HashMap::new();
     let mut events: Vec<(&WebhookEventRow, Event)> = Vec::new();
     for row in rows {
-        let first = row.event_id.as_ref().and_then(|id| first_of.get(id));
-        if let Some(first) = first.filter(|first| **first < row.id) {
-            let reason = format!("already received as delivery {first}");
-            settled.insert(
-                row.id,
-                Settlement::final_status(EventStatus::Duplicate, reason),
-            );
-            continue;
-        }
         match Event::parse(&row.body) {
             Ok(event) => events.push((row, event)),
             Err(e) => {
@@ -380,7 +370,7 @@ fn prepare<'r>(conn: &mut DbConnection, rows: &'r [WebhookEventRow]) -> QueryRes
             }
         }
     }
-    Ok(Prepared { settled, events })
+    Prepared { settled, events }
 }
 
 /// Applies deliveries (in id order) and records what became of each.
@@ -459,27 +449,6 @@ struct Applied {
     outcomes: Vec<(i64, Settlement)>,
     /// Rows written.
     written: usize,
-}
-
-/// The first delivery of each event id among these deliveries (a later one is a redelivery).
-fn first_deliveries(
-    conn: &mut DbConnection,
-    rows: &[WebhookEventRow],
-) -> QueryResult<HashMap<String, i64>> {
-    let ids: Vec<&str> = rows.iter().filter_map(|r| r.event_id.as_deref()).collect();
-    let mut first = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let found: Vec<(Option<String>, Option<i64>)> = webhook_events::table
-            .filter(webhook_events::event_id.eq_any(chunk))
-            .group_by(webhook_events::event_id)
-            .select((
-                webhook_events::event_id,
-                diesel::dsl::min(webhook_events::id),
-            ))
-            .load(conn)?;
-        first.extend(found.into_iter().filter_map(|(e, id)| Some((e?, id?))));
-    }
-    Ok(first)
 }
 
 /// Records each delivery's status; the common case (applied, no reason) in one statement.

@@ -190,10 +190,9 @@ pub fn insert_deliveries(
     let mut taken: HashSet<DeliveryKey> = HashSet::new();
     let mut fresh: Vec<&NewWebhookEvent> = Vec::with_capacity(offered.len());
     for chunk in offered.chunks(MAX_BATCH) {
-        let rows: Vec<NewWebhookEvent> = chunk.iter().map(|e| (*e).clone()).collect();
         let keys: Vec<(Option<String>, Option<String>)> =
             on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
-                .values(&rows)
+                .values(chunk.to_vec())
                 .on_conflict_do_nothing()
                 .returning((webhook_events::event_id, webhook_events::body_hash))
                 .get_results(c))?;
@@ -203,7 +202,6 @@ pub fn insert_deliveries(
             }));
     }
     let mut again: HashMap<DeliveryKey, i32> = HashMap::new();
-    let mut first_seen: HashSet<DeliveryKey> = HashSet::new();
     let outcomes = events
         .iter()
         .map(|event| match DeliveryKey::of(event) {
@@ -211,7 +209,8 @@ pub fn insert_deliveries(
                 fresh.push(event);
                 Stored::New
             }
-            Some(key) if taken.contains(&key) && first_seen.insert(key.clone()) => {
+            // The database took it: this delivery is the event's first (offered once per batch).
+            Some(key) if taken.remove(&key) => {
                 fresh.push(event);
                 Stored::New
             }

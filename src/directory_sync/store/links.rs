@@ -100,11 +100,9 @@ impl Store<'_> {
         let conn = self.db()?;
         diesel::delete(role_mappings::table.filter(role_mappings::workspace_id.eq(workspace_id)))
             .execute(conn)?;
-        for row in rows {
-            diesel::insert_into(role_mappings::table)
-                .values(row)
-                .execute(conn)?;
-        }
+        crate::on_backend!(conn, |c| diesel::insert_into(role_mappings::table)
+            .values(rows)
+            .execute(c))?;
         self.c.role_mappings.remove(workspace_id);
         Ok(before)
     }
