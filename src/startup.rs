@@ -45,15 +45,13 @@ pub struct Application {
     /// On SQLite, keeps other `serve` processes off the file while this one runs.
     _instance_lock: Option<InstanceLock>,
     background: Background,
-    /// Stops the applier alone (a child of the service's token).
+    /// Stops the applier alone (a child of the service's token; the applier wakes its workers when it is
+    /// cancelled).
     applier_shutdown: CancellationToken,
-    /// Wakes the applier's workers, so they hear of a stop at once.
-    applier_wakeup: Wakeup,
 }
 
 /// The service's background work: every task and worker thread is tracked by `tasks`, and stops once
 /// `shutdown` is cancelled.
-#[derive(Clone)]
 struct Background {
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -251,7 +249,6 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let max_connections = settings.max_connections;
         make_room_for_connections(max_connections);
-        let applier_wakeup = wakeup.clone();
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -309,7 +306,6 @@ impl Application {
             _instance_lock: instance_lock,
             background,
             applier_shutdown,
-            applier_wakeup,
         })
     }
 
@@ -328,7 +324,6 @@ impl Application {
         ShutdownHandle {
             shutdown: self.background.shutdown.clone(),
             applier: self.applier_shutdown.clone(),
-            applier_wakeup: self.applier_wakeup.clone(),
         }
     }
 
@@ -404,7 +399,6 @@ fn stop_on_signal(shutdown: CancellationToken) -> impl Future<Output = ()> {
 pub struct ShutdownHandle {
     shutdown: CancellationToken,
     applier: CancellationToken,
-    applier_wakeup: Wakeup,
 }
 
 impl ShutdownHandle {
@@ -412,13 +406,11 @@ impl ShutdownHandle {
     /// work finishes in the background ([`Application::run_until_stopped`] returns once it has).
     pub fn stop(&self) {
         self.shutdown.cancel();
-        self.applier_wakeup.notify();
     }
 
     /// Stops only the applier: webhooks are still stored and acknowledged, and `/readyz` answers 503.
     pub fn stop_applier(&self) {
         self.applier.cancel();
-        self.applier_wakeup.notify();
     }
 }
 

@@ -263,11 +263,17 @@ impl SyncRunner {
                 runner.record_end(&id, failed).await;
             }
         };
-        match &self.runtime {
-            Some(runtime) => self.tasks.spawn_on(task, runtime),
-            None => self.tasks.spawn(task),
-        };
+        self.spawn(task);
         Ok(id)
+    }
+
+    /// Runs `work` in the background on the service's runtime, tracked: the service waits for it as it
+    /// stops (a task spawned on an HTTP worker's runtime would be dropped when the server ends).
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        match &self.runtime {
+            Some(runtime) => self.tasks.spawn_on(work, runtime),
+            None => self.tasks.spawn(work),
+        };
     }
 
     /// Records the run as queued, attaching first a directory only the broker knows: refused for a

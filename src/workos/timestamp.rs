@@ -41,6 +41,26 @@ pub fn now() -> Timestamp {
     chrono::Utc::now().naive_utc()
 }
 
+/// A time in a broker object, read once where the object is read (from any format the broker has used) and
+/// written back in the broker's format; a text that is no time makes the object unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BrokerTime(pub Timestamp);
+
+impl serde::Serialize for BrokerTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time_json(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BrokerTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        parse(&text)
+            .map(BrokerTime)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a timestamp")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -114,25 +134,5 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse("yesterday"), None);
         assert_eq!(parse("2021-13-45T00:00:00Z"), None);
-    }
-}
-
-/// A time in a broker object, read once where the object is read (from any format the broker has used) and
-/// written back in the broker's format; a text that is no time makes the object unreadable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BrokerTime(pub Timestamp);
-
-impl serde::Serialize for BrokerTime {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&time_json(&self.0))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for BrokerTime {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        parse(&text)
-            .map(BrokerTime)
-            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a timestamp")))
     }
 }
