@@ -3,6 +3,14 @@
 //! Each is an enum that the database reads and writes as its text (a `TEXT` column on both backends), so
 //! the rest of the code compares variants, never strings.
 
+/// A string that is one of `values`, in the OpenAPI document.
+pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .into()
+}
+
 /// Reads and writes a type as TEXT on every backend (diesel): written as its `as_str()`, read through
 /// `$read`, a `fn(String) -> diesel::deserialize::Result<Self>`.
 macro_rules! stored_as_text {
@@ -63,6 +71,15 @@ macro_rules! text_enum {
                 match self { $($name::$variant => $text),+ }
             }
         }
+
+        /// In the OpenAPI document: a string that is one of the values.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::domain::one_of($name::ALL.iter().map(|v| v.as_str())).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -34,7 +34,7 @@ fn parse_json(text: &Option<String>) -> Value {
 pub struct AuditCause {
     /// `event`, `sync_run`, `api_token` or `operator`.
     #[serde(rename = "type")]
-    #[schema(schema_with = crate::schemas::cause_kind)]
+    #[schema(value_type = crate::domain::CauseKind, inline)]
     kind: String,
     /// The event, sync run or token id; `bootstrap` for the configured operator token.
     id: String,

@@ -186,6 +186,7 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::PlanRequired(_) => {
                 Self::new(StatusCode::FORBIDDEN, "plan_required", error.to_string())
             }
+            WorkspaceError::OperatorOnly(error) => error.into(),
             WorkspaceError::AdminTokenNotFound => Self::not_found("admin token"),
             WorkspaceError::Db(error) => error.into(),
         }

@@ -20,7 +20,7 @@ pub struct EventTailStatus {
     /// What this instance's tail does: `off` (no tail runs here), `standby` (another instance runs it),
     /// `idle` (caught up), `polling`, `backing_off` (after an error, its place kept) or `resyncing` (a full
     /// pull before it reads on from the pull's start).
-    #[schema(schema_with = tail_state)]
+    #[schema(value_type = crate::event_tail::TailState, inline)]
     state: String,
     /// The id of the last event stored from the tail; none before it has read one, or after a full pull
     /// made it start over.
@@ -80,14 +80,4 @@ pub(super) async fn get_event_tail(
         events_applied: place.map_or(0, |p| p.events_stored),
         stalled,
     }))
-}
-
-/// The tail's states, as the API shows them.
-fn tail_state() -> utoipa::openapi::schema::Schema {
-    crate::schemas::one_of_described(
-        crate::event_tail::TailState::ALL.iter().map(|s| s.as_str()),
-        "What this instance's tail does: `off` (no tail runs here), `standby` (another instance runs it), \
-         `idle` (caught up), `polling`, `backing_off` (after an error, its place kept) or `resyncing` (a \
-         full pull before it reads on from the pull's start).",
-    )
 }

@@ -10,7 +10,6 @@ use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::domain::{DeliverySource, EventStatus};
 use crate::lists::List;
-use crate::schemas::{delivery_source, event_status};
 use crate::state::AppState;
 use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
@@ -38,7 +37,7 @@ pub struct Event {
     event_type: Option<String>,
     #[schema(required = true)]
     directory_id: Option<String>,
-    #[schema(schema_with = event_status)]
+    #[schema(value_type = crate::domain::EventStatus, inline)]
     status: EventStatus,
     #[schema(required = true)]
     reason: Option<String>,
@@ -46,7 +45,7 @@ pub struct Event {
     /// Later deliveries of the same event (of an `invalid` delivery: of the same body), not stored again
     redeliveries: i32,
     /// The path that brought it first: a webhook, or the Events API tail
-    #[schema(schema_with = delivery_source)]
+    #[schema(value_type = crate::domain::DeliverySource, inline)]
     source: DeliverySource,
     #[schema(required = true, format = DateTime)]
     event_created_at: Option<String>,
@@ -91,7 +90,7 @@ pub struct EventWithBody {
 #[into_params(parameter_in = Query)]
 pub(super) struct EventQuery {
     /// Only deliveries with this status.
-    #[param(schema_with = event_status)]
+    #[param(value_type = Option<crate::domain::EventStatus>, inline)]
     status: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]

@@ -9,12 +9,11 @@ use crate::access::Caller;
 use crate::directory_sync::members::Member;
 use crate::domain::MemberStatus;
 use crate::lists::List;
-use crate::schemas::{email, member_status, role};
 use crate::state::AppState;
 use crate::workspaces::members::{self, MemberFilter};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 pub fn routes() -> Vec<Route> {
     [
@@ -31,7 +30,7 @@ pub fn routes() -> Vec<Route> {
 #[into_params(parameter_in = Query)]
 pub(super) struct MemberQuery {
     /// Only members with this status.
-    #[param(schema_with = member_status)]
+    #[param(value_type = Option<crate::domain::MemberStatus>, inline)]
     status: Option<String>,
     /// Only the member with this email, compared case-insensitively.
     email: Option<String>,
@@ -98,25 +97,13 @@ pub(super) async fn get_member(
     Ok(HttpResponse::Ok().json(member))
 }
 
-/// A member added by hand.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NewMember {
-    #[schema(schema_with = email)]
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    #[schema(schema_with = role)]
-    role: Option<String>,
-}
-
 /// Add a member by hand
 ///
 /// With directory sync on, members come from the identity provider (409). Only the operator adds an
 /// `owner` (403 `owner_requires_operator`).
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/members", tag = "members",
     params(WorkspaceParam),
-    request_body = NewMember,
+    request_body = members::NewMember,
     responses(
         (status = 201, description = "Added.", body = Member),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
@@ -129,32 +116,14 @@ pub(super) async fn add_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<NewMember>,
+    body: web::Json<members::NewMember>,
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
-    let body = body.into_inner();
-    let new = members::NewMember {
-        email: body.email,
-        first_name: body.first_name,
-        last_name: body.last_name,
-        role: body.role,
-    };
+    let new = body.into_inner();
     let member = state
         .call(move |db| members::add(db, &caller, &ws, new))
         .await?;
     Ok(HttpResponse::Created().json(member))
-}
-
-/// What to change in a member.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MemberChanges {
-    #[schema(schema_with = email)]
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    #[schema(schema_with = role)]
-    role: Option<String>,
 }
 
 /// Change a member
@@ -164,7 +133,7 @@ pub(super) struct MemberChanges {
 /// (403 `owner_requires_operator`), and never from the workspace's last active owner (409 `last_owner`).
 #[utoipa::path(patch, path = "/api/v1/workspaces/{ws}/members/{member}", tag = "members",
     params(WorkspaceParam, MemberParam),
-    request_body = MemberChanges,
+    request_body = members::MemberChanges,
     responses(
         (status = 200, description = "The changed member.", body = Member),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
@@ -177,16 +146,10 @@ pub(super) async fn update_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<MemberChanges>,
+    body: web::Json<members::MemberChanges>,
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
-    let body = body.into_inner();
-    let changes = members::MemberChanges {
-        email: body.email,
-        first_name: body.first_name,
-        last_name: body.last_name,
-        role: body.role,
-    };
+    let changes = body.into_inner();
     let member = state
         .call(move |db| members::change(db, &caller, &ws, &id, changes))
         .await?;

@@ -12,7 +12,7 @@ use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
 use crate::domain::Role;
 use crate::ids::DirectoryGroupId;
-use crate::schemas::{directory_role, role};
+use crate::schemas::directory_role;
 use crate::state::AppState;
 use crate::workspaces;
 use actix_web::{web, HttpResponse};
@@ -174,18 +174,18 @@ fn check_groups(
 pub struct RoleChange {
     member_id: String,
     email: String,
-    #[schema(schema_with = role)]
+    #[schema(value_type = crate::domain::Role, inline)]
     from: Role,
-    #[schema(schema_with = role)]
+    #[schema(value_type = crate::domain::Role, inline)]
     to: Role,
 }
 
 /// How many members a change of mappings would move from one role to another.
 #[derive(Serialize, ToSchema)]
 pub struct RoleMove {
-    #[schema(schema_with = role)]
+    #[schema(value_type = crate::domain::Role, inline)]
     from: Role,
-    #[schema(schema_with = role)]
+    #[schema(value_type = crate::domain::Role, inline)]
     to: Role,
     count: usize,
 }

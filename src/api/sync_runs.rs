@@ -11,7 +11,6 @@ use crate::db::models::SyncRunRow;
 use crate::db::schema::sync_runs;
 use crate::domain::{RunPhase, RunStatus, RunTrigger};
 use crate::lists::List;
-use crate::schemas::{run_phase, run_status, run_trigger};
 use crate::state::AppState;
 use crate::sync_runs::StartError;
 use crate::workos::timestamp::time_json;
@@ -90,7 +89,7 @@ pub(super) async fn resync_directory(
 /// How far a run has got.
 #[derive(Serialize, ToSchema)]
 pub struct SyncRunProgress {
-    #[schema(schema_with = run_phase)]
+    #[schema(value_type = crate::domain::RunPhase, inline)]
     phase: RunPhase,
     requests: i32,
     users_listed: i32,
@@ -124,10 +123,10 @@ pub struct SyncRun {
     /// What started the run: an operator, the schedule, an applied `dsync.activated`, the workspace
     /// turning directory sync on, or the Events API tail starting over: `on_demand`, `scheduled`,
     /// `directory_activated`, `sync_enabled` or `event_cursor_lost`.
-    #[schema(schema_with = run_trigger)]
+    #[schema(value_type = crate::domain::RunTrigger, inline)]
     trigger: RunTrigger,
     force: bool,
-    #[schema(schema_with = run_status)]
+    #[schema(value_type = crate::domain::RunStatus, inline)]
     status: RunStatus,
     progress: SyncRunProgress,
     #[schema(required = true, value_type = Option<SyncRunCounts>)]
@@ -201,7 +200,7 @@ pub(super) struct ListQuery {
     /// Only runs of this directory (`directory_…`).
     directory: Option<String>,
     /// Only runs with this status.
-    #[param(schema_with = run_status)]
+    #[param(value_type = Option<crate::domain::RunStatus>, inline)]
     status: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]

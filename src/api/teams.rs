@@ -298,7 +298,7 @@ pub(super) async fn link_directory_group(
 #[into_params(parameter_in = Query)]
 pub(super) struct UnlinkQuery {
     /// What happens to the members the group brought in.
-    #[param(required = true, schema_with = unlink_members)]
+    #[param(required = true, value_type = UnlinkMembers, inline)]
     members: Option<String>,
 }
 
@@ -335,9 +335,4 @@ pub(super) async fn unlink_directory_group(
         .call(move |db| team_links::unlink(db, &caller, &ws, &team, &group, choice))
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// What unlinking may do with the group's members.
-fn unlink_members() -> utoipa::openapi::schema::Schema {
-    crate::schemas::one_of(UnlinkMembers::ALL.iter().map(|m| m.as_str()))
 }

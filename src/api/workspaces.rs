@@ -8,7 +8,7 @@ use super::route::Route;
 use crate::access::Caller;
 use crate::db::models::ApiTokenRow;
 use crate::lists::List;
-use crate::schemas::{directory_role, name, plan};
+use crate::schemas::name;
 use crate::state::AppState;
 use crate::sync_runs::schedule::start_for_organization;
 use crate::workos::timestamp::time_json;
@@ -70,23 +70,9 @@ pub struct CreatedAdminToken {
     token: String,
 }
 
-/// A new workspace.
-#[derive(Deserialize, ToSchema)]
-pub(super) struct NewWorkspace {
-    #[schema(schema_with = name)]
-    name: String,
-    #[schema(schema_with = plan)]
-    plan: String,
-    /// The broker's organization (`org_…`); one workspace each.
-    #[schema(pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
-    organization_id: String,
-    #[schema(schema_with = directory_role)]
-    default_role: Option<String>,
-}
-
 /// Create a workspace
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces",
-    request_body = NewWorkspace,
+    request_body = workspaces::NewWorkspace,
     responses(
         (status = 201, description = "Created.", body = Workspace),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
@@ -97,16 +83,9 @@ pub(super) struct NewWorkspace {
 pub(super) async fn create_workspace(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewWorkspace>,
+    body: web::Json<workspaces::NewWorkspace>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_operator()?;
-    let body = body.into_inner();
-    let new = workspaces::NewWorkspace {
-        name: body.name,
-        plan: body.plan,
-        organization_id: body.organization_id,
-        default_role: body.default_role,
-    };
+    let new = body.into_inner();
     let workspace = state
         .call(move |db| workspaces::create(db, &caller, new))
         .await?;
@@ -154,24 +133,12 @@ pub(super) async fn get_workspace(
     Ok(HttpResponse::Ok().json(workspace))
 }
 
-/// What to change in a workspace.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WorkspaceChanges {
-    #[schema(schema_with = name)]
-    name: Option<String>,
-    #[schema(schema_with = plan)]
-    plan: Option<String>,
-    #[schema(schema_with = directory_role)]
-    default_role: Option<String>,
-}
-
 /// Change a workspace
 ///
 /// Only an operator may change `plan` (403 `forbidden`).
 #[utoipa::path(patch, path = "/api/v1/workspaces/{ws}", tag = "workspaces",
     params(WorkspaceParam),
-    request_body = WorkspaceChanges,
+    request_body = workspaces::WorkspaceChanges,
     responses(
         (status = 200, description = "The changed workspace.", body = Workspace),
         (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
@@ -183,19 +150,10 @@ pub(super) async fn update_workspace(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<WorkspaceChanges>,
+    body: web::Json<workspaces::WorkspaceChanges>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    if body.plan.is_some() {
-        caller.require_workspace(&id)?;
-        caller.require_operator()?;
-    }
-    let body = body.into_inner();
-    let changes = workspaces::WorkspaceChanges {
-        name: body.name,
-        plan: body.plan,
-        default_role: body.default_role,
-    };
+    let changes = body.into_inner();
     let workspace = state
         .call(move |db| workspaces::change(db, &caller, &id, changes))
         .await?;
@@ -234,8 +192,8 @@ pub(super) async fn create_admin_token(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    caller.require_workspace(&id)?;
-    caller.require_operator()?;
+    // Before the body is read: a workspace admin is refused whatever it sent.
+    workspaces::operator_only(&caller, &id)?;
     let body: NewAdminToken = if body.trim_ascii().is_empty() {
         NewAdminToken::default()
     } else {
@@ -271,8 +229,6 @@ pub(super) async fn list_admin_tokens(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    caller.require_workspace(&id)?;
-    caller.require_operator()?;
     let page = query.page()?;
     let list = state
         .call(move |db| admin_tokens::list(db, &caller, &id, &page))
@@ -297,8 +253,6 @@ pub(super) async fn revoke_admin_token(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (id, token_id) = path.into_inner();
-    caller.require_workspace(&id)?;
-    caller.require_operator()?;
     state
         .call(move |db| admin_tokens::revoke(db, &caller, &id, &token_id))
         .await?;
@@ -361,7 +315,7 @@ pub(super) async fn set_directory_sync(
         .clone()
         .filter(|_| state.settings.pull_on_activation);
     if let (Some(organization), Some(runner)) = (changed.turned_on, runner) {
-        tokio::spawn(async move {
+        runner.clone().spawn(async move {
             start_for_organization(&runner, &organization).await;
         });
     }

@@ -5,7 +5,6 @@ use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::MemberRow;
 use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus, Role};
-use crate::schemas;
 use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -22,11 +21,11 @@ pub struct Member {
     first_name: Option<String>,
     #[schema(required = true)]
     last_name: Option<String>,
-    #[schema(schema_with = schemas::role)]
+    #[schema(value_type = crate::domain::Role, inline)]
     role: Role,
-    #[schema(schema_with = schemas::member_status)]
+    #[schema(value_type = crate::domain::MemberStatus, inline)]
     status: MemberStatus,
-    #[schema(schema_with = schemas::managed_by)]
+    #[schema(value_type = crate::domain::ManagedBy, inline)]
     managed_by: ManagedBy,
     #[schema(required = true)]
     directory_user_id: Option<String>,

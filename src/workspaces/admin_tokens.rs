@@ -1,7 +1,6 @@
-//! A workspace's admin tokens, as the operator creates, lists and revokes them. Only the operator may;
-//! that is the caller's to check.
+//! A workspace's admin tokens, as the operator creates, lists and revokes them; only the operator may.
 
-use super::{visible, WorkspaceError};
+use super::{operator_only, visible, WorkspaceError};
 use crate::access::Caller;
 use crate::db::models::ApiTokenRow;
 use crate::db::Database;
@@ -18,6 +17,7 @@ pub fn create(
     name: Option<&str>,
     expires_in: Option<&str>,
 ) -> Result<(ApiTokenRow, String), WorkspaceError> {
+    operator_only(caller, workspace_id)?;
     let name = name
         .map(check_name)
         .transpose()
@@ -44,6 +44,7 @@ pub fn list(
     workspace_id: &str,
     page: &Page,
 ) -> Result<List<ApiTokenRow>, WorkspaceError> {
+    operator_only(caller, workspace_id)?;
     db.read(|conn| {
         let workspace = visible(conn, caller, workspace_id)?;
         let rows = unrevoked_tokens(
@@ -62,6 +63,7 @@ pub fn revoke(
     workspace_id: &str,
     token_id: &str,
 ) -> Result<(), WorkspaceError> {
+    operator_only(caller, workspace_id)?;
     db.write(|conn| {
         let workspace = visible(conn, caller, workspace_id)?;
         if revoke_token(conn, token_id, Some(&workspace.id))? {

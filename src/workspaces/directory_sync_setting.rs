@@ -33,7 +33,7 @@ pub struct Directory {
 #[derive(Serialize, ToSchema)]
 pub struct LastFullPull {
     run_id: String,
-    #[schema(schema_with = crate::schemas::run_status)]
+    #[schema(value_type = crate::domain::RunStatus, inline)]
     status: crate::domain::RunStatus,
     #[schema(format = DateTime)]
     created_at: String,

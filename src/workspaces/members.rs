@@ -5,7 +5,7 @@
 use super::{visible, WorkspaceError};
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
-use crate::db::models::MemberRow;
+use crate::db::models::{MemberRow, WorkspaceRow};
 use crate::db::schema::{directory_group_memberships as memberships, members};
 use crate::db::{Database, DbConnection, DbError};
 use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
@@ -15,6 +15,8 @@ use crate::ids::new_id;
 use crate::lists::{List, Page};
 use crate::workos::timestamp;
 use diesel::prelude::*;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// Why a change to a member, or a look at one, was refused.
 #[derive(Debug, thiserror::Error)]
@@ -98,15 +100,16 @@ fn load(
     caller: &Caller,
     workspace_id: &str,
     id: &str,
-) -> Result<MemberRow, MemberError> {
-    visible(conn, caller, workspace_id)?;
-    members::table
+) -> Result<(WorkspaceRow, MemberRow), MemberError> {
+    let workspace = visible(conn, caller, workspace_id)?;
+    let member = members::table
         .find(id)
         .filter(members::workspace_id.eq(workspace_id))
         .select(MemberRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(MemberError::NotFound)
+        .ok_or(MemberError::NotFound)?;
+    Ok((workspace, member))
 }
 
 /// A member of a workspace the caller may see.
@@ -116,7 +119,7 @@ pub fn get(
     workspace_id: &str,
     id: &str,
 ) -> Result<Member, MemberError> {
-    db.read(|conn| load(conn, caller, workspace_id, id).map(|m| Member::from(&m)))
+    db.read(|conn| load(conn, caller, workspace_id, id).map(|(_, m)| Member::from(&m)))
 }
 
 fn check_email(email: &str) -> Result<String, MemberError> {
@@ -207,12 +210,16 @@ fn check_owner_change(
     Ok(())
 }
 
-/// A member added by hand, as asked for.
+/// A member added by hand.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMember {
+    #[schema(schema_with = crate::schemas::email)]
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     /// The workspace's `default_role` when not given.
+    #[schema(value_type = Option<crate::domain::Role>, inline)]
     pub role: Option<String>,
 }
 
@@ -259,12 +266,15 @@ pub fn add(
     })
 }
 
-/// What to change in a member, as asked for; what is not given stays.
-#[derive(Debug, Default)]
+/// What to change in a member.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberChanges {
+    #[schema(schema_with = crate::schemas::email)]
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    #[schema(value_type = Option<crate::domain::Role>, inline)]
     pub role: Option<String>,
 }
 
@@ -282,7 +292,7 @@ pub fn change(
     let last_name = check_person_name("last_name", changes.last_name)?;
     let role = changes.role.as_deref().map(check_role).transpose()?;
     db.write_workspace(workspace_id, |conn| {
-        let before = load(conn, caller, workspace_id, id)?;
+        let (_, before) = load(conn, caller, workspace_id, id)?;
         let directory_managed = before.managed_by == ManagedBy::Directory;
         let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
         if directory_managed && identity_change {
@@ -339,8 +349,7 @@ pub fn remove(
     id: &str,
 ) -> Result<(), MemberError> {
     db.write_workspace(workspace_id, |conn| {
-        let workspace = visible(conn, caller, workspace_id)?;
-        let member = load(conn, caller, workspace_id, id)?;
+        let (workspace, member) = load(conn, caller, workspace_id, id)?;
         if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory {
             return Err(MemberError::ManagedByDirectorySync(
                 "this member is managed by directory sync: remove them in the identity provider",

@@ -8,7 +8,7 @@ pub mod members;
 pub mod team_links;
 pub mod teams;
 
-use crate::access::{Caller, OtherWorkspace};
+use crate::access::{Caller, OperatorOnly, OtherWorkspace};
 use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::WorkspaceRow;
 use crate::db::schema::workspaces;
@@ -16,11 +16,11 @@ use crate::db::{Database, DbConnection, DbError};
 use crate::domain::{Plan, Role};
 use crate::ids::new_id;
 use crate::lists::{List, Page};
-use crate::schemas::{directory_role, plan};
+use crate::schemas::{directory_role, name};
 use crate::tokens::check_name;
 use crate::workos::timestamp::{self, time_json};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -38,6 +38,9 @@ pub enum WorkspaceError {
     /// Directory sync on needs `growth` or above (rule 13).
     #[error("directory sync needs the growth or enterprise plan; this workspace is on {0}")]
     PlanRequired(Plan),
+    /// Only the operator may do this.
+    #[error(transparent)]
+    OperatorOnly(#[from] OperatorOnly),
     /// No such admin token of the workspace, or one already revoked.
     #[error("admin token not found")]
     AdminTokenNotFound,
@@ -58,7 +61,7 @@ impl From<OtherWorkspace> for WorkspaceError {
 pub struct Workspace {
     id: String,
     name: String,
-    #[schema(schema_with = plan)]
+    #[schema(value_type = crate::domain::Plan, inline)]
     plan: Plan,
     organization_id: String,
     directory_sync_enabled: bool,
@@ -83,6 +86,14 @@ impl From<&WorkspaceRow> for Workspace {
             updated_at: time_json(&w.updated_at),
         }
     }
+}
+
+/// Refuses all but the operator; an admin of another workspace is told the workspace is not found, so
+/// it is not revealed.
+pub fn operator_only(caller: &Caller, workspace_id: &str) -> Result<(), WorkspaceError> {
+    caller.require_workspace(workspace_id)?;
+    caller.require_operator()?;
+    Ok(())
 }
 
 /// Loads a workspace the caller may see, else not found.
@@ -136,22 +147,28 @@ fn check_organization_id(value: &str) -> Result<String, WorkspaceError> {
     Ok(organization_id.to_string())
 }
 
-/// A new workspace, as asked for.
+/// A new workspace.
+#[derive(Deserialize, ToSchema)]
 pub struct NewWorkspace {
+    #[schema(schema_with = name)]
     pub name: String,
+    #[schema(value_type = crate::domain::Plan, inline)]
     pub plan: String,
     /// The broker's organization (`org_…`); one workspace each.
+    #[schema(pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub organization_id: String,
     /// `viewer` when not given.
+    #[schema(schema_with = directory_role)]
     pub default_role: Option<String>,
 }
 
-/// Creates a workspace with directory sync off; one workspace per organization.
+/// Creates a workspace with directory sync off; one workspace per organization. The operator's alone.
 pub fn create(
     db: &Database,
     caller: &Caller,
     new: NewWorkspace,
 ) -> Result<Workspace, WorkspaceError> {
+    caller.require_operator()?;
     let name = check_workspace_name(&new.name)?;
     let plan: Plan = parse_field("plan", &new.plan)?;
     let organization_id = check_organization_id(&new.organization_id)?;
@@ -243,21 +260,29 @@ pub fn get(db: &Database, caller: &Caller, id: &str) -> Result<Workspace, Worksp
     db.read(|conn| visible(conn, caller, id).map(|w| Workspace::from(&w)))
 }
 
-/// What to change in a workspace, as asked for; what is not given stays.
+/// What to change in a workspace.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkspaceChanges {
+    #[schema(schema_with = name)]
     pub name: Option<String>,
+    #[schema(value_type = Option<crate::domain::Plan>, inline)]
     pub plan: Option<String>,
+    #[schema(schema_with = directory_role)]
     pub default_role: Option<String>,
 }
 
-/// Changes a workspace's name, plan or directory members' default role. Who may change the plan is
-/// the caller's to check.
+/// Changes a workspace's name, plan or directory members' default role; only the operator changes the
+/// plan.
 pub fn change(
     db: &Database,
     caller: &Caller,
     id: &str,
     changes: WorkspaceChanges,
 ) -> Result<Workspace, WorkspaceError> {
+    if changes.plan.is_some() {
+        operator_only(caller, id)?;
+    }
     let name = changes
         .name
         .as_deref()

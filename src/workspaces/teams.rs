@@ -14,7 +14,6 @@ use crate::directory_sync::teams::{
 use crate::domain::MemberStatus;
 use crate::ids::new_id;
 use crate::lists::{List, Page};
-use crate::schemas::member_status;
 use crate::tokens::check_name;
 use crate::workos::timestamp::{self, time_json};
 use diesel::prelude::*;
@@ -76,7 +75,7 @@ pub struct TeamMember {
     first_name: Option<String>,
     #[schema(required = true)]
     last_name: Option<String>,
-    #[schema(schema_with = member_status)]
+    #[schema(value_type = crate::domain::MemberStatus, inline)]
     status: MemberStatus,
     sources: Vec<ShownSource>,
 }

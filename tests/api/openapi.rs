@@ -104,6 +104,29 @@ fn every_reference_resolves_to_a_component() {
     }
 }
 
+/// A query parameter the server refuses a request without is documented as required (SPEC rule 9:
+/// unlinking says what happens to the group's members), with the values it takes.
+#[test]
+fn the_unlink_choice_is_a_required_parameter_with_its_values() {
+    let doc = document();
+    let unlink =
+        &doc["paths"]["/api/v1/workspaces/{ws}/teams/{team}/directory-groups/{group}"]["delete"];
+    let members = unlink["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "members")
+        .expect("the members parameter");
+    assert_eq!(members["required"], true, "{members}");
+    assert_eq!(members["in"], "query", "{members}");
+    assert!(members["description"].is_string(), "{members}");
+    assert_eq!(
+        members["schema"]["enum"],
+        serde_json::json!(["keep", "remove"]),
+        "{members}"
+    );
+}
+
 #[test]
 fn every_path_has_an_operation() {
     let doc = document();
