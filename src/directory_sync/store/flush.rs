@@ -35,13 +35,15 @@ impl Store<'_> {
     }
 }
 
-/// Makes a row type a table written back by inserting its rows, or updating the listed columns of those
-/// already there: `upserted!(row type, table, (key columns), [column: SQL type = PostgreSQL type, …],
-/// update [columns, …])`, and optionally `first: f` to run over the changes before.
+/// Makes a row type a table written back by inserting its rows, or updating the `set` columns of those
+/// already there: `upserted!(row type, table, key [column: SQL type = PostgreSQL type, …], set […],
+/// kept […])`, where `kept` columns are written once, and optionally `first: f` to run over the changes
+/// before.
 macro_rules! upserted {
-    ($row:ty, $table:ident, ($($key:ident),+),
-     [$($column:ident: $sql_type:ty = $pg_type:literal),+ $(,)?],
-     update [$($changed:ident),+ $(,)?] $(, first: $first:path)?) => {
+    ($row:ty, $table:ident,
+     key [$($key:ident: $key_type:ty = $key_pg:literal),+ $(,)?],
+     set [$($changed:ident: $changed_type:ty = $changed_pg:literal),+ $(,)?],
+     kept [$($kept:ident: $kept_type:ty = $kept_pg:literal),* $(,)?] $(, first: $first:path)?) => {
         impl Table for $row {
             fn write(conn: &mut DbConnection, changes: Vec<Change<Self>>) -> QueryResult<usize> {
                 use diesel::upsert::excluded;
@@ -51,7 +53,9 @@ macro_rules! upserted {
                     &[$(stringify!($key)),+],
                     &[$(stringify!($changed)),+],
                 );
-                crate::insert_rows!(conn, $table, &rows, [$($column: $sql_type = $pg_type),+],
+                crate::insert_rows!(conn, $table, &rows,
+                    [$($key: $key_type = $key_pg,)+ $($changed: $changed_type = $changed_pg,)+
+                     $($kept: $kept_type = $kept_pg),*],
                     &conflict,
                     |c, chunk| diesel::insert_into($table::table)
                         .values(chunk)
@@ -67,9 +71,10 @@ macro_rules! upserted {
 upserted!(
     DirectoryRow,
     directories,
-    (id),
-    [
+    key [
         id: Text = "text",
+    ],
+    set [
         organization_id: Text = "text",
         directory_type: Text = "text",
         name: Text = "text",
@@ -78,28 +83,20 @@ upserted!(
         source_event_at: Timestamp = "timestamp",
         deleted_at: Nullable<Timestamp> = "timestamp",
         last_synced_at: Nullable<Timestamp> = "timestamp",
-        created_at: Timestamp = "timestamp",
         updated_at: Timestamp = "timestamp",
     ],
-    update [
-        organization_id,
-        directory_type,
-        name,
-        state,
-        source_updated_at,
-        source_event_at,
-        deleted_at,
-        last_synced_at,
-        updated_at,
+    kept [
+        created_at: Timestamp = "timestamp",
     ]
 );
 
 upserted!(
     DirectoryGroupRow,
     directory_groups,
-    (id),
-    [
+    key [
         id: Text = "text",
+    ],
+    set [
         directory_id: Text = "text",
         idp_id: Text = "text",
         name: Text = "text",
@@ -107,27 +104,20 @@ upserted!(
         source_updated_at: Timestamp = "timestamp",
         source_event_at: Timestamp = "timestamp",
         deleted_at: Nullable<Timestamp> = "timestamp",
-        created_at: Timestamp = "timestamp",
         updated_at: Timestamp = "timestamp",
     ],
-    update [
-        directory_id,
-        idp_id,
-        name,
-        snapshot,
-        source_updated_at,
-        source_event_at,
-        deleted_at,
-        updated_at,
+    kept [
+        created_at: Timestamp = "timestamp",
     ]
 );
 
 upserted!(
     DirectoryUserRow,
     directory_users,
-    (id),
-    [
+    key [
         id: Text = "text",
+    ],
+    set [
         directory_id: Text = "text",
         idp_id: Text = "text",
         email: Nullable<Text> = "text",
@@ -139,48 +129,38 @@ upserted!(
         source_event_at: Timestamp = "timestamp",
         ever_active: Bool = "bool",
         deleted_at: Nullable<Timestamp> = "timestamp",
-        created_at: Timestamp = "timestamp",
         updated_at: Timestamp = "timestamp",
     ],
-    update [
-        directory_id,
-        idp_id,
-        email,
-        first_name,
-        last_name,
-        state,
-        snapshot,
-        source_updated_at,
-        source_event_at,
-        ever_active,
-        deleted_at,
-        updated_at,
+    kept [
+        created_at: Timestamp = "timestamp",
     ]
 );
 
 upserted!(
     GroupMembershipRow,
     directory_group_memberships,
-    (group_id, user_id),
-    [
+    key [
         group_id: Text = "text",
         user_id: Text = "text",
-        directory_id: Text = "text",
+    ],
+    set [
         is_member: Bool = "bool",
         last_event_at: Timestamp = "timestamp",
         updated_at: Timestamp = "timestamp",
         last_event_id: Nullable<Text> = "text",
     ],
-    update [is_member, last_event_at, updated_at, last_event_id]
+    kept [
+        directory_id: Text = "text",
+    ]
 );
 
 upserted!(
     MemberRow,
     members,
-    (id),
-    [
+    key [
         id: Text = "text",
-        workspace_id: Text = "text",
+    ],
+    set [
         email: Text = "text",
         email_key: Text = "text",
         first_name: Nullable<Text> = "text",
@@ -189,19 +169,11 @@ upserted!(
         status: Text = "text",
         managed_by: Text = "text",
         directory_user_id: Nullable<Text> = "text",
-        created_at: Timestamp = "timestamp",
         updated_at: Timestamp = "timestamp",
     ],
-    update [
-        email,
-        email_key,
-        first_name,
-        last_name,
-        role,
-        status,
-        managed_by,
-        directory_user_id,
-        updated_at,
+    kept [
+        workspace_id: Text = "text",
+        created_at: Timestamp = "timestamp",
     ],
     first: step_aside
 );
