@@ -34,6 +34,18 @@ impl Cause {
     }
 }
 
+/// What caused a change, as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditCause)]
+pub struct ShownCause {
+    /// `event`, `sync_run`, `api_token` or `operator`.
+    #[serde(rename = "type")]
+    #[schema(value_type = crate::domain::CauseKind, inline)]
+    pub kind: String,
+    /// The event, sync run or token id; `bootstrap` for the configured operator token.
+    pub id: String,
+}
+
 /// One change to write to the audit log.
 pub struct AuditRecord<'a> {
     pub workspace_id: &'a str,
@@ -70,9 +82,11 @@ pub fn entry(
     }
 }
 
-/// Inserts audit entries in batches; returns how many.
+/// Inserts audit entries in batches, and the changes they make into the change feed; returns how many
+/// entries.
 pub fn insert_entries(conn: &mut DbConnection, rows: &[NewAuditEntry]) -> QueryResult<usize> {
     use diesel::sql_types::{Nullable, Text, Timestamp};
+    crate::changes::record(conn, rows)?;
     crate::insert_rows!(
         conn,
         audit_log,

@@ -131,6 +131,38 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a change in the change feed did (rule 23).
+    ChangeType {
+        /// A member created from the directory.
+        MemberProvisioned => "member.provisioned",
+        /// A member added by hand.
+        MemberAdded => "member.added",
+        /// A member's name, email or owner changed (`changes` names each field).
+        MemberUpdated => "member.updated",
+        /// A member's role changed.
+        MemberRoleChanged => "member.role_changed",
+        /// A member lost access: deactivated or deleted in the directory.
+        MemberDeprovisioned => "member.deprovisioned",
+        /// A deprovisioned member came back.
+        MemberReprovisioned => "member.reprovisioned",
+        /// A member removed by hand (they left every team first).
+        MemberRemoved => "member.removed",
+        /// A team created.
+        TeamCreated => "team.created",
+        /// A team renamed.
+        TeamRenamed => "team.renamed",
+        /// A team deleted, with its memberships.
+        TeamDeleted => "team.deleted",
+        /// A member joined a team (the source that brought them is `source_added`).
+        TeamMemberAdded => "team.member_added",
+        /// A member left a team (the last source, `source_removed`, went).
+        TeamMemberRemoved => "team.member_removed",
+        /// A member stays in a team, for other reasons than before.
+        TeamMemberSourcesChanged => "team.member_sources_changed",
+    }
+);
+
+text_enum!(
     /// Where a stored webhook event stands.
     EventStatus {
         Received => "received",

@@ -5,6 +5,7 @@ pub mod admin_ui;
 pub mod api;
 pub mod audit;
 pub mod broker;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;

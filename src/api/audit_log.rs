@@ -7,6 +7,7 @@ use super::pagination::{after_id, PageQuery};
 use super::params::{PagedById, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
+use crate::audit::ShownCause;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::audit_log;
 use crate::lists::List;
@@ -29,17 +30,6 @@ fn parse_json(text: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// What caused a change.
-#[derive(Serialize, ToSchema)]
-pub struct AuditCause {
-    /// `event`, `sync_run`, `api_token` or `operator`.
-    #[serde(rename = "type")]
-    #[schema(value_type = crate::domain::CauseKind, inline)]
-    kind: String,
-    /// The event, sync run or token id; `bootstrap` for the configured operator token.
-    id: String,
-}
-
 /// A change to the workspace.
 #[derive(Serialize, ToSchema)]
 pub struct AuditEntry {
@@ -53,7 +43,7 @@ pub struct AuditEntry {
     before: Value,
     #[schema(required = true, value_type = Option<Object>)]
     after: Value,
-    cause: AuditCause,
+    cause: ShownCause,
 }
 
 impl From<&AuditEntryRow> for AuditEntry {
@@ -66,7 +56,7 @@ impl From<&AuditEntryRow> for AuditEntry {
             subject_id: e.subject_id.clone(),
             before: parse_json(&e.before),
             after: parse_json(&e.after),
-            cause: AuditCause {
+            cause: ShownCause {
                 kind: e.cause_type.clone(),
                 id: e.cause_id.clone(),
             },

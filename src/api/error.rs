@@ -1,6 +1,7 @@
 //! Errors as `application/problem+json` with a stable `code`; 5xx bodies never carry internals.
 
 use crate::access::{OperatorOnly, OtherWorkspace};
+use crate::changes::feed::FeedError;
 use crate::db::DbError;
 use crate::directory_sync::teams::LinkError;
 use crate::workspaces::members::MemberError;
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Members of the problem beyond the standard ones (RFC 9457 extensions), for a client to act on.
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The result of an API handler.
@@ -28,7 +31,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// The same problem with one more member in its body.
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(name.to_string(), value.into());
+        self
     }
 
     /// 400 with a code naming what is wrong.
@@ -123,6 +133,9 @@ pub struct Problem<'a> {
     pub title: &'static str,
     pub code: &'static str,
     pub detail: &'a str,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl ResponseError for ApiError {
@@ -139,6 +152,7 @@ impl ResponseError for ApiError {
                 title: self.status.canonical_reason().unwrap_or("Error"),
                 code: self.code,
                 detail: &self.detail,
+                extensions: &self.extensions,
             })
     }
 }
@@ -159,6 +173,20 @@ impl From<DbError> for ApiError {
             Self::unavailable()
         } else {
             Self::internal(error)
+        }
+    }
+}
+
+impl From<FeedError> for ApiError {
+    fn from(error: FeedError) -> Self {
+        match error {
+            FeedError::InvalidCursor => Self::bad_request("invalid_parameter", error.to_string()),
+            FeedError::Gone { ref resume_after } => {
+                let resume_after = resume_after.clone();
+                Self::new(StatusCode::GONE, "cursor_expired", error.to_string())
+                    .with("resume_after", resume_after)
+            }
+            FeedError::Db(error) => DbError::from(error).into(),
         }
     }
 }

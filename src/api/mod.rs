@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod blocking;
 pub mod caller;
+pub mod changes;
 pub mod directory_groups;
 pub mod error;
 pub mod event_tail;
@@ -59,6 +60,7 @@ pub fn routes() -> Vec<Route> {
         directory_groups::routes(),
         role_mappings::routes(),
         audit_log::routes(),
+        changes::routes(),
         sync_runs::routes(),
         openapi::routes(),
     ]

@@ -85,6 +85,8 @@ pub fn document() -> Document {
         super::role_mappings::put_role_mappings,
         super::role_mappings::preview_role_mappings,
         super::audit_log::list_audit_log,
+        super::changes::list_workspace_changes,
+        super::changes::list_changes,
         super::events::list_events,
         super::events::get_event,
         super::events::retry_event,
@@ -103,6 +105,7 @@ pub fn document() -> Document {
         (name = "teams", description = "Teams, why each member is in each, and the directory groups linked to them."),
         (name = "directory", description = "Directory groups and the roles they map to."),
         (name = "audit", description = "Every change, with its cause."),
+        (name = "changes", description = "The change feed: what Rollcall changed, in order, for the product to follow."),
         (name = "events", description = "Stored deliveries, from webhooks and the Events API tail, for operators."),
         (name = "sync runs", description = "Full pulls of a directory: on demand, every `RESYNC_INTERVAL`, \
             after `dsync.activated` and when a workspace turns directory sync on."),

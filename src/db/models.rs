@@ -284,6 +284,35 @@ pub struct NewAuditEntry {
     pub cause_id: String,
 }
 
+/// A change in a workspace's change feed, as stored.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = changes)]
+pub struct ChangeRow {
+    pub id: i64,
+    pub workspace_id: String,
+    pub position: i64,
+    pub occurred_at: Timestamp,
+    pub change_type: String,
+    pub subject_id: String,
+    pub data: String,
+    pub cause_type: String,
+    pub cause_id: String,
+}
+
+/// A change about to enter the feed.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = changes)]
+pub struct NewChange {
+    pub workspace_id: String,
+    pub position: i64,
+    pub occurred_at: Timestamp,
+    pub change_type: String,
+    pub subject_id: String,
+    pub data: String,
+    pub cause_type: String,
+    pub cause_id: String,
+}
+
 /// A team of a workspace.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = teams)]

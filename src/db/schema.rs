@@ -10,6 +10,7 @@ diesel::table! {
         default_role -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        change_position -> BigInt,
     }
 }
 
@@ -225,6 +226,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The change feed. On PostgreSQL the table also has `txid` (`xid8`), read by SQL of its own.
+    changes (id) {
+        id -> BigInt,
+        workspace_id -> Text,
+        position -> BigInt,
+        occurred_at -> Timestamp,
+        change_type -> Text,
+        subject_id -> Text,
+        data -> Text,
+        cause_type -> Text,
+        cause_id -> Text,
+    }
+}
+
+diesel::table! {
+    change_feed_pruned (id) {
+        id -> Integer,
+        through_txid -> Text,
+        through_id -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     apply_lanes,
     lane_heads,
@@ -243,4 +267,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     webhook_events,
     audit_log,
+    changes,
 );

@@ -20,26 +20,36 @@ use diesel::prelude::*;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 
-/// The audit entry of a source added to or removed from a team.
+/// The audit entry of a source added to, removed from or changed in a team. Its `after` side always
+/// holds the member's sources in the team after the change (`team_sources`, empty once they left it), so
+/// the change feed can tell a member joining or leaving a team from one source among others changing.
 fn source_entry<'a>(
+    store: &mut Store<'_>,
     workspace_id: &'a str,
     member_id: &'a str,
     action: &'a str,
     team_id: &str,
     before: Option<&TeamMembershipSource>,
     after: Option<&TeamMembershipSource>,
-) -> AuditRecord<'a> {
-    let side = |s: Option<&TeamMembershipSource>| {
-        s.map(|s| json!({ "team_id": team_id, "source": s.shown() }))
-    };
-    AuditRecord {
+) -> QueryResult<AuditRecord<'a>> {
+    let team_sources: Vec<ShownSource> = store
+        .sources(member_id)?
+        .iter()
+        .filter(|key| key.team_id == team_id)
+        .map(|key| key.source.shown())
+        .collect();
+    let mut after_side = json!({ "team_id": team_id, "team_sources": team_sources });
+    if let Some(source) = after {
+        after_side["source"] = json!(source.shown());
+    }
+    Ok(AuditRecord {
         workspace_id,
         action,
         subject_type: "team_member",
         subject_id: member_id,
-        before: side(before),
-        after: side(after),
-    }
+        before: before.map(|s| json!({ "team_id": team_id, "source": s.shown() })),
+        after: Some(after_side),
+    })
 }
 
 const SOURCE_ADDED: &str = "team_member.source_added";
@@ -56,13 +66,14 @@ fn add_source(
     let added = store.add_source(member_id, key.clone())?;
     if added {
         let entry = source_entry(
+            store,
             workspace_id,
             member_id,
             SOURCE_ADDED,
             &key.team_id,
             None,
             Some(&key.source),
-        );
+        )?;
         store.audit(cause, entry);
     }
     Ok(added)
@@ -79,13 +90,14 @@ fn take_source(
     let removed = store.remove_source(member_id, key)?;
     if removed {
         let entry = source_entry(
+            store,
             workspace_id,
             member_id,
             SOURCE_REMOVED,
             &key.team_id,
             Some(&key.source),
             None,
-        );
+        )?;
         store.audit(cause, entry);
     }
     Ok(removed)
@@ -544,13 +556,14 @@ pub fn unlink_group(
                 store.add_source(member, manual.clone())?;
             }
             let entry = source_entry(
+                store,
                 &workspace.id,
                 member,
                 action,
                 team_id,
                 Some(&through_group.source),
                 after,
-            );
+            )?;
             store.audit(cause, entry);
         }
         Ok(holders.len())

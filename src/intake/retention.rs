@@ -1,7 +1,8 @@
 //! Retention: deliveries Rollcall is done with (applied, duplicate, skipped, ignored, and bodies that were
 //! not events, dismissed or not) are deleted once older than `ROLLCALL_EVENT_RETENTION`, a small batch at
 //! a time in the background. Failed deliveries stay until an operator retries them; the audit log is
-//! never pruned.
+//! never pruned. The change feed is pruned by the same setting, in the same task
+//! ([`crate::changes::retention`]).
 
 use crate::db::schema::webhook_events;
 use crate::db::{Database, DbError};
@@ -50,19 +51,40 @@ pub fn prune_batch(db: &Database, cutoff: Timestamp) -> Result<usize, DbError> {
     })
 }
 
-/// Deletes every delivery done with that is older than `retention`, a batch at a time; returns how many.
-pub fn prune(db: &Database, retention: Duration) -> Result<usize, DbError> {
+/// What one pruning deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: usize,
+    pub changes: usize,
+}
+
+/// Deletes every delivery done with, and every change in the feed, older than `retention`, a batch at a
+/// time.
+pub fn prune(db: &Database, retention: Duration) -> Result<Pruned, DbError> {
     let Ok(retention) = chrono::TimeDelta::from_std(retention) else {
-        return Ok(0);
+        return Ok(Pruned::default());
     };
     let Some(cutoff) = timestamp::now().checked_sub_signed(retention) else {
-        return Ok(0);
+        return Ok(Pruned::default());
     };
+    Ok(Pruned {
+        deliveries: in_batches(BATCH, || prune_batch(db, cutoff))?,
+        changes: in_batches(crate::changes::retention::BATCH as usize, || {
+            crate::changes::retention::prune_batch(db, cutoff)
+        })?,
+    })
+}
+
+/// Runs `batch` until it deletes less than a whole batch; returns how many it deleted.
+fn in_batches(
+    size: usize,
+    mut batch: impl FnMut() -> Result<usize, DbError>,
+) -> Result<usize, DbError> {
     let mut total = 0;
     loop {
-        let deleted = prune_batch(db, cutoff)?;
+        let deleted = batch()?;
         total += deleted;
-        if deleted < BATCH {
+        if deleted < size {
             return Ok(total);
         }
     }
@@ -81,12 +103,20 @@ pub fn pruning(db: Database, retention: Duration) -> Option<impl std::future::Fu
             tick.tick().await;
             let db = db.clone();
             match tokio::task::spawn_blocking(move || prune(&db, retention)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(deleted)) => {
-                    tracing::info!(deleted, "old deliveries pruned (ROLLCALL_EVENT_RETENTION)")
-                }
+                Ok(Ok(Pruned {
+                    deliveries: 0,
+                    changes: 0,
+                })) => {}
+                Ok(Ok(Pruned {
+                    deliveries,
+                    changes,
+                })) => tracing::info!(
+                    deliveries,
+                    changes,
+                    "old deliveries and changes pruned (ROLLCALL_EVENT_RETENTION)"
+                ),
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "pruning old deliveries failed; trying again in a minute")
+                    tracing::warn!(%error, "pruning old deliveries and changes failed; trying again in a minute")
                 }
                 Err(error) => tracing::warn!(%error, "the pruning task did not finish"),
             }

@@ -1,7 +1,8 @@
 //! Property: whatever a directory does, and however its webhooks arrive (dropped, duplicated, in any
 //! order), webhooks then one full pull leave Rollcall equal to the broker's truth: active members, groups,
 //! team members and roles. Random sequences of user, group and membership changes, including returning
-//! users (a new broker id for the same `idp_id`) and group deletions; a failing case is shrunk.
+//! users (a new broker id for the same `idp_id`) and group deletions; a failing case is shrunk. A reader of
+//! the change feed from its start then rebuilds exactly the members, teams and team members the API lists.
 //!
 //! `PROPTEST_CASES` sets the cases per backend (default 128).
 
@@ -384,6 +385,8 @@ async fn check(app: &TestApp, scenario: Scenario) -> Result<(), TestCaseError> {
         teams: seen_teams,
     };
     prop_assert_eq!(seen, expected);
+    // The change feed, read from the start through all of it, rebuilds what the API lists.
+    crate::changes::assert_feed_rebuilds(app, &ws).await;
     Ok(())
 }
 

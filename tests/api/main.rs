@@ -5,6 +5,7 @@ mod admin_screens;
 mod apply_rules;
 mod broker;
 mod caller;
+mod changes;
 mod cli;
 mod convergence;
 mod event_tail;

@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 
 /// A directory attached to a synced workspace, with a clock that only moves forward.
-struct Org {
-    dir: TestDirectory,
-    ws: String,
+pub(crate) struct Org {
+    pub(crate) dir: TestDirectory,
+    pub(crate) ws: String,
     minute: Cell<u32>,
 }
 
 impl Org {
-    async fn new(app: &TestApp) -> Org {
+    pub(crate) async fn new(app: &TestApp) -> Org {
         let dir = TestDirectory::new();
         let ws = app.synced_workspace(&dir.organization_id).await;
         app.deliver(&[event("dsync.activated", dir.object(&at(0)), &at(0))])
@@ -26,20 +26,20 @@ impl Org {
         }
     }
 
-    fn tick(&self) -> String {
+    pub(crate) fn tick(&self) -> String {
         self.minute.set(self.minute.get() + 1);
         at(self.minute.get())
     }
 
-    fn user_id(&self, name: &str) -> String {
+    pub(crate) fn user_id(&self, name: &str) -> String {
         format!("directory_user_{name}_{}", self.dir.tag)
     }
 
-    fn group_id(&self, name: &str) -> String {
+    pub(crate) fn group_id(&self, name: &str) -> String {
         format!("directory_group_{name}_{}", self.dir.tag)
     }
 
-    fn user(&self, name: &str, state: &str, updated_at: &str) -> Value {
+    pub(crate) fn user(&self, name: &str, state: &str, updated_at: &str) -> Value {
         self.dir.user(
             &self.user_id(name),
             &format!("idp-{name}"),
@@ -50,39 +50,39 @@ impl Org {
         )
     }
 
-    fn group(&self, name: &str) -> Value {
+    pub(crate) fn group(&self, name: &str) -> Value {
         self.dir.group(&self.group_id(name), name, &at(1))
     }
 
-    fn created(&self, name: &str) -> Value {
+    pub(crate) fn created(&self, name: &str) -> Value {
         let t = self.tick();
         event("dsync.user.created", self.user(name, "active", &t), &t)
     }
 
-    fn state(&self, name: &str, state: &str) -> Value {
+    pub(crate) fn state(&self, name: &str, state: &str) -> Value {
         let t = self.tick();
         event("dsync.user.updated", self.user(name, state, &t), &t)
     }
 
-    fn group_created(&self, name: &str) -> Value {
+    pub(crate) fn group_created(&self, name: &str) -> Value {
         event("dsync.group.created", self.group(name), &self.tick())
     }
 
-    fn added(&self, user: &str, group: &str) -> Value {
+    pub(crate) fn added(&self, user: &str, group: &str) -> Value {
         let data = self
             .dir
             .membership(&self.user(user, "active", &at(1)), &self.group(group));
         event("dsync.group.user_added", data, &self.tick())
     }
 
-    fn removed(&self, user: &str, group: &str) -> Value {
+    pub(crate) fn removed(&self, user: &str, group: &str) -> Value {
         let data = self
             .dir
             .membership(&self.user(user, "active", &at(1)), &self.group(group));
         event("dsync.group.user_removed", data, &self.tick())
     }
 
-    fn group_deleted(&self, name: &str) -> Value {
+    pub(crate) fn group_deleted(&self, name: &str) -> Value {
         let t = self.tick();
         event(
             "dsync.group.deleted",
@@ -91,12 +91,12 @@ impl Org {
         )
     }
 
-    fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/api/v1/workspaces/{}{rest}", self.ws)
     }
 }
 
-async fn new_team(app: &TestApp, org: &Org, name: &str) -> String {
+pub(crate) async fn new_team(app: &TestApp, org: &Org, name: &str) -> String {
     let (status, team) = app
         .op(
             Method::POST,
@@ -108,7 +108,7 @@ async fn new_team(app: &TestApp, org: &Org, name: &str) -> String {
     team["id"].as_str().unwrap().to_string()
 }
 
-async fn link(app: &TestApp, org: &Org, team: &str, group: &str) -> Value {
+pub(crate) async fn link(app: &TestApp, org: &Org, team: &str, group: &str) -> Value {
     let (status, body) = app
         .op(
             Method::POST,
@@ -120,7 +120,7 @@ async fn link(app: &TestApp, org: &Org, team: &str, group: &str) -> Value {
     body
 }
 
-async fn unlink(app: &TestApp, org: &Org, team: &str, group: &str, members: &str) {
+pub(crate) async fn unlink(app: &TestApp, org: &Org, team: &str, group: &str, members: &str) {
     let (status, body) = app
         .op(
             Method::DELETE,

@@ -1,0 +1,3 @@
+DROP TABLE change_feed_pruned;
+DROP TABLE changes;
+ALTER TABLE workspaces DROP COLUMN change_position;
