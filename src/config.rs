@@ -114,8 +114,8 @@ pub struct Settings {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
-    /// How long applied, duplicate, skipped and ignored deliveries, and bodies that were not events, are
-    /// kept (0: for ever).
+    /// How long applied, duplicate, skipped and ignored deliveries, bodies that were not events, and the
+    /// change feed's changes are kept (0: for ever).
     #[arg(long, env = "ROLLCALL_EVENT_RETENTION", default_value = "30d", value_name = "DURATION",
         value_parser = parse_setting_duration)]
     pub event_retention: Duration,
@@ -123,6 +123,20 @@ pub struct Settings {
     /// [default: both with WORKOS_API_KEY, else webhooks].
     #[arg(long, env = "ROLLCALL_EVENT_SOURCE", value_name = "SOURCE")]
     pub event_source: Option<EventSource>,
+    /// Let webhook endpoints use plain http:// and reach loopback and private addresses (for demos and
+    /// tests; never where the endpoints' URLs come from people you do not trust).
+    #[arg(long, env = "ROLLCALL_OUTBOUND_ALLOW_PRIVATE", default_value = "false", value_name = "BOOL",
+        action = ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub outbound_allow_private: bool,
+    /// The wait after a change's first failed delivery to an endpoint; it doubles with each failure,
+    /// up to an hour.
+    #[arg(long, env = "ROLLCALL_OUTBOUND_FIRST_RETRY", default_value = "5s", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
+    pub outbound_first_retry: Duration,
+    /// How long a change may keep failing before its endpoint is disabled.
+    #[arg(long, env = "ROLLCALL_OUTBOUND_GIVE_UP", default_value = "3d", value_name = "DURATION",
+        value_parser = parse_setting_duration)]
+    pub outbound_give_up: Duration,
     /// How long the Events API tail waits between catch-ups when nothing wakes it (0: no tail).
     #[arg(long, env = "ROLLCALL_EVENTS_POLL_INTERVAL", default_value = "5s", value_name = "DURATION",
         value_parser = parse_setting_duration)]

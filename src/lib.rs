@@ -18,6 +18,7 @@ pub mod ids;
 pub mod intake;
 pub mod lists;
 pub mod metrics;
+pub mod outbound;
 pub mod schemas;
 pub mod secret;
 pub mod startup;

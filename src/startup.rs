@@ -37,6 +37,16 @@ const REQUESTS_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// transaction, the applier after its batch.
 const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How outbound webhooks are delivered, from the settings.
+fn outbound_delivery(settings: &Settings) -> crate::outbound::sender::Delivery {
+    crate::outbound::sender::Delivery {
+        reach: crate::outbound::address::Reach::allowing_private(settings.outbound_allow_private),
+        first_retry: settings.outbound_first_retry,
+        give_up_after: settings.outbound_give_up,
+        ..Default::default()
+    }
+}
+
 /// A built service, bound to its port, ready to run.
 pub struct Application {
     port: u16,
@@ -196,6 +206,11 @@ impl Application {
         {
             background.spawn(pruning);
         }
+        background.spawn(crate::outbound::sender::run(
+            db.clone(),
+            outbound_delivery(&settings),
+            background.shutdown.clone(),
+        ));
         let applier_shutdown = background.shutdown.child_token();
         let applier = Applier::start(
             db.clone(),

@@ -22,6 +22,7 @@ pub mod role_mappings;
 pub mod route;
 pub mod sync_runs;
 pub mod teams;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod workspaces;
 
@@ -61,6 +62,7 @@ pub fn routes() -> Vec<Route> {
         role_mappings::routes(),
         audit_log::routes(),
         changes::routes(),
+        webhook_endpoints::routes(),
         sync_runs::routes(),
         openapi::routes(),
     ]

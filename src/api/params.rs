@@ -83,3 +83,12 @@ pub struct PagedById {
     /// The previous page's `list_metadata.after`, a numeric id.
     pub after: Option<i64>,
 }
+
+/// `{endpoint}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointParam {
+    /// The webhook endpoint (`we_…`).
+    #[param(min_length = 1)]
+    pub endpoint: String,
+}

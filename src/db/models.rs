@@ -313,6 +313,61 @@ pub struct NewChange {
     pub cause_id: String,
 }
 
+/// An outbound webhook endpoint of a workspace: where its change feed is sent.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints, treat_none_as_default_value = false)]
+pub struct WebhookEndpointRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub description: String,
+    /// The change types sent, space-separated; empty for every type.
+    pub event_types: String,
+    /// The signing secret, `whsec_` and base64.
+    pub secret: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// The last feed position handed to the endpoint (sent with a 2xx, or not one of its types).
+    pub delivered_through: i64,
+    /// When the change after the cursor first failed; `None` while deliveries succeed.
+    pub failing_since: Option<Timestamp>,
+    pub failed_attempts: i32,
+    pub next_attempt_at: Option<Timestamp>,
+    /// Until when a sender holds the endpoint.
+    pub lease_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One attempt to deliver a change to an endpoint.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct WebhookAttemptRow {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub message_id: String,
+    pub position: i64,
+    pub attempted_at: Timestamp,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+/// An attempt about to be recorded.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_attempts, treat_none_as_default_value = false)]
+pub struct NewWebhookAttempt {
+    pub endpoint_id: String,
+    pub message_id: String,
+    pub position: i64,
+    pub attempted_at: Timestamp,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
 /// A team of a workspace.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = teams)]

@@ -249,6 +249,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        workspace_id -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        delivered_through -> BigInt,
+        failing_since -> Nullable<Timestamp>,
+        failed_attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        message_id -> Text,
+        position -> BigInt,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+        response -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     apply_lanes,
     lane_heads,
@@ -268,4 +302,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     audit_log,
     changes,
+    webhook_endpoints,
 );

@@ -29,4 +29,5 @@ mod slow_clients;
 mod teams;
 mod tenants;
 mod tokens;
+mod webhook_endpoints;
 mod webhooks;

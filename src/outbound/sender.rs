@@ -1,0 +1,522 @@
+//! Sending the change feed to the endpoints: one sender per endpoint at a time (a lease on its row, so
+//! several instances share the work), changes in feed order, the next one only after the one before was
+//! answered 2xx. A failure is tried again with exponential backoff and jitter; 410 disables the endpoint
+//! at once, failing for [`Delivery::give_up_after`] (3 days) disables it with the reason.
+//!
+//! No database connection or lock is held while a request is out: a batch of changes is read, sent, and
+//! the endpoint's cursor and the attempts are written back in one short transaction. A crash between a 2xx
+//! and that write sends the change again (at least once). Each endpoint has its own task, so a slow or
+//! dead receiver holds up only itself.
+
+use super::address::{check_url, CheckedResolver, Reach};
+use super::endpoints::split_types;
+use super::signing::sign;
+use crate::changes::feed::Change;
+use crate::db::models::{ChangeRow, NewWebhookAttempt, WebhookEndpointRow};
+use crate::db::schema::{changes, webhook_attempts, webhook_endpoints, workspaces};
+use crate::db::{Database, DbError};
+use crate::workos::timestamp::{self, Timestamp};
+use diesel::prelude::*;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Which addresses endpoints may reach.
+    pub reach: Reach,
+    /// The wait after a change's first failure; it doubles with each failure after.
+    pub first_retry: Duration,
+    /// The longest wait between two attempts.
+    pub longest_retry: Duration,
+    /// How long a change may keep failing before the endpoint is disabled.
+    pub give_up_after: Duration,
+    /// How often the sender looks for endpoints with changes to send.
+    pub poll: Duration,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            reach: Reach::Public,
+            first_retry: Duration::from_secs(5),
+            longest_retry: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(3 * 86_400),
+            poll: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Delivery {
+    /// The wait before attempt `failures + 1` of a change that failed `failures` times: the first retry
+    /// doubled per failure, at most the longest, with ±20% jitter.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doubled = self
+            .first_retry
+            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)));
+        let wait = doubled.min(self.longest_retry);
+        wait.mul_f64(rand::random_range(0.8..1.2))
+    }
+}
+
+/// Changes read and sent per round.
+const BATCH: i64 = 200;
+/// How long a sender holds an endpoint without renewing.
+const LEASE: Duration = Duration::from_secs(60);
+/// Attempts kept per endpoint.
+const ATTEMPTS_KEPT: i64 = 1000;
+/// The most of an answer's body kept with its attempt.
+const RESPONSE_KEPT: usize = 1024;
+
+/// Sends every workspace's change feed to its endpoints until `shutdown`.
+pub async fn run(db: Database, delivery: Delivery, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(delivery.request_timeout)
+        .connect_timeout(delivery.request_timeout.min(Duration::from_secs(5)))
+        .dns_resolver(Arc::new(CheckedResolver(delivery.reach)))
+        .user_agent(concat!("Rollcall-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "outbound webhooks are off: the HTTP client could not be built");
+            return;
+        }
+    };
+    let sending: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tick = tokio::time::interval(delivery.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let claimed = {
+            let db = db.clone();
+            let busy: Vec<String> = sending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            tokio::task::spawn_blocking(move || claim_due(&db, &busy)).await
+        };
+        let claimed = match claimed {
+            Ok(Ok(claimed)) => claimed,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "looking for webhook endpoints to send to failed; trying again");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for endpoint in claimed {
+            sending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(endpoint.clone());
+            let (db, client, delivery, sending, shutdown) = (
+                db.clone(),
+                client.clone(),
+                delivery.clone(),
+                sending.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                shutdown
+                    .run_until_cancelled(send_endpoint(&db, &client, &delivery, &endpoint))
+                    .await;
+                release(&db, &endpoint).await;
+                sending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&endpoint);
+            });
+        }
+    }
+}
+
+/// Takes the lease of every enabled endpoint with changes to send and no wait pending (but those this
+/// process already sends to); returns their ids.
+fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<String>, DbError> {
+    let now = timestamp::now();
+    let due: Vec<String> = db.read(|conn| {
+        webhook_endpoints::table
+            .inner_join(workspaces::table.on(workspaces::id.eq(webhook_endpoints::workspace_id)))
+            .filter(webhook_endpoints::enabled.eq(true))
+            .filter(workspaces::change_position.gt(webhook_endpoints::delivered_through))
+            .filter(
+                webhook_endpoints::next_attempt_at
+                    .is_null()
+                    .or(webhook_endpoints::next_attempt_at.le(now)),
+            )
+            .filter(
+                webhook_endpoints::lease_until
+                    .is_null()
+                    .or(webhook_endpoints::lease_until.lt(now)),
+            )
+            .select(webhook_endpoints::id)
+            .load::<String>(conn)
+            .map_err(DbError::from)
+    })?;
+    let mut claimed = Vec::new();
+    for id in due.into_iter().filter(|id| !busy.contains(id)) {
+        let taken = db.write(|conn| {
+            diesel::update(
+                webhook_endpoints::table.find(&id).filter(
+                    webhook_endpoints::lease_until
+                        .is_null()
+                        .or(webhook_endpoints::lease_until.lt(now)),
+                ),
+            )
+            .set(webhook_endpoints::lease_until.eq(lease_end()))
+            .execute(conn)
+            .map_err(DbError::from)
+        })?;
+        if taken == 1 {
+            claimed.push(id);
+        }
+    }
+    Ok(claimed)
+}
+
+fn lease_end() -> Timestamp {
+    timestamp::now() + chrono::TimeDelta::from_std(LEASE).unwrap_or_default()
+}
+
+async fn release(db: &Database, endpoint: &str) {
+    let (db, endpoint) = (db.clone(), endpoint.to_string());
+    let released = tokio::task::spawn_blocking(move || {
+        db.write(|conn| {
+            diesel::update(webhook_endpoints::table.find(&endpoint))
+                .set(webhook_endpoints::lease_until.eq(None::<Timestamp>))
+                .execute(conn)
+                .map_err(DbError::from)
+        })
+    })
+    .await;
+    if !matches!(released, Ok(Ok(_))) {
+        tracing::warn!(
+            "a webhook endpoint's lease was not released; it ends by itself within a minute"
+        );
+    }
+}
+
+/// How a round of sending ended.
+enum Stop {
+    /// Every change read was handed over.
+    Done,
+    /// A change failed: try again later.
+    Failed,
+    /// The endpoint must not be sent to again (410).
+    Gone,
+}
+
+/// Sends an endpoint's changes, a batch at a time, until it is caught up or a change fails.
+async fn send_endpoint(db: &Database, client: &reqwest::Client, delivery: &Delivery, id: &str) {
+    loop {
+        let read = {
+            let (db, id) = (db.clone(), id.to_string());
+            tokio::task::spawn_blocking(move || next_batch(&db, &id)).await
+        };
+        let (endpoint, batch) = match read {
+            Ok(Ok(Some(read))) => read,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, endpoint = id, "reading changes to send failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let types = split_types(&endpoint.event_types);
+        let mut through = endpoint.delivered_through;
+        let mut attempts = Vec::new();
+        let mut stop = Stop::Done;
+        for change in batch {
+            if !types.is_empty() && !types.contains(&change.change_type) {
+                through = change.position;
+                continue;
+            }
+            let attempt = attempt(client, delivery, &endpoint, change).await;
+            let answered = attempt.status_code;
+            let position = attempt.position;
+            attempts.push(attempt);
+            match answered {
+                Some(code) if (200..300).contains(&code) => through = position,
+                Some(410) => {
+                    stop = Stop::Gone;
+                    break;
+                }
+                _ => {
+                    stop = Stop::Failed;
+                    break;
+                }
+            }
+        }
+        let written = {
+            let (db, delivery) = (db.clone(), delivery.clone());
+            let failed = !matches!(stop, Stop::Done);
+            let gone = matches!(stop, Stop::Gone);
+            tokio::task::spawn_blocking(move || {
+                write_back(&db, &delivery, &endpoint, through, &attempts, failed, gone)
+            })
+            .await
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, endpoint = id, "recording sent changes failed; they will be sent again");
+                return;
+            }
+            Err(_) => return,
+        }
+        if !matches!(stop, Stop::Done) {
+            return;
+        }
+    }
+}
+
+/// The endpoint (if still enabled) and the changes after its cursor.
+fn next_batch(
+    db: &Database,
+    id: &str,
+) -> Result<Option<(WebhookEndpointRow, Vec<ChangeRow>)>, DbError> {
+    db.read(|conn| {
+        let Some(endpoint) = webhook_endpoints::table
+            .find(id)
+            .filter(webhook_endpoints::enabled.eq(true))
+            .select(WebhookEndpointRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let batch = changes::table
+            .filter(changes::workspace_id.eq(&endpoint.workspace_id))
+            .filter(changes::position.gt(endpoint.delivered_through))
+            .order(changes::position)
+            .limit(BATCH)
+            .select(ChangeRow::as_select())
+            .load(conn)?;
+        Ok(Some((endpoint, batch)))
+    })
+}
+
+/// The body of a delivery: `{type, timestamp, data}` as Standard Webhooks suggests, `data` the change.
+pub fn payload(change: ChangeRow) -> serde_json::Value {
+    let change = Change::from(change);
+    serde_json::json!({
+        "type": change.kind,
+        "timestamp": change.occurred_at,
+        "data": change,
+    })
+}
+
+/// The `webhook-id` of a change: the same for every attempt and every endpoint.
+pub fn message_id(change: &ChangeRow) -> String {
+    format!("msg_{}_{}", change.workspace_id, change.position)
+}
+
+/// Sends one change once.
+async fn attempt(
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    endpoint: &WebhookEndpointRow,
+    change: ChangeRow,
+) -> NewWebhookAttempt {
+    let message_id = message_id(&change);
+    let position = change.position;
+    let body = payload(change).to_string();
+    let attempted_at = timestamp::now();
+    let started = Instant::now();
+    let result = post(client, delivery, endpoint, &message_id, body).await;
+    let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    let (status_code, response, error) = match result {
+        Ok((status, response)) => (Some(status), Some(response), None),
+        Err(error) => (None, None, Some(error)),
+    };
+    NewWebhookAttempt {
+        endpoint_id: endpoint.id.clone(),
+        message_id,
+        position,
+        attempted_at,
+        status_code,
+        latency_ms,
+        error,
+        response,
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    endpoint: &WebhookEndpointRow,
+    message_id: &str,
+    body: String,
+) -> Result<(i32, String), String> {
+    let url =
+        check_url(&endpoint.url, delivery.reach).map_err(|why| format!("refused: url {why}"))?;
+    let now = chrono::Utc::now().timestamp();
+    let signature = sign(&endpoint.secret, message_id, now, body.as_bytes())
+        .ok_or_else(|| "the endpoint's secret cannot sign".to_string())?;
+    let mut response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", message_id)
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| describe(&error))?;
+    let status = i32::from(response.status().as_u16());
+    let mut kept: Vec<u8> = Vec::new();
+    while kept.len() < RESPONSE_KEPT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(RESPONSE_KEPT);
+    Ok((status, String::from_utf8_lossy(&kept).replace('\0', "")))
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Records a round: the cursor moved to `through`, the attempts, and on a failure the wait before the
+/// next one, or the endpoint disabled. Nothing moves if the endpoint was changed meanwhile (a replay),
+/// but the attempts are kept.
+fn write_back(
+    db: &Database,
+    delivery: &Delivery,
+    endpoint: &WebhookEndpointRow,
+    through: i64,
+    attempts: &[NewWebhookAttempt],
+    failed: bool,
+    gone: bool,
+) -> Result<(), DbError> {
+    let now = timestamp::now();
+    db.write(|conn| {
+        if !attempts.is_empty() {
+            crate::on_backend!(conn, |c| diesel::insert_into(webhook_attempts::table)
+                .values(attempts)
+                .execute(c))?;
+            let oldest_kept: Option<i64> = webhook_attempts::table
+                .filter(webhook_attempts::endpoint_id.eq(&endpoint.id))
+                .order(webhook_attempts::id.desc())
+                .offset(ATTEMPTS_KEPT - 1)
+                .select(webhook_attempts::id)
+                .first(conn)
+                .optional()?;
+            if let Some(oldest_kept) = oldest_kept {
+                diesel::delete(
+                    webhook_attempts::table
+                        .filter(webhook_attempts::endpoint_id.eq(&endpoint.id))
+                        .filter(webhook_attempts::id.lt(oldest_kept)),
+                )
+                .execute(conn)?;
+            }
+        }
+        let mine = webhook_endpoints::table
+            .find(&endpoint.id)
+            .filter(webhook_endpoints::delivered_through.eq(endpoint.delivered_through))
+            .filter(webhook_endpoints::enabled.eq(true));
+        let moved = through > endpoint.delivered_through;
+        let (failing_since, failures) = match (failed, moved) {
+            (false, _) => (None, 0),
+            // The change that failed is a new one: its failures count from now.
+            (true, true) => (Some(now), 1),
+            (true, false) => (
+                Some(endpoint.failing_since.unwrap_or(now)),
+                endpoint.failed_attempts + 1,
+            ),
+        };
+        let last = attempts.last();
+        let disabled_reason = if gone {
+            Some("the endpoint answered 410 Gone".to_string())
+        } else {
+            failing_since
+                .filter(|since| {
+                    now.signed_duration_since(*since).to_std().unwrap_or_default()
+                        >= delivery.give_up_after
+                })
+                .map(|since| {
+                    format!(
+                        "failing since {} ({}), for longer than {}",
+                        timestamp::time_json(&since),
+                        last.map(answer_of).unwrap_or_default(),
+                        humantime::format_duration(delivery.give_up_after)
+                    )
+                })
+        };
+        let next_attempt_at = failing_since.map(|_| {
+            now + chrono::TimeDelta::from_std(delivery.backoff(failures as u32))
+                .unwrap_or_default()
+        });
+        diesel::update(mine)
+            .set((
+                webhook_endpoints::delivered_through.eq(through),
+                webhook_endpoints::failing_since.eq(failing_since),
+                webhook_endpoints::failed_attempts.eq(failures),
+                webhook_endpoints::next_attempt_at.eq(next_attempt_at),
+                webhook_endpoints::enabled.eq(disabled_reason.is_none()),
+                webhook_endpoints::disabled_reason.eq(&disabled_reason),
+                webhook_endpoints::lease_until.eq(lease_end()),
+            ))
+            .execute(conn)?;
+        if let Some(reason) = &disabled_reason {
+            tracing::warn!(endpoint = %endpoint.id, workspace = %endpoint.workspace_id, %reason, "webhook endpoint disabled; enable it again once it answers");
+        }
+        Ok(())
+    })
+}
+
+/// How an attempt was answered, in words.
+fn answer_of(attempt: &NewWebhookAttempt) -> String {
+    match (&attempt.status_code, &attempt.error) {
+        (Some(code), _) => format!("last answer {code}"),
+        (None, Some(error)) => format!("last attempt: {error}"),
+        (None, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_up_to_the_longest_with_jitter() {
+        let delivery = Delivery::default();
+        for (failures, secs) in [(1, 5.0), (2, 10.0), (3, 20.0), (8, 640.0), (20, 3600.0)] {
+            let wait = delivery.backoff(failures).as_secs_f64();
+            assert!(
+                (secs * 0.8..=secs * 1.2).contains(&wait),
+                "after {failures} failures: {wait} s, expected about {secs} s"
+            );
+        }
+    }
+}

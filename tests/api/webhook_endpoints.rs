@@ -1,0 +1,413 @@
+//! Outbound webhooks (rule 23): a workspace's changes reach its endpoints signed as Standard Webhooks, in
+//! feed order; a receiver that fails gets everything once it recovers while another endpoint is not held
+//! up; 410 and failing for too long disable an endpoint with the reason; URLs to private addresses are
+//! refused unless allowed; an admin manages only its own workspace's endpoints.
+
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::teams::Org;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use reqwest::{Method, StatusCode};
+use rollcall::outbound::signing::sign;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+crate::on_both_backends!(
+    backend: changes_reach_an_endpoint_signed_and_in_order,
+    a_failing_receiver_gets_everything_in_order_and_holds_up_no_other,
+    gone_and_failing_for_too_long_disable_an_endpoint,
+    urls_to_private_addresses_are_refused_unless_allowed,
+    an_admin_manages_only_its_own_workspaces_endpoints,
+);
+
+/// A delivery as the receiver got it.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+    answered: u16,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    fn position(&self) -> i64 {
+        self.json()["data"]["position"].as_i64().unwrap()
+    }
+}
+
+/// A receiver answering every delivery with `status` (changeable), keeping what it got.
+struct Receiver {
+    url: String,
+    status: Arc<AtomicU16>,
+    got: Arc<Mutex<Vec<Received>>>,
+    _server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    fn start(status: u16) -> Receiver {
+        let status = Arc::new(AtomicU16::new(status));
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (answer, kept) = (status.clone(), got.clone());
+        let (url, server) = crate::helpers::serve_http(move |request: HttpRequest, body: Bytes| {
+            let (answer, kept) = (answer.clone(), kept.clone());
+            async move {
+                let header = |name: &str| {
+                    request
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let status = answer.load(Ordering::SeqCst);
+                kept.lock().unwrap().push(Received {
+                    id: header("webhook-id"),
+                    timestamp: header("webhook-timestamp"),
+                    signature: header("webhook-signature"),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    answered: status,
+                });
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                    .body("receiver says hello")
+            }
+        });
+        Receiver {
+            url: format!("{url}/hooks"),
+            status,
+            got,
+            _server: server,
+        }
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The deliveries it answered 2xx, in the order they came.
+    fn accepted(&self) -> Vec<Received> {
+        self.got()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.answered))
+            .collect()
+    }
+
+    async fn wait_accepted(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let accepted = self.accepted();
+            if accepted.len() >= count {
+                return accepted;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} deliveries after 30 s: {:?}",
+                accepted.len(),
+                self.got()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A service that may deliver to loopback, retrying soon.
+async fn app(backend: Backend, give_up: Duration) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.outbound_allow_private = true;
+        s.outbound_first_retry = Duration::from_millis(20);
+        s.outbound_give_up = give_up;
+    })
+    .await
+}
+
+async fn register(app: &TestApp, org: &Org, url: &str, body: Value) -> (String, String) {
+    let mut body = body;
+    body["url"] = json!(url);
+    let (status, created) = app
+        .op(Method::POST, &org.path("/webhook-endpoints"), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        created["id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn endpoint(app: &TestApp, org: &Org, id: &str) -> Value {
+    let (status, body) = app
+        .op(
+            Method::GET,
+            &org.path(&format!("/webhook-endpoints/{id}")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn changes_reach_an_endpoint_signed_and_in_order(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let org = Org::new(&app).await;
+    let receiver = Receiver::start(204);
+    let (id, secret) = register(&app, &org, &receiver.url, json!({})).await;
+    assert!(secret.starts_with("whsec_"));
+    // Only member changes: the team created below is not sent.
+    let members = Receiver::start(200);
+    register(
+        &app,
+        &org,
+        &members.url,
+        json!({ "event_types": ["member.provisioned"] }),
+    )
+    .await;
+    let events = [org.created("ada"), org.created("bob"), org.created("cy")];
+    app.deliver(&events).await;
+    crate::teams::new_team(&app, &org, "Later").await;
+
+    let got = receiver.wait_accepted(4).await;
+    let kinds: Vec<Value> = got.iter().map(|r| r.json()["type"].clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "member.provisioned",
+            "member.provisioned",
+            "member.provisioned",
+            "team.created"
+        ]
+    );
+    let positions: Vec<i64> = got.iter().map(Received::position).collect();
+    assert_eq!(positions, [1, 2, 3, 4]);
+    for delivery in &got {
+        let timestamp: i64 = delivery.timestamp.parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+        assert_eq!(
+            sign(&secret, &delivery.id, timestamp, delivery.body.as_bytes()).as_deref(),
+            Some(delivery.signature.as_str()),
+            "{delivery:?}"
+        );
+        assert_eq!(delivery.json()["data"]["workspace_id"], org.ws.as_str());
+    }
+    assert_eq!(got[0].json()["data"]["member"]["email"], "ada@example.com");
+    assert_eq!(got[0].json()["data"]["cause"]["id"], events[0]["id"]);
+    // The same change always has the same id.
+    assert_eq!(got[0].id, format!("msg_{}_1", org.ws));
+
+    let only_members = members.wait_accepted(3).await;
+    assert!(only_members
+        .iter()
+        .all(|r| r.json()["type"] == "member.provisioned"));
+    let shown = endpoint(&app, &org, &id).await;
+    assert_eq!(shown["delivered_through"], 4);
+    assert!(shown.get("secret").is_none(), "the secret is shown once");
+    let (status, attempts) = app
+        .op(
+            Method::GET,
+            &org.path(&format!("/webhook-endpoints/{id}/attempts")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{attempts}");
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 4);
+    assert_eq!(attempts["data"][0]["status_code"], 204);
+    assert_eq!(attempts["data"][0]["position"], 4);
+}
+
+async fn a_failing_receiver_gets_everything_in_order_and_holds_up_no_other(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let org = Org::new(&app).await;
+    let failing = Receiver::start(500);
+    let healthy = Receiver::start(200);
+    let (failing_id, _) = register(&app, &org, &failing.url, json!({})).await;
+    register(&app, &org, &healthy.url, json!({})).await;
+    let names = ["ada", "bob", "cy", "dee", "eve"];
+    let events: Vec<Value> = names.iter().map(|n| org.created(n)).collect();
+    app.deliver(&events).await;
+
+    // The healthy endpoint gets everything while the other keeps failing its first change.
+    healthy.wait_accepted(names.len()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failing.got().len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", failing.got());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failing.got().iter().all(|r| r.position() == 1));
+    let shown = endpoint(&app, &org, &failing_id).await;
+    assert!(shown["failing_since"].is_string(), "{shown}");
+    assert!(shown["failed_attempts"].as_i64().unwrap() >= 1, "{shown}");
+    assert_eq!(shown["enabled"], true);
+    let (_, attempts) = app
+        .op(
+            Method::GET,
+            &org.path(&format!("/webhook-endpoints/{failing_id}/attempts")),
+            None,
+        )
+        .await;
+    assert_eq!(attempts["data"][0]["status_code"], 500);
+    assert_eq!(attempts["data"][0]["response"], "receiver says hello");
+
+    // It recovers: everything arrives, in order, once.
+    failing.status.store(200, Ordering::SeqCst);
+    let got = failing.wait_accepted(names.len()).await;
+    let positions: Vec<i64> = got.iter().map(Received::position).collect();
+    assert_eq!(positions, [1, 2, 3, 4, 5]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = endpoint(&app, &org, &failing_id).await;
+        if shown["failing_since"].is_null() {
+            assert_eq!(shown["failed_attempts"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_disabled(app: &TestApp, org: &Org, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = endpoint(app, org, id).await;
+        if shown["enabled"] == false {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn gone_and_failing_for_too_long_disable_an_endpoint(backend: Backend) {
+    let app = app(backend, Duration::from_millis(300)).await;
+    let org = Org::new(&app).await;
+    let gone = Receiver::start(410);
+    let broken = Receiver::start(503);
+    let (gone_id, _) = register(&app, &org, &gone.url, json!({})).await;
+    let (broken_id, _) = register(&app, &org, &broken.url, json!({})).await;
+    app.deliver(&[org.created("ada")]).await;
+
+    let shown = wait_disabled(&app, &org, &gone_id).await;
+    assert_eq!(shown["disabled_reason"], "the endpoint answered 410 Gone");
+    assert_eq!(gone.got().len(), 1, "no attempt after 410");
+    let shown = wait_disabled(&app, &org, &broken_id).await;
+    let reason = shown["disabled_reason"].as_str().unwrap();
+    assert!(reason.starts_with("failing since"), "{reason}");
+    assert!(reason.contains("last answer 503"), "{reason}");
+
+    // Enabled again, it sends on from where it stopped.
+    broken.status.store(200, Ordering::SeqCst);
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &org.path(&format!("/webhook-endpoints/{broken_id}")),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["disabled_reason"], Value::Null);
+    let got = broken.wait_accepted(1).await;
+    assert_eq!(got[0].position(), 1);
+}
+
+async fn urls_to_private_addresses_are_refused_unless_allowed(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let org = Org::new(&app).await;
+    for url in [
+        "http://hooks.example.com/",
+        "https://127.0.0.1/hooks",
+        "https://169.254.169.254/latest",
+        "https://[::1]/",
+        "https://localhost/",
+        "ftp://hooks.example.com/",
+    ] {
+        let (status, body) = app
+            .op(
+                Method::POST,
+                &org.path("/webhook-endpoints"),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        assert_eq!(body["code"], "invalid_field", "{url}");
+    }
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &org.path("/webhook-endpoints"),
+            Some(
+                json!({ "url": "https://hooks.example.com/rollcall", "enabled": false,
+                         "event_types": ["member.deprovisioned"] }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["event_types"], json!(["member.deprovisioned"]));
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &org.path("/webhook-endpoints"),
+            Some(
+                json!({ "url": "https://hooks.example.com/", "event_types": ["member.exploded"] }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+async fn an_admin_manages_only_its_own_workspaces_endpoints(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let one = Org::new(&app).await;
+    let other = Org::new(&app).await;
+    let receiver = Receiver::start(200);
+    let (theirs, _) = register(&app, &other, &receiver.url, json!({})).await;
+    let token = app.admin_token(&one.ws).await;
+    let (status, created) = app
+        .call(
+            Method::POST,
+            &one.path("/webhook-endpoints"),
+            Some(&token),
+            Some(json!({ "url": receiver.url })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let mine = created["id"].as_str().unwrap();
+    for path in [
+        other.path(&format!("/webhook-endpoints/{theirs}")),
+        one.path(&format!("/webhook-endpoints/{theirs}")),
+    ] {
+        let (status, body) = app.call(Method::GET, &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let replay = one.path(&format!("/webhook-endpoints/{mine}/replay"));
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &replay,
+            Some(&token),
+            Some(json!({ "after": 0 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // The operator replays: the changes after 0 are sent again.
+    app.deliver(&[one.created("ada")]).await;
+    receiver.wait_accepted(1).await;
+    let (status, body) = app
+        .op(Method::POST, &replay, Some(json!({ "after": 0 })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = receiver.wait_accepted(2).await;
+    assert_eq!(got[0].id, got[1].id, "the same change, the same id");
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &one.path(&format!("/webhook-endpoints/{mine}")),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
