@@ -21,6 +21,8 @@ mod pool;
 mod process;
 mod pull_leases;
 mod pull_repairs;
+#[path = "../support/python.rs"]
+mod python;
 mod retention;
 mod role_mapping_preview;
 mod samples;

@@ -216,6 +216,50 @@ async fn changes_reach_an_endpoint_signed_and_in_order(backend: Backend) {
     assert_eq!(attempts["data"].as_array().unwrap().len(), 4);
     assert_eq!(attempts["data"][0]["status_code"], 204);
     assert_eq!(attempts["data"][0]["position"], 4);
+    verified_by_the_official_library(&secret, &got).await;
+}
+
+/// Every delivery verifies with the official Standard Webhooks Python library, and a tampered copy of
+/// each is refused by it.
+async fn verified_by_the_official_library(secret: &str, got: &[Received]) {
+    let python = crate::python::sdk_python("standardwebhooks").await;
+    let deliveries: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            json!({
+                "headers": { "webhook-id": r.id, "webhook-timestamp": r.timestamp,
+                             "webhook-signature": r.signature },
+                "body": r.body,
+            })
+        })
+        .collect();
+    let mut child = tokio::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/verify_webhooks.py"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the verifier starts");
+    let input = json!({ "secret": secret, "deliveries": deliveries }).to_string();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+    }
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        counts,
+        json!({ "verified": got.len(), "refused": got.len() })
+    );
 }
 
 async fn a_failing_receiver_gets_everything_in_order_and_holds_up_no_other(backend: Backend) {

@@ -6,6 +6,8 @@ mod directories;
 mod events_api;
 mod helpers;
 mod pull_api;
+#[path = "../support/python.rs"]
+mod python;
 mod receiver;
 mod sdk;
 mod webhooks_and_faults;

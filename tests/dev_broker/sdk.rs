@@ -2,25 +2,8 @@
 
 use crate::helpers::*;
 
-/// The Python in `ROLLCALL_SDK_PYTHON` (default `python3`), checked to import the official WorkOS Python
-/// SDK. Install it: `python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install -r
-/// tests/sdk/requirements.txt`, then `ROLLCALL_SDK_PYTHON=target/sdk-venv/bin/python`.
 async fn sdk_python() -> String {
-    let python = std::env::var("ROLLCALL_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let install = "python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install -r tests/sdk/requirements.txt, \
-                   then run with ROLLCALL_SDK_PYTHON=target/sdk-venv/bin/python (or pip install -r tests/sdk/requirements.txt \
-                   into the Python ROLLCALL_SDK_PYTHON names)";
-    let probe = tokio::process::Command::new(&python)
-        .args(["-c", "import workos"])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python:?} (ROLLCALL_SDK_PYTHON): {e}; {install}"));
-    assert!(
-        probe.status.success(),
-        "the workos SDK is not importable by {python:?}: {}\ninstall it: {install}",
-        String::from_utf8_lossy(&probe.stderr).trim()
-    );
-    python
+    crate::python::sdk_python("workos").await
 }
 
 /// The official WorkOS Python SDK, pointed at the dev broker, lists everything with auto-paging.
