@@ -335,6 +335,8 @@ pub struct WebhookEndpointRow {
     pub next_attempt_at: Option<Timestamp>,
     /// Until when a sender holds the endpoint.
     pub lease_until: Option<Timestamp>,
+    /// Which sender holds it (a token of its claim).
+    pub lease_holder: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -209,6 +209,7 @@ diesel::table! {
         phase -> Text,
         users_listed -> Integer,
         lease_until -> Nullable<Timestamp>,
+        lease_holder -> Nullable<Text>,
     }
 }
 
@@ -264,6 +265,7 @@ diesel::table! {
         failed_attempts -> Integer,
         next_attempt_at -> Nullable<Timestamp>,
         lease_until -> Nullable<Timestamp>,
+        lease_holder -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -228,6 +228,7 @@ pub fn create(
             failed_attempts: 0,
             next_attempt_at: None,
             lease_until: None,
+            lease_holder: None,
             created_at: now,
             updated_at: now,
         };

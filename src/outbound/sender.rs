@@ -66,8 +66,11 @@ impl Delivery {
 
 /// Changes read and sent per round.
 const BATCH: i64 = 200;
-/// How long a sender holds an endpoint without renewing.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a sender holds an endpoint without renewing: also how long an endpoint waits after the
+/// process sending to it died. A sender renews before each request once less than [`RENEW_BELOW`] is
+/// left, so a request (at most [`Delivery::request_timeout`]) always ends inside the lease.
+const LEASE: Duration = Duration::from_secs(30);
+const RENEW_BELOW: Duration = Duration::from_secs(20);
 /// Attempts kept per endpoint.
 const ATTEMPTS_KEPT: i64 = 1000;
 /// The most of an answer's body kept with its attempt.
@@ -115,11 +118,11 @@ pub async fn run(db: Database, delivery: Delivery, shutdown: CancellationToken) 
             }
             Err(_) => continue,
         };
-        for endpoint in claimed {
+        for mut lease in claimed {
             sending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(endpoint.clone());
+                .insert(lease.endpoint.clone());
             let (db, client, delivery, sending, shutdown) = (
                 db.clone(),
                 client.clone(),
@@ -129,21 +132,29 @@ pub async fn run(db: Database, delivery: Delivery, shutdown: CancellationToken) 
             );
             tokio::spawn(async move {
                 shutdown
-                    .run_until_cancelled(send_endpoint(&db, &client, &delivery, &endpoint))
+                    .run_until_cancelled(send_endpoint(&db, &client, &delivery, &mut lease))
                     .await;
-                release(&db, &endpoint).await;
+                release(&db, &lease).await;
                 sending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&endpoint);
+                    .remove(&lease.endpoint);
             });
         }
     }
 }
 
+/// A sender's hold on an endpoint: the token of its claim and when it ends.
+#[derive(Clone)]
+struct Lease {
+    endpoint: String,
+    holder: String,
+    until: Instant,
+}
+
 /// Takes the lease of every enabled endpoint with changes to send and no wait pending (but those this
-/// process already sends to); returns their ids.
-fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<String>, DbError> {
+/// process already sends to).
+fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<Lease>, DbError> {
     let now = timestamp::now();
     let due: Vec<String> = db.read(|conn| {
         webhook_endpoints::table
@@ -166,6 +177,8 @@ fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<String>, DbError> {
     })?;
     let mut claimed = Vec::new();
     for id in due.into_iter().filter(|id| !busy.contains(id)) {
+        let holder = crate::ids::new_id("lease");
+        let until = Instant::now() + LEASE;
         let taken = db.write(|conn| {
             diesel::update(
                 webhook_endpoints::table.find(&id).filter(
@@ -174,12 +187,19 @@ fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<String>, DbError> {
                         .or(webhook_endpoints::lease_until.lt(now)),
                 ),
             )
-            .set(webhook_endpoints::lease_until.eq(lease_end()))
+            .set((
+                webhook_endpoints::lease_until.eq(lease_end()),
+                webhook_endpoints::lease_holder.eq(&holder),
+            ))
             .execute(conn)
             .map_err(DbError::from)
         })?;
         if taken == 1 {
-            claimed.push(id);
+            claimed.push(Lease {
+                endpoint: id,
+                holder,
+                until,
+            });
         }
     }
     Ok(claimed)
@@ -189,20 +209,49 @@ fn lease_end() -> Timestamp {
     timestamp::now() + chrono::TimeDelta::from_std(LEASE).unwrap_or_default()
 }
 
-async fn release(db: &Database, endpoint: &str) {
-    let (db, endpoint) = (db.clone(), endpoint.to_string());
-    let released = tokio::task::spawn_blocking(move || {
-        db.write(|conn| {
-            diesel::update(webhook_endpoints::table.find(&endpoint))
-                .set(webhook_endpoints::lease_until.eq(None::<Timestamp>))
-                .execute(conn)
-                .map_err(DbError::from)
-        })
-    })
-    .await;
+/// Sets the endpoint's lease (`until` `None`: releases it) if this sender still holds it; returns whether
+/// it did.
+fn set_lease(db: &Database, lease: &Lease, until: Option<Timestamp>) -> Result<bool, DbError> {
+    let holder = until.map(|_| lease.holder.as_str());
+    let changed = db.write(|conn| {
+        diesel::update(
+            webhook_endpoints::table
+                .find(&lease.endpoint)
+                .filter(webhook_endpoints::lease_holder.eq(&lease.holder)),
+        )
+        .set((
+            webhook_endpoints::lease_until.eq(until),
+            webhook_endpoints::lease_holder.eq(holder),
+        ))
+        .execute(conn)
+        .map_err(DbError::from)
+    })?;
+    Ok(changed == 1)
+}
+
+/// Renews the lease once less than [`RENEW_BELOW`] is left; false when it is no longer this sender's.
+async fn keep(db: &Database, lease: &mut Lease) -> bool {
+    if lease.until.saturating_duration_since(Instant::now()) > RENEW_BELOW {
+        return true;
+    }
+    let until = Instant::now() + LEASE;
+    let (db, held) = (db.clone(), lease.clone());
+    let renewed =
+        tokio::task::spawn_blocking(move || set_lease(&db, &held, Some(lease_end()))).await;
+    if matches!(renewed, Ok(Ok(true))) {
+        lease.until = until;
+        true
+    } else {
+        false
+    }
+}
+
+async fn release(db: &Database, lease: &Lease) {
+    let (db, held) = (db.clone(), lease.clone());
+    let released = tokio::task::spawn_blocking(move || set_lease(&db, &held, None)).await;
     if !matches!(released, Ok(Ok(_))) {
         tracing::warn!(
-            "a webhook endpoint's lease was not released; it ends by itself within a minute"
+            "a webhook endpoint's lease was not released; it ends by itself within 30 s"
         );
     }
 }
@@ -215,10 +264,19 @@ enum Stop {
     Failed,
     /// The endpoint must not be sent to again (410).
     Gone,
+    /// Another sender holds the endpoint now.
+    Lost,
 }
 
 /// Sends an endpoint's changes, a batch at a time, until it is caught up or a change fails.
-async fn send_endpoint(db: &Database, client: &reqwest::Client, delivery: &Delivery, id: &str) {
+async fn send_endpoint(
+    db: &Database,
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    lease: &mut Lease,
+) {
+    let id = lease.endpoint.clone();
+    let id = id.as_str();
     loop {
         let read = {
             let (db, id) = (db.clone(), id.to_string());
@@ -245,6 +303,10 @@ async fn send_endpoint(db: &Database, client: &reqwest::Client, delivery: &Deliv
                 through = change.position;
                 continue;
             }
+            if !keep(db, lease).await {
+                stop = Stop::Lost;
+                break;
+            }
             let attempt = attempt(client, delivery, &endpoint, change).await;
             let answered = attempt.status_code;
             let position = attempt.position;
@@ -262,11 +324,14 @@ async fn send_endpoint(db: &Database, client: &reqwest::Client, delivery: &Deliv
             }
         }
         let written = {
-            let (db, delivery) = (db.clone(), delivery.clone());
-            let failed = !matches!(stop, Stop::Done);
-            let gone = matches!(stop, Stop::Gone);
+            let (db, delivery, holder) = (db.clone(), delivery.clone(), lease.holder.clone());
+            let round = Round {
+                through,
+                failed: matches!(stop, Stop::Failed | Stop::Gone),
+                gone: matches!(stop, Stop::Gone),
+            };
             tokio::task::spawn_blocking(move || {
-                write_back(&db, &delivery, &endpoint, through, &attempts, failed, gone)
+                write_back(&db, &delivery, &endpoint, &holder, round, &attempts)
             })
             .await
         };
@@ -407,18 +472,33 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// How a round of sending went.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// The last position handed over.
+    through: i64,
+    /// The round ended on a change that was not taken.
+    failed: bool,
+    /// It was refused with 410.
+    gone: bool,
+}
+
 /// Records a round: the cursor moved to `through`, the attempts, and on a failure the wait before the
-/// next one, or the endpoint disabled. Nothing moves if the endpoint was changed meanwhile (a replay),
-/// but the attempts are kept.
+/// next one, or the endpoint disabled. Nothing moves if the endpoint was changed meanwhile (a replay) or
+/// another sender holds it, but the attempts are kept.
 fn write_back(
     db: &Database,
     delivery: &Delivery,
     endpoint: &WebhookEndpointRow,
-    through: i64,
+    holder: &str,
+    round: Round,
     attempts: &[NewWebhookAttempt],
-    failed: bool,
-    gone: bool,
 ) -> Result<(), DbError> {
+    let Round {
+        through,
+        failed,
+        gone,
+    } = round;
     let now = timestamp::now();
     db.write(|conn| {
         if !attempts.is_empty() {
@@ -444,7 +524,8 @@ fn write_back(
         let mine = webhook_endpoints::table
             .find(&endpoint.id)
             .filter(webhook_endpoints::delivered_through.eq(endpoint.delivered_through))
-            .filter(webhook_endpoints::enabled.eq(true));
+            .filter(webhook_endpoints::enabled.eq(true))
+            .filter(webhook_endpoints::lease_holder.eq(holder));
         let moved = through > endpoint.delivered_through;
         let (failing_since, failures) = match (failed, moved) {
             (false, _) => (None, 0),
@@ -485,7 +566,6 @@ fn write_back(
                 webhook_endpoints::next_attempt_at.eq(next_attempt_at),
                 webhook_endpoints::enabled.eq(disabled_reason.is_none()),
                 webhook_endpoints::disabled_reason.eq(&disabled_reason),
-                webhook_endpoints::lease_until.eq(lease_end()),
             ))
             .execute(conn)?;
         if let Some(reason) = &disabled_reason {

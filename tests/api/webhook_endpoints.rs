@@ -1,7 +1,8 @@
 //! Outbound webhooks (rule 23): a workspace's changes reach its endpoints signed as Standard Webhooks, in
 //! feed order; a receiver that fails gets everything once it recovers while another endpoint is not held
 //! up; 410 and failing for too long disable an endpoint with the reason; URLs to private addresses are
-//! refused unless allowed; an admin manages only its own workspace's endpoints.
+//! refused unless allowed; an admin manages only its own workspace's endpoints; a service killed with
+//! SIGKILL in the middle of a burst sends every change at least once after it starts again.
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
 use crate::teams::Org;
@@ -20,6 +21,7 @@ crate::on_both_backends!(
     gone_and_failing_for_too_long_disable_an_endpoint,
     urls_to_private_addresses_are_refused_unless_allowed,
     an_admin_manages_only_its_own_workspaces_endpoints,
+    a_killed_service_loses_no_change_for_its_endpoints,
 );
 
 /// A delivery as the receiver got it.
@@ -454,4 +456,184 @@ async fn an_admin_manages_only_its_own_workspaces_endpoints(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// `rollcall serve` on `url`, delivering to loopback.
+fn serve(url: &str) -> crate::process::Started {
+    let mut command = crate::process::rollcall();
+    command
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("WORKOS_WEBHOOK_SECRETS", crate::helpers::SECRET)
+        .env("ROLLCALL_OPERATOR_TOKEN", crate::helpers::OPERATOR_TOKEN)
+        .env("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", "true")
+        .env("ROLLCALL_OUTBOUND_FIRST_RETRY", "50ms");
+    crate::process::Started::start(command)
+}
+
+async fn a_killed_service_loses_no_change_for_its_endpoints(backend: Backend) {
+    use rollcall::secret::ExposeSecret;
+    const EVENTS: usize = 400;
+    let database = crate::helpers::TestDatabase::new(backend);
+    let url = match &database.target {
+        rollcall::db::DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        rollcall::db::DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
+    };
+    let first = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || serve(&url))
+            .await
+            .unwrap()
+    };
+    let api = format!("http://127.0.0.1:{}", first.port);
+    let client = reqwest::Client::new();
+    let dir = crate::broker::TestDirectory::new();
+    let op = |method: Method, path: String, body: Value| {
+        client
+            .request(method, format!("{api}{path}"))
+            .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let ws: Value = op(
+        Method::POST,
+        "/api/v1/workspaces".into(),
+        json!({ "name": "Killed", "plan": "growth", "organization_id": dir.organization_id }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let enabled = op(
+        Method::PUT,
+        format!("/api/v1/workspaces/{ws}/directory-sync"),
+        json!({ "enabled": true }),
+    )
+    .await
+    .unwrap();
+    assert!(enabled.status().is_success());
+    // A receiver slow enough that deliveries are in flight when the service dies.
+    let got: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let kept = got.clone();
+    let (receiver, _server) = crate::helpers::serve_http(move |body: Bytes| {
+        let kept = kept.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let payload: Value = serde_json::from_slice(&body).unwrap();
+            kept.lock()
+                .unwrap()
+                .push(payload["data"]["position"].as_i64().unwrap());
+            HttpResponse::NoContent().finish()
+        }
+    });
+    let created = op(
+        Method::POST,
+        format!("/api/v1/workspaces/{ws}/webhook-endpoints"),
+        json!({ "url": receiver }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // A burst from eight senders; the service is killed once some changes have reached the receiver.
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for s in 0..8 {
+        let (client, api, dir, sent) = (client.clone(), api.clone(), dir.clone(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            for n in (s..EVENTS).step_by(8) {
+                let at = crate::broker::at(1);
+                let user = dir.user(
+                    &format!("directory_user_{n}_{}", dir.tag),
+                    &format!("idp-{n}"),
+                    Some(&format!("person{n}@example.com")),
+                    "Person",
+                    "active",
+                    &at,
+                );
+                let body = crate::broker::event("dsync.user.created", user, &at).to_string();
+                let signature = rollcall::workos::signature::sign(
+                    crate::helpers::SECRET,
+                    rollcall::workos::signature::now_ms(),
+                    body.as_bytes(),
+                );
+                let answer = client
+                    .post(format!("{api}/webhooks/workos"))
+                    .header("WorkOS-Signature", signature)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                if answer.is_err() {
+                    return; // The service is gone.
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.lock().unwrap().len() < 20 {
+        assert!(Instant::now() < deadline, "nothing was delivered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    drop(first);
+    let received_before = got.lock().unwrap().len();
+
+    // Started again, it applies what was acknowledged and sends every change.
+    let second = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || serve(&url))
+            .await
+            .unwrap()
+    };
+    let db = database.open();
+    let last = || {
+        db.read(|c| {
+            use diesel::prelude::*;
+            use rollcall::db::schema::workspaces;
+            workspaces::table
+                .find(&ws)
+                .select(workspaces::change_position)
+                .first::<i64>(c)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let positions = got.lock().unwrap().clone();
+        let last = last();
+        let mut first_seen: Vec<i64> = Vec::new();
+        for p in &positions {
+            if !first_seen.contains(p) {
+                first_seen.push(*p);
+            }
+        }
+        let all: Vec<i64> = (1..=last).collect();
+        if last >= received_before as i64
+            && first_seen == all
+            && crate::helpers::waiting_events(&db) == 0
+        {
+            // Every change, first seen in feed order; some sent twice (at least once).
+            assert!(last as usize <= EVENTS);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the restart: {} changes, received first in this order: {first_seen:?}",
+            last
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
 }

@@ -1,7 +1,8 @@
 -- Outbound webhooks (rule 23): each workspace's endpoints receive its change feed, signed (Standard Webhooks),
 -- in feed order, at least once. An endpoint's cursor is the last position it was handed (sent with a 2xx, or
 -- not one of its types): a change is stored in the feed before it is sent, so a restart sends on from the
--- cursor. `lease_until` keeps one sender per endpoint across instances without holding a connection.
+-- cursor. `lease_until` and `lease_holder` keep one sender per endpoint across instances without holding a
+-- connection.
 CREATE TABLE webhook_endpoints (
     id TEXT PRIMARY KEY NOT NULL,
     workspace_id TEXT NOT NULL,
@@ -16,6 +17,7 @@ CREATE TABLE webhook_endpoints (
     failed_attempts INTEGER NOT NULL,
     next_attempt_at TIMESTAMP,
     lease_until TIMESTAMP,
+    lease_holder TEXT,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
