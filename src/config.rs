@@ -678,6 +678,23 @@ mod tests {
     }
 
     #[test]
+    fn outbound_webhooks_default_to_public_https_and_three_days() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.outbound_allow_private);
+        assert_eq!(s.outbound_first_retry, Duration::from_secs(5));
+        assert_eq!(s.outbound_give_up, Duration::from_secs(3 * 86_400));
+        let s = settings(&[
+            ("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", "true"),
+            ("ROLLCALL_OUTBOUND_FIRST_RETRY", "250ms"),
+        ])
+        .unwrap();
+        assert!(s.outbound_allow_private);
+        assert_eq!(s.outbound_first_retry, Duration::from_millis(250));
+        let error = settings(&[("ROLLCALL_OUTBOUND_GIVE_UP", "later")]).unwrap_err();
+        assert_eq!(error.setting, "ROLLCALL_OUTBOUND_GIVE_UP");
+    }
+
+    #[test]
     fn a_short_operator_token_is_refused() {
         let error = settings(&[("ROLLCALL_OPERATOR_TOKEN", &TOKEN[1..])]).unwrap_err();
         assert_eq!(error.setting, "ROLLCALL_OPERATOR_TOKEN");

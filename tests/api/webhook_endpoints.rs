@@ -219,9 +219,25 @@ async fn changes_reach_an_endpoint_signed_and_in_order(backend: Backend) {
     assert_eq!(attempts["data"][0]["status_code"], 204);
     assert_eq!(attempts["data"][0]["position"], 4);
     verified_by_the_official_library(&secret, &got).await;
+    let receiver_side = standardwebhooks::Webhook::new(&secret).unwrap();
+    for delivery in &got {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("webhook-id", &delivery.id),
+            ("webhook-timestamp", &delivery.timestamp),
+            ("webhook-signature", &delivery.signature),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        receiver_side
+            .verify(delivery.body.as_bytes(), &headers)
+            .expect("the Standard Webhooks Rust library verifies the delivery");
+        let tampered = delivery.body.replacen("\"position\":", "\"position\": ", 1);
+        assert!(receiver_side.verify(tampered.as_bytes(), &headers).is_err());
+    }
 }
 
-/// Every delivery verifies with the official Standard Webhooks Python library, and a tampered copy of
+/// Every delivery verifies with the Standard Webhooks project's Python library, and a tampered copy of
 /// each is refused by it.
 async fn verified_by_the_official_library(secret: &str, got: &[Received]) {
     let python = crate::python::sdk_python("standardwebhooks").await;
