@@ -6,6 +6,7 @@ pub mod replay;
 pub mod resync;
 pub mod tail;
 pub mod token;
+pub mod webhook_endpoints;
 
 use crate::config::Settings;
 use crate::db::Database;
@@ -61,6 +62,13 @@ pub enum Command {
     /// /api/v1/workspaces/{WS}/admin-tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Register, list, enable, disable and delete a workspace's outbound webhook endpoints, directly on
+    /// the database of DATABASE_URL.
+    ///
+    /// The database is migrated first. The admin API does the same at
+    /// /api/v1/workspaces/{WS}/webhook-endpoints, and shows each endpoint's delivery attempts.
+    #[command(subcommand)]
+    WebhookEndpoints(webhook_endpoints::EndpointCommand),
 }
 
 /// Reads the command line, with `serve`'s settings from the environment where no option gives them. A
@@ -100,10 +108,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => {
-            let settings = load_settings()?;
-            let db = open_database(&settings)?;
-            db.migrate()?;
+            let (_, db) = migrated_database()?;
             token::run(command, &db)
+        }
+        Command::WebhookEndpoints(command) => {
+            let (settings, db) = migrated_database()?;
+            let reach =
+                crate::outbound::address::Reach::allowing_private(settings.outbound_allow_private);
+            webhook_endpoints::run(command, &db, reach)
         }
     }
 }
@@ -114,6 +126,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn open_database(settings: &Settings) -> anyhow::Result<Database> {
     Database::connect(settings.database.clone(), 1)
         .with_context(|| format!("opening {}", settings.database.display()))
+}
+
+/// The settings and their database, migrated, for a command that works on the database directly.
+fn migrated_database() -> anyhow::Result<(Settings, Database)> {
+    let settings = load_settings()?;
+    let db = open_database(&settings)?;
+    db.migrate()?;
+    Ok((settings, db))
 }
 
 /// Reads the settings and starts logging as they say.

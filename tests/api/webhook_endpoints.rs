@@ -22,6 +22,7 @@ crate::on_both_backends!(
     urls_to_private_addresses_are_refused_unless_allowed,
     an_admin_manages_only_its_own_workspaces_endpoints,
     a_killed_service_loses_no_change_for_its_endpoints,
+    the_command_line_registers_lists_disables_and_deletes,
 );
 
 /// A delivery as the receiver got it.
@@ -652,4 +653,94 @@ async fn a_killed_service_loses_no_change_for_its_endpoints(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(second);
+}
+
+/// `rollcall webhook-endpoints …` on the app's database; returns whether it succeeded, stdout and stderr.
+async fn cli(app: &TestApp, args: &[&str], allow_private: bool) -> (bool, String, String) {
+    use rollcall::secret::ExposeSecret;
+    let url = match app.db.target() {
+        rollcall::db::DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+        rollcall::db::DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
+    };
+    let mut command = crate::process::rollcall();
+    command
+        .arg("webhook-endpoints")
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", allow_private.to_string());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn the_command_line_registers_lists_disables_and_deletes(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let org = Org::new(&app).await;
+    let receiver = Receiver::start(200);
+    let ws = org.ws.as_str();
+    let (ok, _, err) = cli(
+        &app,
+        &["create", "--workspace", ws, "--url", &receiver.url],
+        false,
+    )
+    .await;
+    assert!(
+        !ok,
+        "http:// to loopback is refused without ROLLCALL_OUTBOUND_ALLOW_PRIVATE"
+    );
+    assert!(err.contains("url: must be https://"), "{err}");
+    let (ok, secret, err) = cli(
+        &app,
+        &[
+            "create",
+            "--workspace",
+            ws,
+            "--url",
+            &receiver.url,
+            "--event-type",
+            "member.provisioned",
+        ],
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let secret = secret.trim().to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(err.contains("shown only this once"), "{err}");
+
+    app.deliver(&[org.created("ada")]).await;
+    let got = receiver.wait_accepted(1).await;
+    let timestamp: i64 = got[0].timestamp.parse().unwrap();
+    assert_eq!(
+        sign(&secret, &got[0].id, timestamp, got[0].body.as_bytes()).as_deref(),
+        Some(got[0].signature.as_str())
+    );
+
+    let (ok, listed, err) = cli(&app, &["list", "--workspace", ws], false).await;
+    assert!(ok, "{err}");
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.contains("enabled") && listed.contains(&receiver.url),
+        "{listed}"
+    );
+    let (ok, _, err) = cli(&app, &["disable", "--workspace", ws, &id], false).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("disabled by hand"), "{err}");
+    assert_eq!(endpoint(&app, &org, &id).await["enabled"], false);
+    let (ok, _, err) = cli(&app, &["delete", "--workspace", ws, &id], false).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&app, &["list", "--workspace", ws], false).await;
+    assert!(ok && err.contains("no webhook endpoints"), "{err}");
+    let (ok, _, err) = cli(&app, &["list", "--workspace", "ws_nope"], false).await;
+    assert!(!ok && err.contains("workspace not found"), "{err}");
 }
