@@ -665,6 +665,81 @@ async function eventsScreen() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Settings › Webhooks: where the workspace's changes are sent
+
+const CHANGE_TYPES = [
+  "member.provisioned", "member.added", "member.updated", "member.role_changed", "member.deprovisioned",
+  "member.reprovisioned", "member.removed", "team.created", "team.renamed", "team.deleted",
+  "team.member_added", "team.member_removed", "team.member_sources_changed",
+];
+
+function endpointState(e) {
+  if (!e.enabled) return `Disabled: ${e.disabled_reason || "by hand"}`;
+  if (e.failing_since) return `Failing since ${when(e.failing_since)} (${e.failed_attempts} attempts)`;
+  return "Enabled";
+}
+
+async function webhooksScreen(shownAttempts) {
+  const endpoints = await listAll(ws("/webhook-endpoints"));
+  const message = alertBox("webhooks-message");
+  const act = (label, action) => h("button", { type: "button", onclick: async () => {
+    try {
+      await action();
+      await webhooksScreen(shownAttempts);
+    } catch (err) {
+      showAlert(message, err.message);
+    }
+  } }, label);
+  const rows = endpoints.map((e) => h("tr", { "data-endpoint": e.url },
+    h("td", {}, e.url, h("span", { class: "id" }, e.id)),
+    h("td", {}, e.event_types.length ? e.event_types.join(", ") : "Every change"),
+    h("td", {}, endpointState(e)),
+    h("td", {}, String(e.delivered_through)),
+    h("td", {},
+      h("button", { type: "button", onclick: () => webhooksScreen(e.id) }, "Attempts"),
+      e.enabled
+        ? act("Disable", () => api("PATCH", ws(`/webhook-endpoints/${e.id}`), { enabled: false }))
+        : act("Enable", () => api("PATCH", ws(`/webhook-endpoints/${e.id}`), { enabled: true })),
+      act("Delete", () => api("DELETE", ws(`/webhook-endpoints/${e.id}`))))));
+  const url = h("input", { id: "endpoint-url", type: "url", required: true, placeholder: "https://" });
+  const types = CHANGE_TYPES.map((t) => h("label", { class: "choice" },
+    h("input", { type: "checkbox", name: "event-type", value: t }), t));
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const chosen = [...form.querySelectorAll("input[name=event-type]:checked")].map((c) => c.value);
+      try {
+        const created = await api("POST", ws("/webhook-endpoints"), { url: url.value, event_types: chosen });
+        await webhooksScreen(shownAttempts);
+        openDialog("Endpoint added", [
+          h("p", {}, `Changes are sent to ${created.url}, signed as Standard Webhooks with this secret. Keep it now: it is not shown again.`),
+          h("code", { id: "endpoint-secret", class: "secret" }, created.secret),
+        ], []);
+      } catch (err) {
+        showAlert(message, err.message);
+      }
+    },
+  },
+  h("label", { for: "endpoint-url" }, "Endpoint URL"), url,
+  h("fieldset", {}, h("legend", {}, "Changes to send (none chosen: every change)"), types),
+  h("button", { type: "submit" }, "Add endpoint"));
+  let attempts = null;
+  const shown = endpoints.find((e) => e.id === shownAttempts);
+  if (shown) {
+    const page = await api("GET", ws(`/webhook-endpoints/${shown.id}/attempts?limit=50`));
+    attempts = table(`Latest attempts to ${shown.url}`, ["When", "Change", "Answer", "Took", "Response"],
+      page.data.map((a) => h("tr", {},
+        h("td", {}, when(a.attempted_at)), h("td", {}, String(a.position)),
+        h("td", {}, a.status_code ? String(a.status_code) : a.error || "—"),
+        h("td", {}, `${a.latency_ms} ms`), h("td", { class: "change" }, a.response || ""))));
+  }
+  show("Settings › Webhooks", message,
+    h("p", {}, "Each change to the workspace's members, teams and roles is sent to these endpoints, in order, signed."),
+    table("Endpoints", ["URL", "Changes", "State", "Sent up to", "Actions"], rows),
+    attempts, form);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Navigation
 
 const SCREENS = {
@@ -674,6 +749,7 @@ const SCREENS = {
   "#/role-mappings": roleMappingsScreen,
   "#/audit-log": auditLogScreen,
   "#/events": eventsScreen,
+  "#/webhooks": () => webhooksScreen(),
 };
 
 async function route() {
