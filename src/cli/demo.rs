@@ -117,6 +117,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     settings.workos_api_key = Some(broker.api_key.clone().into());
     settings.workos_api_base = broker.base_url.clone();
     settings.operator_token = None;
+    // The demo's product receiver listens on loopback.
+    settings.outbound_allow_private = true;
     let app = Application::build(settings)?;
     let token = {
         let db = app.database().clone();
@@ -134,13 +136,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let api = Api::new(&service, &token)?;
     let shown = async {
         let workspace = set_up(&api, &broker).await?;
+        let deprovisioning = show_deprovisioning(&api, &broker, &workspace.id).await?;
         let tail = show_tail_catching_up(&api, &broker).await?;
-        anyhow::Ok((workspace, tail))
+        anyhow::Ok((workspace, tail, deprovisioning))
     };
     match shown.await {
-        Ok((workspace, tail)) => {
-            print_welcome(&service, &broker, &database, &token, &workspace, &tail)
-        }
+        Ok((workspace, tail, deprovisioning)) => print_welcome(
+            &service,
+            &broker,
+            &database,
+            &token,
+            &workspace,
+            &Shown {
+                tail,
+                deprovisioning,
+            },
+        ),
         Err(error) => {
             shutdown.stop();
             let _ = server.await;
@@ -209,6 +220,139 @@ async fn show_tail_catching_up(api: &Api, broker: &DevBrokerHandle) -> anyhow::R
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// What the demo showed after the first sync.
+struct Shown {
+    tail: TailCatchUp,
+    deprovisioning: Deprovisioning,
+}
+
+/// A deactivation at the broker reaching the product as a signed `member.deprovisioned`.
+struct Deprovisioning {
+    email: String,
+    endpoint: String,
+    took: Duration,
+}
+
+/// A delivery the demo's product receiver verified: the change, and when it arrived.
+type Verified = (Value, Instant);
+
+/// Starts the product's side: a receiver on loopback that checks each delivery's Standard Webhooks
+/// signature with `secret` (once it is known) and passes on those that verify; returns its URL.
+fn product_receiver(
+    secret: std::sync::Arc<std::sync::OnceLock<String>>,
+    verified: tokio::sync::mpsc::UnboundedSender<Verified>,
+) -> anyhow::Result<String> {
+    use actix_web::{web, HttpRequest, HttpResponse};
+    use subtle::ConstantTimeEq;
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding the product receiver")?;
+    let url = format!("http://{}/hooks/rollcall", listener.local_addr()?);
+    let server = actix_web::HttpServer::new(move || {
+        let (secret, verified) = (secret.clone(), verified.clone());
+        actix_web::App::new().default_service(web::to(
+            move |request: HttpRequest, body: web::Bytes| {
+                let (secret, verified) = (secret.clone(), verified.clone());
+                async move {
+                    let header = |name: &str| {
+                        request
+                            .headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                    };
+                    let expected = secret.get().and_then(|secret| {
+                        let timestamp = header("webhook-timestamp").parse().ok()?;
+                        crate::outbound::signing::sign(
+                            secret,
+                            header("webhook-id"),
+                            timestamp,
+                            &body,
+                        )
+                    });
+                    let signature = header("webhook-signature").as_bytes();
+                    let valid = expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(signature)));
+                    if !valid {
+                        return HttpResponse::Unauthorized().finish();
+                    }
+                    if let Ok(change) = serde_json::from_slice::<Value>(&body) {
+                        let _ = verified.send((change, Instant::now()));
+                    }
+                    HttpResponse::NoContent().finish()
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok(url)
+}
+
+/// Shows the product hearing of a deprovisioning: registers a receiver for `member.deprovisioned`,
+/// deactivates a user at the broker, and waits for the signed change to arrive. Later ones are logged
+/// as they come.
+async fn show_deprovisioning(
+    api: &Api,
+    broker: &DevBrokerHandle,
+    workspace: &str,
+) -> anyhow::Result<Deprovisioning> {
+    let secret = std::sync::Arc::new(std::sync::OnceLock::new());
+    let (verified, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let endpoint = product_receiver(secret.clone(), verified)?;
+    let (status, created) = api
+        .call(
+            Method::POST,
+            format!("/workspaces/{workspace}/webhook-endpoints"),
+            Some(
+                json!({ "url": endpoint, "event_types": ["member.deprovisioned"],
+                         "description": "the demo's product receiver" }),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "registering the receiver: {status} {created}"
+    );
+    let _ = secret.set(created["secret"].as_str().unwrap_or_default().to_string());
+    let user = broker
+        .truth()
+        .users
+        .into_iter()
+        .find(|u| u.state == "active" && u.email.is_some())
+        .context("the sample directory has no active user")?;
+    let email = user.email.clone().unwrap_or_default();
+    let started = Instant::now();
+    broker
+        .deactivate_user(&user.id)
+        .map_err(|why| anyhow::anyhow!("deactivating {email} at the broker: {why:?}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let took = loop {
+        let (change, at) = tokio::time::timeout_at(deadline, received.recv())
+            .await
+            .context("no member.deprovisioned reached the product in 60 s")?
+            .context("the product receiver stopped")?;
+        if change["data"]["member"]["directory_user_id"] == user.id.as_str() {
+            break at.duration_since(started);
+        }
+    };
+    tokio::spawn(async move {
+        while let Some((change, _)) = received.recv().await {
+            tracing::info!(
+                member = change["data"]["member"]["email"]
+                    .as_str()
+                    .unwrap_or_default(),
+                "the product's receiver verified a member.deprovisioned"
+            );
+        }
+    });
+    Ok(Deprovisioning {
+        email,
+        endpoint,
+        took,
+    })
 }
 
 /// The service's API, called with the demo's operator token.
@@ -365,8 +509,9 @@ fn print_welcome(
     database: &DatabaseTarget,
     token: &str,
     workspace: &Workspace,
-    tail: &TailCatchUp,
+    shown: &Shown,
 ) {
+    let tail = &shown.tail;
     let counts = broker.counts();
     let run = &workspace.run;
     let (ws, dir) = (&workspace.id, &broker.directory_id);
@@ -413,12 +558,22 @@ fn print_welcome(
         tail.took.as_secs_f64(),
         tail.cursor
     );
+    let deprovisioning = &shown.deprovisioning;
+    println!(
+        "deprovisioning: {} deactivated at the broker; the product's receiver ({}) got a signed \
+         member.deprovisioned, signature verified, {} ms later",
+        deprovisioning.email,
+        deprovisioning.endpoint,
+        deprovisioning.took.as_millis()
+    );
     println!();
     println!("Try:");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/directory-groups");
     println!("  curl -s -X POST {auth} {service}/api/v1/directories/{dir}/resync");
     println!("  curl -s {auth} {service}/api/v1/event-tail");
+    println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/changes");
+    println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/webhook-endpoints");
     println!("  curl -s {service}/metrics");
     println!(
         "  curl -s -X POST {}/_dev/random-changes -H 'content-type: application/json' -d '{{\"count\":20}}'   # the broker sends webhooks",

@@ -263,6 +263,11 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
     assert!(lines
         .iter()
         .any(|l| l.contains("run_") && l.contains("succeeded")));
+    assert!(
+        lines.iter().any(|l| l.starts_with("deprovisioning:")
+            && l.contains("member.deprovisioned, signature verified")),
+        "{lines:#?}"
+    );
     let members_url = lines
         .iter()
         .filter(|l| l.trim_start().starts_with("curl"))
