@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    database_url, env_or, free_port, measuring, operator, percentile_ms, runtime, scratch,
+    database_url, env_or, free_port, measuring, operator, paced, percentile_ms, runtime, scratch,
     sign_and_post, spawn, synced_workspace, wait_until_up, Process, OPERATOR, SECRET,
 };
 
@@ -307,29 +307,17 @@ async fn steady(service: &Service, ws: &str, rate: u64, seconds: u64, senders: u
         .build()
         .unwrap();
     let before = last_delivery(&service.db);
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let period = Duration::from_secs_f64(senders as f64 / rate as f64);
-    let mut tasks = Vec::new();
-    for i in 0..senders {
-        let (client, next, bases) = (client.clone(), next.clone(), service.bases.clone());
-        let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / senders as f64);
-        tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(first, period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut acks = Vec::new();
-            loop {
-                ticks.tick().await;
-                if Instant::now() >= deadline {
-                    return acks;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let sending = {
+        let (client, bases) = (client.clone(), service.bases.clone());
+        tokio::spawn(paced(rate, seconds, senders, move |n| {
+            let (client, bases) = (client.clone(), bases.clone());
+            async move {
                 let base = &bases[n as usize % bases.len()];
-                acks.push(send(&client, base, event_body("steady", n)).await);
+                send(&client, base, event_body("steady", n)).await
             }
-        }));
-    }
+        }))
+    };
     let probes = {
         let (client, bases, ws) = (client.clone(), service.bases.clone(), ws.to_string());
         tokio::spawn(async move {
@@ -355,11 +343,7 @@ async fn steady(service: &Service, ws: &str, rate: u64, seconds: u64, senders: u
             largest
         })
     };
-    let mut acks = Vec::new();
-    for task in tasks {
-        acks.extend(task.await.unwrap());
-    }
-    let sending = started.elapsed();
+    let (mut acks, sending) = sending.await.unwrap();
     let mut probes = probes.await.unwrap();
     let largest_backlog = sampler.await.unwrap();
     while waiting(&client, &service.bases[0]).await > 0 {

@@ -16,11 +16,10 @@ use actix_web::HttpResponse;
 use reqwest::Method;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    backends, database_url, env_or, free_port, measuring, operator, percentile_ms, runtime,
+    backends, database_url, env_or, free_port, measuring, operator, paced, percentile_ms, runtime,
     scratch, sign_and_post, spawn, synced_workspace, wait_until_up, OPERATOR, SECRET,
 };
 
@@ -109,44 +108,22 @@ async fn run(base: &str, endpoints: usize, rate: u64, seconds: u64) -> Run {
         .await;
     }
     let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let period = Duration::from_secs_f64(SENDERS as f64 / rate as f64);
-    let mut tasks = Vec::new();
-    for i in 0..SENDERS {
-        let (client, next, acked, base) = (
-            client.clone(),
-            next.clone(),
-            acked.clone(),
-            base.to_string(),
-        );
-        let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / SENDERS as f64);
-        tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(first, period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut acks = Vec::new();
-            loop {
-                ticks.tick().await;
-                if Instant::now() >= deadline {
-                    return acks;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
+    let (mut acks, sending) = {
+        let (client, acked, base) = (client.clone(), acked.clone(), base.to_string());
+        paced(rate, seconds, SENDERS, move |n| {
+            let (client, acked, base) = (client.clone(), acked.clone(), base.clone());
+            async move {
                 let (status, took) = sign_and_post(&client, &base, event_body(n)).await;
                 assert_eq!(status, 200, "the webhook is acknowledged");
                 acked
                     .lock()
                     .unwrap()
                     .insert(format!("event_outbound_{n:09}"), Instant::now());
-                acks.push(took);
+                took
             }
-        }));
-    }
-    let mut acks = Vec::new();
-    for task in tasks {
-        acks.extend(task.await.unwrap());
-    }
-    let sending = started.elapsed();
+        })
+        .await
+    };
     let sent = acks.len();
     let expected = sent * endpoints;
     let wait_until = Instant::now() + Duration::from_secs(120);

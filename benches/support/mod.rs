@@ -456,3 +456,46 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1000.0
 }
+
+/// Calls `send(n)` for n = 0, 1, 2… at `rate` calls a second in all, spread over `senders` tasks, until
+/// `seconds` have passed (a late call is made at once, to catch up); returns what the calls returned and
+/// how long sending took.
+pub async fn paced<T, F, Fut>(
+    rate: u64,
+    seconds: u64,
+    senders: usize,
+    send: F,
+) -> (Vec<T>, Duration)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let period = Duration::from_secs_f64(senders as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for i in 0..senders {
+        let (next, send) = (next.clone(), send.clone());
+        let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / senders as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(first, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut results = Vec::new();
+            loop {
+                ticks.tick().await;
+                if Instant::now() >= deadline {
+                    return results;
+                }
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                results.push(send(n).await);
+            }
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap());
+    }
+    (results, started.elapsed())
+}

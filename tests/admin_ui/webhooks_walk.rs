@@ -24,14 +24,7 @@ async fn an_admin_registers_an_endpoint_and_follows_its_deliveries(backend: Back
     let (receiver, _server) = serve_http(move |request: HttpRequest, body: Bytes| {
         let kept = kept.clone();
         async move {
-            let header = |name: &str| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let header = |name: &str| crate::helpers::header(&request, name);
             kept.lock().unwrap().push((
                 header("webhook-id"),
                 header("webhook-timestamp"),

@@ -40,10 +40,11 @@ fn sorted_sources(sources: &Value) -> Vec<String> {
     sources
 }
 
-/// Every change of a workspace from `after` on, read `page` at a time; and the cursor to read on from.
-pub(crate) async fn read_feed(
+/// Every change of a feed (`path`, a workspace's or every workspace's) after the cursor, read `page` at a
+/// time until it says nothing more is ready; and the cursor to read on from.
+async fn read_pages(
     app: &TestApp,
-    ws: &str,
+    path: &str,
     mut after: Option<String>,
     page: usize,
 ) -> (Vec<Value>, Option<String>) {
@@ -54,11 +55,7 @@ pub(crate) async fn read_feed(
             .map(|a| format!("&after={a}"))
             .unwrap_or_default();
         let (status, body) = app
-            .op(
-                Method::GET,
-                &format!("/api/v1/workspaces/{ws}/changes?limit={page}{cursor}"),
-                None,
-            )
+            .op(Method::GET, &format!("{path}?limit={page}{cursor}"), None)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         changes.extend(body["data"].as_array().unwrap().iter().cloned());
@@ -67,6 +64,22 @@ pub(crate) async fn read_feed(
             return (changes, after);
         }
     }
+}
+
+/// Every change of a workspace after `after`, read `page` at a time; and the cursor to read on from.
+pub(crate) async fn read_feed(
+    app: &TestApp,
+    ws: &str,
+    after: Option<String>,
+    page: usize,
+) -> (Vec<Value>, Option<String>) {
+    read_pages(
+        app,
+        &format!("/api/v1/workspaces/{ws}/changes"),
+        after,
+        page,
+    )
+    .await
 }
 
 /// Applies a workspace's changes, read from its start; checks their positions run 1, 2, 3… on the way.
@@ -324,27 +337,8 @@ async fn read_all_workspaces(app: &TestApp, after: Option<String>) -> Vec<Value>
     read_all_from(app, after).await.0
 }
 
-async fn read_all_from(app: &TestApp, mut after: Option<String>) -> (Vec<Value>, Option<String>) {
-    let mut changes = Vec::new();
-    loop {
-        let cursor = after
-            .as_deref()
-            .map(|a| format!("&after={a}"))
-            .unwrap_or_default();
-        let (status, body) = app
-            .op(
-                Method::GET,
-                &format!("/api/v1/changes?limit=5{cursor}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        changes.extend(body["data"].as_array().unwrap().iter().cloned());
-        after = body["list_metadata"]["after"].as_str().map(String::from);
-        if body["list_metadata"]["has_more"] == false {
-            return (changes, after);
-        }
-    }
+async fn read_all_from(app: &TestApp, after: Option<String>) -> (Vec<Value>, Option<String>) {
+    read_pages(app, "/api/v1/changes", after, 5).await
 }
 
 async fn a_cursor_behind_retention_is_told_to_list_again(app: TestApp) {

@@ -461,6 +461,16 @@ pub fn check_property<S: proptest::strategy::Strategy>(
     }
 }
 
+/// A request header's value as text; empty when it is absent or not text.
+pub fn header(request: &actix_web::HttpRequest, name: &str) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A small HTTP server on a port of its own on loopback, answering every request with `handler`, run on
 /// the test's runtime; returns its base URL and its handle.
 pub fn serve_http<H, Args>(handler: H) -> (String, actix_web::dev::ServerHandle)

@@ -61,14 +61,7 @@ impl Receiver {
         let (url, server) = crate::helpers::serve_http(move |request: HttpRequest, body: Bytes| {
             let (answer, kept) = (answer.clone(), kept.clone());
             async move {
-                let header = |name: &str| {
-                    request
-                        .headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let header = |name: &str| crate::helpers::header(&request, name);
                 let status = answer.load(Ordering::SeqCst);
                 kept.lock().unwrap().push(Received {
                     id: header("webhook-id"),
