@@ -252,6 +252,18 @@ text_enum!(
     DeliverySource { Webhook => "webhook", Events => "events" }
 );
 
+/// What caused a change, as the API shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AuditCause)]
+pub struct ShownCause {
+    /// `event`, `sync_run`, `api_token` or `operator`.
+    #[serde(rename = "type")]
+    #[schema(value_type = crate::domain::CauseKind, inline)]
+    pub kind: String,
+    /// The event, sync run or token id; `bootstrap` for the configured operator token.
+    pub id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,10 @@
 //! one already read. (A long transaction anywhere on the server holds the feed across workspaces back
 //! until it ends; a workspace's own feed is not held.)
 
-use crate::audit::ShownCause;
 use crate::db::models::ChangeRow;
 use crate::db::schema::{change_feed_pruned, changes, workspaces};
 use crate::db::DbConnection;
+use crate::domain::ShownCause;
 use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,7 @@
 //! The audit log (rule 17): every change to members, teams, links, mappings and roles, with its cause.
 
+pub mod feed;
+
 use crate::db::models::NewAuditEntry;
 use crate::db::schema::audit_log;
 use crate::db::DbConnection;
@@ -32,18 +34,6 @@ impl Cause {
         };
         (kind.as_str(), id)
     }
-}
-
-/// What caused a change, as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = AuditCause)]
-pub struct ShownCause {
-    /// `event`, `sync_run`, `api_token` or `operator`.
-    #[serde(rename = "type")]
-    #[schema(value_type = crate::domain::CauseKind, inline)]
-    pub kind: String,
-    /// The event, sync run or token id; `bootstrap` for the configured operator token.
-    pub id: String,
 }
 
 /// One change to write to the audit log.
@@ -86,7 +76,7 @@ pub fn entry(
 /// entries.
 pub fn insert_entries(conn: &mut DbConnection, rows: &[NewAuditEntry]) -> QueryResult<usize> {
     use diesel::sql_types::{Nullable, Text, Timestamp};
-    crate::changes::record(conn, rows)?;
+    feed::record(conn, rows)?;
     crate::insert_rows!(
         conn,
         audit_log,
