@@ -266,7 +266,14 @@ enum Stop {
     Gone,
     /// Another sender holds the endpoint now.
     Lost,
+    /// Changes after its cursor are gone from the feed.
+    Pruned,
 }
+
+/// Why an endpoint whose cursor fell behind retention stops.
+const PRUNED_BEFORE_SENT: &str =
+    "changes after its cursor were pruned (ROLLCALL_EVENT_RETENTION) before they \
+     were sent: list the workspace again, then replay from the oldest position kept";
 
 /// Sends an endpoint's changes, a batch at a time, until it is caught up or a change fails.
 async fn send_endpoint(
@@ -297,7 +304,17 @@ async fn send_endpoint(
         let types = split_types(&endpoint.event_types);
         let mut through = endpoint.delivered_through;
         let mut attempts = Vec::new();
-        let mut stop = Stop::Done;
+        // Changes it never got were pruned (ROLLCALL_EVENT_RETENTION): say so rather than skip them.
+        let mut stop = if batch[0].position > endpoint.delivered_through + 1 {
+            Stop::Pruned
+        } else {
+            Stop::Done
+        };
+        let batch = if matches!(stop, Stop::Pruned) {
+            Vec::new()
+        } else {
+            batch
+        };
         for change in batch {
             if !types.is_empty() && !types.contains(&change.change_type) {
                 through = change.position;
@@ -328,7 +345,11 @@ async fn send_endpoint(
             let round = Round {
                 through,
                 failed: matches!(stop, Stop::Failed | Stop::Gone),
-                gone: matches!(stop, Stop::Gone),
+                stop_for_good: match stop {
+                    Stop::Gone => Some("the endpoint answered 410 Gone"),
+                    Stop::Pruned => Some(PRUNED_BEFORE_SENT),
+                    _ => None,
+                },
             };
             tokio::task::spawn_blocking(move || {
                 write_back(&db, &delivery, &endpoint, &holder, round, &attempts)
@@ -473,14 +494,14 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 /// How a round of sending went.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Round {
     /// The last position handed over.
     through: i64,
     /// The round ended on a change that was not taken.
     failed: bool,
-    /// It was refused with 410.
-    gone: bool,
+    /// Why the endpoint must not be sent to again (410, or changes it never got were pruned).
+    stop_for_good: Option<&'static str>,
 }
 
 /// Records a round: the cursor moved to `through`, the attempts, and on a failure the wait before the
@@ -497,7 +518,7 @@ fn write_back(
     let Round {
         through,
         failed,
-        gone,
+        stop_for_good,
     } = round;
     let now = timestamp::now();
     db.write(|conn| {
@@ -537,8 +558,8 @@ fn write_back(
             ),
         };
         let last = attempts.last();
-        let disabled_reason = if gone {
-            Some("the endpoint answered 410 Gone".to_string())
+        let disabled_reason = if let Some(why) = stop_for_good {
+            Some(why.to_string())
         } else {
             failing_since
                 .filter(|since| {

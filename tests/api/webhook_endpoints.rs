@@ -23,6 +23,7 @@ crate::on_both_backends!(
     an_admin_manages_only_its_own_workspaces_endpoints,
     a_killed_service_loses_no_change_for_its_endpoints,
     the_command_line_registers_lists_disables_and_deletes,
+    an_endpoint_behind_retention_is_stopped_not_skipped_ahead,
 );
 
 /// A delivery as the receiver got it.
@@ -736,4 +737,65 @@ async fn the_command_line_registers_lists_disables_and_deletes(backend: Backend)
     assert!(ok && err.contains("no webhook endpoints"), "{err}");
     let (ok, _, err) = cli(&app, &["list", "--workspace", "ws_nope"], false).await;
     assert!(!ok && err.contains("workspace not found"), "{err}");
+}
+
+async fn an_endpoint_behind_retention_is_stopped_not_skipped_ahead(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let org = Org::new(&app).await;
+    let receiver = Receiver::start(200);
+    let (id, _) = register(&app, &org, &receiver.url, json!({ "enabled": false })).await;
+    app.deliver(&[org.created("ada"), org.created("bob"), org.created("cy")])
+        .await;
+    // The first two changes are older than retention, and pruned before the endpoint got them.
+    app.db
+        .write(|conn| {
+            use diesel::prelude::*;
+            use rollcall::db::schema::changes;
+            let long_ago = rollcall::workos::timestamp::now() - chrono::TimeDelta::days(40);
+            rollcall::on_backend!(conn, |c| diesel::update(
+                changes::table
+                    .filter(changes::workspace_id.eq(&org.ws))
+                    .filter(changes::position.le(2))
+            )
+            .set(changes::occurred_at.eq(long_ago))
+            .execute(c))
+            .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap();
+    let pruned =
+        rollcall::intake::retention::prune(&app.db, Duration::from_secs(30 * 86_400)).unwrap();
+    assert_eq!(pruned.changes, 2);
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &org.path(&format!("/webhook-endpoints/{id}")),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown = wait_disabled(&app, &org, &id).await;
+    let reason = shown["disabled_reason"].as_str().unwrap();
+    assert!(reason.contains("pruned"), "{reason}");
+    assert_eq!(shown["delivered_through"], 0);
+    assert!(receiver.got().is_empty(), "nothing sent past the gap");
+
+    // Replayed from the oldest position kept, it sends on from there.
+    let (status, body) = app
+        .op(
+            Method::POST,
+            &org.path(&format!("/webhook-endpoints/{id}/replay")),
+            Some(json!({ "after": 2 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &org.path(&format!("/webhook-endpoints/{id}")),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = receiver.wait_accepted(1).await;
+    assert_eq!(got[0].position(), 3);
 }
