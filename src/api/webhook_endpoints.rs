@@ -151,8 +151,8 @@ pub(super) async fn delete_endpoint(
 
 /// List a webhook endpoint's delivery attempts, newest first
 ///
-/// Each attempt with the endpoint's status, the time it took and the start of its answer; the newest
-/// 1,000 are kept.
+/// Every failed attempt, and the last success of each round of sending (up to 200 changes), with the
+/// endpoint's status, the time it took and the start of its answer; the newest 1,000 are kept.
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint}/attempts", tag = "changes",
     params(WorkspaceParam, EndpointParam, PagedById),
     responses(

@@ -327,6 +327,13 @@ async fn send_endpoint(
             let attempt = attempt(client, delivery, &endpoint, change).await;
             let answered = attempt.status_code;
             let position = attempt.position;
+            // Every failure is kept, and of the successes the round's last: a busy endpoint's
+            // attempts would otherwise double the database's writes.
+            if attempts.last().is_some_and(|a: &NewWebhookAttempt| {
+                a.status_code.is_some_and(|c| (200..300).contains(&c))
+            }) {
+                attempts.pop();
+            }
             attempts.push(attempt);
             match answered {
                 Some(code) if (200..300).contains(&code) => through = position,

@@ -210,9 +210,11 @@ async fn changes_reach_an_endpoint_signed_and_in_order(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{attempts}");
-    assert_eq!(attempts["data"].as_array().unwrap().len(), 4);
-    assert_eq!(attempts["data"][0]["status_code"], 204);
-    assert_eq!(attempts["data"][0]["position"], 4);
+    // Of the successes, each round's last is kept (every failure is).
+    let attempts = attempts["data"].as_array().unwrap();
+    assert!((1..=4).contains(&attempts.len()), "{attempts:?}");
+    assert!(attempts.iter().all(|a| a["status_code"] == 204));
+    assert_eq!(attempts[0]["position"], 4);
     verified_by_the_official_library(&secret, &got).await;
     let receiver_side = standardwebhooks::Webhook::new(&secret).unwrap();
     for delivery in &got {
