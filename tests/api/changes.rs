@@ -341,13 +341,8 @@ async fn read_all_from(app: &TestApp, after: Option<String>) -> (Vec<Value>, Opt
     read_pages(app, "/api/v1/changes", after, 5).await
 }
 
-async fn a_cursor_behind_retention_is_told_to_list_again(app: TestApp) {
-    let org = Org::new(&app).await;
-    app.deliver(&[org.created("ada"), org.created("bob"), org.created("cy")])
-        .await;
-    let (changes, _) = read_feed(&app, &org.ws, None, 100).await;
-    assert_eq!(changes.len(), 3);
-    // The first two changes are 40 days old; retention is 30 days.
+/// Makes a workspace's first `count` changes 40 days old and prunes with 30 days' retention.
+pub(crate) fn prune_first_changes(app: &TestApp, ws: &str, count: i64) {
     app.db
         .write(|conn| {
             use diesel::prelude::*;
@@ -355,8 +350,8 @@ async fn a_cursor_behind_retention_is_told_to_list_again(app: TestApp) {
             let long_ago = rollcall::workos::timestamp::now() - chrono::TimeDelta::days(40);
             rollcall::on_backend!(conn, |c| diesel::update(
                 changes::table
-                    .filter(changes::workspace_id.eq(&org.ws))
-                    .filter(changes::position.le(2))
+                    .filter(changes::workspace_id.eq(ws))
+                    .filter(changes::position.le(count))
             )
             .set(changes::occurred_at.eq(long_ago))
             .execute(c))
@@ -365,7 +360,17 @@ async fn a_cursor_behind_retention_is_told_to_list_again(app: TestApp) {
         .unwrap();
     let pruned =
         rollcall::intake::retention::prune(&app.db, Duration::from_secs(30 * 86_400)).unwrap();
-    assert_eq!(pruned.changes, 2);
+    assert_eq!(pruned.changes, count as usize);
+}
+
+async fn a_cursor_behind_retention_is_told_to_list_again(app: TestApp) {
+    let org = Org::new(&app).await;
+    app.deliver(&[org.created("ada"), org.created("bob"), org.created("cy")])
+        .await;
+    let (changes, _) = read_feed(&app, &org.ws, None, 100).await;
+    assert_eq!(changes.len(), 3);
+    // The first two changes are 40 days old; retention is 30 days.
+    prune_first_changes(&app, &org.ws, 2);
 
     for after in ["0", "1"] {
         let (status, body) = app

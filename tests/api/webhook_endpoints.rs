@@ -327,6 +327,19 @@ async fn a_failing_receiver_gets_everything_in_order_and_holds_up_no_other(backe
     }
 }
 
+/// Enables an endpoint over the API; returns it.
+async fn enable(app: &TestApp, org: &Org, id: &str) -> Value {
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &org.path(&format!("/webhook-endpoints/{id}")),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 async fn wait_disabled(app: &TestApp, org: &Org, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -358,14 +371,7 @@ async fn gone_and_failing_for_too_long_disable_an_endpoint(backend: Backend) {
 
     // Enabled again, it sends on from where it stopped.
     broken.status.store(200, Ordering::SeqCst);
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &org.path(&format!("/webhook-endpoints/{broken_id}")),
-            Some(json!({ "enabled": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = enable(&app, &org, &broken_id).await;
     assert_eq!(body["disabled_reason"], Value::Null);
     let got = broken.wait_accepted(1).await;
     assert_eq!(got[0].position(), 1);
@@ -749,32 +755,8 @@ async fn an_endpoint_behind_retention_is_stopped_not_skipped_ahead(backend: Back
     app.deliver(&[org.created("ada"), org.created("bob"), org.created("cy")])
         .await;
     // The first two changes are older than retention, and pruned before the endpoint got them.
-    app.db
-        .write(|conn| {
-            use diesel::prelude::*;
-            use rollcall::db::schema::changes;
-            let long_ago = rollcall::workos::timestamp::now() - chrono::TimeDelta::days(40);
-            rollcall::on_backend!(conn, |c| diesel::update(
-                changes::table
-                    .filter(changes::workspace_id.eq(&org.ws))
-                    .filter(changes::position.le(2))
-            )
-            .set(changes::occurred_at.eq(long_ago))
-            .execute(c))
-            .map_err(rollcall::db::DbError::from)
-        })
-        .unwrap();
-    let pruned =
-        rollcall::intake::retention::prune(&app.db, Duration::from_secs(30 * 86_400)).unwrap();
-    assert_eq!(pruned.changes, 2);
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &org.path(&format!("/webhook-endpoints/{id}")),
-            Some(json!({ "enabled": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    crate::changes::prune_first_changes(&app, &org.ws, 2);
+    enable(&app, &org, &id).await;
     let shown = wait_disabled(&app, &org, &id).await;
     let reason = shown["disabled_reason"].as_str().unwrap();
     assert!(reason.contains("pruned"), "{reason}");
@@ -790,14 +772,7 @@ async fn an_endpoint_behind_retention_is_stopped_not_skipped_ahead(backend: Back
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .op(
-            Method::PATCH,
-            &org.path(&format!("/webhook-endpoints/{id}")),
-            Some(json!({ "enabled": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    enable(&app, &org, &id).await;
     let got = receiver.wait_accepted(1).await;
     assert_eq!(got[0].position(), 3);
 }
