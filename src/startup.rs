@@ -209,6 +209,7 @@ impl Application {
         background.spawn(crate::outbound::sender::run(
             db.clone(),
             outbound_delivery(&settings),
+            background.tasks.clone(),
             background.shutdown.clone(),
         ));
         let applier_shutdown = background.shutdown.child_token();

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How deliveries are made and retried.
 #[derive(Debug, Clone)]
@@ -76,8 +77,14 @@ const ATTEMPTS_KEPT: i64 = 1000;
 /// The most of an answer's body kept with its attempt.
 const RESPONSE_KEPT: usize = 1024;
 
-/// Sends every workspace's change feed to its endpoints until `shutdown`.
-pub async fn run(db: Database, delivery: Delivery, shutdown: CancellationToken) {
+/// Sends every workspace's change feed to its endpoints until `shutdown`; each endpoint's sending is a
+/// task of `tasks`, so the service waits for it (and its lease's release) when it stops.
+pub async fn run(
+    db: Database,
+    delivery: Delivery,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(delivery.request_timeout)
@@ -130,7 +137,7 @@ pub async fn run(db: Database, delivery: Delivery, shutdown: CancellationToken) 
                 sending.clone(),
                 shutdown.clone(),
             );
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 shutdown
                     .run_until_cancelled(send_endpoint(&db, &client, &delivery, &mut lease))
                     .await;
