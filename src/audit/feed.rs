@@ -30,6 +30,10 @@ pub fn record(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> QueryResult
     if drafts.is_empty() {
         return Ok(0);
     }
+    debug_assert!(
+        crate::db::ordering::is_feed_writer(conn)?,
+        "a change is written only in a transaction marked as a writer of the feed"
+    );
     // Entries come workspace by workspace in practice; each run of one workspace takes its positions
     // with one update of the counter.
     let mut start = 0;

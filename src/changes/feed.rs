@@ -4,11 +4,13 @@
 //! Across workspaces the order is the order of commit on SQLite (one writer: `id`). On PostgreSQL,
 //! changes of several workspaces commit concurrently and ids are taken before commit, so the feed is
 //! ordered by the writing transaction's id and then `id`, and shows a change only once every
-//! transaction older than its own has ended: a change that becomes visible later can never sort before
-//! one already read. (A long transaction anywhere on the server holds the feed across workspaces back
-//! until it ends; a workspace's own feed is not held.)
+//! transaction older than its own that may add to the feed has ended
+//! ([`feed_horizon_pg`]): a change that becomes visible later can never sort before one already read.
+//! (A long write of Rollcall's holds the feed across workspaces back until it ends; a workspace's own feed
+//! is not held, and nor is either by other schemas' or databases' transactions.)
 
 use crate::db::models::ChangeRow;
+use crate::db::ordering::feed_horizon_pg;
 use crate::db::schema::{change_feed_pruned, changes, workspaces};
 use crate::db::DbConnection;
 use crate::domain::ShownCause;
@@ -249,15 +251,16 @@ pub fn all_workspaces_page(
     let asked = after.map(Cursor::shown);
     match conn {
         DbConnection::Postgresql(pg) => {
+            let horizon = feed_horizon_pg(pg)?;
             let rows: Vec<Ordered> = diesel::sql_query(
                 "SELECT id, workspace_id, position, occurred_at, change_type, subject_id, data, \
                  cause_type, cause_id, txid::text AS txid FROM changes \
-                 WHERE (txid, id) > ($1::text::xid8, $2) \
-                 AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY txid, id LIMIT $3",
+                 WHERE (txid, id) > ($1::text::xid8, $2) AND txid < $3::text::xid8 \
+                 ORDER BY txid, id LIMIT $4",
             )
             .bind::<diesel::sql_types::Text, _>(from.txid.to_string())
             .bind::<diesel::sql_types::BigInt, _>(from.id)
+            .bind::<diesel::sql_types::Text, _>(horizon)
             .bind::<diesel::sql_types::BigInt, _>(limit + 1)
             .load(pg)?;
             let rows = rows

@@ -401,6 +401,21 @@ const ANALYZED_COLUMNS: [(&str, &str); 7] = [
 /// The page cache of the SQLite writer connection (the pooled readers keep SQLite's default).
 const SQLITE_WRITER_CACHE_KIB: i64 = 32 * 1024;
 
+/// Runs `work` in a transaction of a write that may add to the change feed: on PostgreSQL its first
+/// statement says so ([`ordering::mark_feed_writer`]), which orders the feed across workspaces.
+fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        ordering::mark_feed_writer(conn)?;
+        work(conn)
+    })
+}
+
 /// A write in an apply lane: its transaction, and the workspace locks it took.
 pub struct LaneWrite<'a> {
     pub conn: &'a mut DbConnection,
@@ -616,7 +631,7 @@ impl Database {
     where
         E: From<DbError> + From<diesel::result::Error>,
     {
-        self.with_writer(Work::Shared, |conn| conn.transaction(work))
+        self.with_writer(Work::Shared, |conn| write_transaction(conn, work))
     }
 
     /// Runs `work` in one transaction holding the workspace's lock from its first statement: ordered after
@@ -655,7 +670,7 @@ impl Database {
             loop {
                 let limit = sizer.next();
                 let done = self.with_writer(Work::Shared, |conn| {
-                    conn.transaction(|conn| sizer.timed(limit, || step(conn, limit)))
+                    write_transaction(conn, |conn| sizer.timed(limit, || step(conn, limit)))
                 })?;
                 if let Some(done) = done {
                     return Ok(done);
@@ -663,7 +678,7 @@ impl Database {
             }
         }
         self.with_writer(Work::Shared, |conn| {
-            conn.transaction(|conn| {
+            write_transaction(conn, |conn| {
                 self.lock_workspace_in(conn, workspace_id)?;
                 loop {
                     if let Some(done) = step(conn, MOST)? {
@@ -697,10 +712,10 @@ impl Database {
     {
         if self.sqlite_writer.is_some() {
             let _held = self.lock_workspace_here(workspace_id);
-            return self.with_writer(kind, |conn| conn.transaction(work));
+            return self.with_writer(kind, |conn| write_transaction(conn, work));
         }
         self.with_writer(kind, |conn| {
-            conn.transaction(|conn| {
+            write_transaction(conn, |conn| {
                 self.lock_workspace_in(conn, workspace_id)?;
                 work(conn)
             })
@@ -736,7 +751,7 @@ impl Database {
         E: From<DbError> + From<diesel::result::Error>,
     {
         self.with_writer(Work::Apply, |conn| {
-            conn.transaction(|conn| {
+            write_transaction(conn, |conn| {
                 if !ordering::try_lock_lane_pg(conn, lane)? {
                     return Ok(None);
                 }
@@ -752,7 +767,8 @@ impl Database {
     }
 
     /// Stores webhook deliveries, on intake's own connections (on SQLite ahead of every other writer), and
-    /// without any workspace lock (storing changes no directory state). On PostgreSQL these transactions
+    /// without any workspace lock (storing changes no directory state, and adds nothing to the change
+    /// feed). On PostgreSQL these transactions
     /// take a lock of their own, so delivery ids are handed out in commit order and no lane's cursor passes
     /// over one still being committed.
     pub fn write_deliveries<T, E>(

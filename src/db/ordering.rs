@@ -33,6 +33,9 @@ pub enum AdvisoryLock {
     Lane = 7243005,
     /// The Events API tail's lease: one tail per schema.
     EventTail = 7243006,
+    /// A write that may add to the change feed, taken shared (second key: schema); see
+    /// [`mark_feed_writer`].
+    FeedWriters = 7243007,
 }
 
 impl AdvisoryLock {
@@ -113,6 +116,57 @@ fn advisory_ask(
         .bind::<Text, _>(key)
         .sql("))"),
     )
+    .get_result(conn)
+}
+
+/// Marks the caller's PostgreSQL transaction, for the rest of it, as one that may add to the change feed:
+/// its first statement, taken before the transaction has an id. A reader of the feed across workspaces
+/// then holds back only for transactions that may add to it ([`feed_horizon_pg`]), not for every
+/// transaction on the server (another schema's, another database's, a long report's).
+pub(super) fn mark_feed_writer(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        c.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock_shared({}, hashtext(current_schema()))",
+            AdvisoryLock::FeedWriters.key()
+        ))?;
+    }
+    Ok(())
+}
+
+/// Whether the caller's transaction holds the mark of [`mark_feed_writer`] (true on SQLite, whose one
+/// writer orders every change by commit).
+pub fn is_feed_writer(conn: &mut DbConnection) -> QueryResult<bool> {
+    match conn {
+        DbConnection::Postgresql(c) => diesel::select(diesel::dsl::sql::<Bool>(&format!(
+            "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() \
+             AND classid = {} AND objid = hashtext(current_schema())::oid AND objsubid = 2 AND granted)",
+            AdvisoryLock::FeedWriters.key()
+        )))
+        .get_result(c),
+        DbConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// The oldest transaction id (as text, an `xid8`) whose changes a reader of the feed across workspaces
+/// may not have seen yet: the oldest transaction that was in progress at this statement's snapshot and
+/// still holds the mark of [`mark_feed_writer`], else the snapshot's `xmax`.
+///
+/// Every change with a smaller transaction id is committed and visible to any *later* statement: a
+/// writer with a smaller id was in progress at the snapshot (in `xip`) or had ended before it. If it was in
+/// progress and still is when this statement reads the locks, it holds the mark (taken before its id), so
+/// it is counted; if it has ended since, it ended before the next statement's snapshot. Transactions that
+/// write no changes (other schemas', other databases', intake's) never hold the horizon back. Must run in
+/// a statement of its own, before the statement that reads the changes, and outside a transaction
+/// (`pg_stat_activity` is read once per transaction).
+pub fn feed_horizon_pg(conn: &mut diesel::PgConnection) -> QueryResult<String> {
+    diesel::select(diesel::dsl::sql::<Text>(&format!(
+        "(SELECT COALESCE(min(x), pg_snapshot_xmax(pg_current_snapshot()))::text \
+         FROM pg_snapshot_xip(pg_current_snapshot()) AS x \
+         WHERE xid(x) IN (SELECT a.backend_xid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.classid = {} AND l.objid = hashtext(current_schema())::oid \
+         AND l.objsubid = 2 AND l.granted AND a.backend_xid IS NOT NULL))",
+        AdvisoryLock::FeedWriters.key()
+    )))
     .get_result(conn)
 }
 

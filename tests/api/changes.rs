@@ -474,31 +474,7 @@ async fn a_change_is_read_across_workspaces_only_after_older_writes_end(app: Tes
     let late = Org::new(&app).await;
     let (_, start) = read_all_from(&app, None).await;
     // A write of `early` that has made its change but not committed yet.
-    let (made, made_rx) = std::sync::mpsc::channel();
-    let (commit, commit_rx) = std::sync::mpsc::channel::<()>();
-    let db = app.db.clone();
-    let held_ws = early.clone();
-    let held = std::thread::spawn(move || {
-        db.write_workspace(&held_ws, |conn| {
-            rollcall::audit::record(
-                conn,
-                &Cause::BootstrapOperator,
-                AuditRecord {
-                    workspace_id: &held_ws,
-                    action: "team.created",
-                    subject_type: "team",
-                    subject_id: "team_held",
-                    before: None,
-                    after: Some(json!({ "id": "team_held", "name": "Held" })),
-                },
-            )?;
-            made.send(()).unwrap();
-            commit_rx.recv().unwrap();
-            Ok::<_, rollcall::db::DbError>(())
-        })
-        .unwrap();
-    });
-    made_rx.recv().unwrap();
+    let held = HeldChange::open(&app.db, &early);
     let later = {
         let app = app.clone();
         let path = late.path("/teams");
@@ -516,18 +492,100 @@ async fn a_change_is_read_across_workspaces_only_after_older_writes_end(app: Tes
         assert_eq!(kinds(&own), ["team.created"]);
         let across = read_all_workspaces(&app, start.clone()).await;
         assert_eq!(across, Vec::<Value>::new());
-        commit.send(()).unwrap();
+        held.commit();
     } else {
         // One writer: the later write waits for the older one to commit.
-        commit.send(()).unwrap();
+        let committed = std::thread::spawn(move || held.commit());
         let (status, body) = later.await.unwrap();
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        committed.join().unwrap();
     }
-    held.join().unwrap();
     let across = read_all_workspaces(&app, start).await;
     let names: Vec<&str> = across
         .iter()
         .map(|c| c["team"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Held", "Later"]);
+}
+
+/// A write of a workspace that has made a change (a team named "Held") and waits, uncommitted, until
+/// [`HeldChange::commit`].
+struct HeldChange {
+    commit: std::sync::mpsc::Sender<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl HeldChange {
+    /// Returns once the change is made.
+    fn open(db: &rollcall::db::Database, workspace_id: &str) -> HeldChange {
+        let (made, made_rx) = std::sync::mpsc::channel();
+        let (commit, commit_rx) = std::sync::mpsc::channel::<()>();
+        let db = db.clone();
+        let held_ws = workspace_id.to_string();
+        let writer = std::thread::spawn(move || {
+            db.write_workspace(&held_ws, |conn| {
+                rollcall::audit::record(
+                    conn,
+                    &Cause::BootstrapOperator,
+                    AuditRecord {
+                        workspace_id: &held_ws,
+                        action: "team.created",
+                        subject_type: "team",
+                        subject_id: "team_held",
+                        before: None,
+                        after: Some(json!({ "id": "team_held", "name": "Held" })),
+                    },
+                )?;
+                made.send(()).unwrap();
+                commit_rx.recv().unwrap();
+                Ok::<_, rollcall::db::DbError>(())
+            })
+            .unwrap();
+        });
+        made_rx.recv().unwrap();
+        HeldChange { commit, writer }
+    }
+
+    /// Commits the write and waits for it to end.
+    fn commit(self) {
+        self.commit.send(()).unwrap();
+        self.writer.join().unwrap();
+    }
+}
+
+/// On PostgreSQL the feed across workspaces waits only for Rollcall's own open writes of this schema:
+/// not for another deployment's in another schema of the same database, nor for someone else's
+/// transaction on the same server (its own open writes do: see
+/// `a_change_is_read_across_workspaces_only_after_older_writes_end`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_feed_across_workspaces_waits_only_for_its_own_writes() {
+    use diesel::{Connection, RunQueryDsl};
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let neighbour = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let theirs = Org::new(&neighbour).await;
+    let one = Org::new(&app).await;
+    // Both older than the change read below: a write of another schema's Rollcall, and a write of a
+    // program that is not Rollcall on the same database.
+    let neighbours_write = HeldChange::open(&neighbour.db, &theirs.ws);
+    let mut other_program =
+        diesel::PgConnection::establish(&crate::helpers::postgres_url()).expect("connect");
+    diesel::sql_query("BEGIN")
+        .execute(&mut other_program)
+        .unwrap();
+    diesel::sql_query("SELECT pg_current_xact_id()")
+        .execute(&mut other_program)
+        .unwrap();
+
+    app.deliver(&[one.created("ada")]).await;
+    let emails: Vec<Value> = read_all_workspaces(&app, None)
+        .await
+        .iter()
+        .map(|c| c["member"]["email"].clone())
+        .collect();
+    assert_eq!(emails, [json!("ada@example.com")]);
+
+    neighbours_write.commit();
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut other_program)
+        .unwrap();
 }
