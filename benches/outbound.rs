@@ -2,11 +2,12 @@
 //! change it made. `rollcall serve` runs as its own process (the release build); this program sends it
 //! BENCH_STEADY_RATE (2,000) signed `dsync.user.created` a second for BENCH_STEADY_SECS (20) from 64
 //! connections, and runs the product's receivers: BENCH_ENDPOINTS endpoints (`1,10`: one run with one
-//! endpoint, one with ten), each answering 204 at once. Each event makes one `member.provisioned`, which
+//! endpoint, one with ten), each answering 204 at once, registered with each of BENCH_BATCH (`1,100`: one
+//! change per message, then up to 100 in a `change.batch`). Each event makes one `member.provisioned`, which
 //! names the event as its cause; the time from the event's 200 to each endpoint's receipt of that change is
 //! measured on this program's clock.
 //!
-//! `cargo bench --bench outbound` (env: BENCH_STEADY_RATE, BENCH_STEADY_SECS, BENCH_ENDPOINTS,
+//! `cargo bench --bench outbound` (env: BENCH_STEADY_RATE, BENCH_STEADY_SECS, BENCH_ENDPOINTS, BENCH_BATCH,
 //! BENCH_BACKENDS, BENCH_POSTGRES_URL). Under `cargo test --all-targets` it runs a short smoke pass instead.
 
 mod support;
@@ -57,13 +58,15 @@ fn receivers(receipts: Receipts) -> (String, actix_web::dev::ServerHandle) {
             async move {
                 let at = Instant::now();
                 if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    if let Some(event) = payload["data"]["cause"]["id"].as_str() {
-                        receipts
-                            .lock()
-                            .unwrap()
-                            .entry(event.to_string())
-                            .or_default()
-                            .push(at);
+                    let changes = match payload["data"]["changes"].as_array() {
+                        Some(batch) => batch.clone(),
+                        None => vec![payload["data"].clone()],
+                    };
+                    let mut receipts = receipts.lock().unwrap();
+                    for change in changes {
+                        if let Some(event) = change["cause"]["id"].as_str() {
+                            receipts.entry(event.to_string()).or_default().push(at);
+                        }
                     }
                 }
                 HttpResponse::NoContent().finish()
@@ -88,7 +91,7 @@ struct Run {
     received: usize,
 }
 
-async fn run(base: &str, endpoints: usize, rate: u64, seconds: u64) -> Run {
+async fn run(base: &str, endpoints: usize, batch_size: usize, rate: u64, seconds: u64) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SENDERS + 2)
         .build()
@@ -102,7 +105,7 @@ async fn run(base: &str, endpoints: usize, rate: u64, seconds: u64) -> Run {
             &client,
             Method::POST,
             format!("{base}/api/v1/workspaces/{ws}/webhook-endpoints"),
-            Some(json!({ "url": format!("{url}/endpoint-{e}") })),
+            Some(json!({ "url": format!("{url}/endpoint-{e}"), "batch_size": batch_size })),
             201,
         )
         .await;
@@ -157,15 +160,22 @@ fn main() {
     let smoke = !measuring();
     let seconds = env_or("BENCH_STEADY_SECS", if smoke { 2 } else { 20 }) as u64;
     let rate = env_or("BENCH_STEADY_RATE", if smoke { 100 } else { 2_000 }) as u64;
-    let counts: Vec<usize> = std::env::var("BENCH_ENDPOINTS")
-        .unwrap_or_else(|_| if smoke { "2".into() } else { "1,10".into() })
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let list = |name: &str, smoke_value: &str, value: &str| -> Vec<usize> {
+        std::env::var(name)
+            .unwrap_or_else(|_| if smoke { smoke_value } else { value }.into())
+            .split(',')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect()
+    };
+    let counts = list("BENCH_ENDPOINTS", "2", "1,10");
+    let batch_sizes = list("BENCH_BATCH", "1,5", "1,100");
     let runtime = runtime();
     let mut rows = Vec::new();
     for backend in backends() {
-        for &endpoints in &counts {
+        for (&endpoints, &batch_size) in counts
+            .iter()
+            .flat_map(|c| batch_sizes.iter().map(move |b| (c, b)))
+        {
             let scratch = scratch(&backend);
             let port = free_port();
             let base = format!("http://127.0.0.1:{port}");
@@ -179,13 +189,13 @@ fn main() {
                     ("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", "true".to_string()),
                 ],
             );
-            let r = runtime.block_on(run(&base, endpoints, rate, seconds));
+            let r = runtime.block_on(run(&base, endpoints, batch_size, rate, seconds));
             assert_eq!(
                 r.received, r.expected,
                 "every change reached every endpoint"
             );
             rows.push(format!(
-                "| {backend} | {endpoints} | {:.0} | {:.1} | {} | {:.0} / {:.0} / {:.0} ms |",
+                "| {backend} | {endpoints} | {batch_size} | {:.0} | {:.1} | {} | {:.0} / {:.0} / {:.0} ms |",
                 r.sent_per_s,
                 percentile_ms(&r.acks, 0.99),
                 r.received,
@@ -196,8 +206,8 @@ fn main() {
         }
     }
     println!("\nOutbound webhooks: {rate} dsync.user.created/s for {seconds} s, each change sent to every endpoint\n");
-    println!("| backend | endpoints | sent/s | ack p99 ms | changes received | webhook ack → product receipt p50 / p99 / max |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| backend | endpoints | changes per message | sent/s | ack p99 ms | changes received | webhook ack → product receipt p50 / p99 / max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
     }

@@ -28,6 +28,11 @@ pub enum EndpointCommand {
         /// What the endpoint is for.
         #[arg(long)]
         description: Option<String>,
+        /// The most changes sent in one message (1 to 100). 1, the default: each change is its own
+        /// message. More: each message is a change.batch carrying up to this many changes in order,
+        /// for receivers that must keep up with bursts.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        batch_size: i32,
     },
     /// List the workspace's endpoints: id, enabled or why not, the last position sent, failures, URL.
     List {
@@ -75,12 +80,14 @@ pub fn run(command: EndpointCommand, db: &Database, reach: Reach) -> anyhow::Res
             url,
             event_types,
             description,
+            batch_size,
         } => {
             let new = NewEndpoint {
                 url,
                 description,
                 event_types: Some(event_types),
                 enabled: Some(true),
+                batch_size: Some(batch_size),
             };
             let created = endpoints::create(db, &operator, &workspace.workspace, new, reach)?;
             eprintln!(
@@ -134,6 +141,7 @@ fn set_enabled(
         description: None,
         event_types: None,
         enabled: Some(enabled),
+        batch_size: None,
     };
     let endpoint = endpoints::update(db, operator, workspace, id, change, reach)?;
     eprintln!("{}", listed(&endpoint));

@@ -339,6 +339,10 @@ pub struct WebhookEndpointRow {
     pub lease_holder: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The most changes sent in one message (1: one change per message, in its own shape).
+    pub batch_size: i32,
+    /// The last position of the message that failed, so its retry carries the same changes.
+    pub retry_through: Option<i64>,
 }
 
 /// One attempt to deliver a change to an endpoint.

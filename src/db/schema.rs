@@ -268,6 +268,8 @@ diesel::table! {
         lease_holder -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        batch_size -> Integer,
+        retry_through -> Nullable<BigInt>,
     }
 }
 

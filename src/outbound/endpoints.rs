@@ -48,6 +48,10 @@ pub struct NewEndpoint {
     /// Off to create it without sending yet; on by default.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The most changes sent in one message, 1 to 100; 1 (one change per message) by default.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub batch_size: Option<i32>,
 }
 
 /// A change to an endpoint; absent fields stay as they are.
@@ -64,6 +68,9 @@ pub struct EndpointChange {
     /// On again after it was disabled: sending goes on from where it stopped, the failures forgotten.
     #[serde(default)]
     pub enabled: Option<bool>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub batch_size: Option<i32>,
 }
 
 /// A webhook endpoint (never its secret, but at creation).
@@ -77,6 +84,10 @@ pub struct Endpoint {
     #[schema(value_type = Vec<crate::domain::ChangeType>)]
     pub event_types: Vec<String>,
     pub enabled: bool,
+    /// The most changes sent in one message: 1, each change its own message (`{type, timestamp, data}`,
+    /// `data` the change); more, each message a `change.batch` whose `data.changes` are up to this many
+    /// changes in feed order.
+    pub batch_size: i32,
     /// Why it was disabled (by the service, or by hand); null while enabled.
     #[schema(required = true)]
     pub disabled_reason: Option<String>,
@@ -105,6 +116,7 @@ impl From<&WebhookEndpointRow> for Endpoint {
             description: row.description.clone(),
             event_types: split_types(&row.event_types),
             enabled: row.enabled,
+            batch_size: row.batch_size,
             disabled_reason: row.disabled_reason.clone(),
             delivered_through: row.delivered_through,
             failing_since: row.failing_since.as_ref().map(time_json),
@@ -129,9 +141,9 @@ pub struct CreatedEndpoint {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attempt {
     pub id: i64,
-    /// The delivery's `webhook-id`: the same for every attempt of one change.
+    /// The delivery's `webhook-id`: the same for every attempt of one message.
     pub message_id: String,
-    /// The change's position in the feed.
+    /// The feed position of the message's (last) change.
     pub position: i64,
     #[schema(format = DateTime)]
     pub attempted_at: String,
@@ -190,6 +202,19 @@ fn checked_description(description: Option<String>) -> Result<String, EndpointEr
     Ok(description)
 }
 
+/// The most changes one message may carry.
+pub const MOST_PER_MESSAGE: i32 = 100;
+
+fn checked_batch_size(size: i32) -> Result<i32, EndpointError> {
+    if (1..=MOST_PER_MESSAGE).contains(&size) {
+        Ok(size)
+    } else {
+        Err(EndpointError::InvalidField(format!(
+            "batch_size: from 1 to {MOST_PER_MESSAGE}"
+        )))
+    }
+}
+
 fn checked_url(url: &str, reach: Reach) -> Result<String, EndpointError> {
     check_url(url, reach)
         .map(|url| url.to_string())
@@ -207,6 +232,7 @@ pub fn create(
     let url = checked_url(&new.url, reach)?;
     let event_types = checked_types(new.event_types.unwrap_or_default())?;
     let description = checked_description(new.description)?;
+    let batch_size = checked_batch_size(new.batch_size.unwrap_or(1))?;
     db.write_workspace(workspace_id, |conn| {
         let workspace = visible(conn, caller, workspace_id)?;
         let last: i64 = workspaces::table
@@ -231,6 +257,8 @@ pub fn create(
             lease_holder: None,
             created_at: now,
             updated_at: now,
+            batch_size,
+            retry_through: None,
         };
         diesel::insert_into(webhook_endpoints::table)
             .values(&row)
@@ -310,8 +338,16 @@ pub fn update(
         .description
         .map(|d| checked_description(Some(d)))
         .transpose()?;
+    let batch_size = change.batch_size.map(checked_batch_size).transpose()?;
     db.write_workspace(workspace_id, |conn| {
         let mut row = load(conn, caller, workspace_id, id)?;
+        if event_types.as_ref().is_some_and(|t| *t != row.event_types)
+            || batch_size.is_some_and(|b| b != row.batch_size)
+        {
+            // A message that failed is made again from the new settings.
+            row.retry_through = None;
+        }
+        row.batch_size = batch_size.unwrap_or(row.batch_size);
         row.url = url.unwrap_or(row.url);
         row.event_types = event_types.unwrap_or(row.event_types);
         row.description = description.unwrap_or(row.description);
@@ -357,6 +393,7 @@ pub fn replay(
             )));
         }
         row.delivered_through = after;
+        row.retry_through = None;
         row.failing_since = None;
         row.failed_attempts = 0;
         row.next_attempt_at = None;
@@ -375,6 +412,8 @@ fn save(conn: &mut DbConnection, row: &WebhookEndpointRow) -> QueryResult<()> {
             webhook_endpoints::enabled.eq(row.enabled),
             webhook_endpoints::disabled_reason.eq(&row.disabled_reason),
             webhook_endpoints::delivered_through.eq(row.delivered_through),
+            webhook_endpoints::batch_size.eq(row.batch_size),
+            webhook_endpoints::retry_through.eq(row.retry_through),
             webhook_endpoints::failing_since.eq(row.failing_since),
             webhook_endpoints::failed_attempts.eq(row.failed_attempts),
             webhook_endpoints::next_attempt_at.eq(row.next_attempt_at),

@@ -1,6 +1,7 @@
 //! Sending the change feed to the endpoints: one sender per endpoint at a time (a lease on its row, so
-//! several instances share the work), changes in feed order, the next one only after the one before was
-//! answered 2xx. A failure is tried again with exponential backoff and jitter; 410 disables the endpoint
+//! several instances share the work), changes in feed order, one message after another, the next only
+//! after the one before was answered 2xx. A message carries one change, or up to the endpoint's
+//! `batch_size` (a `change.batch`), so one receiver can keep up with a burst at one request per batch. A failure is tried again with exponential backoff and jitter; 410 disables the endpoint
 //! at once, failing for [`Delivery::give_up_after`] (3 days) disables it with the reason.
 //!
 //! No database connection or lock is held while a request is out: a batch of changes is read, sent, and
@@ -308,30 +309,25 @@ async fn send_endpoint(
         if batch.is_empty() {
             return;
         }
-        let types = split_types(&endpoint.event_types);
-        let mut through = endpoint.delivered_through;
-        let mut attempts = Vec::new();
+        let last_read = batch
+            .last()
+            .map_or(endpoint.delivered_through, |c| c.position);
         // Changes it never got were pruned (ROLLCALL_EVENT_RETENTION): say so rather than skip them.
-        let mut stop = if batch[0].position > endpoint.delivered_through + 1 {
-            Stop::Pruned
-        } else {
-            Stop::Done
-        };
-        let batch = if matches!(stop, Stop::Pruned) {
+        let pruned = batch[0].position > endpoint.delivered_through + 1;
+        let mut stop = if pruned { Stop::Pruned } else { Stop::Done };
+        let messages = if pruned {
             Vec::new()
         } else {
-            batch
+            messages(&endpoint, batch)
         };
-        for change in batch {
-            if !types.is_empty() && !types.contains(&change.change_type) {
-                through = change.position;
-                continue;
-            }
+        let mut through = endpoint.delivered_through;
+        let mut attempts = Vec::new();
+        for message in messages {
             if !keep(db, lease).await {
                 stop = Stop::Lost;
                 break;
             }
-            let attempt = attempt(client, delivery, &endpoint, change).await;
+            let attempt = attempt(client, delivery, &endpoint, message).await;
             let answered = attempt.status_code;
             let position = attempt.position;
             // Every failure is kept, and of the successes the round's last: a busy endpoint's
@@ -354,11 +350,17 @@ async fn send_endpoint(
                 }
             }
         }
+        if matches!(stop, Stop::Done) {
+            // Past the changes of other types after the last message too.
+            through = last_read;
+        }
         let written = {
             let (db, delivery, holder) = (db.clone(), delivery.clone(), lease.holder.clone());
+            let failed = matches!(stop, Stop::Failed | Stop::Gone);
             let round = Round {
                 through,
-                failed: matches!(stop, Stop::Failed | Stop::Gone),
+                retry_through: attempts.last().filter(|_| failed).map(|a| a.position),
+                failed,
                 stop_for_good: match stop {
                     Stop::Gone => Some("the endpoint answered 410 Gone"),
                     Stop::Pruned => Some(PRUNED_BEFORE_SENT),
@@ -384,7 +386,27 @@ async fn send_endpoint(
     }
 }
 
-/// The endpoint (if still enabled) and the changes after its cursor.
+/// The round's messages from the changes read after the cursor: those of the endpoint's types, one per
+/// message or `batch_size` to a message. After a failure the changes read end where the failed message
+/// ended ([`next_batch`]), so it is made again with the same changes.
+fn messages(endpoint: &WebhookEndpointRow, batch: Vec<ChangeRow>) -> Vec<Vec<ChangeRow>> {
+    let types = split_types(&endpoint.event_types);
+    let size = usize::try_from(endpoint.batch_size).unwrap_or(1).max(1);
+    let mut messages: Vec<Vec<ChangeRow>> = Vec::new();
+    for change in batch {
+        if !types.is_empty() && !types.contains(&change.change_type) {
+            continue;
+        }
+        match messages.last_mut() {
+            Some(message) if message.len() < size => message.push(change),
+            _ => messages.push(vec![change]),
+        }
+    }
+    messages
+}
+
+/// The endpoint (if still enabled) and the changes after its cursor (up to the end of the message that
+/// failed, when one did).
 fn next_batch(
     db: &Database,
     id: &str,
@@ -402,6 +424,7 @@ fn next_batch(
         let batch = changes::table
             .filter(changes::workspace_id.eq(&endpoint.workspace_id))
             .filter(changes::position.gt(endpoint.delivered_through))
+            .filter(changes::position.le(endpoint.retry_through.unwrap_or(i64::MAX)))
             .order(changes::position)
             .limit(BATCH)
             .select(ChangeRow::as_select())
@@ -410,31 +433,59 @@ fn next_batch(
     })
 }
 
-/// The body of a delivery: `{type, timestamp, data}` as Standard Webhooks suggests, `data` the change.
-pub fn payload(change: ChangeRow) -> serde_json::Value {
-    let change = Change::from(change);
+/// The type of a message that carries several changes.
+pub const BATCH_TYPE: &str = "change.batch";
+
+/// The body of a message, `{type, timestamp, data}` as Standard Webhooks suggests: to an endpoint that
+/// takes one change per message `data` is the change; else the type is [`BATCH_TYPE`] and `data.changes`
+/// the changes in feed order (the timestamp the last one's).
+fn payload(changes: Vec<ChangeRow>, batched: bool) -> serde_json::Value {
+    let mut changes: Vec<Change> = changes.into_iter().map(Change::from).collect();
+    let last = changes.last().map(|c| c.occurred_at.clone());
+    if !batched && changes.len() == 1 {
+        let change = changes.remove(0);
+        return serde_json::json!({
+            "type": change.kind,
+            "timestamp": change.occurred_at,
+            "data": change,
+        });
+    }
     serde_json::json!({
-        "type": change.kind,
-        "timestamp": change.occurred_at,
-        "data": change,
+        "type": BATCH_TYPE,
+        "timestamp": last,
+        "data": { "changes": changes },
     })
 }
 
-/// The `webhook-id` of a change: the same for every attempt and every endpoint.
-pub fn message_id(change: &ChangeRow) -> String {
-    format!("msg_{}_{}", change.workspace_id, change.position)
+/// The `webhook-id` of a message: `msg_<workspace>_<position>` for one change (the same for every
+/// endpoint), `msg_<workspace>_<first>_<last>` for a batch; the same for every attempt.
+fn message_id(changes: &[ChangeRow], batched: bool) -> String {
+    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+        return String::new();
+    };
+    if batched {
+        format!(
+            "msg_{}_{}_{}",
+            first.workspace_id, first.position, last.position
+        )
+    } else {
+        format!("msg_{}_{}", first.workspace_id, first.position)
+    }
 }
 
-/// Sends one change once.
+/// Sends one message once.
 async fn attempt(
     client: &reqwest::Client,
     delivery: &Delivery,
     endpoint: &WebhookEndpointRow,
-    change: ChangeRow,
+    changes: Vec<ChangeRow>,
 ) -> NewWebhookAttempt {
-    let message_id = message_id(&change);
-    let position = change.position;
-    let body = payload(change).to_string();
+    let batched = endpoint.batch_size > 1;
+    let message_id = message_id(&changes, batched);
+    let position = changes
+        .last()
+        .map_or(endpoint.delivered_through, |c| c.position);
+    let body = payload(changes, batched).to_string();
     let attempted_at = timestamp::now();
     let started = Instant::now();
     let result = post(client, delivery, endpoint, &message_id, body).await;
@@ -512,6 +563,8 @@ fn describe(error: &reqwest::Error) -> String {
 struct Round {
     /// The last position handed over.
     through: i64,
+    /// The last position of the message that failed.
+    retry_through: Option<i64>,
     /// The round ended on a change that was not taken.
     failed: bool,
     /// Why the endpoint must not be sent to again (410, or changes it never got were pruned).
@@ -531,6 +584,7 @@ fn write_back(
 ) -> Result<(), DbError> {
     let Round {
         through,
+        retry_through,
         failed,
         stop_for_good,
     } = round;
@@ -596,6 +650,7 @@ fn write_back(
         diesel::update(mine)
             .set((
                 webhook_endpoints::delivered_through.eq(through),
+                webhook_endpoints::retry_through.eq(retry_through),
                 webhook_endpoints::failing_since.eq(failing_since),
                 webhook_endpoints::failed_attempts.eq(failures),
                 webhook_endpoints::next_attempt_at.eq(next_attempt_at),

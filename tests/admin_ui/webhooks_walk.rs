@@ -45,15 +45,23 @@ async fn an_admin_registers_an_endpoint_and_follows_its_deliveries(backend: Back
         .await;
     browser.go_to("Webhooks", "Settings › Webhooks").await;
     browser.type_into("#endpoint-url", &url).await;
+    browser
+        .script(
+            "document.querySelector('#endpoint-batch').value = '';",
+            json!([]),
+        )
+        .await;
+    browser.type_into("#endpoint-batch", "3").await;
     browser.click_button("form", "Add endpoint").await;
     browser.wait_text("dialog", "not shown again").await;
     let secret = browser.text("#endpoint-secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     browser.screenshot("webhooks-secret").await;
     browser.click_button("dialog", "Cancel").await;
-    browser
+    let listed = browser
         .wait_text(&format!("tr[data-endpoint=\"{url}\"]"), "Enabled")
         .await;
+    assert!(listed.contains("up to 3 per message"), "{listed}");
 
     // A change in the workspace reaches the endpoint, signed with the secret the screen showed.
     let (status, body) = app

@@ -444,7 +444,12 @@ async fn metrics_count_runs_broker_requests_429s_and_webhooks(backend: Backend) 
         ..Faults::default()
     };
     let broker = broker(20, 3, faults).await;
-    let app = app_for(backend, &broker, Duration::ZERO).await;
+    // Only the operator's pull: turning sync on pulls nothing, so that pull is never refused as a
+    // second run of the directory.
+    let app = app_for_with(backend, &broker, Duration::ZERO, |s| {
+        s.pull_on_activation = false
+    })
+    .await;
     let before = app.scrape().await;
     assert_eq!(value(&before, "rollcall_sync_runs_running"), 0.0);
     assert_eq!(

@@ -24,6 +24,7 @@ crate::on_both_backends!(
     a_killed_service_loses_no_change_for_its_endpoints,
     the_command_line_registers_lists_disables_and_deletes,
     an_endpoint_behind_retention_is_stopped_not_skipped_ahead,
+    batches_carry_changes_in_order_and_a_retry_carries_the_same_ones,
 );
 
 /// A delivery as the receiver got it.
@@ -43,6 +44,18 @@ impl Received {
 
     fn position(&self) -> i64 {
         self.json()["data"]["position"].as_i64().unwrap()
+    }
+
+    /// The positions of the changes of a `change.batch`.
+    fn batch_positions(&self) -> Vec<i64> {
+        let message = self.json();
+        assert_eq!(message["type"], "change.batch", "{message}");
+        message["data"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["position"].as_i64().unwrap())
+            .collect()
     }
 }
 
@@ -199,8 +212,8 @@ async fn changes_reach_an_endpoint_signed_and_in_order(backend: Backend) {
     assert!(only_members
         .iter()
         .all(|r| r.json()["type"] == "member.provisioned"));
-    let shown = endpoint(&app, &org, &id).await;
-    assert_eq!(shown["delivered_through"], 4);
+    // The cursor is written once the round's last answer is in.
+    let shown = wait_until(&app, &org, &id, |shown| shown["delivered_through"] == 4).await;
     assert!(shown.get("secret").is_none(), "the secret is shown once");
     let (status, attempts) = app
         .op(
@@ -290,12 +303,8 @@ async fn a_failing_receiver_gets_everything_in_order_and_holds_up_no_other(backe
 
     // The healthy endpoint gets everything while the other keeps failing its first change.
     healthy.wait_accepted(names.len()).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while failing.got().len() < 3 {
-        assert!(Instant::now() < deadline, "{:?}", failing.got());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(failing.got().iter().all(|r| r.position() == 1));
+    let tried = wait_for(|| Some(failing.got()).filter(|got| got.len() >= 3)).await;
+    assert!(tried.iter().all(|r| r.position() == 1));
     let shown = endpoint(&app, &org, &failing_id).await;
     assert!(shown["failing_since"].is_string(), "{shown}");
     assert!(shown["failed_attempts"].as_i64().unwrap() >= 1, "{shown}");
@@ -315,12 +324,20 @@ async fn a_failing_receiver_gets_everything_in_order_and_holds_up_no_other(backe
     let got = failing.wait_accepted(names.len()).await;
     let positions: Vec<i64> = got.iter().map(Received::position).collect();
     assert_eq!(positions, [1, 2, 3, 4, 5]);
+    let shown = wait_until(&app, &org, &failing_id, |shown| {
+        shown["failing_since"].is_null()
+    })
+    .await;
+    assert_eq!(shown["failed_attempts"], 0);
+}
+
+/// The endpoint once `done` holds for it (within 30 s).
+async fn wait_until(app: &TestApp, org: &Org, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let shown = endpoint(&app, &org, &failing_id).await;
-        if shown["failing_since"].is_null() {
-            assert_eq!(shown["failed_attempts"], 0);
-            break;
+        let shown = endpoint(app, org, id).await;
+        if done(&shown) {
+            return shown;
         }
         assert!(Instant::now() < deadline, "{shown}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -341,15 +358,7 @@ async fn enable(app: &TestApp, org: &Org, id: &str) -> Value {
 }
 
 async fn wait_disabled(app: &TestApp, org: &Org, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = endpoint(app, org, id).await;
-        if shown["enabled"] == false {
-            return shown;
-        }
-        assert!(Instant::now() < deadline, "{shown}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(app, org, id, |shown| shown["enabled"] == false).await
 }
 
 async fn gone_and_failing_for_too_long_disable_an_endpoint(backend: Backend) {
@@ -696,6 +705,21 @@ async fn the_command_line_registers_lists_disables_and_deletes(backend: Backend)
         "http:// to loopback is refused without ROLLCALL_OUTBOUND_ALLOW_PRIVATE"
     );
     assert!(err.contains("url: must be https://"), "{err}");
+    let (ok, _, err) = cli(
+        &app,
+        &[
+            "create",
+            "--workspace",
+            ws,
+            "--url",
+            &receiver.url,
+            "--batch-size",
+            "500",
+        ],
+        true,
+    )
+    .await;
+    assert!(!ok && err.contains("batch_size: from 1 to 100"), "{err}");
     let (ok, secret, err) = cli(
         &app,
         &[
@@ -775,4 +799,102 @@ async fn an_endpoint_behind_retention_is_stopped_not_skipped_ahead(backend: Back
     enable(&app, &org, &id).await;
     let got = receiver.wait_accepted(1).await;
     assert_eq!(got[0].position(), 3);
+}
+
+async fn batches_carry_changes_in_order_and_a_retry_carries_the_same_ones(backend: Backend) {
+    let app = app(backend, Duration::from_secs(3600)).await;
+    let org = Org::new(&app).await;
+    for size in [0, 101] {
+        let (status, body) = app
+            .op(
+                Method::POST,
+                &org.path("/webhook-endpoints"),
+                Some(json!({ "url": "http://127.0.0.1:9/hooks", "batch_size": size })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("batch_size"),
+            "{body}"
+        );
+    }
+    let receiver = Receiver::start(500);
+    let (id, secret) = register(&app, &org, &receiver.url, json!({ "batch_size": 2 })).await;
+    assert_eq!(endpoint(&app, &org, &id).await["batch_size"], 2);
+    app.deliver(&[org.created("ada")]).await;
+    let tried = |receiver: &Receiver, at_least: usize| {
+        let got = receiver.got();
+        (got.len() >= at_least).then_some(got)
+    };
+    let first = wait_for(|| tried(&receiver, 2)).await;
+    // More changes arrive while the first message keeps failing: its retries still carry the same
+    // changes under the same id.
+    let more = ["bob", "cy", "dee", "eve"].map(|name| org.created(name));
+    app.deliver(&more).await;
+    let seen = receiver.got().len();
+    let failed = wait_for(|| tried(&receiver, seen + 2)).await;
+    let message = (&first[0].id, first[0].batch_positions());
+    assert_eq!(message.1, [1]);
+    assert!(
+        failed
+            .iter()
+            .all(|r| (&r.id, r.batch_positions()) == (message.0, message.1.clone())),
+        "{:?}",
+        failed
+            .iter()
+            .map(|r| (&r.id, r.batch_positions()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(*message.0, format!("msg_{}_1_1", org.ws));
+
+    receiver.status.store(200, Ordering::SeqCst);
+    let accepted = wait_for(|| {
+        let accepted = receiver.accepted();
+        let count: usize = accepted.iter().map(|r| r.batch_positions().len()).sum();
+        (count >= 5).then_some(accepted)
+    })
+    .await;
+    assert_eq!(&accepted[0].id, message.0);
+    let positions: Vec<i64> = accepted
+        .iter()
+        .flat_map(Received::batch_positions)
+        .collect();
+    assert_eq!(positions, [1, 2, 3, 4, 5]);
+    let sizes: Vec<usize> = accepted.iter().map(|r| r.batch_positions().len()).collect();
+    assert_eq!(sizes, [1, 2, 2]);
+    let emails: Vec<Value> = accepted
+        .iter()
+        .flat_map(|r| r.json()["data"]["changes"].as_array().unwrap().clone())
+        .map(|c| c["member"]["email"].clone())
+        .collect();
+    assert_eq!(emails[4], "eve@example.com");
+    verified_by_the_official_library(&secret, &accepted).await;
+
+    // Back to one change per message.
+    let (status, body) = app
+        .op(
+            Method::PATCH,
+            &org.path(&format!("/webhook-endpoints/{id}")),
+            Some(json!({ "batch_size": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.deliver(&[org.created("fay")]).await;
+    let got = receiver.wait_accepted(accepted.len() + 1).await;
+    let single = got.last().unwrap();
+    assert_eq!(single.json()["type"], "member.provisioned");
+    assert_eq!(single.position(), 6);
+    assert_eq!(single.id, format!("msg_{}_6", org.ws));
+}
+
+/// Waits up to 30 s for `ready` to answer something.
+async fn wait_for<T>(mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not ready after 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

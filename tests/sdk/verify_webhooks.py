@@ -1,7 +1,7 @@
 """Verifies Rollcall's outbound webhooks with the official Standard Webhooks library.
 
 Reads {"secret": "whsec_...", "deliveries": [{"headers": {...}, "body": "..."}]} on stdin; verifies each
-delivery as received, then a tampered copy of each (one byte of the body changed, and the signature of
+delivery as received (one change, or a `change.batch` of several), then a tampered copy of each (one byte of the body changed, and the signature of
 another message), which must be refused. Prints {"verified": n, "refused": n} and exits 1 on any surprise.
 """
 
@@ -27,7 +27,8 @@ def main():
     for i, delivery in enumerate(deliveries):
         headers, body = delivery["headers"], delivery["body"]
         payload = webhook.verify(body, headers)
-        if payload["data"]["position"] < 1:
+        changes = payload["data"]["changes"] if payload["type"] == "change.batch" else [payload["data"]]
+        if not changes or any(change["position"] < 1 for change in changes):
             sys.exit(f"delivery {i}: no position in {payload}")
         verified += 1
         tampered = body.replace('"position":', '"position": ', 1)

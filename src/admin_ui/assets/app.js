@@ -692,7 +692,8 @@ async function webhooksScreen(shownAttempts) {
   } }, label);
   const rows = endpoints.map((e) => h("tr", { "data-endpoint": e.url },
     h("td", {}, e.url, h("span", { class: "id" }, e.id)),
-    h("td", {}, e.event_types.length ? e.event_types.join(", ") : "Every change"),
+    h("td", {}, e.event_types.length ? e.event_types.join(", ") : "Every change",
+      e.batch_size > 1 ? h("span", { class: "id" }, `up to ${e.batch_size} per message`) : null),
     h("td", {}, endpointState(e)),
     h("td", {}, String(e.delivered_through)),
     h("td", {},
@@ -702,6 +703,7 @@ async function webhooksScreen(shownAttempts) {
         : act("Enable", () => api("PATCH", ws(`/webhook-endpoints/${e.id}`), { enabled: true })),
       act("Delete", () => api("DELETE", ws(`/webhook-endpoints/${e.id}`))))));
   const url = h("input", { id: "endpoint-url", type: "url", required: true, placeholder: "https://" });
+  const batch = h("input", { id: "endpoint-batch", type: "number", min: "1", max: "100", value: "1" });
   const types = CHANGE_TYPES.map((t) => h("label", { class: "choice" },
     h("input", { type: "checkbox", name: "event-type", value: t }), t));
   const form = h("form", {
@@ -709,7 +711,8 @@ async function webhooksScreen(shownAttempts) {
       event.preventDefault();
       const chosen = [...form.querySelectorAll("input[name=event-type]:checked")].map((c) => c.value);
       try {
-        const created = await api("POST", ws("/webhook-endpoints"), { url: url.value, event_types: chosen });
+        const created = await api("POST", ws("/webhook-endpoints"),
+          { url: url.value, event_types: chosen, batch_size: Number(batch.value) });
         await webhooksScreen(shownAttempts);
         openDialog("Endpoint added", [
           h("p", {}, `Changes are sent to ${created.url}, signed as Standard Webhooks with this secret. Keep it now: it is not shown again.`),
@@ -722,12 +725,13 @@ async function webhooksScreen(shownAttempts) {
   },
   h("label", { for: "endpoint-url" }, "Endpoint URL"), url,
   h("fieldset", {}, h("legend", {}, "Changes to send (none chosen: every change)"), types),
+  h("label", { for: "endpoint-batch" }, "Changes per message (1: each change its own message; more: a change.batch, for receivers that must keep up with bursts)"), batch,
   h("button", { type: "submit" }, "Add endpoint"));
   let attempts = null;
   const shown = endpoints.find((e) => e.id === shownAttempts);
   if (shown) {
     const page = await api("GET", ws(`/webhook-endpoints/${shown.id}/attempts?limit=50`));
-    attempts = table(`Latest attempts to ${shown.url}`, ["When", "Change", "Answer", "Took", "Response"],
+    attempts = table(`Latest attempts to ${shown.url}`, ["When", "Up to change", "Answer", "Took", "Response"],
       page.data.map((a) => h("tr", {},
         h("td", {}, when(a.attempted_at)), h("td", {}, String(a.position)),
         h("td", {}, a.status_code ? String(a.status_code) : a.error || "—"),
