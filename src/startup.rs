@@ -40,7 +40,7 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How outbound webhooks are delivered, from the settings.
 fn outbound_delivery(settings: &Settings) -> crate::outbound::sender::Delivery {
     crate::outbound::sender::Delivery {
-        reach: crate::outbound::address::Reach::allowing_private(settings.outbound_allow_private),
+        reach: crate::outbound::address::Reach::of(settings),
         first_retry: settings.outbound_first_retry,
         give_up_after: settings.outbound_give_up,
         ..Default::default()

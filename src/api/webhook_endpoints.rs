@@ -7,7 +7,6 @@ use super::params::{EndpointParam, PagedById, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::lists::List;
-use crate::outbound::address::Reach;
 use crate::outbound::endpoints::{
     self, Attempt, CreatedEndpoint, Endpoint, EndpointChange, NewEndpoint,
 };
@@ -27,10 +26,6 @@ pub fn routes() -> Vec<Route> {
         Route::of::<__path_replay_endpoint>(|| web::to(replay_endpoint)),
     ]
     .concat()
-}
-
-fn reach(state: &AppState) -> Reach {
-    Reach::allowing_private(state.settings.outbound_allow_private)
 }
 
 /// List the workspace's webhook endpoints
@@ -76,7 +71,7 @@ pub(super) async fn create_endpoint(
     body: web::Json<NewEndpoint>,
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
-    let reach = reach(&state);
+    let reach = crate::outbound::address::Reach::of(&state.settings);
     let created = state
         .call(move |db| endpoints::create(db, &caller, &ws, body.into_inner(), reach))
         .await?;
@@ -122,7 +117,7 @@ pub(super) async fn update_endpoint(
     body: web::Json<EndpointChange>,
 ) -> ApiResult<HttpResponse> {
     let (ws, id) = path.into_inner();
-    let reach = reach(&state);
+    let reach = crate::outbound::address::Reach::of(&state.settings);
     let endpoint = state
         .call(move |db| endpoints::update(db, &caller, &ws, &id, body.into_inner(), reach))
         .await?;

@@ -113,9 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::WebhookEndpoints(command) => {
             let (settings, db) = migrated_database()?;
-            let reach =
-                crate::outbound::address::Reach::allowing_private(settings.outbound_allow_private);
-            webhook_endpoints::run(command, &db, reach)
+            webhook_endpoints::run(command, &db, crate::outbound::address::Reach::of(&settings))
         }
     }
 }

@@ -16,9 +16,9 @@ pub enum Reach {
 }
 
 impl Reach {
-    /// The reach `ROLLCALL_OUTBOUND_ALLOW_PRIVATE` gives.
-    pub fn allowing_private(allow: bool) -> Reach {
-        if allow {
+    /// The reach the settings give (`ROLLCALL_OUTBOUND_ALLOW_PRIVATE`).
+    pub fn of(settings: &crate::config::Settings) -> Reach {
+        if settings.outbound_allow_private {
             Reach::Private
         } else {
             Reach::Public
