@@ -101,6 +101,7 @@ fn seed_directory(db: &Database, workspace_id: &str, size: usize) {
                 deleted_at: None,
                 created_at: now,
                 updated_at: now,
+                role_slugs: "[]".into(),
             })
             .collect();
         let people: Vec<MemberRow> = (0..size)

@@ -121,6 +121,12 @@ text_enum!(
 );
 
 text_enum!(
+    /// What decides the roles of a workspace's directory members: the groups they are in (rule 11), or
+    /// the role slugs the identity provider assigned them.
+    RoleSource { GroupMappings => "group_mappings", DirectoryRoles => "directory_roles" }
+);
+
+text_enum!(
     /// Whether a member can use the workspace.
     MemberStatus { Active => "active", Deprovisioned => "deprovisioned" }
 );

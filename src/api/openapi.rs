@@ -84,6 +84,9 @@ pub fn document() -> Document {
         super::role_mappings::get_role_mappings,
         super::role_mappings::put_role_mappings,
         super::role_mappings::preview_role_mappings,
+        super::role_mappings::get_role_source,
+        super::role_mappings::put_role_source,
+        super::role_mappings::preview_role_source,
         super::audit_log::list_audit_log,
         super::changes::list_workspace_changes,
         super::changes::list_changes,
@@ -277,6 +280,9 @@ const WORKSPACE_OPERATIONS: &[&str] = &[
     "get_role_mappings",
     "put_role_mappings",
     "preview_role_mappings",
+    "get_role_source",
+    "put_role_source",
+    "preview_role_source",
     "list_audit_log",
 ];
 

@@ -1,16 +1,18 @@
-//! `GET/PUT …/role-mappings`: which directory group grants which role (rule 11), self-serve.
+//! `GET/PUT …/role-mappings`: which directory group grants which role (rule 11), self-serve; and
+//! `GET/PUT …/role-source`: whether roles come from those mappings or from the role slugs the identity
+//! provider assigns, through a slug table.
 
 use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::params::WorkspaceParam;
 use super::route::Route;
 use crate::access::Caller;
-use crate::db::models::{RoleMappingRow, WorkspaceRow};
+use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::directory_groups;
 use crate::db::DbConnection;
 use crate::directory_sync::roles;
 use crate::directory_sync::teams::workspace_groups;
-use crate::domain::Role;
+use crate::domain::{Role, RoleSource};
 use crate::ids::DirectoryGroupId;
 use crate::schemas::directory_role;
 use crate::state::AppState;
@@ -26,6 +28,9 @@ pub fn routes() -> Vec<Route> {
         Route::of::<__path_get_role_mappings>(|| web::to(get_role_mappings)),
         Route::of::<__path_put_role_mappings>(|| web::to(put_role_mappings)),
         Route::of::<__path_preview_role_mappings>(|| web::to(preview_role_mappings)),
+        Route::of::<__path_get_role_source>(|| web::to(get_role_source)),
+        Route::of::<__path_put_role_source>(|| web::to(put_role_source)),
+        Route::of::<__path_preview_role_source>(|| web::to(preview_role_source)),
     ]
     .concat()
 }
@@ -127,16 +132,7 @@ fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(DirectoryGroupId, R
     let mut wanted: Vec<(DirectoryGroupId, Role)> = Vec::new();
     let mut seen = HashSet::new();
     for mapping in body {
-        let role = match mapping.role.parse::<Role>() {
-            Ok(Role::Owner) => {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    "role: the directory never assigns owner",
-                ))
-            }
-            Ok(role) => role,
-            Err(e) => return Err(ApiError::bad_request("invalid_field", format!("role: {e}"))),
-        };
+        let role = checked_role(&mapping.role)?;
         if !seen.insert(mapping.group_id.clone()) {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -146,6 +142,18 @@ fn wanted_mappings(body: Vec<RoleMapping>) -> ApiResult<Vec<(DirectoryGroupId, R
         wanted.push((DirectoryGroupId::from(mapping.group_id), role));
     }
     Ok(wanted)
+}
+
+/// A role the directory may give: any but `owner`.
+fn checked_role(role: &str) -> ApiResult<Role> {
+    match role.parse::<Role>() {
+        Ok(Role::Owner) => Err(ApiError::bad_request(
+            "invalid_field",
+            "role: the directory never assigns owner",
+        )),
+        Ok(role) => Ok(role),
+        Err(e) => Err(ApiError::bad_request("invalid_field", format!("role: {e}"))),
+    }
 }
 
 /// Refuses a group that is not one of the workspace's directory groups.
@@ -178,6 +186,17 @@ pub struct RoleChange {
     from: Role,
     #[schema(value_type = crate::domain::Role, inline)]
     to: Role,
+}
+
+impl RoleChange {
+    fn of(member: &MemberRow, to: Role) -> Self {
+        RoleChange {
+            member_id: member.id.clone(),
+            email: member.email.clone(),
+            from: member.role,
+            to,
+        }
+    }
 }
 
 /// How many members a change of mappings would move from one role to another.
@@ -235,12 +254,7 @@ pub(super) async fn preview_role_mappings(
             let mut changes: Vec<RoleChange> = Vec::new();
             crate::directory_sync::with_store(conn, |store| {
                 roles::preview_replacement(store, &workspace, &wanted, |member, to| {
-                    changes.push(RoleChange {
-                        member_id: member.id.clone(),
-                        email: member.email.clone(),
-                        from: member.role,
-                        to,
-                    })
+                    changes.push(RoleChange::of(member, to))
                 })
             })?;
             Ok(summarize(changes))
@@ -273,4 +287,196 @@ fn summarize(mut changes: Vec<RoleChange>) -> RoleMappingPreview {
         truncated: total > changes.len(),
         changes,
     }
+}
+
+/// A role slug the identity provider assigns, and the product role it gives.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlugMapping {
+    slug: String,
+    #[schema(schema_with = directory_role)]
+    role: String,
+}
+
+/// What decides the roles of the workspace's directory members.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSourceSetting {
+    /// `group_mappings` (the role mappings of the member's groups, the default) or `directory_roles`
+    /// (the identity provider's role slugs, through `mappings`).
+    #[schema(value_type = crate::domain::RoleSource, inline)]
+    source: String,
+    /// The slug the broker gives users mapped to no role (`member` unless set): it gives the
+    /// workspace's default role, and cannot be mapped.
+    #[serde(default)]
+    default_slug: Option<String>,
+    /// Slug → role; a member gets the highest role among their slugs, else the default role. Kept, but
+    /// unused, while the source is `group_mappings`.
+    #[serde(default)]
+    mappings: Vec<SlugMapping>,
+}
+
+impl RoleSourceSetting {
+    fn of(setting: &roles::RoleSetting) -> Self {
+        RoleSourceSetting {
+            source: setting.source.to_string(),
+            default_slug: Some(setting.default_slug.clone()),
+            mappings: setting
+                .table
+                .iter()
+                .map(|(slug, role)| SlugMapping {
+                    slug: slug.clone(),
+                    role: role.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The setting asked for: a known source, usable slugs each once, roles but `owner`.
+    fn wanted(self) -> ApiResult<roles::RoleSetting> {
+        let invalid = |why: String| ApiError::bad_request("invalid_field", why);
+        let source = self
+            .source
+            .parse::<RoleSource>()
+            .map_err(|e| invalid(format!("source: {e}")))?;
+        let default_slug = checked_slug(
+            self.default_slug
+                .as_deref()
+                .unwrap_or(workspaces::DEFAULT_ROLE_SLUG),
+        )
+        .map_err(|why| invalid(format!("default_slug: {why}")))?;
+        let mut table: Vec<(String, Role)> = Vec::new();
+        for mapping in self.mappings {
+            let slug =
+                checked_slug(&mapping.slug).map_err(|why| invalid(format!("slug: {why}")))?;
+            if slug == default_slug {
+                return Err(invalid(format!(
+                    "slug {slug} is the default slug: it always gives the default role"
+                )));
+            }
+            if table.iter().any(|(s, _)| *s == slug) {
+                return Err(invalid(format!("slug {slug} is mapped twice")));
+            }
+            table.push((slug, checked_role(&mapping.role)?));
+        }
+        table.sort();
+        Ok(roles::RoleSetting {
+            source,
+            default_slug,
+            table,
+        })
+    }
+}
+
+/// A slug as the broker sends them: 1 to 200 characters, no control characters.
+fn checked_slug(slug: &str) -> Result<String, &'static str> {
+    let slug = slug.trim();
+    if slug.is_empty() || slug.len() > 200 || slug.chars().any(char::is_control) {
+        return Err("1 to 200 characters, no control characters");
+    }
+    Ok(slug.to_string())
+}
+
+/// The role the directory decides
+///
+/// Whether the roles of directory members come from the role mappings of their groups
+/// (`group_mappings`) or from the role slugs the identity provider assigns (`directory_roles`), with
+/// the slug table.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/role-source", tag = "directory",
+    params(WorkspaceParam),
+    responses(
+        (status = 200, description = "The setting.", body = RoleSourceSetting),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn get_role_source(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let setting = state
+        .read(move |conn| {
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
+            Ok(crate::directory_sync::with_store(conn, |store| {
+                roles::RoleSetting::of(store, &workspace)
+            })?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RoleSourceSetting::of(&setting)))
+}
+
+/// Set where roles come from
+///
+/// Sets the source and the slug table; every directory-managed member's role is recomputed at once (on
+/// SQLite a batch of members per transaction, the workspace's other writes waiting for the end), each
+/// change audited with the caller as its cause.
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/role-source", tag = "directory",
+    params(WorkspaceParam),
+    request_body = RoleSourceSetting,
+    responses(
+        (status = 200, description = "The new setting.", body = RoleSourceSetting),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn put_role_source(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<RoleSourceSetting>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let wanted = body.into_inner().wanted()?;
+    let shown = RoleSourceSetting::of(&wanted);
+    let cause = caller.cause();
+    let mut changing: Option<(WorkspaceRow, roles::RoleSettingChange)> = None;
+    state
+        .write_workspace_in_steps(ws.clone(), move |conn, limit| {
+            if changing.is_none() {
+                let workspace = workspaces::visible(conn, &caller, &ws)?;
+                changing = Some((workspace, roles::RoleSettingChange::new(wanted.clone())));
+            }
+            let (workspace, change) = changing.as_mut().expect("set above");
+            Ok(crate::directory_sync::with_store(conn, |store| {
+                change.step(store, &cause, workspace, limit)
+            })?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(shown))
+}
+
+/// Preview a change of role source
+///
+/// Takes the same body and answers which members' roles it would change, changing nothing.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/role-source/preview", tag = "directory",
+    params(WorkspaceParam),
+    request_body = RoleSourceSetting,
+    responses(
+        (status = 200, description = "The members whose role would change.", body = RoleMappingPreview),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_body", "invalid_field"])))),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn preview_role_source(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<RoleSourceSetting>,
+) -> ApiResult<HttpResponse> {
+    let ws = path.into_inner();
+    let wanted = body.into_inner().wanted()?;
+    let preview = state
+        .read_only(move |conn| {
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
+            let mut changes: Vec<RoleChange> = Vec::new();
+            crate::directory_sync::with_store(conn, |store| {
+                roles::preview_setting(store, &workspace, &wanted, |member, to| {
+                    changes.push(RoleChange::of(member, to))
+                })
+            })?;
+            Ok(summarize(changes))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
 }

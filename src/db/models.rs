@@ -2,8 +2,8 @@
 
 use super::schema::*;
 use crate::domain::{
-    DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RunPhase, RunStatus,
-    RunTrigger,
+    DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RoleSource, RunPhase,
+    RunStatus, RunTrigger,
 };
 use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::timestamp::Timestamp;
@@ -21,6 +21,20 @@ pub struct WorkspaceRow {
     pub default_role: Role,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// What decides its directory members' roles.
+    pub role_source: RoleSource,
+    /// The role slug the broker gives users mapped to no role: it gives `default_role`.
+    pub default_role_slug: String,
+}
+
+/// A workspace's mapping of a role slug the identity provider assigns to a product role.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = directory_role_mappings)]
+pub struct DirectoryRoleMappingRow {
+    pub workspace_id: String,
+    pub slug: String,
+    pub role: Role,
+    pub created_at: Timestamp,
 }
 
 /// An API token, stored as the SHA-256 of the token; `workspace_id` is `None` for operators. A revoked or
@@ -81,6 +95,8 @@ pub struct DirectoryUserRow {
     pub deleted_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The role slugs the identity provider assigned, a JSON array of text (`roles`, else `role`).
+    pub role_slugs: String,
 }
 
 /// Rollcall's copy of a directory group, or its tombstone.

@@ -11,6 +11,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         change_position -> BigInt,
+        role_source -> Text,
+        default_role_slug -> Text,
     }
 }
 
@@ -59,6 +61,16 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        role_slugs -> Text,
+    }
+}
+
+diesel::table! {
+    directory_role_mappings (workspace_id, slug) {
+        workspace_id -> Text,
+        slug -> Text,
+        role -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -296,6 +308,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     team_member_sources,
     team_links,
     role_mappings,
+    directory_role_mappings,
     workspaces,
     api_tokens,
     directories,

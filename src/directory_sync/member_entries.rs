@@ -5,6 +5,7 @@ use crate::audit::{self, AuditRecord, Cause};
 use crate::db::models::MemberRow;
 use crate::db::DbConnection;
 use crate::domain::{ManagedBy, MemberStatus, Role};
+use crate::ids::DirectoryGroupId;
 use crate::workos::timestamp::time_json;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -33,6 +34,90 @@ pub struct Member {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+    /// Where the member's role comes from (in the API's member views; not in the audit log or the feed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_source: Option<RoleSourceShown>,
+    /// The attributes the identity provider sends for the member's directory user (read-only; in the
+    /// API's member views).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Where a directory member's role comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoleOrigin {
+    /// A role slug the identity provider assigned, through the workspace's table.
+    DirectoryRole(String),
+    /// A group the member is in, through its role mapping.
+    GroupMapping(DirectoryGroupId),
+    /// The workspace's default role, nothing mapped giving more.
+    Default,
+    /// Set by hand (or the member is not the directory's to decide).
+    Manual,
+}
+
+impl RoleOrigin {
+    /// Why a member whose role comes from here cannot have it changed by hand; `None` when they can.
+    pub fn why_locked(&self) -> Option<String> {
+        match self {
+            RoleOrigin::DirectoryRole(slug) => Some(format!(
+                "this member's role comes from the identity provider's role `{slug}`: change the \
+                 workspace's role slug table, or the user's roles at the identity provider"
+            )),
+            RoleOrigin::GroupMapping(group) => Some(format!(
+                "this member's role comes from the role mapping of directory group {group}: change \
+                 the mapping or the member's groups"
+            )),
+            RoleOrigin::Default => Some(
+                "this workspace's roles come from the directory, and nothing mapped gives this \
+                 member more than the default role: map one of their groups or role slugs"
+                    .to_string(),
+            ),
+            RoleOrigin::Manual => None,
+        }
+    }
+}
+
+/// Where a member's role comes from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RoleSourceShown {
+    /// A role slug the identity provider assigned, through the workspace's table.
+    DirectoryRole { slug: String },
+    /// A directory group the member is in, through its role mapping.
+    GroupMapping { group_id: String },
+    /// The workspace's default role.
+    Default,
+    /// Set by hand.
+    Manual,
+}
+
+impl From<RoleOrigin> for RoleSourceShown {
+    fn from(origin: RoleOrigin) -> Self {
+        match origin {
+            RoleOrigin::DirectoryRole(slug) => RoleSourceShown::DirectoryRole { slug },
+            RoleOrigin::GroupMapping(group) => RoleSourceShown::GroupMapping {
+                group_id: group.to_string(),
+            },
+            RoleOrigin::Default => RoleSourceShown::Default,
+            RoleOrigin::Manual => RoleSourceShown::Manual,
+        }
+    }
+}
+
+impl Member {
+    /// The member with where its role comes from and its directory user's attributes, as the API shows
+    /// a member.
+    pub fn shown(
+        mut self,
+        origin: RoleOrigin,
+        attributes: serde_json::Map<String, serde_json::Value>,
+    ) -> Member {
+        self.role_source = Some(origin.into());
+        self.attributes = Some(attributes);
+        self
+    }
 }
 
 impl From<&MemberRow> for Member {
@@ -49,6 +134,8 @@ impl From<&MemberRow> for Member {
             directory_user_id: m.directory_user_id.clone().map(String::from),
             created_at: time_json(&m.created_at),
             updated_at: time_json(&m.updated_at),
+            role_source: None,
+            attributes: None,
         }
     }
 }

@@ -1,13 +1,15 @@
-//! Roles from directory groups (rule 11): the highest role among the mappings of a member's groups, else
-//! the workspace's default; `owner` is never assigned or removed by the directory.
+//! Roles from the directory: from directory groups (rule 11: the highest role among the mappings of a
+//! member's groups, else the workspace's default), or from the role slugs the identity provider assigns
+//! (the highest role among the member's slugs in the workspace's table, else the default), as the
+//! workspace's `role_source` says. `owner` is never assigned or removed by the directory.
 
-use super::member_entries::member_change;
+use super::member_entries::{member_change, RoleOrigin};
 use super::store::Store;
 use crate::audit::{AuditRecord, Cause};
-use crate::db::models::{MemberRow, RoleMappingRow, WorkspaceRow};
+use crate::db::models::{DirectoryRoleMappingRow, MemberRow, RoleMappingRow, WorkspaceRow};
 use crate::db::schema::{members, role_mappings};
 use crate::db::DbConnection;
-use crate::domain::{ManagedBy, Role};
+use crate::domain::{ManagedBy, Role, RoleSource};
 use crate::ids::{DirectoryGroupId, DirectoryUserId};
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -23,30 +25,125 @@ pub fn mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<Vec<
         .load(conn)
 }
 
-/// Whether the workspace maps any group to a role (then roles of directory members are not edited by hand).
-pub fn has_mappings(conn: &mut DbConnection, workspace_id: &str) -> QueryResult<bool> {
-    let count: i64 = role_mappings::table
-        .filter(role_mappings::workspace_id.eq(workspace_id))
-        .count()
-        .get_result(conn)?;
-    Ok(count > 0)
+/// What decides the roles of a workspace's directory members.
+#[derive(Debug, Clone)]
+pub enum RoleRule {
+    /// Rule 11: the highest role among the mappings of the member's groups, else the default; nothing
+    /// while the workspace maps no group.
+    Groups(Vec<RoleMappingRow>),
+    /// The highest role among the member's role slugs in the table, else the default. The slug the
+    /// broker gives users mapped to no role gives the default too.
+    Slugs {
+        table: HashMap<String, Role>,
+        default_slug: String,
+    },
 }
 
-/// The role the mappings give someone in `groups`, if the workspace has mappings at all.
-fn mapped_role(
-    mappings: &[RoleMappingRow],
-    default_role: Role,
-    groups: &[DirectoryGroupId],
-) -> Option<Role> {
-    if mappings.is_empty() {
-        return None;
+impl RoleRule {
+    /// The workspace's rule as stored.
+    pub fn of(store: &mut Store<'_>, workspace: &WorkspaceRow) -> QueryResult<RoleRule> {
+        Ok(match workspace.role_source {
+            RoleSource::GroupMappings => RoleRule::Groups(store.role_mappings(&workspace.id)?),
+            RoleSource::DirectoryRoles => RoleRule::slugs(
+                &store.directory_roles(&workspace.id)?,
+                &workspace.default_role_slug,
+            ),
+        })
     }
-    let best = mappings
+
+    /// The rule of a slug table.
+    pub fn slugs(table: &[DirectoryRoleMappingRow], default_slug: &str) -> RoleRule {
+        RoleRule::Slugs {
+            table: table.iter().map(|m| (m.slug.clone(), m.role)).collect(),
+            default_slug: default_slug.to_string(),
+        }
+    }
+
+    /// Whether the groups a member is in decide anything.
+    pub fn needs_groups(&self) -> bool {
+        matches!(self, RoleRule::Groups(mappings) if !mappings.is_empty())
+    }
+
+    /// Whether the directory decides roles at all (then they are not changed by hand).
+    pub fn decides(&self) -> bool {
+        match self {
+            RoleRule::Groups(mappings) => !mappings.is_empty(),
+            RoleRule::Slugs { .. } => true,
+        }
+    }
+
+    /// The role the rule gives a member in `groups` holding `slugs`, and where it comes from; `None` when
+    /// it decides nothing.
+    pub fn role(
+        &self,
+        default_role: Role,
+        groups: &[DirectoryGroupId],
+        slugs: &[String],
+    ) -> Option<(Role, RoleOrigin)> {
+        let best = match self {
+            RoleRule::Groups(mappings) if mappings.is_empty() => return None,
+            RoleRule::Groups(mappings) => mappings
+                .iter()
+                .filter(|m| groups.contains(&m.group_id))
+                .map(|m| (m.role, RoleOrigin::GroupMapping(m.group_id.clone())))
+                .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1))),
+            RoleRule::Slugs {
+                table,
+                default_slug,
+            } => slugs
+                .iter()
+                .filter(|slug| *slug != default_slug)
+                .filter_map(|slug| {
+                    Some((*table.get(slug)?, RoleOrigin::DirectoryRole(slug.clone())))
+                })
+                .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1))),
+        };
+        Some(best.unwrap_or((default_role, RoleOrigin::Default)))
+    }
+}
+
+/// Where each of these members' roles comes from (members of `workspace`). Where the directory decides
+/// nothing (no group mapped, group mappings the source) a role is `Manual`, or `Default` while it is the
+/// default, and [`RoleOrigin::why_locked`] of neither applies: `locked` says whether it does.
+pub fn origins(
+    store: &mut Store<'_>,
+    workspace: &WorkspaceRow,
+    members: &[MemberRow],
+) -> QueryResult<Vec<(RoleOrigin, bool)>> {
+    let rule = RoleRule::of(store, workspace)?;
+    let users: Vec<&DirectoryUserId> = members
         .iter()
-        .filter(|m| groups.contains(&m.group_id))
-        .map(|m| m.role)
-        .max();
-    Some(best.unwrap_or(default_role))
+        .filter_map(|m| m.directory_user_id.as_ref())
+        .collect();
+    if rule.needs_groups() {
+        store.prefetch_groups_of_users(&users)?;
+    }
+    if matches!(rule, RoleRule::Slugs { .. }) {
+        store.prefetch_users(&users)?;
+    }
+    let mut found = Vec::with_capacity(members.len());
+    for member in members {
+        if !directory_decides(member) {
+            found.push((RoleOrigin::Manual, false));
+            continue;
+        }
+        let groups = match (&member.directory_user_id, rule.needs_groups()) {
+            (Some(user), true) => store.live_groups_of_user(user)?,
+            _ => Vec::new(),
+        };
+        let slugs = member_slugs(store, member, &rule)?;
+        found.push(match rule.role(workspace.default_role, &groups, &slugs) {
+            Some((_, origin)) => (origin, true),
+            None if member.role == workspace.default_role => (RoleOrigin::Default, false),
+            None => (RoleOrigin::Manual, false),
+        });
+    }
+    Ok(found)
+}
+
+/// The role slugs a stored directory user holds (its `role_slugs`, a JSON array).
+pub fn slugs_of(role_slugs: &str) -> Vec<String> {
+    serde_json::from_str(role_slugs).unwrap_or_default()
 }
 
 /// Whether the directory decides this member's role.
@@ -70,22 +167,42 @@ fn set_role(store: &mut Store<'_>, cause: &Cause, member: &MemberRow, role: Role
     store.put_member(after);
 }
 
-/// Recomputes one member's role from the groups they are in, given the workspace's mappings.
+/// Recomputes one member's role from the groups they are in or their role slugs, by the workspace's
+/// rule.
 pub fn recompute(
     store: &mut Store<'_>,
     cause: &Cause,
     workspace: &WorkspaceRow,
     member: &MemberRow,
     groups: &[DirectoryGroupId],
-    mappings: &[RoleMappingRow],
+    rule: &RoleRule,
 ) -> QueryResult<()> {
     if !directory_decides(member) {
         return Ok(());
     }
-    if let Some(role) = mapped_role(mappings, workspace.default_role, groups) {
+    let slugs = member_slugs(store, member, rule)?;
+    if let Some((role, _)) = rule.role(workspace.default_role, groups, &slugs) {
         set_role(store, cause, member, role);
     }
     Ok(())
+}
+
+/// The role slugs of a member's directory user, when the rule reads them.
+fn member_slugs(
+    store: &mut Store<'_>,
+    member: &MemberRow,
+    rule: &RoleRule,
+) -> QueryResult<Vec<String>> {
+    if !matches!(rule, RoleRule::Slugs { .. }) {
+        return Ok(Vec::new());
+    }
+    let Some(user) = &member.directory_user_id else {
+        return Ok(Vec::new());
+    };
+    Ok(store
+        .user(user)?
+        .map(|u| slugs_of(&u.role_slugs))
+        .unwrap_or_default())
 }
 
 /// A replacement of the workspace's mappings with `wanted` (group, role), done in steps: the mappings and
@@ -120,7 +237,10 @@ impl MappingReplacement {
         if !self.replaced {
             let rows = mapping_rows(workspace, &self.wanted);
             let had_mappings = replace_rows(store, cause, workspace, &rows)?;
-            self.sweep = RoleSweep::plan(store, rows, had_mappings)?;
+            // With roles from the directory's role slugs, group mappings decide nothing for now.
+            if workspace.role_source == RoleSource::GroupMappings {
+                self.sweep = RoleSweep::plan(store, RoleRule::Groups(rows), had_mappings)?;
+            }
             self.replaced = true;
             return Ok(None);
         }
@@ -134,6 +254,143 @@ impl MappingReplacement {
         }
         Ok(Some(store.role_mappings(&workspace.id)?))
     }
+}
+
+/// A workspace's role source and slug table, as an admin sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSetting {
+    pub source: RoleSource,
+    /// The slug the broker gives users mapped to no role; it gives the default role.
+    pub default_slug: String,
+    /// Each slug once, never to `owner`.
+    pub table: Vec<(String, Role)>,
+}
+
+impl RoleSetting {
+    /// The setting stored for a workspace.
+    pub fn of(store: &mut Store<'_>, workspace: &WorkspaceRow) -> QueryResult<RoleSetting> {
+        Ok(RoleSetting {
+            source: workspace.role_source,
+            default_slug: workspace.default_role_slug.clone(),
+            table: store
+                .directory_roles(&workspace.id)?
+                .into_iter()
+                .map(|m| (m.slug, m.role))
+                .collect(),
+        })
+    }
+
+    fn rows(&self, workspace: &WorkspaceRow) -> Vec<DirectoryRoleMappingRow> {
+        let now = timestamp::now();
+        self.table
+            .iter()
+            .map(|(slug, role)| DirectoryRoleMappingRow {
+                workspace_id: workspace.id.clone(),
+                slug: slug.clone(),
+                role: *role,
+                created_at: now,
+            })
+            .collect()
+    }
+
+    fn shown(&self) -> serde_json::Value {
+        let table: Vec<_> = self
+            .table
+            .iter()
+            .map(|(slug, role)| json!({ "slug": slug, "role": role }))
+            .collect();
+        json!({ "source": self.source, "default_slug": self.default_slug, "mappings": table })
+    }
+
+    /// The rule this setting gives the workspace, and whether the workspace's rule before it decided
+    /// roles (then roles it gave may have to go back to the default).
+    fn rule(
+        &self,
+        store: &mut Store<'_>,
+        workspace: &WorkspaceRow,
+    ) -> QueryResult<(RoleRule, bool)> {
+        let had_rule = RoleRule::of(store, workspace)?.decides();
+        let rule = match self.source {
+            RoleSource::GroupMappings => RoleRule::Groups(store.role_mappings(&workspace.id)?),
+            RoleSource::DirectoryRoles => {
+                RoleRule::slugs(&self.rows(workspace), &self.default_slug)
+            }
+        };
+        Ok((rule, had_rule))
+    }
+}
+
+/// A change of the workspace's role source and slug table, in steps as [`MappingReplacement`]: the
+/// setting and its audit entry first, then every directory member's role, a batch of members per step.
+pub struct RoleSettingChange {
+    wanted: RoleSetting,
+    sweep: Option<RoleSweep>,
+    replaced: bool,
+}
+
+impl RoleSettingChange {
+    pub fn new(wanted: RoleSetting) -> Self {
+        Self {
+            wanted,
+            sweep: None,
+            replaced: false,
+        }
+    }
+
+    /// The next step, over up to `limit` members; `Some` once the change is done.
+    pub fn step(
+        &mut self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+        limit: usize,
+    ) -> QueryResult<Option<()>> {
+        if !self.replaced {
+            let before = RoleSetting::of(store, workspace)?;
+            let (rule, had_rule) = self.wanted.rule(store, workspace)?;
+            store.replace_directory_roles(&workspace.id, &self.wanted.rows(workspace))?;
+            store.set_role_source(&workspace.id, self.wanted.source, &self.wanted.default_slug)?;
+            if before != self.wanted {
+                store.audit(
+                    cause,
+                    AuditRecord {
+                        workspace_id: &workspace.id,
+                        action: "role_source.changed",
+                        subject_type: "workspace",
+                        subject_id: &workspace.id,
+                        before: Some(before.shown()),
+                        after: Some(self.wanted.shown()),
+                    },
+                );
+            }
+            self.sweep = RoleSweep::plan(store, rule, had_rule)?;
+            self.replaced = true;
+            return Ok(None);
+        }
+        if let Some(sweep) = &mut self.sweep {
+            let more = sweep.step(store, workspace, limit, |store, member, role| {
+                set_role(store, cause, member, role)
+            })?;
+            if more {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    }
+}
+
+/// What changing the workspace's role setting to `wanted` would do to roles, changing nothing (as
+/// [`preview_replacement`]).
+pub fn preview_setting(
+    store: &mut Store<'_>,
+    workspace: &WorkspaceRow,
+    wanted: &RoleSetting,
+    mut each: impl FnMut(&MemberRow, Role),
+) -> QueryResult<()> {
+    let (rule, had_rule) = wanted.rule(store, workspace)?;
+    roles_under(store, workspace, rule, had_rule, |_, member, role| {
+        each(member, role)
+    })
 }
 
 /// Replaces the mapping rows and audits the differences; returns whether the workspace had mappings.
@@ -204,22 +461,25 @@ pub fn preview_replacement(
     wanted: &[(DirectoryGroupId, Role)],
     mut each: impl FnMut(&MemberRow, Role),
 ) -> QueryResult<()> {
+    if workspace.role_source != RoleSource::GroupMappings {
+        return Ok(());
+    }
     let had_mappings = !store.role_mappings(&workspace.id)?.is_empty();
-    let rows = mapping_rows(workspace, wanted);
-    roles_under(store, workspace, rows, had_mappings, |_, member, role| {
+    let rule = RoleRule::Groups(mapping_rows(workspace, wanted));
+    roles_under(store, workspace, rule, had_mappings, |_, member, role| {
         each(member, role)
     })
 }
 
-/// Calls `each` with every directory member whose role `mappings` would change, and the role they give.
+/// Calls `each` with every directory member whose role `rule` would change, and the role it gives.
 fn roles_under(
     store: &mut Store<'_>,
     workspace: &WorkspaceRow,
-    mappings: Vec<RoleMappingRow>,
-    had_mappings: bool,
+    rule: RoleRule,
+    had_rule: bool,
     mut each: impl FnMut(&mut Store<'_>, &MemberRow, Role),
 ) -> QueryResult<()> {
-    let Some(mut sweep) = RoleSweep::plan(store, mappings, had_mappings)? else {
+    let Some(mut sweep) = RoleSweep::plan(store, rule, had_rule)? else {
         return Ok(());
     };
     while sweep.step(store, workspace, 1000, &mut each)? {}
@@ -233,70 +493,83 @@ pub fn return_to_default_role(
     cause: &Cause,
     workspace: &WorkspaceRow,
 ) -> QueryResult<()> {
-    roles_under(store, workspace, Vec::new(), true, |store, member, role| {
-        set_role(store, cause, member, role)
-    })
+    if workspace.role_source != RoleSource::GroupMappings {
+        return Ok(());
+    }
+    roles_under(
+        store,
+        workspace,
+        RoleRule::Groups(Vec::new()),
+        true,
+        |store, member, role| set_role(store, cause, member, role),
+    )
 }
 
-/// A pass over the directory members whose role a set of mappings may change (rule 11): the highest
-/// mapped role of the member's groups, else the workspace's default. When the mappings are emptied (there
-/// were some and none are left), the roles mappings gave return to the default, so no mapped privilege
-/// outlives its mapping. Only two kinds of member can move: those of the directory users in a mapped group
-/// (who may gain a mapped role) and those holding a role other than the default (who may lose one); they
-/// are read a batch at a time, so a large workspace is never held in memory whole.
+/// A pass over the directory members whose role a rule may change. With group mappings (rule 11): the
+/// highest mapped role of the member's groups, else the workspace's default; when the mappings are emptied
+/// (there were some and none are left), the roles mappings gave return to the default, so no mapped
+/// privilege outlives its mapping. Only two kinds of member can move then: those of the directory users in
+/// a mapped group (who may gain a mapped role) and those holding a role other than the default (who may
+/// lose one). With a slug table every directory member is looked at, their users' slugs read with them.
+/// Members are read a batch at a time, so a large workspace is never held in memory whole.
 struct RoleSweep {
-    mappings: Vec<RoleMappingRow>,
+    rule: RoleRule,
     /// The mapped groups each directory user is in.
     groups_by_user: HashMap<DirectoryUserId, Vec<DirectoryGroupId>>,
     /// Directory users in a mapped group, still to be looked at.
     mapped: Vec<DirectoryUserId>,
-    /// Then the members off the default role, after this member id; `None` once all are seen.
+    /// Then the members off the default role (every directory member, with a slug table), after this
+    /// member id; `None` once all are seen.
     after: Option<String>,
     /// Members looked at already (one both mapped and off the default is decided once).
     decided: HashSet<String>,
 }
 
 impl RoleSweep {
-    /// The pass over `mappings` (the workspace's from now on), if it can change any role.
-    fn plan(
-        store: &mut Store<'_>,
-        mappings: Vec<RoleMappingRow>,
-        had_mappings: bool,
-    ) -> QueryResult<Option<Self>> {
-        if mappings.is_empty() && !had_mappings {
+    /// The pass over `rule` (the workspace's from now on), if it can change any role: `had_rule` says
+    /// whether the rule before decided roles (then even an empty one may).
+    fn plan(store: &mut Store<'_>, rule: RoleRule, had_rule: bool) -> QueryResult<Option<Self>> {
+        if !rule.decides() && !had_rule {
             return Ok(None);
         }
         let mut groups_by_user: HashMap<DirectoryUserId, Vec<DirectoryGroupId>> = HashMap::new();
-        for mapping in &mappings {
-            for user in store.users_in_group(&mapping.group_id)? {
-                groups_by_user
-                    .entry(user)
-                    .or_default()
-                    .push(mapping.group_id.clone());
+        if let RoleRule::Groups(mappings) = &rule {
+            for mapping in mappings {
+                for user in store.users_in_group(&mapping.group_id)? {
+                    groups_by_user
+                        .entry(user)
+                        .or_default()
+                        .push(mapping.group_id.clone());
+                }
             }
         }
         Ok(Some(Self {
             mapped: groups_by_user.keys().cloned().collect(),
             groups_by_user,
-            mappings,
+            rule,
             after: Some(String::new()),
             decided: HashSet::new(),
         }))
     }
 
-    /// The role the mappings give a member.
-    fn role_of(&self, workspace: &WorkspaceRow, member: &MemberRow) -> Role {
-        if self.mappings.is_empty() {
-            return workspace.default_role;
-        }
+    /// The role the rule gives a member.
+    fn role_of(
+        &self,
+        store: &mut Store<'_>,
+        workspace: &WorkspaceRow,
+        member: &MemberRow,
+    ) -> QueryResult<Role> {
         let groups = member
             .directory_user_id
             .as_ref()
             .and_then(|u| self.groups_by_user.get(u))
             .cloned()
             .unwrap_or_default();
-        mapped_role(&self.mappings, workspace.default_role, &groups)
-            .unwrap_or(workspace.default_role)
+        let slugs = member_slugs(store, member, &self.rule)?;
+        Ok(self
+            .rule
+            .role(workspace.default_role, &groups, &slugs)
+            .map_or(workspace.default_role, |(role, _)| role))
     }
 
     /// Looks at up to `limit` more members, calling `each` with those whose role would change and their new
@@ -329,14 +602,24 @@ impl RoleSweep {
             }
             found
         } else if let Some(after) = self.after.clone() {
+            let every_member = matches!(self.rule, RoleRule::Slugs { .. });
             let batch = store.load_members(|conn| {
-                directory_members()
-                    .filter(members::role.ne(workspace.default_role))
+                let mut q = directory_members()
                     .filter(members::id.gt(after))
                     .order(members::id)
-                    .limit(limit as i64)
-                    .load(conn)
+                    .limit(limit as i64);
+                if !every_member {
+                    q = q.filter(members::role.ne(workspace.default_role));
+                }
+                q.load(conn)
             })?;
+            let users: Vec<&DirectoryUserId> = batch
+                .iter()
+                .filter_map(|m| m.directory_user_id.as_ref())
+                .collect();
+            if every_member {
+                store.prefetch_users(&users)?;
+            }
             self.after = batch.last().map(|m| m.id.clone());
             batch
         } else {
@@ -346,7 +629,7 @@ impl RoleSweep {
             if !self.decided.insert(member.id.clone()) {
                 continue;
             }
-            let role = self.role_of(workspace, member);
+            let role = self.role_of(store, workspace, member)?;
             if role != member.role {
                 each(store, member, role);
             }

@@ -210,17 +210,20 @@ pub fn reconcile_members(
     for (group, team) in &links {
         teams_of_group.entry(group).or_default().push(team);
     }
-    let mappings = store.role_mappings(&workspace.id)?;
+    let rule = roles::RoleRule::of(store, workspace)?;
     // Without links or mappings, groups decide nothing: they are not even looked up.
-    let from_groups = !links.is_empty() || !mappings.is_empty();
+    let from_groups = !links.is_empty() || rule.needs_groups();
     let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     store.prefetch_sources(&member_ids)?;
+    let users: Vec<&DirectoryUserId> = members
+        .iter()
+        .filter_map(|m| m.directory_user_id.as_ref())
+        .collect();
     if from_groups {
-        let users: Vec<&DirectoryUserId> = members
-            .iter()
-            .filter_map(|m| m.directory_user_id.as_ref())
-            .collect();
         store.prefetch_groups_of_users(&users)?;
+    }
+    if matches!(rule, roles::RoleRule::Slugs { .. }) {
+        store.prefetch_users(&users)?;
     }
     for member in members {
         let groups = match (&member.directory_user_id, from_groups) {
@@ -252,7 +255,7 @@ pub fn reconcile_members(
             add_source(store, cause, &workspace.id, &member.id, key)?;
         }
         if let Some(current) = store.member(&member.id)? {
-            roles::recompute(store, cause, workspace, &current, &groups, &mappings)?;
+            roles::recompute(store, cause, workspace, &current, &groups, &rule)?;
         }
     }
     Ok(())

@@ -98,6 +98,7 @@ pub fn user_row(
         deleted_at: deleted.then_some(stamp.event_at),
         created_at: now,
         updated_at: now,
+        role_slugs: serde_json::to_string(&user.role_slugs()).unwrap_or_else(|_| "[]".into()),
     }
 }
 /// Loads what applying these user snapshots to a workspace will read: the stored users, everyone sharing

@@ -241,6 +241,241 @@ pub struct DirectoryUser {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub groups: Vec<serde_json::Value>,
+    /// The primary role the identity provider assigned (`{slug}`); absent when the broker sends none.
+    #[serde(
+        default,
+        deserialize_with = "tolerant_role",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub role: Option<SlimRole>,
+    /// Every role assigned ("identity provider role assignment"); absent when the broker sends none.
+    #[serde(
+        default,
+        deserialize_with = "tolerant_roles",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub roles: Option<Vec<SlimRole>>,
+    /// The attributes the customer mapped at the broker (department, manager, employee number, …).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_object",
+        skip_serializing_if = "serde_json::Map::is_empty"
+    )]
+    pub custom_attributes: serde_json::Map<String, serde_json::Value>,
+    /// Deprecated predefined attributes some directories still send.
+    #[serde(
+        default,
+        deserialize_with = "tolerant_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_title: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "tolerant_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username: Option<String>,
+}
+
+/// A role as the broker names it on a directory user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlimRole {
+    pub slug: String,
+}
+
+/// The longest role slug kept; a longer one is not a slug.
+const LONGEST_SLUG: usize = 200;
+
+impl SlimRole {
+    /// A role from whatever the broker sent in its place: `{slug: text}` with a usable slug, else nothing.
+    fn from_value(value: &serde_json::Value) -> Option<SlimRole> {
+        let slug = value.get("slug")?.as_str()?.trim();
+        (!slug.is_empty() && slug.len() <= LONGEST_SLUG).then(|| SlimRole {
+            slug: slug.to_string(),
+        })
+    }
+}
+
+/// `role`: `{slug}`, or nothing for null or any other shape (an unknown shape is not fatal).
+fn tolerant_role<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SlimRole>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(SlimRole::from_value(&value))
+}
+
+/// `roles`: the usable `{slug}` entries of a list; nothing for null or any other shape.
+fn tolerant_roles<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<SlimRole>>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(value
+        .as_array()
+        .map(|roles| roles.iter().filter_map(SlimRole::from_value).collect()))
+}
+
+/// How deep an attribute's value may nest; an attribute nesting deeper is left out (an identity provider
+/// can nest a value deeper than any JSON reader's recursion limit, and one such attribute must not make
+/// its user unreadable).
+const ATTRIBUTE_DEPTH: usize = 16;
+
+/// An object of attributes, each nesting at most [`ATTRIBUTE_DEPTH`] deep (deeper ones left out); empty
+/// for null or any other shape.
+fn tolerant_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    deserializer.deserialize_any(Attributes)
+}
+
+struct Attributes;
+
+impl<'de> serde::de::Visitor<'de> for Attributes {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of attributes")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut attributes = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if let Some(value) = map.next_value_seed(Bounded(ATTRIBUTE_DEPTH))? {
+                attributes.insert(name, value);
+            }
+        }
+        Ok(attributes)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Map::new())
+    }
+}
+
+/// Reads a JSON value nesting at most this many levels below it; `None` for one nesting deeper, whose
+/// deeper parts are skipped without being read into memory.
+#[derive(Clone, Copy)]
+struct Bounded(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded {
+    type Value = Option<serde_json::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded {
+    type Value = Option<serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(serde_json::Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(serde_json::Value::Null))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let Some(below) = self.0.checked_sub(1) else {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        };
+        let mut items = Some(Vec::new());
+        while let Some(item) = seq.next_element_seed(Bounded(below))? {
+            match (&mut items, item) {
+                (Some(items), Some(item)) => items.push(item),
+                (found, _) => *found = None,
+            }
+        }
+        Ok(items.map(Into::into))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(below) = self.0.checked_sub(1) else {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            return Ok(None);
+        };
+        let mut object = Some(serde_json::Map::new());
+        while let Some(key) = map.next_key::<String>()? {
+            match (&mut object, map.next_value_seed(Bounded(below))?) {
+                (Some(object), Some(value)) => {
+                    object.insert(key, value);
+                }
+                (found, _) => *found = None,
+            }
+        }
+        Ok(object.map(Into::into))
+    }
+}
+
+/// A string, or nothing for null or any other shape.
+fn tolerant_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Ok(Some(text)),
+        _ => Ok(None),
+    }
 }
 
 impl Validate for DirectoryUser {
@@ -252,6 +487,27 @@ impl Validate for DirectoryUser {
 }
 
 impl DirectoryUser {
+    /// The role slugs the identity provider assigned: `roles` when the broker sent it, else `role`.
+    pub fn role_slugs(&self) -> Vec<&str> {
+        match (&self.roles, &self.role) {
+            (Some(roles), _) => roles.iter().map(|r| r.slug.as_str()).collect(),
+            (None, Some(role)) => vec![role.slug.as_str()],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The attributes shown on the member: the predefined ones the broker sent, then its custom ones.
+    pub fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut attributes = serde_json::Map::new();
+        for (name, value) in [("job_title", &self.job_title), ("username", &self.username)] {
+            if let Some(value) = value {
+                attributes.insert(name.into(), value.clone().into());
+            }
+        }
+        attributes.extend(self.custom_attributes.clone());
+        attributes
+    }
+
     /// The user's email: `email`, else the primary (or first) of the legacy `emails[]`.
     pub fn primary_email(&self) -> Option<&str> {
         let usable = |e: &&str| !e.trim().is_empty();

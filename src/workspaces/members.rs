@@ -6,16 +6,19 @@ use super::{visible, WorkspaceError};
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, WorkspaceRow};
-use crate::db::schema::{directory_group_memberships as memberships, members};
+use crate::db::schema::{directory_group_memberships as memberships, directory_users, members};
 use crate::db::{Database, DbConnection, DbError};
 use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
 use crate::directory_sync::{roles, teams};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
+use crate::ids::DirectoryUserId;
 use crate::lists::{List, Page};
+use crate::workos::events::DirectoryUser;
 use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde::Deserialize;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// Why a change to a member, or a look at one, was refused.
@@ -31,7 +34,7 @@ pub enum MemberError {
     InvalidField(String),
     /// The directory owns this (rules 11 and 12); the text says what and where to change it.
     #[error("{0}")]
-    ManagedByDirectorySync(&'static str),
+    ManagedByDirectorySync(String),
     #[error("another member of this workspace has that email")]
     EmailTaken,
     #[error("only the operator grants or removes the owner role")]
@@ -63,7 +66,7 @@ pub fn list(
     page: &Page,
 ) -> Result<List<Member>, MemberError> {
     db.read(|conn| {
-        visible(conn, caller, workspace_id)?;
+        let workspace = visible(conn, caller, workspace_id)?;
         let mut q = members::table
             .filter(members::workspace_id.eq(workspace_id))
             .order(members::id)
@@ -90,8 +93,47 @@ pub fn list(
             q = q.filter(members::id.gt(after.clone()));
         }
         let rows: Vec<MemberRow> = q.load(conn)?;
-        Ok(List::from_overfetch(rows, page, |m| m.id.clone()).map(|row| Member::from(row)))
+        let list = List::from_overfetch(rows, page, |m| m.id.clone());
+        Ok(List {
+            data: shown(conn, &workspace, &list.data)?,
+            list_metadata: list.list_metadata,
+        })
     })
+}
+
+/// Members as the API shows them: each with where its role comes from and its directory user's
+/// attributes.
+fn shown(
+    conn: &mut DbConnection,
+    workspace: &WorkspaceRow,
+    rows: &[MemberRow],
+) -> Result<Vec<Member>, MemberError> {
+    let origins =
+        crate::directory_sync::with_store(conn, |store| roles::origins(store, workspace, rows))?;
+    let users: Vec<&DirectoryUserId> = rows
+        .iter()
+        .filter_map(|m| m.directory_user_id.as_ref())
+        .collect();
+    let snapshots: HashMap<DirectoryUserId, String> = directory_users::table
+        .filter(directory_users::id.eq_any(users))
+        .select((directory_users::id, directory_users::snapshot))
+        .load(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .iter()
+        .zip(origins)
+        .map(|(row, (origin, _))| {
+            let attributes = row
+                .directory_user_id
+                .as_ref()
+                .and_then(|user| snapshots.get(user))
+                .and_then(|snapshot| serde_json::from_str::<DirectoryUser>(snapshot).ok())
+                .map(|user| user.attributes())
+                .unwrap_or_default();
+            Member::from(row).shown(origin, attributes)
+        })
+        .collect())
 }
 
 /// Loads a member of a workspace the caller may see, else not found.
@@ -119,7 +161,10 @@ pub fn get(
     workspace_id: &str,
     id: &str,
 ) -> Result<Member, MemberError> {
-    db.read(|conn| load(conn, caller, workspace_id, id).map(|(_, m)| Member::from(&m)))
+    db.read(|conn| {
+        let (workspace, member) = load(conn, caller, workspace_id, id)?;
+        Ok(shown(conn, &workspace, std::slice::from_ref(&member))?.remove(0))
+    })
 }
 
 fn check_email(email: &str) -> Result<String, MemberError> {
@@ -238,7 +283,7 @@ pub fn add(
         let workspace = visible(conn, caller, workspace_id)?;
         if workspace.directory_sync_enabled {
             return Err(MemberError::ManagedByDirectorySync(
-                "directory sync is on: members are added in the identity provider",
+                "directory sync is on: members are added in the identity provider".into(),
             ));
         }
         email_in_use(conn, workspace_id, &email, None)?;
@@ -292,19 +337,23 @@ pub fn change(
     let last_name = check_person_name("last_name", changes.last_name)?;
     let role = changes.role.as_deref().map(check_role).transpose()?;
     db.write_workspace(workspace_id, |conn| {
-        let (_, before) = load(conn, caller, workspace_id, id)?;
+        let (workspace, before) = load(conn, caller, workspace_id, id)?;
         let directory_managed = before.managed_by == ManagedBy::Directory;
         let identity_change = email.is_some() || first_name.is_some() || last_name.is_some();
         if directory_managed && identity_change {
             return Err(MemberError::ManagedByDirectorySync(
-                "this member's email and name come from the identity provider",
+                "this member's email and name come from the identity provider".into(),
             ));
         }
         let role_change = role.is_some_and(|r| r != before.role);
-        if directory_managed && role_change && roles::has_mappings(conn, workspace_id)? {
-            return Err(MemberError::ManagedByDirectorySync(
-                "this workspace maps directory groups to roles: change the mapping or the member's groups",
-            ));
+        if directory_managed && role_change {
+            let (origin, locked) = crate::directory_sync::with_store(conn, |store| {
+                roles::origins(store, &workspace, std::slice::from_ref(&before))
+            })?
+            .remove(0);
+            if let Some(why) = origin.why_locked().filter(|_| locked) {
+                return Err(MemberError::ManagedByDirectorySync(why));
+            }
         }
         if let Some(role) = role {
             check_owner_change(conn, caller, workspace_id, Some(&before), Some(role))?;
@@ -352,7 +401,8 @@ pub fn remove(
         let (workspace, member) = load(conn, caller, workspace_id, id)?;
         if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory {
             return Err(MemberError::ManagedByDirectorySync(
-                "this member is managed by directory sync: remove them in the identity provider",
+                "this member is managed by directory sync: remove them in the identity provider"
+                    .into(),
             ));
         }
         check_owner_change(conn, caller, workspace_id, Some(&member), None)?;

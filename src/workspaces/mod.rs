@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+/// The slug WorkOS environments give users mapped to no role, until a workspace says otherwise.
+pub const DEFAULT_ROLE_SLUG: &str = "member";
+
 /// Why a change to a workspace, or a look at one, was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -194,6 +197,8 @@ pub fn create(
             default_role,
             created_at: now,
             updated_at: now,
+            role_source: crate::domain::RoleSource::GroupMappings,
+            default_role_slug: DEFAULT_ROLE_SLUG.to_string(),
         };
         diesel::insert_into(workspaces::table)
             .values(&row)

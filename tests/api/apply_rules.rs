@@ -32,6 +32,8 @@ fn insert_workspace(db: &Database, organization_id: &str) -> String {
         default_role: rollcall::domain::Role::Viewer,
         created_at: now,
         updated_at: now,
+        role_source: rollcall::domain::RoleSource::GroupMappings,
+        default_role_slug: rollcall::workspaces::DEFAULT_ROLE_SLUG.into(),
     };
     db.write(|c| {
         diesel::insert_into(workspaces::table)

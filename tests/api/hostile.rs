@@ -341,7 +341,7 @@ fn hostile_broker(
 }
 
 /// A pull of those pages stores the name without its NUL (PostgreSQL refuses NUL in text), applies the
-/// user whose custom attributes nest deeply, and leaves the unreadable record as stored: not updated, not
+/// user whose custom attributes nest deeply (showing those it can read), and leaves the unreadable record as stored: not updated, not
 /// deleted, named in the run's counts.
 async fn a_pull_reads_hostile_pages_record_by_record(backend: Backend) {
     let dir = TestDirectory::new();
@@ -355,7 +355,7 @@ async fn a_pull_reads_hostile_pages_record_by_record(backend: Backend) {
         "active",
         &at(5),
     );
-    nul["custom_attributes"] = json!({"manager": "DEEP"});
+    nul["custom_attributes"] = json!({"manager": "DEEP", "department": {"name": "Ops"}});
     let mut unreadable = dir.user(
         "directory_user_bad",
         "idp-bad",
@@ -403,6 +403,12 @@ async fn a_pull_reads_hostile_pages_record_by_record(backend: Backend) {
     assert_eq!(
         (zoe["first_name"].as_str(), zoe["status"].as_str()),
         (Some("Zoe"), Some("active")),
+        "{zoe}"
+    );
+    // The attribute nested too deep to read is left out; the others are shown.
+    assert_eq!(
+        zoe["attributes"],
+        json!({"department": {"name": "Ops"}}),
         "{zoe}"
     );
     assert!(app.member(&ws, &email("ok")).await.is_some());

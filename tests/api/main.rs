@@ -8,6 +8,7 @@ mod caller;
 mod changes;
 mod cli;
 mod convergence;
+mod directory_roles;
 mod event_tail;
 pub(crate) mod full_pull;
 mod helpers;

@@ -130,6 +130,7 @@ upserted!(
         ever_active: Bool = "bool",
         deleted_at: Nullable<Timestamp> = "timestamp",
         updated_at: Timestamp = "timestamp",
+        role_slugs: Text = "text",
     ],
     kept [
         created_at: Timestamp = "timestamp",

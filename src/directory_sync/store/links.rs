@@ -1,10 +1,11 @@
-//! Team links and role mappings: read whole per workspace, and written at once (once everything pending
+//! Team links, role mappings and role slug tables: read whole per workspace, and written at once (once everything pending
 //! is written), each change through its own method, since an admin's edit or a group's deletion is all
 //! that changes them.
 
 use super::Store;
-use crate::db::models::{RoleMappingRow, TeamLinkRow};
-use crate::db::schema::{role_mappings, team_links};
+use crate::db::models::{DirectoryRoleMappingRow, RoleMappingRow, TeamLinkRow};
+use crate::db::schema::{directory_role_mappings, role_mappings, team_links, workspaces};
+use crate::domain::RoleSource;
 use crate::ids::DirectoryGroupId;
 use diesel::prelude::*;
 
@@ -41,6 +42,64 @@ impl Store<'_> {
             .role_mappings
             .insert(workspace_id.to_string(), mappings.clone());
         Ok(mappings)
+    }
+
+    /// The workspace's table of role slugs to roles, by slug.
+    pub fn directory_roles(
+        &mut self,
+        workspace_id: &str,
+    ) -> QueryResult<Vec<DirectoryRoleMappingRow>> {
+        if let Some(table) = self.c.directory_roles.get(workspace_id) {
+            return Ok(table.clone());
+        }
+        let table: Vec<DirectoryRoleMappingRow> = directory_role_mappings::table
+            .filter(directory_role_mappings::workspace_id.eq(workspace_id))
+            .order(directory_role_mappings::slug)
+            .select(DirectoryRoleMappingRow::as_select())
+            .load(self.db()?)?;
+        self.c
+            .directory_roles
+            .insert(workspace_id.to_string(), table.clone());
+        Ok(table)
+    }
+
+    /// Replaces the workspace's table of role slugs; returns the one it had.
+    pub fn replace_directory_roles(
+        &mut self,
+        workspace_id: &str,
+        rows: &[DirectoryRoleMappingRow],
+    ) -> QueryResult<Vec<DirectoryRoleMappingRow>> {
+        let before = self.directory_roles(workspace_id)?;
+        let conn = self.db()?;
+        diesel::delete(
+            directory_role_mappings::table
+                .filter(directory_role_mappings::workspace_id.eq(workspace_id)),
+        )
+        .execute(conn)?;
+        crate::on_backend!(conn, |c| diesel::insert_into(
+            directory_role_mappings::table
+        )
+        .values(rows)
+        .execute(c))?;
+        self.c.directory_roles.remove(workspace_id);
+        Ok(before)
+    }
+
+    /// Sets what decides the workspace's directory members' roles.
+    pub fn set_role_source(
+        &mut self,
+        workspace_id: &str,
+        source: RoleSource,
+        default_slug: &str,
+    ) -> QueryResult<()> {
+        diesel::update(workspaces::table.find(workspace_id))
+            .set((
+                workspaces::role_source.eq(source),
+                workspaces::default_role_slug.eq(default_slug),
+                workspaces::updated_at.eq(crate::workos::timestamp::now()),
+            ))
+            .execute(self.db()?)?;
+        Ok(())
     }
 
     /// Whether a group is linked to a team.

@@ -62,8 +62,8 @@ mod users;
 use super::sources::SourceKey;
 use crate::audit::{AuditRecord, Cause};
 use crate::db::models::{
-    DirectoryGroupRow, DirectoryRow, DirectoryUserRow, GroupMembershipRow, MemberRow,
-    NewAuditEntry, RoleMappingRow, TeamMemberSourceRow, WorkspaceRow,
+    DirectoryGroupRow, DirectoryRoleMappingRow, DirectoryRow, DirectoryUserRow, GroupMembershipRow,
+    MemberRow, NewAuditEntry, RoleMappingRow, TeamMemberSourceRow, WorkspaceRow,
 };
 use crate::db::DbConnection;
 use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
@@ -98,6 +98,8 @@ struct Cached {
     /// `(group, team)` links by workspace.
     team_links: HashMap<String, Vec<(DirectoryGroupId, String)>>,
     role_mappings: HashMap<String, Vec<RoleMappingRow>>,
+    /// Role slug → role tables by workspace.
+    directory_roles: HashMap<String, Vec<DirectoryRoleMappingRow>>,
     audit: Vec<NewAuditEntry>,
 }
 
