@@ -634,6 +634,19 @@ impl Database {
         self.with_writer(Work::Shared, |conn| write_transaction(conn, work))
     }
 
+    /// As [`Database::write`], for a write a crash may lose without harm because what it records is done
+    /// again (an outbound webhook sender's cursor and attempts: the changes are sent again, at least
+    /// once): on SQLite its commit is not synced to the disk before it returns, as a pull's.
+    pub fn write_redoable<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        self.with_writer(Work::Pull, |conn| write_transaction(conn, work))
+    }
+
     /// Runs `work` in one transaction holding the workspace's lock from its first statement: ordered after
     /// every write of the workspace that took the lock before (the applier's, a pull's, an admin's, on
     /// any instance), and never waiting for another workspace's.

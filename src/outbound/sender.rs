@@ -68,6 +68,10 @@ impl Delivery {
 
 /// Changes read and sent per round.
 const BATCH: i64 = 200;
+/// How long a sender keeps an endpoint it has caught up with, looking for new changes every
+/// [`Delivery::poll`], before it gives the endpoint's lease back: a busy endpoint keeps its sender
+/// instead of being claimed and released again for every few changes.
+const IDLE_HOLD: Duration = Duration::from_secs(5);
 /// How long a sender holds an endpoint without renewing: also how long an endpoint waits after the
 /// process sending to it died. A sender renews before each request once less than [`RENEW_BELOW`] is
 /// left, so a request (at most [`Delivery::request_timeout`]) always ends inside the lease.
@@ -187,7 +191,7 @@ fn claim_due(db: &Database, busy: &[String]) -> Result<Vec<Lease>, DbError> {
     for id in due.into_iter().filter(|id| !busy.contains(id)) {
         let holder = crate::ids::new_id("lease");
         let until = Instant::now() + LEASE;
-        let taken = db.write(|conn| {
+        let taken = db.write_redoable(|conn| {
             diesel::update(
                 webhook_endpoints::table.find(&id).filter(
                     webhook_endpoints::lease_until
@@ -221,7 +225,7 @@ fn lease_end() -> Timestamp {
 /// it did.
 fn set_lease(db: &Database, lease: &Lease, until: Option<Timestamp>) -> Result<bool, DbError> {
     let holder = until.map(|_| lease.holder.as_str());
-    let changed = db.write(|conn| {
+    let changed = db.write_redoable(|conn| {
         diesel::update(
             webhook_endpoints::table
                 .find(&lease.endpoint)
@@ -292,6 +296,7 @@ async fn send_endpoint(
 ) {
     let id = lease.endpoint.clone();
     let id = id.as_str();
+    let mut idle_since: Option<Instant> = None;
     loop {
         let read = {
             let (db, id) = (db.clone(), id.to_string());
@@ -307,8 +312,15 @@ async fn send_endpoint(
             Err(_) => return,
         };
         if batch.is_empty() {
-            return;
+            // Caught up: look again shortly, keeping the lease a while.
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= IDLE_HOLD || !keep(db, lease).await {
+                return;
+            }
+            tokio::time::sleep(delivery.poll).await;
+            continue;
         }
+        idle_since = None;
         let last_read = batch
             .last()
             .map_or(endpoint.delivered_through, |c| c.position);
@@ -589,7 +601,7 @@ fn write_back(
         stop_for_good,
     } = round;
     let now = timestamp::now();
-    db.write(|conn| {
+    db.write_redoable(|conn| {
         if !attempts.is_empty() {
             crate::on_backend!(conn, |c| diesel::insert_into(webhook_attempts::table)
                 .values(attempts)
