@@ -86,6 +86,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(rename_group))
                     .route(web::delete().to(delete_group)),
             )
+            .service(web::resource("/groups/{id}/role").route(web::put().to(set_group_role)))
             .service(web::resource("/groups/{id}/members").route(web::post().to(add_member)))
             .service(
                 web::resource("/groups/{id}/members/{user_id}")
@@ -253,6 +254,22 @@ async fn rename_group(
     body: web::Json<Rename>,
 ) -> Answer {
     let (group, events) = shared.change(|m| m.rename_group(&id, &body.name))?;
+    Ok(HttpResponse::Ok().json(json!({ "group": group, "events": events })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupRole {
+    slug: Option<String>,
+}
+
+async fn set_group_role(
+    shared: web::Data<Shared>,
+    id: web::Path<String>,
+    body: web::Json<GroupRole>,
+) -> Answer {
+    let slug = body.into_inner().slug;
+    let (group, events) = shared.change(|m| m.set_group_role(&id, slug))?;
     Ok(HttpResponse::Ok().json(json!({ "group": group, "events": events })))
 }
 

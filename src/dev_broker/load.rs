@@ -47,6 +47,9 @@ pub struct GroupEntry {
     pub name: String,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// The role slug the group gives its members.
+    #[serde(default)]
+    pub role_slug: Option<String>,
 }
 
 /// A user in the file; `groups` names groups by id or by name.
@@ -127,6 +130,7 @@ pub fn load(
                 created_at,
                 updated_at,
                 members: BTreeSet::new(),
+                role_slug: g.role_slug.clone(),
             })
             .with_context(|| format!("group {id}"))?;
         by_name.entry((directory, g.name)).or_insert(slot);

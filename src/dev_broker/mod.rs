@@ -16,7 +16,9 @@
 //! `PATCH|DELETE /_dev/users/{id}`, `POST /_dev/users/{id}/deactivate|reactivate`,
 //! `POST /_dev/users/{id}/move {from_group, to_group}`, `POST /_dev/groups`,
 //! `PATCH /_dev/groups/{id} {name}`, `DELETE /_dev/groups/{id}`, `POST /_dev/groups/{id}/members {user_id}`,
-//! `DELETE /_dev/groups/{id}/members/{user_id}`.
+//! `DELETE /_dev/groups/{id}/members/{user_id}`, `PUT /_dev/groups/{id}/role {slug|null}` (the role slug the
+//! group gives its members: users carry `roles`, their groups' slugs, else their own `role`, and a change
+//! of them is a `dsync.user.updated`).
 //!
 //! A directory file for `--load` is one JSON object; every key is optional:
 //!
@@ -25,7 +27,7 @@
 //!   "directories": [{"id": "directory_acme", "organization_id": "org_acme", "type": "okta scim v2.0",
 //!                    "name": "Acme", "domain": "acme.test", "created_at": "2025-01-01T00:00:00.000Z"}],
 //!   "groups": [{"id": "directory_group_eng", "directory_id": "directory_acme", "name": "Engineering",
-//!               "idp_id": "Engineering", "created_at": "…", "updated_at": "…"}],
+//!               "idp_id": "Engineering", "role_slug": "engineer", "created_at": "…", "updated_at": "…"}],
 //!   "users": [{"id": "directory_user_ada", "directory_id": "directory_acme", "email": "ada@acme.test",
 //!              "first_name": "Ada", "last_name": "Lovelace", "state": "active", "role": "member",
 //!              "custom_attributes": {"department": "Engineering"}, "idp_id": "00u1",
@@ -87,7 +89,9 @@ Control API (no auth, JSON): GET /_dev/state, /_dev/truth, /_dev/events[?since=N
 POST /_dev/random-changes {count}; POST /_dev/users {first_name, last_name, email, state, role, \
 custom_attributes, groups}; PATCH|DELETE /_dev/users/{id}; POST /_dev/users/{id}/deactivate|reactivate; \
 POST /_dev/users/{id}/move {from_group, to_group}; POST /_dev/groups {name}; PATCH /_dev/groups/{id} {name}; \
-DELETE /_dev/groups/{id}; POST /_dev/groups/{id}/members {user_id}; DELETE /_dev/groups/{id}/members/{user_id}.
+DELETE /_dev/groups/{id}; POST /_dev/groups/{id}/members {user_id}; DELETE /_dev/groups/{id}/members/{user_id}; \
+PUT /_dev/groups/{id}/role {slug|null} (the role slug the group gives its members: users carry roles, their \
+groups' slugs, else their own role; a change of them is a dsync.user.updated).
 
 --load FILE: {\"directories\": [{id, organization_id, type, name, domain, created_at}], \
 \"groups\": [{id, directory_id, name, idp_id, created_at, updated_at}], \

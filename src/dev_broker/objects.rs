@@ -113,6 +113,9 @@ pub struct DirectoryUserObject {
     pub raw_attributes: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleSlug>,
+    /// Every role slug: those of the user's groups that give one, else the user's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<RoleSlug>>,
     pub created_at: String,
     pub updated_at: String,
     /// The deprecated `groups[]`: empty unless the broker fills it.

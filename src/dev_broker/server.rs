@@ -283,6 +283,11 @@ impl DevBrokerHandle {
         self.change(|m| m.rename_group(id, name))
     }
 
+    /// Sets the role slug a group gives its members (`dsync.user.updated` for each whose roles move).
+    pub fn set_group_role(&self, id: &str, slug: Option<&str>) -> Changed<DirectoryGroupObject> {
+        self.change(|m| m.set_group_role(id, slug.map(str::to_string)))
+    }
+
     /// Deletes a group (`dsync.group.deleted`, no `user_removed`).
     pub fn delete_group(&self, id: &str) -> Changed<DirectoryGroupObject> {
         self.change(|m| m.delete_group(id))

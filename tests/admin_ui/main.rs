@@ -8,6 +8,7 @@ mod browser;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod operator_walk;
+mod roles_walk;
 mod webhooks_walk;
 
 use helpers::{Backend, TestApp};

@@ -251,3 +251,96 @@ async fn it_listens_on_loopback_unless_remote_clients_are_allowed() {
     let (status, _, _) = get_with(&broker, "/directories", Some(&broker.api_key)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A group's role slug: its members carry it in `roles` (else their own role), and a membership or slug
+/// change that moves a user's roles is a `dsync.user.updated` with a newer `updated_at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_role_slug_reaches_its_members_as_user_updates() {
+    let broker = start(generated(0, 0)).await;
+    let post = reqwest::Method::POST;
+    let (status, body) = control(
+        &broker,
+        post.clone(),
+        "/groups",
+        json!({ "name": "Admins" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let admins = body["group"]["id"].as_str().unwrap().to_string();
+    let (status, body) = control(
+        &broker,
+        reqwest::Method::PUT,
+        &format!("/groups/{admins}/role"),
+        json!({ "slug": "admin" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!([]), "no member, no update");
+    let (_, body) = control(
+        &broker,
+        post.clone(),
+        "/users",
+        json!({ "email": "alan@example.com" }),
+    )
+    .await;
+    let alan = body["user"].clone();
+    assert_eq!(alan["role"], json!({ "slug": "member" }));
+    assert_eq!(alan["roles"], json!([{ "slug": "member" }]));
+    let alan_id = alan["id"].as_str().unwrap().to_string();
+
+    let (status, body) = control(
+        &broker,
+        post.clone(),
+        &format!("/groups/{admins}/members"),
+        json!({ "user_id": alan_id }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = logged(&broker, &body);
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["dsync.group.user_added", "dsync.user.updated"]);
+    let updated = &events[1].data;
+    assert_eq!(updated["roles"], json!([{ "slug": "admin" }]));
+    assert_eq!(updated["role"], json!({ "slug": "admin" }));
+    assert_eq!(
+        updated["previous_attributes"]["roles"],
+        json!([{ "slug": "member" }])
+    );
+    assert!(updated["updated_at"].as_str().unwrap() > alan["updated_at"].as_str().unwrap());
+
+    let (_, body) = control(
+        &broker,
+        reqwest::Method::PUT,
+        &format!("/groups/{admins}/role"),
+        json!({ "slug": null }),
+    )
+    .await;
+    let events = logged(&broker, &body);
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0].data["roles"], json!([{ "slug": "member" }]));
+    let (status, body) = control(
+        &broker,
+        reqwest::Method::PUT,
+        &format!("/groups/{admins}/role"),
+        json!({ "slug": " " }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// The broker's events a control call answered with (by id), in its order.
+fn logged(broker: &DevBrokerHandle, answer: &Value) -> Vec<BrokerEvent> {
+    let log = broker.events();
+    answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            log.iter()
+                .find(|r| r.event.id == id.as_str().unwrap())
+                .expect("the event is logged")
+                .event
+                .clone()
+        })
+        .collect()
+}

@@ -198,6 +198,7 @@ async fn objects_have_the_broker_shapes() {
             "organization_id",
             "raw_attributes",
             "role",
+            "roles",
             "state",
             "updated_at"
         ]

@@ -77,6 +77,12 @@ def main(argv):
     check(unique_ids(small_pages, "users (default limit)") == user_ids,
           "the default page size listed different users")
 
+    # Roles as the broker assigns them: every user has its primary role among all its roles.
+    for user in users:
+        check(user.role is not None and user.roles, f"{user.id} has no role or roles")
+        check(user.role.slug in [r.slug for r in user.roles],
+              f"{user.id}: role {user.role.slug} is not among its roles")
+
     groups = all_items(sync.list_groups(directory=directory_id, limit=100))
     check(len(groups) == expected_groups, f"listed {len(groups)} groups, expected {expected_groups}")
     group_ids = unique_ids(groups, "groups")

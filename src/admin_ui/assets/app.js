@@ -75,9 +75,9 @@ function when(text) {
 }
 
 /** A member's name above their email (the email alone when they have no name). */
-function personCell(m) {
+function personCell(m, extra = null) {
   const name = [m.first_name, m.last_name].filter(Boolean).join(" ");
-  return h("td", {}, name || m.email, name ? h("span", { class: "email" }, m.email) : null);
+  return h("td", {}, name || m.email, name ? h("span", { class: "email" }, m.email) : null, extra);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,11 +331,12 @@ async function groupsOfMembers(groups) {
 }
 
 async function membersScreen() {
-  const [workspace, members, groups, mappings] = await Promise.all([
+  const [workspace, members, groups, mappings, source] = await Promise.all([
     api("GET", ws()), listAll(ws("/members")), listAll(ws("/directory-groups")), api("GET", ws("/role-mappings")),
+    api("GET", ws("/role-source")),
   ]);
   const groupsOf = await groupsOfMembers(groups);
-  const rolesMapped = mappings.data.length > 0;
+  const rolesMapped = mappings.data.length > 0 || source.source === "directory_roles";
   const message = alertBox("members-message");
   const rows = members.map((m) => memberRow(m, workspace, groupsOf.get(m.id) || [], rolesMapped, message));
   show("Members", message,
@@ -366,13 +367,25 @@ function memberRow(m, workspace, groups, rolesMapped, message) {
     type: "button", disabled: removeLocked, "aria-describedby": removeLocked ? reasonId : null,
     onclick: () => confirmRemoveMember(m, message),
   }, "Remove");
+  const attributes = Object.entries(m.attributes || {})
+    .map(([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
   return h("tr", { "data-member": m.email },
-    personCell(m),
+    personCell(m, attributes.length ? h("span", { class: "id attributes" }, attributes.join(" · ")) : null),
     h("td", {}, m.status),
     h("td", {}, directory ? "Directory" : "Manual"),
-    h("td", {}, roleSelect),
+    h("td", {}, roleSelect, h("span", { class: "id role-source" }, roleSourceText(m.role_source))),
     h("td", {}, groups.join(", ") || "—"),
     h("td", {}, remove, (removeLocked || roleLocked) ? h("span", { class: "locked", id: reasonId }, LOCKED_REASON) : null));
+}
+
+/** Where a member's role comes from, in words. */
+function roleSourceText(source) {
+  switch (source && source.type) {
+    case "directory_role": return `from the identity provider's role ${source.slug}`;
+    case "group_mapping": return `from group ${source.group_id}`;
+    case "default": return "the default role";
+    default: return "set by hand";
+  }
 }
 
 function confirmRemoveMember(m, message) {
@@ -546,8 +559,9 @@ function unlinkDialog(team, groupId, name, teamMembers) {
 // Role mappings
 
 async function roleMappingsScreen() {
-  const [workspace, groups, mappings] = await Promise.all([
+  const [workspace, groups, mappings, source] = await Promise.all([
     api("GET", ws()), listAll(ws("/directory-groups")), api("GET", ws("/role-mappings")),
+    api("GET", ws("/role-source")),
   ]);
   const saved = new Map(mappings.data.map((m) => [m.group_id, m.role]));
   const draft = new Map(saved);
@@ -573,10 +587,71 @@ async function roleMappingsScreen() {
     }, h("option", { value: "" }, "No role"), ROLES.map((r) => h("option", { value: r, selected: saved.get(g.id) === r }, r)));
     return h("tr", {}, h("td", {}, g.name), h("td", {}, String(g.member_count)), h("td", {}, select));
   });
+  const fromSlugs = source.source === "directory_roles";
   show("Role mappings",
-    h("p", {}, `Members of a mapped group get its role; in several mapped groups, the highest role wins (admin over builder over viewer). Others get the workspace's default role, ${workspace.default_role}. Owners keep their role.`),
+    roleSourceForm(workspace, source),
+    h("h2", {}, "Roles from directory groups"),
+    h("p", {}, fromSlugs
+      ? "Roles come from the identity provider's role slugs: these mappings are kept, and used again once roles come from directory groups."
+      : `Members of a mapped group get its role; in several mapped groups, the highest role wins (admin over builder over viewer). Others get the workspace's default role, ${workspace.default_role}. Owners keep their role.`),
     table("Directory groups and the role each grants", ["Directory group", "Members", "Role"], rows),
     preview, message, save);
+}
+
+/** Where directory members' roles come from: their groups, or the identity provider's role slugs. */
+function roleSourceForm(workspace, source) {
+  const message = alertBox("role-source-message");
+  const preview = h("div", { id: "role-source-preview", "aria-live": "polite" });
+  const choice = (value, label) => h("label", { class: "choice" },
+    h("input", { type: "radio", name: "role-source", value, checked: source.source === value }), label);
+  const slugRows = h("tbody", {});
+  const addSlug = (slug = "", role = "viewer") => {
+    const row = h("tr", { class: "slug-row" },
+      h("td", {}, h("input", { type: "text", class: "slug", "aria-label": "Role slug", value: slug })),
+      h("td", {}, h("select", { class: "slug-role", "aria-label": "Product role" },
+        ROLES.map((r) => h("option", { value: r, selected: r === role }, r)))),
+      h("td", {}, h("button", { type: "button", onclick: () => row.remove() }, "Remove")));
+    slugRows.append(row);
+  };
+  source.mappings.forEach((m) => addSlug(m.slug, m.role));
+  const defaultSlug = h("input", { id: "default-slug", type: "text", value: source.default_slug });
+  const setting = () => ({
+    source: document.querySelector("input[name=role-source]:checked").value,
+    default_slug: defaultSlug.value,
+    mappings: [...slugRows.querySelectorAll("tr")].map((r) => ({
+      slug: r.querySelector(".slug").value, role: r.querySelector(".slug-role").value,
+    })).filter((m) => m.slug.trim() !== ""),
+  });
+  const act = (label, id, action) => h("button", { type: "button", id, onclick: async () => {
+    try {
+      await action();
+      showAlert(message, "");
+    } catch (e) {
+      showAlert(message, e.message);
+    }
+  } }, label);
+  return h("section", { id: "role-source" },
+    h("h2", {}, "Where roles come from"),
+    h("fieldset", {}, h("legend", {}, "Directory members' roles come from"),
+      choice("group_mappings", "Their directory groups (the mappings below)"),
+      choice("directory_roles", "The roles the identity provider assigns them (role slugs)")),
+    h("p", {}, `With role slugs, a member gets the highest role among their mapped slugs; a slug with no entry, or the default slug, gives the default role, ${workspace.default_role}. Owner is never assigned.`),
+    h("label", { for: "default-slug" }, "Default slug"), defaultSlug,
+    h("table", {}, h("caption", {}, "Role slugs and the role each grants"),
+      h("thead", {}, h("tr", {}, h("th", {}, "Role slug"), h("th", {}, "Role"), h("th", {}, ""))), slugRows),
+    h("button", { type: "button", onclick: () => addSlug() }, "Add a role slug"),
+    act("Preview", "preview-role-source", async () => {
+      const { total, moves } = await api("POST", ws("/role-source/preview"), setting());
+      preview.replaceChildren(
+        h("p", { id: "role-source-total" }, `This change would move ${total} members.`),
+        h("ul", {}, moves.map((m) => h("li", {}, `${m.count} ${m.from} → ${m.to}`))));
+    }),
+    act("Save where roles come from", "save-role-source", async () => {
+      await api("PUT", ws("/role-source"), setting());
+      announce("Role source saved");
+      await roleMappingsScreen();
+    }),
+    preview, message);
 }
 
 function wanted(draft) {

@@ -145,6 +145,7 @@ impl DirectoryModel {
                 created_at: g.created_at,
                 updated_at: g.updated_at,
                 members: BTreeSet::new(),
+                role_slug: None,
             })?);
         }
         for u in generated.users {

@@ -113,6 +113,7 @@ impl DirectoryModel {
             created_at: at,
             updated_at: at,
             members: BTreeSet::new(),
+            role_slug: None,
         };
         let slot = self.insert_group(record)?;
         let group = self.group_object(slot);
@@ -121,6 +122,31 @@ impl DirectoryModel {
     }
 
     /// Renames a group (`dsync.group.updated` with `previous_attributes.name`).
+    /// Sets the role slug a group gives its members (`None`: none): `dsync.user.updated` for each member
+    /// whose role slugs that moves.
+    pub fn set_group_role(
+        &mut self,
+        id: &str,
+        slug: Option<String>,
+    ) -> Result<(DirectoryGroupObject, Vec<BrokerEvent>), ModelError> {
+        let slot = self.group_slot(id)?;
+        if slug.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(ModelError::Invalid {
+                field: "slug",
+                message: "a role slug is not empty".into(),
+            });
+        }
+        let members: Vec<u32> = self.group(slot).members.iter().copied().collect();
+        let before: Vec<Vec<String>> = members.iter().map(|&u| self.role_slugs_of(u)).collect();
+        self.group_mut(slot).role_slug = slug;
+        let events = members
+            .into_iter()
+            .zip(before)
+            .filter_map(|(u, before)| self.roles_moved(u, before))
+            .collect();
+        Ok((self.group_object(slot), events))
+    }
+
     pub fn rename_group(
         &mut self,
         id: &str,

@@ -45,18 +45,16 @@ impl DirectoryModel {
                 message: format!("{user_id} and {group_id} are in different directories"),
             });
         }
+        let before = self.role_slugs_of(u);
         if !self.link(g, u) {
             return Err(ModelError::Conflict(format!(
                 "{user_id} is already in {group_id}"
             )));
         }
         let at = self.now();
-        Ok(vec![self.membership_event(
-            "dsync.group.user_added",
-            g,
-            u,
-            at,
-        )])
+        let mut events = vec![self.membership_event("dsync.group.user_added", g, u, at)];
+        events.extend(self.roles_moved(u, before));
+        Ok(events)
     }
 
     /// Removes a user from a group (`dsync.group.user_removed`).
@@ -66,18 +64,16 @@ impl DirectoryModel {
         user_id: &str,
     ) -> Result<Vec<BrokerEvent>, ModelError> {
         let (g, u) = (self.group_slot(group_id)?, self.user_slot(user_id)?);
+        let before = self.role_slugs_of(u);
         if !self.unlink(g, u) {
             return Err(ModelError::Conflict(format!(
                 "{user_id} is not in {group_id}"
             )));
         }
         let at = self.now();
-        Ok(vec![self.membership_event(
-            "dsync.group.user_removed",
-            g,
-            u,
-            at,
-        )])
+        let mut events = vec![self.membership_event("dsync.group.user_removed", g, u, at)];
+        events.extend(self.roles_moved(u, before));
+        Ok(events)
     }
 
     /// Moves a user from one group to another: `user_removed`, then `user_added`.

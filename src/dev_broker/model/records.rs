@@ -114,4 +114,6 @@ pub(crate) struct GroupRecord {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub members: BTreeSet<u32>,
+    /// The role slug the group gives its members (the broker's identity provider role assignment).
+    pub role_slug: Option<String>,
 }

@@ -86,6 +86,7 @@ impl DirectoryModel {
 
     /// A user as events carry it (`with_groups: None`) or as the pull API answers it.
     pub(super) fn user_object(&self, slot: u32, with_groups: Option<bool>) -> DirectoryUserObject {
+        let roles = self.role_slugs_of(slot);
         let u = self.user(slot);
         let d = &self.directories[u.directory as usize];
         let name = match (&u.first_name, &u.last_name) {
@@ -106,7 +107,13 @@ impl DirectoryModel {
             state: u.state.as_str().into(),
             custom_attributes: u.attributes.to_map(),
             raw_attributes: Map::new(),
-            role: u.role.clone().map(|slug| RoleSlug { slug }),
+            role: roles.first().map(|slug| RoleSlug { slug: slug.clone() }),
+            roles: (!roles.is_empty()).then(|| {
+                roles
+                    .iter()
+                    .map(|slug| RoleSlug { slug: slug.clone() })
+                    .collect()
+            }),
             created_at: format_time(u.created_at),
             updated_at: format_time(u.updated_at),
             groups: with_groups.map(|fill| {
@@ -117,6 +124,45 @@ impl DirectoryModel {
                 }
             }),
         }
+    }
+
+    /// The role slugs a user holds: those of their groups that give one (in order), else their own.
+    pub(super) fn role_slugs_of(&self, slot: u32) -> Vec<String> {
+        let u = self.user(slot);
+        let mut slugs: Vec<String> = u
+            .groups
+            .iter()
+            .filter_map(|&g| self.groups[g as usize].as_ref()?.role_slug.clone())
+            .collect();
+        slugs.sort();
+        slugs.dedup();
+        if slugs.is_empty() {
+            slugs.extend(u.role.clone());
+        }
+        slugs
+    }
+
+    /// After a change that may move a user's role slugs (`before`): if it did, the user's
+    /// `dsync.user.updated` (with a new `updated_at`), as the broker re-evaluates roles on every directory
+    /// event.
+    pub(super) fn roles_moved(&mut self, slot: u32, before: Vec<String>) -> Option<BrokerEvent> {
+        if self.role_slugs_of(slot) == before {
+            return None;
+        }
+        let at = self.now();
+        let u = self.user_mut(slot);
+        u.updated_at = at.max(u.updated_at + 1);
+        let user = self.user_object(slot, None);
+        let previous: Map<String, Value> = [(
+            "roles".to_string(),
+            json!(before
+                .iter()
+                .map(|slug| json!({ "slug": slug }))
+                .collect::<Vec<_>>()),
+        )]
+        .into_iter()
+        .collect();
+        Some(self.object_event("dsync.user.updated", &user, Some(previous), at))
     }
 
     /// `GET /directory_users/{id}`.
