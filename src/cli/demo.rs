@@ -137,11 +137,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shown = async {
         let workspace = set_up(&api, &broker).await?;
         let deprovisioning = show_deprovisioning(&api, &broker, &workspace.id).await?;
+        let role = show_role_from_directory(&api, &broker, &workspace.id).await?;
         let tail = show_tail_catching_up(&api, &broker).await?;
-        anyhow::Ok((workspace, tail, deprovisioning))
+        anyhow::Ok((workspace, tail, deprovisioning, role))
     };
     match shown.await {
-        Ok((workspace, tail, deprovisioning)) => print_welcome(
+        Ok((workspace, tail, deprovisioning, role)) => print_welcome(
             &service,
             &broker,
             &database,
@@ -150,6 +151,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             &Shown {
                 tail,
                 deprovisioning,
+                role,
             },
         ),
         Err(error) => {
@@ -226,6 +228,88 @@ async fn show_tail_catching_up(api: &Api, broker: &DevBrokerHandle) -> anyhow::R
 struct Shown {
     tail: TailCatchUp,
     deprovisioning: Deprovisioning,
+    role: RoleFromDirectory,
+}
+
+/// A role assigned at the identity provider reaching a member.
+struct RoleFromDirectory {
+    group: String,
+    email: String,
+    took: Duration,
+}
+
+/// The role slug the demo's group gives at the broker, and the role the workspace maps it to.
+const DEMO_SLUG: &str = "demo-admin";
+
+/// Shows a role arriving from the directory: the workspace takes roles from the identity provider's role
+/// slugs (`demo-admin` → admin), a group at the broker starts giving that slug, and one of its members
+/// becomes admin through the `dsync.user.updated` that follows.
+async fn show_role_from_directory(
+    api: &Api,
+    broker: &DevBrokerHandle,
+    workspace: &str,
+) -> anyhow::Result<RoleFromDirectory> {
+    let setting = json!({ "source": "directory_roles", "mappings": [{ "slug": DEMO_SLUG, "role": "admin" }] });
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            format!("/workspaces/{workspace}/role-source"),
+            Some(setting),
+        )
+        .await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "setting the role source: {status} {body}"
+    );
+    let truth = broker.truth();
+    let active: Vec<&str> = truth
+        .users
+        .iter()
+        .filter(|u| u.state == "active" && u.email.is_some())
+        .map(|u| u.id.as_str())
+        .collect();
+    let (group, user) = truth
+        .memberships
+        .iter()
+        .find(|(_, user)| active.contains(&user.as_str()))
+        .context("the sample directory has no group with an active member")?;
+    let email = truth
+        .users
+        .iter()
+        .find(|u| u.id == *user)
+        .and_then(|u| u.email.clone())
+        .unwrap_or_default();
+    let group_name = truth
+        .groups
+        .iter()
+        .find(|g| g.id == *group)
+        .map_or_else(|| group.clone(), |g| g.name.clone());
+    let started = Instant::now();
+    broker
+        .set_group_role(group, Some(DEMO_SLUG))
+        .map_err(|why| anyhow::anyhow!("giving {group_name} a role slug at the broker: {why:?}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, found) = api
+            .call(
+                Method::GET,
+                format!("/workspaces/{workspace}/members?email={email}"),
+                None,
+            )
+            .await?;
+        if found["data"][0]["role"] == "admin" {
+            return Ok(RoleFromDirectory {
+                group: group_name,
+                email,
+                took: started.elapsed(),
+            });
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{email} did not become admin within 60 s: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A deactivation at the broker reaching the product as a signed `member.deprovisioned`.
@@ -566,6 +650,14 @@ fn print_welcome(
         deprovisioning.endpoint,
         deprovisioning.took.as_millis()
     );
+    let role = &shown.role;
+    println!(
+        "roles:          the workspace takes roles from the identity provider ({DEMO_SLUG} → admin); group \
+         {} started giving {DEMO_SLUG} at the broker, and {} was admin {} ms later",
+        role.group,
+        role.email,
+        role.took.as_millis()
+    );
     println!();
     println!("Try:");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
@@ -573,6 +665,7 @@ fn print_welcome(
     println!("  curl -s -X POST {auth} {service}/api/v1/directories/{dir}/resync");
     println!("  curl -s {auth} {service}/api/v1/event-tail");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/changes");
+    println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/role-source");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/webhook-endpoints");
     println!("  curl -s {service}/metrics");
     println!(

@@ -291,6 +291,20 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
     let members = members["data"].as_array().expect("a list of members");
     assert!(members.len() >= 50, "{}", members.len());
     assert!(members.iter().all(|m| m["managed_by"] == "directory"));
+    // A role assigned at the identity provider reached the member the demo names.
+    let roles_line = lines
+        .iter()
+        .find(|l| l.starts_with("roles:"))
+        .unwrap_or_else(|| panic!("no roles line in {lines:#?}"));
+    let promoted = members
+        .iter()
+        .find(|m| roles_line.contains(&format!(" {} was admin", m["email"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("no member named in {roles_line:?}"));
+    assert_eq!(promoted["role"], "admin", "{promoted}");
+    assert_eq!(
+        promoted["role_source"],
+        serde_json::json!({ "type": "directory_role", "slug": "demo-admin" })
+    );
     let metrics = client
         .get(format!("{service}/metrics"))
         .send()
