@@ -109,22 +109,63 @@ pub(super) async fn put_role_mappings(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let wanted = wanted_mappings(body.into_inner())?;
+    let rows = change_roles(&state, caller, ws, move |conn, workspace| {
+        check_groups(conn, workspace, &wanted)?;
+        Ok(roles::MappingReplacement::new(&wanted))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
+}
+
+/// Runs a change of roles in steps on a workspace the caller may see (`start` checks the request against
+/// the workspace and makes the change); its answer.
+async fn change_roles<C>(
+    state: &AppState,
+    caller: Caller,
+    ws: String,
+    start: impl Fn(&mut DbConnection, &WorkspaceRow) -> ApiResult<C> + Send + 'static,
+) -> ApiResult<C::Done>
+where
+    C: roles::RoleChange + Send + 'static,
+    C::Done: Send + 'static,
+{
     let cause = caller.cause();
-    let mut replacing: Option<(WorkspaceRow, roles::MappingReplacement)> = None;
-    let rows = state
+    let mut changing: Option<(WorkspaceRow, roles::InSteps<C>)> = None;
+    state
         .write_workspace_in_steps(ws.clone(), move |conn, limit| {
-            if replacing.is_none() {
+            if changing.is_none() {
                 let workspace = workspaces::visible(conn, &caller, &ws)?;
-                check_groups(conn, &workspace, &wanted)?;
-                replacing = Some((workspace, roles::MappingReplacement::new(&wanted)));
+                let change = start(conn, &workspace)?;
+                changing = Some((workspace, roles::InSteps::new(change)));
             }
-            let (workspace, replacement) = replacing.as_mut().expect("set above");
+            let (workspace, change) = changing.as_mut().expect("set above");
             Ok(crate::directory_sync::with_store(conn, |store| {
-                replacement.step(store, &cause, workspace, limit)
+                change.step(store, &cause, workspace, limit)
             })?)
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(RoleMappings::of(&rows)))
+        .await
+}
+
+/// Previews a change of roles on a workspace the caller may see, on a read-only snapshot: `changes`
+/// calls its last argument with each member whose role would change and the role it would get.
+async fn preview_roles(
+    state: &AppState,
+    caller: Caller,
+    ws: String,
+    changes: impl FnOnce(&mut DbConnection, &WorkspaceRow, &mut dyn FnMut(&MemberRow, Role)) -> ApiResult<()>
+        + Send
+        + 'static,
+) -> ApiResult<RoleMappingPreview> {
+    state
+        .read_only(move |conn| {
+            let workspace = workspaces::visible(conn, &caller, &ws)?;
+            let mut found: Vec<RoleChange> = Vec::new();
+            changes(conn, &workspace, &mut |member, to| {
+                found.push(RoleChange::of(member, to))
+            })?;
+            Ok(summarize(found))
+        })
+        .await
 }
 
 /// The mappings asked for: known roles but `owner`, each group once.
@@ -247,19 +288,13 @@ pub(super) async fn preview_role_mappings(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let wanted = wanted_mappings(body.into_inner())?;
-    let preview = state
-        .read_only(move |conn| {
-            let workspace = workspaces::visible(conn, &caller, &ws)?;
-            check_groups(conn, &workspace, &wanted)?;
-            let mut changes: Vec<RoleChange> = Vec::new();
-            crate::directory_sync::with_store(conn, |store| {
-                roles::preview_replacement(store, &workspace, &wanted, |member, to| {
-                    changes.push(RoleChange::of(member, to))
-                })
-            })?;
-            Ok(summarize(changes))
-        })
-        .await?;
+    let preview = preview_roles(&state, caller, ws, move |conn, workspace, each| {
+        check_groups(conn, workspace, &wanted)?;
+        Ok(crate::directory_sync::with_store(conn, |store| {
+            roles::preview_replacement(store, workspace, &wanted, each)
+        })?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(preview))
 }
 
@@ -429,20 +464,10 @@ pub(super) async fn put_role_source(
     let ws = path.into_inner();
     let wanted = body.into_inner().wanted()?;
     let shown = RoleSourceSetting::of(&wanted);
-    let cause = caller.cause();
-    let mut changing: Option<(WorkspaceRow, roles::RoleSettingChange)> = None;
-    state
-        .write_workspace_in_steps(ws.clone(), move |conn, limit| {
-            if changing.is_none() {
-                let workspace = workspaces::visible(conn, &caller, &ws)?;
-                changing = Some((workspace, roles::RoleSettingChange::new(wanted.clone())));
-            }
-            let (workspace, change) = changing.as_mut().expect("set above");
-            Ok(crate::directory_sync::with_store(conn, |store| {
-                change.step(store, &cause, workspace, limit)
-            })?)
-        })
-        .await?;
+    change_roles(&state, caller, ws, move |_, _| {
+        Ok(roles::RoleSettingChange::new(wanted.clone()))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(shown))
 }
 
@@ -466,17 +491,11 @@ pub(super) async fn preview_role_source(
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
     let wanted = body.into_inner().wanted()?;
-    let preview = state
-        .read_only(move |conn| {
-            let workspace = workspaces::visible(conn, &caller, &ws)?;
-            let mut changes: Vec<RoleChange> = Vec::new();
-            crate::directory_sync::with_store(conn, |store| {
-                roles::preview_setting(store, &workspace, &wanted, |member, to| {
-                    changes.push(RoleChange::of(member, to))
-                })
-            })?;
-            Ok(summarize(changes))
-        })
-        .await?;
+    let preview = preview_roles(&state, caller, ws, move |conn, workspace, each| {
+        Ok(crate::directory_sync::with_store(conn, |store| {
+            roles::preview_setting(store, workspace, &wanted, each)
+        })?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(preview))
 }

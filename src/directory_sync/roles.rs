@@ -205,43 +205,55 @@ fn member_slugs(
         .unwrap_or_default())
 }
 
-/// A replacement of the workspace's mappings with `wanted` (group, role), done in steps: the mappings and
-/// their audit entries first, then every directory member's role, up to a number of members per step. Run
-/// to the end in one transaction, or (on SQLite) in a transaction per step while the workspace stays
-/// locked (`Database::write_workspace_in_steps`), so one big replacement never holds the single writer
-/// for long.
-pub struct MappingReplacement {
-    wanted: Vec<(DirectoryGroupId, Role)>,
-    /// Once the mappings are replaced: the members left to recompute.
-    sweep: Option<RoleSweep>,
-    replaced: bool,
+/// A change that decides roles anew (a replacement of the group mappings, a change of role source),
+/// made in steps by [`InSteps`].
+pub trait RoleChange {
+    /// What the change answers once done.
+    type Done;
+
+    /// Makes the change (its rows and audit entries); the pass over the roles it may move, if any.
+    fn make(
+        &self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+    ) -> QueryResult<Option<RoleSweep>>;
+
+    /// What the change answers once every role is recomputed.
+    fn done(&self, store: &mut Store<'_>, workspace: &WorkspaceRow) -> QueryResult<Self::Done>;
 }
 
-impl MappingReplacement {
-    pub fn new(wanted: &[(DirectoryGroupId, Role)]) -> Self {
+/// A change of roles done in steps: the change and its audit entries first, then every directory member's
+/// role, up to a number of members per step. Run to the end in one transaction, or (on SQLite) in a
+/// transaction per step while the workspace stays locked (`Database::write_workspace_in_steps`), so one
+/// big change never holds the single writer for long.
+pub struct InSteps<C> {
+    change: C,
+    /// Once the change is made: the members left to recompute.
+    sweep: Option<RoleSweep>,
+    made: bool,
+}
+
+impl<C: RoleChange> InSteps<C> {
+    pub fn new(change: C) -> Self {
         Self {
-            wanted: wanted.to_vec(),
+            change,
             sweep: None,
-            replaced: false,
+            made: false,
         }
     }
 
-    /// The next step, over up to `limit` members; the mappings as stored once the replacement is done.
+    /// The next step, over up to `limit` members; `Some` with the change's answer once it is done.
     pub fn step(
         &mut self,
         store: &mut Store<'_>,
         cause: &Cause,
         workspace: &WorkspaceRow,
         limit: usize,
-    ) -> QueryResult<Option<Vec<RoleMappingRow>>> {
-        if !self.replaced {
-            let rows = mapping_rows(workspace, &self.wanted);
-            let had_mappings = replace_rows(store, cause, workspace, &rows)?;
-            // With roles from the directory's role slugs, group mappings decide nothing for now.
-            if workspace.role_source == RoleSource::GroupMappings {
-                self.sweep = RoleSweep::plan(store, RoleRule::Groups(rows), had_mappings)?;
-            }
-            self.replaced = true;
+    ) -> QueryResult<Option<C::Done>> {
+        if !self.made {
+            self.sweep = self.change.make(store, cause, workspace)?;
+            self.made = true;
             return Ok(None);
         }
         if let Some(sweep) = &mut self.sweep {
@@ -252,7 +264,44 @@ impl MappingReplacement {
                 return Ok(None);
             }
         }
-        Ok(Some(store.role_mappings(&workspace.id)?))
+        Ok(Some(self.change.done(store, workspace)?))
+    }
+}
+
+/// A replacement of the workspace's group mappings with `wanted` (group, role).
+pub struct MappingReplacement {
+    wanted: Vec<(DirectoryGroupId, Role)>,
+}
+
+impl MappingReplacement {
+    pub fn new(wanted: &[(DirectoryGroupId, Role)]) -> Self {
+        Self {
+            wanted: wanted.to_vec(),
+        }
+    }
+}
+
+impl RoleChange for MappingReplacement {
+    /// The mappings as stored.
+    type Done = Vec<RoleMappingRow>;
+
+    fn make(
+        &self,
+        store: &mut Store<'_>,
+        cause: &Cause,
+        workspace: &WorkspaceRow,
+    ) -> QueryResult<Option<RoleSweep>> {
+        let rows = mapping_rows(workspace, &self.wanted);
+        let had_mappings = replace_rows(store, cause, workspace, &rows)?;
+        // With roles from the identity provider's role slugs, group mappings decide nothing for now.
+        if workspace.role_source != RoleSource::GroupMappings {
+            return Ok(None);
+        }
+        RoleSweep::plan(store, RoleRule::Groups(rows), had_mappings)
+    }
+
+    fn done(&self, store: &mut Store<'_>, workspace: &WorkspaceRow) -> QueryResult<Self::Done> {
+        store.role_mappings(&workspace.id)
     }
 }
 
@@ -320,62 +369,48 @@ impl RoleSetting {
     }
 }
 
-/// A change of the workspace's role source and slug table, in steps as [`MappingReplacement`]: the
-/// setting and its audit entry first, then every directory member's role, a batch of members per step.
+/// A change of the workspace's role source and slug table: the setting and its audit entry.
 pub struct RoleSettingChange {
     wanted: RoleSetting,
-    sweep: Option<RoleSweep>,
-    replaced: bool,
 }
 
 impl RoleSettingChange {
     pub fn new(wanted: RoleSetting) -> Self {
-        Self {
-            wanted,
-            sweep: None,
-            replaced: false,
-        }
+        Self { wanted }
     }
+}
 
-    /// The next step, over up to `limit` members; `Some` once the change is done.
-    pub fn step(
-        &mut self,
+impl RoleChange for RoleSettingChange {
+    type Done = ();
+
+    fn make(
+        &self,
         store: &mut Store<'_>,
         cause: &Cause,
         workspace: &WorkspaceRow,
-        limit: usize,
-    ) -> QueryResult<Option<()>> {
-        if !self.replaced {
-            let before = RoleSetting::of(store, workspace)?;
-            let (rule, had_rule) = self.wanted.rule(store, workspace)?;
-            store.replace_directory_roles(&workspace.id, &self.wanted.rows(workspace))?;
-            store.set_role_source(&workspace.id, self.wanted.source, &self.wanted.default_slug)?;
-            if before != self.wanted {
-                store.audit(
-                    cause,
-                    AuditRecord {
-                        workspace_id: &workspace.id,
-                        action: "role_source.changed",
-                        subject_type: "workspace",
-                        subject_id: &workspace.id,
-                        before: Some(before.shown()),
-                        after: Some(self.wanted.shown()),
-                    },
-                );
-            }
-            self.sweep = RoleSweep::plan(store, rule, had_rule)?;
-            self.replaced = true;
-            return Ok(None);
+    ) -> QueryResult<Option<RoleSweep>> {
+        let before = RoleSetting::of(store, workspace)?;
+        let (rule, had_rule) = self.wanted.rule(store, workspace)?;
+        store.replace_directory_roles(&workspace.id, &self.wanted.rows(workspace))?;
+        store.set_role_source(&workspace.id, self.wanted.source, &self.wanted.default_slug)?;
+        if before != self.wanted {
+            store.audit(
+                cause,
+                AuditRecord {
+                    workspace_id: &workspace.id,
+                    action: "role_source.changed",
+                    subject_type: "workspace",
+                    subject_id: &workspace.id,
+                    before: Some(before.shown()),
+                    after: Some(self.wanted.shown()),
+                },
+            );
         }
-        if let Some(sweep) = &mut self.sweep {
-            let more = sweep.step(store, workspace, limit, |store, member, role| {
-                set_role(store, cause, member, role)
-            })?;
-            if more {
-                return Ok(None);
-            }
-        }
-        Ok(Some(()))
+        RoleSweep::plan(store, rule, had_rule)
+    }
+
+    fn done(&self, _: &mut Store<'_>, _: &WorkspaceRow) -> QueryResult<()> {
+        Ok(())
     }
 }
 
@@ -512,7 +547,7 @@ pub fn return_to_default_role(
 /// a mapped group (who may gain a mapped role) and those holding a role other than the default (who may
 /// lose one). With a slug table every directory member is looked at, their users' slugs read with them.
 /// Members are read a batch at a time, so a large workspace is never held in memory whole.
-struct RoleSweep {
+pub struct RoleSweep {
     rule: RoleRule,
     /// The mapped groups each directory user is in.
     groups_by_user: HashMap<DirectoryUserId, Vec<DirectoryGroupId>>,

@@ -79,11 +79,7 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
     browser.open("/admin").await;
     browser.wait_text("main h1", "Sign in").await;
     browser.screenshot("sign-in").await;
-    browser.type_into("#token", &token).await;
-    browser.click_button("#sign-in", "Sign in").await;
-    browser
-        .wait_text("main h1", "Settings › Security › Directory Sync")
-        .await;
+    browser.sign_in(&token).await;
     assert_eq!(
         browser.text("#workspace-name").await,
         get(&app, &format!("/api/v1/workspaces/{ws}")).await["name"]

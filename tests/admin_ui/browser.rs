@@ -324,6 +324,14 @@ impl Browser {
         Self::click(&option, &what).await;
     }
 
+    /// Signs a workspace admin in with its token, as a user would, on the first screen.
+    pub async fn sign_in(&self, token: &str) {
+        self.type_into("#token", token).await;
+        self.click_button("#sign-in", "Sign in").await;
+        self.wait_text("main h1", "Settings › Security › Directory Sync")
+            .await;
+    }
+
     /// Goes to a screen through the navigation, as a user would.
     pub async fn go_to(&self, link: &str, heading: &str) {
         let what = format!("the link {link:?}");

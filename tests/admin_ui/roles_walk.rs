@@ -33,11 +33,7 @@ async fn an_admin_takes_roles_from_the_identity_provider(backend: Backend) {
     let token = app.admin_token(&ws).await;
     let browser = Browser::start(&app.address).await;
     browser.open("/admin").await;
-    browser.type_into("#token", &token).await;
-    browser.click_button("#sign-in", "Sign in").await;
-    browser
-        .wait_text("main h1", "Settings › Security › Directory Sync")
-        .await;
+    browser.sign_in(&token).await;
     browser.go_to("Role mappings", "Role mappings").await;
     browser
         .script(

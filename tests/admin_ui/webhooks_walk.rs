@@ -38,11 +38,7 @@ async fn an_admin_registers_an_endpoint_and_follows_its_deliveries(backend: Back
 
     let browser = Browser::start(&app.address).await;
     browser.open("/admin").await;
-    browser.type_into("#token", &token).await;
-    browser.click_button("#sign-in", "Sign in").await;
-    browser
-        .wait_text("main h1", "Settings › Security › Directory Sync")
-        .await;
+    browser.sign_in(&token).await;
     browser.go_to("Webhooks", "Settings › Webhooks").await;
     browser.type_into("#endpoint-url", &url).await;
     browser

@@ -66,6 +66,15 @@ async fn member(app: &TestApp, org: &Org, email: &str) -> Value {
     shown
 }
 
+/// Sets the workspace's role source; it must be accepted.
+async fn set_source(app: &TestApp, org: &Org, setting: Value) -> Value {
+    let (status, stored) = app
+        .op(Method::PUT, &org.path("/role-source"), Some(setting))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    stored
+}
+
 async fn set_role(app: &TestApp, org: &Org, email: &str, role: &str) -> (StatusCode, Value) {
     let id = member(app, org, email).await["id"]
         .as_str()
@@ -190,10 +199,7 @@ async fn roles_follow_the_identity_providers_slugs_once_the_workspace_says_so(ap
         "a preview audits nothing"
     );
 
-    let (status, stored) = app
-        .op(Method::PUT, &org.path("/role-source"), Some(setting))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{stored}");
+    let stored = set_source(&app, &org, setting).await;
     assert_eq!(stored["default_slug"], "member");
     let (_, shown) = app.op(Method::GET, &org.path("/role-source"), None).await;
     assert_eq!(shown, stored);
@@ -261,14 +267,7 @@ async fn roles_follow_the_identity_providers_slugs_once_the_workspace_says_so(ap
 
     // Back to group mappings, with none: the directory's roles return to the default, and roles are set by
     // hand again.
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &org.path("/role-source"),
-            Some(json!({ "source": "group_mappings" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_source(&app, &org, json!({ "source": "group_mappings" })).await;
     assert_eq!(roles(&app, &org).await, everyone_viewer);
     let (status, body) = set_role(&app, &org, "ada@example.com", "builder").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -314,28 +313,14 @@ async fn each_member_says_where_its_role_comes_from_with_group_mappings(app: Tes
     );
 
     // While the slugs decide, the group mappings are kept but decide nothing.
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &org.path("/role-source"),
-            Some(json!({ "source": "directory_roles" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_source(&app, &org, json!({ "source": "directory_roles" })).await;
     assert_eq!(
         roles(&app, &org).await,
         expected(&[("ada", "viewer"), ("bob", "viewer")])
     );
     let (_, mappings) = app.op(Method::GET, &org.path("/role-mappings"), None).await;
     assert_eq!(mappings["data"].as_array().unwrap().len(), 1);
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &org.path("/role-source"),
-            Some(json!({ "source": "group_mappings" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_source(&app, &org, json!({ "source": "group_mappings" })).await;
     assert_eq!(
         roles(&app, &org).await,
         expected(&[("ada", "admin"), ("bob", "viewer")])
@@ -347,14 +332,7 @@ async fn each_member_says_where_its_role_comes_from_with_group_mappings(app: Tes
 /// with the same `updated_at` arriving after it changes nothing.
 async fn a_role_changed_without_a_newer_updated_at_follows_the_newer_event(app: TestApp) {
     let org = Org::new(&app).await;
-    let (status, body) = app
-        .op(
-            Method::PUT,
-            &org.path("/role-source"),
-            Some(json!({ "source": "directory_roles", "mappings": [{"slug": "admin", "role": "admin"}, {"slug": "builder", "role": "builder"}] })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_source(&app, &org, json!({ "source": "directory_roles", "mappings": [{"slug": "admin", "role": "admin"}, {"slug": "builder", "role": "builder"}] })).await;
     let updated_at = org.tick();
     let (older, newer) = (org.tick(), org.tick());
     app.deliver(&[with_fields(
