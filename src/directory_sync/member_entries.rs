@@ -42,6 +42,38 @@ pub struct Member {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the caller may do to the member, and why not (in the API's member views): the rules the
+    /// API enforces when it is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions: Option<MemberActions>,
+}
+
+/// What the caller may do to a member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberActions {
+    /// Removing the member by hand.
+    pub remove: Allowed,
+    /// Giving the member another role than `owner` by hand.
+    pub change_role: Allowed,
+}
+
+/// Whether an action is allowed, and why not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Allowed {
+    pub allowed: bool,
+    /// Why not, in the words of the refusal the API would answer; null when allowed.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+}
+
+impl Allowed {
+    /// Allowed unless there is a reason it is not.
+    pub fn unless(reason: Option<String>) -> Allowed {
+        Allowed {
+            allowed: reason.is_none(),
+            reason,
+        }
+    }
 }
 
 /// Where a directory member's role comes from.
@@ -113,9 +145,11 @@ impl Member {
         mut self,
         origin: RoleOrigin,
         attributes: serde_json::Map<String, serde_json::Value>,
+        actions: MemberActions,
     ) -> Member {
         self.role_source = Some(origin.into());
         self.attributes = Some(attributes);
+        self.actions = Some(actions);
         self
     }
 }
@@ -136,6 +170,7 @@ impl From<&MemberRow> for Member {
             updated_at: time_json(&m.updated_at),
             role_source: None,
             attributes: None,
+            actions: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
-pub use super::member_entries::{audit_member_change, member_json, Member};
+pub use super::member_entries::{
+    audit_member_change, member_json, Allowed, Member, MemberActions, RoleOrigin,
+};
 
 use super::context::{ApplyContext, ApplyError, Effects};
 use super::member_entries::member_change;

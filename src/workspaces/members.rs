@@ -8,7 +8,9 @@ use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, WorkspaceRow};
 use crate::db::schema::{directory_group_memberships as memberships, directory_users, members};
 use crate::db::{Database, DbConnection, DbError};
-use crate::directory_sync::members::{audit_member_change, email_key, member_json, Member};
+use crate::directory_sync::members::{
+    audit_member_change, email_key, member_json, Allowed, Member, MemberActions, RoleOrigin,
+};
 use crate::directory_sync::{roles, teams};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
@@ -95,16 +97,17 @@ pub fn list(
         let rows: Vec<MemberRow> = q.load(conn)?;
         let list = List::from_overfetch(rows, page, |m| m.id.clone());
         Ok(List {
-            data: shown(conn, &workspace, &list.data)?,
+            data: shown(conn, caller, &workspace, &list.data)?,
             list_metadata: list.list_metadata,
         })
     })
 }
 
-/// Members as the API shows them: each with where its role comes from and its directory user's
-/// attributes.
+/// Members as the API shows them to the caller: each with where its role comes from, its directory user's
+/// attributes, and what the caller may do to it.
 fn shown(
     conn: &mut DbConnection,
+    caller: &Caller,
     workspace: &WorkspaceRow,
     rows: &[MemberRow],
 ) -> Result<Vec<Member>, MemberError> {
@@ -120,20 +123,76 @@ fn shown(
         .load(conn)?
         .into_iter()
         .collect();
-    Ok(rows
-        .iter()
-        .zip(origins)
-        .map(|(row, (origin, _))| {
-            let attributes = row
-                .directory_user_id
-                .as_ref()
-                .and_then(|user| snapshots.get(user))
-                .and_then(|snapshot| serde_json::from_str::<DirectoryUser>(snapshot).ok())
-                .map(|user| user.attributes())
-                .unwrap_or_default();
-            Member::from(row).shown(origin, attributes)
-        })
-        .collect())
+    let mut shown = Vec::with_capacity(rows.len());
+    for (row, (origin, locked)) in rows.iter().zip(origins) {
+        let attributes = row
+            .directory_user_id
+            .as_ref()
+            .and_then(|user| snapshots.get(user))
+            .and_then(|snapshot| serde_json::from_str::<DirectoryUser>(snapshot).ok())
+            .map(|user| user.attributes())
+            .unwrap_or_default();
+        let change_role = match role_lock(&origin, locked) {
+            Some(lock) => Some(lock),
+            None => refusal(check_owner_change(
+                conn,
+                caller,
+                &workspace.id,
+                Some(row),
+                Some(Role::Viewer),
+            ))?,
+        };
+        let actions = MemberActions {
+            remove: Allowed::unless(
+                removal_refused(conn, caller, workspace, row)?.map(|e| e.to_string()),
+            ),
+            change_role: Allowed::unless(change_role.map(|e| e.to_string())),
+        };
+        shown.push(Member::from(row).shown(origin, attributes, actions));
+    }
+    Ok(shown)
+}
+
+/// The refusal a check answers, as a value: `None` when it allows; other errors stay errors.
+fn refusal(check: Result<(), MemberError>) -> Result<Option<MemberError>, MemberError> {
+    match check {
+        Ok(()) => Ok(None),
+        Err(
+            refused @ (MemberError::OwnerRequiresOperator
+            | MemberError::LastOwner { .. }
+            | MemberError::ManagedByDirectorySync(_)),
+        ) => Ok(Some(refused)),
+        Err(error) => Err(error),
+    }
+}
+
+/// A role the directory decides is not changed by hand: the refusal, naming where it comes from.
+fn role_lock(origin: &RoleOrigin, locked: bool) -> Option<MemberError> {
+    origin
+        .why_locked()
+        .filter(|_| locked)
+        .map(MemberError::ManagedByDirectorySync)
+}
+
+/// Why the caller may not remove this member (rule 12 and the owner rule, rule 22); `None` when it may.
+fn removal_refused(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    workspace: &WorkspaceRow,
+    member: &MemberRow,
+) -> Result<Option<MemberError>, MemberError> {
+    if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory {
+        return Ok(Some(MemberError::ManagedByDirectorySync(
+            "this member is managed by directory sync: remove them in the identity provider".into(),
+        )));
+    }
+    refusal(check_owner_change(
+        conn,
+        caller,
+        &workspace.id,
+        Some(member),
+        None,
+    ))
 }
 
 /// Loads a member of a workspace the caller may see, else not found.
@@ -163,7 +222,7 @@ pub fn get(
 ) -> Result<Member, MemberError> {
     db.read(|conn| {
         let (workspace, member) = load(conn, caller, workspace_id, id)?;
-        Ok(shown(conn, &workspace, std::slice::from_ref(&member))?.remove(0))
+        Ok(shown(conn, caller, &workspace, std::slice::from_ref(&member))?.remove(0))
     })
 }
 
@@ -351,8 +410,8 @@ pub fn change(
                 roles::origins(store, &workspace, std::slice::from_ref(&before))
             })?
             .remove(0);
-            if let Some(why) = origin.why_locked().filter(|_| locked) {
-                return Err(MemberError::ManagedByDirectorySync(why));
+            if let Some(lock) = role_lock(&origin, locked) {
+                return Err(lock);
             }
         }
         if let Some(role) = role {
@@ -399,13 +458,9 @@ pub fn remove(
 ) -> Result<(), MemberError> {
     db.write_workspace(workspace_id, |conn| {
         let (workspace, member) = load(conn, caller, workspace_id, id)?;
-        if workspace.directory_sync_enabled && member.managed_by == ManagedBy::Directory {
-            return Err(MemberError::ManagedByDirectorySync(
-                "this member is managed by directory sync: remove them in the identity provider"
-                    .into(),
-            ));
+        if let Some(refused) = removal_refused(conn, caller, &workspace, &member)? {
+            return Err(refused);
         }
-        check_owner_change(conn, caller, workspace_id, Some(&member), None)?;
         teams::leave_all_teams(conn, &caller.cause(), workspace_id, id)?;
         diesel::delete(members::table.find(id)).execute(conn)?;
         audit::record(

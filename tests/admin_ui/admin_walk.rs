@@ -280,11 +280,14 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
         assert_eq!(app.member(&ws, email).await.unwrap()["role"], "admin");
     }
 
-    // Members: the roles show, and a directory member's removal is locked with the reason.
+    // Members: the roles show, and a directory member's removal and role are locked with the server's
+    // reasons.
     browser.go_to("Members", "Members").await;
     let someone = in_first[0]["email"].as_str().unwrap();
     let row = format!("tr[data-member=\"{someone}\"]");
-    browser.wait_text(&row, "Managed by Directory Sync").await;
+    browser
+        .wait_text(&row, "remove them in the identity provider")
+        .await;
     let locked = browser
         .script(
             "const r = document.querySelector(arguments[0]); \
@@ -295,10 +298,22 @@ async fn an_admin_walks_the_product_page(backend: Backend) {
             json!([row]),
         )
         .await;
-    assert_eq!(
-        locked,
-        json!([true, "Managed by Directory Sync", "admin", true])
+    let shown = get(
+        &app,
+        &format!("/api/v1/workspaces/{ws}/members?email={someone}"),
+    )
+    .await;
+    let actions = &shown["data"][0]["actions"];
+    let reasons = format!(
+        "{}; {}",
+        actions["remove"]["reason"].as_str().unwrap(),
+        actions["change_role"]["reason"].as_str().unwrap()
     );
+    assert!(
+        reasons.contains("role mapping of directory group"),
+        "{reasons}"
+    );
+    assert_eq!(locked, json!([true, reasons, "admin", true]));
     let guest = browser
         .script(
             "const r = document.querySelector('tr[data-member=\"guest@example.com\"]'); \

@@ -78,7 +78,10 @@ async fn an_admin_takes_roles_from_the_identity_provider(backend: Backend) {
     let shown = browser
         .wait_text(&row, "from the identity provider's role eng-admin")
         .await;
-    assert!(shown.contains("Managed by Directory Sync"), "{shown}");
+    assert!(
+        shown.contains("role comes from the identity provider's role `eng-admin`"),
+        "{shown}"
+    );
     let disabled = browser
         .script(
             "return document.querySelector(arguments[0] + ' select').disabled;",

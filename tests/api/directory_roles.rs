@@ -241,13 +241,27 @@ async fn roles_follow_the_identity_providers_slugs_once_the_workspace_says_so(ap
     );
     assert!(actions.contains(&"role_source.changed"), "{actions:?}");
 
-    // The directory decides: a change by hand is refused, naming where the role comes from.
+    // The directory decides: a change by hand is refused, naming where the role comes from; the member
+    // says so beforehand, in the same words.
     let (status, problem) = set_role(&app, &org, "ada@example.com", "viewer").await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert_eq!(problem["code"], "managed_by_directory_sync");
     assert!(
         problem["detail"].as_str().unwrap().contains("`eng-admin`"),
         "{problem}"
+    );
+    let actions = member(&app, &org, "ada@example.com").await["actions"].clone();
+    assert_eq!(
+        actions["change_role"],
+        json!({ "allowed": false, "reason": problem["detail"] })
+    );
+    assert_eq!(actions["remove"]["allowed"], false, "{actions}");
+    assert!(
+        actions["remove"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("remove them in the identity provider"),
+        "{actions}"
     );
     let (status, problem) = set_role(&app, &org, "bob@example.com", "builder").await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
@@ -269,6 +283,10 @@ async fn roles_follow_the_identity_providers_slugs_once_the_workspace_says_so(ap
     // hand again.
     set_source(&app, &org, json!({ "source": "group_mappings" })).await;
     assert_eq!(roles(&app, &org).await, everyone_viewer);
+    assert_eq!(
+        member(&app, &org, "ada@example.com").await["actions"]["change_role"],
+        json!({ "allowed": true, "reason": null })
+    );
     let (status, body) = set_role(&app, &org, "ada@example.com", "builder").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(

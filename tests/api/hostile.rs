@@ -206,6 +206,30 @@ async fn only_the_operator_makes_or_unmakes_an_owner_and_the_last_one_stays(back
         Some((StatusCode::CONFLICT, "last_owner")),
     );
     let role = |role: &str| Some(json!({ "role": role }));
+    // Each member says beforehand what its caller may do, in the refusal's words.
+    let (_, shown) = app
+        .call(Method::GET, &member(&ann), Some(&admin), None)
+        .await;
+    let refused =
+        json!({ "allowed": false, "reason": "only the operator grants or removes the owner role" });
+    assert_eq!(
+        shown["actions"],
+        json!({ "remove": refused, "change_role": refused })
+    );
+    let (_, shown) = app.op(Method::GET, &member(&ann), None).await;
+    let last = json!({ "allowed": false, "reason": format!("ann@{domain} is the workspace's last active owner: make another member owner first") });
+    assert_eq!(
+        shown["actions"],
+        json!({ "remove": last, "change_role": last })
+    );
+    let (_, shown) = app
+        .call(Method::GET, &member(&ben), Some(&admin), None)
+        .await;
+    let allowed = json!({ "allowed": true, "reason": null });
+    assert_eq!(
+        shown["actions"],
+        json!({ "remove": allowed, "change_role": allowed })
+    );
     // Each step: who calls (an admin token, else the operator), what, and the refusal expected (none: 2xx).
     let steps: Vec<OwnerStep> = vec![
         (true, Method::PATCH, member(&ben), role("owner"), forbidden),

@@ -4,7 +4,6 @@
 const TOKEN_KEY = "rollcall.token";
 const WORKSPACE_KEY = "rollcall.workspace";
 const ROLES = ["viewer", "builder", "admin"];
-const LOCKED_REASON = "Managed by Directory Sync";
 // The broker's directory types for the providers the product page lists; others show as the broker names them.
 const PROVIDERS = {
   "azure scim v2.0": "Entra ID SCIM",
@@ -331,23 +330,21 @@ async function groupsOfMembers(groups) {
 }
 
 async function membersScreen() {
-  const [workspace, members, groups, mappings, source] = await Promise.all([
-    api("GET", ws()), listAll(ws("/members")), listAll(ws("/directory-groups")), api("GET", ws("/role-mappings")),
-    api("GET", ws("/role-source")),
-  ]);
+  const [members, groups] = await Promise.all([listAll(ws("/members")), listAll(ws("/directory-groups"))]);
   const groupsOf = await groupsOfMembers(groups);
-  const rolesMapped = mappings.data.length > 0 || source.source === "directory_roles";
   const message = alertBox("members-message");
-  const rows = members.map((m) => memberRow(m, workspace, groupsOf.get(m.id) || [], rolesMapped, message));
+  const rows = members.map((m) => memberRow(m, groupsOf.get(m.id) || [], message));
   show("Members", message,
     table(`${members.length} members`, ["Member", "Status", "Source", "Role", "Groups", "Actions"], rows));
 }
 
-function memberRow(m, workspace, groups, rolesMapped, message) {
+/** A member's row; what is locked, and why, is the server's to say (`actions`). */
+function memberRow(m, groups, message) {
   const directory = m.managed_by === "directory";
   const reasonId = `locked-${m.id}`;
-  const removeLocked = directory && workspace.directory_sync_enabled;
-  const roleLocked = directory && rolesMapped;
+  const removeLocked = !m.actions.remove.allowed;
+  const roleLocked = !m.actions.change_role.allowed;
+  const reasons = [...new Set([m.actions.remove.reason, m.actions.change_role.reason].filter(Boolean))];
   const roleSelect = h("select", {
     "aria-label": `Role of ${m.email}`, disabled: roleLocked,
     "aria-describedby": roleLocked ? reasonId : null,
@@ -375,7 +372,7 @@ function memberRow(m, workspace, groups, rolesMapped, message) {
     h("td", {}, directory ? "Directory" : "Manual"),
     h("td", {}, roleSelect, h("span", { class: "id role-source" }, roleSourceText(m.role_source))),
     h("td", {}, groups.join(", ") || "—"),
-    h("td", {}, remove, (removeLocked || roleLocked) ? h("span", { class: "locked", id: reasonId }, LOCKED_REASON) : null));
+    h("td", {}, remove, reasons.length ? h("span", { class: "locked", id: reasonId }, reasons.join("; ")) : null));
 }
 
 /** Where a member's role comes from, in words. */
