@@ -80,6 +80,7 @@ pub fn document() -> Document {
         super::teams::list_linked_groups,
         super::teams::link_directory_group,
         super::teams::unlink_directory_group,
+        super::teams::preview_unlink,
         super::directory_groups::list_directory_groups,
         super::role_mappings::get_role_mappings,
         super::role_mappings::put_role_mappings,

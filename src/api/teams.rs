@@ -7,6 +7,7 @@ use super::params::{GroupParam, MemberParam, TeamParam, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::directory_sync::teams::UnlinkMembers;
+use crate::directory_sync::teams::UnlinkPreview;
 use crate::ids::DirectoryGroupId;
 use crate::lists::List;
 use crate::state::AppState;
@@ -30,6 +31,7 @@ pub fn routes() -> Vec<Route> {
         Route::of::<__path_list_linked_groups>(|| web::to(list_linked_groups)),
         Route::of::<__path_link_directory_group>(|| web::to(link_directory_group)),
         Route::of::<__path_unlink_directory_group>(|| web::to(unlink_directory_group)),
+        Route::of::<__path_preview_unlink>(|| web::to(preview_unlink)),
     ]
     .concat()
 }
@@ -335,4 +337,28 @@ pub(super) async fn unlink_directory_group(
         .call(move |db| team_links::unlink(db, &caller, &ws, &team, &group, choice))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Preview unlinking a directory group from a team
+///
+/// How many members are in the team through the group, and, with `members=remove`, how many would
+/// leave and how many stay through another source: counted in the database, nothing changed.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams/{team}/directory-groups/{group}/unlink-preview", tag = "teams",
+    params(WorkspaceParam, TeamParam, GroupParam),
+    responses(
+        (status = 200, description = "What each choice would do.", body = UnlinkPreview),
+        (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
+    ),
+)]
+pub(super) async fn preview_unlink(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (ws, team, group) = path.into_inner();
+    let group = DirectoryGroupId::from(group);
+    let preview = state
+        .call(move |db| team_links::unlink_preview(db, &caller, &ws, &team, &group))
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
 }

@@ -509,6 +509,50 @@ pub fn link_group(
     })
 }
 
+/// What unlinking a group from a team would do (rule 9), counted in the database, changing nothing.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UnlinkPreview {
+    /// Members in the team through the group: with `members=keep` all stay, as manual members.
+    pub through_group: i64,
+    /// Of those, the members who leave the team with `members=remove` (the group is their only source).
+    pub leaving_on_remove: i64,
+    /// Of those, the members who stay with `members=remove`, through another source.
+    pub staying_on_remove: i64,
+}
+
+/// Counts what unlinking `group_id` from the team would do to its members.
+pub fn unlink_preview(
+    conn: &mut DbConnection,
+    team_id: &str,
+    group_id: &DirectoryGroupId,
+) -> QueryResult<UnlinkPreview> {
+    let through = || {
+        sources::table
+            .filter(sources::team_id.eq(team_id))
+            .filter(sources::source_type.eq(DIRECTORY_GROUP))
+            .filter(sources::group_id.eq(group_id.as_str()))
+            .select(sources::member_id)
+    };
+    let through_group: i64 = through().count().get_result(conn)?;
+    let other = diesel::alias!(sources as other);
+    let staying_on_remove: i64 = other
+        .filter(other.field(sources::team_id).eq(team_id))
+        .filter(other.field(sources::member_id).eq_any(through()))
+        .filter(
+            other
+                .field(sources::source_type)
+                .ne(DIRECTORY_GROUP)
+                .or(other.field(sources::group_id).ne(group_id.as_str())),
+        )
+        .select(diesel::dsl::count(other.field(sources::member_id)).aggregate_distinct())
+        .get_result(conn)?;
+    Ok(UnlinkPreview {
+        through_group,
+        leaving_on_remove: through_group - staying_on_remove,
+        staying_on_remove,
+    })
+}
+
 /// Rule 9: unlinks a directory group from a team, keeping or removing the members who came through it;
 /// returns how many sources were converted or removed.
 pub fn unlink_group(

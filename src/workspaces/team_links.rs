@@ -6,7 +6,7 @@ use crate::access::Caller;
 use crate::db::models::TeamLinkRow;
 use crate::db::schema::{directory_groups, team_links};
 use crate::db::{Database, DbConnection};
-use crate::directory_sync::teams::{self as team_rules, UnlinkMembers};
+use crate::directory_sync::teams::{self as team_rules, UnlinkMembers, UnlinkPreview};
 use crate::ids::{DirectoryGroupId, DirectoryId};
 use crate::lists::{List, Page};
 use crate::workos::timestamp::time_json;
@@ -119,5 +119,19 @@ pub fn unlink(
             members,
         )?;
         Ok(())
+    })
+}
+
+/// What unlinking a directory group from a team would do to its members, changing nothing.
+pub fn unlink_preview(
+    db: &Database,
+    caller: &Caller,
+    workspace_id: &str,
+    team_id: &str,
+    group_id: &DirectoryGroupId,
+) -> Result<UnlinkPreview, TeamError> {
+    db.read(|conn| {
+        let (_, team) = load(conn, caller, workspace_id, team_id)?;
+        Ok(team_rules::unlink_preview(conn, &team.id, group_id)?)
     })
 }

@@ -271,7 +271,28 @@ async fn unlinking_removes_only_those_with_no_other_source(app: TestApp) {
         roster(&app, &org, &team).await,
         r(&[("dee", &["eng", "manual", "ops"]), ("eve", &["eng"])])
     );
+    // The preview counts it beforehand: eve leaves, dee stays through ops and by hand.
+    let preview = |group: &str| {
+        let path = org.path(&format!(
+            "/teams/{team}/directory-groups/{}/unlink-preview",
+            org.group_id(group)
+        ));
+        let app = &app;
+        async move {
+            let (status, body) = app.op(Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    assert_eq!(
+        preview("eng").await,
+        json!({ "through_group": 2, "leaving_on_remove": 1, "staying_on_remove": 1 })
+    );
     unlink(&app, &org, &team, "eng", "remove").await;
+    assert_eq!(
+        preview("ops").await,
+        json!({ "through_group": 1, "leaving_on_remove": 0, "staying_on_remove": 1 })
+    );
     assert_eq!(
         roster(&app, &org, &team).await,
         r(&[("dee", &["manual", "ops"])])

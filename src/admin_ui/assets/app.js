@@ -482,7 +482,7 @@ function teamSection(team, teamMembers, groups, groupName) {
     h("td", {}, m.sources.map((s) => sourceText(s, groupName)).join("; "))));
   const links = team.linked_group_ids.map((g) => h("li", {},
     h("span", {}, groupName.get(g) || g), " ",
-    h("button", { type: "button", onclick: () => unlinkDialog(team, g, groupName.get(g) || g, teamMembers) },
+    h("button", { type: "button", onclick: () => unlinkDialog(team, g, groupName.get(g) || g) },
       `Remove ${groupName.get(g) || g}`)));
   return h("section", { class: "team", "aria-labelledby": headingId, "data-team": team.name },
     h("h2", { id: headingId }, `${team.name} (${team.member_count} members)`),
@@ -530,22 +530,22 @@ function confirmLink(team, group) {
   ]);
 }
 
-/** The product page's two choices, with how many members each affects. */
-function unlinkDialog(team, groupId, name, teamMembers) {
-  const through = teamMembers.filter((m) => m.sources.some((s) => s.type === "directory_group" && s.group_id === groupId));
-  const leaving = through.filter((m) => m.sources.length === 1).length;
+/** The product page's two choices, with how many members each affects (the server counts them). */
+async function unlinkDialog(team, groupId, name) {
+  const path = ws(`/teams/${encodeURIComponent(team.id)}/directory-groups/${encodeURIComponent(groupId)}`);
+  const preview = await api("GET", `${path}/unlink-preview`);
   const unlink = (choice) => async () => {
-    await api("DELETE", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups/${encodeURIComponent(groupId)}?members=${choice}`));
+    await api("DELETE", `${path}?members=${choice}`);
     announce(`${name} removed from ${team.name}`);
     dialog.close();
     await teamsScreen();
     return true;
   };
   openDialog(`Remove ${name} from ${team.name}`, [
-    h("p", {}, `${through.length} members are in ${team.name} through ${name}.`),
+    h("p", {}, `${preview.through_group} members are in ${team.name} through ${name}.`),
     h("ul", {},
-      h("li", {}, h("strong", {}, "Keep current members"), `: all ${through.length} stay in the team, as manual members.`),
-      h("li", {}, h("strong", {}, "Remove current members"), `: ${leaving} leave the team; ${through.length - leaving} stay through another source.`)),
+      h("li", {}, h("strong", {}, "Keep current members"), `: all ${preview.through_group} stay in the team, as manual members.`),
+      h("li", {}, h("strong", {}, "Remove current members"), `: ${preview.leaving_on_remove} leave the team; ${preview.staying_on_remove} stay through another source.`)),
   ], [
     ["Keep current members", "primary", unlink("keep")],
     ["Remove current members", "danger", unlink("remove")],
