@@ -149,8 +149,11 @@ pub fn attach_listed(conn: &mut DbConnection, d: &Directory) -> QueryResult<bool
         event_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
     };
     let state = d.state.as_deref().unwrap_or("active");
-    diesel::insert_into(directories::table)
-        .values(directory_row(d, organization_id, state, stamp, false, None))
-        .execute(conn)?;
-    Ok(true)
+    let row = directory_row(d, organization_id, state, stamp, false, None);
+    // Two discoveries of one directory at once (a scheduled pull and an activation's) store it once.
+    let inserted = crate::on_backend!(conn, |c| diesel::insert_into(directories::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted > 0)
 }
