@@ -435,6 +435,19 @@ pub fn workspace_groups(
         .into_boxed()
 }
 
+/// Why no directory group can be linked to a team of the workspace now (rule 8: directory sync on, and
+/// at least one directory group); `None` when one can.
+pub fn why_not_linkable(
+    conn: &mut DbConnection,
+    workspace: &WorkspaceRow,
+) -> QueryResult<Option<LinkError>> {
+    if !workspace.directory_sync_enabled {
+        return Ok(Some(LinkError::DirectorySyncInactive));
+    }
+    let groups: i64 = workspace_groups(workspace).count().get_result(conn)?;
+    Ok((groups == 0).then_some(LinkError::NoDirectoryGroups))
+}
+
 /// Rule 8: links a directory group to a team and adds every active member of the group with a
 /// `directory_group` source; returns how many were added.
 pub fn link_group(
@@ -444,21 +457,16 @@ pub fn link_group(
     team_id: &str,
     group_id: &DirectoryGroupId,
 ) -> Result<usize, LinkError> {
-    if !workspace.directory_sync_enabled {
-        return Err(LinkError::DirectorySyncInactive);
+    if let Some(refused) = why_not_linkable(conn, workspace)? {
+        return Err(refused);
     }
     with_store(conn, |store| {
-        let (groups, found) = store.read(|conn| {
-            let groups: i64 = workspace_groups(workspace).count().get_result(conn)?;
-            let found: i64 = workspace_groups(workspace)
+        let found = store.read(|conn| {
+            workspace_groups(workspace)
                 .filter(directory_groups::id.eq(group_id.clone()))
                 .count()
-                .get_result(conn)?;
-            Ok((groups, found))
+                .get_result::<i64>(conn)
         })?;
-        if groups == 0 {
-            return Err(LinkError::NoDirectoryGroups);
-        }
         if found == 0 {
             return Err(LinkError::GroupNotFound);
         }

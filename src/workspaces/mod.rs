@@ -74,6 +74,10 @@ pub struct Workspace {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+    /// Whether a directory group can be linked to a team now, and why not, in the words of the refusal
+    /// (when the workspace is read alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linking: Option<crate::directory_sync::members::Allowed>,
 }
 
 impl From<&WorkspaceRow> for Workspace {
@@ -87,6 +91,7 @@ impl From<&WorkspaceRow> for Workspace {
             default_role: w.default_role,
             created_at: time_json(&w.created_at),
             updated_at: time_json(&w.updated_at),
+            linking: None,
         }
     }
 }
@@ -262,7 +267,16 @@ pub fn list(
 
 /// A workspace the caller may see.
 pub fn get(db: &Database, caller: &Caller, id: &str) -> Result<Workspace, WorkspaceError> {
-    db.read(|conn| visible(conn, caller, id).map(|w| Workspace::from(&w)))
+    db.read(|conn| {
+        let row = visible(conn, caller, id)?;
+        let refused = crate::directory_sync::teams::why_not_linkable(conn, &row)?;
+        Ok(Workspace {
+            linking: Some(crate::directory_sync::members::Allowed::unless(
+                refused.map(|e| e.to_string()),
+            )),
+            ..Workspace::from(&row)
+        })
+    })
 }
 
 /// What to change in a workspace.

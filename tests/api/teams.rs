@@ -662,16 +662,30 @@ async fn linking_rules_answer_with_their_codes(app: TestApp) {
                 .await
         }
     };
+    // The workspace says beforehand whether a group can be linked, in the refusal's words.
+    let linking = || {
+        let app = &app;
+        let path = format!("/api/v1/workspaces/{}", org.ws);
+        async move { app.op(Method::GET, &path, None).await.1["linking"].clone() }
+    };
     let (status, body) = post_link(org.group_id("eng")).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("directory_sync_inactive"))
+    );
+    assert_eq!(
+        linking().await,
+        json!({ "allowed": false, "reason": body["detail"] })
     );
     app.set_sync(&org.ws, true).await;
     let (status, body) = post_link(org.group_id("eng")).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("no_directory_groups"))
+    );
+    assert_eq!(
+        linking().await,
+        json!({ "allowed": false, "reason": body["detail"] })
     );
     app.deliver(&[
         event("dsync.activated", org.dir.object(&at(0)), &at(0)),
@@ -686,6 +700,7 @@ async fn linking_rules_answer_with_their_codes(app: TestApp) {
         (status, body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    assert_eq!(linking().await, json!({ "allowed": true, "reason": null }));
     let (status, _) = post_link(org.group_id("eng")).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = post_link(org.group_id("eng")).await;

@@ -494,11 +494,10 @@ function teamSection(team, teamMembers, groups, groupName) {
 
 /** Picks a directory group, then asks to confirm the link. */
 async function linkDialog(team, groups) {
-  if (!groups.length) {
-    // The rules say why nothing can be linked (directory sync off, or no groups yet): ask them.
-    const refusal = await api("POST", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups`), { group_id: "" })
-      .then(() => null, (e) => e.message);
-    openDialog("Add directory group", [h("p", { id: "link-refused" }, refusal || "No directory group can be linked.")], []);
+  // The server says whether anything can be linked now, and why not (directory sync off, or no groups yet).
+  const { linking } = await api("GET", ws());
+  if (!linking.allowed) {
+    openDialog("Add directory group", [h("p", { id: "link-refused" }, linking.reason)], []);
     return;
   }
   const available = groups.filter((g) => !team.linked_group_ids.includes(g.id));
