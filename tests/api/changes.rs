@@ -133,7 +133,8 @@ pub(crate) fn rebuild(changes: &[Value]) -> State {
 }
 
 /// What the API lists for a workspace (of a member, what the feed carries: not where its role comes
-/// from nor its directory user's attributes, which the API derives when it shows a member).
+/// from, its directory user's attributes nor what the caller may do, which the API derives when it
+/// shows a member).
 pub(crate) async fn listed(app: &TestApp, ws: &str) -> State {
     let members = app
         .members(ws)
@@ -141,8 +142,9 @@ pub(crate) async fn listed(app: &TestApp, ws: &str) -> State {
         .into_iter()
         .map(|mut m| {
             let shown = m.as_object_mut().unwrap();
-            shown.remove("role_source");
-            shown.remove("attributes");
+            for derived in ["role_source", "attributes", "actions"] {
+                shown.remove(derived);
+            }
             (m["id"].as_str().unwrap().to_string(), m)
         })
         .collect();
