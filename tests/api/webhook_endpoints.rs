@@ -898,3 +898,33 @@ async fn wait_for<T>(mut ready: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Two instances on one PostgreSQL share an endpoint through its lease: changes made through either reach
+/// the endpoint once each, in feed order, whichever instance sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_send_each_change_once_in_order() {
+    let database = crate::helpers::TestDatabase::new(Backend::Postgres);
+    let adjust = |s: &mut rollcall::config::Settings| {
+        s.outbound_allow_private = true;
+        s.outbound_first_retry = Duration::from_millis(20);
+    };
+    let first = crate::helpers::spawn_app_on(database.target.clone(), adjust).await;
+    let second = crate::helpers::spawn_app_on(database.target.clone(), adjust).await;
+    let org = Org::new(&first).await;
+    let receiver = Receiver::start(204);
+    register(&second, &org, &receiver.url, json!({})).await;
+    let people = 30;
+    for i in 0..people {
+        let through = if i % 2 == 0 { &first } else { &second };
+        through.deliver(&[org.created(&format!("p{i}"))]).await;
+    }
+    let got = receiver.wait_accepted(people).await;
+    // Anything more that arrives meanwhile would be a change sent twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let positions: Vec<i64> = receiver.accepted().iter().map(Received::position).collect();
+    assert_eq!(
+        positions,
+        (1..=people as i64).collect::<Vec<_>>(),
+        "{got:?}"
+    );
+}
