@@ -298,18 +298,28 @@ impl SlimRole {
 
 /// `role`: `{slug}`, or nothing for null or any other shape (an unknown shape is not fatal).
 fn tolerant_role<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SlimRole>, D::Error> {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    Ok(SlimRole::from_value(&value))
+    Ok(shallow(deserializer, 2)?
+        .as_ref()
+        .and_then(SlimRole::from_value))
 }
 
 /// `roles`: the usable `{slug}` entries of a list; nothing for null or any other shape.
 fn tolerant_roles<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Vec<SlimRole>>, D::Error> {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    Ok(value
-        .as_array()
+    Ok(shallow(deserializer, 3)?
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
         .map(|roles| roles.iter().filter_map(SlimRole::from_value).collect()))
+}
+
+/// A value nesting at most `depth` levels below it, else nothing: what nests deeper is skipped without
+/// being read into memory, so no shape an identity provider sends makes its user unreadable.
+fn shallow<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    depth: usize,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    deserializer.deserialize_any(Bounded(depth))
 }
 
 /// How deep an attribute's value may nest; an attribute nesting deeper is left out (an identity provider
@@ -472,8 +482,8 @@ impl<'de> serde::de::Visitor<'de> for Bounded {
 
 /// A string, or nothing for null or any other shape.
 fn tolerant_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::String(text) => Ok(Some(text)),
+    match shallow(deserializer, 0)? {
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
         _ => Ok(None),
     }
 }
@@ -606,6 +616,23 @@ fn non_empty(field: &str, value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn roles_and_texts_nested_past_any_reader_are_ignored_not_fatal() {
+        let deep = "[".repeat(400) + &"]".repeat(400);
+        let user = format!(
+            r#"{{"id": "directory_user_deep", "directory_id": "directory_1", "state": "active",
+                "role": {deep}, "roles": {deep}, "job_title": {deep}, "username": "ada",
+                "custom_attributes": {{"manager": {deep}, "team": "core"}}}}"#
+        );
+        let user: super::DirectoryUser = serde_json::from_str(&user).expect("the user is read");
+        assert_eq!((user.role, user.roles, user.job_title), (None, None, None));
+        assert_eq!(user.username.as_deref(), Some("ada"));
+        assert_eq!(
+            serde_json::Value::Object(user.custom_attributes),
+            serde_json::json!({"team": "core"})
+        );
+    }
+
     use super::*;
     use std::path::Path;
 
