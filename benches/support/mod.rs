@@ -140,6 +140,30 @@ pub async fn synced_workspace(client: &reqwest::Client, base: &str, organization
     ws
 }
 
+/// Asks for a full pull of `directory`; while another run of it (such as the pull that turning directory
+/// sync on starts) is in progress, waits for that one to end and asks again. Returns the new run's id.
+async fn start_pull(client: &reqwest::Client, base: &str, directory: &str) -> String {
+    let url = format!("{base}/api/v1/directories/{directory}/resync");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let response = client
+            .post(&url)
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        match status {
+            202 => return body["run_id"].as_str().unwrap().to_string(),
+            409 if body["code"] == "sync_in_progress" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            _ => panic!("{url}: {status} {body}"),
+        }
+    }
+}
+
 /// Starts a full pull of `directory` and waits for its end; returns the finished run and the wall time.
 pub async fn pull(
     client: &reqwest::Client,
@@ -147,15 +171,7 @@ pub async fn pull(
     directory: &str,
 ) -> (serde_json::Value, Duration) {
     let started = Instant::now();
-    let accepted = operator(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/api/v1/directories/{directory}/resync"),
-        None,
-        202,
-    )
-    .await;
-    let run = accepted["run_id"].as_str().unwrap().to_string();
+    let run = start_pull(client, base, directory).await;
     loop {
         let body = operator(
             client,
