@@ -26,7 +26,35 @@ pub struct ListMetadata {
     pub after: Option<String>,
 }
 
+/// One page of a list, with how many items the whole list holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountedList<T> {
+    pub data: Vec<T>,
+    pub list_metadata: CountedListMetadata,
+}
+
+/// Where the next page starts, and how many items the list holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountedListMetadata {
+    /// Pass as `?after=` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub after: Option<String>,
+    /// How many items match the list's filters, on every page (counted by the database).
+    pub total: i64,
+}
+
 impl<T> List<T> {
+    /// This page, with how many items the whole list holds.
+    pub fn counted(self, total: i64) -> CountedList<T> {
+        CountedList {
+            data: self.data,
+            list_metadata: CountedListMetadata {
+                after: self.list_metadata.after,
+                total,
+            },
+        }
+    }
+
     /// A page of items fetched with `limit + 1`, so a further page is known to exist.
     pub fn from_overfetch(mut items: Vec<T>, page: &Page, cursor: impl Fn(&T) -> String) -> Self {
         let more = items.len() as i64 > page.limit;

@@ -7,8 +7,8 @@ use super::params::{MemberParam, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::directory_sync::members::Member;
-use crate::domain::MemberStatus;
-use crate::lists::List;
+use crate::domain::{ManagedBy, MemberStatus, Role};
+use crate::lists::CountedList;
 use crate::state::AppState;
 use crate::workspaces::members::{self, MemberFilter};
 use actix_web::{web, HttpResponse};
@@ -29,9 +29,19 @@ pub fn routes() -> Vec<Route> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct MemberQuery {
+    /// Only members whose name or email holds this text, in any case (any part: a prefix or a
+    /// substring).
+    #[param(max_length = 200)]
+    search: Option<String>,
     /// Only members with this status.
     #[param(value_type = Option<crate::domain::MemberStatus>, inline)]
     status: Option<String>,
+    /// Only members managed this way: by the directory or by hand.
+    #[param(value_type = Option<crate::domain::ManagedBy>, inline)]
+    managed_by: Option<String>,
+    /// Only members with this role.
+    #[param(value_type = Option<crate::domain::Role>, inline)]
+    role: Option<String>,
     /// Only the member with this email, compared case-insensitively.
     email: Option<String>,
     /// Only members in this directory group (`directory_group_…`).
@@ -41,11 +51,40 @@ pub(super) struct MemberQuery {
     page: PageQuery,
 }
 
+/// The text a search looks for: at most 200 characters, no NUL.
+pub(super) fn search_text(search: Option<String>) -> ApiResult<Option<String>> {
+    match search {
+        Some(text) if text.chars().count() > 200 || text.contains('\0') => {
+            Err(ApiError::bad_request(
+                "invalid_parameter",
+                "search: at most 200 characters, without NUL",
+            ))
+        }
+        Some(text) if text.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// A query parameter naming one of an enumeration's values.
+fn parsed<T: std::str::FromStr>(name: &str, value: Option<String>) -> ApiResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .as_deref()
+        .map(|text| {
+            text.parse::<T>()
+                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
 /// List members
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/members", tag = "members",
     params(WorkspaceParam, MemberQuery, PageQuery),
     responses(
-        (status = 200, description = "A page of members.", body = List<Member>),
+        (status = 200, description = "A page of members, with how many match.", body = CountedList<Member>),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_parameter"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
     ),
 )]
@@ -58,18 +97,13 @@ pub(super) async fn list_members(
     let ws = path.into_inner();
     let page = query.page.page()?;
     let query = query.into_inner();
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<MemberStatus>()
-                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
-        })
-        .transpose()?;
     let filter = MemberFilter {
-        status,
+        status: parsed::<MemberStatus>("status", query.status)?,
+        managed_by: parsed::<ManagedBy>("managed_by", query.managed_by)?,
+        role: parsed::<Role>("role", query.role)?,
         email: query.email,
         group: query.group,
+        search: search_text(query.search)?,
     };
     let list = state
         .call(move |db| members::list(db, &caller, &ws, filter, &page))

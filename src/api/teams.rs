@@ -9,7 +9,7 @@ use crate::access::Caller;
 use crate::directory_sync::teams::UnlinkMembers;
 use crate::directory_sync::teams::UnlinkPreview;
 use crate::ids::DirectoryGroupId;
-use crate::lists::List;
+use crate::lists::{CountedList, List};
 use crate::state::AppState;
 use crate::workspaces::team_links::{self, CreatedTeamLink, TeamLink};
 use crate::workspaces::teams::{self, Team, TeamMember};
@@ -154,11 +154,24 @@ pub(super) async fn delete_team(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Which of a team's members to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct TeamMemberQuery {
+    /// Only members whose name or email holds this text, in any case.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    page: PageQuery,
+}
+
 /// List a team's members and why each is in it
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/teams/{team}/members", tag = "teams",
-    params(WorkspaceParam, TeamParam, PageQuery),
+    params(WorkspaceParam, TeamParam, TeamMemberQuery, PageQuery),
     responses(
-        (status = 200, description = "A page of team members.", body = List<TeamMember>),
+        (status = 200, description = "A page of team members, with how many match.", body = CountedList<TeamMember>),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_parameter"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
     ),
 )]
@@ -166,12 +179,13 @@ pub(super) async fn list_team_members(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: web::Query<PageQuery>,
+    query: web::Query<TeamMemberQuery>,
 ) -> ApiResult<HttpResponse> {
     let (ws, team) = path.into_inner();
-    let page = query.page()?;
+    let page = query.page.page()?;
+    let search = super::members::search_text(query.into_inner().search)?;
     let list = state
-        .call(move |db| teams::list_members(db, &caller, &ws, &team, &page))
+        .call(move |db| teams::list_members(db, &caller, &ws, &team, search.as_deref(), &page))
         .await?;
     Ok(HttpResponse::Ok().json(list))
 }

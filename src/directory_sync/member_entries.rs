@@ -46,6 +46,28 @@ pub struct Member {
     /// API enforces when it is done.
     #[serde(skip_serializing_if = "Option::is_none")]
     actions: Option<MemberActions>,
+    /// The directory groups the member's directory user is in, by name (in the API's member views).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<MemberGroup>>,
+}
+
+/// A directory group a member is in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberGroup {
+    pub id: String,
+    pub name: String,
+}
+
+/// What the API's member views show beside the member itself.
+pub struct MemberDetails {
+    /// Where the member's role comes from.
+    pub origin: RoleOrigin,
+    /// Its directory user's attributes.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// What the caller may do to it.
+    pub actions: MemberActions,
+    /// Its directory groups.
+    pub groups: Vec<MemberGroup>,
 }
 
 /// What the caller may do to a member.
@@ -141,15 +163,11 @@ impl From<RoleOrigin> for RoleSourceShown {
 impl Member {
     /// The member with where its role comes from and its directory user's attributes, as the API shows
     /// a member.
-    pub fn shown(
-        mut self,
-        origin: RoleOrigin,
-        attributes: serde_json::Map<String, serde_json::Value>,
-        actions: MemberActions,
-    ) -> Member {
-        self.role_source = Some(origin.into());
-        self.attributes = Some(attributes);
-        self.actions = Some(actions);
+    pub fn shown(mut self, details: MemberDetails) -> Member {
+        self.role_source = Some(details.origin.into());
+        self.attributes = Some(details.attributes);
+        self.actions = Some(details.actions);
+        self.groups = Some(details.groups);
         self
     }
 }
@@ -171,6 +189,7 @@ impl From<&MemberRow> for Member {
             role_source: None,
             attributes: None,
             actions: None,
+            groups: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Members provisioned from the directory (rules 1–3): matching, adoption, updates, deprovisioning.
 
 pub use super::member_entries::{
-    audit_member_change, member_json, Allowed, Member, MemberActions, RoleOrigin,
+    audit_member_change, member_json, Allowed, Member, MemberActions, MemberDetails, MemberGroup,
+    RoleOrigin,
 };
 
 use super::context::{ApplyContext, ApplyError, Effects};

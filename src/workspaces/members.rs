@@ -6,19 +6,24 @@ use super::{visible, WorkspaceError};
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, WorkspaceRow};
-use crate::db::schema::{directory_group_memberships as memberships, directory_users, members};
+use crate::db::schema::{
+    directory_group_memberships as memberships, directory_groups, directory_users, members,
+};
 use crate::db::{Database, DbConnection, DbError};
 use crate::directory_sync::members::{
-    audit_member_change, email_key, member_json, Allowed, Member, MemberActions, RoleOrigin,
+    audit_member_change, email_key, member_json, Allowed, Member, MemberActions, MemberDetails,
+    MemberGroup, RoleOrigin,
 };
 use crate::directory_sync::{roles, teams};
 use crate::domain::{ManagedBy, MemberStatus, Role};
 use crate::ids::new_id;
 use crate::ids::DirectoryUserId;
-use crate::lists::{List, Page};
+use crate::lists::{CountedList, List, Page};
 use crate::workos::events::DirectoryUser;
 use crate::workos::timestamp;
+use diesel::expression::{SqlLiteral, UncheckedBind};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use serde::Deserialize;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -57,40 +62,103 @@ pub struct MemberFilter {
     pub email: Option<String>,
     /// Only members in this directory group.
     pub group: Option<String>,
+    /// Only members whose name or email holds this text, case-insensitively.
+    pub search: Option<String>,
+    pub managed_by: Option<ManagedBy>,
+    pub role: Option<Role>,
 }
 
-/// A page of the workspace's members, in id order.
+type Backend = <DbConnection as Connection>::Backend;
+
+/// The workspace's members that `filter` lets through, as a query to page or count.
+fn filtered<'a>(
+    conn: &DbConnection,
+    workspace_id: &'a str,
+    filter: &'a MemberFilter,
+) -> members::BoxedQuery<'a, Backend> {
+    let mut q = members::table
+        .filter(members::workspace_id.eq(workspace_id))
+        .into_boxed();
+    if let Some(status) = filter.status {
+        q = q.filter(members::status.eq(status.as_str()));
+    }
+    if let Some(email) = &filter.email {
+        q = q.filter(members::email_key.eq(email_key(email)));
+    }
+    if let Some(group) = &filter.group {
+        q = q.filter(
+            members::directory_user_id.eq_any(
+                memberships::table
+                    .filter(memberships::group_id.eq(group))
+                    .filter(memberships::is_member.eq(true))
+                    .select(memberships::user_id.nullable()),
+            ),
+        );
+    }
+    if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
+        q = q.filter(name_or_email_contains(conn, text));
+    }
+    if let Some(managed_by) = filter.managed_by {
+        q = q.filter(members::managed_by.eq(managed_by.as_str()));
+    }
+    if let Some(role) = filter.role {
+        q = q.filter(members::role.eq(role.as_str()));
+    }
+    q
+}
+
+/// The condition [`name_or_email_contains`] gives: SQL text around one bound text.
+pub(crate) type NameOrEmailContains = SqlLiteral<
+    Bool,
+    UncheckedBind<SqlLiteral<Bool>, <String as diesel::expression::AsExpression<Text>>::Expression>,
+>;
+
+/// A condition on `members`: the member's name (first and last) or email holds `text`, in any case.
+/// Each backend answers it from a trigram index (SQLite's FTS5 `members_search`, PostgreSQL's pg_trgm
+/// index on `search_text`); on SQLite, a text shorter than a trigram is looked for by a scan, and its
+/// case folded for ASCII letters only.
+pub(crate) fn name_or_email_contains(conn: &DbConnection, text: &str) -> NameOrEmailContains {
+    let (before, bound, after) = match conn {
+        DbConnection::Sqlite(_) if text.chars().count() >= 3 => (
+            "members.rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ",
+            format!("\"{}\"", text.replace('"', "\"\"")),
+            ")",
+        ),
+        DbConnection::Sqlite(_) => (
+            "instr(lower(members.search_text), lower(",
+            text.to_string(),
+            ")) > 0",
+        ),
+        DbConnection::Postgresql(_) => (
+            "members.search_text LIKE '%' || lower(",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_"),
+            ") || '%'",
+        ),
+    };
+    diesel::dsl::sql::<Bool>(before)
+        .bind::<Text, _>(bound)
+        .sql(after)
+}
+
+/// A page of the workspace's members, in id order, with how many the filter lets through.
 pub fn list(
     db: &Database,
     caller: &Caller,
     workspace_id: &str,
     filter: MemberFilter,
     page: &Page,
-) -> Result<List<Member>, MemberError> {
+) -> Result<CountedList<Member>, MemberError> {
     db.read(|conn| {
         let workspace = visible(conn, caller, workspace_id)?;
-        let mut q = members::table
-            .filter(members::workspace_id.eq(workspace_id))
+        let total: i64 = filtered(conn, workspace_id, &filter)
+            .count()
+            .get_result(conn)?;
+        let mut q = filtered(conn, workspace_id, &filter)
             .order(members::id)
             .limit(page.limit + 1)
-            .select(MemberRow::as_select())
-            .into_boxed();
-        if let Some(status) = filter.status {
-            q = q.filter(members::status.eq(status.as_str()));
-        }
-        if let Some(email) = filter.email {
-            q = q.filter(members::email_key.eq(email_key(&email)));
-        }
-        if let Some(group) = filter.group {
-            q = q.filter(
-                members::directory_user_id.eq_any(
-                    memberships::table
-                        .filter(memberships::group_id.eq(group))
-                        .filter(memberships::is_member.eq(true))
-                        .select(memberships::user_id.nullable()),
-                ),
-            );
-        }
+            .select(MemberRow::as_select());
         if let Some(after) = &page.after {
             q = q.filter(members::id.gt(after.clone()));
         }
@@ -99,7 +167,8 @@ pub fn list(
         Ok(List {
             data: shown(conn, caller, &workspace, &list.data)?,
             list_metadata: list.list_metadata,
-        })
+        }
+        .counted(total))
     })
 }
 
@@ -118,11 +187,12 @@ fn shown(
         .filter_map(|m| m.directory_user_id.as_ref())
         .collect();
     let snapshots: HashMap<DirectoryUserId, String> = directory_users::table
-        .filter(directory_users::id.eq_any(users))
+        .filter(directory_users::id.eq_any(&users))
         .select((directory_users::id, directory_users::snapshot))
         .load(conn)?
         .into_iter()
         .collect();
+    let groups = groups_of(conn, &users)?;
     let mut shown = Vec::with_capacity(rows.len());
     for (row, (origin, locked)) in rows.iter().zip(origins) {
         let attributes = row
@@ -148,9 +218,47 @@ fn shown(
             ),
             change_role: Allowed::unless(change_role.map(|e| e.to_string())),
         };
-        shown.push(Member::from(row).shown(origin, attributes, actions));
+        let groups = row
+            .directory_user_id
+            .as_ref()
+            .and_then(|user| groups.get(user))
+            .cloned()
+            .unwrap_or_default();
+        shown.push(Member::from(row).shown(MemberDetails {
+            origin,
+            attributes,
+            actions,
+            groups,
+        }));
     }
     Ok(shown)
+}
+
+/// The directory groups each of `users` is in, in name order.
+fn groups_of(
+    conn: &mut DbConnection,
+    users: &[&DirectoryUserId],
+) -> Result<HashMap<DirectoryUserId, Vec<MemberGroup>>, MemberError> {
+    let rows: Vec<(DirectoryUserId, String, String)> = memberships::table
+        .inner_join(directory_groups::table.on(directory_groups::id.eq(memberships::group_id)))
+        .filter(memberships::user_id.eq_any(users))
+        .filter(memberships::is_member.eq(true))
+        .filter(directory_groups::deleted_at.is_null())
+        .order((directory_groups::name, directory_groups::id))
+        .select((
+            memberships::user_id,
+            directory_groups::id,
+            directory_groups::name,
+        ))
+        .load(conn)?;
+    let mut groups: HashMap<DirectoryUserId, Vec<MemberGroup>> = HashMap::new();
+    for (user, id, name) in rows {
+        groups
+            .entry(user)
+            .or_default()
+            .push(MemberGroup { id, name });
+    }
+    Ok(groups)
 }
 
 /// The refusal a check answers, as a value: `None` when it allows; other errors stay errors.

@@ -13,9 +13,10 @@ use crate::directory_sync::teams::{
 };
 use crate::domain::MemberStatus;
 use crate::ids::new_id;
-use crate::lists::{List, Page};
+use crate::lists::{CountedList, List, Page};
 use crate::tokens::check_name;
 use crate::workos::timestamp::{self, time_json};
+use crate::workspaces::members::name_or_email_contains;
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -342,40 +343,57 @@ fn team_members(
         .collect())
 }
 
-/// A page of the ids of a team's members, in id order.
+/// A page of the ids of a team's members whose name or email holds `search` (all when `None`), in id
+/// order, with how many there are.
 fn page_of_team_members(
     conn: &mut DbConnection,
     team_id: &str,
+    search: Option<&str>,
     page: &Page,
-) -> Result<List<String>, TeamError> {
-    let mut q = sources::table
-        .filter(sources::team_id.eq(team_id))
+) -> Result<CountedList<String>, TeamError> {
+    let matching = |conn: &DbConnection| {
+        let mut q = sources::table
+            .filter(sources::team_id.eq(team_id))
+            .into_boxed();
+        if let Some(text) = search {
+            q = q.filter(
+                sources::member_id.eq_any(
+                    members::table
+                        .filter(name_or_email_contains(conn, text))
+                        .select(members::id),
+                ),
+            );
+        }
+        q
+    };
+    let total: i64 = matching(conn)
+        .select(diesel::dsl::count(sources::member_id).aggregate_distinct())
+        .first(conn)?;
+    let mut q = matching(conn)
         .select(sources::member_id)
         .distinct()
         .order(sources::member_id)
-        .limit(page.limit + 1)
-        .into_boxed();
+        .limit(page.limit + 1);
     if let Some(after) = &page.after {
         q = q.filter(sources::member_id.gt(after.clone()));
     }
-    Ok(List::from_overfetch(q.load(conn)?, page, |m: &String| {
-        m.clone()
-    }))
+    Ok(List::from_overfetch(q.load(conn)?, page, |m: &String| m.clone()).counted(total))
 }
 
-/// A page of a team's members and why each is in it, in member id order.
+/// A page of a team's members and why each is in it, in member id order; `search` as for members.
 pub fn list_members(
     db: &Database,
     caller: &Caller,
     workspace_id: &str,
     team_id: &str,
+    search: Option<&str>,
     page: &Page,
-) -> Result<List<TeamMember>, TeamError> {
+) -> Result<CountedList<TeamMember>, TeamError> {
     db.read(|conn| {
         load(conn, caller, workspace_id, team_id)?;
-        let ids = page_of_team_members(conn, team_id, page)?;
+        let ids = page_of_team_members(conn, team_id, search, page)?;
         let data = team_members(conn, team_id, &ids.data)?;
-        Ok(List {
+        Ok(CountedList {
             data,
             list_metadata: ids.list_metadata,
         })

@@ -142,7 +142,7 @@ pub(crate) async fn listed(app: &TestApp, ws: &str) -> State {
         .into_iter()
         .map(|mut m| {
             let shown = m.as_object_mut().unwrap();
-            for derived in ["role_source", "attributes", "actions"] {
+            for derived in ["role_source", "attributes", "actions", "groups"] {
                 shown.remove(derived);
             }
             (m["id"].as_str().unwrap().to_string(), m)

@@ -16,6 +16,7 @@ mod hostile;
 mod instances;
 mod invalid_deliveries;
 mod late_snapshots;
+mod member_search;
 mod one_writer;
 mod openapi;
 mod pool;

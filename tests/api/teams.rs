@@ -16,7 +16,13 @@ pub(crate) struct Org {
 impl Org {
     pub(crate) async fn new(app: &TestApp) -> Org {
         let dir = TestDirectory::new();
-        let ws = app.synced_workspace(&dir.organization_id).await;
+        let ws = app.create_workspace(&dir.organization_id, "growth").await;
+        Org::attached(app, dir, ws).await
+    }
+
+    /// Turns directory sync on for `ws`, the workspace of `dir`'s organization, and activates `dir`.
+    pub(crate) async fn attached(app: &TestApp, dir: TestDirectory, ws: String) -> Org {
+        app.set_sync(&ws, true).await;
         app.deliver(&[event("dsync.activated", dir.object(&at(0)), &at(0))])
             .await;
         Org {
