@@ -12,6 +12,7 @@ use crate::db::schema::sync_runs;
 use crate::domain::{RunPhase, RunStatus, RunTrigger};
 use crate::lists::List;
 use crate::state::AppState;
+use crate::sync_runs::preview::{PreviewError, PullPreview};
 use crate::sync_runs::StartError;
 use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
@@ -35,6 +36,10 @@ pub(super) struct ResyncQuery {
     /// Apply everything, even past the mass-deprovision guard.
     #[param(default = false)]
     force: Option<bool>,
+    /// Apply nothing: list the directory now and answer what a pull would do with it (200, a
+    /// `PullPreview`) instead of queueing one.
+    #[param(default = false)]
+    dry_run: Option<bool>,
 }
 
 /// A queued run.
@@ -43,16 +48,20 @@ pub struct QueuedRun {
     run_id: String,
 }
 
-/// Start a full pull of a directory
+/// Start a full pull of a directory, or preview one
 ///
-/// `?force=true` applies deprovisioning that a previous run held back.
+/// `?force=true` applies deprovisioning that a previous run held back. `?dry_run=true` lists the directory
+/// at once and answers what a pull would do with the listing (its counts, the first few changes of each
+/// kind, whether the guard would hold it), applying nothing.
 #[utoipa::path(post, path = "/api/v1/directories/{dir}/resync", tag = "sync runs",
     params(DirectoryParam, ResyncQuery),
     responses(
+        (status = 200, description = "What a pull would do now (with `dry_run=true`); nothing is applied.", body = PullPreview),
         (status = 202, description = "The run is queued.", body = QueuedRun),
+        (status = 502, extensions(("x-problem-codes" = json!(["broker_unavailable"])))),
         (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
-        (status = 409, extensions(("x-problem-codes" = json!(["sync_in_progress", "broker_not_configured"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["sync_in_progress", "broker_not_configured", "preview_refused"])))),
     ),
 )]
 pub(super) async fn resync_directory(
@@ -68,6 +77,22 @@ pub(super) async fn resync_directory(
             "WORKOS_API_KEY is not set, so the broker cannot be pulled",
         )
     })?;
+    if query.dry_run.unwrap_or(false) {
+        let preview = runner
+            .preview(&path.into_inner(), query.force.unwrap_or(false))
+            .await
+            .map_err(|e| match e {
+                PreviewError::UnknownDirectory => ApiError::not_found("directory"),
+                PreviewError::Listing(_) => ApiError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "broker_unavailable",
+                    e.to_string(),
+                ),
+                PreviewError::Refused(why) => ApiError::conflict("preview_refused", why),
+                PreviewError::Db(e) => e.into(),
+            })?;
+        return Ok(HttpResponse::Ok().json(preview));
+    }
     let run_id = runner
         .start(
             &path.into_inner(),

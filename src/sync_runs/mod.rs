@@ -11,6 +11,7 @@
 //! so no run is left `running` when the service stops.
 
 pub mod lease;
+pub mod preview;
 pub mod schedule;
 pub mod slots;
 
@@ -863,8 +864,24 @@ fn context(
     run: &SyncRunRow,
     started_at: timestamp::Timestamp,
 ) -> Result<ApplyContext, RunError> {
+    directory_context(
+        conn,
+        &run.directory_id,
+        Cause::SyncRun(run.id.clone()),
+        started_at,
+    )
+}
+
+/// The workspace `directory_id` belongs to, if it takes directory changes, as the context of changes
+/// with this cause.
+fn directory_context(
+    conn: &mut DbConnection,
+    directory_id: &str,
+    cause: Cause,
+    started_at: timestamp::Timestamp,
+) -> Result<ApplyContext, RunError> {
     let directory: DirectoryRow = directories::table
-        .find(&run.directory_id)
+        .find(directory_id)
         .select(DirectoryRow::as_select())
         .first(conn)?;
     let workspace: WorkspaceRow = workspaces::table
@@ -881,7 +898,7 @@ fn context(
     check_qualifies(&workspace).map_err(|why| RunError::Message(why.to_string()))?;
     Ok(ApplyContext {
         workspace,
-        cause: Cause::SyncRun(run.id.clone()),
+        cause,
         event_at: started_at,
     })
 }

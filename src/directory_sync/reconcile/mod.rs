@@ -88,30 +88,49 @@ pub fn reconcile_directory(
     listing: &DirectoryListing<'_>,
     guard: DeprovisionGuard,
 ) -> Result<ReconcileCounts, ApplyError> {
-    store::with_store(conn, |store| {
-        let mut pull = DirectoryPull::begin(store, ctx, listing.directory_id, guard)?;
-        pull.apply(store, vec![ListedPage::Groups(listing.groups.to_vec())])?;
-        for page in listing.users.chunks(100) {
-            let users = page.to_vec();
-            let memberships = Vec::new();
-            pull.apply(store, vec![ListedPage::Users { users, memberships }])?;
-        }
-        let mut by_group: HashMap<&DirectoryGroupId, Vec<DirectoryUserId>> = HashMap::new();
-        for (group, user) in listing.memberships {
-            by_group.entry(group).or_default().push(user.clone());
-        }
-        for (group_id, user_ids) in by_group {
-            let group_id = group_id.clone();
-            pull.apply(store, vec![ListedPage::GroupMembers { group_id, user_ids }])?;
-        }
-        // The listing is complete now, by this host's clock.
-        pull.listed_until(crate::workos::timestamp::now());
-        pull.decide(store)?;
-        while pull.remove_unlisted_memberships(store, 100)? {}
-        while pull.finish(store, 500)? {}
-        while pull.reconcile_teams(store, 500)? {}
-        Ok(pull.counts)
-    })
+    let mut pages = vec![ListedPage::Groups(listing.groups.to_vec())];
+    for page in listing.users.chunks(100) {
+        let users = page.to_vec();
+        let memberships = Vec::new();
+        pages.push(ListedPage::Users { users, memberships });
+    }
+    let mut by_group: HashMap<&DirectoryGroupId, Vec<DirectoryUserId>> = HashMap::new();
+    for (group, user) in listing.memberships {
+        by_group.entry(group).or_default().push(user.clone());
+    }
+    for (group_id, user_ids) in by_group {
+        let group_id = group_id.clone();
+        pages.push(ListedPage::GroupMembers { group_id, user_ids });
+    }
+    // The listing is complete now, by this host's clock.
+    let listed_until = crate::workos::timestamp::now();
+    let pull = store::with_store(conn, |store| {
+        reconcile_pages(store, ctx, listing.directory_id, guard, pages, listed_until)
+    })?;
+    Ok(pull.counts)
+}
+
+/// Every step of a pull over a complete listing given as pages, in the caller's transaction; the listing
+/// was complete at `listed_until`. Returns the finished pull.
+pub fn reconcile_pages(
+    store: &mut Store<'_>,
+    ctx: &ApplyContext,
+    directory_id: &DirectoryId,
+    guard: DeprovisionGuard,
+    pages: Vec<ListedPage>,
+    listed_until: Timestamp,
+) -> Result<DirectoryPull, ApplyError> {
+    let mut pull = DirectoryPull::begin(store, ctx, directory_id, guard)?;
+    for page in pages {
+        pull.apply(store, vec![page])?;
+    }
+    pull.listed_until(listed_until);
+    pull.decide(store)?;
+    while pull.remove_unlisted_memberships(store, 100)? {}
+    while pull.finish(store, 500)? {}
+    while pull.reconcile_teams(store, 500)? {}
+    store.flush()?;
+    Ok(pull)
 }
 
 /// Short ids for the ids a pull remembers, so a directory of 100,000 users and 300,000 memberships

@@ -4,6 +4,7 @@
 
 mod first_pull;
 mod guard;
+mod preview;
 mod resync_api;
 mod teams_and_roles;
 
