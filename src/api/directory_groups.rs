@@ -12,10 +12,11 @@ use crate::directory_sync::teams::workspace_groups;
 use crate::lists::List;
 use crate::state::AppState;
 use crate::workspaces;
+use crate::workspaces::members::like_contains;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub fn routes() -> Vec<Route> {
     Route::of::<__path_list_directory_groups>(|| web::to(list_directory_groups))
@@ -31,11 +32,25 @@ pub struct DirectoryGroup {
     linked_team_ids: Vec<String>,
 }
 
+/// Which groups to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct GroupQuery {
+    /// Only groups whose name holds this text, in any case (a workspace has at most a few thousand
+    /// groups: read without an index).
+    #[param(max_length = 200)]
+    search: Option<String>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    page: PageQuery,
+}
+
 /// List the workspace's directory groups
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/directory-groups", tag = "directory",
-    params(WorkspaceParam, PageQuery),
+    params(WorkspaceParam, GroupQuery, PageQuery),
     responses(
         (status = 200, description = "A page of groups.", body = List<DirectoryGroup>),
+        (status = 400, extensions(("x-problem-codes" = json!(["invalid_parameter"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
     ),
 )]
@@ -43,10 +58,11 @@ pub(super) async fn list_directory_groups(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: web::Query<GroupQuery>,
 ) -> ApiResult<HttpResponse> {
     let ws = path.into_inner();
-    let page = query.page()?;
+    let page = query.page.page()?;
+    let search = super::members::search_text(query.into_inner().search)?;
     let body = state
         .read(move |conn| {
             let workspace = workspaces::visible(conn, &caller, &ws)?;
@@ -56,6 +72,9 @@ pub(super) async fn list_directory_groups(
                 .select(DirectoryGroupRow::as_select());
             if let Some(after) = &page.after {
                 q = q.filter(directory_groups::id.gt(after.clone()));
+            }
+            if let Some(text) = &search {
+                q = q.filter(like_contains("lower(directory_groups.name)", text));
             }
             let list = List::from_overfetch(q.load(conn)?, &page, |g: &DirectoryGroupRow| {
                 g.id.to_string()

@@ -107,8 +107,8 @@ fn filtered<'a>(
     q
 }
 
-/// The condition [`name_or_email_contains`] gives: SQL text around one bound text.
-pub(crate) type NameOrEmailContains = SqlLiteral<
+/// A condition on text: SQL around one bound text.
+pub(crate) type TextCondition = SqlLiteral<
     Bool,
     UncheckedBind<SqlLiteral<Bool>, <String as diesel::expression::AsExpression<Text>>::Expression>,
 >;
@@ -117,7 +117,7 @@ pub(crate) type NameOrEmailContains = SqlLiteral<
 /// Each backend answers it from a trigram index (SQLite's FTS5 `members_search`, PostgreSQL's pg_trgm
 /// index on `search_text`); on SQLite, a text shorter than a trigram is looked for by a scan, and its
 /// case folded for ASCII letters only.
-pub(crate) fn name_or_email_contains(conn: &DbConnection, text: &str) -> NameOrEmailContains {
+pub(crate) fn name_or_email_contains(conn: &DbConnection, text: &str) -> TextCondition {
     let (before, bound, after) = match conn {
         DbConnection::Sqlite(_) if text.chars().count() >= 3 => (
             "members.rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ",
@@ -129,17 +129,23 @@ pub(crate) fn name_or_email_contains(conn: &DbConnection, text: &str) -> NameOrE
             text.to_string(),
             ")) > 0",
         ),
-        DbConnection::Postgresql(_) => (
-            "members.search_text LIKE '%' || lower(",
-            text.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_"),
-            ") || '%'",
-        ),
+        DbConnection::Postgresql(_) => return like_contains("members.search_text", text),
     };
     diesel::dsl::sql::<Bool>(before)
         .bind::<Text, _>(bound)
         .sql(after)
+}
+
+/// `expression LIKE '%text%'`, with `text` in lower case (by the database's `lower`) and its `%`, `_`
+/// and `\` taken as themselves.
+pub(crate) fn like_contains(expression: &str, text: &str) -> TextCondition {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    diesel::dsl::sql::<Bool>(&format!("{expression} LIKE '%' || lower("))
+        .bind::<Text, _>(escaped)
+        .sql(") || '%' ESCAPE '\\'")
 }
 
 /// A page of the workspace's members, in id order, with how many the filter lets through.

@@ -6,8 +6,11 @@ use super::{visible, WorkspaceError};
 use crate::access::Caller;
 use crate::audit::{self, AuditRecord};
 use crate::db::models::{MemberRow, TeamMemberSourceRow, TeamRow, WorkspaceRow};
-use crate::db::schema::{members, team_links, team_member_sources as sources, teams};
+use crate::db::schema::{
+    directory_groups, members, team_links, team_member_sources as sources, teams,
+};
 use crate::db::{Database, DbConnection, DbError};
+use crate::directory_sync::members::MemberGroup;
 use crate::directory_sync::teams::{
     self as team_rules, LinkError, ShownSource, TeamMembershipSource,
 };
@@ -61,6 +64,8 @@ pub struct Team {
     name: String,
     member_count: i64,
     linked_group_ids: Vec<String>,
+    /// The linked directory groups with their names, in name order.
+    linked_groups: Vec<MemberGroup>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -92,12 +97,23 @@ fn shown(conn: &mut DbConnection, team: &TeamRow) -> Result<Team, TeamError> {
         .order(team_links::group_id)
         .select(team_links::group_id)
         .load(conn)?;
+    let linked_groups: Vec<(String, String)> = team_links::table
+        .inner_join(directory_groups::table.on(directory_groups::id.eq(team_links::group_id)))
+        .filter(team_links::team_id.eq(&team.id))
+        .order((directory_groups::name, directory_groups::id))
+        .select((directory_groups::id, directory_groups::name))
+        .load(conn)?;
+    let linked_groups = linked_groups
+        .into_iter()
+        .map(|(id, name)| MemberGroup { id, name })
+        .collect();
     Ok(Team {
         id: team.id.clone(),
         workspace_id: team.workspace_id.clone(),
         name: team.name.clone(),
         member_count,
         linked_group_ids,
+        linked_groups,
         created_at: time_json(&team.created_at),
         updated_at: time_json(&team.updated_at),
     })

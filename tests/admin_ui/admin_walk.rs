@@ -28,12 +28,17 @@ async fn team_members(app: &TestApp, ws: &str, team: &str) -> Vec<(String, Vec<V
         .collect()
 }
 
-/// The emails the page lists in a team's section.
+/// The emails the page lists in a team's section, its members opened (they are read when opened).
 async fn emails_shown_in_team(browser: &Browser, team: &str) -> BTreeSet<String> {
     let shown = browser
-        .script(
+        .wait_for(
+            &format!("the members of {team}"),
             "const s = document.querySelector(`section[data-team=\"${arguments[0]}\"]`); \
-             return s ? [...s.querySelectorAll('tr[data-member]')].map(r => r.dataset.member) : [];",
+             if (!s) return null; \
+             const d = s.querySelector('details.team-members'); \
+             if (!d.open) { d.open = true; return null; } \
+             const t = d.querySelector('.paged table'); \
+             return t ? [...t.querySelectorAll('tr[data-member]')].map(r => r.dataset.member) : null;",
             json!([team]),
         )
         .await;

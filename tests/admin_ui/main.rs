@@ -9,6 +9,7 @@ mod browser;
 mod helpers;
 mod operator_walk;
 mod roles_walk;
+mod scale_walk;
 mod webhooks_walk;
 
 use helpers::{Backend, TestApp};

@@ -243,6 +243,25 @@ async fn filters_pages_counts_and_groups_come_in_one_answer(app: TestApp) {
     }
     assert_eq!(seen.len(), 6);
 
+    // Groups are found by any part of their name, in any case.
+    for (text, expected) in [("SCI", vec!["science"]), ("a", vec!["navy"]), ("_", vec![])] {
+        let (status, page) = app
+            .op(
+                Method::GET,
+                &org.path(&format!("/directory-groups?search={}", urlencoding(text))),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let names: Vec<&str> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, expected, "{text:?}");
+    }
+
     // Each member comes with its groups' names, in name order; a member in none has none.
     let (_, page) = app.op(Method::GET, &org.path("/members"), None).await;
     let groups = |email: &str| -> Value {
@@ -294,6 +313,16 @@ async fn a_teams_members_are_searched_and_counted(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, shown) = app
+        .op(Method::GET, &org.path(&format!("/teams/{team}")), None)
+        .await;
+    assert_eq!(
+        (&shown["member_count"], &shown["linked_groups"]),
+        (
+            &json!(2),
+            &json!([{"id": org.group_id("science"), "name": "science"}])
+        )
+    );
     for (query, expected) in [
         ("", vec!["pct_x@example.com", "zoe@example.com"]),
         ("search=%C3%85ngstr", vec!["zoe@example.com"]),

@@ -249,12 +249,13 @@ function directoryRow(d) {
     h("td", {}, d.name),
     h("td", {}, PROVIDERS[d.type] || d.type),
     h("td", {}, d.state),
-    h("td", {}, String(d.member_count)),
+    h("td", { class: "member-count" }, String(d.member_count)),
     h("td", { class: "last-pull" }, pull ? lastPull(pull) : "never"),
   ];
   if (isOperator()) {
     cells.push(h("td", {},
-      h("button", { type: "button", onclick: () => resync(d, false, progress) }, "Resync now"),
+      h("button", { type: "button", onclick: () => resync(d, false, progress) }, "Resync now"), " ",
+      h("button", { type: "button", class: "preview-resync", onclick: () => previewResync(d, false, progress) }, "Preview resync"),
       progress));
     if (pull && pull.status === "held") {
       api("GET", `/sync-runs/${encodeURIComponent(pull.run_id)}`)
@@ -285,7 +286,12 @@ async function follow(directory, runId, progress) {
     progress.replaceChildren(runSummary(run));
     if (!["queued", "running"].includes(run.status)) {
       announce(`Full pull ${run.status}`);
-      progress.closest("tr").querySelector(".last-pull").textContent = lastPull(run);
+      const row = progress.closest("tr");
+      row.querySelector(".last-pull").textContent = lastPull(run);
+      // The directory's member count as the pull left it, without reloading the screen.
+      const { directories } = await api("GET", ws("/directory-sync"));
+      const now = directories.find((x) => x.id === directory.id);
+      if (now) row.querySelector(".member-count").textContent = String(now.member_count);
       if (run.status === "held") showHeld(directory, run, progress);
       return;
     }
@@ -305,6 +311,47 @@ function runSummary(run) {
   return h("p", { class: "run-summary" }, lines.map((l) => h("span", {}, l)));
 }
 
+/** Lists the directory now and shows what a resync would do with it; nothing is applied. */
+async function previewResync(directory, force, progress) {
+  progress.replaceChildren(h("p", {}, "Listing the directory to preview a resync…"));
+  try {
+    const preview = await api("POST", `/directories/${encodeURIComponent(directory.id)}/resync?dry_run=true${force ? "&force=true" : ""}`);
+    progress.replaceChildren(previewSummary(preview, directory, progress));
+    announce("Resync previewed: nothing was changed");
+  } catch (e) {
+    progress.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message));
+  }
+}
+
+/** Who or what a previewed change is about, in words. */
+function changeSubject(change) {
+  const data = change.data || {};
+  const member = data.member || {};
+  const team = data.team || {};
+  return member.email || team.name || change.subject_id || change.user_id || change.name || "";
+}
+
+function previewSummary(preview, directory, progress) {
+  const c = preview.counts;
+  const kind = (label, sample) => sample.count
+    ? h("li", { "data-kind": label }, `${label}: ${sample.count}`,
+      h("span", { class: "id" }, sample.first.map(changeSubject).join(", ") + (sample.count > sample.first.length ? ", …" : "")))
+    : null;
+  const kinds = [
+    ...Object.entries(preview.changes).map(([type, sample]) => kind(type, sample)),
+    kind("memberships added", preview.memberships_added),
+    kind("memberships removed", preview.memberships_removed),
+    kind("groups deleted", preview.groups_deleted),
+  ].filter(Boolean);
+  return h("div", { class: "preview", id: `preview-${directory.id}` },
+    h("p", {}, h("strong", {}, "Preview: nothing was changed. "),
+      `A resync would create ${c.users_created}, update ${c.users_updated} and delete ${c.users_deleted} users, ` +
+      `and deprovision ${c.deprovisioned} members.`),
+    preview.held ? h("p", { class: "held" }, `The guard would hold it: ${c.held} deprovisions are more than it allows. `,
+      h("button", { type: "button", onclick: () => previewResync(directory, true, progress) }, "Preview forcing it")) : null,
+    kinds.length ? h("ul", { class: "preview-kinds" }, kinds) : h("p", {}, "Nothing would change."));
+}
+
 /** A held run: what it would deprovision, and a Force button that applies it. */
 function showHeld(directory, run, progress) {
   const c = run.counts || {};
@@ -317,29 +364,96 @@ function showHeld(directory, run, progress) {
 // ---------------------------------------------------------------------------------------------
 // Members
 
-/** Each member's directory groups, by member id. */
-async function groupsOfMembers(groups) {
-  const byMember = new Map();
-  for (const group of groups) {
-    for (const m of await listAll(ws(`/members?group=${encodeURIComponent(group.id)}`))) {
-      if (!byMember.has(m.id)) byMember.set(m.id, []);
-      byMember.get(m.id).push(group.name);
-    }
+/** How many rows a page of a list shows. */
+const PAGE_SIZE = 50;
+
+/**
+ * A list read from the server a page at a time: `path` with the query `params()` gives, a caption with
+ * how many match (the server counts them), Previous and Next. `reload()` starts again from the first page,
+ * `refresh()` reads the page shown again. An answer to an older request than the last is dropped.
+ */
+function pagedList({ id, caption, headings, path, params, row }) {
+  const wrap = h("div", { id, class: "paged" });
+  const cursors = [null];
+  let index = 0;
+  let asked = 0;
+  const fail = (e) => wrap.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message));
+  async function load() {
+    const ticket = ++asked;
+    const query = new URLSearchParams(params());
+    query.set("limit", String(PAGE_SIZE));
+    if (cursors[index]) query.set("after", cursors[index]);
+    const page = await api("GET", `${path}?${query}`);
+    if (ticket !== asked) return;
+    cursors[index + 1] = page.list_metadata.after;
+    const first = index * PAGE_SIZE + 1;
+    const shown = page.data.length ? `, showing ${first}–${first + page.data.length - 1}` : "";
+    const move = (by) => () => { index += by; load().catch(fail); };
+    wrap.replaceChildren(
+      table(`${caption(page.list_metadata.total)}${shown}`, headings, page.data.map(row)),
+      h("div", { class: "pager" },
+        h("button", { type: "button", class: "previous", disabled: index === 0, onclick: move(-1) }, "Previous"),
+        h("button", { type: "button", class: "next", disabled: !page.list_metadata.after, onclick: move(1) }, "Next")));
   }
-  return byMember;
+  return {
+    element: wrap,
+    reload: () => { cursors.length = 1; index = 0; return load().catch(fail); },
+    refresh: () => load().catch(fail),
+  };
+}
+
+/** A search box that calls `changed` once typing pauses. */
+function searchBox(id, label, changed) {
+  let timer = null;
+  const input = h("input", {
+    id, type: "search", autocomplete: "off", spellcheck: "false", maxlength: 200,
+    oninput: () => { clearTimeout(timer); timer = setTimeout(changed, 250); },
+  });
+  return { input, label: h("label", { for: id }, label) };
+}
+
+/** A filter's select: "Any" and the given `[value, text]` options. */
+function filterSelect(id, label, options, changed) {
+  const select = h("select", { id, onchange: changed },
+    h("option", { value: "" }, "Any"), options.map(([value, text]) => h("option", { value }, text)));
+  return [h("label", { for: id }, label), select];
 }
 
 async function membersScreen() {
-  const [members, groups] = await Promise.all([listAll(ws("/members")), listAll(ws("/directory-groups"))]);
-  const groupsOf = await groupsOfMembers(groups);
   const message = alertBox("members-message");
-  const rows = members.map((m) => memberRow(m, groupsOf.get(m.id) || [], message));
-  show("Members", message,
-    table(`${members.length} members`, ["Member", "Status", "Source", "Role", "Groups", "Actions"], rows));
+  const reload = () => list.reload();
+  const search = searchBox("member-search", "Search by name or email", reload);
+  const [statusLabel, status] = filterSelect("member-status", "Status",
+    [["active", "Active"], ["deprovisioned", "Deprovisioned"]], reload);
+  const [sourceLabel, source] = filterSelect("member-source", "Source",
+    [["directory", "Directory"], ["manual", "Manual"]], reload);
+  const [roleLabel, role] = filterSelect("member-role", "Role",
+    [...ROLES, "owner"].map((r) => [r, r]), reload);
+  const [groupLabel, group] = filterSelect("member-group", "Group", [], reload);
+  const list = pagedList({
+    id: "members",
+    caption: (total) => `${total} members`,
+    headings: ["Member", "Status", "Source", "Role", "Groups", "Actions"],
+    path: ws("/members"),
+    params: () => Object.fromEntries(Object.entries({
+      search: search.input.value.trim(), status: status.value, managed_by: source.value,
+      role: role.value, group: group.value,
+    }).filter(([, value]) => value)),
+    row: (m) => memberRow(m, message, () => list.refresh()),
+  });
+  const filters = h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); reload(); } },
+    h("div", {}, search.label, search.input),
+    h("div", {}, statusLabel, status, sourceLabel, source, roleLabel, role, groupLabel, group));
+  show("Members", filters, message, list.element);
+  await list.reload();
+  // The group filter's choices come after the first page: they do not hold it up.
+  api("GET", ws("/directory-groups?limit=1000"))
+    .then((page) => group.append(...page.data.map((g) => h("option", { value: g.id }, g.name))))
+    .catch((e) => showAlert(message, e.message));
 }
 
 /** A member's row; what is locked, and why, is the server's to say (`actions`). */
-function memberRow(m, groups, message) {
+function memberRow(m, message, changed) {
   const directory = m.managed_by === "directory";
   const reasonId = `locked-${m.id}`;
   const removeLocked = !m.actions.remove.allowed;
@@ -350,8 +464,8 @@ function memberRow(m, groups, message) {
     "aria-describedby": roleLocked ? reasonId : null,
     onchange: async () => {
       try {
-        const changed = await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
-        m.role = changed.role;
+        const updated = await api("PATCH", ws(`/members/${encodeURIComponent(m.id)}`), { role: roleSelect.value });
+        m.role = updated.role;
         announce(`${m.email} is now ${roleSelect.value}`);
       } catch (e) {
         // The server decides who may grant or remove owner (rule 22); its reason is shown as it is.
@@ -362,7 +476,7 @@ function memberRow(m, groups, message) {
   }, [...ROLES, "owner"].map((r) => h("option", { value: r, selected: r === m.role }, r)));
   const remove = h("button", {
     type: "button", disabled: removeLocked, "aria-describedby": removeLocked ? reasonId : null,
-    onclick: () => confirmRemoveMember(m, message),
+    onclick: () => confirmRemoveMember(m, message, changed),
   }, "Remove");
   const attributes = Object.entries(m.attributes || {})
     .map(([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
@@ -371,7 +485,7 @@ function memberRow(m, groups, message) {
     h("td", {}, m.status),
     h("td", {}, directory ? "Directory" : "Manual"),
     h("td", {}, roleSelect, h("span", { class: "id role-source" }, roleSourceText(m.role_source))),
-    h("td", {}, groups.join(", ") || "—"),
+    h("td", { class: "groups" }, m.groups.map((g) => g.name).join(", ") || "—"),
     h("td", {}, remove, reasons.length ? h("span", { class: "locked", id: reasonId }, reasons.join("; ")) : null));
 }
 
@@ -385,7 +499,7 @@ function roleSourceText(source) {
   }
 }
 
-function confirmRemoveMember(m, message) {
+function confirmRemoveMember(m, message, changed) {
   openDialog(`Remove ${m.email}?`, [h("p", {}, "They lose access to this workspace.")], [
     ["Remove member", "danger", async () => {
       try {
@@ -394,7 +508,7 @@ function confirmRemoveMember(m, message) {
       } catch (e) {
         showAlert(message, e.message);
       }
-      await membersScreen();
+      await changed();
     }],
   ]);
 }
@@ -444,15 +558,8 @@ function openDialog(title, content, actions) {
 // Settings › Teams
 
 async function teamsScreen() {
-  const [teams, groups, members] = await Promise.all([
-    listAll(ws("/teams")), listAll(ws("/directory-groups")), listAll(ws("/members")),
-  ]);
-  const groupName = new Map(groups.map((g) => [g.id, g.name]));
-  const sections = [];
-  for (const team of teams) {
-    const teamMembers = await listAll(ws(`/teams/${encodeURIComponent(team.id)}/members`));
-    sections.push(teamSection(team, teamMembers, groups, groupName));
-  }
+  // Each team comes with its member count and linked groups; its members are read when it is opened.
+  const [teams, members] = await Promise.all([listAll(ws("/teams")), api("GET", ws("/members?limit=1"))]);
   const name = h("input", { id: "new-team-name", name: "name", required: true });
   const message = alertBox("teams-message");
   const create = h("form", {
@@ -468,48 +575,78 @@ async function teamsScreen() {
     },
   }, h("label", { for: "new-team-name" }, "New team"), name, h("button", { type: "submit" }, "Create team"));
   show("Settings › Teams", create, message,
-    h("p", {}, `${members.length} members in the workspace, ${groups.length} directory groups.`), sections);
+    h("p", {}, `${members.list_metadata.total} members in the workspace, ${teams.length} teams.`),
+    teams.map(teamSection));
 }
 
 function sourceText(source, groupName) {
   return source.type === "manual" ? "Manual" : `Directory group: ${groupName.get(source.group_id) || source.group_id}`;
 }
 
-function teamSection(team, teamMembers, groups, groupName) {
+/** A team: its count and linked groups, and its members (paged, searchable) once opened. */
+function teamSection(team) {
   const headingId = `team-${team.id}`;
-  const rows = teamMembers.map((m) => h("tr", { "data-member": m.email },
-    personCell(m), h("td", {}, m.status),
-    h("td", {}, m.sources.map((s) => sourceText(s, groupName)).join("; "))));
-  const links = team.linked_group_ids.map((g) => h("li", {},
-    h("span", {}, groupName.get(g) || g), " ",
-    h("button", { type: "button", onclick: () => unlinkDialog(team, g, groupName.get(g) || g) },
-      `Remove ${groupName.get(g) || g}`)));
+  const groupName = new Map(team.linked_groups.map((g) => [g.id, g.name]));
+  const links = team.linked_groups.map((g) => h("li", {},
+    h("span", {}, g.name), " ",
+    h("button", { type: "button", onclick: () => unlinkDialog(team, g.id, g.name) }, `Remove ${g.name}`)));
+  const search = searchBox(`team-search-${team.id}`, "Search members", () => roster.reload());
+  const roster = pagedList({
+    id: `team-members-${team.id}`,
+    caption: (total) => `${total} members of ${team.name}`,
+    headings: ["Member", "Status", "Sources"],
+    path: ws(`/teams/${encodeURIComponent(team.id)}/members`),
+    params: () => (search.input.value.trim() ? { search: search.input.value.trim() } : {}),
+    row: (m) => h("tr", { "data-member": m.email },
+      personCell(m), h("td", {}, m.status),
+      h("td", {}, m.sources.map((s) => sourceText(s, groupName)).join("; "))),
+  });
+  let opened = false;
+  const members = h("details", {
+    class: "team-members",
+    ontoggle: () => { if (members.open && !opened) { opened = true; roster.reload(); } },
+  }, h("summary", {}, `Members of ${team.name}`), search.label, search.input, roster.element);
   return h("section", { class: "team", "aria-labelledby": headingId, "data-team": team.name },
-    h("h2", { id: headingId }, `${team.name} (${team.member_count} members)`),
+    h("h2", { id: headingId }, team.name, " ", h("span", { class: "count" }, `(${team.member_count} members)`)),
     h("h3", {}, "Directory groups"),
     links.length ? h("ul", { class: "links" }, links) : h("p", {}, "No directory group is linked."),
-    h("button", { type: "button", onclick: () => linkDialog(team, groups) }, "Add directory group"),
-    table(`Members of ${team.name}`, ["Member", "Status", "Sources"], rows));
+    h("button", { type: "button", onclick: () => linkDialog(team) }, "Add directory group"),
+    members);
 }
 
-/** Picks a directory group, then asks to confirm the link. */
-async function linkDialog(team, groups) {
+/** Reads a team again and shows it in place of its section: counts follow a link or an unlink at once. */
+async function refreshTeam(team) {
+  const fresh = await api("GET", ws(`/teams/${encodeURIComponent(team.id)}`));
+  const section = document.querySelector(`section[aria-labelledby="team-${CSS.escape(team.id)}"]`);
+  if (section) section.replaceWith(teamSection(fresh));
+}
+
+/** Picks a directory group (searched on the server), then asks to confirm the link. */
+async function linkDialog(team) {
   // The server says whether anything can be linked now, and why not (directory sync off, or no groups yet).
   const { linking } = await api("GET", ws());
   if (!linking.allowed) {
     openDialog("Add directory group", [h("p", { id: "link-refused" }, linking.reason)], []);
     return;
   }
-  const available = groups.filter((g) => !team.linked_group_ids.includes(g.id));
-  if (!available.length) {
-    openDialog("Add directory group", [h("p", {}, `Every directory group is already linked to ${team.name}.`)], []);
-    return;
-  }
-  const picker = h("select", { id: "group-picker" },
-    available.map((g) => h("option", { value: g.id }, `${g.name} (${g.member_count} members)`)));
-  openDialog(`Add directory group to ${team.name}`, [h("label", { for: "group-picker" }, "Directory group"), picker], [
+  let found = [];
+  const picker = h("select", { id: "group-picker", size: 8 });
+  const fill = async () => {
+    const text = search.input.value.trim();
+    const page = await api("GET", ws(`/directory-groups?limit=50${text ? `&search=${encodeURIComponent(text)}` : ""}`));
+    found = page.data.filter((g) => !team.linked_group_ids.includes(g.id));
+    picker.replaceChildren(...found.map((g, i) =>
+      h("option", { value: g.id, selected: i === 0 }, `${g.name} (${g.member_count} members)`)));
+  };
+  const search = searchBox("group-search", "Find a directory group", () => fill().catch(() => {}));
+  await fill();
+  openDialog(`Add directory group to ${team.name}`, [
+    search.label, search.input,
+    h("label", { for: "group-picker" }, "Directory group"), picker,
+  ], [
     ["Continue", "primary", () => {
-      const group = available.find((g) => g.id === picker.value);
+      const group = found.find((g) => g.id === picker.value);
+      if (!group) throw new Error("Pick a directory group first.");
       confirmLink(team, group);
       return true;
     }],
@@ -523,7 +660,7 @@ function confirmLink(team, group) {
       const link = await api("POST", ws(`/teams/${encodeURIComponent(team.id)}/directory-groups`), { group_id: group.id });
       announce(`${group.name} linked: ${link.members_added} members added`);
       dialog.close();
-      await teamsScreen();
+      await refreshTeam(team);
       return true;
     }],
   ]);
@@ -537,7 +674,7 @@ async function unlinkDialog(team, groupId, name) {
     await api("DELETE", `${path}?members=${choice}`);
     announce(`${name} removed from ${team.name}`);
     dialog.close();
-    await teamsScreen();
+    await refreshTeam(team);
     return true;
   };
   openDialog(`Remove ${name} from ${team.name}`, [
