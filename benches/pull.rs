@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
-    backends, database_url, dev_broker, directory_group_ids, env_or, free_port, measuring,
+    backends, database_url, dev_broker, env_or, free_port, link_teams_and_roles, measuring,
     operator, percentile_ms, post_signed, pull, runtime, scratch, spawn, synced_workspace,
     wait_until_up, OPERATOR, SECRET,
 };
@@ -122,44 +122,6 @@ async fn workspace_of(client: &reqwest::Client, base: &str) -> String {
     )
     .await;
     list["data"][0]["id"].as_str().unwrap().to_string()
-}
-
-/// Links the first `linked` directory groups to a team each and maps two of them to roles.
-async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, linked: usize) {
-    let groups = directory_group_ids(client, base, ws, linked).await;
-    for (i, group) in groups.iter().enumerate() {
-        let team = operator(
-            client,
-            Method::POST,
-            format!("{base}/api/v1/workspaces/{ws}/teams"),
-            Some(serde_json::json!({ "name": format!("Team {i}") })),
-            201,
-        )
-        .await;
-        let team = team["id"].as_str().unwrap();
-        operator(
-            client,
-            Method::POST,
-            format!("{base}/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
-            Some(serde_json::json!({ "group_id": group })),
-            201,
-        )
-        .await;
-    }
-    let mappings: Vec<Value> = groups
-        .iter()
-        .take(2)
-        .zip(["admin", "builder"])
-        .map(|(g, role)| serde_json::json!({ "group_id": g, "role": role }))
-        .collect();
-    operator(
-        client,
-        Method::PUT,
-        format!("{base}/api/v1/workspaces/{ws}/role-mappings"),
-        Some(Value::Array(mappings)),
-        200,
-    )
-    .await;
 }
 
 fn measure(backend: &str, users: usize, groups: usize, linked: usize) -> Figures {

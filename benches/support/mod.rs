@@ -289,6 +289,44 @@ pub async fn directory_group_ids(
         .collect()
 }
 
+/// Links the first `linked` directory groups to a team each and maps two of them to roles.
+pub async fn link_teams_and_roles(client: &reqwest::Client, base: &str, ws: &str, linked: usize) {
+    let groups = directory_group_ids(client, base, ws, linked).await;
+    for (i, group) in groups.iter().enumerate() {
+        let team = operator(
+            client,
+            reqwest::Method::POST,
+            format!("{base}/api/v1/workspaces/{ws}/teams"),
+            Some(serde_json::json!({ "name": format!("Team {i}") })),
+            201,
+        )
+        .await;
+        let team = team["id"].as_str().unwrap();
+        operator(
+            client,
+            reqwest::Method::POST,
+            format!("{base}/api/v1/workspaces/{ws}/teams/{team}/directory-groups"),
+            Some(serde_json::json!({ "group_id": group })),
+            201,
+        )
+        .await;
+    }
+    let mappings: Vec<serde_json::Value> = groups
+        .iter()
+        .take(2)
+        .zip(["admin", "builder"])
+        .map(|(g, role)| serde_json::json!({ "group_id": g, "role": role }))
+        .collect();
+    operator(
+        client,
+        reqwest::Method::PUT,
+        format!("{base}/api/v1/workspaces/{ws}/role-mappings"),
+        Some(serde_json::Value::Array(mappings)),
+        200,
+    )
+    .await;
+}
+
 /// Posts one signed webhook; returns how long its acknowledgement took, which must be a 200.
 pub async fn post_signed(
     client: &reqwest::Client,

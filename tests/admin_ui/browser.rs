@@ -227,6 +227,17 @@ impl Browser {
         }
     }
 
+    /// Runs an asynchronous script in the page: it ends by calling its last argument with its result.
+    /// (The screens' benchmark measures with it.)
+    #[allow(dead_code)]
+    pub async fn script_async(&self, script: &str, args: Value) -> Value {
+        let args = args.as_array().cloned().unwrap_or_default();
+        self.client
+            .execute_async(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("the page runs an asynchronous script: {e}"))
+    }
+
     /// Waits until `script` returns an element; returns it.
     async fn wait_for_element(&self, what: &str, script: &str, args: Value) -> Element {
         let found = self.wait_for(what, script, args).await;
