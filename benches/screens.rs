@@ -91,6 +91,8 @@ struct Search {
 struct Figures {
     backend: String,
     seeded: Duration,
+    /// A resync previewed, from the request to its answer.
+    previewed: Duration,
     screens: Vec<(&'static str, Vec<Load>)>,
     searches: Vec<Search>,
 }
@@ -241,9 +243,23 @@ fn measure(backend: &str, users: usize, groups: usize, teams: usize) -> Figures 
                 needle,
             });
         }
+        // A resync previewed (nothing has changed at the broker): the listing and the pull's steps in a
+        // transaction rolled back.
+        let started = Instant::now();
+        let preview = operator(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/api/v1/directories/{DIRECTORY}/resync?dry_run=true"),
+            None,
+            200,
+        )
+        .await;
+        let previewed = started.elapsed();
+        assert_eq!(preview["changes"], json!({}), "{preview}");
         Figures {
             backend: backend.to_string(),
             seeded,
+            previewed,
             screens: measured,
             searches,
         }
@@ -294,9 +310,10 @@ fn main() {
     println!();
     for f in &all {
         println!(
-            "{}: seeding (first pull and {teams} links) took {:.1} s",
+            "{}: seeding (first pull and {teams} links) took {:.1} s; a resync previewed (nothing to change) answered in {:.1} s",
             f.backend,
-            f.seeded.as_secs_f64()
+            f.seeded.as_secs_f64(),
+            f.previewed.as_secs_f64()
         );
     }
 }

@@ -61,16 +61,17 @@ fn directory_sync(
     let directories = rows
         .into_iter()
         .map(|d| {
+            // A join, not `IN (the directory's users)`: SQLite would first gather every user of a large
+            // directory.
             let member_count: i64 = members::table
+                .inner_join(
+                    directory_users::table.on(directory_users::id
+                        .nullable()
+                        .eq(members::directory_user_id)),
+                )
                 .filter(members::workspace_id.eq(&workspace.id))
                 .filter(members::status.eq(MemberStatus::Active))
-                .filter(
-                    members::directory_user_id.eq_any(
-                        directory_users::table
-                            .filter(directory_users::directory_id.eq(&d.id))
-                            .select(directory_users::id.nullable()),
-                    ),
-                )
+                .filter(directory_users::directory_id.eq(&d.id))
                 .count()
                 .get_result(conn)?;
             let last_run: Option<SyncRunRow> = sync_runs::table
