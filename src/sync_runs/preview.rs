@@ -147,6 +147,9 @@ impl SyncRunner {
         let (db, directory) = (self.db.clone(), directory_id.to_string());
         let requests = listed.requests;
         tokio::task::spawn_blocking(move || {
+            // As a pull does before its comparison: teams and roles are looked up in batches, planned
+            // from PostgreSQL's statistics.
+            db.read(|conn| Ok::<_, DbError>(crate::db::analyze(conn)?))?;
             let undone = db.write_workspace(&workspace, |conn| {
                 let preview = apply_and_read_back(
                     conn,
