@@ -13,7 +13,6 @@ use diesel::prelude::*;
 use reqwest::Method;
 use rollcall::db::{Database, DbError};
 use rollcall::workos::signature;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -92,9 +92,10 @@ async fn an_operator_finds_members_and_previews_a_resync(backend: Backend) {
     let expected = total(&app, &ws, &format!("search={needle}")).await;
     assert!(expected >= 1);
     browser.type_into("#member-search", &needle).await;
+    let noun = if expected == 1 { "member" } else { "members" };
     wait_caption(
         &browser,
-        &format!("{expected} members, showing 1–{expected}"),
+        &format!("{expected} {noun}, showing 1–{expected}"),
     )
     .await;
     let found = emails_shown(&browser).await;
@@ -118,7 +119,7 @@ async fn an_operator_finds_members_and_previews_a_resync(backend: Backend) {
     browser
         .choose("#member-group", group["name"].as_str().unwrap())
         .await;
-    wait_caption(&browser, &format!("{in_group} members")).await;
+    wait_caption(&browser, &format!("{in_group} member")).await;
     let shown = emails_shown(&browser).await;
     let row = format!("#members tr[data-member=\"{}\"] td.groups", shown[0]);
     assert!(browser

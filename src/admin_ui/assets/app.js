@@ -364,6 +364,11 @@ function showHeld(directory, run, progress) {
 // ---------------------------------------------------------------------------------------------
 // Members
 
+/** "1 member", "2 members". */
+function counted(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 /** How many rows a page of a list shows. */
 const PAGE_SIZE = 50;
 
@@ -432,7 +437,7 @@ async function membersScreen() {
   const [groupLabel, group] = filterSelect("member-group", "Group", [], reload);
   const list = pagedList({
     id: "members",
-    caption: (total) => `${total} members`,
+    caption: (total) => counted(total, "member"),
     headings: ["Member", "Status", "Source", "Role", "Groups", "Actions"],
     path: ws("/members"),
     params: () => Object.fromEntries(Object.entries({
@@ -593,7 +598,7 @@ function teamSection(team) {
   const search = searchBox(`team-search-${team.id}`, "Search members", () => roster.reload());
   const roster = pagedList({
     id: `team-members-${team.id}`,
-    caption: (total) => `${total} members of ${team.name}`,
+    caption: (total) => `${counted(total, "member")} of ${team.name}`,
     headings: ["Member", "Status", "Sources"],
     path: ws(`/teams/${encodeURIComponent(team.id)}/members`),
     params: () => (search.input.value.trim() ? { search: search.input.value.trim() } : {}),
@@ -607,7 +612,7 @@ function teamSection(team) {
     ontoggle: () => { if (members.open && !opened) { opened = true; roster.reload(); } },
   }, h("summary", {}, `Members of ${team.name}`), search.label, search.input, roster.element);
   return h("section", { class: "team", "aria-labelledby": headingId, "data-team": team.name },
-    h("h2", { id: headingId }, team.name, " ", h("span", { class: "count" }, `(${team.member_count} members)`)),
+    h("h2", { id: headingId }, team.name, " ", h("span", { class: "count" }, `(${counted(team.member_count, "member")})`)),
     h("h3", {}, "Directory groups"),
     links.length ? h("ul", { class: "links" }, links) : h("p", {}, "No directory group is linked."),
     h("button", { type: "button", onclick: () => linkDialog(team) }, "Add directory group"),
