@@ -22,10 +22,20 @@ use std::time::{Duration, Instant};
 
 /// A dev broker with a small directory of organization `org_dev`, and the service pulling from it.
 pub(crate) async fn service_and_broker(backend: Backend) -> (TestApp, DevBrokerHandle) {
+    service_and_broker_of(backend, 24, 3).await
+}
+
+/// A dev broker with a directory of `users` users in `groups` groups, all active, of organization
+/// `org_dev`, and the service pulling from it.
+pub(crate) async fn service_and_broker_of(
+    backend: Backend,
+    users: u32,
+    groups: u32,
+) -> (TestApp, DevBrokerHandle) {
     let broker = DevBroker::start(DevBrokerConfig {
         source: DirectorySource::Generate(GenerateOptions {
-            users: 24,
-            groups: 3,
+            users,
+            groups,
             memberships_per_user: 1.5,
             inactive_share: 0.0,
         }),

@@ -2,10 +2,9 @@
 //! group, and a resync previewed (changing nothing) before it is run, its counts following without a reload.
 
 use crate::browser::Browser;
-use crate::helpers::{self, Backend, TestApp, OPERATOR_TOKEN};
+use crate::helpers::{Backend, TestApp, OPERATOR_TOKEN};
 use crate::on_both_backends;
-use crate::{get, pulled};
-use rollcall::dev_broker::{DevBroker, DevBrokerConfig, DirectorySource, GenerateOptions};
+use crate::{get, pulled, service_and_broker_of};
 use serde_json::{json, Value};
 
 /// Waits until the member list's caption says `text`.
@@ -35,24 +34,7 @@ async fn total(app: &TestApp, ws: &str, query: &str) -> i64 {
 }
 
 async fn an_operator_finds_members_and_previews_a_resync(backend: Backend) {
-    let broker = DevBroker::start(DevBrokerConfig {
-        source: DirectorySource::Generate(GenerateOptions {
-            users: 120,
-            groups: 4,
-            memberships_per_user: 1.5,
-            inactive_share: 0.0,
-        }),
-        ..DevBrokerConfig::default()
-    })
-    .await
-    .expect("the dev broker starts");
-    let app = helpers::spawn_app_with(backend, |s| {
-        s.workos_api_key = Some(broker.api_key.clone().into());
-        s.workos_api_base = broker.base_url.clone();
-        s.user_listing_rate = 0.0;
-        s.pull_on_activation = true;
-    })
-    .await;
+    let (app, broker) = service_and_broker_of(backend, 120, 4).await;
     let ws = app.synced_workspace("org_dev").await;
     assert_eq!(
         pulled(&app, &broker.directory_id).await["status"],

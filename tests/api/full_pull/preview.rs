@@ -21,16 +21,24 @@ async fn pulled_service(backend: Backend, broker: &DevBrokerHandle) -> (TestApp,
     (app, ws)
 }
 
-/// Everything a preview must leave as it was: every member, each team's roster, the audit log, the change
-/// feed and the sync runs.
-async fn state(app: &TestApp, ws: &str, team: &str) -> Value {
-    let (_, feed) = app
+/// The workspace's change feed from its start (one page: the tests' workspaces are small).
+async fn feed(app: &TestApp, ws: &str) -> Value {
+    let (status, feed) = app
         .op(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}/changes?limit=1000"),
             None,
         )
         .await;
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    assert_eq!(feed["list_metadata"]["has_more"], false);
+    feed["data"].clone()
+}
+
+/// Everything a preview must leave as it was: every member, each team's roster, the audit log, the change
+/// feed and the sync runs.
+async fn state(app: &TestApp, ws: &str, team: &str) -> Value {
+    let feed = feed(app, ws).await;
     let (_, runs) = app
         .op(Method::GET, "/api/v1/sync-runs?limit=1000", None)
         .await;
@@ -38,7 +46,7 @@ async fn state(app: &TestApp, ws: &str, team: &str) -> Value {
         "members": app.members(ws).await,
         "team": team_roster(app, ws, team).await,
         "audit": crate::helpers::audit_entries(&app.db),
-        "feed": feed["data"],
+        "feed": feed,
         "runs": runs["data"].as_array().unwrap().len(),
     })
 }
@@ -176,16 +184,10 @@ async fn a_preview_changes_nothing_and_the_pull_then_does_what_it_said(backend: 
     let run = resync(&app, &broker.directory_id, false).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["counts"], shown["counts"]);
-    let (_, feed) = app
-        .op(
-            Method::GET,
-            &format!("/api/v1/workspaces/{ws}/changes?limit=1000"),
-            None,
-        )
-        .await;
+    let feed = feed(&app, &ws).await;
     let mut made: BTreeMap<String, i64> = BTreeMap::new();
     let seen = before["feed"].as_array().unwrap().len();
-    for change in &feed["data"].as_array().unwrap()[seen..] {
+    for change in &feed.as_array().unwrap()[seen..] {
         *made
             .entry(change["type"].as_str().unwrap().to_string())
             .or_default() += 1;
