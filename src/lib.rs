@@ -20,6 +20,7 @@ pub mod lists;
 pub mod metrics;
 pub mod outbound;
 pub mod schemas;
+pub mod scim;
 pub mod secret;
 pub mod startup;
 pub mod state;
