@@ -39,7 +39,8 @@ pub enum Command {
     ///
     /// Calls POST /api/v1/directories/{ID}/resync with an operator token, then follows the run until it
     /// ends. Exits 0 when the run succeeded; non-zero when it failed or was held (rerun with --force to
-    /// release a held run), or when the server refused or could not be reached.
+    /// release a held run), or when the server refused or could not be reached. With --dry-run it applies
+    /// nothing and prints what a pull would do now.
     Resync(resync::ResyncArgs),
     #[cfg(feature = "dev-tools")]
     Demo(demo::DemoArgs),

@@ -1,5 +1,5 @@
 //! `rollcall resync`: asks a running service for a full pull of one directory, follows the run with a
-//! progress bar and prints its counts.
+//! progress bar and prints its counts; or, with `--dry-run`, prints what a pull would do.
 
 use crate::domain::RunStatus;
 use crate::secret::{parse_secret, ExposeSecret, SecretString};
@@ -20,6 +20,11 @@ pub struct ResyncArgs {
     /// guard, ROLLCALL_MASS_DEPROVISION_THRESHOLD).
     #[arg(long)]
     pub force: bool,
+    /// Apply nothing: list the directory now and print what a pull would do with it (its counts, whether
+    /// the guard would hold it, and the first changes of each kind). With --force, what a forced pull
+    /// would do.
+    #[arg(long)]
+    pub dry_run: bool,
     /// The running service. Default: http://ROLLCALL_BIND, else http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
@@ -90,6 +95,9 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
         .context("building the HTTP client")?;
 
     let url = format!("{base}/api/v1/directories/{directory}/resync");
+    if args.dry_run {
+        return preview(&client, &url, &token, &base, &directory, args.force).await;
+    }
     let response = client
         .post(&url)
         .query(&[("force", args.force)])
@@ -184,6 +192,100 @@ pub async fn run(args: ResyncArgs) -> anyhow::Result<()> {
             "run {run_id} failed; nothing was deleted: {}",
             run.error.as_deref().unwrap_or("no reason given")
         ),
+    }
+}
+
+/// Asks for a preview of a resync and prints it; nothing is applied. A listing takes as long as the
+/// broker makes it, so the request may wait up to an hour.
+async fn preview(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    base: &str,
+    directory: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("listing {directory} to preview a resync"));
+    let response = client
+        .post(url)
+        .query(&[("dry_run", true), ("force", force)])
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .map_err(|e| unreachable(base, e));
+    bar.finish_and_clear();
+    let response = response?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        anyhow::bail!(refusal(status, &body, directory));
+    }
+    println!(
+        "preview of a{} resync of {directory}: nothing was changed",
+        if force { " forced" } else { "" }
+    );
+    if body["held"] == true {
+        println!(
+            "  the guard would hold it: more of the directory's active members would be deprovisioned              than the threshold allows (--force previews applying it anyway)"
+        );
+    }
+    if let Value::Object(counts) = &body["counts"] {
+        for (name, value) in counts {
+            println!("  {name}: {value}");
+        }
+    }
+    let kinds = body["changes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, sample)| (kind.clone(), sample))
+        .chain(
+            ["memberships_added", "memberships_removed", "groups_deleted"]
+                .into_iter()
+                .map(|kind| (kind.to_string(), &body[kind])),
+        );
+    for (kind, sample) in kinds {
+        let count = sample["count"].as_i64().unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        println!("  {kind}: {count}");
+        for change in sample["first"].as_array().into_iter().flatten() {
+            println!("    {}", subject(change));
+        }
+        let named = sample["first"].as_array().map_or(0, Vec::len) as i64;
+        if count > named {
+            println!("    … and {} more", count - named);
+        }
+    }
+    Ok(())
+}
+
+/// Who or what a previewed change is about, in a few words.
+fn subject(change: &Value) -> String {
+    let data = &change["data"];
+    let named = [
+        &data["member"]["email"],
+        &data["team"]["name"],
+        &change["name"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str);
+    match (
+        named,
+        change["group_id"].as_str(),
+        change["user_id"].as_str(),
+    ) {
+        (Some(name), _, _) => name.to_string(),
+        (None, Some(group), Some(user)) => format!("{user} in {group}"),
+        _ => change["subject_id"]
+            .as_str()
+            .or_else(|| change["id"].as_str())
+            .unwrap_or("")
+            .to_string(),
     }
 }
 

@@ -56,6 +56,12 @@ async fn app_for(backend: Backend, broker: &DevBrokerHandle) -> TestApp {
     app
 }
 
+/// The one workspace the service has.
+async fn app_workspace(app: &TestApp) -> String {
+    let (_, listed) = app.op(Method::GET, "/api/v1/workspaces", None).await;
+    listed["data"][0]["id"].as_str().unwrap().to_string()
+}
+
 fn resync(app: &TestApp, directory: &str) -> Command {
     let mut command = rollcall();
     command
@@ -104,6 +110,26 @@ async fn a_held_resync_fails_until_forced(backend: Backend) {
     assert!(!held.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("held"), "{stdout}");
     assert!(stderr.contains("--force"), "{stderr}");
+    // Previewed first: that the guard would hold it, and what forcing it would do; nothing changes.
+    let members = app.members(&app_workspace(&app).await).await;
+    let mut held_preview = resync(&app, &broker.directory_id);
+    held_preview.arg("--dry-run");
+    let stdout = text(&run(held_preview).await.stdout);
+    assert!(stdout.contains("the guard would hold it"), "{stdout}");
+    assert!(!stdout.contains("member.deprovisioned"), "{stdout}");
+    let mut previewed = resync(&app, &broker.directory_id);
+    previewed.args(["--dry-run", "--force"]);
+    let previewed = run(previewed).await;
+    let stdout = text(&previewed.stdout);
+    assert!(
+        previewed.status.success(),
+        "{stdout}\n{}",
+        text(&previewed.stderr)
+    );
+    assert!(stdout.contains("nothing was changed"), "{stdout}");
+    assert!(stdout.contains("member.deprovisioned: 20"), "{stdout}");
+    assert!(stdout.contains("… and 10 more"), "{stdout}");
+    assert_eq!(app.members(&app_workspace(&app).await).await, members);
     let mut forced = resync(&app, &broker.directory_id);
     forced.arg("--force");
     let forced = run(forced).await;
