@@ -661,7 +661,11 @@ fn print_welcome(
     println!();
     println!("Try:");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
+    println!("  curl -s '{service}/api/v1/workspaces/{ws}/members?search=ada&limit=5' {auth}");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/directory-groups");
+    println!(
+        "  curl -s -X POST {auth} '{service}/api/v1/directories/{dir}/resync?dry_run=true'   # what a resync would do; applies nothing"
+    );
     println!("  curl -s -X POST {auth} {service}/api/v1/directories/{dir}/resync");
     println!("  curl -s {auth} {service}/api/v1/event-tail");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/changes");
