@@ -1,8 +1,9 @@
 //! Rollcall's own SCIM 2.0 service provider (RFC 7643, 7644), for identity providers that provision
 //! without a broker. So far: reading SCIM filters and PATCH paths ([`filter`]), applying PATCH requests
-//! to a resource ([`patch`]), and the documents a client discovers the service by, with the list and error
-//! shapes ([`discovery`]).
+//! to a resource ([`patch`]), the documents a client discovers the service by, with the list and error
+//! shapes ([`discovery`]), and SCIM resources as the apply engine's directory records ([`resources`]).
 
 pub mod discovery;
 pub mod filter;
 pub mod patch;
+pub mod resources;
