@@ -184,7 +184,7 @@ fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
 }
 
 /// A member of an object, its name in any case.
-fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
     let object = object.as_object()?;
     object.get(name).or_else(|| {
         object

@@ -4,6 +4,7 @@
 //! kept whole in `raw_attributes`.
 
 use super::discovery::ENTERPRISE_SCHEMA;
+use super::filter::field;
 use serde_json::{json, Map, Value};
 
 /// Where a record belongs and when the service stamped it (its own monotonic clock: the order of the
@@ -13,17 +14,6 @@ pub struct Stamps<'a> {
     pub organization_id: &'a str,
     pub created_at: &'a str,
     pub updated_at: &'a str,
-}
-
-/// A member of a SCIM object, its name in any case.
-fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
-    let object = object.as_object()?;
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
 }
 
 fn text<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
