@@ -3,7 +3,7 @@
 use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::{after_id, PageQuery};
-use super::params::{EventParam, PagedById};
+use super::params::{enum_param, EventParam, PagedById};
 use super::route::Route;
 use crate::access::Caller;
 use crate::db::models::WebhookEventRow;
@@ -125,14 +125,7 @@ pub(super) async fn list_events(
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
     let page = query.page.page()?;
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<EventStatus>()
-                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("status: {e}")))
-        })
-        .transpose()?;
+    let status = enum_param::<EventStatus>("status", query.status.as_deref())?;
     let after = after_id(&page)?;
     let list = state
         .read(move |conn| {

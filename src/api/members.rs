@@ -3,7 +3,7 @@
 use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
-use super::params::{MemberParam, WorkspaceParam};
+use super::params::{enum_param, MemberParam, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::directory_sync::members::Member;
@@ -65,20 +65,6 @@ pub(super) fn search_text(search: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// A query parameter naming one of an enumeration's values.
-fn parsed<T: std::str::FromStr>(name: &str, value: Option<String>) -> ApiResult<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .as_deref()
-        .map(|text| {
-            text.parse::<T>()
-                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {e}")))
-        })
-        .transpose()
-}
-
 /// List members
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/members", tag = "members",
     params(WorkspaceParam, MemberQuery, PageQuery),
@@ -98,9 +84,9 @@ pub(super) async fn list_members(
     let page = query.page.page()?;
     let query = query.into_inner();
     let filter = MemberFilter {
-        status: parsed::<MemberStatus>("status", query.status)?,
-        managed_by: parsed::<ManagedBy>("managed_by", query.managed_by)?,
-        role: parsed::<Role>("role", query.role)?,
+        status: enum_param::<MemberStatus>("status", query.status.as_deref())?,
+        managed_by: enum_param::<ManagedBy>("managed_by", query.managed_by.as_deref())?,
+        role: enum_param::<Role>("role", query.role.as_deref())?,
         email: query.email,
         group: query.group,
         search: search_text(query.search)?,

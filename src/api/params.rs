@@ -1,6 +1,21 @@
 //! The path and query parameters handlers share, as the OpenAPI document describes them.
 
+use super::error::{ApiError, ApiResult};
 use utoipa::IntoParams;
+
+/// A query parameter naming one of an enumeration's values (a member status, a run status, …): absent
+/// is `None`, a value not in the enumeration a 400 `invalid_parameter` that names the parameter.
+pub fn enum_param<T: std::str::FromStr>(name: &str, value: Option<&str>) -> ApiResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|text| {
+            text.parse::<T>()
+                .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {e}")))
+        })
+        .transpose()
+}
 
 /// `{ws}`
 #[derive(IntoParams)]

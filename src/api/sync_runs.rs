@@ -4,7 +4,7 @@
 use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
 use super::pagination::PageQuery;
-use super::params::{DirectoryParam, RunParam};
+use super::params::{enum_param, DirectoryParam, RunParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::db::models::SyncRunRow;
@@ -248,12 +248,8 @@ pub(super) async fn list_sync_runs(
     caller.require_operator()?;
     let query = query.into_inner();
     let page = query.page.page()?;
-    let status = query
-        .status
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<RunStatus>())
-        .transpose()
-        .map_err(|why| ApiError::bad_request("invalid_parameter", format!("status: {why}")))?;
+    let status =
+        enum_param::<RunStatus>("status", query.status.as_deref().filter(|s| !s.is_empty()))?;
     let directory = query.directory.filter(|d| !d.is_empty());
     let list = state
         .read(move |conn| {

@@ -183,15 +183,30 @@ fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     }
 }
 
+/// An object's key matching `name` in any case (the exact spelling first).
+pub(crate) fn key_of(object: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    if object.contains_key(name) {
+        return Some(name.to_string());
+    }
+    object
+        .keys()
+        .find(|key| key.eq_ignore_ascii_case(name))
+        .cloned()
+}
+
 /// A member of an object, its name in any case.
 pub(crate) fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
     let object = object.as_object()?;
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
+    object.get(&key_of(object, name)?)
+}
+
+/// A boolean sent as text (`"True"`, `"false"`), as some identity providers send them.
+pub(crate) fn text_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 fn is_present(value: &Value) -> bool {
@@ -220,11 +235,7 @@ fn compare(found: &Value, op: CompareOp, wanted: &CompValue, exact: bool) -> boo
             }
         }
         // A boolean sent as text ("True", "false"), as some identity providers store them.
-        (Value::String(a), CompValue::Bool(b)) => a
-            .parse::<bool>()
-            .ok()
-            .or_else(|| a.to_ascii_lowercase().parse::<bool>().ok())
-            .map(|a| a.cmp(b)),
+        (Value::String(a), CompValue::Bool(b)) => text_bool(a).map(|a| a.cmp(b)),
         _ => None,
     };
     match (op, ordering) {

@@ -4,7 +4,7 @@
 //! names the attributes (`{"op": "replace", "value": {"active": false}}`). Attribute names are matched in
 //! any case; an attribute set for the first time keeps the spelling given.
 
-use super::filter::{AttrPath, Filter, PatchPath};
+use super::filter::{key_of, text_bool, AttrPath, Filter, PatchPath};
 use serde_json::{Map, Value};
 
 /// The most operations one PATCH request holds.
@@ -175,17 +175,6 @@ fn scope_of<'a>(
     }
 }
 
-/// An object's key matching `name` in any case.
-fn key_of(object: &Map<String, Value>, name: &str) -> Option<String> {
-    if object.contains_key(name) {
-        return Some(name.to_string());
-    }
-    object
-        .keys()
-        .find(|key| key.eq_ignore_ascii_case(name))
-        .cloned()
-}
-
 /// `active` and `primary` given as text (`"False"`, as Entra sends them) are booleans.
 fn as_boolean(path: &AttrPath, value: &Value) -> Value {
     let boolean = |name: &str| {
@@ -195,11 +184,9 @@ fn as_boolean(path: &AttrPath, value: &Value) -> Value {
     };
     let leaf = path.sub_attribute.as_deref().unwrap_or(&path.attribute);
     match value {
-        Value::String(text) if boolean(leaf) => match text.to_ascii_lowercase().as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => value.clone(),
-        },
+        Value::String(text) if boolean(leaf) => {
+            text_bool(text).map_or_else(|| value.clone(), Value::Bool)
+        }
         Value::Object(fields) => Value::Object(
             fields
                 .iter()

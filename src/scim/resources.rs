@@ -4,7 +4,7 @@
 //! kept whole in `raw_attributes`.
 
 use super::discovery::ENTERPRISE_SCHEMA;
-use super::filter::field;
+use super::filter::{field, text_bool};
 use serde_json::{json, Map, Value};
 
 /// Where a record belongs and when the service stamped it (its own monotonic clock: the order of the
@@ -27,7 +27,7 @@ fn text<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
 fn is_active(user: &Value) -> bool {
     match field(user, "active") {
         Some(Value::Bool(active)) => *active,
-        Some(Value::String(text)) => !text.trim().eq_ignore_ascii_case("false"),
+        Some(Value::String(text)) => text_bool(text) != Some(false),
         _ => true,
     }
 }
@@ -42,7 +42,7 @@ pub fn user_snapshot(user: &Value, id: &str, stamps: &Stamps<'_>) -> Value {
         .filter_map(|email| {
             let value = text(email, "value")?;
             let primary = matches!(field(email, "primary"), Some(Value::Bool(true)))
-                || text(email, "primary").is_some_and(|p| p.eq_ignore_ascii_case("true"));
+                || text(email, "primary").and_then(text_bool) == Some(true);
             Some(json!({"primary": primary, "type": text(email, "type"), "value": value}))
         })
         .collect();
