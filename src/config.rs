@@ -85,6 +85,15 @@ pub struct Settings {
     #[arg(long, env = "WORKOS_USER_LISTING_RATE", default_value = "4", value_name = "PER_SECOND",
         value_parser = listing_rate)]
     pub user_listing_rate: f64,
+    /// Requests per second each SCIM directory may make (its identity provider's clients together; a
+    /// burst of one second's worth is allowed); more get 429 with `Retry-After`. 0: no limit.
+    #[arg(long, env = "ROLLCALL_SCIM_RATE", default_value = "100", value_name = "PER_SECOND",
+        value_parser = clap::value_parser!(u32))]
+    pub scim_rate: u32,
+    /// The largest SCIM request body accepted, in bytes (at least 1024); larger ones get 413.
+    #[arg(long, env = "ROLLCALL_SCIM_BODY_LIMIT", default_value = "1048576", value_name = "BYTES",
+        value_parser = body_limit)]
+    pub scim_body_limit: usize,
     /// The share of a directory's active members a pull may deprovision before it is held (0 to 1).
     #[arg(long, env = "ROLLCALL_MASS_DEPROVISION_THRESHOLD", default_value = "0.2", value_name = "SHARE",
         value_parser = share)]
@@ -536,6 +545,8 @@ mod tests {
         assert_eq!(s.event_source(), EventSource::Webhooks);
         assert!(!s.event_tail_enabled());
         assert_eq!(s.user_listing_rate, 4.0);
+        assert_eq!(s.scim_rate, 100);
+        assert_eq!(s.scim_body_limit, 1 << 20);
     }
 
     #[test]

@@ -205,6 +205,10 @@ impl RunStatus {
     }
 }
 
+/// The `directory_type` of a directory Rollcall serves over SCIM itself (the broker's directories have
+/// theirs, such as `okta scim v2.0`): pushed by the identity provider, never pulled.
+pub const SCIM_DIRECTORY_TYPE: &str = "scim";
+
 text_enum!(
     /// What made a change, as the audit log stores it.
     CauseKind {
@@ -216,6 +220,8 @@ text_enum!(
         ApiToken => "api_token",
         /// A request with the configured operator token.
         Operator => "operator",
+        /// A write to one of Rollcall's own SCIM directories.
+        Scim => "scim",
     }
 );
 
@@ -255,7 +261,7 @@ impl RunTrigger {
 
 text_enum!(
     /// The path that brought a delivery.
-    DeliverySource { Webhook => "webhook", Events => "events" }
+    DeliverySource { Webhook => "webhook", Events => "events", Scim => "scim" }
 );
 
 /// What caused a change, as the API shows it.

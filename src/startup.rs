@@ -265,6 +265,7 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, "listening for webhooks at /webhooks/workos and the API at /api/v1");
         let max_connections = settings.max_connections;
         make_room_for_connections(max_connections);
+        let scim_limiter = crate::scim::limit::ScimLimiter::new(settings.scim_rate);
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -275,6 +276,7 @@ impl Application {
             metrics,
             token_use: Default::default(),
             event_tail,
+            scim_limiter,
         });
         // Listening from before the server answers: a signal sent once it does is not missed.
         let stop_on_signal = stop_on_signal(background.shutdown.clone());

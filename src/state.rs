@@ -8,6 +8,7 @@ use crate::event_tail::EventTail;
 use crate::intake::applier::{ApplierHealth, Wakeup};
 use crate::intake::event_store::EventStore;
 use crate::metrics::Metrics;
+use crate::scim::limit::ScimLimiter;
 use crate::sync_runs::SyncRunner;
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub token_use: TokenUse,
     /// The Events API tail of this process (verified webhooks wake it).
     pub event_tail: EventTail,
+    /// Each SCIM directory's request rate.
+    pub scim_limiter: ScimLimiter,
 }
 
 /// How stale a token's `last_used_at` may grow before a use writes it again.
@@ -48,7 +51,7 @@ pub struct TokenUse {
 
 impl TokenUse {
     /// Whether a use of `token_id` at `now` is due to be written; if so, counts it as written then.
-    fn due(&self, token_id: &str, now: Instant) -> bool {
+    pub(crate) fn due(&self, token_id: &str, now: Instant) -> bool {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if written
             .get(token_id)

@@ -20,6 +20,8 @@ pub mod pagination;
 pub mod params;
 pub mod role_mappings;
 pub mod route;
+pub mod scim;
+pub mod scim_directories;
 pub mod sync_runs;
 pub mod teams;
 pub mod webhook_endpoints;
@@ -63,6 +65,7 @@ pub fn routes() -> Vec<Route> {
         audit_log::routes(),
         changes::routes(),
         webhook_endpoints::routes(),
+        scim_directories::routes(),
         sync_runs::routes(),
         openapi::routes(),
     ]
@@ -97,6 +100,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         });
         cfg.service(served);
     }
+    scim::configure(cfg);
 }
 
 /// The answer for paths that do not exist.

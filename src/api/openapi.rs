@@ -98,6 +98,11 @@ pub fn document() -> Document {
         super::webhook_endpoints::delete_endpoint,
         super::webhook_endpoints::list_attempts,
         super::webhook_endpoints::replay_endpoint,
+        super::scim_directories::list_scim_directories,
+        super::scim_directories::create_scim_directory,
+        super::scim_directories::get_scim_directory,
+        super::scim_directories::create_scim_token,
+        super::scim_directories::revoke_scim_token,
         super::events::list_events,
         super::events::get_event,
         super::events::retry_event,
@@ -117,6 +122,8 @@ pub fn document() -> Document {
         (name = "directory", description = "Directory groups and the roles they map to."),
         (name = "audit", description = "Every change, with its cause."),
         (name = "changes", description = "The change feed: what Rollcall changed, in order, for the product to follow, and the webhook endpoints it is sent to."),
+        (name = "scim", description = "Rollcall's own SCIM 2.0 directories, which an identity provider provisions \
+            straight into a workspace (at `/scim/v2/{directory}`, outside this document), and their bearer tokens."),
         (name = "events", description = "Stored deliveries, from webhooks and the Events API tail, for operators."),
         (name = "sync runs", description = "Full pulls of a directory: on demand, every `RESYNC_INTERVAL`, \
             after `dsync.activated` and when a workspace turns directory sync on."),

@@ -13,7 +13,7 @@ use crate::domain::{RunPhase, RunStatus, RunTrigger};
 use crate::lists::List;
 use crate::state::AppState;
 use crate::sync_runs::preview::{PreviewError, PullPreview};
-use crate::sync_runs::StartError;
+use crate::sync_runs::{is_scim_directory, StartError, SCIM_NOT_PULLED};
 use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
@@ -61,7 +61,7 @@ pub struct QueuedRun {
         (status = 502, extensions(("x-problem-codes" = json!(["broker_unavailable"])))),
         (status = 403, extensions(("x-problem-codes" = json!(["forbidden"])))),
         (status = 404, extensions(("x-problem-codes" = json!(["not_found"])))),
-        (status = 409, extensions(("x-problem-codes" = json!(["sync_in_progress", "broker_not_configured", "preview_refused"])))),
+        (status = 409, extensions(("x-problem-codes" = json!(["sync_in_progress", "broker_not_configured", "preview_refused", "scim_directory"])))),
     ),
 )]
 pub(super) async fn resync_directory(
@@ -71,6 +71,13 @@ pub(super) async fn resync_directory(
     query: web::Query<ResyncQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
+    let directory = path.clone();
+    if state
+        .read(move |conn| Ok(is_scim_directory(conn, &directory)?))
+        .await?
+    {
+        return Err(ApiError::conflict("scim_directory", SCIM_NOT_PULLED));
+    }
     let runner = state.sync_runner.as_ref().ok_or_else(|| {
         ApiError::conflict(
             "broker_not_configured",
@@ -103,6 +110,7 @@ pub(super) async fn resync_directory(
         .map_err(|e| match e {
             StartError::UnknownDirectory => ApiError::not_found("directory"),
             StartError::InProgress => ApiError::conflict("sync_in_progress", e.to_string()),
+            StartError::PushedOverScim => ApiError::conflict("scim_directory", e.to_string()),
             // Only automatic triggers are spaced; an operator's resync never is.
             StartError::TooSoon { .. } => ApiError::conflict("sync_spaced", e.to_string()),
             StartError::Db(e) => e.into(),

@@ -36,7 +36,7 @@ fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        format!("webhook bodies are limited to {limit} bytes"),
+        format!("request bodies are limited to {limit} bytes"),
     )
 }
 
@@ -77,7 +77,7 @@ impl<B: MessageBody + Unpin> MessageBody for ClosingAnswer<B> {
 /// Reads the body up to `limit` bytes, all of it by `deadline`. The buffer grows with the bytes that
 /// arrive, never from what `Content-Length` promises: a client that declares 1 MiB and sends a byte now
 /// and then holds a few bytes, and only until the deadline.
-async fn read_body(
+pub(super) async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,

@@ -10,11 +10,17 @@ use crate::workos::timestamp;
 use diesel::prelude::*;
 use serde::Serialize;
 
+/// The ids of the log entries a write to a SCIM directory of Rollcall's makes start with this (a broker's
+/// start with `event_` or `wh_`), so that what they change names SCIM as its cause.
+pub const SCIM_EVENT_PREFIX: &str = "scim_event_";
+
 /// What made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
     /// A broker webhook, by its event id.
     Event(String),
+    /// A write to a SCIM directory of Rollcall's, by the id of the log entry it made.
+    Scim(String),
     /// A full pull, by its run id.
     SyncRun(String),
     /// A request made with a stored API token, by its token id.
@@ -24,10 +30,21 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// The cause of applying the logged event `id`: a broker's event, or a SCIM write (whose entries
+    /// Rollcall names, [`SCIM_EVENT_PREFIX`]).
+    pub fn of_event(id: &str) -> Cause {
+        if id.starts_with(SCIM_EVENT_PREFIX) {
+            Cause::Scim(id.to_string())
+        } else {
+            Cause::Event(id.to_string())
+        }
+    }
+
     /// The cause's kind and id as stored.
     pub fn parts(&self) -> (&'static str, &str) {
         let (kind, id) = match self {
             Cause::Event(id) => (CauseKind::Event, id.as_str()),
+            Cause::Scim(id) => (CauseKind::Scim, id.as_str()),
             Cause::SyncRun(id) => (CauseKind::SyncRun, id.as_str()),
             Cause::ApiToken(id) => (CauseKind::ApiToken, id.as_str()),
             Cause::BootstrapOperator => (CauseKind::Operator, "bootstrap"),

@@ -299,6 +299,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scim_directories (directory_id) {
+        directory_id -> Text,
+        workspace_id -> Text,
+        clock -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scim_tokens (id) {
+        id -> Text,
+        directory_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scim_resources (directory_id, id) {
+        directory_id -> Text,
+        id -> Text,
+        resource_type -> Text,
+        name_key -> Text,
+        external_id -> Nullable<Text>,
+        body -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     apply_lanes,
     lane_heads,
@@ -320,4 +355,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     changes,
     webhook_endpoints,
+    scim_directories,
+    scim_tokens,
+    scim_resources,
 );

@@ -27,7 +27,7 @@ pub fn apply_event(
     };
     let ctx = ApplyContext {
         workspace,
-        cause: Cause::Event(event.id.clone()),
+        cause: Cause::of_event(&event.id),
         event_at: event.created_at.unwrap_or(received_at),
     };
     let mut effects = Effects::default();

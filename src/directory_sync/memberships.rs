@@ -20,7 +20,7 @@ pub fn set_membership(
 ) -> Result<bool, ApplyError> {
     let existing = store.membership(group_id, user_id)?;
     let event_id = match &ctx.cause {
-        Cause::Event(id) => Some(id.as_str()),
+        Cause::Event(id) | Cause::Scim(id) => Some(id.as_str()),
         _ => None,
     };
     if existing.as_ref().is_some_and(|e| {

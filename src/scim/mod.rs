@@ -3,7 +3,10 @@
 //! to a resource ([`patch`]), the documents a client discovers the service by, with the list and error
 //! shapes ([`discovery`]), and SCIM resources as the apply engine's directory records ([`resources`]).
 
+pub mod directories;
 pub mod discovery;
 pub mod filter;
+pub mod limit;
 pub mod patch;
 pub mod resources;
+pub mod store;

@@ -45,6 +45,9 @@ pub enum StartError {
     UnknownDirectory,
     #[error("a run of this directory is already in progress")]
     InProgress,
+    /// A SCIM directory of Rollcall's own: its identity provider pushes to it; there is nothing to pull.
+    #[error("{}", SCIM_NOT_PULLED)]
+    PushedOverScim,
     /// An automatic pull asked for sooner than `ROLLCALL_AUTOMATIC_PULL_SPACING` after the last one.
     #[error(
         "its last automatic pull was queued at {}, less than {}s ago (ROLLCALL_AUTOMATIC_PULL_SPACING)",
@@ -59,6 +62,20 @@ pub enum StartError {
     Queue(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// Why a SCIM directory of Rollcall's is not pulled.
+pub const SCIM_NOT_PULLED: &str =
+    "this is a SCIM directory: its identity provider pushes every change to Rollcall, so there is nothing to pull";
+
+/// Whether `directory_id` is a SCIM directory of Rollcall's own (pushed to, never pulled).
+pub fn is_scim_directory(conn: &mut DbConnection, directory_id: &str) -> Result<bool, DbError> {
+    let kind: Option<String> = directories::table
+        .find(directory_id)
+        .select(directories::directory_type)
+        .first(conn)
+        .optional()?;
+    Ok(kind.as_deref() == Some(crate::domain::SCIM_DIRECTORY_TYPE))
 }
 
 /// What an interrupted run's error says.
@@ -214,6 +231,13 @@ impl SyncRunner {
             users_listed: 0,
             lease_until: Some(lease::lease_end()),
         };
+        let directory = directory_id.to_string();
+        if self
+            .blocking(move |db| db.read(|conn| is_scim_directory(conn, &directory)))
+            .await?
+        {
+            return Err(StartError::PushedOverScim);
+        }
         {
             let mut in_progress = self.in_progress();
             if in_progress.contains_key(directory_id) {

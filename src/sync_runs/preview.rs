@@ -116,10 +116,15 @@ impl SyncRunner {
             let directory = directory_id.to_string();
             let db = self.db.clone();
             tokio::task::spawn_blocking(move || {
-                db.read(|c| Ok::<_, DbError>(workspace_of_directory(c, &directory)?))
+                db.read(|c| {
+                    if super::is_scim_directory(c, &directory)? {
+                        return Ok(Err(PreviewError::Refused(super::SCIM_NOT_PULLED.into())));
+                    }
+                    Ok::<_, DbError>(Ok(workspace_of_directory(c, &directory)?))
+                })
             })
             .await
-            .map_err(|e| PreviewError::Refused(e.to_string()))??
+            .map_err(|e| PreviewError::Refused(e.to_string()))???
             .ok_or(PreviewError::UnknownDirectory)?
         };
         // A preview lists like a pull, so it takes a pull's slot: previews cannot crowd out pulls.

@@ -6,7 +6,7 @@ use crate::db::models::WorkspaceRow;
 use crate::db::schema::{directories, sync_runs, workspaces};
 use crate::db::{DbConnection, DbError};
 use crate::directory_sync::workspace::check_qualifies;
-use crate::domain::RunTrigger;
+use crate::domain::{RunTrigger, SCIM_DIRECTORY_TYPE};
 use diesel::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,11 +24,13 @@ pub fn last_automatic_run(
         .first(conn)
 }
 
-/// Known, non-deleted directories whose workspace takes directory changes (sync on, plan growth or
+/// Known, non-deleted directories of the broker (a SCIM directory of Rollcall's own is pushed to, never
+/// pulled) whose workspace takes directory changes (sync on, plan growth or
 /// above), in id order.
 pub fn scheduled_directories(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     let known: Vec<(String, String)> = directories::table
         .filter(directories::deleted_at.is_null())
+        .filter(directories::directory_type.ne(SCIM_DIRECTORY_TYPE))
         .select((directories::id, directories::organization_id))
         .order(directories::id)
         .load(conn)?;
@@ -50,7 +52,7 @@ pub fn scheduled_directories(conn: &mut DbConnection) -> QueryResult<Vec<String>
         .collect())
 }
 
-/// The known, non-deleted directories of an organization, in id order.
+/// The known, non-deleted broker directories of an organization, in id order.
 pub fn organization_directories(
     conn: &mut DbConnection,
     organization_id: &str,
@@ -58,6 +60,7 @@ pub fn organization_directories(
     directories::table
         .filter(directories::organization_id.eq(organization_id))
         .filter(directories::deleted_at.is_null())
+        .filter(directories::directory_type.ne(SCIM_DIRECTORY_TYPE))
         .select(directories::id)
         .order(directories::id)
         .load(conn)

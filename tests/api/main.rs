@@ -29,6 +29,7 @@ mod retention;
 mod role_mapping_preview;
 mod samples;
 mod schedule;
+mod scim;
 mod slow_clients;
 mod teams;
 mod tenants;

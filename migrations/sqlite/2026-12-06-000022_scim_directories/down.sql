@@ -1,0 +1,3 @@
+DROP TABLE scim_resources;
+DROP TABLE scim_tokens;
+DROP TABLE scim_directories;
