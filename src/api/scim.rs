@@ -214,17 +214,36 @@ fn param<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     key_of(params, name).and_then(|k| params[&k].as_str())
 }
 
-/// A whole-number parameter; absent, `default`.
+/// A whole-number parameter (text in a query, a number in a search body); absent, `default`.
 fn number(params: &Map<String, Value>, name: &str, default: i64) -> Result<i64, Refusal> {
-    match param(params, name) {
-        None => Ok(default),
-        Some(text) => text.trim().parse().map_err(|_| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
-                format!("{name} must be a whole number"),
-            )
-        }),
+    let given = key_of(params, name).map(|k| &params[&k]);
+    let read = match given {
+        None | Some(Value::Null) => return Ok(default),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(text)) => text.trim().parse().ok(),
+        Some(_) => None,
+    };
+    read.ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            format!("{name} must be a whole number"),
+        )
+    })
+}
+
+/// A list of attribute names: comma-separated text in a query, an array in a search body.
+fn names(params: &Map<String, Value>, name: &str) -> Option<Vec<String>> {
+    match key_of(params, name).map(|k| &params[&k])? {
+        Value::String(list) => Some(list.split(',').map(str::to_string).collect()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
@@ -254,6 +273,22 @@ async fn read_json(
     })
 }
 
+/// A search request's parameters (RFC 7644 §3.4.3).
+async fn search_body(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &AppState,
+) -> Result<Map<String, Value>, Refusal> {
+    match read_json(req, payload, state).await? {
+        Value::Object(params) => Ok(params),
+        _ => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            "a search request is a JSON object",
+        )),
+    }
+}
+
 /// Runs a store call on the blocking pool.
 async fn run<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
@@ -275,7 +310,7 @@ async fn collection(
     let endpoint = req.match_info().get("endpoint").unwrap_or_default();
     if let Some(kind) = kind_of(endpoint) {
         return match *req.method() {
-            Method::GET => list(&req, &state, directory, kind, &base).await,
+            Method::GET => list(&state, directory, kind.one(), &base, query(&req)?).await,
             Method::POST => {
                 let body = read_json(&req, &mut payload, &state).await?;
                 let db = state.db.clone();
@@ -284,6 +319,10 @@ async fn collection(
             }
             _ => Err(method_not_allowed()),
         };
+    }
+    if endpoint == ".search" && req.method() == Method::POST {
+        let params = search_body(&req, &mut payload, &state).await?;
+        return list(&state, directory, &[Kind::User, Kind::Group], &base, params).await;
     }
     if req.method() != Method::GET {
         return Err(method_not_allowed());
@@ -332,15 +371,15 @@ fn answer_written(written: store::Written, state: &AppState, base: &str) -> Http
     answer
 }
 
-/// `GET /Users` or `/Groups`: filtered, paged, with the attributes asked for.
+/// `GET /Users` or `/Groups`, or a `POST` to their `/.search` (RFC 7644 §3.4.3, the same parameters
+/// in the body): filtered, paged, with the attributes asked for.
 async fn list(
-    req: &HttpRequest,
     state: &AppState,
     directory: ScimDirectory,
-    kind: Kind,
+    kinds: &'static [Kind],
     base: &str,
+    params: Map<String, Value>,
 ) -> Answer {
-    let params = query(req)?;
     let filter = param(&params, "filter")
         .map(Filter::parse)
         .transpose()
@@ -350,9 +389,26 @@ async fn list(
     let projection = Projection::of(&params);
     let db = state.db.clone();
     let base = base.to_string();
-    let (resources, total) =
-        run(move || store::list(&db, &directory, kind, filter.as_ref(), &base, start, count))
-            .await?;
+    // Several kinds (a search at the root) list one after the other, paged as one list.
+    let (resources, total) = run(move || {
+        let (mut shown, mut total) = (Vec::new(), 0);
+        for kind in kinds {
+            let from = (start.saturating_sub(total)).max(1);
+            let (page, of_kind) = store::list(
+                &db,
+                &directory,
+                *kind,
+                filter.as_ref(),
+                &base,
+                from,
+                count - shown.len(),
+            )?;
+            shown.extend(page);
+            total += of_kind;
+        }
+        Ok((shown, total))
+    })
+    .await?;
     let shown = resources.into_iter().map(|r| projection.apply(r)).collect();
     Ok(scim_json(
         StatusCode::OK,
@@ -388,6 +444,10 @@ async fn single(req: HttpRequest, state: web::Data<AppState>, mut payload: web::
         .and_then(if_match_version);
     let db = state.db.clone();
     match *req.method() {
+        Method::POST if id == ".search" => {
+            let params = search_body(&req, &mut payload, &state).await?;
+            list(&state, directory, kind.one(), &base, params).await
+        }
         Method::GET => {
             let params = query(&req)?;
             let row = run(move || store::get(&db, &directory, kind, &id)).await?;
@@ -444,9 +504,9 @@ struct Projection {
 
 impl Projection {
     fn of(params: &Map<String, Value>) -> Self {
-        let names = |name: &str| -> Option<Vec<String>> {
-            param(params, name).map(|list| {
-                list.split(',')
+        let top_level = |name: &str| -> Option<Vec<String>> {
+            names(params, name).map(|list| {
+                list.iter()
                     .map(|a| {
                         let a = a.trim();
                         // `urn:…:User:name.givenName` → `name`.
@@ -458,8 +518,8 @@ impl Projection {
             })
         };
         Self {
-            only: names("attributes"),
-            excluded: names("excludedAttributes").unwrap_or_default(),
+            only: top_level("attributes"),
+            excluded: top_level("excludedAttributes").unwrap_or_default(),
         }
     }
 

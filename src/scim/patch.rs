@@ -134,6 +134,19 @@ fn set(
     value: Option<&Value>,
 ) -> Result<(), PatchError> {
     let value = value.map(|v| as_boolean(&path.path, v));
+    if let Some(extension) = whole_extension(resource, path) {
+        // The path names an extension itself (`urn:…:enterprise:2.0:User`): its object is the
+        // resource's attribute of that name.
+        let whole = AttrPath {
+            schema: None,
+            attribute: extension,
+            sub_attribute: None,
+        };
+        let object = resource
+            .as_object_mut()
+            .ok_or_else(|| PatchError::InvalidValue("the resource is not an object".into()))?;
+        return set_attribute(object, &whole, op, value);
+    }
     let scope = scope_of(resource, &path.path, op != Op::Remove)?;
     let Some(scope) = scope else {
         return Ok(()); // Removing from an extension the resource does not have.
@@ -142,6 +155,26 @@ fn set(
         None => set_attribute(scope, &path.path, op, value),
         Some(filter) => set_filtered(scope, path, filter, op, value),
     }
+}
+
+/// The extension schema a path names as a whole (which reads as a schema and an attribute, `urn:…:2.0`
+/// and `User`): the enterprise extension, or one the resource lists in its `schemas`.
+fn whole_extension(resource: &Value, path: &PatchPath) -> Option<String> {
+    let schema = path.path.schema.as_deref()?;
+    if path.filter.is_some() || path.path.sub_attribute.is_some() || path.sub_attribute.is_some() {
+        return None;
+    }
+    let urn = format!("{schema}:{}", path.path.attribute);
+    let listed = resource
+        .get("schemas")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    std::iter::once(super::discovery::ENTERPRISE_SCHEMA)
+        .chain(listed)
+        .find(|known| known.eq_ignore_ascii_case(&urn))
+        .map(str::to_string)
 }
 
 /// The object a path's attribute lives in: the resource, or its extension's object (made when adding).
@@ -423,6 +456,40 @@ mod tests {
             &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}),
         )?;
         Ok(patched)
+    }
+
+    #[test]
+    fn a_path_may_name_the_enterprise_extension_as_a_whole() {
+        let added = patch(
+            &user(),
+            json!([{"op": "add", "path": ENTERPRISE, "value": {"department": "Research"}}]),
+        )
+        .unwrap();
+        assert_eq!(added[ENTERPRISE], json!({"department": "Research"}));
+        let pathless = patch(
+            &user(),
+            json!([{"op": "add", "value": {ENTERPRISE: {"employeeNumber": "7"}}}]),
+        )
+        .unwrap();
+        assert_eq!(pathless[ENTERPRISE], json!({"employeeNumber": "7"}));
+        let merged = patch(
+            &added,
+            json!([{"op": "add", "path": ENTERPRISE, "value": {"employeeNumber": "7"}}]),
+        )
+        .unwrap();
+        assert_eq!(
+            merged[ENTERPRISE],
+            json!({"department": "Research", "employeeNumber": "7"})
+        );
+        let removed = patch(&merged, json!([{"op": "remove", "path": ENTERPRISE}])).unwrap();
+        assert!(removed.get(ENTERPRISE).is_none(), "{removed}");
+        // One of its attributes is still reached inside it.
+        let department = patch(
+            &merged,
+            json!([{"op": "remove", "path": format!("{ENTERPRISE}:department")}]),
+        )
+        .unwrap();
+        assert_eq!(department[ENTERPRISE], json!({"employeeNumber": "7"}));
     }
 
     #[test]

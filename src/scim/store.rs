@@ -4,6 +4,7 @@
 //! what was kept, so the identity provider reads its own writes at once; the members, teams and roles it
 //! implies follow from the applier.
 
+use super::discovery::ENTERPRISE_SCHEMA;
 use super::filter::{field, key_of, AttrPath, Filter};
 use super::patch::{self, PatchError};
 use super::resources::{group_snapshot, member_ids, user_snapshot, Stamps};
@@ -32,6 +33,14 @@ impl Kind {
         match self {
             Kind::User => "User",
             Kind::Group => "Group",
+        }
+    }
+
+    /// This kind alone, as a list of kinds.
+    pub fn one(self) -> &'static [Kind] {
+        match self {
+            Kind::User => &[Kind::User],
+            Kind::Group => &[Kind::Group],
         }
     }
 
@@ -369,9 +378,15 @@ fn checked_body(kind: Kind, body: Value) -> Result<(Map<String, Value>, String),
             "{attribute}: at most 1,000 characters, no NUL"
         )));
     }
-    if !key_of(&object, "schemas").is_some_and(|k| object[&k].is_array()) {
-        object.insert("schemas".into(), json!([kind.schema()]));
+    // The schemas are the resource's own and those of the extensions it holds (RFC 7643 §3).
+    if let Some(key) = key_of(&object, "schemas") {
+        object.remove(&key);
     }
+    let mut listed = vec![kind.schema()];
+    if kind == Kind::User && key_of(&object, ENTERPRISE_SCHEMA).is_some() {
+        listed.push(ENTERPRISE_SCHEMA);
+    }
+    object.insert("schemas".into(), json!(listed));
     if kind == Kind::Group {
         let members = member_ids(&Value::Object(object.clone()));
         if members.len() > MAX_MEMBERS {
@@ -379,21 +394,26 @@ fn checked_body(kind: Kind, body: Value) -> Result<(Map<String, Value>, String),
                 "a group holds at most {MAX_MEMBERS} members"
             )));
         }
-        // Each member once, as `{value}` (with the display name the identity provider gave).
+        // Each member once, with the value, display, type and `$ref` the identity provider gave.
         if let Some(key) = key_of(&object, "members") {
             let given = object.remove(&key).unwrap_or(Value::Null);
             let kept: Vec<Value> = members
                 .iter()
                 .map(|id| {
-                    let display = given.as_array().and_then(|all| {
+                    let first = given.as_array().and_then(|all| {
                         all.iter()
                             .find(|m| field(m, "value").and_then(Value::as_str) == Some(id))
-                            .and_then(|m| field(m, "display").cloned())
                     });
-                    match display {
-                        Some(display) => json!({"value": id, "display": display}),
-                        None => json!({"value": id}),
+                    let mut member = Map::new();
+                    member.insert("value".into(), json!(id));
+                    for name in ["display", "type", "$ref"] {
+                        if let Some(text) =
+                            first.and_then(|m| field(m, name)).filter(|v| v.is_string())
+                        {
+                            member.insert(name.into(), text.clone());
+                        }
                     }
+                    Value::Object(member)
                 })
                 .collect();
             object.insert("members".into(), json!(kept));
@@ -584,14 +604,6 @@ fn keep(
             )));
         }
     }
-    if kind == Kind::Group {
-        let known = known_users(conn, directory, &member_ids(&body))?;
-        if let Some(unknown) = member_ids(&body).into_iter().find(|m| !known.contains(m)) {
-            return Err(ScimError::InvalidValue(format!(
-                "members: {unknown:?} is no user of this directory"
-            )));
-        }
-    }
     let external_id = field(&body, "externalId")
         .and_then(Value::as_str)
         .map(str::to_string);
@@ -704,16 +716,25 @@ impl Log {
             for (joined, ids) in [
                 (
                     true,
-                    now.iter().filter(|m| !then.contains(m)).collect::<Vec<_>>(),
+                    now.iter()
+                        .filter(|m| !then.contains(m))
+                        .cloned()
+                        .collect::<Vec<_>>(),
                 ),
-                (false, then.iter().filter(|m| !now.contains(m)).collect()),
+                (
+                    false,
+                    then.iter().filter(|m| !now.contains(m)).cloned().collect(),
+                ),
             ] {
                 let event_type = if joined {
                     "dsync.group.user_added"
                 } else {
                     "dsync.group.user_removed"
                 };
-                for user in ids {
+                let known = known_users(conn, directory, &ids)?;
+                // A member that is no user of this directory is kept as pushed (RFC 7644 asks no
+                // check of it) but means nothing to the workspace: its id names no one Rollcall has.
+                for user in ids.iter().filter(|id| known.contains(id.as_str())) {
                     // The user as last written: a membership carries no newer record of it.
                     let user_row = find(conn, directory, Kind::User, user)?;
                     let user_snapshot =

@@ -518,14 +518,25 @@ async fn answers_follow_the_rfc(app: TestApp) {
         .await;
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(not_json.body["scimType"], "invalidSyntax");
-    let unknown_member = scim
-        .send(
-            Method::POST,
+    // A member that is no user of the directory (here, another directory's) is kept as pushed and
+    // means nothing to the workspace.
+    let stranger = Scim::new(&app, "org_stranger").await;
+    let theirs = stranger
+        .create("/Users", json!({"userName": "theirs@example.com"}))
+        .await;
+    let group = scim
+        .create(
             "/Groups",
-            Some(json!({"displayName": "G", "members": [{"value": "directory_user_nobody"}]})),
+            json!({"displayName": "G", "members": [{"value": theirs["id"]}, {"value": "nobody"}]}),
         )
         .await;
-    assert_eq!(unknown_member.status, StatusCode::BAD_REQUEST);
+    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+    app.wait_applied().await;
+    assert!(app.member(&scim.ws, "theirs@example.com").await.is_none());
+    let (_, groups) = app
+        .op(Method::GET, &scim.path("/directory-groups"), None)
+        .await;
+    assert_eq!(groups["data"][0]["name"], "G", "{groups}");
 
     // Paging: totalResults counts all, startIndex is 1-based, count is capped.
     for n in 0..5 {
@@ -745,11 +756,69 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND, "a token is revoked once");
 }
 
-/// Each directory's rate, on a service that allows three requests a second.
-mod rate {
+/// Tests that start a service with settings of their own: a rate limit, or none.
+mod own_settings {
     use super::*;
 
-    crate::on_both_backends!(backend: a_directory_over_its_rate_is_told_to_wait);
+    crate::on_both_backends!(
+        backend: a_directory_over_its_rate_is_told_to_wait,
+        the_conformance_suites_pass
+    );
+
+    /// `scim2-tester` (through `scim2-cli test`) and `scim-sanity probe` against a directory of a service
+    /// without a rate limit (the suites send hundreds of requests at once): every check passes.
+    async fn the_conformance_suites_pass(backend: Backend) {
+        let app = spawn_app_with(backend, |settings| settings.scim_rate = 0).await;
+        let python = crate::python::sdk_python("scim2_cli, scim2_tester, scim_sanity").await;
+
+        let scim = Scim::new(&app, "org_tester").await;
+        let tester = tokio::process::Command::new(&python)
+            .args([
+                "-c",
+                "from scim2_cli import cli; cli()",
+                "--url",
+                &scim.base,
+                "test",
+            ])
+            .env(
+                "SCIM_CLI_HEADERS",
+                format!("Authorization: Bearer {}", scim.token),
+            )
+            .output()
+            .await
+            .expect("scim2-cli runs");
+        let report = String::from_utf8_lossy(&tester.stdout).to_string()
+            + &String::from_utf8_lossy(&tester.stderr);
+        let failed: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("ERROR") || l.starts_with("CRITICAL"))
+            .collect();
+        assert!(tester.status.success() && failed.is_empty(), "{report}");
+        let passed = report.lines().filter(|l| l.starts_with("SUCCESS")).count();
+        assert!(passed >= 80, "only {passed} checks ran:\n{report}");
+
+        let scim = Scim::new(&app, "org_sanity").await;
+        let probe = tokio::process::Command::new(&python)
+            .args([
+                "-m",
+                "scim_sanity",
+                "probe",
+                &scim.base,
+                "--token",
+                &scim.token,
+            ])
+            .arg("--i-accept-side-effects")
+            .output()
+            .await
+            .expect("scim-sanity runs");
+        let report = String::from_utf8_lossy(&probe.stdout).to_string()
+            + &String::from_utf8_lossy(&probe.stderr);
+        assert!(
+            probe.status.success() && report.contains("Result: All tests passed."),
+            "{report}"
+        );
+        assert!(!report.contains("[FAIL]"), "{report}");
+    }
 
     async fn a_directory_over_its_rate_is_told_to_wait(backend: Backend) {
         let app = spawn_app_with(backend, |settings| settings.scim_rate = 3).await;
