@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod replay;
 pub mod resync;
+pub mod scim_directories;
 pub mod tail;
 pub mod token;
 pub mod webhook_endpoints;
@@ -70,6 +71,13 @@ pub enum Command {
     /// /api/v1/workspaces/{WS}/webhook-endpoints, and shows each endpoint's delivery attempts.
     #[command(subcommand)]
     WebhookEndpoints(webhook_endpoints::EndpointCommand),
+    /// Create a workspace's SCIM directories (an identity provider provisions straight into Rollcall),
+    /// list them, and create and revoke their bearer tokens, directly on the database of DATABASE_URL.
+    ///
+    /// The database is migrated first. The admin API does the same at
+    /// /api/v1/workspaces/{WS}/scim-directories.
+    #[command(subcommand)]
+    ScimDirectories(scim_directories::ScimDirectoryCommand),
 }
 
 /// Reads the command line, with `serve`'s settings from the environment where no option gives them. A
@@ -111,6 +119,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => {
             let (_, db) = migrated_database()?;
             token::run(command, &db)
+        }
+        Command::ScimDirectories(command) => {
+            let (_, db) = migrated_database()?;
+            scim_directories::run(command, &db)
         }
         Command::WebhookEndpoints(command) => {
             let (settings, db) = migrated_database()?;

@@ -69,6 +69,13 @@ pub struct WorkspaceArg {
     workspace: String,
 }
 
+impl WorkspaceArg {
+    /// The workspace's id.
+    pub fn id(&self) -> &str {
+        &self.workspace
+    }
+}
+
 /// Runs an endpoint command as the operator on the database of `DATABASE_URL`.
 pub fn run(command: EndpointCommand, db: &Database, reach: Reach) -> anyhow::Result<()> {
     let operator = Caller::Operator {

@@ -256,6 +256,15 @@ impl TestApp {
         (status, value)
     }
 
+    /// The app's database as `DATABASE_URL` names it, for a command run on it.
+    pub fn database_url(&self) -> String {
+        use rollcall::secret::ExposeSecret;
+        match self.db.target() {
+            DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
+            DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
+        }
+    }
+
     /// An operator call.
     pub async fn op(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.call(method, path, Some(OPERATOR_TOKEN), body).await

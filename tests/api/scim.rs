@@ -13,6 +13,7 @@ crate::on_both_backends!(
     an_entra_session_with_its_shapes_links_and_unlinks_a_group,
     answers_follow_the_rfc,
     tokens_rotate_and_revoke_and_stay_in_their_directory,
+    the_command_line_creates_lists_and_rotates,
 );
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -710,14 +711,22 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
             .await;
         assert_eq!(answer.status, StatusCode::OK);
     }
-    let (_, listed) = app
-        .call(
-            Method::GET,
-            &scim.path(&format!("/scim-directories/{}", scim.directory)),
-            Some(&admin),
-            None,
-        )
-        .await;
+    // A use is recorded behind the answer: read until it shows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let (_, listed) = app
+            .call(
+                Method::GET,
+                &scim.path(&format!("/scim-directories/{}", scim.directory)),
+                Some(&admin),
+                None,
+            )
+            .await;
+        if listed["tokens"][0]["last_used_at"].is_string() || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let first_id = listed["tokens"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(listed["tokens"].as_array().unwrap().len(), 2);
     assert!(listed["tokens"][0]["last_used_at"].is_string(), "{listed}");
@@ -754,6 +763,83 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a token is revoked once");
+}
+
+/// `rollcall scim-directories …` on the app's database: whether it succeeded, stdout and stderr.
+async fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut command = crate::process::rollcall();
+    command
+        .arg("scim-directories")
+        .args(args)
+        .env("DATABASE_URL", app.database_url());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn the_command_line_creates_lists_and_rotates(app: TestApp) {
+    let ws = app.synced_workspace("org_cli").await;
+    let (ok, _, err) = cli(&app, &["create", "--workspace", "ws_nobody"]).await;
+    assert!(!ok && err.contains("workspace not found"), "{err}");
+    let (ok, token, err) = cli(&app, &["create", "--workspace", &ws, "--name", "Okta"]).await;
+    assert!(ok, "{err}");
+    let directory = err
+        .split_whitespace()
+        .find(|w| w.starts_with("directory_"))
+        .expect("the directory is named")
+        .to_string();
+    let scim = Scim {
+        ws: ws.clone(),
+        base: format!("{}/scim/v2/{directory}", app.address),
+        directory: directory.clone(),
+        token: token.trim().to_string(),
+        client: app.client.clone(),
+    };
+    scim.create("/Users", json!({"userName": "cli@example.com"}))
+        .await;
+    let (ok, listed, _) = cli(&app, &["list", "--workspace", &ws]).await;
+    assert!(ok);
+    assert!(
+        listed.contains(&format!("/scim/v2/{directory}")) && listed.contains("1 users, 0 groups"),
+        "{listed}"
+    );
+    let first = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("scimtok_"))
+        .unwrap()
+        .to_string();
+
+    let (ok, second, err) = cli(
+        &app,
+        &[
+            "create-token",
+            "--workspace",
+            &ws,
+            &directory,
+            "--name",
+            "rotation",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        &app,
+        &["revoke-token", "--workspace", &ws, &directory, &first],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let refused = scim.send(Method::GET, "/Users", None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let answer = scim
+        .send_with(Method::GET, "/Users", None, Some(second.trim()), &[])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["totalResults"], 1);
 }
 
 /// Tests that start a service with settings of their own: a rate limit, or none.

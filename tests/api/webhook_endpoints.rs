@@ -668,16 +668,11 @@ async fn a_killed_service_loses_no_change_for_its_endpoints(backend: Backend) {
 
 /// `rollcall webhook-endpoints …` on the app's database; returns whether it succeeded, stdout and stderr.
 async fn cli(app: &TestApp, args: &[&str], allow_private: bool) -> (bool, String, String) {
-    use rollcall::secret::ExposeSecret;
-    let url = match app.db.target() {
-        rollcall::db::DatabaseTarget::Sqlite(path) => format!("sqlite://{path}"),
-        rollcall::db::DatabaseTarget::Postgres(url) => url.expose_secret().to_owned(),
-    };
     let mut command = crate::process::rollcall();
     command
         .arg("webhook-endpoints")
         .args(args)
-        .env("DATABASE_URL", url)
+        .env("DATABASE_URL", app.database_url())
         .env("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", allow_private.to_string());
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
