@@ -10,6 +10,7 @@ mod helpers;
 mod operator_walk;
 mod roles_walk;
 mod scale_walk;
+mod scim_walk;
 mod webhooks_walk;
 
 use helpers::{Backend, TestApp};

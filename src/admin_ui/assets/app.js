@@ -15,6 +15,7 @@ const PROVIDERS = {
   "cyberark scim v2.0": "CyberArk SCIM",
   "pingfederate scim v2.0": "PingFederate SCIM",
   "generic scim v2.0": "Generic SCIM",
+  "scim": "SCIM",
 };
 
 const session = { caller: null, workspaces: [], workspace: null };
@@ -216,7 +217,8 @@ function workspaceBar() {
 // Settings › Security › Directory Sync
 
 async function directorySyncScreen() {
-  const [setting, workspace] = await Promise.all([api("GET", ws("/directory-sync")), api("GET", ws())]);
+  const [setting, workspace, scimDirectories] = await Promise.all([
+    api("GET", ws("/directory-sync")), api("GET", ws()), api("GET", ws("/scim-directories"))]);
   session.workspace = workspace;
   const message = alertBox("sync-message");
   const toggle = h("button", {
@@ -238,8 +240,63 @@ async function directorySyncScreen() {
     h("p", {}, `Plan: ${workspace.plan}. Directory Sync is available on the growth and enterprise plans. With it on, members are managed through your identity provider.`),
     toggle,
     message,
-    table("Connected directories", ["Directory", "Provider", "State", "Members", "Last full pull", isOperator() ? "Actions" : null].filter(Boolean), rows)
+    table("Connected directories", ["Directory", "Provider", "State", "Members", "Last full pull", isOperator() ? "Actions" : null].filter(Boolean), rows),
+    scimSection(scimDirectories, message)
   );
+}
+
+// An identity provider provisioning straight into the workspace: its SCIM directories, their base URLs
+// and bearer tokens (shown once), new ones and revocations.
+function scimSection(directories, message) {
+  const shownOnce = (title, text, secret, url = null) => openDialog(title, [
+    h("p", {}, text),
+    url ? h("code", { class: "secret" }, url) : null,
+    h("code", { id: "scim-secret", class: "secret" }, secret),
+  ].filter(Boolean), []);
+  const act = (label, action) => h("button", { type: "button", onclick: async () => {
+    try {
+      await action();
+    } catch (err) {
+      showAlert(message, err.message);
+    }
+  } }, label);
+  const baseUrl = (d) => `${window.location.origin}${d.base_path}`;
+  const rows = directories.map((d) => h("tr", { "data-scim-directory": d.id },
+    h("td", {}, d.name, h("span", { class: "id" }, d.id)),
+    h("td", {}, h("code", { class: "scim-base-url" }, baseUrl(d))),
+    h("td", {}, `${counted(d.users, "user")}, ${counted(d.groups, "group")}`),
+    h("td", {}, h("ul", { class: "tokens" }, ...d.tokens.map((t) => h("li", { "data-token": t.id },
+      `${t.name}: `, t.revoked_at ? `revoked ${when(t.revoked_at)}` : (t.last_used_at ? `last used ${when(t.last_used_at)}` : "never used"), " ",
+      t.revoked_at ? null : act("Revoke", async () => {
+        await api("DELETE", ws(`/scim-directories/${d.id}/tokens/${t.id}`));
+        await directorySyncScreen();
+        announce(`Token ${t.name} revoked`);
+      }))))),
+    h("td", {}, act("New token", async () => {
+      const created = await api("POST", ws(`/scim-directories/${d.id}/tokens`), { name: "SCIM token" });
+      await directorySyncScreen();
+      shownOnce("New SCIM token", "The identity provider sends this token as `Authorization: Bearer …`. Keep it now: it is not shown again. The other tokens work until revoked.", created.secret);
+    }))));
+  const name = h("input", { id: "scim-name", placeholder: "Okta" });
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const created = await api("POST", ws("/scim-directories"), name.value.trim() ? { name: name.value.trim() } : {});
+        await directorySyncScreen();
+        shownOnce("SCIM directory added",
+          "In your identity provider, set the SCIM base URL and the bearer token below. Keep the token now: it is not shown again.",
+          created.token.secret, baseUrl(created));
+      } catch (err) {
+        showAlert(message, err.message);
+      }
+    },
+  }, h("label", { for: "scim-name" }, "Name"), name, h("button", { type: "submit" }, "Add SCIM directory"));
+  return h("section", { id: "scim-directories" },
+    h("h2", {}, "Provision with SCIM, without a broker"),
+    h("p", {}, "Your identity provider (Okta, Entra ID, OneLogin, JumpCloud, …) can push users and groups straight to this workspace over SCIM 2.0. Teams, role mappings and the audit log work as for a broker's directory."),
+    rows.length ? table("SCIM directories", ["Directory", "SCIM base URL", "Pushed", "Tokens", "Actions"], rows) : null,
+    form);
 }
 
 function directoryRow(d) {
