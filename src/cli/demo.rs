@@ -139,10 +139,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let deprovisioning = show_deprovisioning(&api, &broker, &workspace.id).await?;
         let role = show_role_from_directory(&api, &broker, &workspace.id).await?;
         let tail = show_tail_catching_up(&api, &broker).await?;
-        anyhow::Ok((workspace, tail, deprovisioning, role))
+        let scim = show_scim(&api, &service, &workspace.id).await?;
+        anyhow::Ok((workspace, tail, deprovisioning, role, scim))
     };
     match shown.await {
-        Ok((workspace, tail, deprovisioning, role)) => print_welcome(
+        Ok((workspace, tail, deprovisioning, role, scim)) => print_welcome(
             &service,
             &broker,
             &database,
@@ -152,6 +153,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 tail,
                 deprovisioning,
                 role,
+                scim,
             },
         ),
         Err(error) => {
@@ -229,6 +231,96 @@ struct Shown {
     tail: TailCatchUp,
     deprovisioning: Deprovisioning,
     role: RoleFromDirectory,
+    scim: ScimShown,
+}
+
+/// An identity provider provisioning straight into the workspace over SCIM.
+struct ScimShown {
+    directory: String,
+    token: String,
+    users: usize,
+    took: Duration,
+}
+
+/// The users the demo's identity provider pushes over SCIM.
+const SCIM_USERS: [(&str, &str, &str); 3] = [
+    ("grace@scim.example", "Grace", "Hopper"),
+    ("katherine@scim.example", "Katherine", "Johnson"),
+    ("dorothy@scim.example", "Dorothy", "Vaughan"),
+];
+
+/// Creates a SCIM directory for the workspace and pushes a few users and a group to it, as an identity
+/// provider would, then waits until the last user is a member the API lists.
+async fn show_scim(api: &Api, service: &str, workspace: &str) -> anyhow::Result<ScimShown> {
+    let (status, created) = api
+        .call(
+            Method::POST,
+            format!("/workspaces/{workspace}/scim-directories"),
+            Some(json!({"name": "Identity provider over SCIM"})),
+        )
+        .await?;
+    anyhow::ensure!(status.is_success(), "creating a SCIM directory: {created}");
+    let directory = created["id"].as_str().unwrap_or_default().to_string();
+    let token = created["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let base = format!("{service}/scim/v2/{directory}");
+    let push = |path: &str, body: Value| {
+        api.client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let started = Instant::now();
+    let mut members = Vec::new();
+    for (email, given, family) in SCIM_USERS {
+        let answer = push(
+            "/Users",
+            json!({"userName": email, "name": {"givenName": given, "familyName": family}, "active": true}),
+        )
+        .await
+        .context("pushing a user over SCIM")?;
+        anyhow::ensure!(
+            answer.status().is_success(),
+            "pushing {email} over SCIM: {}",
+            answer.status()
+        );
+        let user: Value = answer.json().await?;
+        members.push(json!({"value": user["id"]}));
+    }
+    push(
+        "/Groups",
+        json!({"displayName": "Mission Planning", "members": members}),
+    )
+    .await
+    .context("pushing a group over SCIM")?;
+    let last = SCIM_USERS[SCIM_USERS.len() - 1].0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, found) = api
+            .call(
+                Method::GET,
+                format!("/workspaces/{workspace}/members?email={last}"),
+                None,
+            )
+            .await?;
+        if found["data"][0]["status"] == "active" {
+            return Ok(ScimShown {
+                directory,
+                token,
+                users: SCIM_USERS.len(),
+                took: started.elapsed(),
+            });
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{last} pushed over SCIM was not a member within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A role assigned at the identity provider reaching a member.
@@ -658,6 +750,15 @@ fn print_welcome(
         role.email,
         role.took.as_millis()
     );
+    let scim = &shown.scim;
+    println!(
+        "scim:           an identity provider pushed {} users and a group to SCIM directory {} \
+         ({service}/scim/v2/{}); all were members through the API {} ms after the first push",
+        scim.users,
+        scim.directory,
+        scim.directory,
+        scim.took.as_millis()
+    );
     println!();
     println!("Try:");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/members");
@@ -671,6 +772,13 @@ fn print_welcome(
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/changes");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/role-source");
     println!("  curl -s {auth} {service}/api/v1/workspaces/{ws}/webhook-endpoints");
+    let scim_auth = format!("-H 'authorization: Bearer {}'", scim.token);
+    let scim_base = format!("{service}/scim/v2/{}", scim.directory);
+    println!(
+        "  curl -s -X POST {scim_base}/Users {scim_auth} -H 'content-type: application/scim+json' \
+         -d '{{\"userName\":\"mary@scim.example\",\"name\":{{\"givenName\":\"Mary\",\"familyName\":\"Jackson\"}}}}'   # provision over SCIM"
+    );
+    println!("  curl -s '{scim_base}/Users?filter=userName%20sw%20%22mary%22' {scim_auth}");
     println!("  curl -s {service}/metrics");
     println!(
         "  curl -s -X POST {}/_dev/random-changes -H 'content-type: application/json' -d '{{\"count\":20}}'   # the broker sends webhooks",

@@ -331,6 +331,39 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         promoted["role_source"],
         serde_json::json!({ "type": "directory_role", "slug": "demo-admin" })
     );
+    // Users pushed over SCIM are members, and the printed SCIM lines reach the directory.
+    for email in ["grace@scim.example", "dorothy@scim.example"] {
+        assert!(
+            members.iter().any(|m| m["email"] == email),
+            "{email} pushed over SCIM is no member"
+        );
+    }
+    let scim_line = lines
+        .iter()
+        .find(|l| {
+            l.trim_start().starts_with("curl") && l.contains("/scim/v2/") && l.contains("filter=")
+        })
+        .unwrap_or_else(|| panic!("no SCIM line in {lines:#?}"));
+    let scim_url = scim_line
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no URL in {scim_line:?}"))
+        .replace("sw%20%22mary%22", "sw%20%22grace%22");
+    let scim_token = scim_line
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no token in {scim_line:?}"));
+    let found: serde_json::Value = client
+        .get(scim_url)
+        .bearer_auth(scim_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["totalResults"], 1, "{found}");
     let metrics = client
         .get(format!("{service}/metrics"))
         .send()
