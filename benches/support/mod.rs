@@ -86,12 +86,21 @@ pub fn scratch(backend: &str) -> Scratch {
 
 /// The service on `target`, listening on a free port; returns its base URL and database.
 pub fn start_service(target: DatabaseTarget) -> (String, Database) {
+    start_service_with(target, |_| {})
+}
+
+/// The service on `target` with settings of the benchmark's (`adjust`), listening on a free port.
+pub fn start_service_with(
+    target: DatabaseTarget,
+    adjust: impl FnOnce(&mut Settings),
+) -> (String, Database) {
     let mut settings = Settings::from_lookup(|_| None).unwrap();
     settings.database = target;
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.webhook_secrets = vec![SECRET.into()];
     settings.operator_token = Some(OPERATOR.into());
     settings.db_pool_size = 16;
+    adjust(&mut settings);
     let app = Application::build(settings).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let db = app.database().clone();
