@@ -305,10 +305,21 @@ pub(super) async fn set_directory_sync(
     body: web::Json<DirectorySyncSetting>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
+    let workspace = id.clone();
     let enabled = body.enabled;
     let changed = state
         .call(move |db| directory_sync_setting::set(db, &caller, &id, enabled))
         .await?;
+    // What the workspace's SCIM directories were pushed while it was off is applied now.
+    if changed.turned_on.is_some() {
+        let db = state.db.clone();
+        let replayed =
+            web::block(move || crate::scim::store::replay_workspace(&db, &workspace)).await?;
+        match replayed {
+            Ok(lanes) => state.applier_wakeup.notify_lanes(lanes),
+            Err(error) => return Err(ApiError::internal(error)),
+        }
+    }
     // Rule 16: turning directory sync on pulls the workspace's known directories, in the background.
     let runner = state
         .sync_runner

@@ -19,6 +19,7 @@ use crate::workos::events::Event;
 use crate::workos::timestamp::{self, Timestamp};
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A SCIM resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -539,6 +540,149 @@ pub fn delete(
         )
         .execute(c))?;
         Ok(())
+    })
+}
+
+/// Logs each of the workspace's SCIM directories again ([`replay`]); returns their lanes, to wake.
+pub fn replay_workspace(db: &Database, workspace_id: &str) -> Result<Vec<String>, ScimError> {
+    let mut lanes = Vec::new();
+    for directory in directories_of(db, workspace_id)? {
+        let logged = replay(db, &directory)?;
+        tracing::info!(directory = %directory.directory_id, logged, "SCIM directory applied again: directory sync turned on");
+        lanes.push(directory.directory_id);
+    }
+    Ok(lanes)
+}
+
+/// The SCIM directories of a workspace.
+pub fn directories_of(db: &Database, workspace_id: &str) -> Result<Vec<ScimDirectory>, ScimError> {
+    use crate::db::schema::directories;
+    let found: Vec<(String, String)> = db.read(|conn| {
+        crate::on_backend!(conn, |c| scim_directories::table
+            .inner_join(directories::table.on(directories::id.eq(scim_directories::directory_id)),)
+            .filter(scim_directories::workspace_id.eq(workspace_id))
+            .filter(directories::deleted_at.is_null())
+            .select((scim_directories::directory_id, directories::organization_id))
+            .order(scim_directories::directory_id)
+            .load(c))
+        .map_err(DbError::from)
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(directory_id, organization_id)| ScimDirectory {
+            directory_id,
+            workspace_id: workspace_id.to_string(),
+            organization_id,
+        })
+        .collect())
+}
+
+/// Logs the directory's whole state again, as a broker's full pull would bring it: each user and group
+/// as kept, each member of each group, and the deletion of what the engine still holds but the identity
+/// provider no longer has (users, groups, memberships). For a workspace that turns directory sync on:
+/// what was pushed while it was off was skipped, and is applied now. Returns the entries logged.
+pub fn replay(db: &Database, directory: &ScimDirectory) -> Result<usize, ScimError> {
+    use crate::db::schema::{directory_group_memberships, directory_groups, directory_users};
+    write(db, directory, |conn, stamp, log| {
+        let rows: Vec<ResourceRow> = crate::on_backend!(conn, |c| scim_resources::table
+            .filter(scim_resources::directory_id.eq(&directory.directory_id))
+            .select(ResourceRow::as_select())
+            .order((scim_resources::resource_type.desc(), scim_resources::id))
+            .load(c))?;
+        let (users, groups): (Vec<&ResourceRow>, Vec<&ResourceRow>) = rows
+            .iter()
+            .partition(|r| r.resource_type == Kind::User.as_str());
+        let user_ids: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let group_ids: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        let mut snapshots: HashMap<&str, Value> = HashMap::new();
+        for user in &users {
+            let snapshot = log.snapshot(directory, Kind::User, user, stamp);
+            log.push("dsync.user.updated", snapshot.clone(), stamp);
+            snapshots.insert(user.id.as_str(), snapshot);
+        }
+        let mut pushed: HashSet<(String, String)> = HashSet::new();
+        for group in &groups {
+            let snapshot = log.snapshot(directory, Kind::Group, group, stamp);
+            log.push("dsync.group.updated", snapshot.clone(), stamp);
+            for member in member_ids(&group.json()) {
+                let Some(user) = snapshots.get(member.as_str()) else {
+                    continue;
+                };
+                log.push(
+                    "dsync.group.user_added",
+                    json!({"directory_id": directory.directory_id, "user": user, "group": snapshot}),
+                    stamp,
+                );
+                pushed.insert((group.id.clone(), member));
+            }
+        }
+        // What the engine holds that the identity provider no longer has.
+        let held_users: Vec<(String, String)> =
+            crate::on_backend!(conn, |c| directory_users::table
+                .filter(directory_users::directory_id.eq(&directory.directory_id))
+                .filter(directory_users::deleted_at.is_null())
+                .select((directory_users::id, directory_users::snapshot))
+                .load(c))?;
+        let held_groups: Vec<(String, String)> =
+            crate::on_backend!(conn, |c| directory_groups::table
+                .filter(directory_groups::directory_id.eq(&directory.directory_id))
+                .filter(directory_groups::deleted_at.is_null())
+                .select((directory_groups::id, directory_groups::snapshot))
+                .load(c))?;
+        let held_memberships: Vec<(String, String)> =
+            crate::on_backend!(conn, |c| directory_group_memberships::table
+                .filter(directory_group_memberships::directory_id.eq(&directory.directory_id))
+                .filter(directory_group_memberships::is_member.eq(true))
+                .select((
+                    directory_group_memberships::group_id,
+                    directory_group_memberships::user_id,
+                ))
+                .load(c))?;
+        // As stored: a membership event names them without being a newer record of them.
+        let stored = |snapshot: &str| -> Value {
+            serde_json::from_str(snapshot).unwrap_or_else(|_| json!({}))
+        };
+        // A deletion is newer than anything stored.
+        let restamped = |snapshot: &Value| {
+            let mut snapshot = snapshot.clone();
+            snapshot["updated_at"] = json!(timestamp::format(stamp));
+            snapshot
+        };
+        let held_user_snapshots: BTreeMap<&str, Value> = held_users
+            .iter()
+            .map(|(id, snapshot)| (id.as_str(), stored(snapshot)))
+            .collect();
+        let held_group_snapshots: BTreeMap<&str, Value> = held_groups
+            .iter()
+            .map(|(id, snapshot)| (id.as_str(), stored(snapshot)))
+            .collect();
+        for (group, user) in &held_memberships {
+            if pushed.contains(&(group.clone(), user.clone())) {
+                continue;
+            }
+            let (Some(user_snapshot), Some(group_snapshot)) = (
+                held_user_snapshots.get(user.as_str()),
+                held_group_snapshots.get(group.as_str()),
+            ) else {
+                continue;
+            };
+            log.push(
+                "dsync.group.user_removed",
+                json!({"directory_id": directory.directory_id, "user": user_snapshot, "group": group_snapshot}),
+                stamp,
+            );
+        }
+        for (id, snapshot) in &held_user_snapshots {
+            if !user_ids.contains(id) {
+                log.push("dsync.user.deleted", restamped(snapshot), stamp);
+            }
+        }
+        for (id, snapshot) in &held_group_snapshots {
+            if !group_ids.contains(id) {
+                log.push("dsync.group.deleted", restamped(snapshot), stamp);
+            }
+        }
+        Ok(log.events.len())
     })
 }
 

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     answers_follow_the_rfc,
     tokens_rotate_and_revoke_and_stay_in_their_directory,
     the_command_line_creates_lists_and_rotates,
+    what_was_pushed_while_sync_was_off_is_applied_when_it_turns_on,
 );
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -763,6 +764,76 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a token is revoked once");
+}
+
+/// What the identity provider pushed while the workspace had directory sync off was skipped by the
+/// engine; turning it on applies the directory as it now is: new users and memberships, and the
+/// deletions and removals the engine had not seen.
+async fn what_was_pushed_while_sync_was_off_is_applied_when_it_turns_on(app: TestApp) {
+    let scim = Scim::new(&app, "org_paused").await;
+    let mut ids = Vec::new();
+    for name in ["ann", "bob"] {
+        let user = scim
+            .create("/Users", json!({"userName": format!("{name}@example.com")}))
+            .await;
+        ids.push(user["id"].as_str().unwrap().to_string());
+    }
+    let group = scim
+        .create(
+            "/Groups",
+            json!({"displayName": "Crew", "members": [{"value": ids[0]}, {"value": ids[1]}]}),
+        )
+        .await;
+    let group_id = group["id"].as_str().unwrap().to_string();
+    let team = new_team(&app, &scim, "Crew").await;
+    link(&app, &scim, &team, &group_id).await;
+    assert_eq!(
+        team_members(&app, &scim, &team).await,
+        ["ann@example.com", "bob@example.com"]
+    );
+
+    app.set_sync(&scim.ws, false).await;
+    let cid = scim
+        .create("/Users", json!({"userName": "cid@example.com"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scim.ok(
+        Method::PATCH,
+        &format!("/Groups/{group_id}"),
+        Some(patch(json!([
+            {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])},
+            {"op": "add", "path": "members", "value": [{"value": cid}]}
+        ]))),
+    )
+    .await;
+    let deleted = scim
+        .send(Method::DELETE, &format!("/Users/{}", ids[0]), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    app.wait_applied().await;
+    // Skipped while off: nothing changed.
+    assert_eq!(
+        member(&app, &scim, "ann@example.com").await["status"],
+        "active"
+    );
+    assert!(app.member(&scim.ws, "cid@example.com").await.is_none());
+
+    app.set_sync(&scim.ws, true).await;
+    assert_eq!(
+        member(&app, &scim, "ann@example.com").await["status"],
+        "deprovisioned"
+    );
+    assert_eq!(
+        member(&app, &scim, "bob@example.com").await["status"],
+        "active"
+    );
+    assert_eq!(
+        member(&app, &scim, "cid@example.com").await["status"],
+        "active"
+    );
+    assert_eq!(team_members(&app, &scim, &team).await, ["cid@example.com"]);
 }
 
 /// `rollcall scim-directories …` on the app's database: whether it succeeded, stdout and stderr.
