@@ -354,15 +354,8 @@ async fn the_demo_serves_a_synced_workspace_and_stops_cleanly() {
         .nth(1)
         .and_then(|rest| rest.split('\'').next())
         .unwrap_or_else(|| panic!("no token in {scim_line:?}"));
-    let found: serde_json::Value = client
-        .get(scim_url)
-        .bearer_auth(scim_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = client.get(scim_url).bearer_auth(scim_token).send().await;
+    let found: serde_json::Value = answer.unwrap().json().await.unwrap();
     assert_eq!(found["totalResults"], 1, "{found}");
     let metrics = client
         .get(format!("{service}/metrics"))

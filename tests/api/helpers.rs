@@ -416,6 +416,18 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The emails of the members a page of members lists, sorted.
+pub fn sorted_emails(page: &Value) -> Vec<String> {
+    let mut emails: Vec<String> = page["data"]
+        .as_array()
+        .expect("a page of members")
+        .iter()
+        .map(|m| m["email"].as_str().unwrap_or_default().to_string())
+        .collect();
+    emails.sort();
+    emails
+}
+
 /// How many audit entries are stored.
 pub fn audit_entries(db: &Database) -> i64 {
     use diesel::prelude::*;

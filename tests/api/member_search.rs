@@ -79,14 +79,10 @@ async fn found(app: &TestApp, org: &Org, query: &str) -> (Vec<String>, i64) {
         .op(Method::GET, &org.path(&format!("/members?{query}")), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{query}: {page}");
-    let mut emails: Vec<String> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["email"].as_str().unwrap().to_string())
-        .collect();
-    emails.sort();
-    (emails, page["list_metadata"]["total"].as_i64().unwrap())
+    (
+        crate::helpers::sorted_emails(&page),
+        page["list_metadata"]["total"].as_i64().unwrap(),
+    )
 }
 
 fn search(text: &str) -> String {

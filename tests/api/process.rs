@@ -21,6 +21,28 @@ pub fn rollcall() -> Command {
     command
 }
 
+/// `rollcall <args>` on the app's database (`DATABASE_URL`) with `env` besides: whether it succeeded, its
+/// stdout and its stderr.
+pub async fn on_database(
+    app: &crate::helpers::TestApp,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut command = rollcall();
+    command.args(args).env("DATABASE_URL", app.database_url());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn an_unreachable_database_stops_start_up_with_the_cause() {
     let output = rollcall()

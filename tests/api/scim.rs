@@ -165,14 +165,7 @@ async fn team_members(app: &TestApp, scim: &Scim, team: &str) -> Vec<String> {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut emails: Vec<String> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["email"].as_str().unwrap().to_string())
-        .collect();
-    emails.sort();
-    emails
+    crate::helpers::sorted_emails(&body)
 }
 
 async fn new_team(app: &TestApp, scim: &Scim, name: &str) -> String {
@@ -733,17 +726,12 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
     assert!(listed["tokens"][0]["last_used_at"].is_string(), "{listed}");
     assert!(listed["tokens"][0].get("secret").is_none());
 
-    let (status, revoked) = app
-        .call(
-            Method::DELETE,
-            &scim.path(&format!(
-                "/scim-directories/{}/tokens/{first_id}",
-                scim.directory
-            )),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let revoke_path = scim.path(&format!(
+        "/scim-directories/{}/tokens/{first_id}",
+        scim.directory
+    ));
+    let revoke = || app.call(Method::DELETE, &revoke_path, Some(&admin), None);
+    let (status, revoked) = revoke().await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
     let refused = scim.send(Method::GET, "/Users", None).await;
@@ -752,17 +740,7 @@ async fn tokens_rotate_and_revoke_and_stay_in_their_directory(app: TestApp) {
         .send_with(Method::GET, "/Users", None, Some(second_secret), &[])
         .await;
     assert_eq!(still.status, StatusCode::OK);
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &scim.path(&format!(
-                "/scim-directories/{}/tokens/{first_id}",
-                scim.directory
-            )),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (status, _) = revoke().await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a token is revoked once");
 }
 
@@ -838,19 +816,10 @@ async fn what_was_pushed_while_sync_was_off_is_applied_when_it_turns_on(app: Tes
 
 /// `rollcall scim-directories …` on the app's database: whether it succeeded, stdout and stderr.
 async fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let mut command = crate::process::rollcall();
-    command
-        .arg("scim-directories")
-        .args(args)
-        .env("DATABASE_URL", app.database_url());
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("scim-directories")
+        .chain(args.iter().copied())
+        .collect();
+    crate::process::on_database(app, &args, &[]).await
 }
 
 async fn the_command_line_creates_lists_and_rotates(app: TestApp) {

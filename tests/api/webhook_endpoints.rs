@@ -668,20 +668,11 @@ async fn a_killed_service_loses_no_change_for_its_endpoints(backend: Backend) {
 
 /// `rollcall webhook-endpoints …` on the app's database; returns whether it succeeded, stdout and stderr.
 async fn cli(app: &TestApp, args: &[&str], allow_private: bool) -> (bool, String, String) {
-    let mut command = crate::process::rollcall();
-    command
-        .arg("webhook-endpoints")
-        .args(args)
-        .env("DATABASE_URL", app.database_url())
-        .env("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", allow_private.to_string());
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("webhook-endpoints")
+        .chain(args.iter().copied())
+        .collect();
+    let allow = allow_private.to_string();
+    crate::process::on_database(app, &args, &[("ROLLCALL_OUTBOUND_ALLOW_PRIVATE", &allow)]).await
 }
 
 async fn the_command_line_registers_lists_disables_and_deletes(backend: Backend) {
