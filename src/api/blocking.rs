@@ -21,13 +21,6 @@ pub(crate) trait OffWorkers {
         step: impl FnMut(&mut DbConnection, usize) -> ApiResult<Option<T>> + Send + 'static,
     ) -> ApiResult<T>;
 
-    /// Runs `work` in one write transaction that changes no workspace's members, teams, links, mappings
-    /// or directories (a token, a delivery's status, a new workspace).
-    async fn write<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T>;
-
     /// Runs `work` in a read-only transaction (one snapshot, no lock).
     async fn read_only<T: Send + 'static>(
         &self,
@@ -57,14 +50,6 @@ impl OffWorkers for AppState {
     ) -> ApiResult<T> {
         let db = self.db.clone();
         web::block(move || db.write_workspace_in_steps(&workspace_id, step)).await?
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
-        let db = self.db.clone();
-        web::block(move || db.write(work)).await?
     }
 
     async fn read_only<T: Send + 'static>(

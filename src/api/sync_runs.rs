@@ -7,18 +7,14 @@ use super::pagination::PageQuery;
 use super::params::{enum_param, DirectoryParam, RunParam};
 use super::route::Route;
 use crate::access::Caller;
-use crate::db::models::SyncRunRow;
-use crate::db::schema::sync_runs;
-use crate::domain::{RunPhase, RunStatus, RunTrigger};
+use crate::domain::{RunStatus, RunTrigger};
 use crate::lists::List;
 use crate::state::AppState;
 use crate::sync_runs::preview::{PreviewError, PullPreview};
+use crate::sync_runs::runs::{self, SyncRun};
 use crate::sync_runs::{is_scim_directory, StartError, SCIM_NOT_PULLED};
-use crate::workos::timestamp::time_json;
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn routes() -> Vec<Route> {
@@ -119,85 +115,6 @@ pub(super) async fn resync_directory(
     Ok(HttpResponse::Accepted().json(QueuedRun { run_id }))
 }
 
-/// How far a run has got.
-#[derive(Serialize, ToSchema)]
-pub struct SyncRunProgress {
-    #[schema(value_type = crate::domain::RunPhase, inline)]
-    phase: RunPhase,
-    requests: i32,
-    users_listed: i32,
-}
-
-/// What a finished run changed, as the reconciler counts it.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Describes the stored counts the API passes through.
-pub struct SyncRunCounts {
-    users_created: i64,
-    users_updated: i64,
-    users_deleted: i64,
-    groups_created: i64,
-    groups_updated: i64,
-    groups_deleted: i64,
-    memberships_added: i64,
-    memberships_removed: i64,
-    deprovisioned: i64,
-    held: i64,
-    held_users_deleted: i64,
-    held_groups_deleted: i64,
-    held_memberships_removed: i64,
-    conflicts: i64,
-}
-
-/// A full pull as operators see it.
-#[derive(Serialize, ToSchema)]
-pub struct SyncRun {
-    id: String,
-    directory_id: String,
-    /// What started the run: an operator, the schedule, an applied `dsync.activated`, the workspace
-    /// turning directory sync on, or the Events API tail starting over: `on_demand`, `scheduled`,
-    /// `directory_activated`, `sync_enabled` or `event_cursor_lost`.
-    #[schema(value_type = crate::domain::RunTrigger, inline)]
-    trigger: RunTrigger,
-    force: bool,
-    #[schema(value_type = crate::domain::RunStatus, inline)]
-    status: RunStatus,
-    progress: SyncRunProgress,
-    #[schema(required = true, value_type = Option<SyncRunCounts>)]
-    counts: Value,
-    #[schema(required = true)]
-    error: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(required = true, format = DateTime)]
-    started_at: Option<String>,
-    #[schema(required = true, format = DateTime)]
-    finished_at: Option<String>,
-}
-
-impl From<&SyncRunRow> for SyncRun {
-    fn from(run: &SyncRunRow) -> Self {
-        SyncRun {
-            id: run.id.clone(),
-            directory_id: run.directory_id.clone(),
-            trigger: run.trigger,
-            force: run.force,
-            status: run.status,
-            progress: SyncRunProgress {
-                phase: run.phase,
-                requests: run.requests,
-                users_listed: run.users_listed,
-            },
-            counts: (run.counts.as_deref())
-                .and_then(|c| serde_json::from_str(c).ok())
-                .unwrap_or(Value::Null),
-            error: run.error.clone(),
-            created_at: time_json(&run.created_at),
-            started_at: run.started_at.as_ref().map(time_json),
-            finished_at: run.finished_at.as_ref().map(time_json),
-        }
-    }
-}
-
 /// Get a sync run with its progress and counts
 #[utoipa::path(get, path = "/api/v1/sync-runs/{run}", tag = "sync runs",
     params(RunParam),
@@ -215,16 +132,10 @@ pub(super) async fn get_sync_run(
     caller.require_operator()?;
     let id = path.into_inner();
     let run = state
-        .read(move |conn| {
-            sync_runs::table
-                .find(&id)
-                .select(SyncRunRow::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or_else(|| ApiError::not_found("sync run"))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(SyncRun::from(&run)))
+        .call(move |db| runs::get(db, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("sync run"))?;
+    Ok(HttpResponse::Ok().json(run))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -260,24 +171,7 @@ pub(super) async fn list_sync_runs(
         enum_param::<RunStatus>("status", query.status.as_deref().filter(|s| !s.is_empty()))?;
     let directory = query.directory.filter(|d| !d.is_empty());
     let list = state
-        .read(move |conn| {
-            let mut q = sync_runs::table
-                .select(SyncRunRow::as_select())
-                .order(sync_runs::id.desc())
-                .limit(page.limit + 1)
-                .into_boxed();
-            if let Some(directory) = directory {
-                q = q.filter(sync_runs::directory_id.eq(directory));
-            }
-            if let Some(status) = status {
-                q = q.filter(sync_runs::status.eq(status));
-            }
-            if let Some(after) = &page.after {
-                q = q.filter(sync_runs::id.lt(after.clone()));
-            }
-            let rows: Vec<SyncRunRow> = q.load(conn)?;
-            Ok(List::from_overfetch(rows, &page, |r| r.id.clone()))
-        })
+        .call(move |db| runs::list(db, &page, directory.as_deref(), status))
         .await?;
-    Ok(HttpResponse::Ok().json(list.map(|row| SyncRun::from(row))))
+    Ok(HttpResponse::Ok().json(list))
 }

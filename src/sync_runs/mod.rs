@@ -12,6 +12,7 @@
 
 pub mod lease;
 pub mod preview;
+pub mod runs;
 pub mod schedule;
 pub mod slots;
 

@@ -3,6 +3,8 @@
 //! beside, which build on this one (it imports none of them).
 
 pub mod admin_tokens;
+pub mod audit_log;
+pub mod directory_groups;
 pub mod directory_sync_setting;
 pub mod members;
 pub mod team_links;
