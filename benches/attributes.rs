@@ -57,7 +57,8 @@ fn main() {
     for backend in backends() {
         let scratch = scratch(&backend);
         let (created, storm) = runtime.block_on(async {
-            let (base, db) = start_service(scratch.target.clone());
+            let service = start_service(scratch.target.clone());
+            let (base, db) = (service.base.clone(), service.db.clone());
             let client = reqwest::Client::new();
             let ws = synced_workspace(&client, &base, ORG).await;
             let bodies = (0..users).map(|i| user_event(i, false)).collect();
@@ -80,6 +81,7 @@ fn main() {
                     "user {i} shows the new attribute: {member}"
                 );
             }
+            service.stop().await;
             (created, storm)
         });
         let row = |what: &str, d: &Delivery| {

@@ -139,7 +139,8 @@ fn main() {
     for backend in backends() {
         let scratch = scratch(&backend);
         let (phases, visible, last_sent, quiet) = runtime.block_on(async {
-            let (base, _db) = start_service_with(scratch.target.clone(), |s| s.scim_rate = 0);
+            let service = start_service_with(scratch.target.clone(), |s| s.scim_rate = 0);
+            let base = service.base.clone();
             let client = reqwest::Client::new();
             let ws = synced_workspace(&client, &base, "org_scim_bench").await;
             let idp = Idp::new(&client, &base, &ws).await;
@@ -294,6 +295,7 @@ fn main() {
             let visible = started.elapsed();
             busy.store(false, Ordering::Relaxed);
             let quiet = quiet.await.unwrap();
+            service.stop().await;
             (phases, visible, last_sent, quiet)
         });
         let all_requests: usize = phases.iter().map(|p| p.requests).sum();

@@ -191,7 +191,8 @@ async fn timed(
 
 async fn measure(backend: &str, size: usize, events: usize, senders: usize) -> Figures {
     let scratch = scratch(backend);
-    let (base, db) = start_service(scratch.target.clone());
+    let service = start_service(scratch.target.clone());
+    let (base, db) = (service.base.clone(), service.db.clone());
     let client = reqwest::Client::new();
     let ws = synced_workspace(&client, &base, ORG).await;
     {
@@ -293,6 +294,7 @@ async fn measure(backend: &str, size: usize, events: usize, senders: usize) -> F
         events.min(1000),
         "every added member got the mapped role"
     );
+    service.stop().await;
     Figures {
         link_ms,
         unlink_remove_ms,

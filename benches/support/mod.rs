@@ -84,16 +84,33 @@ pub fn scratch(backend: &str) -> Scratch {
     }
 }
 
-/// The service on `target`, listening on a free port; returns its base URL and database.
-pub fn start_service(target: DatabaseTarget) -> (String, Database) {
+/// The service running in the benchmark's process.
+pub struct Service {
+    /// Its base URL.
+    pub base: String,
+    pub db: Database,
+    shutdown: rollcall::startup::ShutdownHandle,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    /// Stops the service and waits until it and its background work have ended, so that nothing of it
+    /// runs while its scratch database is removed or the process exits.
+    pub async fn stop(self) {
+        self.shutdown.stop();
+        if let Ok(Err(error)) = self.serving.await {
+            eprintln!("the service ended with an error: {error:#}");
+        }
+    }
+}
+
+/// The service on `target`, listening on a free port.
+pub fn start_service(target: DatabaseTarget) -> Service {
     start_service_with(target, |_| {})
 }
 
 /// The service on `target` with settings of the benchmark's (`adjust`), listening on a free port.
-pub fn start_service_with(
-    target: DatabaseTarget,
-    adjust: impl FnOnce(&mut Settings),
-) -> (String, Database) {
+pub fn start_service_with(target: DatabaseTarget, adjust: impl FnOnce(&mut Settings)) -> Service {
     let mut settings = Settings::from_lookup(|_| None).unwrap();
     settings.database = target;
     settings.bind = "127.0.0.1:0".parse().unwrap();
@@ -104,8 +121,14 @@ pub fn start_service_with(
     let app = Application::build(settings).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let db = app.database().clone();
-    tokio::spawn(app.run_until_stopped());
-    (base, db)
+    let shutdown = app.shutdown_handle();
+    let serving = tokio::spawn(app.run_until_stopped());
+    Service {
+        base,
+        db,
+        shutdown,
+        serving,
+    }
 }
 
 /// An operator call; panics unless the status is `expect`.

@@ -777,23 +777,23 @@ fn keep(
     Ok(row)
 }
 
-/// Which of `ids` are users of the directory.
-fn known_users(
+/// The users of the directory among `ids`, by id, read 500 at a time.
+fn users_among(
     conn: &mut DbConnection,
     directory: &ScimDirectory,
     ids: &[String],
-) -> Result<std::collections::HashSet<String>, ScimError> {
-    let mut known = std::collections::HashSet::new();
+) -> Result<HashMap<String, ResourceRow>, ScimError> {
+    let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
-        let found: Vec<String> = crate::on_backend!(conn, |c| scim_resources::table
+        let rows: Vec<ResourceRow> = crate::on_backend!(conn, |c| scim_resources::table
             .filter(scim_resources::directory_id.eq(&directory.directory_id))
             .filter(scim_resources::resource_type.eq(Kind::User.as_str()))
             .filter(scim_resources::id.eq_any(chunk))
-            .select(scim_resources::id)
+            .select(ResourceRow::as_select())
             .load(c))?;
-        known.extend(found);
+        found.extend(rows.into_iter().map(|row| (row.id.clone(), row)));
     }
-    Ok(known)
+    Ok(found)
 }
 
 /// The log entries one SCIM write makes, in the order the engine applies them.
@@ -875,14 +875,13 @@ impl Log {
                 } else {
                     "dsync.group.user_removed"
                 };
-                let known = known_users(conn, directory, &ids)?;
+                let users = users_among(conn, directory, &ids)?;
                 // A member that is no user of this directory is kept as pushed (RFC 7644 asks no
                 // check of it) but means nothing to the workspace: its id names no one Rollcall has.
-                for user in ids.iter().filter(|id| known.contains(id.as_str())) {
+                for user_row in ids.iter().filter_map(|id| users.get(id)) {
                     // The user as last written: a membership carries no newer record of it.
-                    let user_row = find(conn, directory, Kind::User, user)?;
                     let user_snapshot =
-                        self.snapshot(directory, Kind::User, &user_row, user_row.updated_at);
+                        self.snapshot(directory, Kind::User, user_row, user_row.updated_at);
                     self.push(
                         event_type,
                         json!({
