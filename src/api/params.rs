@@ -62,6 +62,24 @@ pub struct DirectoryParam {
     pub dir: String,
 }
 
+/// `{directory}` of a SCIM directory
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ScimDirectoryParam {
+    /// The SCIM directory (`directory_…`).
+    #[param(min_length = 1)]
+    pub directory: String,
+}
+
+/// `{token}` of a SCIM directory
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ScimTokenParam {
+    /// The token (`scimtok_…`).
+    #[param(min_length = 1)]
+    pub token: String,
+}
+
 /// `{run}`
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]

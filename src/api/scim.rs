@@ -310,7 +310,7 @@ async fn collection(
     let endpoint = req.match_info().get("endpoint").unwrap_or_default();
     if let Some(kind) = kind_of(endpoint) {
         return match *req.method() {
-            Method::GET => list(&state, directory, kind.one(), &base, query(&req)?).await,
+            Method::GET => list(&state, directory, vec![kind], &base, query(&req)?).await,
             Method::POST => {
                 let body = read_json(&req, &mut payload, &state).await?;
                 let db = state.db.clone();
@@ -322,7 +322,14 @@ async fn collection(
     }
     if endpoint == ".search" && req.method() == Method::POST {
         let params = search_body(&req, &mut payload, &state).await?;
-        return list(&state, directory, &[Kind::User, Kind::Group], &base, params).await;
+        return list(
+            &state,
+            directory,
+            vec![Kind::User, Kind::Group],
+            &base,
+            params,
+        )
+        .await;
     }
     if req.method() != Method::GET {
         return Err(method_not_allowed());
@@ -376,14 +383,14 @@ fn answer_written(written: store::Written, state: &AppState, base: &str) -> Http
 async fn list(
     state: &AppState,
     directory: ScimDirectory,
-    kinds: &'static [Kind],
+    kinds: Vec<Kind>,
     base: &str,
     params: Map<String, Value>,
 ) -> Answer {
     let filter = param(&params, "filter")
         .map(Filter::parse)
         .transpose()
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), e.0))?;
+        .map_err(|e| ScimError::InvalidFilter(e.0))?;
     let start = number(&params, "startIndex", 1)?.max(1) as usize;
     let count = number(&params, "count", MAX_RESULTS as i64)?.clamp(0, MAX_RESULTS as i64) as usize;
     let projection = Projection::of(&params);
@@ -397,7 +404,7 @@ async fn list(
             let (page, of_kind) = store::list(
                 &db,
                 &directory,
-                *kind,
+                kind,
                 filter.as_ref(),
                 &base,
                 from,
@@ -446,7 +453,7 @@ async fn single(req: HttpRequest, state: web::Data<AppState>, mut payload: web::
     match *req.method() {
         Method::POST if id == ".search" => {
             let params = search_body(&req, &mut payload, &state).await?;
-            list(&state, directory, kind.one(), &base, params).await
+            list(&state, directory, vec![kind], &base, params).await
         }
         Method::GET => {
             let params = query(&req)?;

@@ -3,7 +3,7 @@
 
 use super::blocking::OffWorkers;
 use super::error::{ApiError, ApiResult};
-use super::params::WorkspaceParam;
+use super::params::{ScimDirectoryParam, ScimTokenParam, WorkspaceParam};
 use super::route::Route;
 use crate::access::Caller;
 use crate::scim::directories::{
@@ -12,7 +12,6 @@ use crate::scim::directories::{
 };
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use utoipa::IntoParams;
 
 pub fn routes() -> Vec<Route> {
     [
@@ -23,26 +22,6 @@ pub fn routes() -> Vec<Route> {
         Route::of::<__path_revoke_scim_token>(|| web::to(revoke_scim_token)),
     ]
     .concat()
-}
-
-/// `{directory}`
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub(super) struct ScimDirectoryParam {
-    /// The SCIM directory (`directory_…`).
-    #[param(min_length = 1)]
-    #[allow(dead_code)] // Documents the path; the handler reads it positionally.
-    directory: String,
-}
-
-/// `{token}`
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub(super) struct ScimTokenParam {
-    /// The token (`scimtok_…`).
-    #[param(min_length = 1)]
-    #[allow(dead_code)] // Documents the path; the handler reads it positionally.
-    token: String,
 }
 
 /// List the workspace's SCIM directories

@@ -229,6 +229,12 @@ impl NewWebhookEvent {
         self
     }
 
+    /// The same delivery, as a write to a SCIM directory of Rollcall's made it.
+    pub fn from_scim(mut self) -> Self {
+        self.source = DeliverySource::Scim;
+        self
+    }
+
     /// A correctly signed body that is not an event: kept for operators, never applied.
     pub fn invalid(body: Vec<u8>, reason: String, received_at: Timestamp) -> Self {
         use sha2::{Digest, Sha256};

@@ -340,35 +340,26 @@ pub fn authenticate(
     let hash = hash_token(secret);
     db.read(|conn| {
         let found: Option<(String, String, String)> = scim_tokens::table
-            .inner_join(
-                scim_directories::table
-                    .on(scim_directories::directory_id.eq(scim_tokens::directory_id)),
-            )
+            .inner_join(directories::table.on(directories::id.eq(scim_tokens::directory_id)))
             .filter(scim_tokens::token_hash.eq(&hash))
             .filter(scim_tokens::revoked_at.is_null())
             .filter(scim_tokens::directory_id.eq(directory_id))
             .select((
                 scim_tokens::id,
-                scim_directories::directory_id,
-                scim_directories::workspace_id,
+                scim_tokens::directory_id,
+                directories::organization_id,
             ))
             .first(conn)
             .optional()?;
-        let Some((token_id, directory_id, workspace_id)) = found else {
-            return Ok(None);
-        };
-        let organization_id: String = directories::table
-            .find(&directory_id)
-            .select(directories::organization_id)
-            .first(conn)?;
-        Ok(Some((
-            ScimDirectory {
-                directory_id,
-                workspace_id,
-                organization_id,
-            },
-            token_id,
-        )))
+        Ok(found.map(|(token_id, directory_id, organization_id)| {
+            (
+                ScimDirectory {
+                    directory_id,
+                    organization_id,
+                },
+                token_id,
+            )
+        }))
     })
 }
 

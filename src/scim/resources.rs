@@ -6,6 +6,7 @@
 use super::discovery::ENTERPRISE_SCHEMA;
 use super::filter::{field, text_bool};
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
 
 /// Where a record belongs and when the service stamped it (its own monotonic clock: the order of the
 /// identity provider's writes, rule 6).
@@ -117,21 +118,42 @@ pub fn group_snapshot(group: &Value, id: &str, stamps: &Stamps<'_>) -> Value {
     })
 }
 
+/// The members a Group's `members` attribute lists, each once (as first named) with the value, display,
+/// type and `$ref` given; a member without a value is left out.
+pub fn members(listed: &Value) -> Vec<Value> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|member| {
+            let id = text(member, "value")?;
+            if !seen.insert(id) {
+                return None;
+            }
+            let mut kept = Map::new();
+            kept.insert("value".into(), json!(id));
+            for name in ["display", "type", "$ref"] {
+                if let Some(given) = field(member, name).filter(|v| v.is_string()) {
+                    kept.insert(name.into(), given.clone());
+                }
+            }
+            Some(Value::Object(kept))
+        })
+        .collect()
+}
+
 /// The ids of a SCIM Group's members (`members[].value`), each once, in the order given.
 pub fn member_ids(group: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    for member in field(group, "members")
+    let mut seen: HashSet<&str> = HashSet::new();
+    field(group, "members")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        if let Some(id) = text(member, "value") {
-            if !ids.iter().any(|known| known == id) {
-                ids.push(id.to_string());
-            }
-        }
-    }
-    ids
+        .filter_map(|member| text(member, "value"))
+        .filter(|id| seen.insert(id))
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

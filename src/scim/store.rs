@@ -7,12 +7,11 @@
 use super::discovery::ENTERPRISE_SCHEMA;
 use super::filter::{field, key_of, AttrPath, Filter};
 use super::patch::{self, PatchError};
-use super::resources::{group_snapshot, member_ids, user_snapshot, Stamps};
+use super::resources::{group_snapshot, member_ids, members, user_snapshot, Stamps};
 use crate::audit::SCIM_EVENT_PREFIX;
 use crate::db::models::NewWebhookEvent;
 use crate::db::schema::{scim_directories, scim_resources};
 use crate::db::{Database, DbConnection, DbError};
-use crate::domain::DeliverySource;
 use crate::ids::new_id;
 use crate::intake::event_store::insert_deliveries;
 use crate::workos::events::Event;
@@ -34,14 +33,6 @@ impl Kind {
         match self {
             Kind::User => "User",
             Kind::Group => "Group",
-        }
-    }
-
-    /// This kind alone, as a list of kinds.
-    pub fn one(self) -> &'static [Kind] {
-        match self {
-            Kind::User => &[Kind::User],
-            Kind::Group => &[Kind::Group],
         }
     }
 
@@ -80,7 +71,6 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct ScimDirectory {
     pub directory_id: String,
-    pub workspace_id: String,
     pub organization_id: String,
 }
 
@@ -101,9 +91,6 @@ pub enum ScimError {
     /// `invalidFilter`.
     #[error("{0}")]
     InvalidFilter(String),
-    /// `tooMany`: the filter would match more than the service answers in one list.
-    #[error("{0}")]
-    TooMany(String),
     /// 412: `If-Match` names another version.
     #[error("the resource's version is {0}, not the one If-Match names")]
     PreconditionFailed(String),
@@ -134,7 +121,6 @@ impl ScimError {
             ScimError::InvalidValue(_) => "invalidValue",
             ScimError::InvalidSyntax(_) => "invalidSyntax",
             ScimError::InvalidFilter(_) => "invalidFilter",
-            ScimError::TooMany(_) => "tooMany",
             ScimError::Patch(e) => e.scim_type(),
             ScimError::NotFound(_) | ScimError::PreconditionFailed(_) | ScimError::Db(_) => {
                 return None
@@ -349,7 +335,7 @@ pub const MAX_MEMBERS: usize = 100_000;
 /// A resource as the identity provider sent it, made ready to keep: an object with the schema of its
 /// kind, without what the service decides (`id`, `meta`) or never keeps (`password`) or derives (a user's
 /// `groups`); its naming attribute present.
-fn checked_body(kind: Kind, body: Value) -> Result<(Map<String, Value>, String), ScimError> {
+fn checked_body(kind: Kind, body: Value) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(mut object) = body else {
         return Err(ScimError::InvalidSyntax(format!(
             "a {} is a JSON object",
@@ -388,39 +374,17 @@ fn checked_body(kind: Kind, body: Value) -> Result<(Map<String, Value>, String),
         listed.push(ENTERPRISE_SCHEMA);
     }
     object.insert("schemas".into(), json!(listed));
-    if kind == Kind::Group {
-        let members = member_ids(&Value::Object(object.clone()));
-        if members.len() > MAX_MEMBERS {
+    if let Some(key) = key_of(&object, "members").filter(|_| kind == Kind::Group) {
+        let kept = members(&object[&key]);
+        if kept.len() > MAX_MEMBERS {
             return Err(ScimError::InvalidValue(format!(
                 "a group holds at most {MAX_MEMBERS} members"
             )));
         }
-        // Each member once, with the value, display, type and `$ref` the identity provider gave.
-        if let Some(key) = key_of(&object, "members") {
-            let given = object.remove(&key).unwrap_or(Value::Null);
-            let kept: Vec<Value> = members
-                .iter()
-                .map(|id| {
-                    let first = given.as_array().and_then(|all| {
-                        all.iter()
-                            .find(|m| field(m, "value").and_then(Value::as_str) == Some(id))
-                    });
-                    let mut member = Map::new();
-                    member.insert("value".into(), json!(id));
-                    for name in ["display", "type", "$ref"] {
-                        if let Some(text) =
-                            first.and_then(|m| field(m, name)).filter(|v| v.is_string())
-                        {
-                            member.insert(name.into(), text.clone());
-                        }
-                    }
-                    Value::Object(member)
-                })
-                .collect();
-            object.insert("members".into(), json!(kept));
-        }
+        object.remove(&key);
+        object.insert("members".into(), Value::Array(kept));
     }
-    Ok((object, name))
+    Ok(object)
 }
 
 /// A write's result: the resource as kept.
@@ -436,7 +400,7 @@ pub fn create(
     kind: Kind,
     body: Value,
 ) -> Result<Written, ScimError> {
-    let (object, _) = checked_body(kind, body)?;
+    let object = checked_body(kind, body)?;
     write(db, directory, |conn, stamp, log| {
         let row = keep(conn, directory, kind, None, object, stamp)?;
         log.resource_written(conn, directory, kind, &row, None, stamp)?;
@@ -453,7 +417,7 @@ pub fn replace(
     body: Value,
     if_match: Option<i64>,
 ) -> Result<Written, ScimError> {
-    let (object, _) = checked_body(kind, body)?;
+    let object = checked_body(kind, body)?;
     write(db, directory, |conn, stamp, log| {
         let before = find(conn, directory, kind, id)?;
         check_version(&before, if_match)?;
@@ -480,7 +444,7 @@ pub fn patch(
         check_version(&before, if_match)?;
         let mut resource = before.json();
         patch::apply(&mut resource, request)?;
-        let (object, _) = checked_body(kind, resource)?;
+        let object = checked_body(kind, resource)?;
         if Value::Object(object.clone()) == before.json() {
             // Nothing changed: no new version, nothing to apply.
             return Ok(Written {
@@ -571,7 +535,6 @@ pub fn directories_of(db: &Database, workspace_id: &str) -> Result<Vec<ScimDirec
         .into_iter()
         .map(|(directory_id, organization_id)| ScimDirectory {
             directory_id,
-            workspace_id: workspace_id.to_string(),
             organization_id,
         })
         .collect())
@@ -798,7 +761,8 @@ fn users_among(
 
 /// The log entries one SCIM write makes, in the order the engine applies them.
 struct Log {
-    events: Vec<(String, Vec<u8>)>,
+    /// Each event's body, in order.
+    events: Vec<Vec<u8>>,
 }
 
 impl Log {
@@ -832,7 +796,7 @@ impl Log {
             "data": data,
             "created_at": timestamp::format(stamp),
         });
-        self.events.push((id, body.to_string().into_bytes()));
+        self.events.push(body.to_string().into_bytes());
     }
 
     /// The events that bring the engine from `before` to `row`: the resource's snapshot, then for a
@@ -857,19 +821,19 @@ impl Log {
         if kind == Kind::Group {
             let now = member_ids(&row.json());
             let then = before.map(|b| member_ids(&b.json())).unwrap_or_default();
-            for (joined, ids) in [
-                (
-                    true,
-                    now.iter()
-                        .filter(|m| !then.contains(m))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                ),
-                (
-                    false,
-                    then.iter().filter(|m| !now.contains(m)).cloned().collect(),
-                ),
-            ] {
+            let (in_now, in_then): (HashSet<&String>, HashSet<&String>) =
+                (now.iter().collect(), then.iter().collect());
+            let joined: Vec<String> = now
+                .iter()
+                .filter(|m| !in_then.contains(m))
+                .cloned()
+                .collect();
+            let left: Vec<String> = then
+                .iter()
+                .filter(|m| !in_now.contains(m))
+                .cloned()
+                .collect();
+            for (joined, ids) in [(true, joined), (false, left)] {
                 let event_type = if joined {
                     "dsync.group.user_added"
                 } else {
@@ -913,13 +877,11 @@ fn write<T>(
         let rows: Vec<NewWebhookEvent> = log
             .events
             .into_iter()
-            .map(|(_, body)| {
+            .map(|body| {
                 let event = Event::parse(&body).map_err(|e| {
                     ScimError::InvalidValue(format!("the resource cannot be applied: {}", e.0))
                 })?;
-                let mut row = NewWebhookEvent::received(&event, body, received_at);
-                row.source = DeliverySource::Scim;
-                Ok(row)
+                Ok(NewWebhookEvent::received(&event, body, received_at).from_scim())
             })
             .collect::<Result<_, ScimError>>()?;
         insert_deliveries(conn, &rows)?;

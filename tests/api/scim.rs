@@ -4,6 +4,7 @@
 //! remove, and the protocol's answers: tokens, uniqueness, filters, paging, ETags, limits.
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
+use diesel::prelude::*;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -15,6 +16,7 @@ crate::on_both_backends!(
     tokens_rotate_and_revoke_and_stay_in_their_directory,
     the_command_line_creates_lists_and_rotates,
     what_was_pushed_while_sync_was_off_is_applied_when_it_turns_on,
+    a_directorys_writes_keep_their_order_when_the_clock_goes_back,
 );
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -812,6 +814,65 @@ async fn what_was_pushed_while_sync_was_off_is_applied_when_it_turns_on(app: Tes
         "active"
     );
     assert_eq!(team_members(&app, &scim, &team).await, ["cid@example.com"]);
+}
+
+/// Rule 6 for a SCIM directory: its writes are stamped by its own clock, which never goes back. Here the
+/// last write was stamped an hour ahead of the service's clock (as before the host's clock was set back:
+/// the directory's clock and the engine's record of the user both say so): each later write is still
+/// stamped after it, so the write the service accepted last wins.
+async fn a_directorys_writes_keep_their_order_when_the_clock_goes_back(app: TestApp) {
+    use rollcall::db::schema::{directory_users, scim_directories};
+    let scim = Scim::new(&app, "org_clock").await;
+    let ada = scim
+        .create(
+            "/Users",
+            json!({"userName": "ada@example.com", "name": {"givenName": "Ada"}}),
+        )
+        .await;
+    let id = ada["id"].as_str().unwrap().to_string();
+    member(&app, &scim, "ada@example.com").await;
+    let ahead = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    let (directory, user) = (scim.directory.clone(), id.clone());
+    app.db
+        .write(|conn| {
+            diesel::update(scim_directories::table.find(&directory))
+                .set(scim_directories::clock.eq(ahead))
+                .execute(conn)?;
+            diesel::update(directory_users::table.find(&user))
+                .set((
+                    directory_users::source_updated_at.eq(ahead),
+                    directory_users::source_event_at.eq(ahead),
+                ))
+                .execute(conn)
+                .map_err(rollcall::db::DbError::from)
+        })
+        .unwrap();
+    let mut modified = Vec::new();
+    for name in ["First", "Second"] {
+        let written = scim
+            .ok(
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                Some(patch(
+                    json!([{"op": "replace", "path": "name.givenName", "value": name}]),
+                )),
+            )
+            .await;
+        modified.push(
+            written["meta"]["lastModified"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        assert_eq!(
+            member(&app, &scim, "ada@example.com").await["first_name"],
+            name,
+            "the write the service accepted last wins"
+        );
+    }
+    // Shown to the millisecond: writes a microsecond apart may show the same time, never an earlier one.
+    assert!(modified[0] <= modified[1], "{modified:?}");
+    assert!(modified[0].as_str() > ada["meta"]["lastModified"].as_str().unwrap());
 }
 
 /// `rollcall scim-directories …` on the app's database: whether it succeeded, stdout and stderr.
