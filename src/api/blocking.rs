@@ -1,7 +1,7 @@
 //! Handlers reach the database off the async workers, and what fails there answers as the API maps it.
 
 use super::error::{ApiError, ApiResult};
-use crate::db::{Database, DbConnection};
+use crate::db::Database;
 use crate::state::AppState;
 use actix_web::web;
 
@@ -12,26 +12,6 @@ pub(crate) trait OffWorkers {
         &self,
         work: impl FnOnce(&Database) -> Result<T, E> + Send + 'static,
     ) -> ApiResult<T>;
-
-    /// Runs a write of the workspace made of steps (see
-    /// [`crate::db::Database::write_workspace_in_steps`]).
-    async fn write_workspace_in_steps<T: Send + 'static>(
-        &self,
-        workspace_id: String,
-        step: impl FnMut(&mut DbConnection, usize) -> ApiResult<Option<T>> + Send + 'static,
-    ) -> ApiResult<T>;
-
-    /// Runs `work` in a read-only transaction (one snapshot, no lock).
-    async fn read_only<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T>;
-
-    /// Runs `work` on a connection.
-    async fn read<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T>;
 }
 
 impl OffWorkers for AppState {
@@ -41,30 +21,5 @@ impl OffWorkers for AppState {
     ) -> ApiResult<T> {
         let db = self.db.clone();
         web::block(move || work(&db)).await?.map_err(Into::into)
-    }
-
-    async fn write_workspace_in_steps<T: Send + 'static>(
-        &self,
-        workspace_id: String,
-        step: impl FnMut(&mut DbConnection, usize) -> ApiResult<Option<T>> + Send + 'static,
-    ) -> ApiResult<T> {
-        let db = self.db.clone();
-        web::block(move || db.write_workspace_in_steps(&workspace_id, step)).await?
-    }
-
-    async fn read_only<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
-        let db = self.db.clone();
-        web::block(move || db.read_only(work)).await?
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
-        let db = self.db.clone();
-        web::block(move || db.read(work)).await?
     }
 }

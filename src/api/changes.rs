@@ -6,9 +6,9 @@ use super::pagination::PageQuery;
 use super::params::WorkspaceParam;
 use super::route::Route;
 use crate::access::Caller;
-use crate::changes::feed::{self, FeedPage};
+use crate::changes::feed::FeedPage;
 use crate::state::AppState;
-use crate::workspaces;
+use crate::workspaces::changes;
 use actix_web::{web, HttpResponse};
 
 pub fn routes() -> Vec<Route> {
@@ -45,14 +45,8 @@ pub(super) async fn list_workspace_changes(
     let ws = path.into_inner();
     let page = query.page()?;
     let body = state
-        .read(move |conn| {
-            workspaces::visible(conn, &caller, &ws)?;
-            Ok(feed::workspace_page(
-                conn,
-                &ws,
-                page.after.as_deref(),
-                page.limit,
-            )?)
+        .call(move |db| {
+            changes::workspace_page(db, &caller, &ws, page.after.as_deref(), page.limit)
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -78,15 +72,10 @@ pub(super) async fn list_changes(
     caller: Caller,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_operator()?;
     let page = query.page()?;
     let body = state
-        .read(move |conn| {
-            Ok(feed::all_workspaces_page(
-                conn,
-                page.after.as_deref(),
-                page.limit,
-            )?)
+        .call(move |db| {
+            changes::all_workspaces_page(db, &caller, page.after.as_deref(), page.limit)
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))

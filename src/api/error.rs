@@ -4,7 +4,10 @@ use crate::access::{OperatorOnly, OtherWorkspace};
 use crate::changes::feed::FeedError;
 use crate::db::DbError;
 use crate::directory_sync::teams::LinkError;
+use crate::sync_runs::StartError;
+use crate::workspaces::changes::ChangesError;
 use crate::workspaces::members::MemberError;
+use crate::workspaces::roles::RoleError;
 use crate::workspaces::teams::TeamError;
 use crate::workspaces::WorkspaceError;
 use actix_web::http::StatusCode;
@@ -217,6 +220,40 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::OperatorOnly(error) => error.into(),
             WorkspaceError::AdminTokenNotFound => Self::not_found("admin token"),
             WorkspaceError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<ChangesError> for ApiError {
+    fn from(error: ChangesError) -> Self {
+        match error {
+            ChangesError::Workspace(error) => error.into(),
+            ChangesError::Feed(error) => error.into(),
+            ChangesError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<RoleError> for ApiError {
+    fn from(error: RoleError) -> Self {
+        match error {
+            RoleError::Workspace(error) => error.into(),
+            RoleError::UnknownGroup(_) => Self::bad_request("unknown_group", error.to_string()),
+            RoleError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::UnknownDirectory => Self::not_found("directory"),
+            StartError::InProgress => Self::conflict("sync_in_progress", error.to_string()),
+            StartError::PushedOverScim => Self::conflict("scim_directory", error.to_string()),
+            // Only automatic triggers are spaced; an operator's resync never is.
+            StartError::TooSoon { .. } => Self::conflict("sync_spaced", error.to_string()),
+            StartError::Db(error) => error.into(),
+            StartError::Queue(error) => Self::internal(error),
         }
     }
 }

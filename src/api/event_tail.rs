@@ -58,14 +58,7 @@ pub(super) async fn get_event_tail(
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
     let (place, stalled) = state
-        .read(|conn| {
-            let place = crate::event_tail::place::load(conn)?;
-            let stalled = match &place {
-                Some(place) => crate::event_tail::place::stalled_at(conn, place)?,
-                None => None,
-            };
-            Ok((place, stalled))
-        })
+        .call(crate::event_tail::place::load_with_stall)
         .await?;
     let now = crate::workos::timestamp::now();
     let place = place.as_ref();

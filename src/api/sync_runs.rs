@@ -11,8 +11,8 @@ use crate::domain::{RunStatus, RunTrigger};
 use crate::lists::List;
 use crate::state::AppState;
 use crate::sync_runs::preview::{PreviewError, PullPreview};
+use crate::sync_runs::refuse_scim;
 use crate::sync_runs::runs::{self, SyncRun};
-use crate::sync_runs::{is_scim_directory, StartError, SCIM_NOT_PULLED};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -68,12 +68,7 @@ pub(super) async fn resync_directory(
 ) -> ApiResult<HttpResponse> {
     caller.require_operator()?;
     let directory = path.clone();
-    if state
-        .read(move |conn| Ok(is_scim_directory(conn, &directory)?))
-        .await?
-    {
-        return Err(ApiError::conflict("scim_directory", SCIM_NOT_PULLED));
-    }
+    state.call(move |db| refuse_scim(db, &directory)).await?;
     let runner = state.sync_runner.as_ref().ok_or_else(|| {
         ApiError::conflict(
             "broker_not_configured",
@@ -102,16 +97,7 @@ pub(super) async fn resync_directory(
             RunTrigger::OnDemand,
             query.force.unwrap_or(false),
         )
-        .await
-        .map_err(|e| match e {
-            StartError::UnknownDirectory => ApiError::not_found("directory"),
-            StartError::InProgress => ApiError::conflict("sync_in_progress", e.to_string()),
-            StartError::PushedOverScim => ApiError::conflict("scim_directory", e.to_string()),
-            // Only automatic triggers are spaced; an operator's resync never is.
-            StartError::TooSoon { .. } => ApiError::conflict("sync_spaced", e.to_string()),
-            StartError::Db(e) => e.into(),
-            StartError::Queue(e) => ApiError::internal(e),
-        })?;
+        .await?;
     Ok(HttpResponse::Accepted().json(QueuedRun { run_id }))
 }
 

@@ -39,6 +39,18 @@ pub fn lag(conn: &mut DbConnection) -> QueryResult<Option<EventTailLag>> {
     }))
 }
 
+/// The tail's stored place, and why it looks stuck if it does (see [`stalled`]).
+pub fn load_with_stall(db: &Database) -> Result<(Option<EventTailRow>, Option<String>), DbError> {
+    db.read(|conn| {
+        let place = load(conn)?;
+        let stalled = match &place {
+            Some(place) => stalled_at(conn, place)?,
+            None => None,
+        };
+        Ok((place, stalled))
+    })
+}
+
 /// Why the tail looks stuck, if it does: it has read no event since the time it was told to start at, and
 /// polled since webhooks brought events the broker created after that time (the broker's clock far behind
 /// this host's, or an API key of another environment than the webhooks').

@@ -69,6 +69,14 @@ pub enum StartError {
 pub const SCIM_NOT_PULLED: &str =
     "this is a SCIM directory: its identity provider pushes every change to Rollcall, so there is nothing to pull";
 
+/// Refuses a SCIM directory of Rollcall's own: there is nothing to pull.
+pub fn refuse_scim(db: &Database, directory_id: &str) -> Result<(), StartError> {
+    match db.read(|conn| is_scim_directory(conn, directory_id))? {
+        true => Err(StartError::PushedOverScim),
+        false => Ok(()),
+    }
+}
+
 /// Whether `directory_id` is a SCIM directory of Rollcall's own (pushed to, never pulled).
 pub fn is_scim_directory(conn: &mut DbConnection, directory_id: &str) -> Result<bool, DbError> {
     let kind: Option<String> = directories::table
@@ -233,12 +241,7 @@ impl SyncRunner {
             lease_until: Some(lease::lease_end()),
         };
         let directory = directory_id.to_string();
-        if self
-            .blocking(move |db| db.read(|conn| is_scim_directory(conn, &directory)))
-            .await?
-        {
-            return Err(StartError::PushedOverScim);
-        }
+        self.blocking(move |db| refuse_scim(db, &directory)).await?;
         {
             let mut in_progress = self.in_progress();
             if in_progress.contains_key(directory_id) {
@@ -371,15 +374,15 @@ impl SyncRunner {
     }
 
     /// Runs `work` with the database on the blocking pool.
-    async fn blocking<T: Send + 'static>(
+    async fn blocking<T: Send + 'static, E: Into<StartError> + Send + 'static>(
         &self,
-        work: impl FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
+        work: impl FnOnce(&Database) -> Result<T, E> + Send + 'static,
     ) -> Result<T, StartError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || work(&db))
             .await
             .map_err(|e| StartError::Queue(e.to_string()))?
-            .map_err(StartError::from)
+            .map_err(Into::into)
     }
 
     /// Asks the broker for the organization's directories and records those Rollcall does not know yet
@@ -469,8 +472,10 @@ impl SyncRunner {
     async fn execute(&self, run: SyncRunRow, queued_at: std::time::Instant, ran: &mut bool) {
         let workspace = {
             let directory = run.directory_id.clone();
-            self.blocking(move |db| db.read(|c| Ok(workspace_of_directory(c, &directory)?)))
-                .await
+            self.blocking(move |db| {
+                db.read(|c| Ok::<_, DbError>(workspace_of_directory(c, &directory)?))
+            })
+            .await
         };
         let outcome = match workspace {
             Ok(Some(workspace)) => {

@@ -4,9 +4,11 @@
 
 pub mod admin_tokens;
 pub mod audit_log;
+pub mod changes;
 pub mod directory_groups;
 pub mod directory_sync_setting;
 pub mod members;
+pub mod roles;
 pub mod team_links;
 pub mod teams;
 
