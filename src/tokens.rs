@@ -61,6 +61,16 @@ pub fn token_expiry(expires_in: &str, now: Timestamp) -> Result<Timestamp, Strin
         .ok_or_else(|| format!("{expires_in:?} is too long"))
 }
 
+/// The stored token that `token` is, while it is live (neither revoked nor expired).
+pub fn live_token(conn: &mut DbConnection, token: &str) -> QueryResult<Option<ApiTokenRow>> {
+    let found = api_tokens::table
+        .filter(api_tokens::token_hash.eq(hash_token(token)))
+        .select(ApiTokenRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(found.filter(|row| row.is_live(timestamp::now())))
+}
+
 /// Stores a new token for a workspace admin (or an operator, with `None`), with an optional name and expiry;
 /// returns it as stored and the token itself, shown once.
 pub fn create_token(

@@ -6,14 +6,10 @@
 use super::error::ApiError;
 use crate::access::Caller;
 use crate::audit::Cause;
-use crate::db::models::ApiTokenRow;
-use crate::db::schema::api_tokens;
 use crate::secret::ExposeSecret;
 use crate::state::AppState;
-use crate::tokens::hash_token;
-use crate::workos::timestamp;
+use crate::tokens::{hash_token, live_token};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use diesel::prelude::*;
 use std::future::Future;
 use std::pin::Pin;
 use subtle::ConstantTimeEq;
@@ -37,12 +33,11 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = token.ok_or_else(ApiError::unauthorized)?;
-            let hash = hash_token(&token);
             if let Some(bootstrap) = &state.settings.operator_token {
                 if bool::from(
                     hash_token(bootstrap.expose_secret())
                         .as_bytes()
-                        .ct_eq(hash.as_bytes()),
+                        .ct_eq(hash_token(&token).as_bytes()),
                 ) {
                     return Ok(Caller::Operator {
                         cause: Cause::BootstrapOperator,
@@ -51,17 +46,9 @@ impl FromRequest for Caller {
             }
             let db = state.db.clone();
             let found = web::block(move || {
-                db.read(|conn| {
-                    api_tokens::table
-                        .filter(api_tokens::token_hash.eq(&hash))
-                        .select(ApiTokenRow::as_select())
-                        .first(conn)
-                        .optional()
-                        .map_err(ApiError::from)
-                })
+                db.read(|conn| live_token(conn, &token).map_err(ApiError::from))
             })
             .await??
-            .filter(|row| row.is_live(timestamp::now()))
             .ok_or_else(ApiError::unauthorized)?;
             state.token_use.record(&state.db, &found.id);
             Ok(match found.workspace_id {

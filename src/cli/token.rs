@@ -122,17 +122,11 @@ fn kind(workspace: Option<&str>) -> &'static str {
 
 /// Fails unless `workspace`, when given, exists.
 fn ensure_workspace(conn: &mut DbConnection, workspace: Option<&str>) -> anyhow::Result<()> {
-    use crate::db::schema::workspaces;
-    use diesel::prelude::*;
     let Some(ws) = workspace else {
         return Ok(());
     };
-    let found: i64 = workspaces::table
-        .find(ws)
-        .count()
-        .get_result(conn)
-        .context("looking the workspace up")?;
-    anyhow::ensure!(found == 1, "no workspace {ws}");
+    let found = crate::workspaces::exists(conn, ws).context("looking the workspace up")?;
+    anyhow::ensure!(found, "no workspace {ws}");
     Ok(())
 }
 

@@ -108,6 +108,12 @@ pub fn operator_only(caller: &Caller, workspace_id: &str) -> Result<(), Workspac
     Ok(())
 }
 
+/// Whether workspace `id` exists.
+pub fn exists(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    let found: i64 = workspaces::table.find(id).count().get_result(conn)?;
+    Ok(found == 1)
+}
+
 /// Loads a workspace the caller may see, else not found.
 pub fn visible(
     conn: &mut DbConnection,
