@@ -155,7 +155,7 @@ pub struct WebhookEventRow {
     pub id: i64,
     pub event_id: Option<String>,
     pub event_type: Option<String>,
-    pub directory_id: Option<String>,
+    pub directory_id: Option<DirectoryId>,
     pub event_created_at: Option<Timestamp>,
     pub body: Vec<u8>,
     pub status: EventStatus,
@@ -178,7 +178,7 @@ pub struct WebhookEventRow {
 pub struct NewWebhookEvent {
     pub event_id: Option<String>,
     pub event_type: Option<String>,
-    pub directory_id: Option<String>,
+    pub directory_id: Option<DirectoryId>,
     pub event_created_at: Option<Timestamp>,
     pub body: Vec<u8>,
     pub status: EventStatus,
@@ -206,7 +206,7 @@ impl NewWebhookEvent {
         Self {
             event_id: Some(event.id.clone()),
             event_type: Some(event.event_type.clone()),
-            directory_id: event.directory_id().map(DirectoryId::to_string),
+            directory_id: event.directory_id().cloned(),
             event_created_at: event.created_at,
             body,
             status: EventStatus::Received,
@@ -447,7 +447,7 @@ pub struct RoleMappingRow {
 #[diesel(table_name = sync_runs, treat_none_as_default_value = false)]
 pub struct SyncRunRow {
     pub id: String,
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     pub trigger: RunTrigger,
     pub force: bool,
     pub status: RunStatus,

@@ -256,7 +256,13 @@ mod tests {
         let raw = |value: &serde_json::Value| RawValue::from_string(value.to_string()).unwrap();
         let stored = delivery(&raw(&event), now);
         assert_eq!(stored.event_id.as_deref(), Some("event_01"));
-        assert_eq!(stored.directory_id.as_deref(), Some("directory_1"));
+        assert_eq!(
+            stored
+                .directory_id
+                .as_ref()
+                .map(crate::ids::DirectoryId::as_str),
+            Some("directory_1")
+        );
         assert_eq!(
             (stored.status.as_str(), stored.source.as_str()),
             ("received", "events")

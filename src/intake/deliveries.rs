@@ -5,6 +5,7 @@ use crate::db::models::WebhookEventRow;
 use crate::db::schema::webhook_events;
 use crate::db::{Database, DbConnection, DbError};
 use crate::domain::{DeliverySource, EventStatus};
+use crate::ids::DirectoryId;
 use crate::lists::{List, Page};
 use crate::workos::timestamp::{self, time_json};
 use diesel::prelude::*;
@@ -66,7 +67,7 @@ impl From<&WebhookEventRow> for Event {
             id: e.id,
             event_id: e.event_id.clone(),
             event_type: e.event_type.clone(),
-            directory_id: e.directory_id.clone(),
+            directory_id: e.directory_id.as_ref().map(DirectoryId::to_string),
             status: e.status,
             reason: e.reason.clone(),
             attempts: e.attempts,

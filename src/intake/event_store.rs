@@ -10,6 +10,7 @@ use crate::db::models::NewWebhookEvent;
 use crate::db::schema::webhook_events;
 use crate::db::{Database, DbConnection, DbError};
 use crate::domain::EventStatus;
+use crate::ids::DirectoryId;
 use crate::on_backend;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -73,7 +74,7 @@ impl EventStore {
     #[tracing::instrument(
         name = "store_delivery",
         skip_all,
-        fields(event_id = event.event_id.as_deref(), directory_id = event.directory_id.as_deref(), source = %event.source)
+        fields(event_id = event.event_id.as_deref(), directory_id = event.directory_id.as_ref().map(DirectoryId::as_str), source = %event.source)
     )]
     pub async fn store(&self, event: NewWebhookEvent) -> Result<Stored, StoreError> {
         let (stored, outcome) = oneshot::channel();

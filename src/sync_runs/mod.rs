@@ -226,7 +226,7 @@ impl SyncRunner {
     ) -> Result<String, StartError> {
         let run = SyncRunRow {
             id: new_id("run"),
-            directory_id: directory_id.to_string(),
+            directory_id: directory_id.into(),
             trigger,
             force,
             status: RunStatus::Queued,
@@ -272,7 +272,7 @@ impl SyncRunner {
             let (id, directory) = (run.id.clone(), run.directory_id.clone());
             // Whatever happens to the run, the directory is free again afterwards; a panic ends the run
             // `failed` with its message instead of leaving it running for ever.
-            let _release = Release(&runner, &directory);
+            let _release = Release(&runner, directory.as_str());
             let mut ran = false;
             let executed = std::panic::AssertUnwindSafe(runner.execute(run, queued_at, &mut ran))
                 .catch_unwind()
@@ -330,7 +330,7 @@ impl SyncRunner {
                 Ok(listing) => listing
                     .items
                     .into_iter()
-                    .find(|d| d.id.as_str() == run.directory_id),
+                    .find(|d| d.id.as_str() == run.directory_id.as_str()),
                 Err(e) => {
                     tracing::warn!(directory = %run.directory_id, error = %e, "could not list the broker's directories");
                     None
@@ -359,7 +359,7 @@ impl SyncRunner {
                 }
                 // Decided inside the workspace's write, from the runs every instance records.
                 if let Some(spacing) = spacing {
-                    let last = schedule::last_automatic_run(conn, &run.directory_id)?;
+                    let last = schedule::last_automatic_run(conn, run.directory_id.as_str())?;
                     if let Some(last) = last.filter(|&last| is_within(last, spacing)) {
                         return Ok(Queueing::TooSoon(last));
                     }
@@ -473,7 +473,7 @@ impl SyncRunner {
         let workspace = {
             let directory = run.directory_id.clone();
             self.blocking(move |db| {
-                db.read(|c| Ok::<_, DbError>(workspace_of_directory(c, &directory)?))
+                db.read(|c| Ok::<_, DbError>(workspace_of_directory(c, directory.as_str())?))
             })
             .await
         };
@@ -537,7 +537,7 @@ impl SyncRunner {
         {
             let (db, run) = (self.db.clone(), run.clone());
             tokio::task::spawn_blocking(move || {
-                lease::claim(&db, &run.id, &run.directory_id, started_at)
+                lease::claim(&db, &run.id, run.directory_id.as_str(), started_at)
             })
             .await
             .map_err(|e| RunError::Message(e.to_string()))??;
@@ -565,7 +565,9 @@ impl SyncRunner {
         };
         // A stopping service drops the listing, and with it the pages' sender: applying ends after the
         // transaction in hand.
-        let listing = self.client.stream_directory(&run.directory_id, sender);
+        let listing = self
+            .client
+            .stream_directory(run.directory_id.as_str(), sender);
         let listed = self.shutdown.run_until_cancelled(listing).await;
         let (pull, applied) = applying
             .await
@@ -896,7 +898,7 @@ fn context(
 ) -> Result<ApplyContext, RunError> {
     directory_context(
         conn,
-        &run.directory_id,
+        run.directory_id.as_str(),
         Cause::SyncRun(run.id.clone()),
         started_at,
     )

@@ -70,7 +70,7 @@ impl From<&SyncRunRow> for SyncRun {
     fn from(run: &SyncRunRow) -> Self {
         SyncRun {
             id: run.id.clone(),
-            directory_id: run.directory_id.clone(),
+            directory_id: run.directory_id.to_string(),
             trigger: run.trigger,
             force: run.force,
             status: run.status,
