@@ -14,6 +14,7 @@ use rollcall::db::schema::{
     directories, directory_group_memberships, directory_groups, directory_users, members,
 };
 use rollcall::db::{Database, DbError};
+use rollcall::domain::UserState;
 use rollcall::ids::DirectoryUserId;
 use rollcall::on_backend;
 use rollcall::workos::timestamp;
@@ -93,7 +94,7 @@ fn seed_directory(db: &Database, workspace_id: &str, size: usize) {
                 email: Some(format!("p{i}@bench.example")),
                 first_name: Some("P".into()),
                 last_name: Some(format!("{i}")),
-                state: "active".into(),
+                state: UserState::Active,
                 snapshot: user_json(i).to_string(),
                 source_updated_at: at,
                 source_event_at: at,

@@ -127,6 +127,12 @@ text_enum!(
 );
 
 text_enum!(
+    /// A directory user's state as Rollcall records it: `active`, or not (`inactive`; the broker's legacy
+    /// `suspended` reads as `inactive`).
+    UserState { Active => "active", Inactive => "inactive" }
+);
+
+text_enum!(
     /// Whether a member can use the workspace.
     MemberStatus { Active => "active", Deprovisioned => "deprovisioned" }
 );

@@ -3,7 +3,7 @@
 use super::schema::*;
 use crate::domain::{
     DeliverySource, EventStatus, ManagedBy, MemberStatus, Plan, Role, RoleSource, RunPhase,
-    RunStatus, RunTrigger,
+    RunStatus, RunTrigger, UserState,
 };
 use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use crate::workos::timestamp::Timestamp;
@@ -86,7 +86,7 @@ pub struct DirectoryUserRow {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    pub state: String,
+    pub state: UserState,
     pub snapshot: String,
     pub source_updated_at: Timestamp,
     pub source_event_at: Timestamp,

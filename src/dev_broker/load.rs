@@ -3,7 +3,8 @@
 
 use super::generate;
 use super::model::{
-    Attributes, DirectoryModel, GroupRecord, ModelError, NewDirectory, UserRecord, UserState,
+    parse_user_state, Attributes, DirectoryModel, GroupRecord, ModelError, NewDirectory,
+    UserRecord, UserState,
 };
 use super::objects::{now_ms, parse_time, Millis};
 use anyhow::Context;
@@ -152,7 +153,7 @@ pub fn load(
         };
         let state = match u.state.as_deref() {
             None => UserState::Active,
-            Some(s) => UserState::parse(s).map_err(anyhow::Error::from)?,
+            Some(s) => parse_user_state(s).map_err(anyhow::Error::from)?,
         };
         let record = UserRecord {
             id: id.clone(),

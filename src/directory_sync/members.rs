@@ -10,7 +10,7 @@ use super::member_entries::member_change;
 use super::store::Store;
 use crate::audit::AuditRecord;
 use crate::db::models::{DirectoryUserRow, MemberRow};
-use crate::domain::{ManagedBy, MemberStatus};
+use crate::domain::{ManagedBy, MemberStatus, UserState};
 use crate::ids::new_id;
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -112,7 +112,8 @@ fn desired_status(store: &mut Store<'_>, owner: &DirectoryUserRow) -> QueryResul
     let directory_deleted = store
         .directory(&owner.directory_id)?
         .is_some_and(|d| d.deleted_at.is_some());
-    let active = owner.deleted_at.is_none() && owner.state == "active" && !directory_deleted;
+    let active =
+        owner.deleted_at.is_none() && owner.state == UserState::Active && !directory_deleted;
     Ok(if active {
         MemberStatus::Active
     } else {

@@ -90,7 +90,7 @@ pub fn user_row(
         email: email.map(str::to_string),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
-        state: user.normalized_state().to_string(),
+        state: user.normalized_state(),
         snapshot: serde_json::to_string(user).unwrap_or_default(),
         source_updated_at: stamp.updated_at,
         source_event_at: stamp.event_at,

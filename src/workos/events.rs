@@ -1,6 +1,7 @@
 //! The `dsync.*` event envelope and the directory objects it carries, in every shape the broker has sent.
 
 use super::timestamp::{self, BrokerTime, Timestamp};
+use crate::domain::UserState;
 use crate::ids::{DirectoryGroupId, DirectoryId, DirectoryUserId};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -544,11 +545,11 @@ impl DirectoryUser {
     }
 
     /// The state Rollcall records: legacy `suspended` reads as `inactive`.
-    pub fn normalized_state(&self) -> &str {
+    pub fn normalized_state(&self) -> UserState {
         if self.is_active() {
-            "active"
+            UserState::Active
         } else {
-            "inactive"
+            UserState::Inactive
         }
     }
 
@@ -721,7 +722,7 @@ mod tests {
             panic!("not a user.updated");
         };
         assert_eq!(user.state.as_deref(), Some("suspended"));
-        assert_eq!(user.normalized_state(), "inactive");
+        assert_eq!(user.normalized_state(), UserState::Inactive);
     }
 
     #[test]

@@ -23,6 +23,6 @@ pub use directory::{Counts, DirectoryModel, DirectoryTruth, NewDirectory};
 pub use error::ModelError;
 pub use groups::NewGroup;
 pub use pages::{GroupScope, Order, PageQuery, UserScope};
-pub use records::UserState;
+pub use records::{parse_user_state, UserState};
 pub(crate) use records::{Attributes, GroupRecord, UserRecord};
 pub use users::{NewUser, UserChanges};

@@ -22,32 +22,17 @@ pub(crate) struct DirectoryRecord {
     pub emails: HashMap<String, u32>,
 }
 
-/// Whether a directory user is active in the identity provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserState {
-    Active,
-    Inactive,
-}
+pub use crate::domain::UserState;
 
-impl UserState {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserState::Active => "active",
-            UserState::Inactive => "inactive",
-        }
-    }
-
-    /// Reads `active`, `inactive` or the legacy `suspended`.
-    pub fn parse(text: &str) -> Result<Self, ModelError> {
-        match text {
-            "active" => Ok(UserState::Active),
-            "inactive" | "suspended" => Ok(UserState::Inactive),
-            other => Err(ModelError::Invalid {
-                field: "state",
-                message: format!("{other:?} is not active or inactive"),
-            }),
-        }
+/// Reads a user's state: `active`, `inactive` or the legacy `suspended` (which is `inactive`).
+pub fn parse_user_state(text: &str) -> Result<UserState, ModelError> {
+    match text {
+        "active" => Ok(UserState::Active),
+        "inactive" | "suspended" => Ok(UserState::Inactive),
+        other => Err(ModelError::Invalid {
+            field: "state",
+            message: format!("{other:?} is not active or inactive"),
+        }),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::directory::DirectoryModel;
 use super::error::{not_found, ModelError};
-use super::records::{Attributes, UserRecord, UserState};
+use super::records::{parse_user_state, Attributes, UserRecord, UserState};
 use crate::dev_broker::generate::{self, Person};
 use crate::dev_broker::objects::*;
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,7 @@ impl DirectoryModel {
         let state = new
             .state
             .as_deref()
-            .map(UserState::parse)
+            .map(parse_user_state)
             .transpose()?
             .unwrap_or(UserState::Active);
         let made_up = Person::random(&mut self.rng);
@@ -292,7 +292,7 @@ impl DirectoryModel {
         if let Some(email) = &changes.email {
             self.check_email(directory, email, Some(slot))?;
         }
-        let state = changes.state.as_deref().map(UserState::parse).transpose()?;
+        let state = changes.state.as_deref().map(parse_user_state).transpose()?;
         let mut previous = Map::new();
         let mut old_email = None;
         {
