@@ -7,7 +7,7 @@
 use crate::db::models::{NewAuditEntry, NewChange};
 use crate::db::schema::{changes, workspaces};
 use crate::db::DbConnection;
-use crate::domain::ChangeType;
+use crate::domain::{ChangeType, ManagedBy, MemberStatus};
 use crate::on_backend;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
@@ -99,12 +99,19 @@ fn parse(text: &Option<String>) -> Option<Value> {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok())
 }
 
+/// A field of a recorded member read back as its type; `None` when absent or not one of its values.
+fn field_of<T: std::str::FromStr>(member: &Value, field: &str) -> Option<T> {
+    member[field].as_str()?.parse().ok()
+}
+
 /// A member provisioned, added, changed or removed: the member after the change (before it, once
 /// removed) and, for a change, each field that changed with what it was.
 fn member_change(before: Option<Value>, after: Option<Value>) -> Option<(ChangeType, Value)> {
+    use MemberStatus::{Active, Deprovisioned};
     match (before, after) {
         (None, Some(after)) => {
-            let kind = if after["managed_by"] == "directory" {
+            let kind = if field_of::<ManagedBy>(&after, "managed_by") == Some(ManagedBy::Directory)
+            {
                 ChangeType::MemberProvisioned
             } else {
                 ChangeType::MemberAdded
@@ -122,9 +129,10 @@ fn member_change(before: Option<Value>, after: Option<Value>) -> Option<(ChangeT
                     );
                 }
             }
-            let kind = match (before["status"].as_str(), after["status"].as_str()) {
-                (Some("active"), Some("deprovisioned")) => ChangeType::MemberDeprovisioned,
-                (Some("deprovisioned"), Some("active")) => ChangeType::MemberReprovisioned,
+            let status = |member: &Value| field_of::<MemberStatus>(member, "status");
+            let kind = match (status(&before), status(&after)) {
+                (Some(Active), Some(Deprovisioned)) => ChangeType::MemberDeprovisioned,
+                (Some(Deprovisioned), Some(Active)) => ChangeType::MemberReprovisioned,
                 _ if changed.contains_key("role") => ChangeType::MemberRoleChanged,
                 _ if !changed.is_empty() => ChangeType::MemberUpdated,
                 // An entry that changed none of the member's fields (a conflict noted, say).
