@@ -369,8 +369,7 @@ pub struct Database {
 /// Rows written since the planner's statistics were last refreshed, and how many the tables held then.
 #[derive(Default)]
 struct Growth {
-    /// Rows in the tables at the last refresh; unknown until first asked.
-    base: Option<u64>,
+    /// Rows written since the tables' growth was last looked at.
     written_since: u64,
 }
 
@@ -829,33 +828,32 @@ impl Database {
         }
     }
 
-    /// On PostgreSQL, after committing `written` rows: refreshes the planner's statistics once the tables
-    /// have grown by as much again as they held at the last refresh (at least 1,000 rows). Lookups by lists
-    /// of ids (`= ANY`) use their indexes only when the planner knows how few rows each id matches; without
-    /// statistics it guesses 0.5% of the table per id, and a batch of 500 ids becomes a sequential scan.
-    /// A prepared statement keeps the plan it was first given until the statistics change, so one planned
-    /// while a table was nearly empty would scan it long after it has grown. Autovacuum's own analysis may
-    /// run rarely or not at all. Runs on a pooled connection, outside any
-    /// transaction and lock; a failure is logged, not returned (the statistics only speed things up).
+    /// On PostgreSQL, after committing `written` rows: every 1,000 rows written, refreshes the planner's
+    /// statistics if one of the analysed tables has grown to twice its size at its last analysis (by
+    /// 128 KiB at least), each table on its own: a table that was empty (team sources before a
+    /// first group link) is refreshed once it fills, however large the others are. Lookups by lists of ids
+    /// (`= ANY`) use their indexes only when the planner knows how few rows each id matches; without
+    /// statistics it guesses 0.5% of the table per id, and a batch of 500 ids becomes a sequential scan
+    /// comparing each row with each id. A prepared statement keeps the plan it was first given until the
+    /// statistics change, so one planned while a table was nearly empty would scan it long after it has
+    /// grown. Autovacuum's own analysis may run rarely or not at all. Runs on a pooled connection, outside
+    /// any transaction and lock; a failure is logged, not returned (the statistics only speed things up).
     pub fn keep_statistics_current(&self, written: usize) {
         if !matches!(self.target, DatabaseTarget::Postgres(_)) {
             return;
         }
         let mut growth = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+        growth.written_since += written as u64;
+        if growth.written_since < 1_000 {
+            return;
+        }
+        growth.written_since = 0;
         let refreshed = (|| {
             let mut conn = self.conn()?;
-            let base = match growth.base {
-                Some(base) => base,
-                None => *growth.base.insert(rows_in_analyzed_tables(&mut conn)?),
-            };
-            growth.written_since += written as u64;
-            if growth.written_since < base.max(1_000) {
-                return Ok::<_, DbError>(());
+            if outgrown_statistics(&mut conn)? {
+                analyze(&mut conn)?;
             }
-            analyze(&mut conn)?;
-            growth.base = Some(base + growth.written_since);
-            growth.written_since = 0;
-            Ok(())
+            Ok::<_, DbError>(())
         })();
         if let Err(e) = refreshed {
             tracing::warn!(error = %e, "could not refresh PostgreSQL's statistics; lookups may be slower until it can");
@@ -908,18 +906,20 @@ pub fn analyze(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
-/// The rows the analysed tables of this schema held when last analysed (0 for those never analysed).
-fn rows_in_analyzed_tables(conn: &mut DbConnection) -> QueryResult<u64> {
+/// Whether one of the analysed tables of this schema has grown to twice its size at its last analysis
+/// and by 16 pages (128 KiB, 1,000 to 2,000 rows) at least; one never analysed counts as empty. Read from
+/// the tables' files, so rows written a moment ago count.
+fn outgrown_statistics(conn: &mut DbConnection) -> QueryResult<bool> {
     let names = ANALYZED_COLUMNS
         .map(|(table, _)| format!("'{table}'"))
         .join(", ");
-    let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-        "(SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::BIGINT FROM pg_class c \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "(SELECT COALESCE(bool_or( \
+           pg_relation_size(c.oid) / current_setting('block_size')::bigint > 2 * c.relpages + 16), false) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = current_schema() AND c.relname IN ({names}))"
     )))
-    .get_result(conn)?;
-    Ok(rows.max(0) as u64)
+    .get_result(conn)
 }
 
 /// Keeps a second `rollcall serve` off a SQLite file that one already serves: every change goes through one
