@@ -10,6 +10,7 @@ use crate::scim::discovery::{
     error_body, list_response, resource_types, schemas, service_provider_config, MAX_RESULTS,
 };
 use crate::scim::filter::{key_of, Filter};
+use crate::scim::projection::Projection;
 use crate::scim::store::{self, if_match_version, Kind, ScimDirectory, ScimError};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
@@ -393,7 +394,7 @@ async fn list(
         .map_err(|e| ScimError::InvalidFilter(e.0))?;
     let start = number(&params, "startIndex", 1)?.max(1) as usize;
     let count = number(&params, "count", MAX_RESULTS as i64)?.clamp(0, MAX_RESULTS as i64) as usize;
-    let projection = Projection::of(&params);
+    let projection = projection(&params)?;
     let db = state.db.clone();
     let base = base.to_string();
     // Several kinds (a search at the root) list one after the other, paged as one list.
@@ -471,7 +472,7 @@ async fn single(req: HttpRequest, state: web::Data<AppState>, mut payload: web::
             } else {
                 scim_json(
                     StatusCode::OK,
-                    &Projection::of(&params).apply(row.resource(&base)),
+                    &projection(&params)?.apply(row.resource(&base)),
                 )
             };
             if let Ok(etag) = header::HeaderValue::from_str(&row.etag()) {
@@ -501,50 +502,11 @@ async fn single(req: HttpRequest, state: web::Data<AppState>, mut payload: web::
     }
 }
 
-/// The attributes a client asked to see (`attributes`) or not to see (`excludedAttributes`), by their
-/// top-level names in any case (a schema URN before them is read past); `id`, `schemas` and `meta` are
-/// always returned (RFC 7643 §7, `returned: always`).
-struct Projection {
-    only: Option<Vec<String>>,
-    excluded: Vec<String>,
-}
-
-impl Projection {
-    fn of(params: &Map<String, Value>) -> Self {
-        let top_level = |name: &str| -> Option<Vec<String>> {
-            names(params, name).map(|list| {
-                list.iter()
-                    .map(|a| {
-                        let a = a.trim();
-                        // `urn:…:User:name.givenName` → `name`.
-                        let a = a.rsplit_once(':').map_or(a, |(_, a)| a);
-                        a.split('.').next().unwrap_or(a).to_ascii_lowercase()
-                    })
-                    .filter(|a| !a.is_empty())
-                    .collect()
-            })
-        };
-        Self {
-            only: top_level("attributes"),
-            excluded: top_level("excludedAttributes").unwrap_or_default(),
-        }
-    }
-
-    fn apply(&self, resource: Value) -> Value {
-        let Value::Object(object) = resource else {
-            return resource;
-        };
-        let always = ["id", "schemas", "meta"];
-        Value::Object(
-            object
-                .into_iter()
-                .filter(|(name, _)| {
-                    let name = name.to_ascii_lowercase();
-                    always.contains(&name.as_str())
-                        || (self.only.as_ref().is_none_or(|only| only.contains(&name))
-                            && !self.excluded.contains(&name))
-                })
-                .collect(),
-        )
-    }
+/// The attributes a client asked to see (`attributes`) or not to see (`excludedAttributes`).
+fn projection(params: &Map<String, Value>) -> Result<Projection, ScimError> {
+    Projection::parse(
+        names(params, "attributes").as_deref(),
+        names(params, "excludedAttributes").as_deref(),
+    )
+    .map_err(|e| ScimError::InvalidSyntax(format!("attributes: {}", e.0)))
 }

@@ -124,6 +124,16 @@ impl Filter {
     }
 }
 
+impl AttrPath {
+    /// Reads a path alone, as `attributes` and `excludedAttributes` list them.
+    pub fn parse(text: &str) -> Result<AttrPath, FilterError> {
+        let mut parser = Parser::new(text)?;
+        let path = parser.attr_path()?;
+        parser.end()?;
+        Ok(path)
+    }
+}
+
 impl PatchPath {
     /// Reads a PATCH operation's `path`.
     pub fn parse(text: &str) -> Result<PatchPath, FilterError> {
