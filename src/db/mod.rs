@@ -842,12 +842,26 @@ impl Database {
         if !matches!(self.target, DatabaseTarget::Postgres(_)) {
             return;
         }
-        let mut growth = self.growth.lock().unwrap_or_else(|p| p.into_inner());
-        growth.written_since += written as u64;
-        if growth.written_since < 1_000 {
+        {
+            let mut growth = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+            growth.written_since += written as u64;
+            if growth.written_since < 1_000 {
+                return;
+            }
+            growth.written_since = 0;
+        }
+        self.refresh_outgrown_statistics();
+    }
+
+    /// On PostgreSQL, refreshes the planner's statistics if one of the analysed tables has grown to twice
+    /// its size at its last analysis (see [`Database::keep_statistics_current`]): before work that looks
+    /// up by lists of ids, after writes that did not count their rows (an admin linking a large group).
+    pub fn refresh_outgrown_statistics(&self) {
+        if !matches!(self.target, DatabaseTarget::Postgres(_)) {
             return;
         }
-        growth.written_since = 0;
+        // One refresh at a time.
+        let _refreshing = self.growth.lock().unwrap_or_else(|p| p.into_inner());
         let refreshed = (|| {
             let mut conn = self.conn()?;
             if outgrown_statistics(&mut conn)? {

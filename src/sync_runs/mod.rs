@@ -28,7 +28,7 @@ use crate::directory_sync::store::Store;
 use crate::directory_sync::workspace::{check_qualifies, workspace_of_directory};
 use crate::directory_sync::{with_store, ApplyContext, ApplyError};
 use crate::domain::{RunPhase, RunStatus, RunTrigger};
-use crate::ids::{new_id, DirectoryId};
+use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::workos::timestamp;
 use diesel::prelude::*;
@@ -750,12 +750,13 @@ fn apply_pages(
     mut pages: tokio::sync::mpsc::Receiver<(ListedPage, u32)>,
 ) -> (Option<DirectoryPull>, Result<(), RunError>) {
     let run = &writer.run;
+    // Each page looks its members' teams and roles up by lists of ids, planned from these statistics.
+    writer.db.refresh_outgrown_statistics();
     let begun = writer.write(|conn| {
         let ctx = context(conn, run, started_at)?;
         record_progress(conn, run, RunPhase::Listing, 0, 0, None)?;
-        let directory_id = DirectoryId::from(run.directory_id.as_str());
         with_store(conn, |store| {
-            Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &directory_id, guard)?)
+            Ok::<_, RunError>(DirectoryPull::begin(store, &ctx, &run.directory_id, guard)?)
         })
     });
     let mut pull = match begun {

@@ -85,7 +85,7 @@ pub fn link(
     team_id: &str,
     group_id: &DirectoryGroupId,
 ) -> Result<CreatedTeamLink, TeamError> {
-    db.write_workspace(workspace_id, |conn| {
+    let created = db.write_workspace(workspace_id, |conn| -> Result<_, TeamError> {
         let (workspace, team) = load(conn, caller, workspace_id, team_id)?;
         let added = team_rules::link_group(conn, &caller.cause(), &workspace, &team.id, group_id)?;
         let link = team_links::table
@@ -96,7 +96,12 @@ pub fn link(
             link: linked_group(conn, &link)?,
             members_added: added,
         })
-    })
+    })?;
+    // A large group's members just became team sources, which the engine looks up by lists of ids.
+    if created.members_added > 0 {
+        db.refresh_outgrown_statistics();
+    }
+    Ok(created)
 }
 
 /// Unlinks a directory group from a team; `members` says what happens to those it brought in.
