@@ -402,6 +402,11 @@ const SQLITE_WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 /// Runs `work` in a transaction of a write that may add to the change feed: on PostgreSQL its first
 /// statement says so ([`ordering::mark_feed_writer`]), which orders the feed across workspaces.
+///
+/// On SQLite it begins `IMMEDIATE`, taking the file's write lock at once (waiting up to `busy_timeout`
+/// for another process's): a transaction begun as a reader is refused without waiting at its first
+/// write when another process committed in between, which the command line writing beside a busy
+/// service would otherwise meet.
 fn write_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -409,10 +414,31 @@ fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    conn.transaction(|conn| {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    use diesel::result::Error;
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let work = |conn: &mut DbConnection| {
         ordering::mark_feed_writer(conn)?;
         work(conn)
-    })
+    };
+    let DbConnection::Sqlite(sqlite) = &mut *conn else {
+        return conn.transaction(work);
+    };
+    match AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+        // Inside a transaction already: a savepoint, as diesel nests them.
+        Err(Error::AlreadyInTransaction) => return conn.transaction(work),
+        begun => begun?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(Error::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
 }
 
 /// A write in an apply lane: its transaction, and the workspace locks it took.

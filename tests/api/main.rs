@@ -31,6 +31,7 @@ mod samples;
 mod schedule;
 mod scim;
 mod slow_clients;
+mod sqlite_writers;
 mod statistics;
 mod teams;
 mod tenants;
