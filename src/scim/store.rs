@@ -401,9 +401,10 @@ pub fn create(
     body: Value,
 ) -> Result<Written, ScimError> {
     let object = checked_body(kind, body)?;
-    write(db, directory, |conn, stamp, log| {
+    write(db, directory, |conn, log| {
+        let stamp = log.stamp;
         let row = keep(conn, directory, kind, None, object, stamp)?;
-        log.resource_written(conn, directory, kind, &row, None, stamp)?;
+        log.resource_written(conn, kind, &row, None)?;
         Ok(Written { row, created: true })
     })
 }
@@ -418,11 +419,12 @@ pub fn replace(
     if_match: Option<i64>,
 ) -> Result<Written, ScimError> {
     let object = checked_body(kind, body)?;
-    write(db, directory, |conn, stamp, log| {
+    write(db, directory, |conn, log| {
+        let stamp = log.stamp;
         let before = find(conn, directory, kind, id)?;
         check_version(&before, if_match)?;
         let row = keep(conn, directory, kind, Some(&before), object, stamp)?;
-        log.resource_written(conn, directory, kind, &row, Some(&before), stamp)?;
+        log.resource_written(conn, kind, &row, Some(&before))?;
         Ok(Written {
             row,
             created: false,
@@ -439,7 +441,8 @@ pub fn patch(
     request: &Value,
     if_match: Option<i64>,
 ) -> Result<Written, ScimError> {
-    write(db, directory, |conn, stamp, log| {
+    write(db, directory, |conn, log| {
+        let stamp = log.stamp;
         let before = find(conn, directory, kind, id)?;
         check_version(&before, if_match)?;
         let mut resource = before.json();
@@ -453,7 +456,7 @@ pub fn patch(
             });
         }
         let row = keep(conn, directory, kind, Some(&before), object, stamp)?;
-        log.resource_written(conn, directory, kind, &row, Some(&before), stamp)?;
+        log.resource_written(conn, kind, &row, Some(&before))?;
         Ok(Written {
             row,
             created: false,
@@ -469,7 +472,8 @@ pub fn delete(
     id: &str,
     if_match: Option<i64>,
 ) -> Result<(), ScimError> {
-    write(db, directory, |conn, stamp, log| {
+    write(db, directory, |conn, log| {
+        let stamp = log.stamp;
         let before = find(conn, directory, kind, id)?;
         check_version(&before, if_match)?;
         match kind {
@@ -487,14 +491,14 @@ pub fn delete(
                         }
                     }
                     let row = keep(conn, directory, Kind::Group, Some(&group), object, stamp)?;
-                    log.resource_written(conn, directory, Kind::Group, &row, Some(&group), stamp)?;
+                    log.resource_written(conn, Kind::Group, &row, Some(&group))?;
                 }
-                let snapshot = log.snapshot(directory, Kind::User, &before, stamp);
-                log.push("dsync.user.deleted", snapshot, stamp);
+                let snapshot = log.snapshot(Kind::User, &before);
+                log.push("dsync.user.deleted", snapshot);
             }
             Kind::Group => {
-                let snapshot = log.snapshot(directory, Kind::Group, &before, stamp);
-                log.push("dsync.group.deleted", snapshot, stamp);
+                let snapshot = log.snapshot(Kind::Group, &before);
+                log.push("dsync.group.deleted", snapshot);
             }
         }
         crate::on_backend!(conn, |c| diesel::delete(
@@ -546,7 +550,8 @@ pub fn directories_of(db: &Database, workspace_id: &str) -> Result<Vec<ScimDirec
 /// what was pushed while it was off was skipped, and is applied now. Returns the entries logged.
 pub fn replay(db: &Database, directory: &ScimDirectory) -> Result<usize, ScimError> {
     use crate::db::schema::{directory_group_memberships, directory_groups, directory_users};
-    write(db, directory, |conn, stamp, log| {
+    write(db, directory, |conn, log| {
+        let stamp = log.stamp;
         let rows: Vec<ResourceRow> = crate::on_backend!(conn, |c| scim_resources::table
             .filter(scim_resources::directory_id.eq(&directory.directory_id))
             .select(ResourceRow::as_select())
@@ -559,23 +564,19 @@ pub fn replay(db: &Database, directory: &ScimDirectory) -> Result<usize, ScimErr
         let group_ids: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
         let mut snapshots: HashMap<&str, Value> = HashMap::new();
         for user in &users {
-            let snapshot = log.snapshot(directory, Kind::User, user, stamp);
-            log.push("dsync.user.updated", snapshot.clone(), stamp);
+            let snapshot = log.snapshot(Kind::User, user);
+            log.push("dsync.user.updated", snapshot.clone());
             snapshots.insert(user.id.as_str(), snapshot);
         }
         let mut pushed: HashSet<(String, String)> = HashSet::new();
         for group in &groups {
-            let snapshot = log.snapshot(directory, Kind::Group, group, stamp);
-            log.push("dsync.group.updated", snapshot.clone(), stamp);
+            let snapshot = log.snapshot(Kind::Group, group);
+            log.push("dsync.group.updated", snapshot.clone());
             for member in member_ids(&group.json()) {
                 let Some(user) = snapshots.get(member.as_str()) else {
                     continue;
                 };
-                log.push(
-                    "dsync.group.user_added",
-                    json!({"directory_id": directory.directory_id, "user": user, "group": snapshot}),
-                    stamp,
-                );
+                log.membership("dsync.group.user_added", user, &snapshot);
                 pushed.insert((group.id.clone(), member));
             }
         }
@@ -629,20 +630,16 @@ pub fn replay(db: &Database, directory: &ScimDirectory) -> Result<usize, ScimErr
             ) else {
                 continue;
             };
-            log.push(
-                "dsync.group.user_removed",
-                json!({"directory_id": directory.directory_id, "user": user_snapshot, "group": group_snapshot}),
-                stamp,
-            );
+            log.membership("dsync.group.user_removed", user_snapshot, group_snapshot);
         }
         for (id, snapshot) in &held_user_snapshots {
             if !user_ids.contains(id) {
-                log.push("dsync.user.deleted", restamped(snapshot), stamp);
+                log.push("dsync.user.deleted", restamped(snapshot));
             }
         }
         for (id, snapshot) in &held_group_snapshots {
             if !group_ids.contains(id) {
-                log.push("dsync.group.deleted", restamped(snapshot), stamp);
+                log.push("dsync.group.deleted", restamped(snapshot));
             }
         }
         Ok(log.events.len())
@@ -759,26 +756,29 @@ fn users_among(
     Ok(found)
 }
 
-/// The log entries one SCIM write makes, in the order the engine applies them.
-struct Log {
+/// The log entries one SCIM write makes, in the order the engine applies them, each stamped with the
+/// write's stamp.
+struct Log<'d> {
+    directory: &'d ScimDirectory,
+    /// The write's stamp, from the directory's clock.
+    stamp: Timestamp,
     /// Each event's body, in order.
     events: Vec<Vec<u8>>,
 }
 
-impl Log {
-    /// The engine's record of `row` as of `stamp`.
-    fn snapshot(
-        &self,
-        directory: &ScimDirectory,
-        kind: Kind,
-        row: &ResourceRow,
-        stamp: Timestamp,
-    ) -> Value {
+impl Log<'_> {
+    /// The engine's record of `row` as of this write.
+    fn snapshot(&self, kind: Kind, row: &ResourceRow) -> Value {
+        self.snapshot_at(kind, row, self.stamp)
+    }
+
+    /// The engine's record of `row` as of `at`.
+    fn snapshot_at(&self, kind: Kind, row: &ResourceRow, at: Timestamp) -> Value {
         let created_at = timestamp::format(row.created_at);
-        let updated_at = timestamp::format(stamp);
+        let updated_at = timestamp::format(at);
         let stamps = Stamps {
-            directory_id: &directory.directory_id,
-            organization_id: &directory.organization_id,
+            directory_id: &self.directory.directory_id,
+            organization_id: &self.directory.organization_id,
             created_at: &created_at,
             updated_at: &updated_at,
         };
@@ -788,15 +788,22 @@ impl Log {
         }
     }
 
-    fn push(&mut self, event_type: &str, data: Value, stamp: Timestamp) {
+    fn push(&mut self, event_type: &str, data: Value) {
         let id = new_id(SCIM_EVENT_PREFIX.trim_end_matches('_'));
         let body = json!({
             "id": id,
             "event": event_type,
             "data": data,
-            "created_at": timestamp::format(stamp),
+            "created_at": timestamp::format(self.stamp),
         });
         self.events.push(body.to_string().into_bytes());
+    }
+
+    /// A user joining or leaving a group (`dsync.group.user_added` or `…_removed`).
+    fn membership(&mut self, event_type: &str, user: &Value, group: &Value) {
+        let data =
+            json!({"directory_id": self.directory.directory_id, "user": user, "group": group});
+        self.push(event_type, data);
     }
 
     /// The events that bring the engine from `before` to `row`: the resource's snapshot, then for a
@@ -804,58 +811,39 @@ impl Log {
     fn resource_written(
         &mut self,
         conn: &mut DbConnection,
-        directory: &ScimDirectory,
         kind: Kind,
         row: &ResourceRow,
         before: Option<&ResourceRow>,
-        stamp: Timestamp,
     ) -> Result<(), ScimError> {
-        let snapshot = self.snapshot(directory, kind, row, stamp);
+        let snapshot = self.snapshot(kind, row);
         let event_type = match (kind, before) {
             (Kind::User, None) => "dsync.user.created",
             (Kind::User, Some(_)) => "dsync.user.updated",
             (Kind::Group, None) => "dsync.group.created",
             (Kind::Group, Some(_)) => "dsync.group.updated",
         };
-        self.push(event_type, snapshot.clone(), stamp);
-        if kind == Kind::Group {
-            let now = member_ids(&row.json());
-            let then = before.map(|b| member_ids(&b.json())).unwrap_or_default();
-            let (in_now, in_then): (HashSet<&String>, HashSet<&String>) =
-                (now.iter().collect(), then.iter().collect());
-            let joined: Vec<String> = now
-                .iter()
-                .filter(|m| !in_then.contains(m))
-                .cloned()
-                .collect();
-            let left: Vec<String> = then
-                .iter()
-                .filter(|m| !in_now.contains(m))
-                .cloned()
-                .collect();
-            for (joined, ids) in [(true, joined), (false, left)] {
-                let event_type = if joined {
-                    "dsync.group.user_added"
-                } else {
-                    "dsync.group.user_removed"
-                };
-                let users = users_among(conn, directory, &ids)?;
-                // A member that is no user of this directory is kept as pushed (RFC 7644 asks no
-                // check of it) but means nothing to the workspace: its id names no one Rollcall has.
-                for user_row in ids.iter().filter_map(|id| users.get(id)) {
-                    // The user as last written: a membership carries no newer record of it.
-                    let user_snapshot =
-                        self.snapshot(directory, Kind::User, user_row, user_row.updated_at);
-                    self.push(
-                        event_type,
-                        json!({
-                            "directory_id": directory.directory_id,
-                            "user": user_snapshot,
-                            "group": snapshot,
-                        }),
-                        stamp,
-                    );
-                }
+        self.push(event_type, snapshot.clone());
+        if kind != Kind::Group {
+            return Ok(());
+        }
+        let now = member_ids(&row.json());
+        let then = before.map(|b| member_ids(&b.json())).unwrap_or_default();
+        let (in_now, in_then): (HashSet<&String>, HashSet<&String>) =
+            (now.iter().collect(), then.iter().collect());
+        let not_in = |ids: &[String], other: &HashSet<&String>| -> Vec<String> {
+            ids.iter().filter(|m| !other.contains(m)).cloned().collect()
+        };
+        for (event_type, ids) in [
+            ("dsync.group.user_added", not_in(&now, &in_then)),
+            ("dsync.group.user_removed", not_in(&then, &in_now)),
+        ] {
+            let users = users_among(conn, self.directory, &ids)?;
+            // A member that is no user of this directory is kept as pushed (RFC 7644 asks no check of
+            // it) but means nothing to the workspace: its id names no one Rollcall has.
+            for user_row in ids.iter().filter_map(|id| users.get(id)) {
+                // The user as last written: a membership carries no newer record of it.
+                let user = self.snapshot_at(Kind::User, user_row, user_row.updated_at);
+                self.membership(event_type, &user, &snapshot);
             }
         }
         Ok(())
@@ -867,13 +855,17 @@ impl Log {
 fn write<T>(
     db: &Database,
     directory: &ScimDirectory,
-    work: impl FnOnce(&mut DbConnection, Timestamp, &mut Log) -> Result<T, ScimError>,
+    work: impl FnOnce(&mut DbConnection, &mut Log) -> Result<T, ScimError>,
 ) -> Result<T, ScimError> {
     let received_at = timestamp::now();
     db.write_deliveries(|conn| {
         let stamp = tick(conn, &directory.directory_id, received_at)?;
-        let mut log = Log { events: Vec::new() };
-        let done = work(conn, stamp, &mut log)?;
+        let mut log = Log {
+            directory,
+            stamp,
+            events: Vec::new(),
+        };
+        let done = work(conn, &mut log)?;
         let rows: Vec<NewWebhookEvent> = log
             .events
             .into_iter()

@@ -330,7 +330,7 @@ impl SyncRunner {
                 Ok(listing) => listing
                     .items
                     .into_iter()
-                    .find(|d| d.id.as_str() == run.directory_id.as_str()),
+                    .find(|d| d.id == run.directory_id),
                 Err(e) => {
                     tracing::warn!(directory = %run.directory_id, error = %e, "could not list the broker's directories");
                     None
