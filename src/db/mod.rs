@@ -402,12 +402,24 @@ const SQLITE_WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 /// Runs `work` in a transaction of a write that may add to the change feed: on PostgreSQL its first
 /// statement says so ([`ordering::mark_feed_writer`]), which orders the feed across workspaces.
-///
-/// On SQLite it begins `IMMEDIATE`, taking the file's write lock at once (waiting up to `busy_timeout`
-/// for another process's): a transaction begun as a reader is refused without waiting at its first
-/// write when another process committed in between, which the command line writing beside a busy
-/// service would otherwise meet.
 fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    writing_transaction(conn, |conn| {
+        ordering::mark_feed_writer(conn)?;
+        work(conn)
+    })
+}
+
+/// Runs `work` in a transaction that writes. On SQLite it begins `IMMEDIATE`, taking the file's write
+/// lock at once (waiting up to `busy_timeout` for another process's): a transaction begun as a reader
+/// is refused without waiting at its first write when another process committed in between, which the
+/// command line writing beside a busy service would otherwise meet.
+fn writing_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>
@@ -417,10 +429,6 @@ where
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     use diesel::result::Error;
     type Manager = <DbConnection as Connection>::TransactionManager;
-    let work = |conn: &mut DbConnection| {
-        ordering::mark_feed_writer(conn)?;
-        work(conn)
-    };
     let DbConnection::Sqlite(sqlite) = &mut *conn else {
         return conn.transaction(work);
     };
@@ -817,7 +825,7 @@ impl Database {
         E: From<DbError> + From<diesel::result::Error>,
     {
         self.with_writer(Work::Intake, |conn| {
-            conn.transaction(|conn| {
+            writing_transaction(conn, |conn| {
                 if let DbConnection::Postgresql(c) = conn {
                     c.batch_execute(&format!(
                         "SELECT pg_advisory_xact_lock({}, hashtext(current_schema()))",

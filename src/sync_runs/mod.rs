@@ -327,10 +327,7 @@ impl SyncRunner {
         let listed = match known {
             Some(_) => None,
             None => match self.client.list_directories(None).await {
-                Ok(listing) => listing
-                    .items
-                    .into_iter()
-                    .find(|d| d.id == run.directory_id),
+                Ok(listing) => listing.items.into_iter().find(|d| d.id == run.directory_id),
                 Err(e) => {
                     tracing::warn!(directory = %run.directory_id, error = %e, "could not list the broker's directories");
                     None

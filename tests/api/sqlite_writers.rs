@@ -24,8 +24,26 @@ fn add_workspace(conn: &mut rollcall::db::DbConnection, id: &str) -> Result<(), 
     Ok(())
 }
 
+/// Which of the database's writes the reading writer uses.
+#[derive(Clone, Copy)]
+enum Via {
+    /// An admin's or the applier's (`Database::write`).
+    Write,
+    /// Intake's, which a SCIM write uses: it reads the directory's clock before it writes.
+    Deliveries,
+}
+
 #[test]
 fn a_write_that_reads_first_waits_for_the_other_writer_instead_of_failing() {
+    reads_first_then_writes(Via::Write);
+}
+
+#[test]
+fn a_delivery_write_that_reads_first_waits_for_the_other_writer_instead_of_failing() {
+    reads_first_then_writes(Via::Deliveries);
+}
+
+fn reads_first_then_writes(via: Via) {
     let database = TestDatabase::new(Backend::Sqlite);
     let (service, command_line) = (database.open(), database.open());
     let (read_done, wait_read) = mpsc::channel();
@@ -36,7 +54,7 @@ fn a_write_that_reads_first_waits_for_the_other_writer_instead_of_failing() {
         other_done.send(()).unwrap();
         written
     });
-    let written = command_line.write(|conn| {
+    let work = |conn: &mut rollcall::db::DbConnection| {
         // Read first, as a command checks what it is about to change.
         let before = workspace_count(conn)?;
         read_done.send(()).unwrap();
@@ -45,7 +63,11 @@ fn a_write_that_reads_first_waits_for_the_other_writer_instead_of_failing() {
         let _ = wait_other.recv_timeout(Duration::from_secs(1));
         add_workspace(conn, "ws_command_line")?;
         Ok::<_, DbError>(before)
-    });
+    };
+    let written = match via {
+        Via::Write => command_line.write(work),
+        Via::Deliveries => command_line.write_deliveries(work),
+    };
     assert_eq!(written.unwrap(), 0);
     other.join().unwrap().unwrap();
     let after = database.open().read(workspace_count).unwrap();
