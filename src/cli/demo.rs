@@ -291,36 +291,31 @@ async fn show_scim(api: &Api, service: &str, workspace: &str) -> anyhow::Result<
         let user: Value = answer.json().await?;
         members.push(json!({"value": user["id"]}));
     }
-    push(
+    let answer = push(
         "/Groups",
         json!({"displayName": "Mission Planning", "members": members}),
     )
     .await
     .context("pushing a group over SCIM")?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "pushing a group over SCIM: {}",
+        answer.status()
+    );
     let last = SCIM_USERS[SCIM_USERS.len() - 1].0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, found) = api
-            .call(
-                Method::GET,
-                format!("/workspaces/{workspace}/members?email={last}"),
-                None,
-            )
-            .await?;
-        if found["data"][0]["status"] == "active" {
-            return Ok(ScimShown {
-                directory,
-                token,
-                users: SCIM_USERS.len(),
-                took: started.elapsed(),
-            });
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{last} pushed over SCIM was not a member within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_for_member(
+        workspace,
+        last,
+        "pushed over SCIM was not a member",
+        |member| member["status"] == "active",
+    )
+    .await?;
+    Ok(ScimShown {
+        directory,
+        token,
+        users: SCIM_USERS.len(),
+        took: started.elapsed(),
+    })
 }
 
 /// A role assigned at the identity provider reaching a member.
@@ -380,28 +375,15 @@ async fn show_role_from_directory(
     broker
         .set_group_role(group, Some(DEMO_SLUG))
         .map_err(|why| anyhow::anyhow!("giving {group_name} a role slug at the broker: {why:?}"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, found) = api
-            .call(
-                Method::GET,
-                format!("/workspaces/{workspace}/members?email={email}"),
-                None,
-            )
-            .await?;
-        if found["data"][0]["role"] == "admin" {
-            return Ok(RoleFromDirectory {
-                group: group_name,
-                email,
-                took: started.elapsed(),
-            });
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{email} did not become admin within 60 s: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_for_member(workspace, &email, "did not become admin", |member| {
+        member["role"] == "admin"
+    })
+    .await?;
+    Ok(RoleFromDirectory {
+        group: group_name,
+        email,
+        took: started.elapsed(),
+    })
 }
 
 /// A deactivation at the broker reaching the product as a signed `member.deprovisioned`.
@@ -567,6 +549,30 @@ impl Api {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// Reads the workspace's member with `email` every 20 ms until `wanted` holds of it; fails after
+    /// 60 s, saying what it waited for.
+    async fn wait_for_member(
+        &self,
+        workspace: &str,
+        email: &str,
+        waited_for: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let path = format!("/workspaces/{workspace}/members?email={email}");
+            let (_, found) = self.call(Method::GET, path, None).await?;
+            if wanted(&found["data"][0]) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{email} {waited_for} within 60 s: {found}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
