@@ -149,24 +149,20 @@ fn keep(object: Map<String, Value>, paths: &[Steps], top: bool) -> Map<String, V
             continue;
         }
         let deeper: Vec<Steps> = here.iter().map(|p| p[1..].to_vec()).collect();
-        let value = match value {
+        // An object keeps what is asked of it, and is dropped when that is nothing; a simple value has
+        // no sub-attributes: asking for one of them shows it.
+        let kept_of = |value: Value| match value {
             Value::Object(inner) => Some(keep(inner, &deeper, false))
                 .filter(|m| !m.is_empty())
                 .map(Value::Object),
+            other => Some(other),
+        };
+        let value = match value {
             Value::Array(items) => {
-                let items: Vec<Value> = items
-                    .into_iter()
-                    .filter_map(|item| match item {
-                        Value::Object(inner) => Some(keep(inner, &deeper, false))
-                            .filter(|m| !m.is_empty())
-                            .map(Value::Object),
-                        // A simple value has no sub-attributes: asking for one of them shows it.
-                        other => Some(other),
-                    })
-                    .collect();
+                let items: Vec<Value> = items.into_iter().filter_map(kept_of).collect();
                 Some(items).filter(|i| !i.is_empty()).map(Value::Array)
             }
-            other => Some(other),
+            other => kept_of(other),
         };
         if let Some(value) = value {
             kept.insert(key, value);
