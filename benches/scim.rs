@@ -129,6 +129,16 @@ struct Phase {
     latencies: Vec<Duration>,
 }
 
+/// The ids of the resources a phase created, in order.
+fn ids_of(created: &[Value]) -> Arc<Vec<String>> {
+    Arc::new(
+        created
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
 fn main() {
     let users = env_or("BENCH_USERS", if measuring() { 10_000 } else { 200 });
     let groups = env_or("BENCH_GROUPS", if measuring() { 100 } else { 4 });
@@ -192,12 +202,7 @@ fn main() {
                 }
             };
             let (created, latencies) = run_clients(clients, users, send).await;
-            let user_ids: Arc<Vec<String>> = Arc::new(
-                created
-                    .iter()
-                    .map(|u| u["id"].as_str().unwrap().to_string())
-                    .collect(),
-            );
+            let user_ids = ids_of(&created);
             phases.push(Phase {
                 name: "POST /Users",
                 requests: users,
@@ -218,12 +223,7 @@ fn main() {
                 }
             };
             let (created, latencies) = run_clients(clients, groups, send).await;
-            let group_ids: Arc<Vec<String>> = Arc::new(
-                created
-                    .iter()
-                    .map(|g| g["id"].as_str().unwrap().to_string())
-                    .collect(),
-            );
+            let group_ids = ids_of(&created);
             phases.push(Phase {
                 name: "POST /Groups",
                 requests: groups,
